@@ -1,0 +1,309 @@
+"""Replay a scenario under one policy: starting layout, then every step, with the invariants
+checked after each; the result is a :class:`~anondiff.topology.Replay` of frozen snapshots.
+
+This module turns scenario names and byte ranges into kernel calls and names the VMA pieces; the
+kernel decisions themselves are in :mod:`anondiff.kernel` and the policy.
+"""
+from __future__ import annotations
+
+from .errors import ReplayError
+from .kernel import checks
+from .kernel.fork import dup_mmap
+from .kernel.mm import change_vmas, do_munmap, exit_mmap, write_fault
+from .kernel.objects import VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
+from .kernel.rmap import anon_vma_chain_link
+from .kernel.snapshot import freeze
+from .kernel.state import Kernel, KernelCrash
+from .policies import get as get_policy
+from .policies.base import Policy
+from .scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Munmap, Scenario,
+                       Snapshot, Step, Target, VmaSpec)
+from .topology import Finding, Replay, Topology
+
+#: "pages: all" on a VMA larger than this is refused rather than allocating per page
+MAX_FAULT_ALL = 1 << 20
+
+ADVICE_FLAGS = {
+    "dontfork": (VM_DONTCOPY, True),
+    "dofork": (VM_DONTCOPY, False),
+    "wipeonfork": (VM_WIPEONFORK, True),
+    "keeponfork": (VM_WIPEONFORK, False),
+}
+
+
+def replay(scenario: Scenario, policy: Policy | str) -> Replay:
+    if isinstance(policy, str):
+        policy = get_policy(policy)
+    return _Replayer(scenario, policy).run()
+
+
+def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
+    flags = set(spec.flags)
+    if spec.shared:
+        flags.add(VM_SHARED)
+    start = spec.start >> PAGE_SHIFT
+    # Anonymous mappings get vm_pgoff = addr >> PAGE_SHIFT; file mappings are modelled as mapped
+    # at the file offset equal to their address, which keeps pieces of one mapping linear.
+    return Vma(mm, start, spec.end >> PAGE_SHIFT, start, spec.prot, frozenset(flags), spec.file,
+               spec.name)
+
+
+class _Replayer:
+    def __init__(self, scenario: Scenario, policy: Policy) -> None:
+        self.sc = scenario
+        self.policy = policy
+        self.k = Kernel(policy)
+        self.snapshots: list[Topology] = []
+        self.findings: list[Finding] = []
+        self.active: dict[tuple[str, str, str], int] = {}
+        self.crashed = False
+        self.step_no = 0
+        self.line = 0
+
+    def error(self, message: str) -> ReplayError:
+        where = f"steps[{self.step_no - 1}]: " if self.step_no else ""
+        return ReplayError(self.sc.path, self.line or None, where + message)
+
+    # -- driver ------------------------------------------------------------------------------
+    def run(self) -> Replay:
+        self.layout()
+        self.record()
+        for i, step in enumerate(self.sc.steps, 1):
+            self.step_no, self.line = i, step.line
+            try:
+                self.do(step)
+            except KernelCrash as crash:
+                self.k.event("CRASH", "", str(crash))
+                self.crashed = True
+            self.record()
+            if self.crashed:
+                break
+        self.snapshots.append(self.freeze("final"))
+        return Replay(self.sc.name, self.policy.name, self.policy.cite, tuple(self.snapshots))
+
+    def freeze(self, label: str) -> Topology:
+        current = set(self.active)
+        findings = tuple(
+            f if (f.kind, f.where, f.detail) in current or not f.active
+            else Finding(f.kind, f.where, f.detail, f.step, f.line, False)
+            for f in self.findings)
+        return freeze(self.k, self.sc.name, label, self.step_no, findings, self.crashed)
+
+    def record(self) -> None:
+        """Turn kernel events and newly broken invariants into findings."""
+        for ev in self.k.events:
+            self.findings.append(Finding(ev.kind, ev.where, ev.detail, self.step_no, self.line, False))
+        self.k.events.clear()
+        now = checks.check(self.k)
+        seen = set()
+        for v in now:
+            seen.add(v)
+            if v not in self.active:
+                self.active[v] = len(self.findings)
+                self.findings.append(Finding(*v, self.step_no, self.line, True))
+        for v in list(self.active):
+            if v not in seen:
+                del self.active[v]
+
+    # -- starting layout ---------------------------------------------------------------------
+    def layout(self) -> None:
+        k = self.k
+        for p in self.sc.processes:
+            for v in p.vmas:
+                if v.anon_vma is not None:
+                    k.reserve(v.anon_vma)
+        for p in self.sc.processes:
+            mm = Mm(p.name)
+            k.mms[p.name] = mm
+            labelled = {}
+            for spec in p.vmas:
+                vma = _vma_from_spec(mm, spec)
+                mm.append(vma)
+                if not spec.faulted:
+                    continue
+                av = labelled.get(spec.anon_vma) if spec.anon_vma is not None else None
+                if av is None:
+                    # a new root, as __anon_vma_prepare() makes it (no neighbour reuse: an
+                    # unlabelled faulted VMA has an anon_vma of its own)
+                    av = k.anon_vma_alloc()
+                    k.name(av, spec.anon_vma)
+                    k.counters.child_linked(av)
+                    if spec.anon_vma is not None:
+                        labelled[spec.anon_vma] = av
+                vma.anon_vma = av
+                anon_vma_chain_link(k, vma, av)
+                k.counters.vma_attached(av)
+                offsets = range(vma.end - vma.start) if spec.pages is None else spec.pages
+                for off in offsets:
+                    mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
+
+    # -- steps -------------------------------------------------------------------------------
+    def do(self, step: Step) -> None:
+        if isinstance(step, Snapshot):
+            self.record()
+            self.snapshots.append(self.freeze(step.label))
+        elif isinstance(step, Fork):
+            self.fork(step)
+        elif isinstance(step, Exit):
+            exit_mmap(self.k, self.mm(step.process))
+            del self.k.mms[step.process]
+        elif isinstance(step, Fault):
+            self.fault(step)
+        elif isinstance(step, Mprotect):
+            mm, start, end = self.range(step.target, "mprotect", whole=True)
+            prot = frozenset(step.prot)
+            self.reshape(mm, step.names, lambda: change_vmas(
+                self.k, mm, start, end, lambda v: (prot, v.flags)))
+        elif isinstance(step, Madvise):
+            self.madvise(step)
+        elif isinstance(step, Munmap):
+            mm, start, end = self.range(step.target, "munmap", whole=False)
+            self.reshape(mm, step.names, lambda: do_munmap(self.k, mm, start, end))
+        elif isinstance(step, Mmap):
+            self.mmap(step)
+        else:  # pragma: no cover - the loader makes only the kinds above
+            raise self.error(f"unknown step {step!r}")
+
+    def mm(self, name: str) -> Mm:
+        try:
+            return self.k.mms[name]
+        except KeyError:
+            raise self.error(f"no process {name!r} at this point") from None
+
+    def vma(self, mm: Mm, name: str) -> Vma:
+        vma = mm.by_name(name)
+        if vma is None:
+            known = ", ".join(v.name for v in mm.vmas[:20]) or "none"
+            raise self.error(f"no VMA {name!r} in process {mm.name} at this point (it has: {known})")
+        return vma
+
+    def fork(self, step: Fork) -> None:
+        parent = self.mm(step.process)
+        if step.child in self.k.mms:
+            raise self.error(f"process {step.child!r} already exists")
+        copied = [v for v in parent.vmas if VM_DONTCOPY not in v.flags]
+        rename = {v.name: v.name for v in copied}
+        if step.names and isinstance(step.names[0], tuple):
+            for old, new in step.names:  # type: ignore[misc]
+                if old not in rename:
+                    raise self.error(f"names: {step.process} has no VMA {old!r} that fork copies")
+                rename[old] = new
+        elif step.names:
+            if len(step.names) != len(copied):
+                raise self.error(f"names: {len(step.names)} names for the {len(copied)} VMAs "
+                                 f"fork copies ({', '.join(v.name for v in copied)})")
+            rename = {v.name: str(n) for v, n in zip(copied, step.names)}
+        if len(set(rename.values())) != len(rename):
+            raise self.error("names: two child VMAs would get the same name")
+        child = Mm(step.child)
+        dup_mmap(self.k, parent, child, lambda v: rename[v.name])
+        self.k.mms[step.child] = child
+
+    def fault(self, step: Fault) -> None:
+        mm = self.mm(step.process)
+        if step.vma is None:
+            assert step.addr is not None
+            vma = mm.find(step.addr >> PAGE_SHIFT)
+            if vma is None:
+                raise self.error(f"no VMA of {mm.name} at {step.addr:#x}: the kernel would send SIGSEGV")
+            pages = [step.addr >> PAGE_SHIFT]
+        else:
+            vma = self.vma(mm, step.vma)
+            size = vma.end - vma.start
+            if step.pages == "all":
+                if size > MAX_FAULT_ALL:
+                    raise self.error(f"faulting all {size} pages of {mm.name}/{vma.name} is not "
+                                     "supported; list the page offsets to fault")
+                pages = list(range(vma.start, vma.end))
+            elif step.pages == "none":
+                pages = []
+            else:
+                bad = [o for o in step.pages if not 0 <= o < size]  # type: ignore[union-attr]
+                if bad:
+                    raise self.error(f"page offset {bad[0]} is outside {mm.name}/{vma.name} ({size} pages)")
+                pages = [vma.start + o for o in step.pages]  # type: ignore[union-attr]
+        if VM_SHARED in vma.flags:
+            return
+        if not pages:
+            from .kernel.rmap import anon_vma_prepare
+            anon_vma_prepare(self.k, vma, mm.prev(vma), mm.next(vma))
+        for p in pages:
+            write_fault(self.k, vma, p)
+
+    def range(self, target: Target, what: str, whole: bool) -> tuple[Mm, int, int]:
+        mm = self.mm(target.process)
+        if target.vma is not None:
+            vma = self.vma(mm, target.vma)
+            size = vma.end - vma.start
+            end = size if target.end is None else target.end
+            if not 0 <= target.first < end <= size:
+                raise self.error(f"{what}: pages [{target.first}, {end}) are not inside "
+                                 f"{mm.name}/{vma.name} ({size} pages)")
+            start, end = vma.start + target.first, vma.start + end
+        else:
+            assert target.end is not None
+            start, end = target.first >> PAGE_SHIFT, target.end >> PAGE_SHIFT
+        if whole:
+            at = start
+            for vma in mm.overlapping(start, end):
+                if vma.start > at:
+                    break
+                at = vma.end
+            if at < end:
+                raise self.error(f"{what}: {at << PAGE_SHIFT:#x} in the range is not mapped in "
+                                 f"{mm.name}: the kernel returns ENOMEM")
+        return mm, start, end
+
+    def madvise(self, step: Madvise) -> None:
+        mm, start, end = self.range(step.target, "madvise", whole=True)
+        flag, on = ADVICE_FLAGS[step.advice]
+        if flag == VM_WIPEONFORK and on:
+            for vma in mm.overlapping(start, end):
+                if vma.file is not None or VM_SHARED in vma.flags:
+                    raise self.error(f"madvise(MADV_WIPEONFORK) on {mm.name}/{vma.name}, a file or "
+                                     "shared mapping: the kernel returns EINVAL")
+
+        def change(v: Vma) -> tuple[frozenset[str], frozenset[str]]:
+            return v.prot, (v.flags | {flag}) if on else (v.flags - {flag})
+
+        self.reshape(mm, step.names, lambda: change_vmas(self.k, mm, start, end, change))
+
+    def mmap(self, step: Mmap) -> None:
+        mm = self.mm(step.process)
+        vma = _vma_from_spec(mm, step.vma)
+        hit = mm.overlapping(vma.start, vma.end)
+        if hit:
+            raise self.error(f"mmap: {step.vma.name} overlaps {mm.name}/{hit[0].name} "
+                             "(MAP_FIXED_NOREPLACE semantics: unmap it first)")
+        if mm.by_name(vma.name) is not None:
+            raise self.error(f"mmap: {mm.name} already has a VMA named {vma.name!r}")
+        mm.insert(vma)
+
+    def reshape(self, mm: Mm, names: tuple[str, ...], op) -> None:  # type: ignore[no-untyped-def]
+        """Run an operation that may split VMAs, then name the pieces: of the VMAs now sharing a
+        name, the lowest keeps it and the others take ``names`` in address order, then
+        ``<name>.<n>``."""
+        op()
+        queue = list(names)
+        seen: dict[str, Vma] = {}
+        dups: list[Vma] = []
+        for vma in mm.vmas:
+            if vma.name in seen:
+                dups.append(vma)
+            else:
+                seen[vma.name] = vma
+        for vma in dups:
+            if queue:
+                new = queue.pop(0)
+                if new in seen:
+                    raise self.error(f"names: {mm.name} already has a VMA named {new!r}")
+            else:
+                n = 1
+                while f"{vma.name}.{n}" in seen:
+                    n += 1
+                new = f"{vma.name}.{n}"
+            vma.name = new
+            seen[new] = vma
+        if queue:
+            raise self.error(f"names: {len(names)} names given but the step made "
+                             f"{len(names) - len(queue)} new VMAs")

@@ -1,0 +1,83 @@
+"""dup_mmap(): the fork loop of each era (spec section 1.11), calling the policy's anon_vma_fork."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Vma
+from .rmap import anon_vma_prepare, ref
+from .state import Kernel
+
+#: What ``tmp->vm_prev`` / ``tmp->vm_next`` hold when anon_vma_fork() runs.
+PARENT = "parent"   # vm_area_dup() byte copy: still the parent's neighbours (up to v5.5)
+CHILD = "child"     # Konstantin Khlebnikov's v1 / v2 2/2: the child's previous VMA, no next
+NONE = "none"       # v5.6 vm_area_dup() clears them; v6.1 maple tree has none
+
+#: What happens to a VM_WIPEONFORK VMA.
+ABSENT = "absent"   # before v4.14 the flag does not exist: copied like any VMA
+PREPARE = "prepare" # v4.14..v5.5: tmp->anon_vma = NULL; anon_vma_prepare(tmp) at fork time
+EMPTY = "empty"     # v5.6+ ("mm: don't prepare anon_vma if vma has VM_WIPEONFORK"): NULL, no prepare
+
+
+@dataclass(frozen=True)
+class DupMmap:
+    vm_prev: str
+    wipeonfork: str
+
+
+@dataclass
+class ForkContext:
+    """What anon_vma_fork() (or the patch versions of it) can see of the surroundings."""
+
+    prev: Vma | None            # dup_mmap's local 'prev': the last child VMA copied so far
+    vm_prev: Vma | None         # tmp->vm_prev at that moment (see DupMmap.vm_prev)
+    vm_next: Vma | None
+    pvma_prev: Vma | None       # the parent's vm_prev (DONTCOPY VMAs included)
+    scratch: dict = field(default_factory=dict)   # per-fork state a policy may keep
+
+
+def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: Callable[[Vma], str]) -> None:
+    era: DupMmap = k.policy.dup_mmap
+    pvmas = parent.vmas
+    prev: Vma | None = None
+    scratch: dict = {}
+    for i, mpnt in enumerate(pvmas):
+        if VM_DONTCOPY in mpnt.flags:
+            continue
+        tmp = mpnt.dup()
+        tmp.mm = child
+        tmp.name = rename(mpnt)
+        pvma_prev = pvmas[i - 1] if i else None
+        if era.vm_prev == PARENT:
+            vm_prev, vm_next = pvma_prev, (pvmas[i + 1] if i + 1 < len(pvmas) else None)
+        elif era.vm_prev == CHILD:
+            vm_prev, vm_next = prev, None
+        else:
+            vm_prev = vm_next = None
+        wipe = VM_WIPEONFORK in mpnt.flags
+        if wipe and era.wipeonfork == ABSENT:
+            k.event("NOTE", ref(tmp), "VM_WIPEONFORK does not exist in this era; copied normally")
+            wipe = False
+        # A crash inside anon_vma_fork leaves the half-built child out of every listing.
+        if wipe:
+            tmp.anon_vma = None
+            if era.wipeonfork == PREPARE:
+                anon_vma_prepare(k, tmp, vm_prev, vm_next)
+        else:
+            ctx = ForkContext(prev, vm_prev, vm_next, pvma_prev, scratch)
+            k.policy.anon_vma_fork(k, tmp, mpnt, ctx)
+        child.append(tmp)
+        if not wipe:
+            copy_page_range(parent, child, mpnt)
+        prev = tmp
+
+
+def copy_page_range(parent: Mm, child: Mm, vma: Vma) -> None:
+    """Share the anonymous pages: the child maps the same pages, mapping unchanged."""
+    if vma.anon_vma is None and not vma.chain:
+        return
+    pptes, cptes = parent.ptes, child.ptes
+    for p in parent.pages_in(vma.start, vma.end):
+        page = pptes[p]
+        page.mapcount += 1
+        cptes[p] = page

@@ -1,0 +1,111 @@
+"""VMA operations around the anon_vma code: split, munmap, mprotect/madvise, mmap, exit and
+write faults.  Addresses are page numbers here.  Naming the pieces is the engine's business."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .objects import VM_SHARED, Mm, Vma
+from .rmap import anon_vma_prepare, rekey, unlink_anon_vmas
+from .state import Kernel
+
+
+def split_vma(k: Kernel, vma: Vma, addr: int, new_below: bool) -> Vma:
+    """__split_vma(): the new VMA is a byte copy of the old one (anon_vma included) covering
+    [start, addr) when ``new_below``, else [addr, end); anon_vma_clone() copies the chain, then
+    the old VMA's chains are re-keyed in the interval trees."""
+    from ..policies.base import VmaOp
+
+    mm = vma.mm
+    new = vma.dup()
+    if new_below:
+        new.end = addr
+    else:
+        new.start = addr
+        new.pgoff = vma.pgoff + (addr - vma.start)
+    k.policy.anon_vma_clone(k, new, vma, VmaOp.SPLIT)
+    i = mm.index(vma)
+    if new_below:
+        vma.pgoff += addr - vma.start
+        vma.start = addr
+        mm.starts[i] = addr
+    else:
+        vma.end = addr
+    rekey(k, vma)
+    mm.insert(new)
+    return new
+
+
+def isolate(k: Kernel, mm: Mm, start: int, end: int) -> list[Vma]:
+    """Split the VMAs at ``start`` and ``end`` (as mprotect_fixup, madvise and munmap do) and
+    return the VMAs now exactly covering the mapped part of [start, end).
+
+    The VMA object that keeps the range is the original one, as in the kernel: at ``start`` the
+    new VMA is the part below (new_below = 1), at ``end`` the part above.
+    """
+    vmas = mm.overlapping(start, end)
+    if not vmas:
+        return []
+    first = vmas[0]
+    if first.start < start:
+        split_vma(k, first, start, new_below=True)
+    last = vmas[-1]
+    if last.end > end:
+        split_vma(k, last, end, new_below=False)
+    return mm.overlapping(start, end)
+
+
+def zap_pages(mm: Mm, start: int, end: int) -> None:
+    """zap_page_range: drop the ptes, and a page when its last mapping goes."""
+    for p in mm.pages_in(start, end):
+        page = mm.ptes.pop(p)
+        page.mapcount -= 1
+
+
+def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
+    victims = isolate(k, mm, start, end)
+    zap_pages(mm, start, end)
+    for vma in victims:               # free_pgtables(): ascending
+        unlink_anon_vmas(k, vma)
+    for vma in victims:
+        mm.remove(vma)
+
+
+def exit_mmap(k: Kernel, mm: Mm) -> None:
+    zap_pages(mm, 0, 1 << 64)
+    for vma in mm.vmas:
+        unlink_anon_vmas(k, vma)
+    mm.vmas.clear()
+    mm.starts.clear()
+
+
+def change_vmas(k: Kernel, mm: Mm, start: int, end: int,
+                change: Callable[[Vma], tuple[frozenset[str], frozenset[str]]]) -> None:
+    """mprotect_fixup / madvise_update_vma over a range: ``change(vma)`` returns the new
+    (prot, flags).  A VMA whose protection and flags do not change is left alone (not split)."""
+    for vma in mm.overlapping(start, end):
+        prot, flags = change(vma)
+        if prot == vma.prot and flags == vma.flags:
+            continue
+        if vma.start < start:
+            split_vma(k, vma, start, new_below=True)
+        if vma.end > end:
+            split_vma(k, vma, end, new_below=False)
+        vma.prot, vma.flags = prot, flags
+
+
+def write_fault(k: Kernel, vma: Vma, page_no: int) -> None:
+    """A write to one page of a private VMA: do_anonymous_page (or the COW of a file page),
+    wp_page_copy for a page others map too, or the reuse path with folio_move_anon_rmap."""
+    if VM_SHARED in vma.flags:
+        return                          # page cache, never anon
+    mm = vma.mm
+    anon_vma_prepare(k, vma, mm.prev(vma), mm.next(vma))
+    index = vma.pgoff + (page_no - vma.start)
+    page = mm.ptes.get(page_no)
+    if page is not None and page.mapcount == 1:
+        page.mapping = vma.anon_vma     # folio_move_anon_rmap()
+        return
+    if page is not None:
+        page.mapcount -= 1              # COW: the copy is the new page
+    assert vma.anon_vma is not None
+    mm.ptes[page_no] = k.new_page(vma.anon_vma, index)

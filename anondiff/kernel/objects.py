@@ -1,0 +1,169 @@
+"""The kernel objects, mutable and compared by identity like kernel pointers."""
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import deque
+from typing import Iterator
+
+#: Flags that matter for anon_vma decisions.  "shared" is VM_SHARED.
+VM_DONTCOPY = "dontcopy"
+VM_WIPEONFORK = "wipeonfork"
+VM_SHARED = "shared"
+
+
+class AnonVma:
+    """``struct anon_vma``.
+
+    ``degree`` exists from v3.19 (commit 7a3ef208e662) to v6.0-rc3; ``num_children`` and
+    ``num_active_vmas`` from v6.0-rc4 (commit 2555283eb40d); which ones a policy maintains is its
+    counter model's business.  ``tree`` stands for the interval tree ``rb_root``: an insertion
+    ordered set of chains, sorted by (pgoff, insertion) when looked at.
+    """
+
+    __slots__ = ("root", "parent", "refcount", "degree", "num_children", "num_active_vmas",
+                 "tree", "freed", "name", "seq")
+
+    def __init__(self) -> None:
+        self.root: AnonVma = self
+        self.parent: AnonVma | None = self
+        self.refcount = 1
+        self.degree = 0
+        self.num_children = 0
+        self.num_active_vmas = 0
+        self.tree: dict[AnonVmaChain, None] = {}
+        self.freed = False
+        self.name: str | None = None      # given when first linked
+        self.seq = 0                      # naming order
+
+    def __repr__(self) -> str:
+        return f"<anon_vma {self.name or hex(id(self))}>"
+
+
+class AnonVmaChain:
+    """``struct anon_vma_chain``: on ``vma.chain`` (same_vma) and in ``anon_vma.tree``."""
+
+    __slots__ = ("vma", "anon_vma", "seq")
+
+    def __init__(self, vma: Vma, anon_vma: AnonVma, seq: int) -> None:
+        self.vma = vma
+        self.anon_vma = anon_vma
+        self.seq = seq                    # interval-tree insertion order, renewed on re-key
+
+
+class Page:
+    """An anonymous page (folio): ``mapping`` is the anon_vma, ``index`` the linear index."""
+
+    __slots__ = ("mapping", "index", "mapcount", "name")
+
+    def __init__(self, mapping: AnonVma, index: int, name: str) -> None:
+        self.mapping = mapping
+        self.index = index
+        self.mapcount = 1
+        self.name = name
+
+
+class Vma:
+    """``struct vm_area_struct``; addresses in pages (address >> PAGE_SHIFT)."""
+
+    __slots__ = ("mm", "start", "end", "pgoff", "prot", "flags", "file", "anon_vma", "chain",
+                 "name")
+
+    def __init__(self, mm: Mm, start: int, end: int, pgoff: int, prot: frozenset[str],
+                 flags: frozenset[str], file: str | None, name: str) -> None:
+        self.mm = mm
+        self.start = start
+        self.end = end
+        self.pgoff = pgoff
+        self.prot = prot
+        self.flags = flags
+        self.file = file
+        self.anon_vma: AnonVma | None = None
+        #: the same_vma list, head at the left
+        self.chain: deque[AnonVmaChain] = deque()
+        self.name = name
+
+    def dup(self) -> Vma:
+        """vm_area_dup(): a byte copy, anon_vma included, with an empty chain."""
+        new = Vma(self.mm, self.start, self.end, self.pgoff, self.prot, self.flags, self.file,
+                  self.name)
+        new.anon_vma = self.anon_vma
+        return new
+
+    @property
+    def shared(self) -> bool:
+        return VM_SHARED in self.flags
+
+    def __repr__(self) -> str:
+        return f"<vma {self.mm.name}/{self.name} [{self.start:#x},{self.end:#x})>"
+
+
+class Mm:
+    """``struct mm_struct``: VMAs in ascending address order and the page table."""
+
+    __slots__ = ("name", "vmas", "starts", "ptes")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.vmas: list[Vma] = []
+        self.starts: list[int] = []
+        self.ptes: dict[int, Page] = {}    # page number -> page
+
+    def __iter__(self) -> Iterator[Vma]:
+        return iter(self.vmas)
+
+    def insert(self, vma: Vma) -> None:
+        i = bisect_left(self.starts, vma.start)
+        self.vmas.insert(i, vma)
+        self.starts.insert(i, vma.start)
+
+    def append(self, vma: Vma) -> None:
+        """Insert a VMA known to be above every other (dup_mmap builds the child in order)."""
+        self.vmas.append(vma)
+        self.starts.append(vma.start)
+
+    def remove(self, vma: Vma) -> None:
+        i = self.index(vma)
+        del self.vmas[i]
+        del self.starts[i]
+
+    def index(self, vma: Vma) -> int:
+        i = bisect_left(self.starts, vma.start)
+        assert self.vmas[i] is vma
+        return i
+
+    def prev(self, vma: Vma) -> Vma | None:
+        i = self.index(vma)
+        return self.vmas[i - 1] if i > 0 else None
+
+    def next(self, vma: Vma) -> Vma | None:
+        i = self.index(vma)
+        return self.vmas[i + 1] if i + 1 < len(self.vmas) else None
+
+    def find(self, page: int) -> Vma | None:
+        """find_vma_intersection for one page."""
+        i = bisect_right(self.starts, page) - 1
+        if i >= 0 and self.vmas[i].end > page:
+            return self.vmas[i]
+        return None
+
+    def overlapping(self, start: int, end: int) -> list[Vma]:
+        i = max(bisect_right(self.starts, start) - 1, 0)
+        out = []
+        for vma in self.vmas[i:]:
+            if vma.start >= end:
+                break
+            if vma.end > start:
+                out.append(vma)
+        return out
+
+    def by_name(self, name: str) -> Vma | None:
+        for vma in self.vmas:
+            if vma.name == name:
+                return vma
+        return None
+
+    def pages_in(self, start: int, end: int) -> list[int]:
+        """Page numbers with a pte in [start, end), ascending."""
+        if end - start <= len(self.ptes):
+            return [p for p in range(start, end) if p in self.ptes]
+        return sorted(p for p in self.ptes if start <= p < end)

@@ -1,0 +1,155 @@
+"""The rmap primitives every policy shares (mm/rmap.c, and the anon_vma parts of mm/mmap.c,
+later mm/vma.c).  Policies override only the decisions that differ: anon_vma_clone and
+anon_vma_fork."""
+from __future__ import annotations
+
+from .objects import VM_SHARED, AnonVma, AnonVmaChain, Vma
+from .state import Kernel
+
+#: Flags compared by anon_vma_compatible(); VM_READ|VM_WRITE|VM_EXEC (our "prot") and the
+#: "ignore for merge" bits (VM_SOFTDIRTY; VM_IGNORE_MERGE in 2026) are left out by the kernel.
+
+
+def ref(vma: Vma) -> str:
+    return f"{vma.mm.name}/{vma.name}"
+
+
+def avname(av: AnonVma | None) -> str:
+    return "NULL" if av is None else (av.name or "(unnamed)")
+
+
+def interval_tree_insert(k: Kernel, avc: AnonVmaChain) -> None:
+    av = avc.anon_vma
+    if av.freed:
+        k.event("UAF", ref(avc.vma), f"anon_vma_interval_tree_insert into freed {avname(av)}")
+    avc.seq = k.avc_seq()
+    av.tree[avc] = None
+    if av.name is None:
+        k.name(av)
+
+
+def anon_vma_chain_assign(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
+    """Put a new chain at the head of vma's same_vma list (not yet in the tree)."""
+    avc = AnonVmaChain(vma, av, 0)
+    vma.chain.appendleft(avc)
+    return avc
+
+
+def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
+    """anon_vma_chain_link(): head of vma.chain, and into av's interval tree."""
+    avc = anon_vma_chain_assign(k, vma, av)
+    interval_tree_insert(k, avc)
+    return avc
+
+
+def rekey(k: Kernel, vma: Vma) -> None:
+    """anon_vma_interval_tree_pre_update_vma() + post_update: the VMA's range changed."""
+    for avc in vma.chain:
+        tree = avc.anon_vma.tree
+        if avc in tree:
+            del tree[avc]
+            avc.seq = k.avc_seq()
+            tree[avc] = None
+
+
+def anon_vma_compatible(a: Vma, b: Vma) -> bool:
+    """anon_vma_compatible(a, b), a below b."""
+    return (a.end == b.start
+            and a.file == b.file
+            and a.flags == b.flags
+            and b.pgoff == a.pgoff + (b.start - a.start))
+
+
+def reusable_anon_vma(old: Vma, a: Vma, b: Vma) -> AnonVma | None:
+    """reusable_anon_vma(): only a root that never went through a fork (singular chain)."""
+    if anon_vma_compatible(a, b) and old.anon_vma is not None and len(old.chain) == 1:
+        return old.anon_vma
+    return None
+
+
+def find_mergeable_anon_vma(vma: Vma, prev: Vma | None, next: Vma | None) -> AnonVma | None:
+    """find_mergeable_anon_vma(): try the next VMA, then the previous one.
+
+    ``prev``/``next`` are whatever the kernel of the era sees at that moment: the mm neighbours
+    at a fault, but at fork time (WIPEONFORK before v5.6) the byte-copied ``vm_prev``/``vm_next``
+    that still point into the parent.
+    """
+    if next is not None:
+        av = reusable_anon_vma(next, vma, next)
+        if av is not None:
+            return av
+    if prev is not None:
+        return reusable_anon_vma(prev, prev, vma)
+    return None
+
+
+def anon_vma_prepare(k: Kernel, vma: Vma, prev: Vma | None, next: Vma | None) -> None:
+    """__anon_vma_prepare(): first anonymous fault in a VMA with no anon_vma."""
+    if vma.anon_vma is not None:
+        return
+    av = find_mergeable_anon_vma(vma, prev, next)
+    if av is None:
+        av = k.anon_vma_alloc()
+        k.counters.child_linked(av)        # self-parent link for a new root
+    vma.anon_vma = av
+    anon_vma_chain_link(k, vma, av)
+    k.counters.vma_attached(av)
+
+
+def new_child_anon_vma(k: Kernel, vma: Vma, pvma_av: AnonVma) -> AnonVma:
+    """The allocation tail of anon_vma_fork(): a new anon_vma whose parent is the parent VMA's,
+    holding a reference on the root, linked at the head of vma's chain."""
+    av = k.anon_vma_alloc()
+    av.root = pvma_av.root
+    if k.counters.has_parent:
+        av.parent = pvma_av
+    av.root.refcount += 1                   # get_anon_vma(anon_vma->root)
+    k.counters.vma_attached(av)
+    vma.anon_vma = av
+    anon_vma_chain_link(k, vma, av)
+    if av.parent is not None:
+        k.counters.child_linked(av.parent)
+    return av
+
+
+def put_anon_vma(k: Kernel, av: AnonVma) -> None:
+    """put_anon_vma() / __put_anon_vma(): a non-root drops its reference on the root."""
+    if av.freed:
+        k.event("UAF", avname(av), "put_anon_vma on a freed anon_vma")
+        return
+    av.refcount -= 1
+    if av.refcount:
+        return
+    root = av.root
+    k.free(av)
+    if root is not av:
+        put_anon_vma(k, root)
+
+
+def unlink_anon_vmas(k: Kernel, vma: Vma) -> None:
+    """unlink_anon_vmas(): drop every chain of the VMA; put the anon_vmas whose tree emptied."""
+    if k.policy.unlink_returns_if_unfaulted and vma.anon_vma is None:
+        # 2026: return at once, warning if the chain is not empty.
+        if vma.chain:
+            k.event("VM_WARN_ON_ONCE", ref(vma), "unlink_anon_vmas: no anon_vma but a chain")
+        return
+    counters = k.counters
+    emptied: list[AnonVma] = []
+    for avc in vma.chain:                   # head to tail
+        av = avc.anon_vma
+        if av.freed:
+            k.event("UAF", ref(vma), f"unlink_anon_vmas: chain links freed {avname(av)}")
+        av.tree.pop(avc, None)
+        if not av.tree:
+            if av.parent is not None:
+                counters.child_unlinked(av.parent)
+            emptied.append(av)
+    vma.chain.clear()
+    if vma.anon_vma is not None:
+        if vma.anon_vma.freed:
+            k.event("UAF", ref(vma), f"unlink_anon_vmas: vma->anon_vma {avname(vma.anon_vma)} is freed")
+        counters.vma_detached(vma.anon_vma)
+    for av in emptied:                      # phase 2
+        for what in counters.warnings_at_free(av):
+            k.event("VM_WARN_ON", avname(av), what)
+        put_anon_vma(k, av)

@@ -1,0 +1,83 @@
+"""The simulated machine: every mm, every anon_vma ever named, the pages, and the kernel's own
+warnings as they happen."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .objects import AnonVma, Mm, Page
+
+if TYPE_CHECKING:
+    from ..policies.base import Policy
+
+
+class KernelCrash(Exception):
+    """The real code of this version would oops here (e.g. a NULL pointer dereference)."""
+
+
+@dataclass
+class Event:
+    kind: str       # "VM_WARN_ON", "VM_BUG_ON", "UAF", "CRASH", "NOTE"
+    where: str
+    detail: str
+
+
+class Kernel:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.counters = policy.counters
+        self.mms: dict[str, Mm] = {}
+        #: every anon_vma that was ever linked, in naming (= allocation) order
+        self.anon_vmas: list[AnonVma] = []
+        self.live: set[AnonVma] = set()
+        self._taken: set[str] = set()
+        self._next_name = 1
+        self._avc_seq = 0
+        self._pages = 0
+        self.events: list[Event] = []
+        #: anon_vmas allocated and freed without ever being linked (2026 fork preallocation)
+        self.transient_anon_vmas = 0
+
+    # -- anon_vmas ---------------------------------------------------------------------------
+    def anon_vma_alloc(self) -> AnonVma:
+        """anon_vma_alloc(): refcount 1, root and parent itself; named when first linked."""
+        av = AnonVma()
+        if not self.counters.has_parent:
+            av.parent = None
+        return av
+
+    def reserve(self, label: str) -> None:
+        self._taken.add(label)
+
+    def name(self, av: AnonVma, label: str | None = None) -> None:
+        if label is None:
+            while f"AV{self._next_name}" in self._taken:
+                self._next_name += 1
+            label = f"AV{self._next_name}"
+            self._next_name += 1
+        self._taken.add(label)
+        av.name = label
+        av.seq = len(self.anon_vmas)
+        self.anon_vmas.append(av)
+        self.live.add(av)
+
+    def avc_seq(self) -> int:
+        self._avc_seq += 1
+        return self._avc_seq
+
+    def free(self, av: AnonVma) -> None:
+        """anon_vma_free()."""
+        if av.refcount:
+            self.event("VM_BUG_ON", av.name or "?", f"atomic_read(&anon_vma->refcount) ({av.refcount}) at free")
+        av.freed = True
+        self.live.discard(av)
+
+    # -- pages -------------------------------------------------------------------------------
+    def new_page(self, mapping: AnonVma, index: int) -> Page:
+        page = Page(mapping, index, f"pg{self._pages}")
+        self._pages += 1
+        return page
+
+    # -- reporting ---------------------------------------------------------------------------
+    def event(self, kind: str, where: str, detail: str) -> None:
+        self.events.append(Event(kind, where, detail))

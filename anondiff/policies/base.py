@@ -1,0 +1,84 @@
+"""What a policy is: the decisions one kernel (or patch) version makes, and nothing else.
+
+The shared machinery (linking, prepare, unlink, split, the fork loop) lives in
+:mod:`anondiff.kernel`; a policy says which counters its era keeps, how its dup_mmap presents
+``vm_prev`` and VM_WIPEONFORK, which merge rule it uses, and how anon_vma_clone() and
+anon_vma_fork() choose.
+"""
+from __future__ import annotations
+
+import enum
+from typing import ClassVar
+
+from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
+from ..kernel.fork import DupMmap, ForkContext
+from ..kernel.objects import AnonVma, Vma
+from ..kernel.rmap import anon_vma_chain_link, new_child_anon_vma
+from ..kernel.state import Kernel
+
+__all__ = ["Policy", "ChainCopyPolicy", "VmaOp", "DegreeCounters", "NoCounters", "SplitCounters"]
+
+
+class VmaOp(enum.Enum):
+    """Why anon_vma_clone() is called (the 2026 tree's ``enum vma_operation``)."""
+
+    SPLIT = "split"
+    MERGE_UNFAULTED = "merge"
+    REMAP = "remap"
+    FORK = "fork"
+
+
+#: is_mergeable_anon_vma() variants (spec section 1.5)
+MERGE_OLD = "old"                # commit 965f55dea0e3 ("mmap: avoid merging cloned VMAs")
+MERGE_THREE_CASE = "three-case"  # 2025 fix, in 6.18.y and the 2026 tree
+
+
+class Policy:
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    versions: ClassVar[str]
+    cite: ClassVar[str]
+    rule: ClassVar[str]
+    counters: ClassVar[NoCounters]
+    dup_mmap: ClassVar[DupMmap]
+    merge_rule: ClassVar[str] = MERGE_OLD
+    #: 2026: unlink_anon_vmas() returns at once for a VMA without anon_vma
+    unlink_returns_if_unfaulted: ClassVar[bool] = False
+
+    def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
+                       ctx: ForkContext | None = None) -> None:
+        raise NotImplementedError
+
+    def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
+        raise NotImplementedError
+
+
+class ChainCopyPolicy(Policy):
+    """anon_vma_clone()/anon_vma_fork() as in every release from v2.6.34 to the 6.x series.
+
+    anon_vma_clone() walks the source chain from the tail (root first), links each anon_vma at the
+    head of dst's chain, so dst's chain comes out in the source's order, and on the way may pick
+    the first (= oldest) entry :meth:`reusable` accepts as ``dst->anon_vma``.
+    """
+
+    def reusable(self, av: AnonVma, src: Vma) -> bool:
+        return False
+
+    def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
+                       ctx: ForkContext | None = None) -> None:
+        for pavc in reversed(src.chain):
+            av = pavc.anon_vma
+            anon_vma_chain_link(k, dst, av)
+            if dst.anon_vma is None and self.reusable(av, src):
+                dst.anon_vma = av
+        if dst.anon_vma is not None:
+            k.counters.vma_attached(dst.anon_vma)
+
+    def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
+        if pvma.anon_vma is None:
+            return
+        vma.anon_vma = None          # drop the pointer the byte copy inherited
+        self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
+        if vma.anon_vma is not None:  # reused an ancestor
+            return
+        new_child_anon_vma(k, vma, pvma.anon_vma)

@@ -1,0 +1,78 @@
+"""``clone-rework-2026``: Lorenzo Stoakes, "[PATCH v3 0/9] mm: clean up anon_vma
+implementation" (2026-01-18), as read in the linux-mm tree (mm/rmap.c @ 0014dde7e945,
+mm/vma.c @ 009857a22860; reportedly v7.0, unverified).
+
+anon_vma_clone() gains ``enum vma_operation``.  It first allocates one chain per entry of the
+source chain walking it **head to tail** and pushing each at the head of dst's chain, so dst's
+chain is the *reverse* of src's; then it walks dst's chain tail to head inserting into the
+interval trees and, at fork only, reuses the first anon_vma with no active VMA and fewer than
+two children (maybe_reuse_anon_vma).  Every clone reverses, splits included, so the reuse scan
+order after two generations is neither nearest nor oldest first (spec Observation O-1).
+anon_vma_fork() preallocates its anon_vma and frees it unused when a reuse happened.
+unlink_anon_vmas() returns at once for a VMA without anon_vma.
+"""
+from __future__ import annotations
+
+from ..kernel.fork import ForkContext
+from ..kernel.objects import AnonVma, Vma
+from ..kernel.rmap import anon_vma_chain_assign, interval_tree_insert, new_child_anon_vma, ref
+from ..kernel.state import Kernel
+from .base import VmaOp
+from .split_counters import SplitCountersPolicy
+
+
+class CloneRework2026(SplitCountersPolicy):
+    name = "clone-rework-2026"
+    aliases = ("v7.0",)
+    versions = "2026 mm tree (reportedly v7.0)"
+    cite = 'Lorenzo Stoakes, "[PATCH v3 0/9] mm: clean up anon_vma implementation" (2026)'
+    rule = "same predicate as split-counters, but each clone reverses the chain: the first eligible entry of the parent's chain, head first, is reused"
+    unlink_returns_if_unfaulted = True
+
+    def check_anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp) -> None:
+        """The VM_WARN_ON_ONCE()s of check_anon_vma_clone() that the model can see."""
+        warn = []
+        if src.anon_vma is None and (src.chain or dst.anon_vma is not None):
+            warn.append("src without anon_vma has a chain or dst has an anon_vma")
+        if dst.chain:
+            warn.append("dst chain not empty on entry")
+        if dst.anon_vma is not None and dst.anon_vma is not src.anon_vma:
+            warn.append("dst->anon_vma neither NULL nor src's")
+        if op is not VmaOp.FORK and src.anon_vma is not None and dst.anon_vma is None:
+            warn.append("dst->anon_vma not set for a non-fork clone")
+        if op is VmaOp.MERGE_UNFAULTED and len(src.chain) != 1:
+            warn.append("merge of an unfaulted VMA from a non-singular chain")
+        for w in warn:
+            k.event("VM_WARN_ON_ONCE", ref(dst), f"check_anon_vma_clone: {w}")
+
+    def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
+                       ctx: ForkContext | None = None) -> None:
+        self.check_anon_vma_clone(k, dst, src, op)
+        if src.anon_vma is None:
+            return
+        for pavc in src.chain:                        # head to tail, each pushed at the head
+            anon_vma_chain_assign(k, dst, pavc.anon_vma)
+        for avc in reversed(dst.chain):               # tail to head
+            interval_tree_insert(k, avc)
+            if op is VmaOp.FORK:
+                self.maybe_reuse_anon_vma(k, dst, avc.anon_vma)
+        if op is not VmaOp.FORK and dst.anon_vma is not None:
+            k.counters.vma_attached(dst.anon_vma)
+
+    def maybe_reuse_anon_vma(self, k: Kernel, dst: Vma, av: AnonVma) -> None:
+        if dst.anon_vma is not None:
+            return
+        if av.num_active_vmas > 0 or av.num_children > 1:
+            return
+        dst.anon_vma = av
+        k.counters.vma_attached(av)
+
+    def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
+        if pvma.anon_vma is None:
+            return
+        vma.anon_vma = None
+        self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
+        if vma.anon_vma is not None:
+            k.transient_anon_vmas += 1                # the preallocated anon_vma, freed unused
+            return
+        new_child_anon_vma(k, vma, pvma.anon_vma)

@@ -1,0 +1,38 @@
+"""``mirror-parent``: no kernel; what Wei Yang wished for in the seed thread (Jan 10 2020,
+<20200110053442.GA27846@richard>): "make child has the same topology as parent".
+
+Child VMAs share anon_vmas exactly where their parent VMAs share theirs: the first child VMA of
+each parent sharing group gets one new anon_vma (child of the parent's, chain ``[new] +
+parent's chain``, no reuse of old anon_vmas); every later VMA of the group shares it, with a copy
+of that first VMA's chain, so it is properly linked (unlike ``v1``).  Counters and everything
+else as ``split-counters``.  Nothing bounds the depth, as before v3.19.
+"""
+from __future__ import annotations
+
+from ..kernel.fork import ForkContext
+from ..kernel.objects import AnonVma, Vma
+from ..kernel.state import Kernel
+from .base import VmaOp
+from .split_counters import SplitCountersPolicy
+
+
+class MirrorParent(SplitCountersPolicy):
+    name = "mirror-parent"
+    aliases = ()
+    versions = "none (hypothetical)"
+    cite = 'Wei Yang\'s wish, <20200110053442.GA27846@richard>'
+    rule = "one new anon_vma per parent sharing group, shared by the whole group, chains copied from its first VMA"
+
+    def reusable(self, av: AnonVma, src: Vma) -> bool:
+        return False
+
+    def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
+        if pvma.anon_vma is None:
+            return
+        first: Vma | None = ctx.scratch.get(pvma.anon_vma)
+        if first is not None:
+            vma.anon_vma = first.anon_vma
+            self.anon_vma_clone(k, vma, first, VmaOp.FORK, ctx)
+            return
+        super().anon_vma_fork(k, vma, pvma, ctx)
+        ctx.scratch[pvma.anon_vma] = vma

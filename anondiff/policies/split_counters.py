@@ -1,0 +1,33 @@
+"""``split-counters``: commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to
+double-reuse") (Jann Horn, v6.0-rc4; CVE-2022-42703; backported to stable from 4.9 up), up to
+the last release before the 2026 anon_vma rework: what the running 6.18.y kernel does.
+
+``degree`` is split into ``num_children`` (live children + the root's self link) and
+``num_active_vmas``; anon_vma_clone() at fork reuses the oldest entry of the parent's chain with
+no VMA and fewer than two children.  The parent VMA's own anon_vma is never eligible: its VMA
+counts as active.
+
+dup_mmap is the maple-tree one (v6.1+; ``__mt_dup`` from v6.8): nothing prev-related reaches
+anon_vma_fork(), and a VM_WIPEONFORK VMA stays without anon_vma (since v5.6, Li Xinhai's "mm:
+don't prepare anon_vma if vma has VM_WIPEONFORK").  Merges use the three-case
+is_mergeable_anon_vma() that the live 6.18.44 kernel was seen to follow (spec section 1.5).
+"""
+from __future__ import annotations
+
+from ..kernel.fork import EMPTY, NONE, DupMmap
+from ..kernel.objects import AnonVma, Vma
+from .base import MERGE_THREE_CASE, ChainCopyPolicy, SplitCounters
+
+
+class SplitCountersPolicy(ChainCopyPolicy):
+    name = "split-counters"
+    aliases = ("v6.18",)
+    versions = "v6.0-rc4 .. the last release before the 2026 rework (the running 6.18.y); 4.9+ stable backports"
+    cite = 'commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to double-reuse")'
+    rule = "reuse the oldest entry with num_active_vmas == 0 && num_children < 2, else a new child"
+    counters = SplitCounters()
+    dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
+    merge_rule = MERGE_THREE_CASE
+
+    def reusable(self, av: AnonVma, src: Vma) -> bool:
+        return src.anon_vma is not None and av.num_children < 2 and av.num_active_vmas == 0

@@ -1,0 +1,45 @@
+"""``wei-4e4a9eb92133``: commit 4e4a9eb92133 ("mm/rmap.c: reuse mergeable anon_vma as parent
+when fork") as shipped in v5.5 (and v5.6-rc1/rc2, until Li Xinhai's revert).
+
+Wei Yang's v4 (Message-ID <20191011072256.16275-2-richardw.yang@linux.intel.com>) adds a
+prologue to anon_vma_clone()::
+
+    if (!dst->anon_vma && src->anon_vma && pprev && pprev->anon_vma == src->anon_vma)
+            dst->anon_vma = prev->anon_vma;      /* prev = dst->vm_prev, pprev = src->vm_prev */
+
+and its 1/2, "mm/rmap.c: don't reuse anon_vma if we just want a copy", the ``src->anon_vma``
+test in the reuse loop.  But dup_mmap() calls anon_vma_fork() before it sets ``tmp->vm_prev``:
+the byte copy still points at the *parent's* previous VMA, so ``prev == pprev`` and the child
+takes the parent VMA's own anon_vma whenever the parent's previous VMA (DONTCOPY or not) shares
+it.  The tree stays valid (that anon_vma is in the copied chain), just not what was meant
+(Konstantin Khlebnikov, <157839239609.694.10268055713935919822.stgit@buzz>).
+"""
+from __future__ import annotations
+
+from ..kernel.fork import ForkContext
+from ..kernel.objects import Vma
+from ..kernel.state import Kernel
+from .base import VmaOp
+from .degree import Degree
+
+
+class Wei4e4a9eb92133(Degree):
+    name = "wei-4e4a9eb92133"
+    aliases = ("v5.5",)
+    versions = "v5.5-rc1 .. v5.5 (+ v5.6-rc1/rc2, until the revert)"
+    cite = 'commit 4e4a9eb92133 ("mm/rmap.c: reuse mergeable anon_vma as parent when fork")'
+    rule = "if the parent's vm_prev shares the parent VMA's anon_vma A, the child uses A itself; else degree"
+    src_guard = True
+
+    def child_prev(self, k: Kernel, ctx: ForkContext) -> Vma | None:
+        """``dst->vm_prev`` as anon_vma_clone() reads it: the byte-copied parent neighbour."""
+        return ctx.vm_prev
+
+    def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
+                       ctx: ForkContext | None = None) -> None:
+        # At split, copy and merge dst->anon_vma is already set: only fork reaches this.
+        if ctx is not None and dst.anon_vma is None and src.anon_vma is not None:
+            pprev = ctx.pvma_prev
+            if pprev is not None and pprev.anon_vma is src.anon_vma:
+                dst.anon_vma = self.child_prev(k, ctx).anon_vma
+        super().anon_vma_clone(k, dst, src, op, ctx)

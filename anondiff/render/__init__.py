@@ -1,0 +1,41 @@
+"""Renderers: each a pure function of frozen snapshots (never of live engine objects).
+
+Every format module exposes::
+
+    render_run(replays: Sequence[Replay], opts: RenderOptions) -> str
+    render_compare(cmp: Comparison, opts: RenderOptions) -> str
+
+Modules are imported lazily so that ``anondiff run`` pays only for the format it prints.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from ..errors import RenderError
+
+FORMATS = {
+    "table": "table",
+    "json": "json_",
+    "ascii": "ascii",
+    "list": "listing",
+    "dot": "dot",
+}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    width: int = 72          # ascii/list: columns
+    unicode: bool = False    # ascii: box-drawing characters
+    chains: bool = False     # dot: dotted edge for every chain link
+    snapshots: bool = True   # show labelled snapshots, not only the final state
+
+
+def formatter(name: str) -> ModuleType:
+    try:
+        module = FORMATS[name]
+    except KeyError:
+        raise RenderError(
+            f"unknown format: {name!r} (must be one of {sorted(FORMATS)})") from None
+    return importlib.import_module(f"{__name__}.{module}")

@@ -1,0 +1,344 @@
+"""``--format ascii``: box charts in the style of the seed thread (spec section 13).
+
+Per process, VMAs are boxes on the lower row in address order; the anon_vmas they use are small
+boxes above, and each VMA hangs off a horizontal arrow pointing left into its anon_vma::
+
+      +-----+
+      | AV0 |<---+--------+--------+
+      +-----+    |        |        |
+                 |        |        |
+           +-----+  +-----+  +-----+
+           |SRC1 |  |SRC2 |  |SRC3 |
+           +-----+  +-----+  +-----+
+
+Layout decisions:
+
+* Columns are the union of VMA start addresses over every process drawn together (both policies
+  in a comparison), so a forked child's VMA sits under its parent's and a VMA missing from one
+  process (``dontcopy``) leaves its column empty.  Each column is as wide as its widest content.
+* VMAs using one anon_vma hang off one arrow; a VMA without an anon_vma has no arrow (an arrow
+  may pass over it).  When the same anon_vma is used again after a VMA using another one, it gets
+  a second box in the row: one arrow line per row keeps the chart readable in a mail.
+* Too wide for ``opts.width``: first runs of columns that are identical in every process are
+  elided (``SRC2..SRC9``), then the columns are wrapped into parts; each part repeats the process
+  label and its own anon_vma row.  A note line says which happened.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, replace
+
+from ..diff import Comparison
+from ..topology import ProcessView, Replay, Topology, VmaView
+from . import RenderOptions
+from .listing import (ELIDE_MIN, ELISION_NOTE, anon_vma_lines, check_width, compare_heading,
+                      diff_lines, differing_refs, finding_kinds, finding_lines, join_blocks,
+                      policy_heading, render_run as _render_headed, runs, snapshot_heading, wrap)
+
+MARGIN = 2      # indent of a chart
+GAP = 2         # blank columns before a box
+ARROW = 4       # "<", at least two "-", the "+" the first VMA hangs off
+MIN_INNER = 5   # narrowest VMA box interior
+
+# '+' in unicode mode, by which neighbours it connects to: (up, down, left, right)
+_JOINTS = {
+    (False, True, False, True): "┌", (False, True, True, False): "┐",
+    (True, False, False, True): "└", (True, False, True, False): "┘",
+    (True, True, False, True): "├", (True, True, True, False): "┤",
+    (False, True, True, True): "┬", (True, False, True, True): "┴",
+    (True, True, True, True): "┼", (False, False, True, True): "─",
+    (True, True, False, False): "│",
+}
+_UNICODE = {"-": "─", "|": "│", "<": "◀"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One VMA, or an elided run of identical VMAs, of one process in one column."""
+
+    name: str                 # "SRC1", or "SRC2..SRC9" for an elided run
+    anon_vma: str | None      # text of its anon_vma box: "AV1" or "AV1 (freed!)"
+    bang: bool                # named in a finding
+    marked: bool              # differs under the other policy
+    key: Hashable             # what must be equal for cells to be elided together
+
+    @property
+    def label(self) -> str:
+        return self.name + ("!" if self.bang else "")
+
+
+Row = tuple["Cell | None", ...]     # one process: a cell (or nothing) per column
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:max(limit - 1, 1)] + "~"
+
+
+def vma_limit(width: int) -> int:
+    """Longest VMA label (with its "!") whose box fits in one part."""
+    return width - MARGIN - GAP - 3
+
+
+def av_limit(width: int) -> int:
+    return width - MARGIN - GAP - 4 - ARROW
+
+
+# -- from a topology to rows of cells -----------------------------------------------------------
+
+def _cell(topo: Topology, proc: ProcessView, vma: VmaView, differs: frozenset[str],
+          width: int) -> Cell:
+    av = vma.anon_vma
+    if av is not None and any(a.name == av and a.freed for a in topo.anon_vmas):
+        av += " (freed!)"
+    av = None if av is None else clip(av, av_limit(width))
+    bang = bool(finding_kinds(topo, proc, vma))
+    marked = proc.ref(vma) in differs
+    name = clip(vma.name, vma_limit(width) - bang)
+    return Cell(name, av, bang, marked, (vma.anon_vma, vma.chain, bang, marked))
+
+
+def columns(topos: Sequence[Topology]) -> tuple[int, ...]:
+    return tuple(sorted({v.start for t in topos for p in t.processes for v in p.vmas}))
+
+
+def rows_of(topo: Topology, cols: Sequence[int], differs: frozenset[str],
+            width: int) -> tuple[Row, ...]:
+    index = {start: i for i, start in enumerate(cols)}
+    out = []
+    for proc in topo.processes:
+        row: list[Cell | None] = [None] * len(cols)
+        for vma in proc.vmas:
+            row[index[vma.start]] = _cell(topo, proc, vma, differs, width)
+        out.append(tuple(row))
+    return tuple(out)
+
+
+def elide(charts: Sequence[tuple[Row, ...]], width: int) -> list[tuple[Row, ...]]:
+    """Collapse each run of columns that is identical in every row of every chart into one."""
+    every = [row for rows in charts for row in rows]
+    ncols = len(every[0]) if every else 0
+
+    def key(i: int) -> Hashable:
+        return tuple(_key(row[i]) for row in every)
+
+    spans: list[tuple[int, int]] = []
+    for a, b in runs(range(ncols), key):
+        spans += [(a, b)] if b - a + 1 >= ELIDE_MIN else [(i, i) for i in range(a, b + 1)]
+    return [tuple(tuple(_merge(row, a, b, width) for a, b in spans) for row in rows)
+            for rows in charts]
+
+
+def _key(cell: Cell | None) -> Hashable:
+    return None if cell is None else cell.key
+
+
+def _merge(row: Row, first: int, last: int, width: int) -> Cell | None:
+    cell, end = row[first], row[last]
+    if cell is None or end is None or first == last:
+        return cell
+    name = clip(f"{cell.name}..{end.name}", vma_limit(width) - cell.bang)
+    return replace(cell, name=name)
+
+
+# -- geometry ---------------------------------------------------------------------------------
+
+def segments(row: Row, band: range) -> list[tuple[str, list[int]]]:
+    """(anon_vma box text, columns hanging off its arrow), left to right, within one band."""
+    hung = [(i, text) for i in band if (text := _av_text(row[i])) is not None]
+    groups = runs(hung, lambda item: item[1])
+    return [(hung[a][1], [i for i, _ in hung[a:b + 1]]) for a, b in groups]
+
+
+def _av_text(cell: Cell | None) -> str | None:
+    return None if cell is None else cell.anon_vma
+
+
+def geometry(rows: Sequence[Row], band: range) -> tuple[dict[int, int], dict[int, int]]:
+    """Box width and column width for each column of the band (shared by every row)."""
+    box = {i: 0 for i in band}
+    col = {i: 0 for i in band}
+    for row in rows:
+        for i in band:
+            cell = row[i]
+            if cell is not None:
+                box[i] = max(box[i], max(len(cell.label), MIN_INNER) + 3)
+        for text, hung in segments(row, band):
+            col[hung[0]] = max(col[hung[0]], GAP + len(text) + 4 + ARROW)
+    return box, {i: max(col[i], GAP + box[i]) for i in band}
+
+
+def _band_width(rows: Sequence[Row], band: range) -> int:
+    return MARGIN + sum(geometry(rows, band)[1].values())
+
+
+def bands(rows: Sequence[Row], ncols: int, width: int) -> list[range]:
+    """Split the columns greedily into parts that fit ``width``."""
+    out: list[range] = []
+    start = 0
+    while start < ncols:
+        end = start + 1
+        while end < ncols and _band_width(rows, range(start, end + 1)) <= width:
+            end += 1
+        out.append(range(start, end))
+        start = end
+    return out
+
+
+# -- drawing ----------------------------------------------------------------------------------
+
+class Canvas:
+    """A grid of characters; line art is remembered so that unicode mode converts only it."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.grid = [[" "] * width for _ in range(height)]
+        self.art: set[tuple[int, int]] = set()
+
+    def put(self, y: int, x: int, ch: str, art: bool = True) -> None:
+        self.grid[y][x] = ch
+        (self.art.add if art else self.art.discard)((y, x))
+
+    def text(self, y: int, x: int, text: str) -> None:
+        for i, ch in enumerate(text):
+            self.put(y, x + i, ch, art=False)
+
+    def hline(self, y: int, x0: int, x1: int, ch: str = "-") -> None:
+        for x in range(x0, x1 + 1):
+            self.put(y, x, ch)
+
+    def box(self, y: int, x: int, width: int, label: str) -> None:
+        for row in (y, y + 2):
+            self.hline(row, x + 1, x + width - 2)
+            self.put(row, x, "+")
+            self.put(row, x + width - 1, "+")
+        self.put(y + 1, x, "|")
+        self.put(y + 1, x + width - 1, "|")
+        self.text(y + 1, x + 1, label)
+
+    def _links(self, y: int, x: int, chars: str) -> bool:
+        inside = 0 <= y < len(self.grid) and 0 <= x < len(self.grid[y])
+        return inside and (y, x) in self.art and self.grid[y][x] in chars
+
+    def _unicode(self, y: int, x: int) -> str:
+        ch = self.grid[y][x]
+        if (y, x) not in self.art:
+            return ch
+        if ch != "+":
+            return _UNICODE.get(ch, ch)
+        where = (self._links(y - 1, x, "|+"), self._links(y + 1, x, "|+"),
+                 self._links(y, x - 1, "-+"), self._links(y, x + 1, "-+"))
+        return _JOINTS.get(where, "+")
+
+    def lines(self, unicode: bool = False) -> list[str]:
+        out = []
+        for y, row in enumerate(self.grid):
+            chars = [self._unicode(y, x) for x in range(len(row))] if unicode else row
+            out.append("".join(chars).rstrip())
+        return out
+
+
+def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool) -> list[str]:
+    """The chart of one process in one part: anon_vma row, arrows, VMA boxes, markers."""
+    box, col = geometry(rows, band)
+    left = {}
+    x = MARGIN
+    for i in band:
+        left[i] = x
+        x += col[i]
+    marked = any(cell is not None and cell.marked for cell in (row[i] for i in band))
+    canvas = Canvas(x, 8 if marked else 7)
+    for text, hung in segments(row, band):
+        start = left[hung[0]] + GAP
+        canvas.box(0, start, len(text) + 4, f" {text} ")
+        joints = [left[i] + col[i] - 1 for i in hung]
+        canvas.put(1, start + len(text) + 4, "<")
+        canvas.hline(1, start + len(text) + 5, joints[-1])
+        for j in joints:
+            canvas.put(1, j, "+")
+            canvas.hline(2, j, j, "|")
+            canvas.hline(3, j, j, "|")
+    for i in band:
+        cell = row[i]
+        if cell is None:
+            continue
+        bx = left[i] + col[i] - box[i]
+        canvas.box(4, bx, box[i], cell.label)
+        if cell.marked:
+            canvas.text(7, bx, "^" * box[i])
+    return canvas.lines(unicode)
+
+
+# -- charts -----------------------------------------------------------------------------------
+
+def layout(topos: Sequence[Topology], differs: frozenset[str],
+           width: int) -> tuple[list[tuple[Row, ...]], list[range], list[str]]:
+    """Rows for each topology, the parts, and the note lines saying what was done to fit."""
+    cols = columns(topos)
+    charts = [rows_of(t, cols, differs, width) for t in topos]
+    every = [row for rows in charts for row in rows]
+    parts = bands(every, len(cols), width)
+    notes: list[str] = []
+    if len(parts) > 1:
+        charts = elide(charts, width)
+        every = [row for rows in charts for row in rows]
+        ncols = len(every[0]) if every else 0
+        if ncols < len(cols):
+            notes += wrap(ELISION_NOTE + f" (elided to fit {width} columns)", width)
+        parts = bands(every, ncols, width)
+    if len(parts) > 1:
+        notes += wrap(f"note: too wide for {width} columns, drawn in {len(parts)} parts, "
+                      "each with its own anon_vma row", width)
+    return charts, parts, notes
+
+
+def chart_lines(topo: Topology, rows: tuple[Row, ...], every: Sequence[Row],
+                parts: Sequence[range], notes: list[str], opts: RenderOptions) -> list[str]:
+    """Processes (parent first, in creation order), notes, legend, anon_vmas, findings."""
+    lines: list[str] = []
+    for n, band in enumerate(parts, 1):
+        part = f" (part {n}/{len(parts)})" if len(parts) > 1 else ""
+        for proc, row in zip(topo.processes, rows, strict=True):
+            if not any(row[i] is not None for i in band):
+                lines += [f"Process {proc.name}:{part} no VMAs here", ""]
+            else:
+                lines += [f"Process {proc.name}:{part}", ""]
+                lines += draw(row, band, every, opts.unicode) + [""]
+    if not topo.processes:
+        lines += ["(no processes)", ""]
+    for section in (notes + _legend(rows), anon_vma_lines(topo, opts.width),
+                    finding_lines(topo, opts.width)):
+        lines += section + [""] if section else []
+    return lines[:-1]
+
+
+def _legend(rows: Sequence[Row]) -> list[str]:
+    cells = [c for row in rows for c in row if c is not None]
+    out = []
+    if any(c.bang for c in cells):
+        out.append("NAME! = VMA named in a finding below")
+    if any(c.marked for c in cells):
+        out.append("^^^^ = VMA differs under the other policy")
+    return out
+
+
+def _single(topo: Topology, opts: RenderOptions) -> list[str]:
+    charts, parts, notes = layout([topo], frozenset(), opts.width)
+    return chart_lines(topo, charts[0], list(charts[0]), parts, notes, opts)
+
+
+def render_run(replays: Sequence[Replay], opts: RenderOptions) -> str:
+    return _render_headed(replays, opts, lambda topo, width: _single(topo, opts))
+
+
+def render_compare(cmp: Comparison, opts: RenderOptions) -> str:
+    check_width(opts)
+    blocks = [compare_heading(cmp, opts.width)]
+    for snap in cmp.snapshots if opts.snapshots else cmp.snapshots[-1:]:
+        differs = differing_refs(snap)
+        charts, parts, notes = layout([snap.a, snap.b], differs, opts.width)
+        every = [row for rows in charts for row in rows]
+        blocks.append(snapshot_heading(snap.a, opts.width))
+        for replay, topo, rows in ((cmp.a, snap.a, charts[0]), (cmp.b, snap.b, charts[1])):
+            blocks.append(policy_heading(replay, opts.width) + [""]
+                          + chart_lines(topo, rows, every, parts, notes, opts))
+        blocks.append(diff_lines(cmp, snap, opts.width))
+    return join_blocks(blocks)

@@ -1,0 +1,284 @@
+"""``--format list``: one line per VMA, the way reviewers wrote topologies in the seed thread.
+
+::
+
+    Process C:
+      DST1 - AV1 (child of AV0)
+      DST2..DST4 - AV0 (root)
+
+A VMA's chain (its same_vma list, head first) is printed only when it is not simply the
+anon_vma's lineage ``[own, parent, ..., root]``; a run of three or more consecutive VMAs with the
+same anon_vma, chain and findings is written ``FIRST..LAST`` (and a note line says so).
+
+The small text helpers here (anon_vma descriptions, findings, headings, wrapping) are shared by
+``ascii.py`` so that the two plain-text formats describe the same snapshot in the same words.
+"""
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
+
+from ..diff import Comparison, SnapshotDiff
+from ..errors import RenderError
+from ..topology import AnonVmaView, Finding, ProcessView, Replay, Topology, VmaView
+from . import RenderOptions
+
+T = TypeVar("T")
+
+#: Finding kinds that are kernel events (reported once) rather than invariants that can heal.
+KERNEL_EVENTS = ("VM_WARN_ON", "VM_BUG_ON", "WARN_ON_ONCE", "CRASH")
+#: Narrowest chart either plain-text format can lay out.
+MIN_WIDTH = 30
+ELIDE_MIN = 3      # shortest run written FIRST..LAST
+ELISION_NOTE = ("note: FIRST..LAST stands for consecutive VMAs with the same anon_vma, "
+                "chain and findings")
+
+
+# -- shared text helpers ----------------------------------------------------------------------
+
+def check_width(opts: RenderOptions) -> None:
+    if opts.width < MIN_WIDTH:
+        raise RenderError(f"width {opts.width} is too small (at least {MIN_WIDTH} columns)")
+
+
+def wrap(text: str, width: int, indent: str = "", more: str = "    ") -> list[str]:
+    """Wrap one logical line; continuation lines get ``indent + more``."""
+    return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + more,
+                         break_long_words=True, break_on_hyphens=False) or [indent.rstrip()]
+
+
+def runs(items: Sequence[T], key: Callable[[T], Hashable]) -> list[tuple[int, int]]:
+    """Maximal runs ``[first, last]`` (inclusive indices) of consecutive items with equal keys."""
+    out: list[tuple[int, int]] = []
+    for i, item in enumerate(items):
+        if out and key(items[out[-1][1]]) == key(item):
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out
+
+
+def policy_heading(replay: Replay, width: int) -> list[str]:
+    return wrap(f"== {replay.policy}: {replay.policy_cite}", width, more="   ")
+
+
+def snapshot_heading(topo: Topology, width: int) -> list[str]:
+    state = f"after step {topo.step}" + (", crashed" if topo.crashed else "")
+    return wrap(f"-- {topo.scenario}: {topo.label} ({state})", width, more="   ")
+
+
+def is_root(av: AnonVmaView) -> bool:
+    return av.root == av.name
+
+
+def has_parent(av: AnonVmaView) -> bool:
+    return av.parent is not None and av.parent != av.name
+
+
+def describe_av(topo: Topology, name: str) -> str:
+    """``AV1 (child of AV0)``, ``AV0 (root)``, ``AV2 (freed!, child of AV1, root AV0)``."""
+    try:
+        av = topo.anon_vma(name)
+    except KeyError:
+        return f"{name} (unknown!)"
+    notes = ["freed!"] if av.freed else []
+    if is_root(av):
+        notes.append("root")
+    elif has_parent(av):
+        notes.append(f"child of {av.parent}")
+        if av.parent != av.root:
+            notes.append(f"root {av.root}")
+    else:                       # before v3.19 there is no anon_vma->parent
+        notes.append(f"root {av.root}")
+    return f"{name} ({', '.join(notes)})"
+
+
+def lineage(topo: Topology, name: str) -> tuple[str, ...]:
+    """``(name, parent, grandparent, ..., root)``; without parents, ``(name, root)``."""
+    out = [name]
+    names = {a.name for a in topo.anon_vmas}
+    while out[-1] in names and len(out) <= len(names):
+        av = topo.anon_vma(out[-1])
+        up = av.parent if has_parent(av) else (None if is_root(av) else av.root)
+        if up is None or up in out:
+            break
+        out.append(up)
+    return tuple(out)
+
+
+def referenced(topo: Topology) -> set[str]:
+    """anon_vma names some VMA or page still points to."""
+    names: set[str] = set()
+    for proc in topo.processes:
+        for vma in proc.vmas:
+            names.update(vma.chain)
+            names.update(p.mapping for p in vma.pages if p.mapping)
+            if vma.anon_vma:
+                names.add(vma.anon_vma)
+    return names
+
+
+def shown_anon_vmas(topo: Topology) -> list[AnonVmaView]:
+    """Live anon_vmas plus freed ones still referenced (a use-after-free), allocation order."""
+    refs = referenced(topo)
+    return [a for a in topo.anon_vmas if not a.freed or a.name in refs]
+
+
+def anon_vma_lines(topo: Topology, width: int) -> list[str]:
+    """``AV1 -> AV0 (parent), root AV0`` per anon_vma shown."""
+    lines = ["anon_vmas:"]
+    for av in shown_anon_vmas(topo):
+        name = av.name + (" (freed!)" if av.freed else "")
+        if is_root(av):
+            text = f"{name} (root)"
+        elif has_parent(av):
+            text = f"{name} -> {av.parent} (parent), root {av.root}"
+        else:
+            text = f"{name}, root {av.root}"
+        lines += wrap(text, width, "  ")
+    return lines if len(lines) > 1 else ["anon_vmas: none"]
+
+
+def marks_vma(finding: Finding) -> bool:
+    return finding.active or finding.kind in KERNEL_EVENTS
+
+
+def finding_kinds(topo: Topology, proc: ProcessView, vma: VmaView) -> tuple[str, ...]:
+    """Kinds of the findings naming this VMA (``"C/SRC2"`` or ``"C/SRC1+SRC2"``), sorted."""
+    prefix = f"{proc.name}/"
+    kinds = {f.kind for f in topo.findings if marks_vma(f) and f.where.startswith(prefix)
+             and vma.name in f.where[len(prefix):].split("+")}
+    return tuple(sorted(kinds))
+
+
+def finding_lines(topo: Topology, width: int) -> list[str]:
+    if not topo.findings:
+        return []
+    lines = ["findings:"]
+    for f in topo.findings:
+        where = f"step {f.step}, line {f.line}" if f.step else "starting layout"
+        healed = "" if marks_vma(f) else ", no longer true"
+        lines += wrap(f"{f.kind} {f.where}: {f.detail} ({where}{healed})", width, "  ")
+    return lines
+
+
+# -- the list format --------------------------------------------------------------------------
+
+def _vma_text(topo: Topology, vma: VmaView) -> str:
+    if vma.anon_vma is None:
+        text = "no anon_vma"
+        expected: tuple[str, ...] = ()
+    else:
+        text = describe_av(topo, vma.anon_vma)
+        expected = lineage(topo, vma.anon_vma)
+    if vma.chain != expected:
+        text += f", chain [{', '.join(vma.chain)}]"
+    return text
+
+
+def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
+                   width: int) -> tuple[list[str], bool]:
+    """Lines for one process; the flag says whether a run was elided."""
+    lines = [f"Process {proc.name}:"]
+    if not proc.vmas:
+        return lines + ["  (no VMAs)"], False
+
+    def key(v: VmaView) -> Hashable:
+        return (_vma_text(topo, v), finding_kinds(topo, proc, v), proc.ref(v) in differs)
+
+    elided = False
+    for first, last in runs(proc.vmas, key):
+        if last - first + 1 >= ELIDE_MIN:
+            entries = [(f"{proc.vmas[first].name}..{proc.vmas[last].name}", proc.vmas[first])]
+            elided = True
+        else:
+            entries = [(v.name, v) for v in proc.vmas[first:last + 1]]
+        for name, vma in entries:
+            kinds = finding_kinds(topo, proc, vma)
+            text = f"{name} - {_vma_text(topo, vma)}" + (f"  ! {','.join(kinds)}" if kinds else "")
+            lead = "* " if proc.ref(vma) in differs else "  "
+            lines += wrap(lead + text, width, "", "      ")
+    return lines, elided
+
+
+def snapshot_lines(topo: Topology, width: int, differs: frozenset[str] = frozenset()) -> list[str]:
+    """The list for one snapshot, without headings."""
+    lines: list[str] = []
+    elided = False
+    for proc in topo.processes:
+        more, was_elided = _process_lines(topo, proc, differs, width)
+        lines += more
+        elided |= was_elided
+    if not topo.processes:
+        lines.append("(no processes)")
+    if elided:
+        lines += wrap(ELISION_NOTE, width)
+    if differs:
+        lines.append("* = differs under the other policy")
+    for section in (anon_vma_lines(topo, width), finding_lines(topo, width)):
+        lines += [""] + section if section else []
+    return lines
+
+
+def _chosen(items: Sequence[T], opts: RenderOptions) -> Sequence[T]:
+    return items if opts.snapshots else items[-1:]
+
+
+def render_run(replays: Sequence[Replay], opts: RenderOptions,
+               body: Callable[[Topology, int], list[str]] | None = None) -> str:
+    """Headings per policy and snapshot around ``body`` (default: the list of one snapshot)."""
+    check_width(opts)
+    draw = body or (lambda topo, width: snapshot_lines(topo, width))
+    blocks: list[list[str]] = []
+    for replay in replays:
+        blocks.append(policy_heading(replay, opts.width))
+        for topo in _chosen(replay.snapshots, opts):
+            blocks.append(snapshot_heading(topo, opts.width) + [""] + draw(topo, opts.width))
+    return join_blocks(blocks)
+
+
+def join_blocks(blocks: Sequence[list[str]]) -> str:
+    return "\n\n".join("\n".join(b) for b in blocks if b) + "\n"
+
+
+def diff_lines(cmp: Comparison, snap: SnapshotDiff, width: int) -> list[str]:
+    """What differs in one snapshot, in words: VMAs, totals, findings."""
+    a, b = cmp.a.policy, cmp.b.policy
+    if snap.same:
+        return [f"no differences between {a} and {b} in this snapshot"]
+    lines: list[str] = []
+    if snap.vmas:
+        lines += wrap(f"VMAs that differ ({a} vs {b}):", width)
+        lines += [ln for d in snap.vmas for ln in wrap(f"{d.ref} {d.field}: {d.a} vs {d.b}",
+                                                       width, "  ")]
+    if snap.totals:
+        lines += wrap(f"totals that differ ({a} vs {b}):", width)
+        lines += [ln for t in snap.totals for ln in wrap(f"{t.what}: {t.a} vs {t.b}", width, "  ")]
+    for policy, only in ((a, snap.findings_only_a), (b, snap.findings_only_b)):
+        if only:
+            lines += wrap(f"findings only under {policy}:", width)
+            lines += [ln for f in only for ln in wrap(f, width, "  ")]
+    return lines
+
+
+def differing_refs(snap: SnapshotDiff) -> frozenset[str]:
+    return frozenset(d.ref for d in snap.vmas)
+
+
+def compare_heading(cmp: Comparison, width: int) -> list[str]:
+    return wrap(f"== compare {cmp.a.scenario}: {cmp.a.policy} vs {cmp.b.policy}", width,
+                more="   ")
+
+
+def render_compare(cmp: Comparison, opts: RenderOptions) -> str:
+    check_width(opts)
+    blocks = [compare_heading(cmp, opts.width)]
+    for snap in _chosen(cmp.snapshots, opts):
+        differs = differing_refs(snap)
+        blocks.append(snapshot_heading(snap.a, opts.width))
+        for replay, topo in ((cmp.a, snap.a), (cmp.b, snap.b)):
+            blocks.append(policy_heading(replay, opts.width) + [""]
+                          + snapshot_lines(topo, opts.width, differs))
+        blocks.append(diff_lines(cmp, snap, opts.width))
+    return join_blocks(blocks)

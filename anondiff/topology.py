@@ -1,0 +1,127 @@
+"""The frozen snapshot every renderer and the differ work from.
+
+Engine objects are mutable and compared by identity, like kernel pointers.  A :class:`Topology` is
+taken from them at one point of a replay and never changes; it holds names, not objects.
+
+Naming (stable, documented in README):
+* anon_vmas declared in the scenario keep their label (``AV0``); every other anon_vma is named
+  ``AV<n>`` with n = 1, 2, ... in the order it was first linked into a chain (allocation order;
+  the 2026 fork preallocation that is freed unused is never named), skipping labels in use;
+* VMAs keep the names the scenario gives them (see README for splits and forks);
+* anonymous pages are named ``pg<n>`` in allocation order, from 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageView:
+    name: str                 # "pg3"
+    addr: int                 # virtual address (bytes) in this VMA
+    index: int                # page->index (linear page index)
+    mapping: str | None       # anon_vma name the page's mapping points to
+    in_chain: bool            # rmap can find it from this VMA (mapping is in the VMA's chain)
+    mapping_freed: bool       # its anon_vma has been freed
+
+
+@dataclass(frozen=True)
+class VmaView:
+    name: str
+    start: int                # bytes
+    end: int                  # bytes, exclusive
+    pgoff: int
+    prot: tuple[str, ...]     # subset of ("read", "write", "exec"), in that order
+    flags: tuple[str, ...]    # subset of ("dontcopy", "wipeonfork", "shared", "file"), sorted
+    anon_vma: str | None
+    chain: tuple[str, ...]    # same_vma list, head first
+    pages: tuple[PageView, ...]
+
+
+@dataclass(frozen=True)
+class ProcessView:
+    name: str
+    vmas: tuple[VmaView, ...]   # ascending address
+
+    def ref(self, vma: VmaView) -> str:
+        return f"{self.name}/{vma.name}"
+
+
+@dataclass(frozen=True)
+class AnonVmaView:
+    name: str
+    root: str
+    parent: str | None                  # None before v3.19 (no anon_vma->parent)
+    refcount: int
+    counters: tuple[tuple[str, int], ...]   # (("degree", 5),) or (("num_children", 1), ("num_active_vmas", 4)); () pre-3.19
+    freed: bool
+    users: tuple[str, ...]              # "PROC/VMA" whose vma->anon_vma is this one
+    tree: tuple[str, ...]               # "PROC/VMA" linked into its interval tree, rb order
+
+    def counter(self, key: str) -> int | None:
+        for k, v in self.counters:
+            if k == key:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """An invariant violation or a kernel warning/crash, with the step where it first appeared.
+
+    kind: "I1".."I7" (spec section 9; "I6-UAF", "I7-UAF" for freed anon_vmas), or a kernel check:
+    "VM_WARN_ON", "VM_BUG_ON", "WARN_ON_ONCE", "CRASH"; or "NOTE" (e.g. a flag unknown in the era).
+    """
+
+    kind: str
+    where: str          # "C/SRC2", "C/SRC1+SRC2", "AV3", ...
+    detail: str
+    step: int           # 0 = starting layout, n = n-th step (1-based)
+    line: int           # scenario line of that step (0 for the layout)
+    active: bool        # still true in this snapshot (kernel events: False)
+
+
+@dataclass(frozen=True)
+class Topology:
+    scenario: str
+    policy: str
+    label: str                          # "final" or a snapshot label
+    step: int                           # steps replayed so far
+    processes: tuple[ProcessView, ...]  # in creation order; exited processes are not listed
+    anon_vmas: tuple[AnonVmaView, ...]  # in allocation order (scenario labels first), freed ones too
+    findings: tuple[Finding, ...]       # everything found up to this point, in order found
+    crashed: bool = False               # the replay stopped at a kernel crash
+
+    def process(self, name: str) -> ProcessView:
+        for p in self.processes:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def vma(self, ref: str) -> VmaView:
+        proc, _, name = ref.partition("/")
+        for v in self.process(proc).vmas:
+            if v.name == name:
+                return v
+        raise KeyError(ref)
+
+    def anon_vma(self, name: str) -> AnonVmaView:
+        for a in self.anon_vmas:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What one policy made of one scenario: the snapshots in order, the last one is "final"."""
+
+    scenario: str
+    policy: str
+    #: how the policy is cited, e.g. 'commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ...")'
+    policy_cite: str
+    snapshots: tuple[Topology, ...]
+
+    @property
+    def final(self) -> Topology:
+        return self.snapshots[-1]

@@ -1,0 +1,30 @@
+"""Every policy against the real kernel code of its version, on the nine known answers."""
+from __future__ import annotations
+
+import pytest
+
+from anondiff.engine import replay
+from anondiff.scenario import load
+
+from .kernel_runs import DATA, SCENARIOS, VERSIONS, diff_replay, reference
+
+CASES = sorted(p.stem for p in DATA.glob("*.json"))
+
+#: (scenario, policy): why the comparison cannot pass yet
+PENDING: dict[tuple[str, str], str] = {}
+
+
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+@pytest.mark.parametrize("case", CASES)
+def test_known_answer(case: str, version: str) -> None:
+    policy = VERSIONS[version]
+    if (case, policy) in PENDING:
+        pytest.xfail(PENDING[(case, policy)])
+    ref = reference(case)[version]
+    rep = replay(load(str(SCENARIOS / f"{case}.yaml")), policy)
+    problems = diff_replay(ref, rep)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_known_answer_has_a_scenario() -> None:
+    assert CASES and all((SCENARIOS / f"{c}.yaml").is_file() for c in CASES)
