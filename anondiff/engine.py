@@ -9,6 +9,7 @@ from __future__ import annotations
 from .errors import ReplayError
 from .kernel import checks
 from .kernel.fork import dup_mmap
+from .kernel.merge import merge_new
 from .kernel.mm import change_vmas, do_munmap, exit_mmap, write_fault
 from .kernel.objects import VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
 from .kernel.rmap import anon_vma_chain_link
@@ -196,8 +197,10 @@ class _Replayer:
         if len(set(rename.values())) != len(rename):
             raise self.error("names: two child VMAs would get the same name")
         child = Mm(step.child)
-        dup_mmap(self.k, parent, child, lambda v: rename[v.name])
+        # Registered first: after a crash inside anon_vma_fork() the child stays, with the
+        # VMAs copied before the faulting one (as the kernel-runs reference shows it).
         self.k.mms[step.child] = child
+        dup_mmap(self.k, parent, child, lambda v: rename[v.name])
 
     def fault(self, step: Fault) -> None:
         mm = self.mm(step.process)
@@ -277,7 +280,12 @@ class _Replayer:
                              "(MAP_FIXED_NOREPLACE semantics: unmap it first)")
         if mm.by_name(vma.name) is not None:
             raise self.error(f"mmap: {mm.name} already has a VMA named {vma.name!r}")
-        mm.insert(vma)
+        merged = merge_new(self.k, mm, vma)
+        if merged is None:
+            mm.insert(vma)
+        else:
+            self.k.event("MERGED", f"{mm.name}/{merged.name}",
+                         f"mmap of {vma.name} merged into {merged.name}")
 
     def reshape(self, mm: Mm, names: tuple[str, ...], op) -> None:  # type: ignore[no-untyped-def]
         """Run an operation that may split VMAs, then name the pieces: of the VMAs now sharing a

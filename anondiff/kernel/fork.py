@@ -58,7 +58,6 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: Callable[[Vma], str]) -> 
         if wipe and era.wipeonfork == ABSENT:
             k.event("NOTE", ref(tmp), "VM_WIPEONFORK does not exist in this era; copied normally")
             wipe = False
-        # A crash inside anon_vma_fork leaves the half-built child out of every listing.
         if wipe:
             tmp.anon_vma = None
             if era.wipeonfork == PREPARE:

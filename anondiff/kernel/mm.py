@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from .merge import merge_existing
 from .objects import VM_SHARED, Mm, Vma
 from .rmap import anon_vma_prepare, rekey, unlink_anon_vmas
 from .state import Kernel
@@ -80,17 +81,28 @@ def exit_mmap(k: Kernel, mm: Mm) -> None:
 
 def change_vmas(k: Kernel, mm: Mm, start: int, end: int,
                 change: Callable[[Vma], tuple[frozenset[str], frozenset[str]]]) -> None:
-    """mprotect_fixup / madvise_update_vma over a range: ``change(vma)`` returns the new
-    (prot, flags).  A VMA whose protection and flags do not change is left alone (not split)."""
-    for vma in mm.overlapping(start, end):
-        prot, flags = change(vma)
-        if prot == vma.prot and flags == vma.flags:
+    """mprotect_fixup / madvise_update_vma over a range, one VMA at a time: ``change(vma)``
+    returns the new (prot, flags).  A VMA whose protection and flags do not change is left
+    alone; otherwise vma_merge() is tried first and the VMA split only if nothing merged."""
+    at = start
+    while at < end:
+        vma = mm.find(at)
+        if vma is None:
+            later = mm.overlapping(at, end)
+            if not later:
+                return
+            at = later[0].start
             continue
-        if vma.start < start:
-            split_vma(k, vma, start, new_below=True)
-        if vma.end > end:
-            split_vma(k, vma, end, new_below=False)
-        vma.prot, vma.flags = prot, flags
+        sub_end = min(end, vma.end)
+        prot, flags = change(vma)
+        if prot != vma.prot or flags != vma.flags:
+            if merge_existing(k, vma, at, sub_end, prot, flags) is None:
+                if vma.start < at:
+                    split_vma(k, vma, at, new_below=True)
+                if vma.end > sub_end:
+                    split_vma(k, vma, sub_end, new_below=False)
+                vma.prot, vma.flags = prot, flags
+        at = sub_end
 
 
 def write_fault(k: Kernel, vma: Vma, page_no: int) -> None:

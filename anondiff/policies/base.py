@@ -28,9 +28,9 @@ class VmaOp(enum.Enum):
     FORK = "fork"
 
 
-#: is_mergeable_anon_vma() variants (spec section 1.5)
-MERGE_OLD = "old"                # commit 965f55dea0e3 ("mmap: avoid merging cloned VMAs")
-MERGE_THREE_CASE = "three-case"  # 2025 fix, in 6.18.y and the 2026 tree
+def vma_is_fork_child(vma: Vma | None) -> bool:
+    """vma_is_fork_child(): has an anon_vma and a chain that is not singular."""
+    return vma is not None and vma.anon_vma is not None and len(vma.chain) != 1
 
 
 class Policy:
@@ -41,13 +41,27 @@ class Policy:
     rule: ClassVar[str]
     counters: ClassVar[NoCounters]
     dup_mmap: ClassVar[DupMmap]
-    merge_rule: ClassVar[str] = MERGE_OLD
+    #: vma_merge() of prev, middle and next: the 6.x rewrite imports next's anon_vma into prev
+    #: before middle's; v4.19's __vma_adjust() takes middle's first.
+    merge_both_exports_next: ClassVar[bool] = False
     #: 2026: unlink_anon_vmas() returns at once for a VMA without anon_vma
     unlink_returns_if_unfaulted: ClassVar[bool] = False
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
         raise NotImplementedError
+
+    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+        """May ``src``'s range (anon_vma ``src.anon_vma``) merge into ``tgt``?
+
+        commit 965f55dea0e3 ("mmap: avoid merging cloned VMAs") up to the 2025 fix: with one
+        anon_vma NULL only if the target's chain is singular (an unfaulted target's empty chain
+        is not), else equal pointers.  Chains are never compared: CVE-2022-42703 rests on it.
+        """
+        a1, a2 = src.anon_vma, tgt.anon_vma
+        if (a1 is None or a2 is None) and len(tgt.chain) == 1:
+            return True
+        return a1 is a2
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         raise NotImplementedError

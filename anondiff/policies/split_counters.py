@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..kernel.fork import EMPTY, NONE, DupMmap
 from ..kernel.objects import AnonVma, Vma
-from .base import MERGE_THREE_CASE, ChainCopyPolicy, SplitCounters
+from .base import ChainCopyPolicy, SplitCounters, vma_is_fork_child
 
 
 class SplitCountersPolicy(ChainCopyPolicy):
@@ -27,7 +27,18 @@ class SplitCountersPolicy(ChainCopyPolicy):
     rule = "reuse the oldest entry with num_active_vmas == 0 && num_children < 2, else a new child"
     counters = SplitCounters()
     dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
-    merge_rule = MERGE_THREE_CASE
+    merge_both_exports_next = True
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
         return src.anon_vma is not None and av.num_children < 2 and av.num_active_vmas == 0
+
+    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+        """The three-case rule of mm/vma.c (the 2025 fix "mm/vma: fix incorrectly disallowed
+        anonymous VMA merges"; with commit 61f67c230a5e ("mm/vma: fix anon_vma UAF on mremap()
+        faulted, unfaulted merge") in 6.18.y), which the live 6.18.44 kernel follows."""
+        s, t = src.anon_vma, tgt.anon_vma
+        if t is None and s is not None:       # case 1: tgt imports src's anon_vma
+            return not vma_is_fork_child(src)
+        if t is not None and s is None:       # case 2: src simply uses tgt's
+            return not vma_is_fork_child(tgt)
+        return s is t                         # case 3: already shared (or both NULL)

@@ -3,13 +3,13 @@
 Per process, VMAs are boxes on the lower row in address order; the anon_vmas they use are small
 boxes above, and each VMA hangs off a horizontal arrow pointing left into its anon_vma::
 
-      +-----+
-      | AV0 |<---+--------+--------+
-      +-----+    |        |        |
-                 |        |        |
-           +-----+  +-----+  +-----+
-           |SRC1 |  |SRC2 |  |SRC3 |
-           +-----+  +-----+  +-----+
+    +-----+
+    | AV0 |<--+---------+---------+
+    +-----+   |         |         |
+              |         |         |
+       +------+  +------+  +------+
+       |SRC1  |  |SRC2  |  |SRC3  |
+       +------+  +------+  +------+
 
 Layout decisions:
 
@@ -298,25 +298,26 @@ def chart_lines(topo: Topology, rows: tuple[Row, ...], every: Sequence[Row],
         part = f" (part {n}/{len(parts)})" if len(parts) > 1 else ""
         for proc, row in zip(topo.processes, rows, strict=True):
             if not any(row[i] is not None for i in band):
-                lines += [f"Process {proc.name}:{part} no VMAs here", ""]
+                where = " in this part" if proc.vmas else ""
+                lines += [f"Process {proc.name}:{part} no VMAs{where}", ""]
             else:
                 lines += [f"Process {proc.name}:{part}", ""]
                 lines += draw(row, band, every, opts.unicode) + [""]
     if not topo.processes:
         lines += ["(no processes)", ""]
-    for section in (notes + _legend(rows), anon_vma_lines(topo, opts.width),
+    for section in (notes + _legend(rows, opts.width), anon_vma_lines(topo, opts.width),
                     finding_lines(topo, opts.width)):
         lines += section + [""] if section else []
     return lines[:-1]
 
 
-def _legend(rows: Sequence[Row]) -> list[str]:
+def _legend(rows: Sequence[Row], width: int) -> list[str]:
     cells = [c for row in rows for c in row if c is not None]
     out = []
     if any(c.bang for c in cells):
-        out.append("NAME! = VMA named in a finding below")
+        out += wrap("NAME! = VMA named in a finding below", width)
     if any(c.marked for c in cells):
-        out.append("^^^^ = VMA differs under the other policy")
+        out += wrap("^^^^ = VMA differs under the other policy", width)
     return out
 
 

@@ -120,9 +120,16 @@ def referenced(topo: Topology) -> set[str]:
 
 
 def shown_anon_vmas(topo: Topology) -> list[AnonVmaView]:
-    """Live anon_vmas plus freed ones still referenced (a use-after-free), allocation order."""
-    refs = referenced(topo)
-    return [a for a in topo.anon_vmas if not a.freed or a.name in refs]
+    """Live anon_vmas, freed ones still referenced (a use-after-free) and the ancestors of
+    those shown, in allocation order."""
+    shown = {a.name for a in topo.anon_vmas if not a.freed} | referenced(topo)
+    size = -1
+    while size != len(shown):
+        size = len(shown)
+        for av in topo.anon_vmas:
+            if av.name in shown:
+                shown.update(x for x in (av.parent, av.root) if x is not None)
+    return [a for a in topo.anon_vmas if a.name in shown]
 
 
 def anon_vma_lines(topo: Topology, width: int) -> list[str]:
@@ -131,7 +138,7 @@ def anon_vma_lines(topo: Topology, width: int) -> list[str]:
     for av in shown_anon_vmas(topo):
         name = av.name + (" (freed!)" if av.freed else "")
         if is_root(av):
-            text = f"{name} (root)"
+            text = f"{av.name} (root{', freed!' if av.freed else ''})"
         elif has_parent(av):
             text = f"{name} -> {av.parent} (parent), root {av.root}"
         else:
@@ -215,7 +222,7 @@ def snapshot_lines(topo: Topology, width: int, differs: frozenset[str] = frozens
     if elided:
         lines += wrap(ELISION_NOTE, width)
     if differs:
-        lines.append("* = differs under the other policy")
+        lines += wrap("* = differs under the other policy", width)
     for section in (anon_vma_lines(topo, width), finding_lines(topo, width)):
         lines += [""] + section if section else []
     return lines
@@ -239,7 +246,8 @@ def render_run(replays: Sequence[Replay], opts: RenderOptions,
 
 
 def join_blocks(blocks: Sequence[list[str]]) -> str:
-    return "\n\n".join("\n".join(b) for b in blocks if b) + "\n"
+    text = "\n\n".join("\n".join(b) for b in blocks if b)
+    return text + "\n" if text else ""
 
 
 def diff_lines(cmp: Comparison, snap: SnapshotDiff, width: int) -> list[str]:
