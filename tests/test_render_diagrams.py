@@ -498,8 +498,12 @@ def test_write_image_failure_leaves_no_partial_file(tmp_path: os.PathLike[str]) 
         assert f.read() == "old"
 
 
-def test_write_image_missing_directory(tmp_path: os.PathLike[str]) -> None:
-    if shutil.which("dot") is None:
-        pytest.skip("Graphviz 'dot' not installed (apt-get install graphviz)")
+@needs_dot
+def test_write_image_missing_directory_or_taken_name(tmp_path: os.PathLike[str]) -> None:
     with pytest.raises(RenderError, match="cannot write"):
         dot.write_image("digraph {}", os.path.join(tmp_path, "nope", "out.svg"))
+    target = os.path.join(tmp_path, "taken.svg")
+    os.mkdir(target)
+    with pytest.raises(RenderError, match="cannot write"):
+        dot.write_image("digraph {}", target)
+    assert os.listdir(tmp_path) == ["taken.svg"]

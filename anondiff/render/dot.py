@@ -238,9 +238,19 @@ def write_image(source: str, path: str) -> None:
         _run_dot(program, fmt, source, tmp, path)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        _discard(tmp)
+        raise RenderError(f"cannot write {path}: {e.strerror}") from None
     except BaseException:
-        os.unlink(tmp)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
 
 
 def _run_dot(program: str, fmt: str, source: str, tmp: str, path: str) -> None:

@@ -1,0 +1,106 @@
+"""``--format table`` (the default): per policy and snapshot, a table of VMAs per process, a
+table of anon_vmas, then the findings.  Plain ASCII, no trailing spaces."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from tabulate import tabulate
+
+from ..diff import Comparison
+from ..topology import AnonVmaView, Finding, Replay, Topology
+from . import RenderOptions
+
+
+def _strip(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+def _table(rows: list[list[object]], headers: list[str]) -> str:
+    return _strip(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+
+
+def _counters(a: AnonVmaView) -> str:
+    return " ".join(f"{k}={v}" for k, v in a.counters) or "-"
+
+
+def finding_line(f: Finding) -> str:
+    where = f"step {f.step}" + (f" (line {f.line})" if f.line else "") if f.step else "layout"
+    # invariant findings ("I1".."I7") may stop holding later; kernel events are one-off
+    state = " (cleared)" if f.kind.startswith("I") and not f.active else ""
+    return f"  {f.kind:<10} {f.where}: {f.detail} [{where}]{state}"
+
+
+def topology(t: Topology) -> str:
+    out: list[str] = []
+    parents = {a.name: a for a in t.anon_vmas}
+    for p in t.processes:
+        rows = []
+        for v in p.vmas:
+            av = parents.get(v.anon_vma) if v.anon_vma else None
+            rows.append([
+                v.name, f"{v.start:#x}-{v.end:#x}",
+                "".join(c[0] for c in v.prot) or "-",
+                ",".join(v.flags) or "-",
+                v.anon_vma or "-",
+                (av.parent or "-") if av else "-",
+                av.root if av else "-",
+                " ".join(v.chain) or "-",
+                " ".join(f"{pg.name}>{pg.mapping}{'' if pg.in_chain else '!'}" for pg in v.pages[:4])
+                + (f" +{len(v.pages) - 4}" if len(v.pages) > 4 else ""),
+            ])
+        out.append(f"process {p.name}")
+        out.append(_table(rows, ["vma", "range", "prot", "flags", "anon_vma", "parent", "root",
+                                 "chain (head first)", "pages"]) if rows else "  (no VMAs)")
+        out.append("")
+    if t.anon_vmas:
+        rows = [[a.name, a.parent or "-", a.root, _counters(a), str(a.refcount),
+                 " ".join(a.users) or "-", "freed" if a.freed else "live"] for a in t.anon_vmas]
+        out.append(_table(rows, ["anon_vma", "parent", "root", "counters", "refcount",
+                                 "used by", "state"]))
+        out.append("")
+    if t.findings:
+        out.append("findings:")
+        out.extend(finding_line(f) for f in t.findings)
+    else:
+        out.append("findings: none")
+    if t.crashed:
+        out.append("the replay stopped: the kernel code of this version crashes here")
+    return "\n".join(out)
+
+
+def heading(r: Replay) -> str:
+    return f"== {r.policy}: {r.policy_cite}"
+
+
+def render_run(replays: Sequence[Replay], opts: RenderOptions) -> str:
+    out: list[str] = []
+    for r in replays:
+        out.append(heading(r))
+        snaps = r.snapshots if opts.snapshots else r.snapshots[-1:]
+        for t in snaps:
+            out.append(f"-- {r.scenario}, {t.label} (after step {t.step})")
+            out.append(topology(t))
+            out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def render_compare(cmp: Comparison, opts: RenderOptions) -> str:
+    a, b = cmp.a.policy, cmp.b.policy
+    out = [f"--- {a}: {cmp.a.policy_cite}", f"+++ {b}: {cmp.b.policy_cite}"]
+    for d in cmp.snapshots:
+        if not opts.snapshots and d.label != "final":
+            continue
+        out.append(f"@@ {cmp.a.scenario}, {d.label} @@")
+        if d.same:
+            out.append("  same")
+            continue
+        if d.vmas:
+            out.append(_table([[v.ref, v.field, v.a, v.b] for v in d.vmas], ["vma", "what", a, b]))
+        if d.totals:
+            out.append(_table([[t.what, str(t.a), str(t.b)] for t in d.totals], ["total", a, b]))
+        for f in d.findings_only_a:
+            out.append(f"  only {a}: {f}")
+        for f in d.findings_only_b:
+            out.append(f"  only {b}: {f}")
+    out.append("same" if cmp.same else "different")
+    return "\n".join(out) + "\n"
