@@ -283,6 +283,22 @@ def _quote(value: str) -> str:
     return repr(_clip(value, 60)) if value.isprintable() else repr(value[:60])
 
 
+def _n(value: int) -> str:
+    """An integer for a message (hex when huge: str() refuses more than 4300 digits)."""
+    return str(value) if value.bit_length() < 64 else _x(value)
+
+
+def _x(value: int) -> str:
+    """An address for a message; absurdly large ones are abbreviated."""
+    if value.bit_length() <= 128:
+        return f"{value:#x}"
+    return f"{'-' if value < 0 else ''}0x{abs(value):x}"[:24] + f"... ({value.bit_length()} bits)"
+
+
+def _looks_like_int(text: str) -> bool:
+    return re.fullmatch(r"[-+]?(?:0x[0-9a-fA-F_]+|0b[01_]+|[0-9][0-9_]*)", text) is not None
+
+
 def _choices(values: Iterable[str]) -> str:
     return ", ".join(values)
 
@@ -338,10 +354,9 @@ class _Loader:
                                     f"({type(e).__name__})"))
 
     def describe(self, node: yaml.Node) -> str:
-        if isinstance(node, yaml.MappingNode):
-            return "a mapping"
-        if isinstance(node, yaml.SequenceNode):
-            return "a list"
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            what = "a mapping" if isinstance(node, yaml.MappingNode) else "a list"
+            return what if node.tag in (_MAP, _SEQ) else f"{what} tagged {_quote(node.tag)}"
         name = _TYPE_NAMES.get(node.tag, f"a value tagged {_quote(node.tag)}")
         if node.tag == _NULL:
             return name
@@ -355,7 +370,8 @@ class _Loader:
         if text and isinstance(node, yaml.ScalarNode) and node.style is None \
                 and node.tag in (_INT, _BOOL, _TAG + "float"):
             hint = "; quote it to make it a string"
-        elif expected.startswith("an integer") and node.tag == _STR and node.style is not None:
+        elif expected.startswith("an integer") and isinstance(node, yaml.ScalarNode) \
+                and node.tag == _STR and node.style in ("'", '"') and _looks_like_int(node.value):
             hint = "; remove the quotes"
         self.fail(node, loc.say(f"must be {expected}, got {self.describe(node)}{hint}"))
 
@@ -424,7 +440,7 @@ class _Loader:
         return value
 
     def name(self, node: yaml.Node, loc: _Loc, what: str = "name") -> str:
-        value = self.string(node, loc, f"a {what}")
+        value = self.string(node, loc, f"{'an' if what[0] in 'aeiou' else 'a'} {what}")
         self.check_name(node, loc, value, what)
         return value
 
@@ -443,8 +459,8 @@ class _Loader:
         value = self.value(node, loc)
         assert isinstance(value, int) and not isinstance(value, bool)
         if minimum is not None and value < minimum:
-            shown = f"{value:#x}" if address else str(value)
-            limit = f"{minimum:#x}" if address else str(minimum)
+            shown = f"{_x(value)}" if address else _n(value)
+            limit = f"{_x(minimum)}" if address else _n(minimum)
             self.fail(node, loc.say(f"{shown} must be >= {limit}"))
         return value
 
@@ -452,9 +468,9 @@ class _Loader:
         """A page-aligned byte address in [minimum, TASK_SIZE]."""
         value = self.integer(node, loc, minimum, address=True)
         if value % PAGE_SIZE:
-            self.fail(node, loc.say(f"{value:#x} is not page aligned ({PAGE_SIZE})"))
+            self.fail(node, loc.say(f"{_x(value)} is not page aligned ({PAGE_SIZE})"))
         if value > TASK_SIZE:
-            self.fail(node, loc.say(f"{value:#x} is beyond TASK_SIZE ({TASK_SIZE:#x})"))
+            self.fail(node, loc.say(f"{_x(value)} is beyond TASK_SIZE ({_x(TASK_SIZE)})"))
         return value
 
     def boolean(self, node: yaml.Node, loc: _Loc) -> bool:
@@ -646,14 +662,14 @@ class _Loader:
             end = start + pages * PAGE_SIZE
             if end > TASK_SIZE:
                 self.fail(pnode, loc.at("pages").say(
-                    f"{pages} pages from {start:#x} end at {end:#x}, beyond TASK_SIZE "
-                    f"({TASK_SIZE:#x})"))
+                    f"{_n(pages)} from 'start' {_x(start)} would end at {_x(end)}, beyond "
+                    f"TASK_SIZE ({_x(TASK_SIZE)})"))
             return end
         if enode is not None:
             end = self.address(enode, loc.at("end"))
             if end <= start:
-                self.fail(enode, loc.at("end").say(f"{end:#x} must be above 'start' "
-                                                   f"{start:#x}"))
+                self.fail(enode, loc.at("end").say(f"{_x(end)} must be above 'start' "
+                                                   f"{_x(start)}"))
             return end
         self.fail(node, loc.say("needs one of 'pages' (a count) and 'end' (an address)"))
 
@@ -669,7 +685,7 @@ class _Loader:
                 off = self.integer(item, floc.item(i), 0)
                 if off >= npages:
                     self.fail(item, floc.item(i).say(
-                        f"page offset {off} is outside the VMA ({npages} pages)"))
+                        f"page offset {_n(off)} is outside the VMA ({npages} pages)"))
                 if off in offsets:
                     self.fail(item, floc.item(i).say(f"page offset {off} is listed twice"))
                 offsets.add(off)
@@ -837,8 +853,8 @@ class _Loader:
                                          f"('{process}/VMA'); with 'addr' one page is written"))
             addr = self.integer(anode, loc.at("addr"), 0, address=True)
             if addr >= TASK_SIZE:
-                self.fail(anode, loc.at("addr").say(f"{addr:#x} is beyond TASK_SIZE "
-                                                    f"({TASK_SIZE:#x})"))
+                self.fail(anode, loc.at("addr").say(f"{_x(addr)} is beyond TASK_SIZE "
+                                                    f"({_x(TASK_SIZE)})"))
             return Fault(process=process, vma=None, pages=(), addr=addr, kind=kind, line=line)
         if anode is not None:
             self.fail(anode, loc.say(f"'addr' is only for a process target "
@@ -848,15 +864,15 @@ class _Loader:
             ploc = loc.at("pages")
             expected = "'all', 'none' or a list of page offsets"
             if isinstance(pnode, yaml.SequenceNode):
-                offsets: list[int] = []
+                offsets: dict[int, None] = {}     # ordered: pages are written in this order
                 for i, item in enumerate(self.sequence(pnode, ploc)):
                     off = self.integer(item, ploc.item(i), 0)
                     if off >= TASK_SIZE // PAGE_SIZE:
-                        self.fail(item, ploc.item(i).say(f"page offset {off} is beyond "
+                        self.fail(item, ploc.item(i).say(f"page offset {_n(off)} is beyond "
                                                          "TASK_SIZE"))
                     if off in offsets:
                         self.fail(item, ploc.item(i).say(f"page offset {off} is listed twice"))
-                    offsets.append(off)
+                    offsets[off] = None
                 pages = tuple(offsets) or "none"
             else:
                 pages = self.string(pnode, ploc, expected)
@@ -871,8 +887,8 @@ class _Loader:
         if pnode is not None:
             count = self.integer(pnode, loc.at("pages"), 1)
             if count > TASK_SIZE // PAGE_SIZE:
-                self.fail(pnode, loc.at("pages").say(f"{count} pages do not fit below "
-                                                     f"TASK_SIZE ({TASK_SIZE:#x})"))
+                self.fail(pnode, loc.at("pages").say(f"{_n(count)} pages do not fit below "
+                                                     f"TASK_SIZE ({_x(TASK_SIZE)})"))
         if vma is not None:
             for key in ("start", "end"):
                 if key in entries:
@@ -883,7 +899,8 @@ class _Loader:
             if (onode := self.get(entries, "offset")) is not None:
                 first = self.integer(onode, loc.at("offset"), 0)
                 if first >= TASK_SIZE // PAGE_SIZE:
-                    self.fail(onode, loc.at("offset").say(f"{first} pages is beyond TASK_SIZE"))
+                    self.fail(onode, loc.at("offset").say(f"{_n(first)} pages is beyond "
+                                                          "TASK_SIZE"))
             return Target(process=process, vma=vma, first=first,
                           end=first + count if count is not None else None)
         if "offset" in entries:
@@ -901,15 +918,15 @@ class _Loader:
         if enode is not None:
             end = self.address(enode, loc.at("end"))
             if end <= start:
-                self.fail(enode, loc.at("end").say(f"{end:#x} must be above 'start' "
-                                                   f"{start:#x}"))
+                self.fail(enode, loc.at("end").say(f"{_x(end)} must be above 'start' "
+                                                   f"{_x(start)}"))
         elif count is not None:
             end = start + count * PAGE_SIZE
             if end > TASK_SIZE:
                 assert pnode is not None
                 self.fail(pnode, loc.at("pages").say(
-                    f"{count} pages from {start:#x} end at {end:#x}, beyond TASK_SIZE "
-                    f"({TASK_SIZE:#x})"))
+                    f"{_n(count)} from 'start' {_x(start)} would end at {_x(end)}, beyond "
+                    f"TASK_SIZE ({_x(TASK_SIZE)})"))
         else:
             self.fail(node, loc.say("needs one of 'end' and 'pages' with 'start'"))
         return Target(process=process, vma=None, first=start, end=end)
@@ -1009,4 +1026,4 @@ class _LabelUse:
 
 
 def _span(vma: VmaSpec) -> str:
-    return f"[{vma.start:#x}, {vma.end:#x})"
+    return f"[{_x(vma.start)}, {_x(vma.end)})"

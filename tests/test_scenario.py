@@ -464,7 +464,8 @@ VOCABULARY = (TOP_KEYS := ("description", "policies", "processes", "steps", "exp
         "rw", "r", "none", "all", "dontcopy", "wipeonfork", "dontfork", "final", "<<", "")
 
 scalars = (st.none() | st.booleans() | st.integers(-2, 1 << 48)
-           | st.sampled_from([0x1000, 0x10000, 4095, 1 << 47, 1 << 20, 1.5, "0x1000"])
+           | st.sampled_from([0x1000, 0x10000, 4095, 1 << 47, 1 << 20, 1.5, "0x1000", 1 << 300,
+                              -(1 << 300), 10 ** 4000])
            | st.sampled_from(VOCABULARY) | st.text(max_size=8))
 keys = st.sampled_from(VOCABULARY) | st.text(max_size=6)
 trees = st.recursive(scalars, lambda kids: st.lists(kids, max_size=4)

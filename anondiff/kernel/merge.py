@@ -82,7 +82,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
         else:
             _move_start(mm, middle, end)
             rekey(k, middle)
-        k.event("MERGED", ref(prev), f"[{start:#x}, {end:#x}) of {middle.name} merged into {prev.name}")
+        k.event("MERGED", ref(prev), f"{_range(start, end)} of {middle.name} merged into {prev.name}")
         return prev
     if merge_right:
         assert next is not None
@@ -94,7 +94,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
             rekey(k, middle)
         _move_start(mm, next, start)
         rekey(k, next)
-        k.event("MERGED", ref(next), f"[{start:#x}, {end:#x}) of {middle.name} merged into {next.name}")
+        k.event("MERGED", ref(next), f"{_range(start, end)} of {middle.name} merged into {next.name}")
         return next
     return None
 
@@ -131,6 +131,11 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
         rekey(k, next)
         return next
     return None
+
+
+def _range(start: int, end: int) -> str:
+    from ..scenario import PAGE_SHIFT
+    return f"[{start << PAGE_SHIFT:#x}, {end << PAGE_SHIFT:#x})"
 
 
 def _index_for(mm: Mm, start: int) -> int:

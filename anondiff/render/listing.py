@@ -165,7 +165,8 @@ def finding_lines(topo: Topology, width: int) -> list[str]:
     lines = ["findings:"]
     for f in topo.findings:
         where = f"step {f.step}, line {f.line}" if f.step else "starting layout"
-        healed = "" if marks_vma(f) else ", no longer true"
+        # invariants ("I1".."I7") may stop holding; kernel events and notes are one-off
+        healed = ", no longer true" if f.kind.startswith("I") and not f.active else ""
         lines += wrap(f"{f.kind} {f.where}: {f.detail} ({where}{healed})", width, "  ")
     return lines
 
