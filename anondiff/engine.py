@@ -6,6 +6,10 @@ kernel decisions themselves are in :mod:`anondiff.kernel` and the policy.
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
+from typing import Iterator
+
 from .errors import ReplayError
 from .kernel import checks
 from .kernel.fork import dup_mmap
@@ -17,12 +21,11 @@ from .kernel.snapshot import freeze
 from .kernel.state import Kernel, KernelCrash
 from .policies import get as get_policy
 from .policies.base import Policy
+from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
 from .scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Munmap, Scenario,
                        Snapshot, Step, Target, VmaSpec)
 from .topology import Finding, Replay, Topology
 
-#: "pages: all" on a VMA larger than this is refused rather than allocating per page
-MAX_FAULT_ALL = 1 << 20
 
 ADVICE_FLAGS = {
     "dontfork": (VM_DONTCOPY, True),
@@ -66,20 +69,35 @@ class _Replayer:
         return ReplayError(self.sc.path, self.line or None, where + message)
 
     # -- driver ------------------------------------------------------------------------------
+    @staticmethod
+    @contextmanager
+    def no_gc() -> Iterator[None]:
+        """The model allocates many small objects that point at each other; the cyclic garbage
+        collector would walk them over and over for nothing (nothing here is garbage until the
+        replay ends)."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if enabled:
+                gc.enable()
+
     def run(self) -> Replay:
-        self.layout()
-        self.record()
-        for i, step in enumerate(self.sc.steps, 1):
-            self.step_no, self.line = i, step.line
-            try:
-                self.do(step)
-            except KernelCrash as crash:
-                self.k.event("CRASH", "", str(crash))
-                self.crashed = True
+        with self.no_gc():
+            self.layout()
             self.record()
-            if self.crashed:
-                break
-        self.snapshots.append(self.freeze("final"))
+            for i, step in enumerate(self.sc.steps, 1):
+                self.step_no, self.line = i, step.line
+                try:
+                    self.do(step)
+                except KernelCrash as crash:
+                    self.k.event("CRASH", "", str(crash))
+                    self.crashed = True
+                self.record()
+                if self.crashed:
+                    break
+            self.snapshots.append(self.freeze("final"))
         return Replay(self.sc.name, self.policy.name, self.policy.cite, tuple(self.snapshots))
 
     def freeze(self, label: str) -> Topology:
@@ -200,7 +218,7 @@ class _Replayer:
         # Registered first: after a crash inside anon_vma_fork() the child stays, with the
         # VMAs copied before the faulting one (as the kernel-runs reference shows it).
         self.k.mms[step.child] = child
-        dup_mmap(self.k, parent, child, lambda v: rename[v.name])
+        dup_mmap(self.k, parent, child, rename)
 
     def fault(self, step: Fault) -> None:
         mm = self.mm(step.process)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,8 +13,8 @@ from hypothesis import strategies as st
 
 from anondiff.errors import ScenarioError
 from anondiff.scenario import (
-    EXPECT_KINDS, STEP_KINDS, VMA_KEYS, Exit, Expectation, Fault, Fork, Madvise, Mmap, Mprotect,
-    Munmap, ProcessSpec, Scenario, Snapshot, Target, VmaSpec, load, loads,
+    EXPECT_KINDS, STEP_KINDS, TOP_KEYS, VMA_KEYS, Exit, Expectation, Fault, Fork, Madvise, Mmap,
+    Mprotect, Munmap, ProcessSpec, Scenario, Snapshot, Target, VmaSpec, load, loads,
 )
 
 RW = frozenset({"read", "write"})
@@ -222,6 +223,27 @@ def test_load_reads_a_file_and_names_the_scenario(tmp_path) -> None:
     got = load(str(path))
     assert got.name == "fork-reuse" and got.path == str(path)
     assert got == loads(SEED, str(path))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_documented_example_loads() -> None:
+    text = (ROOT / "docs" / "scenario-format.md").read_text()
+    examples = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S)
+                if b.startswith("description:")]
+    assert examples
+    for example in examples:
+        got = loads(example, "seed-thread.yaml")
+        assert [v.name for v in got.processes[0].vmas] == ["SRC1", "SRC2", "SRC3", "SRC4"]
+        assert got.steps[1] == Fork("P", "C", ("DST1", "DST2", "DST3", "DST4"),
+                                    line=got.steps[1].line)
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(ROOT))
+                                        for p in (ROOT / "scenarios").rglob("*.yaml")))
+def test_shipped_scenarios_load(path: str) -> None:
+    assert load(str(ROOT / path)).processes
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -458,8 +480,7 @@ def test_recursive_alias_is_harmless() -> None:
 
 FUZZ_PATH = "fuzz/case.yaml"
 LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
-VOCABULARY = (TOP_KEYS := ("description", "policies", "processes", "steps", "expect")) + \
-    VMA_KEYS + STEP_KINDS + EXPECT_KINDS + (
+VOCABULARY = TOP_KEYS + VMA_KEYS + STEP_KINDS + EXPECT_KINDS + (
         "child", "names", "addr", "offset", "advice", "policy", "P", "C", "P/A", "C/A", "AV0",
         "rw", "r", "none", "all", "dontcopy", "wipeonfork", "dontfork", "final", "<<", "")
 

@@ -22,7 +22,7 @@ def check(k: Kernel) -> list[Violation]:
         sharing: dict[AnonVma, list[tuple[str, frozenset[AnonVma]]]] = {}
         for vma in mm.vmas:
             where = f"{mm.name}/{vma.name}"
-            chain = [avc.anon_vma for avc in vma.chain]
+            chain = [avc.anon_vma for avc in vma.same_vma()]
             in_chain = frozenset(chain)
             av = vma.anon_vma
             if av is not None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Vma
 from .rmap import anon_vma_prepare, ref
@@ -25,7 +24,7 @@ class DupMmap:
     wipeonfork: str
 
 
-@dataclass
+@dataclass(slots=True)
 class ForkContext:
     """What anon_vma_fork() (or the patch versions of it) can see of the surroundings."""
 
@@ -36,20 +35,22 @@ class ForkContext:
     scratch: dict = field(default_factory=dict)   # per-fork state a policy may keep
 
 
-def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: Callable[[Vma], str]) -> None:
+def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
     era: DupMmap = k.policy.dup_mmap
+    anon_vma_fork = k.policy.anon_vma_fork
     pvmas = parent.vmas
+    last = len(pvmas) - 1
     prev: Vma | None = None
-    scratch: dict = {}
+    ctx = ForkContext(None, None, None, None)
     for i, mpnt in enumerate(pvmas):
         if VM_DONTCOPY in mpnt.flags:
             continue
         tmp = mpnt.dup()
         tmp.mm = child
-        tmp.name = rename(mpnt)
+        tmp.name = rename[mpnt.name]
         pvma_prev = pvmas[i - 1] if i else None
         if era.vm_prev == PARENT:
-            vm_prev, vm_next = pvma_prev, (pvmas[i + 1] if i + 1 < len(pvmas) else None)
+            vm_prev, vm_next = pvma_prev, (pvmas[i + 1] if i < last else None)
         elif era.vm_prev == CHILD:
             vm_prev, vm_next = prev, None
         else:
@@ -63,8 +64,8 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: Callable[[Vma], str]) -> 
             if era.wipeonfork == PREPARE:
                 anon_vma_prepare(k, tmp, vm_prev, vm_next)
         else:
-            ctx = ForkContext(prev, vm_prev, vm_next, pvma_prev, scratch)
-            k.policy.anon_vma_fork(k, tmp, mpnt, ctx)
+            ctx.prev, ctx.vm_prev, ctx.vm_next, ctx.pvma_prev = prev, vm_prev, vm_next, pvma_prev
+            anon_vma_fork(k, tmp, mpnt, ctx)
         child.append(tmp)
         if not wipe:
             copy_page_range(parent, child, mpnt)
@@ -73,10 +74,15 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: Callable[[Vma], str]) -> 
 
 def copy_page_range(parent: Mm, child: Mm, vma: Vma) -> None:
     """Share the anonymous pages: the child maps the same pages, mapping unchanged."""
-    if vma.anon_vma is None and not vma.chain:
+    if vma.anon_vma is None and not vma.avcs:
         return
     pptes, cptes = parent.ptes, child.ptes
-    for p in parent.pages_in(vma.start, vma.end):
-        page = pptes[p]
-        page.mapcount += 1
-        cptes[p] = page
+    if vma.end - vma.start <= len(pptes):
+        pages = range(vma.start, vma.end)
+    else:
+        pages = sorted(p for p in pptes if vma.start <= p < vma.end)  # type: ignore[assignment]
+    for p in pages:
+        page = pptes.get(p)
+        if page is not None:
+            page.mapcount += 1
+            cptes[p] = page

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections import deque
 from typing import Iterator
 
 #: Flags that matter for anon_vma decisions.  "shared" is VM_SHARED.
@@ -40,7 +39,7 @@ class AnonVma:
 
 
 class AnonVmaChain:
-    """``struct anon_vma_chain``: on ``vma.chain`` (same_vma) and in ``anon_vma.tree``."""
+    """``struct anon_vma_chain``: on ``vma.avcs`` (same_vma) and in ``anon_vma.tree``."""
 
     __slots__ = ("vma", "anon_vma", "seq")
 
@@ -65,7 +64,7 @@ class Page:
 class Vma:
     """``struct vm_area_struct``; addresses in pages (address >> PAGE_SHIFT)."""
 
-    __slots__ = ("mm", "start", "end", "pgoff", "prot", "flags", "file", "anon_vma", "chain",
+    __slots__ = ("mm", "start", "end", "pgoff", "prot", "flags", "file", "anon_vma", "avcs",
                  "name")
 
     def __init__(self, mm: Mm, start: int, end: int, pgoff: int, prot: frozenset[str],
@@ -78,8 +77,9 @@ class Vma:
         self.flags = flags
         self.file = file
         self.anon_vma: AnonVma | None = None
-        #: the same_vma list, head at the left
-        self.chain: deque[AnonVmaChain] = deque()
+        #: the same_vma list (``vma->anon_vma_chain``) stored **tail first**, so that pushing at
+        #: the head is an append: ``avcs[-1]`` is the head; iterate head to tail with same_vma()
+        self.avcs: list[AnonVmaChain] = []
         self.name = name
 
     def dup(self) -> Vma:
@@ -88,6 +88,10 @@ class Vma:
                   self.name)
         new.anon_vma = self.anon_vma
         return new
+
+    def same_vma(self) -> Iterator[AnonVmaChain]:
+        """The chain head to tail, as list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)."""
+        return reversed(self.avcs)
 
     @property
     def shared(self) -> bool:

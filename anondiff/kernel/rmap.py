@@ -31,20 +31,28 @@ def interval_tree_insert(k: Kernel, avc: AnonVmaChain) -> None:
 def anon_vma_chain_assign(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
     """Put a new chain at the head of vma's same_vma list (not yet in the tree)."""
     avc = AnonVmaChain(vma, av, 0)
-    vma.chain.appendleft(avc)
+    vma.avcs.append(avc)
     return avc
 
 
 def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
-    """anon_vma_chain_link(): head of vma.chain, and into av's interval tree."""
-    avc = anon_vma_chain_assign(k, vma, av)
-    interval_tree_insert(k, avc)
+    """anon_vma_chain_link(): head of vma's chain, and into av's interval tree.
+
+    (anon_vma_chain_assign() and interval_tree_insert() in one: the hot path of a fork.)"""
+    k._avc_seq += 1
+    avc = AnonVmaChain(vma, av, k._avc_seq)
+    vma.avcs.append(avc)
+    if av.freed:
+        k.event("UAF", ref(vma), f"anon_vma_interval_tree_insert into freed {avname(av)}")
+    av.tree[avc] = None
+    if av.name is None:
+        k.name(av)
     return avc
 
 
 def rekey(k: Kernel, vma: Vma) -> None:
     """anon_vma_interval_tree_pre_update_vma() + post_update: the VMA's range changed."""
-    for avc in vma.chain:
+    for avc in vma.same_vma():
         tree = avc.anon_vma.tree
         if avc in tree:
             del tree[avc]
@@ -62,7 +70,7 @@ def anon_vma_compatible(a: Vma, b: Vma) -> bool:
 
 def reusable_anon_vma(old: Vma, a: Vma, b: Vma) -> AnonVma | None:
     """reusable_anon_vma(): only a root that never went through a fork (singular chain)."""
-    if anon_vma_compatible(a, b) and old.anon_vma is not None and len(old.chain) == 1:
+    if anon_vma_compatible(a, b) and old.anon_vma is not None and len(old.avcs) == 1:
         return old.anon_vma
     return None
 
@@ -130,12 +138,12 @@ def unlink_anon_vmas(k: Kernel, vma: Vma) -> None:
     """unlink_anon_vmas(): drop every chain of the VMA; put the anon_vmas whose tree emptied."""
     if k.policy.unlink_returns_if_unfaulted and vma.anon_vma is None:
         # 2026: return at once, warning if the chain is not empty.
-        if vma.chain:
+        if vma.avcs:
             k.event("VM_WARN_ON_ONCE", ref(vma), "unlink_anon_vmas: no anon_vma but a chain")
         return
     counters = k.counters
     emptied: list[AnonVma] = []
-    for avc in vma.chain:                   # head to tail
+    for avc in vma.same_vma():              # head to tail
         av = avc.anon_vma
         if av.freed:
             k.event("UAF", ref(vma), f"unlink_anon_vmas: chain links freed {avname(av)}")
@@ -144,7 +152,7 @@ def unlink_anon_vmas(k: Kernel, vma: Vma) -> None:
             if av.parent is not None:
                 counters.child_unlinked(av.parent)
             emptied.append(av)
-    vma.chain.clear()
+    vma.avcs.clear()
     if vma.anon_vma is not None:
         if vma.anon_vma.freed:
             k.event("UAF", ref(vma), f"unlink_anon_vmas: vma->anon_vma {avname(vma.anon_vma)} is freed")

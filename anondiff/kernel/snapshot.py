@@ -19,7 +19,7 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
         vmas = []
         for vma in mm.vmas:
             ref = f"{mm.name}/{vma.name}"
-            chain = tuple(avc.anon_vma for avc in vma.chain)
+            chain = tuple(avc.anon_vma for avc in vma.same_vma())
             members = set(chain)
             if vma.anon_vma is not None:
                 users.setdefault(vma.anon_vma, []).append(ref)

@@ -31,6 +31,7 @@ class Kernel:
         self.anon_vmas: list[AnonVma] = []
         self.live: set[AnonVma] = set()
         self._taken: set[str] = set()
+        self._taken_numbers: set[int] = set()   # labels of the form AV<n>
         self._next_name = 1
         self._avc_seq = 0
         self._pages = 0
@@ -48,14 +49,18 @@ class Kernel:
 
     def reserve(self, label: str) -> None:
         self._taken.add(label)
+        if label.startswith("AV") and label[2:].isdigit() and str(int(label[2:])) == label[2:]:
+            self._taken_numbers.add(int(label[2:]))
 
     def name(self, av: AnonVma, label: str | None = None) -> None:
         if label is None:
-            while f"AV{self._next_name}" in self._taken:
-                self._next_name += 1
-            label = f"AV{self._next_name}"
-            self._next_name += 1
-        self._taken.add(label)
+            n = self._next_name
+            while n in self._taken_numbers:
+                n += 1
+            label = "AV%d" % n
+            self._next_name = n + 1
+        else:
+            self.reserve(label)
         av.name = label
         av.seq = len(self.anon_vmas)
         self.anon_vmas.append(av)

@@ -30,7 +30,7 @@ class VmaOp(enum.Enum):
 
 def vma_is_fork_child(vma: Vma | None) -> bool:
     """vma_is_fork_child(): has an anon_vma and a chain that is not singular."""
-    return vma is not None and vma.anon_vma is not None and len(vma.chain) != 1
+    return vma is not None and vma.anon_vma is not None and len(vma.avcs) != 1
 
 
 class Policy:
@@ -59,7 +59,7 @@ class Policy:
         is not), else equal pointers.  Chains are never compared: CVE-2022-42703 rests on it.
         """
         a1, a2 = src.anon_vma, tgt.anon_vma
-        if (a1 is None or a2 is None) and len(tgt.chain) == 1:
+        if (a1 is None or a2 is None) and len(tgt.avcs) == 1:
             return True
         return a1 is a2
 
@@ -80,7 +80,7 @@ class ChainCopyPolicy(Policy):
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
-        for pavc in reversed(src.chain):
+        for pavc in src.avcs:            # tail (root) first; dst is never src
             av = pavc.anon_vma
             anon_vma_chain_link(k, dst, av)
             if dst.anon_vma is None and self.reusable(av, src):

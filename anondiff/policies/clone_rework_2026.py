@@ -32,15 +32,15 @@ class CloneRework2026(SplitCountersPolicy):
     def check_anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp) -> None:
         """The VM_WARN_ON_ONCE()s of check_anon_vma_clone() that the model can see."""
         warn = []
-        if src.anon_vma is None and (src.chain or dst.anon_vma is not None):
+        if src.anon_vma is None and (src.avcs or dst.anon_vma is not None):
             warn.append("src without anon_vma has a chain or dst has an anon_vma")
-        if dst.chain:
+        if dst.avcs:
             warn.append("dst chain not empty on entry")
         if dst.anon_vma is not None and dst.anon_vma is not src.anon_vma:
             warn.append("dst->anon_vma neither NULL nor src's")
         if op is not VmaOp.FORK and src.anon_vma is not None and dst.anon_vma is None:
             warn.append("dst->anon_vma not set for a non-fork clone")
-        if op is VmaOp.MERGE_UNFAULTED and len(src.chain) != 1:
+        if op is VmaOp.MERGE_UNFAULTED and len(src.avcs) != 1:
             warn.append("merge of an unfaulted VMA from a non-singular chain")
         for w in warn:
             k.event("VM_WARN_ON_ONCE", ref(dst), f"check_anon_vma_clone: {w}")
@@ -50,9 +50,9 @@ class CloneRework2026(SplitCountersPolicy):
         self.check_anon_vma_clone(k, dst, src, op)
         if src.anon_vma is None:
             return
-        for pavc in src.chain:                        # head to tail, each pushed at the head
+        for pavc in src.same_vma():                   # head to tail, each pushed at the head
             anon_vma_chain_assign(k, dst, pavc.anon_vma)
-        for avc in reversed(dst.chain):               # tail to head
+        for avc in list(dst.avcs):                    # tail to head
             interval_tree_insert(k, avc)
             if op is VmaOp.FORK:
                 self.maybe_reuse_anon_vma(k, dst, avc.anon_vma)
