@@ -13,6 +13,10 @@ A VMA that expands with no anon_vma while the one giving up the range has one im
 dup_anon_vma() in 6.x, VMA_OP_MERGE_UNFAULTED in 2026).  A removed VMA's chain is dropped by
 unlink_anon_vmas() (anon_vma_merge() up to 6.x, after its VM_BUG_ON_VMA on equal anon_vmas).
 Whether the anon_vmas allow a merge is the policy's is_mergeable_anon_vma().
+
+The VMA whose range changes is taken out of its anon_vmas' interval trees and put back
+(vma_prepare()/vma_complete(), __vma_adjust() before): the expanded one first, then the one whose
+start moves; their chains get a new place among equal keys.
 """
 from __future__ import annotations
 
@@ -68,6 +72,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
                 exporter = next
             dup_anon_vma(k, prev, exporter)
             prev.end = next.end
+            rekey(k, prev)
             remove_merged(k, prev, middle)
             remove_merged(k, prev, next)
             k.event("MERGED", ref(prev), f"{middle.name} and {next.name} merged into {prev.name}")
@@ -77,6 +82,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
         assert prev is not None
         dup_anon_vma(k, prev, middle)
         prev.end = end
+        rekey(k, prev)
         if right_side:
             remove_merged(k, prev, middle)
         else:
@@ -118,12 +124,14 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
         if prev.anon_vma is None or next.anon_vma is None or prev.anon_vma is next.anon_vma:
             dup_anon_vma(k, prev, next)
             prev.end = next.end
+            rekey(k, prev)
             remove_merged(k, prev, next)
             return prev
         merge_right = False
     if merge_left:
         assert prev is not None
         prev.end = new.end
+        rekey(k, prev)
         return prev
     if merge_right:
         assert next is not None
