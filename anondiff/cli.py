@@ -186,7 +186,9 @@ def list_policies() -> None:
     """List the policies: versions, commits, aliases and the rule at fork."""
     from . import policies
 
-    for cls in policies.POLICIES:
+    for cls in policies.POLICIES + policies.ERA_VARIANTS:
+        if cls is policies.ERA_VARIANTS[0]:
+            click.echo("\nera variants (the same decisions, other surroundings; not run by default):")
         aliases = f" (aliases: {', '.join(cls.aliases)})" if cls.aliases else ""
         click.echo(f"{cls.name}{aliases}")
         click.echo(f"    versions: {cls.versions}")

@@ -14,6 +14,7 @@ from .always_new import AlwaysNew
 from .base import Policy
 from .clone_rework_2026 import CloneRework2026
 from .degree import Degree
+from .eras import ERA_VARIANTS
 from .kk_v1 import KkV1
 from .kk_v2 import KkV2
 from .mirror_parent import MirrorParent
@@ -28,13 +29,14 @@ POLICIES: tuple[type[Policy], ...] = (
 )
 
 _BY_NAME: dict[str, type[Policy]] = {}
-for _cls in POLICIES:
+for _cls in POLICIES + ERA_VARIANTS:
     _BY_NAME[_cls.name] = _cls
     for _alias in _cls.aliases:
         _BY_NAME[_alias] = _cls
 
 
 def names() -> list[str]:
+    """The main policies, in history order (era variants are selected by version)."""
     return [cls.name for cls in POLICIES]
 
 

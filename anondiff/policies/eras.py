@@ -1,0 +1,40 @@
+"""Era variants: the same anon_vma decisions as a main policy, with the surroundings of other
+releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
+
+* ``v5.10`` — ``degree`` as in v5.6 .. v6.0-rc3 (the 5.10 and 5.15 releases, before their
+  stable trees took commit 2555283eb40d): Li Xinhai's "mm: set vm_next and vm_prev to NULL in
+  vm_area_dup()" and "mm: don't prepare anon_vma if vma has VM_WIPEONFORK" (v5.6-rc, spec
+  section 6), and the ``src->anon_vma`` test of v5.5.
+* ``v6.1`` — ``split-counters`` with is_mergeable_anon_vma() as before the 2025 fix ("mm/vma:
+  fix incorrectly disallowed anonymous VMA merges"), the rule of the 6.6 code the kernel-runs
+  known answers were made with.
+"""
+from __future__ import annotations
+
+from ..kernel.fork import EMPTY, NONE, DupMmap
+from ..kernel.objects import Vma
+from .base import Policy
+from .degree import Degree
+from .split_counters import SplitCountersPolicy
+
+
+class DegreeV510(Degree):
+    name = "v5.10"
+    aliases = ("v5.6", "v5.15")
+    versions = "v5.6 .. v6.0-rc3 (5.10.y/5.15.y until the 2555283eb40d backport)"
+    rule = "degree; vm_prev cleared by vm_area_dup, VM_WIPEONFORK children stay unfaulted"
+    dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
+    src_guard = True
+
+
+class SplitCountersV61(SplitCountersPolicy):
+    name = "v6.1"
+    aliases = ("v6.0", "v6.6")
+    versions = "v6.0-rc4 .. the 2025 merge fix (6.1.y, 6.6.y)"
+    rule = "split-counters; merges with the old is_mergeable_anon_vma() rule"
+
+    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+        return Policy.is_mergeable_anon_vma(self, src, tgt)
+
+
+ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV61)

@@ -1,0 +1,133 @@
+"""Targeted statements of the spec, one policy decision each, on small scenarios."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from anondiff import policies
+from anondiff.engine import replay
+from anondiff.scenario import load, loads
+from anondiff.topology import Topology
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(text: str, policy: str) -> Topology:
+    return replay(loads(text, "t.yaml"), policy).final
+
+
+def test_registry_names_and_aliases() -> None:
+    assert policies.names() == ["always-new", "degree", "wei-4e4a9eb92133", "wei-intended", "v1",
+                                "v2", "split-counters", "clone-rework-2026", "mirror-parent"]
+    assert policies.get("v4.19").name == "degree"
+    assert policies.get("v6.18").name == "split-counters"
+    assert policies.get("kk-v2").name == "v2"
+    assert policies.get("v5.15").name == "v5.10"
+    with pytest.raises(Exception, match="unknown policy: 'v9.9'"):
+        policies.get("v9.9")
+
+
+UNFAULTED_NEIGHBOUR = """
+description: A is faulted (never forked), B next to it is not; A becomes read-only like B.
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
+      - {name: B, start: 0x11000, pages: 1, prot: r}
+steps:
+  - {mprotect: P/A, prot: r}
+"""
+
+
+def test_three_case_merge_rule_merges_faulted_into_unfaulted() -> None:
+    # spec 1.5: "an unfaulted VMA next to a faulted, non-forked one: 6.18 merges, the old rule
+    # refuses" (the target's empty chain is not singular).
+    merged = run(UNFAULTED_NEIGHBOUR, "split-counters").process("P")
+    # next (B) expands down over A, which goes; B imports A's anon_vma (dup_anon_vma)
+    assert [v.name for v in merged.vmas] == ["B"]
+    b = merged.vmas[0]
+    assert (b.start, b.end, b.anon_vma, b.chain) == (0x10000, 0x12000, "AV1", ("AV1",))
+    assert b.pages[0].mapping == "AV1" and b.pages[0].in_chain
+    for old in ("v6.1", "degree", "always-new"):
+        kept = run(UNFAULTED_NEIGHBOUR, old).process("P")
+        assert [v.name for v in kept.vmas] == ["A", "B"], old
+
+
+def test_three_case_rule_refuses_a_fork_child() -> None:
+    text = UNFAULTED_NEIGHBOUR.replace("steps:\n", "steps:\n  - {fork: P, child: C}\n") \
+        .replace("{mprotect: P/A, prot: r}", "{mprotect: C/A, prot: r}")
+    child = run(text, "split-counters").process("C")
+    assert [v.name for v in child.vmas] == ["A", "B"]
+
+
+WIPE = (ROOT / "scenarios" / "kernel-runs" / "wipe_poke_parent.yaml").read_text()
+
+
+@pytest.mark.parametrize("policy,expected", [
+    ("degree", "AV1"),          # v4.14..v5.5: prepared at fork through the parent's neighbours
+    ("v5.10", None),            # v5.6+: left unfaulted
+    ("split-counters", None),
+    ("v2", "AV2"),              # v2 2/2: the child's own prev, a new root
+])
+def test_wipeonfork_by_era(policy: str, expected: str | None) -> None:
+    assert run(WIPE, policy).vma("C/W1").anon_vma == expected
+
+
+def test_always_new_has_no_parent_and_no_counters() -> None:
+    t = run(WIPE, "always-new")
+    assert all(a.parent is None and a.counters == () for a in t.anon_vmas)
+    assert any(f.kind == "NOTE" and "VM_WIPEONFORK" in f.detail for f in t.findings)
+
+
+SPLIT_AFTER_FORKS = """
+description: two generations of forks, then the grandchild splits its VMA.
+processes:
+  - name: A
+    vmas:
+      - {name: m, start: 0x10000, pages: 2, prot: rw, faulted: true}
+steps:
+  - {fork: A, child: B}
+  - {fork: B, child: C}
+  - {mprotect: C/m, pages: 1, prot: r, names: [hi]}
+"""
+
+
+def test_2026_split_halves_have_mutually_reversed_chains() -> None:
+    # spec section 8, Observation O-1: every clone reverses, splits included.
+    t = run(SPLIT_AFTER_FORKS, "clone-rework-2026")
+    lo, hi = t.vma("C/m"), t.vma("C/hi")
+    assert len(lo.chain) == 3 and hi.chain == tuple(reversed(lo.chain))
+    same = run(SPLIT_AFTER_FORKS, "split-counters")
+    assert same.vma("C/m").chain == same.vma("C/hi").chain
+
+
+def test_2026_reuses_first_eligible_of_parent_chain_head_first() -> None:
+    sc = load(str(ROOT / "scenarios" / "kernel-runs" / "check4_o1_five_generations.yaml"))
+    new, old = replay(sc, "clone-rework-2026").final, replay(sc, "split-counters").final
+    # A->B->C->D->E as AV1..AV5 (A's is AV1); B and C unmapped: their anon_vmas AV2, AV3
+    assert old.vma("F/m").anon_vma == "AV2"     # the oldest eligible
+    assert new.vma("F/m").anon_vma == "AV3"     # Cv: first eligible of E's reversed chain
+
+
+def test_v2_shares_only_a_fresh_child_of_the_parent_anon_vma() -> None:
+    t = replay(load(str(ROOT / "scenarios" / "kk-old-anon-vmas.yaml")), "v2").final
+    dst = [t.vma(f"C/DST{i}").anon_vma for i in range(1, 6)]
+    assert dst[0] != dst[1] and len({dst[2], dst[3], dst[4]}) == 1 and dst[2] not in dst[:2]
+    fresh = t.anon_vma(dst[2])
+    assert fresh.parent == t.vma("P/SRC1").anon_vma
+
+
+def test_v1_lets_a_reused_old_anon_vma_collect_every_user() -> None:
+    t = replay(load(str(ROOT / "scenarios" / "kk-old-anon-vmas.yaml")), "v1").final
+    old = t.vma("C/DST1").anon_vma
+    assert old is not None
+    assert t.anon_vma(old).users == tuple(f"C/DST{i}" for i in range(1, 6))
+    assert t.anon_vma(old).counter("degree") == 5 + 1   # five VMAs and the child it already had
+
+
+def test_mirror_parent_mirrors_sharing_groups() -> None:
+    t = replay(load(str(ROOT / "scenarios" / "file-between-sharers.yaml")), "mirror-parent").final
+    groups = {v.anon_vma for v in t.process("C").vmas if v.anon_vma}
+    assert len(groups) == 1
+    assert all(not f.kind.startswith("I") for f in t.findings)
