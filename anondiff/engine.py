@@ -13,8 +13,8 @@ from typing import Iterator
 from .errors import ReplayError
 from .kernel import checks
 from .kernel.fork import dup_mmap
-from .kernel.merge import merge_new
-from .kernel.mm import change_vmas, do_munmap, exit_mmap, write_fault
+from .kernel.merge import merge_existing, merge_new
+from .kernel.mm import change_vmas, do_munmap, exit_mmap, split_vma, write_fault
 from .kernel.objects import VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
 from .kernel.rmap import anon_vma_chain_link
 from .kernel.snapshot import freeze
@@ -22,8 +22,8 @@ from .kernel.state import Kernel, KernelCrash
 from .policies import get as get_policy
 from .policies.base import Policy
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
-from .scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Munmap, Scenario,
-                       Snapshot, Step, Target, VmaSpec)
+from .scenario import (PAGE_SHIFT, PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
+                       Munmap, Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
 from .topology import Finding, Replay, Topology
 
 
@@ -180,6 +180,14 @@ class _Replayer:
             self.reshape(mm, step.names, lambda: do_munmap(self.k, mm, start, end))
         elif isinstance(step, Mmap):
             self.mmap(step)
+        elif isinstance(step, Split):
+            self.split(step)
+        elif isinstance(step, SetFlags):
+            vma = self.vma(self.mm(step.process), step.vma)
+            vma.prot = (vma.prot | (step.set & set(PROT_BITS))) - step.clear
+            vma.flags = (vma.flags | (step.set - set(PROT_BITS))) - step.clear
+        elif isinstance(step, Merge):
+            self.merge(step)
         else:  # pragma: no cover - the loader makes only the kinds above
             raise self.error(f"unknown step {step!r}")
 
@@ -288,6 +296,26 @@ class _Replayer:
             return v.prot, (v.flags | {flag}) if on else (v.flags - {flag})
 
         self.reshape(mm, step.names, lambda: change_vmas(self.k, mm, start, end, change))
+
+    def split(self, step: Split) -> None:
+        mm = self.mm(step.process)
+        vma = self.vma(mm, step.vma)
+        if not 0 < step.at < vma.end - vma.start:
+            raise self.error(f"split: page {step.at} is not inside {mm.name}/{vma.name} "
+                             f"({vma.end - vma.start} pages)")
+        if mm.by_name(step.new) is not None:
+            raise self.error(f"split: {mm.name} already has a VMA named {step.new!r}")
+        new = split_vma(self.k, vma, vma.start + step.at, step.new_below)
+        new.name = step.new
+
+    def merge(self, step: Merge) -> None:
+        mm = self.mm(step.process)
+        lo, hi = self.vma(mm, step.lo), self.vma(mm, step.hi)
+        hi.prot, hi.flags = lo.prot, lo.flags
+        if merge_existing(self.k, hi, hi.start, hi.end, lo.prot, lo.flags, with_next=False) is not lo:
+            self.k.event("MERGE_REFUSED", f"{mm.name}/{lo.name}",
+                         f"{hi.name} not merged into {lo.name} (not adjacent, not linear, "
+                         "or the anon_vma rule refuses)")
 
     def mmap(self, step: Mmap) -> None:
         mm = self.mm(step.process)

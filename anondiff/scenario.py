@@ -127,12 +127,48 @@ class Madvise:
 
 
 @dataclass(frozen=True)
+class Split:
+    """__split_vma() itself, as the kernel's own paths call it (mremap, mlock, ...) and as the
+    userspace harnesses of the anon_vma code drive it: ``at`` pages into the VMA; the new VMA
+    is the part below ``at`` when ``new_below``, else the part above, and is named ``new``."""
+
+    process: str
+    vma: str
+    at: int
+    new: str
+    new_below: bool = False
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class SetFlags:
+    """Change vm_flags of one whole VMA without the merge attempt mprotect/madvise make."""
+
+    process: str
+    vma: str
+    set: frozenset[str] = frozenset()     # of PROT_BITS + VMA_FLAGS
+    clear: frozenset[str] = frozenset()
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Merge:
+    """vma_merge() of two adjacent VMAs: ``hi`` takes ``lo``'s flags, then merges into ``lo``
+    (prev) if the anon_vma rule allows; neither VMA is split."""
+
+    process: str
+    lo: str
+    hi: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Snapshot:
     label: str
     line: int = 0
 
 
-Step = Union[Fork, Exit, Fault, Mprotect, Munmap, Mmap, Madvise, Snapshot]
+Step = Union[Fork, Exit, Fault, Mprotect, Munmap, Mmap, Madvise, Split, SetFlags, Merge, Snapshot]
 
 EXPECT_KINDS = ("same_anon_vma", "different_anon_vma", "anon_vma", "chain", "findings",
                 "no_findings", "freed")
@@ -181,7 +217,7 @@ NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
 MAX_FAULT_ALL_PAGES = 1 << 20
 
 STEP_KINDS = ("fork", "exit", "fault", "write", "mprotect", "munmap", "mmap", "madvise",
-              "snapshot")
+              "split", "setflags", "merge", "snapshot")
 TOP_KEYS = ("description", "policies", "processes", "steps", "expect")
 PROCESS_KEYS = ("name", "vmas")
 VMA_KEYS = ("name", "start", "pages", "end", "prot", "flags", "shared", "file", "faulted",
@@ -198,6 +234,9 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "munmap": _RANGE_KEYS + ("names",),
     "mmap": MMAP_KEYS,
     "madvise": ("advice",) + _RANGE_KEYS + ("names",),
+    "split": ("at", "new", "new_below"),
+    "setflags": ("set", "clear"),
+    "merge": ("lo", "hi"),
     "snapshot": (),
 }
 EXPECT_KEYS = EXPECT_KINDS + ("policies", "policy")
@@ -769,8 +808,15 @@ class _Loader:
                                         f"{snapshots[label]}"))
             snapshots[label] = line
             return Snapshot(label=label, line=line)
-        if kind in ("fork", "exit", "mmap"):
+        if kind in ("fork", "exit", "mmap", "merge"):
             process = self.process_ref(arg, aloc, alive, gone)
+            if kind == "merge":
+                self.check_keys(node, entries, loc, STEP_KEYS["merge"] + ("merge",), ("lo", "hi"))
+                lo = self.name(entries["lo"][1], loc.at("lo"), "VMA name")
+                hi = self.name(entries["hi"][1], loc.at("hi"), "VMA name")
+                if lo == hi:
+                    self.fail(entries["hi"][1], loc.at("hi").say("must differ from 'lo'"))
+                return Merge(process=process, lo=lo, hi=hi, line=line)
             if kind == "exit":
                 del alive[process]
                 gone[process] = line
@@ -788,6 +834,11 @@ class _Loader:
             self.check_name(arg, aloc, vma, "VMA name")
         if kind in ("fault", "write"):
             return self.fault(kind, node, entries, loc, process, vma or None, line)
+        if kind in ("split", "setflags"):
+            if not vma:
+                self.fail(arg, aloc.say(f"{kind} needs a VMA: '{process}/VMA'"))
+            return self.split(node, entries, loc, process, vma, line) if kind == "split" \
+                else self.setflags(node, entries, loc, process, vma, line)
         range_ = self.target(node, entries, loc, process, vma or None)
         names: tuple[str, ...] = ()
         if (nnode := self.get(entries, "names")) is not None:
@@ -805,6 +856,43 @@ class _Loader:
                     f"{_quote(advice)} is not known (expected one of: {_choices(ADVICE)})"))
             return Madvise(target=range_, advice=advice, names=names, line=line)
         return Munmap(target=range_, names=names, line=line)
+
+    def split(self, node: yaml.Node, entries: Entries, loc: _Loc, process: str, vma: str,
+              line: int) -> Split:
+        self.check_keys(node, entries, loc, STEP_KEYS["split"] + ("split",), ("at", "new"))
+        at = self.integer(entries["at"][1], loc.at("at"), 1)
+        if at >= TASK_SIZE // PAGE_SIZE:
+            self.fail(entries["at"][1], loc.at("at").say(f"{_n(at)} pages is beyond TASK_SIZE"))
+        new = self.name(entries["new"][1], loc.at("new"), "VMA name")
+        if new == vma:
+            self.fail(entries["new"][1], loc.at("new").say(f"must differ from {_quote(vma)}"))
+        below = False
+        if (bnode := self.get(entries, "new_below")) is not None:
+            below = self.boolean(bnode, loc.at("new_below"))
+        return Split(process=process, vma=vma, at=at, new=new, new_below=below, line=line)
+
+    def setflags(self, node: yaml.Node, entries: Entries, loc: _Loc, process: str, vma: str,
+                 line: int) -> SetFlags:
+        known = PROT_BITS + VMA_FLAGS
+        out: dict[str, frozenset[str]] = {}
+        for key in ("set", "clear"):
+            values: set[str] = set()
+            if (fnode := self.get(entries, key)) is not None:
+                floc = loc.at(key)
+                for i, item in enumerate(self.sequence(fnode, floc)):
+                    flag = self.string(item, floc.item(i))
+                    if flag not in known:
+                        self.fail(item, floc.item(i).say(
+                            f"{_quote(flag)} is not known (expected one of: {_choices(known)})"))
+                    values.add(flag)
+            out[key] = frozenset(values)
+        if not out["set"] and not out["clear"]:
+            self.fail(node, loc.say("needs 'set' or 'clear' (lists of: "
+                                    f"{_choices(known)})"))
+        both = out["set"] & out["clear"]
+        if both:
+            self.fail(node, loc.say(f"{_quote(sorted(both)[0])} is both set and cleared"))
+        return SetFlags(process=process, vma=vma, set=out["set"], clear=out["clear"], line=line)
 
     def fork(self, node: yaml.Node, entries: Entries, loc: _Loc, process: str,
              alive: dict[str, int], gone: dict[str, int], line: int) -> Fork:

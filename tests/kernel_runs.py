@@ -105,7 +105,9 @@ def diff_state(ref: dict, topo: Topology) -> list[str]:
     return problems
 
 
-def diff_replay(ref: dict, rep: Replay) -> list[str]:
+def diff_replay(ref: dict, rep: Replay, merges: bool = False) -> list[str]:
+    """``merges``: also compare the MERGED / MERGE_REFUSED events (for literal translations,
+    whose explicit merge steps are the reference's)."""
     problems = []
     ours = {t.label: t for t in rep.snapshots}
     for label, state in states(ref).items():
@@ -113,8 +115,9 @@ def diff_replay(ref: dict, rep: Replay) -> list[str]:
             problems.append(f"no snapshot {label!r}")
             continue
         problems += [f"[{label}] {p}" for p in diff_state(state, ours[label])]
-    ref_events = sorted(e["kind"] for e in ref["events"] if e["kind"] in EVENT_KINDS)
-    our_events = sorted(f.kind for f in rep.final.findings if not f.active and f.kind in EVENT_KINDS)
+    kinds = EVENT_KINDS | ({"MERGED", "MERGE_REFUSED"} if merges else set())
+    ref_events = sorted(e["kind"] for e in ref["events"] if e["kind"] in kinds)
+    our_events = sorted(f.kind for f in rep.final.findings if not f.active and f.kind in kinds)
     if ref_events != our_events:
         problems.append(f"kernel events: reference {ref_events}, anondiff {our_events}")
     if bool(ref["crash"]) != rep.final.crashed:

@@ -24,9 +24,11 @@ def test_known_answer(case: str, version: str, policy: str) -> None:
     if (case, policy) in PENDING:
         pytest.xfail(PENDING[(case, policy)])
     ref = reference(case)[version]
-    rep = replay(load(str(SCENARIOS / f"{case}.yaml")), policy)
-    problems = diff_replay(ref, rep)
-    assert not problems, "\n".join(problems)
+    literal = SCENARIOS / f"{case}_literal.yaml"
+    for scenario in [SCENARIOS / f"{case}.yaml"] + ([literal] if literal.exists() else []):
+        rep = replay(load(str(scenario)), policy)
+        problems = diff_replay(ref, rep, merges=scenario == literal)
+        assert not problems, f"{scenario.name}:\n" + "\n".join(problems)
 
 
 def test_every_known_answer_has_a_scenario() -> None:

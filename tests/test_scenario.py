@@ -351,7 +351,8 @@ ERRORS = [
     # steps
     (HEAD + "steps: {fork: P}\n", 6, "'steps' must be a list of steps"),
     (step("- frok: P\n"), 7, "steps[0]: step has no kind (expected exactly one of: fork, exit, "
-                            "fault, write, mprotect, munmap, mmap, madvise, snapshot); unknown "
+                            "fault, write, mprotect, munmap, mmap, madvise, split, setflags, "
+                            "merge, snapshot); unknown "
                             "key 'frok'"),
     (step("- P\n"), 7, "steps[0]: must be a mapping with one of the keys fork, exit"),
     (step("- fork: P\n  exit: P\n"), 8, "step has more than one kind: fork, exit"),
@@ -624,3 +625,49 @@ def test_fuzz_bytes_through_load(tmp_path_factory, junk: bytes, at: int) -> None
         load(str(path))
     except ScenarioError as e:
         assert str(e).startswith(str(path) + ":") and "\n" not in str(e)
+
+
+# -- kernel-internal steps: split, setflags, merge -----------------------------------------------
+
+LOW_LEVEL = """\
+description: low-level steps
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 4, faulted: true}
+steps:
+  - {split: P/A, at: 1, new: B}
+  - {split: P/B, at: 2, new: C, new_below: true}
+  - {setflags: P/B, set: [dontcopy], clear: [write]}
+  - {merge: P, lo: A, hi: C}
+"""
+
+
+def test_low_level_steps_load() -> None:
+    from anondiff.scenario import Merge, SetFlags, Split
+    steps = loads(LOW_LEVEL, "ll.yaml").steps
+    assert steps == (
+        Split("P", "A", 1, "B", False, line=7),
+        Split("P", "B", 2, "C", True, line=8),
+        SetFlags("P", "B", frozenset({"dontcopy"}), frozenset({"write"}), line=9),
+        Merge("P", "A", "C", line=10),
+    )
+
+
+@pytest.mark.parametrize("step,message", [
+    ("{split: P/A, new: B}", "'at'"),
+    ("{split: P/A, at: 0, new: B}", "at"),
+    ("{split: P, at: 1, new: B}", "split needs a VMA"),
+    ("{split: P/A, at: 1, new: A}", "must differ"),
+    ("{setflags: P/A}", "needs 'set' or 'clear'"),
+    ("{setflags: P/A, set: [shared]}", "'shared' is not known"),
+    ("{setflags: P/A, set: [write], clear: [write]}", "both set and cleared"),
+    ("{merge: P, lo: A}", "'hi'"),
+    ("{merge: P, lo: A, hi: A}", "must differ"),
+])
+def test_low_level_step_errors(step: str, message: str) -> None:
+    text = LOW_LEVEL.split("steps:")[0] + "steps:\n  - " + step + "\n"
+    with pytest.raises(ScenarioError) as e:
+        loads(text, "ll.yaml")
+    assert str(e.value).startswith("ll.yaml:7")
+    assert message in str(e.value)

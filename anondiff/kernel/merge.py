@@ -47,15 +47,16 @@ def remove_merged(k: Kernel, kept: Vma, gone: Vma) -> None:
 
 
 def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
-                   prot: frozenset[str], flags: frozenset[str]) -> Vma | None:
+                   prot: frozenset[str], flags: frozenset[str], with_next: bool = True) -> Vma | None:
     """Try to merge [start, end) of ``middle``, about to get ``prot``/``flags``, with its
-    neighbours.  Returns the VMA now holding the range, or None when nothing merged."""
+    neighbours (``with_next`` False: with the previous one only).  Returns the VMA now holding
+    the range, or None when nothing merged."""
     mm = middle.mm
     policy = k.policy
     pgoff = middle.pgoff + (start - middle.start)
     left_side, right_side = start == middle.start, end == middle.end
     prev = mm.prev(middle) if left_side else None
-    next = mm.next(middle) if right_side else None
+    next = mm.next(middle) if right_side and with_next else None
     merge_left = (prev is not None and prev.end == start
                   and _same_vma_props(prev, prot, flags, middle.file)
                   and prev.pgoff + (prev.end - prev.start) == pgoff
