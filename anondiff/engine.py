@@ -15,7 +15,7 @@ from .kernel import checks
 from .kernel.fork import dup_mmap
 from .kernel.merge import merge_existing, merge_new
 from .kernel.mm import change_vmas, do_munmap, exit_mmap, split_vma, write_fault
-from .kernel.objects import VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
+from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
 from .kernel.rmap import anon_vma_chain_link
 from .kernel.snapshot import freeze
 from .kernel.state import Kernel, KernelCrash
@@ -45,6 +45,10 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
     flags = set(spec.flags)
     if spec.shared:
         flags.add(VM_SHARED)
+    # VM_ACCOUNT for a private mapping that is writable, or (in a starting layout) faulted: its
+    # pages were written, so it was writable once (a forced write being the rare exception).
+    elif "write" in spec.prot or spec.faulted:
+        flags.add(VM_ACCOUNT)
     start = spec.start >> PAGE_SHIFT
     # Anonymous mappings get vm_pgoff = addr >> PAGE_SHIFT; file mappings are modelled as mapped
     # at the file offset equal to their address, which keeps pieces of one mapping linear.
@@ -171,8 +175,14 @@ class _Replayer:
         elif isinstance(step, Mprotect):
             mm, start, end = self.range(step.target, "mprotect", whole=True)
             prot = frozenset(step.prot)
-            self.reshape(mm, step.names, lambda: change_vmas(
-                self.k, mm, start, end, lambda v: (prot, v.flags)))
+
+            def mprotect(v: Vma) -> tuple[frozenset[str], frozenset[str]]:
+                # mprotect_fixup(): a private VMA turning writable becomes accountable
+                if "write" in prot and VM_SHARED not in v.flags:
+                    return prot, v.flags | {VM_ACCOUNT}
+                return prot, v.flags
+
+            self.reshape(mm, step.names, lambda: change_vmas(self.k, mm, start, end, mprotect))
         elif isinstance(step, Madvise):
             self.madvise(step)
         elif isinstance(step, Munmap):

@@ -34,8 +34,9 @@ processes:
   - name: P
     vmas:
       - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
-      - {name: B, start: 0x11000, pages: 1, prot: r}
+      - {name: B, start: 0x11000, pages: 1, prot: rw}
 steps:
+  - {mprotect: P/B, prot: r}
   - {mprotect: P/A, prot: r}
 """
 
@@ -54,11 +55,25 @@ def test_three_case_merge_rule_merges_faulted_into_unfaulted() -> None:
         assert [v.name for v in kept.vmas] == ["A", "B"], old
 
 
+def test_vm_account_keeps_a_never_writable_mapping_apart() -> None:
+    # B mapped read-only never gets VM_ACCOUNT; A (writable once) has it: the flags differ
+    # beyond VM_READ|VM_WRITE|VM_EXEC, so no merge and no anon_vma sharing.
+    text = UNFAULTED_NEIGHBOUR.replace("prot: rw}\nsteps:\n  - {mprotect: P/B, prot: r}\n",
+                                       "prot: r}\nsteps:\n")
+    t = run(text, "split-counters")
+    assert [v.name for v in t.process("P").vmas] == ["A", "B"]
+    assert "account" in t.vma("P/A").flags and "account" not in t.vma("P/B").flags
+    t = run(text + "  - write: P/B\n", "split-counters")
+    assert t.vma("P/B").anon_vma != t.vma("P/A").anon_vma
+
+
 def test_three_case_rule_refuses_a_fork_child() -> None:
+    # the same in a forked child: its A has a chain [own, parent's] (vma_is_fork_child)
     text = UNFAULTED_NEIGHBOUR.replace("steps:\n", "steps:\n  - {fork: P, child: C}\n") \
-        .replace("{mprotect: P/A, prot: r}", "{mprotect: C/A, prot: r}")
-    child = run(text, "split-counters").process("C")
-    assert [v.name for v in child.vmas] == ["A", "B"]
+        .replace("P/B", "C/B").replace("P/A", "C/A")
+    t = run(text, "split-counters")
+    assert [v.name for v in t.process("C").vmas] == ["A", "B"]
+    assert t.vma("C/B").prot == t.vma("C/A").prot == ("read",)
 
 
 WIPE = (ROOT / "scenarios" / "kernel-runs" / "wipe_poke_parent.yaml").read_text()

@@ -4,10 +4,16 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import Iterator
 
-#: Flags that matter for anon_vma decisions.  "shared" is VM_SHARED.
+#: vm_flags that matter for anon_vma decisions (compared by anon_vma_compatible() and
+#: vma_merge(); VM_READ/VM_WRITE/VM_EXEC are ``Vma.prot``).
 VM_DONTCOPY = "dontcopy"
 VM_WIPEONFORK = "wipeonfork"
 VM_SHARED = "shared"
+#: VM_ACCOUNT: a private mapping that is or was writable (accountable_mapping() at mmap,
+#: mprotect_fixup() when it turns writable); never cleared.  A private VMA mapped read-only and
+#: never made writable lacks it, and so neither merges with nor shares an anon_vma with one
+#: that has it.
+VM_ACCOUNT = "account"
 
 
 class AnonVma:
