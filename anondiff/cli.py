@@ -9,7 +9,7 @@ from typing import Sequence
 
 import click
 
-from .errors import AnondiffError, RenderError
+from .errors import AnondiffError
 
 FORMATS = ["table", "json", "ascii", "list", "dot"]
 IMAGE_SUFFIXES = (".svg", ".png", ".pdf")

@@ -3,7 +3,7 @@ later mm/vma.c).  Policies override only the decisions that differ: anon_vma_clo
 anon_vma_fork."""
 from __future__ import annotations
 
-from .objects import VM_SHARED, AnonVma, AnonVmaChain, Vma
+from .objects import AnonVma, AnonVmaChain, Vma
 from .state import Kernel
 
 #: Flags compared by anon_vma_compatible(); VM_READ|VM_WRITE|VM_EXEC (our "prot") and the
