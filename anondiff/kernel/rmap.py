@@ -6,10 +6,6 @@ from __future__ import annotations
 from .objects import AnonVma, AnonVmaChain, Vma
 from .state import Kernel
 
-#: Flags compared by anon_vma_compatible(); VM_READ|VM_WRITE|VM_EXEC (our "prot") and the
-#: "ignore for merge" bits (VM_SOFTDIRTY; VM_IGNORE_MERGE in 2026) are left out by the kernel.
-
-
 def ref(vma: Vma) -> str:
     return f"{vma.mm.name}/{vma.name}"
 
@@ -61,7 +57,9 @@ def rekey(k: Kernel, vma: Vma) -> None:
 
 
 def anon_vma_compatible(a: Vma, b: Vma) -> bool:
-    """anon_vma_compatible(a, b), a below b."""
+    """anon_vma_compatible(a, b), a below b: adjacent, same file, pgoff linear, and vm_flags
+    equal but for VM_READ|VM_WRITE|VM_EXEC (``prot`` here) and VM_SOFTDIRTY (VM_IGNORE_MERGE in
+    2026), which the model does not track."""
     return (a.end == b.start
             and a.file == b.file
             and a.flags == b.flags

@@ -1,0 +1,102 @@
+"""The replay engine: naming of pieces, big address ranges, merges at mmap, refusals, crashes."""
+from __future__ import annotations
+
+import pytest
+
+from anondiff.engine import replay
+from anondiff.errors import ReplayError
+from anondiff.scenario import loads
+from anondiff.topology import Topology
+
+HEAD = """description: engine test
+processes:
+  - name: P
+    vmas:
+"""
+
+
+def run(vmas: str, steps: str, policy: str = "split-counters") -> Topology:
+    return replay(loads(HEAD + vmas + "steps:\n" + steps, "e.yaml"), policy).final
+
+
+def names(t: Topology, proc: str = "P") -> list[tuple[str, int, int]]:
+    return [(v.name, v.start, v.end) for v in t.process(proc).vmas]
+
+
+def test_mprotect_middle_names_pieces_lowest_keeps_name() -> None:
+    t = run("      - {name: m, start: 0x10000, pages: 4, faulted: true}\n",
+            "  - {mprotect: P/m, offset: 1, pages: 2, prot: r, names: [mid]}\n")
+    assert names(t) == [("m", 0x10000, 0x11000), ("mid", 0x11000, 0x13000), ("m.1", 0x13000, 0x14000)]
+    # one anon_vma, as after any split: the same chain everywhere, counted three times
+    assert {v.anon_vma for v in t.process("P").vmas} == {"AV1"}
+    assert t.anon_vma("AV1").counter("num_active_vmas") == 3
+
+
+def test_munmap_lower_part_lets_the_survivor_keep_the_name() -> None:
+    t = run("      - {name: m, start: 0x10000, pages: 4, faulted: true}\n",
+            "  - {munmap: P/m, pages: 1}\n")
+    assert names(t) == [("m", 0x11000, 0x14000)]
+    assert [p.name for p in t.vma("P/m").pages] == ["pg1", "pg2", "pg3"]
+
+
+def test_mprotect_back_merges_the_pieces() -> None:
+    t = run("      - {name: m, start: 0x10000, pages: 4, faulted: true}\n",
+            "  - {mprotect: P/m, offset: 1, pages: 2, prot: r}\n"
+            "  - {mprotect: P/m.1, prot: rw}\n")   # the middle piece ("m.1") back to rw
+    assert names(t) == [("m", 0x10000, 0x14000)]
+    assert t.anon_vma("AV1").counter("num_active_vmas") == 1
+    assert any(f.kind == "MERGED" for f in t.findings)
+
+
+def test_mmap_next_to_a_compatible_vma_merges() -> None:
+    t = run("      - {name: a, start: 0x10000, pages: 1, faulted: true}\n",
+            "  - {mmap: P, name: b, start: 0x11000, pages: 1}\n")
+    assert names(t) == [("a", 0x10000, 0x12000)]
+
+
+def test_mmap_next_to_a_fork_child_does_not_merge() -> None:
+    t = run("      - {name: a, start: 0x10000, pages: 1, faulted: true}\n",
+            "  - {fork: P, child: C}\n  - {mmap: C, name: b, start: 0x11000, pages: 1}\n")
+    assert names(t, "C") == [("a", 0x10000, 0x11000), ("b", 0x11000, 0x12000)]
+
+
+def test_huge_vmas_cost_nothing_per_page() -> None:
+    pages = 1 << 34                                  # 64 TiB
+    t = run(f"      - {{name: big, start: 0x1000, pages: {pages}, faulted: [0, {pages - 1}]}}\n",
+            "  - {fork: P, child: C}\n  - {write: C/big, pages: [5]}\n"
+            "  - {munmap: C/big, offset: 4, pages: 1000000000}\n  - exit: C\n")
+    big = t.vma("P/big")
+    assert big.end - big.start == pages << 12
+    assert [p.name for p in big.pages] == ["pg0", "pg1"]
+    assert not [f for f in t.findings if f.kind.startswith("I")]
+
+
+@pytest.mark.parametrize("steps,message", [
+    ("  - {mprotect: P/zz, prot: r}\n", "no VMA 'zz' in process P"),
+    ("  - {mprotect: P, start: 0x10000, pages: 9, prot: r}\n", "ENOMEM"),
+    ("  - {fault: P, addr: 0x90000}\n", "SIGSEGV"),
+    ("  - {madvise: P/f, advice: wipeonfork}\n", "EINVAL"),
+    ("  - {mmap: P, name: x, start: 0x10000, pages: 1}\n", "overlaps P/m"),
+    ("  - {fork: P, child: C, names: [a]}\n", "1 names for the 2 VMAs"),
+    ("  - {mprotect: P/m, pages: 1, prot: r, names: [a, b]}\n", "2 names given but the step made 1"),
+])
+def test_refused_steps_name_the_line(steps: str, message: str) -> None:
+    with pytest.raises(ReplayError) as e:
+        run("      - {name: m, start: 0x10000, pages: 4, faulted: true}\n"
+            "      - {name: f, start: 0x20000, pages: 1, file: libc.so}\n", steps)
+    assert str(e.value).startswith("e.yaml:8: steps[0]: ")
+    assert message in str(e.value)
+
+
+def test_crash_stops_the_replay_and_keeps_what_came_before() -> None:
+    rep = replay(loads(HEAD + "      - {name: A, start: 0x10000, pages: 1, flags: [dontcopy], "
+                       "faulted: true, anon_vma: AV0}\n"
+                       "      - {name: B, start: 0x11000, pages: 1, faulted: true, anon_vma: AV0}\n"
+                       "steps:\n  - {fork: P, child: C}\n  - {exit: P}\n", "e.yaml"),
+                 "wei-intended")
+    final = rep.final
+    assert final.crashed and final.step == 1                 # the exit never ran
+    assert [p.name for p in final.processes] == ["P", "C"]
+    assert [v.name for v in final.process("C").vmas] == []
+    crash = [f for f in final.findings if f.kind == "CRASH"]
+    assert len(crash) == 1 and "NULL pointer dereference" in crash[0].detail and crash[0].line == 8
