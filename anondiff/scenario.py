@@ -1,14 +1,14 @@
 """Scenario files: YAML -> a validated, frozen :class:`Scenario`.
 
-The dataclasses below are the contract between the loader and the engine.  Every node keeps the
+The immutable records below (NamedTuples: cheap to define, which keeps ``anondiff`` quick to
+start) are the contract between the loader and the engine.  Every node keeps the
 line it came from so that the engine, too, can point at the step that went wrong.
 
 Addresses are bytes (page aligned, ``PAGE_SIZE`` = 4096); sizes are in pages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
+from typing import NamedTuple, Union
 
 from .errors import ScenarioError
 
@@ -22,8 +22,7 @@ VMA_FLAGS = ("dontcopy", "wipeonfork")
 ADVICE = ("dontfork", "dofork", "wipeonfork", "keeponfork")
 
 
-@dataclass(frozen=True)
-class VmaSpec:
+class VmaSpec(NamedTuple):
     """One VMA of the starting layout."""
 
     name: str
@@ -39,15 +38,13 @@ class VmaSpec:
     line: int = 0
 
 
-@dataclass(frozen=True)
-class ProcessSpec:
+class ProcessSpec(NamedTuple):
     name: str
     vmas: tuple[VmaSpec, ...]        # in ascending address order, non-overlapping
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """A range of one process, resolved at replay time.
 
     With ``vma`` set, ``first``/``end`` are page offsets inside that VMA (``end`` None = to the
@@ -60,8 +57,7 @@ class Target:
     end: int | None = None
 
 
-@dataclass(frozen=True)
-class Fork:
+class Fork(NamedTuple):
     process: str
     child: str
     #: child VMA names: by parent VMA name, or a list applied to the copied VMAs in address order
@@ -69,14 +65,12 @@ class Fork:
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Exit:
+class Exit(NamedTuple):
     process: str
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Fault:
+class Fault(NamedTuple):
     """A write to pages of one VMA (``kind`` "fault" or "write": the same kernel path).
 
     ``pages``: "all", "none" (only __anon_vma_prepare) or page offsets in the VMA.
@@ -91,38 +85,33 @@ class Fault:
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Mprotect:
+class Mprotect(NamedTuple):
     target: Target
     prot: frozenset[str]
     names: tuple[str, ...] = ()      # names for the new pieces, in address order
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Munmap:
+class Munmap(NamedTuple):
     target: Target
     names: tuple[str, ...] = ()
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Mmap:
+class Mmap(NamedTuple):
     process: str
     vma: VmaSpec                     # faulted is always False here
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Madvise:
+class Madvise(NamedTuple):
     target: Target
     advice: str                      # one of ADVICE
     names: tuple[str, ...] = ()
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Split:
+class Split(NamedTuple):
     """__split_vma() itself, as the kernel's own paths call it (mremap, mlock, ...) and as the
     userspace harnesses of the anon_vma code drive it: ``at`` pages into the VMA; the new VMA
     is the part below ``at`` when ``new_below``, else the part above, and is named ``new``."""
@@ -135,8 +124,7 @@ class Split:
     line: int = 0
 
 
-@dataclass(frozen=True)
-class SetFlags:
+class SetFlags(NamedTuple):
     """Change vm_flags of one whole VMA without the merge attempt mprotect/madvise make."""
 
     process: str
@@ -146,8 +134,7 @@ class SetFlags:
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Merge:
+class Merge(NamedTuple):
     """vma_merge() of two adjacent VMAs: ``hi`` takes ``lo``'s flags, then merges into ``lo``
     (prev) if the anon_vma rule allows; neither VMA is split."""
 
@@ -157,8 +144,7 @@ class Merge:
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     label: str
     line: int = 0
 
@@ -169,8 +155,7 @@ EXPECT_KINDS = ("same_anon_vma", "different_anon_vma", "anon_vma", "chain", "fin
                 "no_findings", "freed")
 
 
-@dataclass(frozen=True)
-class Expectation:
+class Expectation(NamedTuple):
     """One check for ``anondiff run --check``.
 
     kind / value:
@@ -190,15 +175,14 @@ class Expectation:
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Scenario:
+class Scenario(NamedTuple):
     path: str
     description: str
     processes: tuple[ProcessSpec, ...]
     steps: tuple[Step, ...] = ()
     policies: tuple[str, ...] | None = None   # the policies it is meant for
     expectations: tuple[Expectation, ...] = ()
-    name: str = field(default="")             # file stem
+    name: str = ""                            # file stem
 
 
 # ---------------------------------------------------------------------------------------------

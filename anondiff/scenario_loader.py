@@ -1,5 +1,5 @@
 """The scenario loader: a YAML node tree (every value keeps its line) validated into the frozen
-dataclasses of :mod:`anondiff.scenario`.  Every problem raises ScenarioError with the file, the
+records of :mod:`anondiff.scenario`.  Every problem raises ScenarioError with the file, the
 line and what was expected."""
 from __future__ import annotations
 
@@ -33,7 +33,56 @@ _TYPE_NAMES = {_STR: "a string", _INT: "an integer", _BOOL: "a boolean", _NULL: 
                _TAG + "binary": "binary data"}
 
 
+#: libyaml's parser when PyYAML has it: several times faster on a valid file.  Its composer
+#: recurses in C without a limit, so it only gets documents whose nesting is surely shallow.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+_FAST_MAX_DEPTH = 500
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound of the document's nesting depth: the deepest flow nesting ([ and {
+    outside quotes and comments) plus, for block style, the deepest indentation plus the
+    "- ", ": " and "? " indicators on one line."""
+    flow = deepest = 0
+    quote = ""
+    for line in text.split("\n"):
+        stripped = line.lstrip(" ")
+        block = len(line) - len(stripped) + 1
+        prev = " "
+        i = 0
+        while i < len(stripped):
+            c = stripped[i]
+            if quote:
+                if c == "\\" and quote == '"':
+                    i += 1
+                elif c == quote:
+                    quote = ""
+            elif c in "'\"":
+                quote = c
+            elif c == "#" and prev in " \t":
+                break
+            elif c in "[{":
+                flow += 1
+                deepest = max(deepest, flow + block)
+            elif c in "]}":
+                flow = max(flow - 1, 0)
+            elif c in "-:?" and stripped[i + 1:i + 2] in (" ", ""):
+                block += 1
+            prev = c
+            i += 1
+        deepest = max(deepest, flow + block)
+    return deepest
+
+
 def compose(text: str, path: str) -> yaml.Node:
+    if _FAST_LOADER is not None and _nesting_bound(text) <= _FAST_MAX_DEPTH:
+        try:
+            node = yaml.compose(text, Loader=_FAST_LOADER)
+        except (yaml.YAMLError, RecursionError):
+            pass    # report it as the pure-Python parser does: the same message everywhere
+        else:
+            if node is not None:
+                return node
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
@@ -156,7 +205,7 @@ class Loader:
     def wrong(self, node: yaml.Node, loc: _Loc, expected: str, text: bool = False) -> NoReturn:
         """Report a value of the wrong type; *text*: a string was expected."""
         hint = ""
-        if text and isinstance(node, yaml.ScalarNode) and node.style is None \
+        if text and isinstance(node, yaml.ScalarNode) and not node.style \
                 and node.tag in (_INT, _BOOL, _TAG + "float"):
             hint = "; quote it to make it a string"
         elif expected.startswith("an integer") and isinstance(node, yaml.ScalarNode) \

@@ -12,11 +12,11 @@ Naming (stable, documented in README):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class PageView:
+
+class PageView(NamedTuple):
     name: str                 # "pg3"
     addr: int                 # virtual address (bytes) in this VMA
     index: int                # page->index (linear page index)
@@ -25,8 +25,7 @@ class PageView:
     mapping_freed: bool       # its anon_vma has been freed
 
 
-@dataclass(frozen=True)
-class VmaView:
+class VmaView(NamedTuple):
     name: str
     start: int                # bytes
     end: int                  # bytes, exclusive
@@ -38,8 +37,7 @@ class VmaView:
     pages: tuple[PageView, ...]
 
 
-@dataclass(frozen=True)
-class ProcessView:
+class ProcessView(NamedTuple):
     name: str
     vmas: tuple[VmaView, ...]   # ascending address
 
@@ -47,8 +45,7 @@ class ProcessView:
         return f"{self.name}/{vma.name}"
 
 
-@dataclass(frozen=True)
-class AnonVmaView:
+class AnonVmaView(NamedTuple):
     name: str
     root: str
     parent: str | None                  # None before v3.19 (no anon_vma->parent)
@@ -65,8 +62,7 @@ class AnonVmaView:
         return None
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """An invariant violation or a kernel warning/crash, with the step where it first appeared.
 
     kind: "I1".."I7" (spec section 9; "I6-UAF", "I7-UAF" for freed anon_vmas), or a kernel check:
@@ -81,8 +77,7 @@ class Finding:
     active: bool        # still true in this snapshot (kernel events: False)
 
 
-@dataclass(frozen=True)
-class Topology:
+class Topology(NamedTuple):
     scenario: str
     policy: str
     label: str                          # "final" or a snapshot label
@@ -112,8 +107,7 @@ class Topology:
         raise KeyError(name)
 
 
-@dataclass(frozen=True)
-class Replay:
+class Replay(NamedTuple):
     """What one policy made of one scenario: the snapshots in order, the last one is "final"."""
 
     scenario: str

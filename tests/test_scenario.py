@@ -671,3 +671,15 @@ def test_low_level_step_errors(step: str, message: str) -> None:
         loads(text, "ll.yaml")
     assert str(e.value).startswith("ll.yaml:7")
     assert message in str(e.value)
+
+
+def test_libyaml_and_pure_python_parsers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C parser is only a faster road to the same Scenario (and the same errors)."""
+    import anondiff.scenario_loader as loader
+    if loader._FAST_LOADER is None:
+        pytest.skip("PyYAML without libyaml")
+    root = Path(__file__).resolve().parent.parent
+    files = sorted(root.glob("scenarios/**/*.yaml"))
+    fast = [loads(f.read_text(), str(f)) for f in files]
+    monkeypatch.setattr(loader, "_FAST_LOADER", None)
+    assert fast == [loads(f.read_text(), str(f)) for f in files]

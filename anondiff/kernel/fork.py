@@ -1,7 +1,7 @@
 """dup_mmap(): the fork loop of each era (spec section 1.11), calling the policy's anon_vma_fork."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Vma
 from .rmap import anon_vma_prepare, ref
@@ -18,21 +18,23 @@ PREPARE = "prepare" # v4.14..v5.5: tmp->anon_vma = NULL; anon_vma_prepare(tmp) a
 EMPTY = "empty"     # v5.6+ ("mm: don't prepare anon_vma if vma has VM_WIPEONFORK"): NULL, no prepare
 
 
-@dataclass(frozen=True)
-class DupMmap:
+class DupMmap(NamedTuple):
     vm_prev: str
     wipeonfork: str
 
 
-@dataclass(slots=True)
 class ForkContext:
-    """What anon_vma_fork() (or the patch versions of it) can see of the surroundings."""
+    """What anon_vma_fork() (or the patch versions of it) can see of the surroundings; one per
+    dup_mmap(), updated for each VMA."""
 
-    prev: Vma | None            # dup_mmap's local 'prev': the last child VMA copied so far
-    vm_prev: Vma | None         # tmp->vm_prev at that moment (see DupMmap.vm_prev)
-    vm_next: Vma | None
-    pvma_prev: Vma | None       # the parent's vm_prev (DONTCOPY VMAs included)
-    scratch: dict = field(default_factory=dict)   # per-fork state a policy may keep
+    __slots__ = ("prev", "vm_prev", "vm_next", "pvma_prev", "scratch")
+
+    def __init__(self) -> None:
+        self.prev: Vma | None = None        # dup_mmap's local 'prev': the last child VMA copied
+        self.vm_prev: Vma | None = None     # tmp->vm_prev at that moment (see DupMmap.vm_prev)
+        self.vm_next: Vma | None = None
+        self.pvma_prev: Vma | None = None   # the parent's vm_prev (DONTCOPY VMAs included)
+        self.scratch: dict = {}             # per-fork state a policy may keep
 
 
 def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
@@ -41,7 +43,7 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
     pvmas = parent.vmas
     last = len(pvmas) - 1
     prev: Vma | None = None
-    ctx = ForkContext(None, None, None, None)
+    ctx = ForkContext()
     for i, mpnt in enumerate(pvmas):
         if VM_DONTCOPY in mpnt.flags:
             continue

@@ -2,7 +2,7 @@
 warnings as they happen."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from typing import TYPE_CHECKING
 
 from .objects import AnonVma, Mm, Page
@@ -15,8 +15,7 @@ class KernelCrash(Exception):
     """The real code of this version would oops here (e.g. a NULL pointer dereference)."""
 
 
-@dataclass
-class Event:
+class Event(NamedTuple):
     kind: str       # "VM_WARN_ON", "VM_BUG_ON", "UAF", "CRASH", "NOTE"
     where: str
     detail: str

@@ -10,7 +10,7 @@ Modules are imported lazily so that ``anondiff run`` pays only for the format it
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from typing import NamedTuple
 from types import ModuleType
 
 from ..errors import RenderError
@@ -24,8 +24,7 @@ FORMATS = {
 }
 
 
-@dataclass(frozen=True)
-class RenderOptions:
+class RenderOptions(NamedTuple):
     width: int = 72          # ascii/list: columns
     unicode: bool = False    # ascii: box-drawing characters
     chains: bool = False     # dot: dotted edge for every chain link

@@ -25,15 +25,19 @@ Layout decisions:
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 
-from ..diff import Comparison
 from ..topology import ProcessView, Replay, Topology, VmaView
 from . import RenderOptions
 from .listing import (ELIDE_MIN, ELISION_NOTE, anon_vma_lines, check_width, compare_heading,
                       diff_lines, differing_refs, finding_kinds, finding_lines, join_blocks,
                       policy_heading, render_run as _render_headed, runs, snapshot_heading, wrap)
+
+if TYPE_CHECKING:  # the differ is not needed to draw a run
+    from ..diff import Comparison
 
 MARGIN = 2      # indent of a chart
 GAP = 2         # blank columns before a box

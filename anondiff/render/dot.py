@@ -16,6 +16,8 @@ Building the DOT text is pure; only :func:`write_image` runs the ``dot`` program
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 import shutil
 import subprocess
@@ -25,11 +27,13 @@ from itertools import pairwise
 
 import graphviz
 
-from ..diff import Comparison, SnapshotDiff
 from ..errors import RenderError
 from ..topology import AnonVmaView, ProcessView, Replay, Topology, VmaView
 from . import RenderOptions
 from .listing import differing_refs, finding_kinds, has_parent, is_root, shown_anon_vmas
+
+if TYPE_CHECKING:  # the differ is not needed to draw a run
+    from ..diff import Comparison, SnapshotDiff
 
 IMAGE_FORMATS = {".pdf": "pdf", ".png": "png", ".svg": "svg"}
 DOT_TIMEOUT = 300   # seconds

@@ -6,11 +6,13 @@ emitted in a fixed order; addresses are integers (bytes).
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from ..diff import Comparison, SnapshotDiff
 from ..topology import Replay, Topology
 from . import RenderOptions
+
+if TYPE_CHECKING:  # the differ is not needed to draw a run
+    from ..diff import Comparison, SnapshotDiff
 
 SCHEMA = 1
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Hashable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from ..diff import Comparison, SnapshotDiff
 from ..errors import RenderError
 from ..topology import AnonVmaView, Finding, ProcessView, Replay, Topology, VmaView
 from . import RenderOptions
+
+if TYPE_CHECKING:  # the differ is not needed to draw a run
+    from ..diff import Comparison, SnapshotDiff
 
 T = TypeVar("T")
 

@@ -2,13 +2,15 @@
 table of anon_vmas, then the findings.  Plain ASCII, no trailing spaces."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from tabulate import tabulate
 
-from ..diff import Comparison
 from ..topology import AnonVmaView, Finding, Replay, Topology
 from . import RenderOptions
+
+if TYPE_CHECKING:  # the differ is not needed to draw a run
+    from ..diff import Comparison
 
 
 def _strip(text: str) -> str:
