@@ -85,11 +85,11 @@ def _bench_fork(policy: str, n: int) -> None:
     runs = [once() for _ in range(3)]
     fork = min(r[0] for r in runs)
     check = min(r[1] for r in runs)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # before tracemalloc's own
     peak = once(trace=True)[2]
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"fork of {n} VMAs, {policy:17} engine fork {fork * 1000:6.1f} ms, then invariant "
           f"checks {check * 1000:6.1f} ms; allocated by the fork {peak / 2**20:5.1f} MiB, "
-          f"process peak RSS {rss:5.1f} MiB")
+          f"process peak RSS (scenario, parent and child) {rss:5.1f} MiB")
 
 
 def bench_chain(policy: str, generations: int) -> float:
