@@ -63,6 +63,8 @@ class _Replayer:
         self.k = Kernel(policy)
         self.snapshots: list[Topology] = []
         self.findings: list[Finding] = []
+        #: violations true now -> index of their finding (a violation that comes back after it
+        #: was undone is a new finding)
         self.active: dict[tuple[str, str, str], int] = {}
         self.crashed = False
         self.step_no = 0
@@ -105,11 +107,10 @@ class _Replayer:
         return Replay(self.sc.name, self.policy.name, self.policy.cite, tuple(self.snapshots))
 
     def freeze(self, label: str) -> Topology:
-        current = set(self.active)
+        current = set(self.active.values())
         findings = tuple(
-            f if (f.kind, f.where, f.detail) in current or not f.active
-            else Finding(f.kind, f.where, f.detail, f.step, f.line, False)
-            for f in self.findings)
+            f if i in current or not f.active else f._replace(active=False)
+            for i, f in enumerate(self.findings))
         return freeze(self.k, self.sc.name, label, self.step_no, findings, self.crashed)
 
     def record(self) -> None:
