@@ -337,7 +337,7 @@ class _Replayer:
                              "(MAP_FIXED_NOREPLACE semantics: unmap it first)")
         if mm.by_name(vma.name) is not None:
             raise self.error(f"mmap: {mm.name} already has a VMA named {vma.name!r}")
-        merged = merge_new(self.k, mm, vma)
+        merged = merge_new(self.k, mm, vma) if step.merge else None
         if merged is None:
             mm.insert(vma)
         else:

@@ -102,6 +102,8 @@ class Mmap(NamedTuple):
     process: str
     vma: VmaSpec                     # faulted is always False here
     line: int = 0
+    #: False: insert without trying vma_merge() (insert_vm_struct(), or a userspace harness)
+    merge: bool = True
 
 
 class Madvise(NamedTuple):
@@ -211,7 +213,7 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "write": ("pages", "addr"),
     "mprotect": ("prot",) + _RANGE_KEYS + ("names",),
     "munmap": _RANGE_KEYS + ("names",),
-    "mmap": MMAP_KEYS,
+    "mmap": MMAP_KEYS + ("vma_merge",),
     "madvise": ("advice",) + _RANGE_KEYS + ("names",),
     "split": ("at", "new", "new_below"),
     "setflags": ("set", "clear"),

@@ -623,8 +623,11 @@ class Loader:
             if kind == "mmap":
                 self.check_keys(node, entries, loc, STEP_KEYS["mmap"] + ("mmap",),
                                 ("name", "start"))
+                merge = True
+                if (mnode := self.get(entries, "vma_merge")) is not None:
+                    merge = self.boolean(mnode, loc.at("vma_merge"))
                 return Mmap(process=process, vma=self.vma(node, entries, loc, mmap=True),
-                            line=line)
+                            line=line, merge=merge)
             return self.fork(node, entries, loc, process, alive, gone, line)
         target = self.string(arg, aloc, "a string 'PROCESS' or 'PROCESS/VMA'")
         process, _, vma = target.partition("/")

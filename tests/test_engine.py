@@ -100,3 +100,9 @@ def test_crash_stops_the_replay_and_keeps_what_came_before() -> None:
     assert [v.name for v in final.process("C").vmas] == []
     crash = [f for f in final.findings if f.kind == "CRASH"]
     assert len(crash) == 1 and "NULL pointer dereference" in crash[0].detail and crash[0].line == 8
+
+
+def test_mmap_without_vma_merge_inserts_a_separate_vma() -> None:
+    t = run("      - {name: a, start: 0x10000, pages: 1, faulted: true}\n",
+            "  - {mmap: P, name: b, start: 0x11000, pages: 1, vma_merge: false}\n")
+    assert names(t) == [("a", 0x10000, 0x11000), ("b", 0x11000, 0x12000)]
