@@ -18,7 +18,10 @@ PAGE_SHIFT = 12
 TASK_SIZE = 1 << 47
 
 PROT_BITS = ("read", "write", "exec")
-VMA_FLAGS = ("dontcopy", "wipeonfork")
+#: "account" is VM_ACCOUNT, which the engine also infers (a private VMA that is writable, or
+#: faulted in a layout, or made writable by mprotect); state it for a private VMA mapped
+#: writable and made read-only before the scenario starts.
+VMA_FLAGS = ("dontcopy", "wipeonfork", "account")
 ADVICE = ("dontfork", "dofork", "wipeonfork", "keeponfork")
 
 

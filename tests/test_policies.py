@@ -146,3 +146,11 @@ def test_mirror_parent_mirrors_sharing_groups() -> None:
     groups = {v.anon_vma for v in t.process("C").vmas if v.anon_vma}
     assert len(groups) == 1
     assert all(not f.kind.startswith("I") for f in t.findings)
+
+
+def test_stated_vm_account_lets_a_read_only_vma_reuse_its_neighbour() -> None:
+    # mapped writable, made read-only before the scenario starts: VM_ACCOUNT stays
+    text = UNFAULTED_NEIGHBOUR.replace("{name: B, start: 0x11000, pages: 1, prot: rw}",
+                                       "{name: B, start: 0x11000, pages: 1, prot: r, flags: [account]}")
+    t = run(text.split("steps:")[0] + "steps:\n  - write: P/B\n", "split-counters")
+    assert t.vma("P/B").anon_vma == t.vma("P/A").anon_vma == "AV1"

@@ -315,7 +315,7 @@ ERRORS = [
     (vma("pages: 1, prot: rr"), 5, "'prot' 'rr' is not a protection"),
     (vma("pages: 1, prot: "), 5, "write 'none' for no access"),
     (vma("pages: 1, flags: [dontcopy, huge]"), 5,
-     "vmas[0].flags[1]: unknown flag 'huge' (expected one of: dontcopy, wipeonfork)"),
+     "vmas[0].flags[1]: unknown flag 'huge' (expected one of: dontcopy, wipeonfork, account)"),
     (vma("pages: 1, flags: [dontcopy, dontcopy]"), 5, "flag 'dontcopy' is listed twice"),
     (vma("pages: 1, flags: dontcopy"), 5, "'flags' must be a list of VMA flags"),
     (vma("pages: 1, shared: 'true'"), 5, "'shared' must be a boolean"),
