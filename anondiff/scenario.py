@@ -250,5 +250,15 @@ def load(path: str) -> Scenario:
 
 def loads(text: str, path: str = "<string>") -> Scenario:
     """Validate the scenario in *text*; *path* is only used in messages and Scenario.path."""
+    import gc
+
     from .scenario_loader import compose, Loader
-    return Loader(path).scenario(compose(text, path))
+    # A big file makes a big node tree: keep the cyclic collector from walking it again and
+    # again while it grows (nothing in it is garbage before the load ends).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return Loader(path).scenario(compose(text, path))
+    finally:
+        if enabled:
+            gc.enable()

@@ -88,23 +88,32 @@ class Topology(NamedTuple):
     crashed: bool = False               # the replay stopped at a kernel crash
 
     def process(self, name: str) -> ProcessView:
-        for p in self.processes:
-            if p.name == name:
-                return p
-        raise KeyError(name)
+        return _index(self)[1][name]
 
     def vma(self, ref: str) -> VmaView:
-        proc, _, name = ref.partition("/")
-        for v in self.process(proc).vmas:
-            if v.name == name:
-                return v
-        raise KeyError(ref)
+        """A VMA by ``"PROC/NAME"``."""
+        return _index(self)[2][ref]
 
     def anon_vma(self, name: str) -> AnonVmaView:
-        for a in self.anon_vmas:
-            if a.name == name:
-                return a
-        raise KeyError(name)
+        return _index(self)[3][name]
+
+
+_Index = tuple[Topology, dict[str, ProcessView], dict[str, VmaView], dict[str, AnonVmaView]]
+#: lookup tables of the last few topologies looked into (a Topology is an immutable tuple, so
+#: they cannot live on it); each entry holds its topology, so an id is never reused under it
+_INDEXES: dict[int, _Index] = {}
+
+
+def _index(t: Topology) -> _Index:
+    hit = _INDEXES.get(id(t))
+    if hit is None or hit[0] is not t:
+        if len(_INDEXES) >= 16:
+            _INDEXES.clear()
+        hit = _INDEXES[id(t)] = (
+            t, {p.name: p for p in t.processes},
+            {f"{p.name}/{v.name}": v for p in t.processes for v in p.vmas},
+            {a.name: a for a in t.anon_vmas})
+    return hit
 
 
 class Replay(NamedTuple):

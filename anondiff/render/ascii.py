@@ -92,8 +92,12 @@ def av_limit(width: int) -> int:
 def _cell(topo: Topology, proc: ProcessView, vma: VmaView, differs: frozenset[str],
           width: int) -> Cell:
     av = vma.anon_vma
-    if av is not None and any(a.name == av and a.freed for a in topo.anon_vmas):
-        av += " (freed!)"
+    if av is not None:
+        try:
+            if topo.anon_vma(av).freed:
+                av += " (freed!)"
+        except KeyError:
+            pass
     av = None if av is None else clip(av, av_limit(width))
     bang = bool(finding_kinds(topo, proc, vma))
     marked = proc.ref(vma) in differs

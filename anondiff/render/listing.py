@@ -99,9 +99,11 @@ def describe_av(topo: Topology, name: str) -> str:
 def lineage(topo: Topology, name: str) -> tuple[str, ...]:
     """``(name, parent, grandparent, ..., root)``; without parents, ``(name, root)``."""
     out = [name]
-    names = {a.name for a in topo.anon_vmas}
-    while out[-1] in names and len(out) <= len(names):
-        av = topo.anon_vma(out[-1])
+    while len(out) <= len(topo.anon_vmas):
+        try:
+            av = topo.anon_vma(out[-1])
+        except KeyError:
+            break
         up = av.parent if has_parent(av) else (None if is_root(av) else av.root)
         if up is None or up in out:
             break

@@ -21,6 +21,14 @@ def _table(rows: list[list[object]], headers: list[str]) -> str:
     return _strip(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
 
 
+def _some(items: Sequence[str], most: int = 8) -> str:
+    """A cell that stays narrow: tabulate pads every row to the widest cell of a column."""
+    if not items:
+        return "-"
+    more = f" (+{len(items) - most} more)" if len(items) > most else ""
+    return " ".join(items[:most]) + more
+
+
 def _counters(a: AnonVmaView) -> str:
     return " ".join(f"{k}={v}" for k, v in a.counters) or "-"
 
@@ -56,7 +64,7 @@ def topology(t: Topology) -> str:
         out.append("")
     if t.anon_vmas:
         rows = [[a.name, a.parent or "-", a.root, _counters(a), str(a.refcount),
-                 " ".join(a.users) or "-", "freed" if a.freed else "live"] for a in t.anon_vmas]
+                 _some(a.users), "freed" if a.freed else "live"] for a in t.anon_vmas]
         out.append(_table(rows, ["anon_vma", "parent", "root", "counters", "refcount",
                                  "used by", "state"]))
         out.append("")
