@@ -14,7 +14,7 @@ from .errors import ReplayError
 from .kernel import checks
 from .kernel.fork import dup_mmap
 from .kernel.merge import merge_existing, merge_new
-from .kernel.mm import change_vmas, do_munmap, exit_mmap, split_vma, write_fault
+from .kernel.mm import change_vmas, do_munmap, exit_mmap, mprotect_flags, split_vma, write_fault
 from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
 from .kernel.rmap import anon_vma_chain_link
 from .kernel.snapshot import freeze
@@ -176,14 +176,8 @@ class _Replayer:
         elif isinstance(step, Mprotect):
             mm, start, end = self.range(step.target, "mprotect", whole=True)
             prot = frozenset(step.prot)
-
-            def mprotect(v: Vma) -> tuple[frozenset[str], frozenset[str]]:
-                # mprotect_fixup(): a private VMA turning writable becomes accountable
-                if "write" in prot and VM_SHARED not in v.flags:
-                    return prot, v.flags | {VM_ACCOUNT}
-                return prot, v.flags
-
-            self.reshape(mm, step.names, lambda: change_vmas(self.k, mm, start, end, mprotect))
+            self.reshape(mm, step.names, lambda: change_vmas(
+                self.k, mm, start, end, lambda v: mprotect_flags(v, prot)))
         elif isinstance(step, Madvise):
             self.madvise(step)
         elif isinstance(step, Munmap):

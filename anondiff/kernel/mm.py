@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .merge import merge_existing
-from .objects import VM_SHARED, Mm, Vma
+from .objects import VM_ACCOUNT, VM_SHARED, Mm, Vma
 from .rmap import anon_vma_prepare, rekey, unlink_anon_vmas
 from .state import Kernel
 
@@ -103,6 +103,14 @@ def change_vmas(k: Kernel, mm: Mm, start: int, end: int,
                     split_vma(k, vma, sub_end, new_below=False)
                 vma.prot, vma.flags = prot, flags
         at = sub_end
+
+
+def mprotect_flags(vma: Vma, prot: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """mprotect_fixup(): the new protection, and VM_ACCOUNT for a private VMA turning writable
+    (it is never taken away)."""
+    if "write" in prot and VM_SHARED not in vma.flags:
+        return prot, vma.flags | {VM_ACCOUNT}
+    return prot, vma.flags
 
 
 def write_fault(k: Kernel, vma: Vma, page_no: int) -> None:
