@@ -1,336 +1,32 @@
-"""The scenario loader: a YAML node tree (every value keeps its line) validated into the frozen
+"""The scenario loader: the YAML node tree of a scenario file validated into the immutable
 records of :mod:`anondiff.scenario`.  Every problem raises ScenarioError with the file, the
 line and what was expected."""
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import yaml
 
-from .errors import ScenarioError
 from .scenario import (
     ADVICE, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
-    Madvise, Merge, Mmap, Mprotect, Munmap, NAME_PATTERN, PAGE_SIZE, PROCESS_KEYS,
+    Madvise, Merge, Mmap, Mprotect, Munmap, PAGE_SIZE, PROCESS_KEYS,
     PROT_BITS, ProcessSpec, STEP_KEYS, STEP_KINDS, Scenario, SetFlags, Snapshot, Split,
     Step, TASK_SIZE, TOP_KEYS, Target, VMA_FLAGS, VMA_KEYS, VmaSpec,
 )
 
-_NAME_RE = re.compile(NAME_PATTERN + r"\Z")
+from .yamlnodes import (TAG_BOOL, TAG_MAP, TAG_NULL, Entries, Loc, NodeReader, choices, compose,
+                        hexaddr, num, quote)
+
 _PROT_LETTERS = {"r": "read", "w": "write", "x": "exec"}
 _DEFAULT_PROT = frozenset({"read", "write"})
 
-_TAG = "tag:yaml.org,2002:"
-_STR, _INT, _BOOL, _NULL = _TAG + "str", _TAG + "int", _TAG + "bool", _TAG + "null"
-_MAP, _SEQ = _TAG + "map", _TAG + "seq"
-#: Scalar tags we can turn into a value; anything else (``!foo``, ``!!python/...``) is refused.
-_SCALAR_TAGS = {_STR, _INT, _BOOL, _NULL, _TAG + "float", _TAG + "timestamp", _TAG + "binary"}
-_TYPE_NAMES = {_STR: "a string", _INT: "an integer", _BOOL: "a boolean", _NULL: "null",
-               _TAG + "float": "a float", _TAG + "timestamp": "a timestamp",
-               _TAG + "binary": "binary data"}
+__all__ = ["Loader", "compose"]
 
 
-#: libyaml's parser when PyYAML has it: several times faster on a valid file.  Its composer
-#: recurses in C without a limit, so it only gets documents whose nesting is surely shallow.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
-_FAST_MAX_DEPTH = 500
-
-
-def _nesting_bound(text: str) -> int:
-    """An upper bound of the document's nesting depth: the deepest flow nesting ([ and {
-    outside quotes and comments) plus, for block style, the deepest indentation plus the
-    "- ", ": " and "? " indicators on one line."""
-    flow = deepest = 0
-    quote = ""
-    for line in text.split("\n"):
-        stripped = line.lstrip(" ")
-        block = len(line) - len(stripped) + 1
-        prev = " "
-        i = 0
-        while i < len(stripped):
-            c = stripped[i]
-            if quote:
-                if c == "\\" and quote == '"':
-                    i += 1
-                elif c == quote:
-                    quote = ""
-            elif c in "'\"":
-                quote = c
-            elif c == "#" and prev in " \t":
-                break
-            elif c in "[{":
-                flow += 1
-                deepest = max(deepest, flow + block)
-            elif c in "]}":
-                flow = max(flow - 1, 0)
-            elif c in "-:?" and stripped[i + 1:i + 2] in (" ", ""):
-                block += 1
-            prev = c
-            i += 1
-        deepest = max(deepest, flow + block)
-    return deepest
-
-
-def compose(text: str, path: str) -> yaml.Node:
-    if _FAST_LOADER is not None and _nesting_bound(text) <= _FAST_MAX_DEPTH:
-        try:
-            node = yaml.compose(text, Loader=_FAST_LOADER)
-        except (yaml.YAMLError, RecursionError):
-            pass    # report it as the pure-Python parser does: the same message everywhere
-        else:
-            if node is not None:
-                return node
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        message = " ".join(filter(None, (e.context, e.problem)))
-        if mark is None:
-            raise ScenarioError(path, None, f"YAML syntax error: {_oneline(message)}") from None
-        raise ScenarioError(path, mark.line + 1, f"YAML syntax error: {_oneline(message)}",
-                            mark.column + 1) from None
-    except yaml.reader.ReaderError as e:
-        line = text.count("\n", 0, e.position) + 1
-        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
-        raise ScenarioError(path, line, f"unacceptable character U+{e.character:04X} "
-                            "(YAML allows only printable characters)", column) from None
-    except yaml.YAMLError as e:
-        raise ScenarioError(path, None, f"YAML error: {_oneline(str(e))}") from None
-    except RecursionError:
-        raise ScenarioError(path, None, "YAML nested too deeply") from None
-    if node is None:
-        raise ScenarioError(path, 1, "empty file: expected a mapping with at least "
-                            "'description' and 'processes'")
-    return node
-
-
-def _oneline(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    return text if text.isprintable() else repr(text)[1:-1]
-
-
-def _quote(value: str) -> str:
-    return repr(_clip(value, 60)) if value.isprintable() else repr(value[:60])
-
-
-def _n(value: int) -> str:
-    """An integer for a message (hex when huge: str() refuses more than 4300 digits)."""
-    return str(value) if value.bit_length() < 64 else _x(value)
-
-
-def _x(value: int) -> str:
-    """An address for a message; absurdly large ones are abbreviated."""
-    if value.bit_length() <= 128:
-        return f"{value:#x}"
-    return f"{'-' if value < 0 else ''}0x{abs(value):x}"[:24] + f"... ({value.bit_length()} bits)"
-
-
-def _looks_like_int(text: str) -> bool:
-    return re.fullmatch(r"[-+]?(?:0x[0-9a-fA-F_]+|0b[01_]+|[0-9][0-9_]*)", text) is not None
-
-
-def _choices(values: Iterable[str]) -> str:
-    return ", ".join(values)
-
-
-@dataclass(frozen=True)
-class _Loc:
-    """Where a value sits, for messages: ``where`` is the enclosing node (``processes[0]``),
-    ``key`` the key inside it, if any."""
-
-    where: str
-    key: str | None = None
-
-    def say(self, predicate: str) -> str:
-        subject = f"{_quote(self.key)} " if self.key is not None else ""
-        prefix = f"{self.where}: " if self.where else ""
-        return f"{prefix}{subject}{predicate}"
-
-    def path(self) -> str:
-        if self.key is None:
-            return self.where
-        key = _clip(self.key, 60)
-        return f"{self.where}.{key}" if self.where else key
-
-    def at(self, key: str) -> _Loc:
-        """The value of *key* in the mapping found here."""
-        return _Loc(self.path(), key)
-
-    def item(self, index: int) -> _Loc:
-        return _Loc(f"{self.path()}[{index}]")
-
-
-Entries = dict[str, tuple[yaml.Node, yaml.Node]]   # key -> (key node, value node)
-
-
-class Loader:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._constructor = yaml.constructor.SafeConstructor()
-
-    # -- primitives ----------------------------------------------------------------------------
-
-    def fail(self, node: yaml.Node | None, message: str) -> NoReturn:
-        line = node.start_mark.line + 1 if node is not None else None
-        raise ScenarioError(self.path, line, message)
-
-    def value(self, node: yaml.ScalarNode, loc: _Loc) -> object:
-        if node.tag not in _SCALAR_TAGS:
-            self.fail(node, loc.say(f"has unsupported YAML tag {_quote(node.tag)}"))
-        try:
-            return self._constructor.construct_object(node)
-        except Exception as e:   # PyYAML raises ValueError, KeyError, ... on bad !!int etc.
-            self.fail(node, loc.say(f"is not a valid {node.tag.rsplit(':', 1)[-1]} "
-                                    f"({type(e).__name__})"))
-
-    def describe(self, node: yaml.Node) -> str:
-        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-            what = "a mapping" if isinstance(node, yaml.MappingNode) else "a list"
-            return what if node.tag in (_MAP, _SEQ) else f"{what} tagged {_quote(node.tag)}"
-        name = _TYPE_NAMES.get(node.tag, f"a value tagged {_quote(node.tag)}")
-        if node.tag == _NULL:
-            return name
-        if node.tag == _STR:
-            return f"{name} ({_quote(node.value)})"
-        return f"{name} ({_clip(node.value)})"
-
-    def wrong(self, node: yaml.Node, loc: _Loc, expected: str, text: bool = False) -> NoReturn:
-        """Report a value of the wrong type; *text*: a string was expected."""
-        hint = ""
-        if text and isinstance(node, yaml.ScalarNode) and not node.style \
-                and node.tag in (_INT, _BOOL, _TAG + "float"):
-            hint = "; quote it to make it a string"
-        elif expected.startswith("an integer") and isinstance(node, yaml.ScalarNode) \
-                and node.tag == _STR and node.style in ("'", '"') and _looks_like_int(node.value):
-            hint = "; remove the quotes"
-        self.fail(node, loc.say(f"must be {expected}, got {self.describe(node)}{hint}"))
-
-    def entries(self, node: yaml.Node, loc: _Loc, what: str = "a mapping") -> Entries:
-        if not isinstance(node, yaml.MappingNode) or node.tag != _MAP:
-            self.wrong(node, loc, what)
-        out: Entries = {}
-        for knode, vnode in node.value:
-            if knode.tag == _TAG + "merge":
-                self.fail(knode, loc.say("merge keys ('<<') are not supported"))
-            if not isinstance(knode, yaml.ScalarNode) or knode.tag != _STR:
-                self.fail(knode, _Loc(loc.path()).say(
-                    f"keys must be strings, got {self.describe(knode)}"))
-            key = knode.value
-            if key in out:
-                first = out[key][0].start_mark.line + 1
-                self.fail(knode, _Loc(loc.path()).say(
-                    f"duplicate key {_quote(key)} (first at line {first})"))
-            out[key] = (knode, vnode)
-        return out
-
-    def check_keys(self, node: yaml.Node, entries: Entries, loc: _Loc, allowed: Sequence[str],
-                   required: Sequence[str] = ()) -> None:
-        for key, (knode, _) in entries.items():
-            if key not in allowed:
-                self.fail(knode, _Loc(loc.path()).say(
-                    f"unknown key {_quote(key)} (expected one of: {_choices(allowed)})"))
-        for key in required:
-            if key not in entries:
-                self.fail(node, _Loc(loc.path()).say(f"missing required key '{key}'"))
-
-    def mapping(self, node: yaml.Node, loc: _Loc, allowed: Sequence[str],
-                required: Sequence[str] = ()) -> Entries:
-        entries = self.entries(node, loc)
-        self.check_keys(node, entries, loc, allowed, required)
-        return entries
-
-    @staticmethod
-    def get(entries: Entries, key: str) -> yaml.Node | None:
-        """The value node of an optional key; None when absent or null."""
-        if key not in entries:
-            return None
-        node = entries[key][1]
-        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
-            return None
-        return node
-
-    def sequence(self, node: yaml.Node, loc: _Loc, what: str = "a list") -> list[yaml.Node]:
-        if not isinstance(node, yaml.SequenceNode) or node.tag != _SEQ:
-            self.wrong(node, loc, what)
-        return list(node.value)
-
-    def string(self, node: yaml.Node, loc: _Loc, what: str = "a string") -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != _STR:
-            if isinstance(node, yaml.ScalarNode):
-                self.value(node, loc)   # report a bad tag before a wrong type
-            self.wrong(node, loc, what, text=True)
-        value = self.value(node, loc)
-        assert isinstance(value, str)
-        return value
-
-    def nonempty(self, node: yaml.Node, loc: _Loc) -> str:
-        value = self.string(node, loc, "a non-empty string")
-        if not value.strip():
-            self.fail(node, loc.say("must be a non-empty string"))
-        return value
-
-    def name(self, node: yaml.Node, loc: _Loc, what: str = "name") -> str:
-        value = self.string(node, loc, f"{'an' if what[0] in 'aeiou' else 'a'} {what}")
-        self.check_name(node, loc, value, what)
-        return value
-
-    def check_name(self, node: yaml.Node, loc: _Loc, value: str, what: str) -> None:
-        if not _NAME_RE.match(value):
-            self.fail(node, loc.say(f"{_quote(value)} is not a valid {what} "
-                                    f"(expected letters, digits, '_', '.', '-', "
-                                    f"not starting with a digit, '.' or '-')"))
-
-    def integer(self, node: yaml.Node, loc: _Loc, minimum: int | None = None,
-                address: bool = False) -> int:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != _INT:
-            if isinstance(node, yaml.ScalarNode):
-                self.value(node, loc)
-            self.wrong(node, loc, "an integer")
-        value = self.value(node, loc)
-        assert isinstance(value, int) and not isinstance(value, bool)
-        if minimum is not None and value < minimum:
-            shown = f"{_x(value)}" if address else _n(value)
-            limit = f"{_x(minimum)}" if address else _n(minimum)
-            self.fail(node, loc.say(f"{shown} must be >= {limit}"))
-        return value
-
-    def address(self, node: yaml.Node, loc: _Loc, minimum: int = 0) -> int:
-        """A page-aligned byte address in [minimum, TASK_SIZE]."""
-        value = self.integer(node, loc, minimum, address=True)
-        if value % PAGE_SIZE:
-            self.fail(node, loc.say(f"{_x(value)} is not page aligned ({PAGE_SIZE})"))
-        if value > TASK_SIZE:
-            self.fail(node, loc.say(f"{_x(value)} is beyond TASK_SIZE ({_x(TASK_SIZE)})"))
-        return value
-
-    def boolean(self, node: yaml.Node, loc: _Loc) -> bool:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL:
-            if isinstance(node, yaml.ScalarNode):
-                self.value(node, loc)
-            self.wrong(node, loc, "a boolean (true or false)")
-        value = self.value(node, loc)
-        assert isinstance(value, bool)
-        return value
-
-    def names(self, node: yaml.Node, loc: _Loc, what: str) -> tuple[str, ...]:
-        """A list of distinct names."""
-        out: list[str] = []
-        for i, item in enumerate(self.sequence(node, loc, f"a list of {what}s")):
-            value = self.name(item, loc.item(i), what)
-            if value in out:
-                self.fail(item, loc.item(i).say(f"{what} {_quote(value)} is listed twice"))
-            out.append(value)
-        return tuple(out)
-
-    def policy_list(self, node: yaml.Node, loc: _Loc) -> tuple[str, ...]:
+class Loader(NodeReader):
+    def policy_list(self, node: yaml.Node, loc: Loc) -> tuple[str, ...]:
         out: list[str] = []
         items = self.sequence(node, loc, "a list of policy names")
         if not items:
@@ -338,27 +34,27 @@ class Loader:
         for i, item in enumerate(items):
             value = self.nonempty(item, loc.item(i))
             if value in out:
-                self.fail(item, loc.item(i).say(f"policy {_quote(value)} is listed twice"))
+                self.fail(item, loc.item(i).say(f"policy {quote(value)} is listed twice"))
             out.append(value)
         return tuple(out)
 
-    def prot(self, entries: Entries, loc: _Loc) -> frozenset[str]:
+    def prot(self, entries: Entries, loc: Loc) -> frozenset[str]:
         if "prot" not in entries:
             return _DEFAULT_PROT
         node = entries["prot"][1]
         expected = "a string of r, w, x or none"
-        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+        if isinstance(node, yaml.ScalarNode) and node.tag == TAG_NULL:
             self.fail(node, loc.say(f"must be {expected}, got null (write 'none' for no access)"))
         value = self.string(node, loc, expected)
         if value in ("none", ""):
             return frozenset()
         bits = [_PROT_LETTERS.get(c) for c in value]
         if None in bits or len(set(bits)) != len(bits):
-            self.fail(node, loc.say(f"{_quote(value)} is not a protection (expected the letters "
+            self.fail(node, loc.say(f"{quote(value)} is not a protection (expected the letters "
                                     "r, w, x, each at most once, or 'none')"))
         return frozenset(b for b in bits if b is not None)
 
-    def process_ref(self, node: yaml.Node, loc: _Loc, alive: Mapping[str, int],
+    def process_ref(self, node: yaml.Node, loc: Loc, alive: Mapping[str, int],
                     gone: Mapping[str, int], value: str | None = None,
                     when: str = "at this step") -> str:
         """Check that *value* (or the name in *node*) names a live process."""
@@ -370,17 +66,17 @@ class Loader:
             if value in gone:
                 why = f"it exited at line {gone[value]}"
             else:
-                why = f"processes {when}: {_choices(sorted(alive)) or 'none'}"
-            self.fail(node, loc.say(f"{_quote(value)} is not a process {when} ({why})"))
+                why = f"processes {when}: {choices(sorted(alive)) or 'none'}"
+            self.fail(node, loc.say(f"{quote(value)} is not a process {when} ({why})"))
         return value
 
     # -- the document --------------------------------------------------------------------------
 
     def scenario(self, root: yaml.Node) -> Scenario:
-        top = _Loc("")
-        if not isinstance(root, yaml.MappingNode) or root.tag != _MAP:
+        top = Loc("")
+        if not isinstance(root, yaml.MappingNode) or root.tag != TAG_MAP:
             self.fail(root, "the top level must be a mapping with keys "
-                      f"{_choices(TOP_KEYS)}, got {self.describe(root)}")
+                      f"{choices(TOP_KEYS)}, got {self.describe(root)}")
         entries = self.mapping(root, top, TOP_KEYS, ("description", "processes"))
         # a "|" block keeps its final newline; renderers add their own
         description = self.nonempty(entries["description"][1], top.at("description")).strip()
@@ -400,7 +96,7 @@ class Loader:
                         steps=steps, policies=policies, expectations=expectations,
                         name=Path(self.path).stem)
 
-    def processes(self, node: yaml.Node, loc: _Loc) -> tuple[ProcessSpec, ...]:
+    def processes(self, node: yaml.Node, loc: Loc) -> tuple[ProcessSpec, ...]:
         items = self.sequence(node, loc, "a non-empty list of processes")
         if not items:
             self.fail(node, loc.say("must list at least one process"))
@@ -413,7 +109,7 @@ class Loader:
             name = self.name(name_node, ploc.at("name"), "process name")
             for other in out:
                 if other.name == name:
-                    self.fail(name_node, ploc.say(f"process name {_quote(name)} is already "
+                    self.fail(name_node, ploc.say(f"process name {quote(name)} is already "
                                                   f"used at line {other.line}"))
             vmas: tuple[VmaSpec, ...] = ()
             if (vnode := self.get(entries, "vmas")) is not None:
@@ -421,18 +117,18 @@ class Loader:
             out.append(ProcessSpec(name=name, vmas=vmas, line=item.start_mark.line + 1))
         return tuple(out)
 
-    def vmas(self, node: yaml.Node, loc: _Loc, process: str,
+    def vmas(self, node: yaml.Node, loc: Loc, process: str,
              labels: dict[str, _LabelUse]) -> tuple[VmaSpec, ...]:
         specs: list[VmaSpec] = []
-        where: dict[str, tuple[_Loc, yaml.Node]] = {}
+        where: dict[str, tuple[Loc, yaml.Node]] = {}
         for i, item in enumerate(self.sequence(node, loc, "a list of VMAs")):
             vloc = loc.item(i)
             entries = self.mapping(item, vloc, VMA_KEYS, ("name", "start"))
             spec = self.vma(item, entries, vloc)
             if spec.name in where:
                 self.fail(entries["name"][1], vloc.say(
-                    f"VMA name {_quote(spec.name)} is already used in process "
-                    f"{_quote(process)} at line {where[spec.name][1].start_mark.line + 1}"))
+                    f"VMA name {quote(spec.name)} is already used in process "
+                    f"{quote(process)} at line {where[spec.name][1].start_mark.line + 1}"))
             if spec.anon_vma is not None:
                 self.label(entries["anon_vma"][1], vloc, spec, process, labels)
             specs.append(spec)
@@ -443,11 +139,11 @@ class Loader:
                 # name both; point at the one that comes later in the file
                 later, other = (a, b) if a.line > b.line else (b, a)
                 self.fail(where[later.name][1], where[later.name][0].say(
-                    f"VMA {_quote(later.name)} {_span(later)} overlaps VMA "
-                    f"{_quote(other.name)} {_span(other)} (line {other.line})"))
+                    f"VMA {quote(later.name)} {_span(later)} overlaps VMA "
+                    f"{quote(other.name)} {_span(other)} (line {other.line})"))
         return tuple(ordered)
 
-    def vma(self, node: yaml.Node, entries: Entries, loc: _Loc,
+    def vma(self, node: yaml.Node, entries: Entries, loc: Loc,
             mmap: bool = False) -> VmaSpec:
         """One VMA of the starting layout, or the new VMA of an ``mmap`` step."""
         name = self.name(entries["name"][1], loc.at("name"), "VMA name")
@@ -461,10 +157,10 @@ class Loader:
                 flag = self.string(item, floc.item(i))
                 if flag not in VMA_FLAGS:
                     self.fail(item, floc.item(i).say(
-                        f"unknown flag {_quote(flag)} (expected one of: "
-                        f"{_choices(VMA_FLAGS)})"))
+                        f"unknown flag {quote(flag)} (expected one of: "
+                        f"{choices(VMA_FLAGS)})"))
                 if flag in flags:
-                    self.fail(item, floc.item(i).say(f"flag {_quote(flag)} is listed twice"))
+                    self.fail(item, floc.item(i).say(f"flag {quote(flag)} is listed twice"))
                 flags.append(flag)
         shared = False
         if (snode := self.get(entries, "shared")) is not None:
@@ -479,7 +175,7 @@ class Loader:
                 label = self.name(lnode, loc.at("anon_vma"), "anon_vma label")
                 if not faulted:
                     self.fail(lnode, loc.say(
-                        f"'anon_vma' {_quote(label)} needs 'faulted': a VMA gets its anon_vma "
+                        f"'anon_vma' {quote(label)} needs 'faulted': a VMA gets its anon_vma "
                         "at its first anonymous fault"))
             if shared and faulted:
                 what = "anon_vma" if label is not None else "faulted"
@@ -490,7 +186,7 @@ class Loader:
                        shared=shared, file=file, faulted=faulted, pages=pages, anon_vma=label,
                        line=node.start_mark.line + 1)
 
-    def extent(self, node: yaml.Node, entries: Entries, loc: _Loc, start: int) -> int:
+    def extent(self, node: yaml.Node, entries: Entries, loc: Loc, start: int) -> int:
         """The end of a VMA given by exactly one of ``pages`` and ``end``."""
         pnode, enode = self.get(entries, "pages"), self.get(entries, "end")
         if pnode is not None and enode is not None:
@@ -500,18 +196,18 @@ class Loader:
             end = start + pages * PAGE_SIZE
             if end > TASK_SIZE:
                 self.fail(pnode, loc.at("pages").say(
-                    f"{_n(pages)} from 'start' {_x(start)} would end at {_x(end)}, beyond "
-                    f"TASK_SIZE ({_x(TASK_SIZE)})"))
+                    f"{num(pages)} from 'start' {hexaddr(start)} would end at {hexaddr(end)}, beyond "
+                    f"TASK_SIZE ({hexaddr(TASK_SIZE)})"))
             return end
         if enode is not None:
             end = self.address(enode, loc.at("end"))
             if end <= start:
-                self.fail(enode, loc.at("end").say(f"{_x(end)} must be above 'start' "
-                                                   f"{_x(start)}"))
+                self.fail(enode, loc.at("end").say(f"{hexaddr(end)} must be above 'start' "
+                                                   f"{hexaddr(start)}"))
             return end
         self.fail(node, loc.say("needs one of 'pages' (a count) and 'end' (an address)"))
 
-    def faulted(self, entries: Entries, loc: _Loc,
+    def faulted(self, entries: Entries, loc: Loc,
                 npages: int) -> tuple[bool, tuple[int, ...] | None]:
         node = self.get(entries, "faulted")
         if node is None:
@@ -523,12 +219,12 @@ class Loader:
                 off = self.integer(item, floc.item(i), 0)
                 if off >= npages:
                     self.fail(item, floc.item(i).say(
-                        f"page offset {_n(off)} is outside the VMA ({npages} pages)"))
+                        f"page offset {num(off)} is outside the VMA ({npages} pages)"))
                 if off in offsets:
                     self.fail(item, floc.item(i).say(f"page offset {off} is listed twice"))
                 offsets.add(off)
             return True, tuple(sorted(offsets))
-        if isinstance(node, yaml.ScalarNode) and node.tag == _BOOL:
+        if isinstance(node, yaml.ScalarNode) and node.tag == TAG_BOOL:
             faulted = self.boolean(node, floc)
             if faulted and npages > MAX_FAULT_ALL_PAGES:
                 self.fail(node, floc.say(
@@ -537,7 +233,7 @@ class Loader:
             return faulted, None
         self.wrong(node, floc, "a boolean or a list of page offsets")
 
-    def label(self, node: yaml.Node, loc: _Loc, spec: VmaSpec, process: str,
+    def label(self, node: yaml.Node, loc: Loc, spec: VmaSpec, process: str,
               labels: dict[str, _LabelUse]) -> None:
         """Check that an anon_vma label describes a state the kernel can reach."""
         assert spec.anon_vma is not None
@@ -545,7 +241,7 @@ class Loader:
         if first is None:
             labels[spec.anon_vma] = _LabelUse(process, spec)
             return
-        label = _quote(spec.anon_vma)
+        label = quote(spec.anon_vma)
         if first.process != process:
             self.fail(node, loc.say(
                 f"anon_vma label {label} is used in processes {first.process} and {process}: "
@@ -553,46 +249,46 @@ class Loader:
                 "the fork as a step"))
         if first.vma.file != spec.file:
             def mapped(v: VmaSpec) -> str:
-                return f"maps {_quote(v.file)}" if v.file is not None else "is anonymous"
+                return f"maps {quote(v.file)}" if v.file is not None else "is anonymous"
             self.fail(node, loc.say(
                 f"VMAs sharing anon_vma label {label} must agree on 'file': "
-                f"{_quote(spec.name)} {mapped(spec)} but {_quote(first.vma.name)} "
+                f"{quote(spec.name)} {mapped(spec)} but {quote(first.vma.name)} "
                 f"(line {first.vma.line}) {mapped(first.vma)}"))
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def steps(self, node: yaml.Node, loc: _Loc, alive: dict[str, int],
+    def steps(self, node: yaml.Node, loc: Loc, alive: dict[str, int],
               gone: dict[str, int]) -> tuple[Step, ...]:
         out: list[Step] = []
         snapshots: dict[str, int] = {}
         for i, item in enumerate(self.sequence(node, loc, "a list of steps")):
             sloc = loc.item(i)
             entries = self.entries(item, sloc, "a mapping with one of the keys "
-                                   f"{_choices(STEP_KINDS)}")
+                                   f"{choices(STEP_KINDS)}")
             kinds = [k for k in entries if k in STEP_KINDS]
             if not kinds:
                 unknown = [k for k in entries if k not in STEP_KINDS]
-                extra = f"; unknown key {_quote(unknown[0])}" if unknown else ""
+                extra = f"; unknown key {quote(unknown[0])}" if unknown else ""
                 self.fail(item, sloc.say(
-                    f"step has no kind (expected exactly one of: {_choices(STEP_KINDS)}){extra}"))
+                    f"step has no kind (expected exactly one of: {choices(STEP_KINDS)}){extra}"))
             if len(kinds) > 1:
                 self.fail(entries[kinds[1]][0], sloc.say(
-                    f"step has more than one kind: {_choices(kinds)} (expected exactly one of: "
-                    f"{_choices(STEP_KINDS)})"))
+                    f"step has more than one kind: {choices(kinds)} (expected exactly one of: "
+                    f"{choices(STEP_KINDS)})"))
             kind = kinds[0]
-            kloc = _Loc(f"{sloc.path()}.{kind}")
+            kloc = Loc(f"{sloc.path()}.{kind}")
             allowed = STEP_KEYS[kind] + (kind,)
             for key, (knode, _) in entries.items():
                 if key not in allowed:
                     hint = ""
                     if kind == "mmap" and key in ("faulted", "anon_vma"):
                         hint = "; mmap makes an unfaulted VMA: add a fault step"
-                    self.fail(knode, kloc.say(f"unknown key {_quote(key)} (expected one of: "
-                                              f"{_choices(allowed)}){hint}"))
+                    self.fail(knode, kloc.say(f"unknown key {quote(key)} (expected one of: "
+                                              f"{choices(allowed)}){hint}"))
             out.append(self.step(kind, item, entries, kloc, alive, gone, snapshots))
         return tuple(out)
 
-    def step(self, kind: str, node: yaml.Node, entries: Entries, loc: _Loc,
+    def step(self, kind: str, node: yaml.Node, entries: Entries, loc: Loc,
              alive: dict[str, int], gone: dict[str, int], snapshots: dict[str, int]) -> Step:
         line = node.start_mark.line + 1
         arg = entries[kind][1]
@@ -603,7 +299,7 @@ class Loader:
                 self.fail(arg, aloc.say("'final' is reserved for the state after the last "
                                         "step; pick another label"))
             if label in snapshots:
-                self.fail(arg, aloc.say(f"label {_quote(label)} is already used at line "
+                self.fail(arg, aloc.say(f"label {quote(label)} is already used at line "
                                         f"{snapshots[label]}"))
             snapshots[label] = line
             return Snapshot(label=label, line=line)
@@ -655,25 +351,25 @@ class Loader:
             advice = self.string(anode, loc.at("advice"))
             if advice not in ADVICE:
                 self.fail(anode, loc.at("advice").say(
-                    f"{_quote(advice)} is not known (expected one of: {_choices(ADVICE)})"))
+                    f"{quote(advice)} is not known (expected one of: {choices(ADVICE)})"))
             return Madvise(target=range_, advice=advice, names=names, line=line)
         return Munmap(target=range_, names=names, line=line)
 
-    def split(self, node: yaml.Node, entries: Entries, loc: _Loc, process: str, vma: str,
+    def split(self, node: yaml.Node, entries: Entries, loc: Loc, process: str, vma: str,
               line: int) -> Split:
         self.check_keys(node, entries, loc, STEP_KEYS["split"] + ("split",), ("at", "new"))
         at = self.integer(entries["at"][1], loc.at("at"), 1)
         if at >= TASK_SIZE // PAGE_SIZE:
-            self.fail(entries["at"][1], loc.at("at").say(f"{_n(at)} pages is beyond TASK_SIZE"))
+            self.fail(entries["at"][1], loc.at("at").say(f"{num(at)} pages is beyond TASK_SIZE"))
         new = self.name(entries["new"][1], loc.at("new"), "VMA name")
         if new == vma:
-            self.fail(entries["new"][1], loc.at("new").say(f"must differ from {_quote(vma)}"))
+            self.fail(entries["new"][1], loc.at("new").say(f"must differ from {quote(vma)}"))
         below = False
         if (bnode := self.get(entries, "new_below")) is not None:
             below = self.boolean(bnode, loc.at("new_below"))
         return Split(process=process, vma=vma, at=at, new=new, new_below=below, line=line)
 
-    def setflags(self, node: yaml.Node, entries: Entries, loc: _Loc, process: str, vma: str,
+    def setflags(self, node: yaml.Node, entries: Entries, loc: Loc, process: str, vma: str,
                  line: int) -> SetFlags:
         known = PROT_BITS + VMA_FLAGS
         out: dict[str, frozenset[str]] = {}
@@ -685,28 +381,28 @@ class Loader:
                     flag = self.string(item, floc.item(i))
                     if flag not in known:
                         self.fail(item, floc.item(i).say(
-                            f"{_quote(flag)} is not known (expected one of: {_choices(known)})"))
+                            f"{quote(flag)} is not known (expected one of: {choices(known)})"))
                     values.add(flag)
             out[key] = frozenset(values)
         if not out["set"] and not out["clear"]:
             self.fail(node, loc.say("needs 'set' or 'clear' (lists of: "
-                                    f"{_choices(known)})"))
+                                    f"{choices(known)})"))
         both = out["set"] & out["clear"]
         if both:
-            self.fail(node, loc.say(f"{_quote(sorted(both)[0])} is both set and cleared"))
+            self.fail(node, loc.say(f"{quote(sorted(both)[0])} is both set and cleared"))
         return SetFlags(process=process, vma=vma, set=out["set"], clear=out["clear"], line=line)
 
-    def fork(self, node: yaml.Node, entries: Entries, loc: _Loc, process: str,
+    def fork(self, node: yaml.Node, entries: Entries, loc: Loc, process: str,
              alive: dict[str, int], gone: dict[str, int], line: int) -> Fork:
         self.check_keys(node, entries, loc, STEP_KEYS["fork"] + ("fork",), ("child",))
         cnode = entries["child"][1]
         child = self.name(cnode, loc.at("child"), "process name")
         if child in alive:
             self.fail(cnode, loc.at("child").say(
-                f"{_quote(child)} is already a process (since line {alive[child]})"))
+                f"{quote(child)} is already a process (since line {alive[child]})"))
         if child in gone:
             self.fail(cnode, loc.at("child").say(
-                f"{_quote(child)} was a process that exited at line {gone[child]}; "
+                f"{quote(child)} was a process that exited at line {gone[child]}; "
                 "give the child a new name"))
         names: tuple[tuple[str, str], ...] | tuple[str, ...] | None = None
         if (nnode := self.get(entries, "names")) is not None:
@@ -719,7 +415,7 @@ class Loader:
                     for old, other in pairs:
                         if other == new:
                             self.fail(vnode, nloc.at(key).say(
-                                f"child name {_quote(new)} is also given to {_quote(old)}"))
+                                f"child name {quote(new)} is also given to {quote(old)}"))
                     pairs.append((key, new))
                 names = tuple(pairs) or None
             elif isinstance(nnode, yaml.SequenceNode):
@@ -730,25 +426,25 @@ class Loader:
         alive[child] = line
         return Fork(process=process, child=child, names=names, line=line)
 
-    def fault(self, kind: str, node: yaml.Node, entries: Entries, loc: _Loc, process: str,
+    def fault(self, kind: str, node: yaml.Node, entries: Entries, loc: Loc, process: str,
               vma: str | None, line: int) -> Fault:
         anode = self.get(entries, "addr")
         pnode = self.get(entries, "pages")
         if vma is None:
             if anode is None:
-                self.fail(node, loc.say(f"a {kind} on {_quote(process)} needs 'addr' "
+                self.fail(node, loc.say(f"a {kind} on {quote(process)} needs 'addr' "
                                         f"(or name the VMA: '{process}/VMA')"))
             if pnode is not None:
                 self.fail(pnode, loc.say("'pages' needs a VMA target "
                                          f"('{process}/VMA'); with 'addr' one page is written"))
             addr = self.integer(anode, loc.at("addr"), 0, address=True)
             if addr >= TASK_SIZE:
-                self.fail(anode, loc.at("addr").say(f"{_x(addr)} is beyond TASK_SIZE "
-                                                    f"({_x(TASK_SIZE)})"))
+                self.fail(anode, loc.at("addr").say(f"{hexaddr(addr)} is beyond TASK_SIZE "
+                                                    f"({hexaddr(TASK_SIZE)})"))
             return Fault(process=process, vma=None, pages=(), addr=addr, kind=kind, line=line)
         if anode is not None:
             self.fail(anode, loc.say(f"'addr' is only for a process target "
-                                     f"({_quote(process)}); for a VMA use 'pages'"))
+                                     f"({quote(process)}); for a VMA use 'pages'"))
         pages: str | tuple[int, ...] = "all"
         if pnode is not None:
             ploc = loc.at("pages")
@@ -758,7 +454,7 @@ class Loader:
                 for i, item in enumerate(self.sequence(pnode, ploc)):
                     off = self.integer(item, ploc.item(i), 0)
                     if off >= TASK_SIZE // PAGE_SIZE:
-                        self.fail(item, ploc.item(i).say(f"page offset {_n(off)} is beyond "
+                        self.fail(item, ploc.item(i).say(f"page offset {num(off)} is beyond "
                                                          "TASK_SIZE"))
                     if off in offsets:
                         self.fail(item, ploc.item(i).say(f"page offset {off} is listed twice"))
@@ -767,39 +463,39 @@ class Loader:
             else:
                 pages = self.string(pnode, ploc, expected)
                 if pages not in ("all", "none"):
-                    self.fail(pnode, ploc.say(f"must be {expected}, got {_quote(pages)}"))
+                    self.fail(pnode, ploc.say(f"must be {expected}, got {quote(pages)}"))
         return Fault(process=process, vma=vma, pages=pages, kind=kind, line=line)
 
-    def target(self, node: yaml.Node, entries: Entries, loc: _Loc, process: str,
+    def target(self, node: yaml.Node, entries: Entries, loc: Loc, process: str,
                vma: str | None) -> Target:
         pnode = self.get(entries, "pages")
         count = None
         if pnode is not None:
             count = self.integer(pnode, loc.at("pages"), 1)
             if count > TASK_SIZE // PAGE_SIZE:
-                self.fail(pnode, loc.at("pages").say(f"{_n(count)} pages do not fit below "
-                                                     f"TASK_SIZE ({_x(TASK_SIZE)})"))
+                self.fail(pnode, loc.at("pages").say(f"{num(count)} pages do not fit below "
+                                                     f"TASK_SIZE ({hexaddr(TASK_SIZE)})"))
         if vma is not None:
             for key in ("start", "end"):
                 if key in entries:
                     self.fail(entries[key][0], loc.say(
-                        f"'{key}' is for a process target ({_quote(process)}); inside VMA "
-                        f"{_quote(vma)} use 'offset' and 'pages'"))
+                        f"'{key}' is for a process target ({quote(process)}); inside VMA "
+                        f"{quote(vma)} use 'offset' and 'pages'"))
             first = 0
             if (onode := self.get(entries, "offset")) is not None:
                 first = self.integer(onode, loc.at("offset"), 0)
                 if first >= TASK_SIZE // PAGE_SIZE:
-                    self.fail(onode, loc.at("offset").say(f"{_n(first)} pages is beyond "
+                    self.fail(onode, loc.at("offset").say(f"{num(first)} pages is beyond "
                                                           "TASK_SIZE"))
             return Target(process=process, vma=vma, first=first,
                           end=first + count if count is not None else None)
         if "offset" in entries:
             self.fail(entries["offset"][0], loc.say(
-                f"'offset' is for a VMA target ('{process}/VMA'); for {_quote(process)} "
+                f"'offset' is for a VMA target ('{process}/VMA'); for {quote(process)} "
                 "use 'start'"))
         snode, enode = self.get(entries, "start"), self.get(entries, "end")
         if snode is None:
-            self.fail(node, loc.say(f"a range of process {_quote(process)} needs 'start' and "
+            self.fail(node, loc.say(f"a range of process {quote(process)} needs 'start' and "
                                     f"one of 'end' and 'pages' (or name a VMA: "
                                     f"'{process}/VMA')"))
         start = self.address(snode, loc.at("start"))
@@ -808,22 +504,22 @@ class Loader:
         if enode is not None:
             end = self.address(enode, loc.at("end"))
             if end <= start:
-                self.fail(enode, loc.at("end").say(f"{_x(end)} must be above 'start' "
-                                                   f"{_x(start)}"))
+                self.fail(enode, loc.at("end").say(f"{hexaddr(end)} must be above 'start' "
+                                                   f"{hexaddr(start)}"))
         elif count is not None:
             end = start + count * PAGE_SIZE
             if end > TASK_SIZE:
                 assert pnode is not None
                 self.fail(pnode, loc.at("pages").say(
-                    f"{_n(count)} from 'start' {_x(start)} would end at {_x(end)}, beyond "
-                    f"TASK_SIZE ({_x(TASK_SIZE)})"))
+                    f"{num(count)} from 'start' {hexaddr(start)} would end at {hexaddr(end)}, beyond "
+                    f"TASK_SIZE ({hexaddr(TASK_SIZE)})"))
         else:
             self.fail(node, loc.say("needs one of 'end' and 'pages' with 'start'"))
         return Target(process=process, vma=None, first=start, end=end)
 
     # -- expectations --------------------------------------------------------------------------
 
-    def expectations(self, node: yaml.Node, loc: _Loc, alive: Mapping[str, int],
+    def expectations(self, node: yaml.Node, loc: Loc, alive: Mapping[str, int],
                      gone: Mapping[str, int]) -> tuple[Expectation, ...]:
         out: list[Expectation] = []
         for i, item in enumerate(self.sequence(node, loc, "a list of expectations")):
@@ -831,9 +527,9 @@ class Loader:
             entries = self.mapping(item, eloc, EXPECT_KEYS)
             kinds = [k for k in entries if k in EXPECT_KINDS]
             if len(kinds) != 1:
-                which = "none" if not kinds else _choices(kinds)
+                which = "none" if not kinds else choices(kinds)
                 self.fail(entries[kinds[1]][0] if kinds else item, eloc.say(
-                    f"an expectation needs exactly one of: {_choices(EXPECT_KINDS)} "
+                    f"an expectation needs exactly one of: {choices(EXPECT_KINDS)} "
                     f"(got {which})"))
             kind = kinds[0]
             kloc = eloc
@@ -850,21 +546,21 @@ class Loader:
                                    line=item.start_mark.line + 1))
         return tuple(out)
 
-    def expected(self, kind: str, node: yaml.Node, loc: _Loc, alive: Mapping[str, int],
+    def expected(self, kind: str, node: yaml.Node, loc: Loc, alive: Mapping[str, int],
                  gone: Mapping[str, int]) -> object:
-        def ref(n: yaml.Node, where: _Loc, value: str | None = None) -> str:
+        def ref(n: yaml.Node, where: Loc, value: str | None = None) -> str:
             if value is None:
                 value = self.string(n, where, "a string 'PROCESS/VMA'")
             process, slash, vma = value.partition("/")
             if not slash:
-                self.fail(n, where.say(f"{_quote(value)} must be 'PROCESS/VMA'"))
+                self.fail(n, where.say(f"{quote(value)} must be 'PROCESS/VMA'"))
             self.process_ref(n, where, alive, gone, value=process,
                              when="after the last step")
             self.check_name(n, where, vma, "VMA name")
             return value
 
         def distinct(n: yaml.Node, minimum: int, what: str,
-                     convert: Callable[[yaml.Node, _Loc], str]) -> tuple[str, ...]:
+                     convert: Callable[[yaml.Node, Loc], str]) -> tuple[str, ...]:
             items = self.sequence(n, loc, f"a list of {what}s")
             if len(items) < minimum:
                 self.fail(n, loc.say(f"must list at least {minimum} {what}s"))
@@ -872,11 +568,11 @@ class Loader:
             for i, item in enumerate(items):
                 value = convert(item, loc.item(i))
                 if value in out:
-                    self.fail(item, loc.item(i).say(f"{_quote(value)} is listed twice"))
+                    self.fail(item, loc.item(i).say(f"{quote(value)} is listed twice"))
                 out.append(value)
             return tuple(out)
 
-        def av_name(n: yaml.Node, where: _Loc) -> str:
+        def av_name(n: yaml.Node, where: Loc) -> str:
             return self.name(n, where, "anon_vma name")
 
         if kind in ("same_anon_vma", "different_anon_vma"):
@@ -916,4 +612,4 @@ class _LabelUse:
 
 
 def _span(vma: VmaSpec) -> str:
-    return f"[{_x(vma.start)}, {_x(vma.end)})"
+    return f"[{hexaddr(vma.start)}, {hexaddr(vma.end)})"

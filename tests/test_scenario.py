@@ -675,7 +675,7 @@ def test_low_level_step_errors(step: str, message: str) -> None:
 
 def test_libyaml_and_pure_python_parsers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     """The C parser is only a faster road to the same Scenario (and the same errors)."""
-    import anondiff.scenario_loader as loader
+    import anondiff.yamlnodes as loader
     if loader._FAST_LOADER is None:
         pytest.skip("PyYAML without libyaml")
     root = Path(__file__).resolve().parent.parent
