@@ -98,7 +98,7 @@ class _Replayer:
                 try:
                     self.do(step)
                 except KernelCrash as crash:
-                    self.k.event("CRASH", "", str(crash))
+                    self.k.event("CRASH", crash.where, str(crash))
                     self.crashed = True
                 self.record()
                 if self.crashed:

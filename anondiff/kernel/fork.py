@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Vma
 from .rmap import anon_vma_prepare, ref
-from .state import Kernel
+from .state import Kernel, KernelCrash
 
 #: What ``tmp->vm_prev`` / ``tmp->vm_next`` hold when anon_vma_fork() runs.
 PARENT = "parent"   # vm_area_dup() byte copy: still the parent's neighbours (up to v5.5)
@@ -67,7 +67,11 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
                 anon_vma_prepare(k, tmp, vm_prev, vm_next)
         else:
             ctx.prev, ctx.vm_prev, ctx.vm_next, ctx.pvma_prev = prev, vm_prev, vm_next, pvma_prev
-            anon_vma_fork(k, tmp, mpnt, ctx)
+            try:
+                anon_vma_fork(k, tmp, mpnt, ctx)
+            except KernelCrash as crash:
+                crash.where = ref(tmp)
+                raise
         child.append(tmp)
         if not wipe:
             copy_page_range(parent, child, mpnt)

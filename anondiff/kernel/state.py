@@ -12,7 +12,11 @@ if TYPE_CHECKING:
 
 
 class KernelCrash(Exception):
-    """The real code of this version would oops here (e.g. a NULL pointer dereference)."""
+    """The real code of this version would oops here (e.g. a NULL pointer dereference).
+
+    ``where`` names the VMA being worked on, when the caller knows it."""
+
+    where = ""
 
 
 class Event(NamedTuple):
