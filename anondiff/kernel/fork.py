@@ -42,22 +42,22 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
     anon_vma_fork = k.policy.anon_vma_fork
     pvmas = parent.vmas
     last = len(pvmas) - 1
+    parent_links, child_links = era.vm_prev == PARENT, era.vm_prev == CHILD
     prev: Vma | None = None
     ctx = ForkContext()
     for i, mpnt in enumerate(pvmas):
-        if VM_DONTCOPY in mpnt.flags:
+        flags = mpnt.flags
+        if VM_DONTCOPY in flags:
             continue
-        tmp = mpnt.dup()
-        tmp.mm = child
-        tmp.name = rename[mpnt.name]
+        tmp = mpnt.dup(child, rename[mpnt.name])
         pvma_prev = pvmas[i - 1] if i else None
-        if era.vm_prev == PARENT:
+        if parent_links:
             vm_prev, vm_next = pvma_prev, (pvmas[i + 1] if i < last else None)
-        elif era.vm_prev == CHILD:
+        elif child_links:
             vm_prev, vm_next = prev, None
         else:
             vm_prev = vm_next = None
-        wipe = VM_WIPEONFORK in mpnt.flags
+        wipe = VM_WIPEONFORK in flags
         if wipe and era.wipeonfork == ABSENT:
             k.event("NOTE", ref(tmp), "VM_WIPEONFORK does not exist in this era; copied normally")
             wipe = False

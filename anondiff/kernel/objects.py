@@ -88,10 +88,11 @@ class Vma:
         self.avcs: list[AnonVmaChain] = []
         self.name = name
 
-    def dup(self) -> Vma:
-        """vm_area_dup(): a byte copy, anon_vma included, with an empty chain."""
-        new = Vma(self.mm, self.start, self.end, self.pgoff, self.prot, self.flags, self.file,
-                  self.name)
+    def dup(self, mm: Mm | None = None, name: str | None = None) -> Vma:
+        """vm_area_dup(): a byte copy, anon_vma included, with an empty chain (for a fork, in
+        the child's ``mm`` and under the child's ``name``)."""
+        new = Vma(mm or self.mm, self.start, self.end, self.pgoff, self.prot, self.flags,
+                  self.file, self.name if name is None else name)
         new.anon_vma = self.anon_vma
         return new
 
