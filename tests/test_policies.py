@@ -154,3 +154,14 @@ def test_stated_vm_account_lets_a_read_only_vma_reuse_its_neighbour() -> None:
                                        "{name: B, start: 0x11000, pages: 1, prot: r, flags: [account]}")
     t = run(text.split("steps:")[0] + "steps:\n  - write: P/B\n", "split-counters")
     assert t.vma("P/B").anon_vma == t.vma("P/A").anon_vma == "AV1"
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("scenarios/**/*.yaml")),
+                         ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
+def test_every_shipped_expectation_holds(path: Path) -> None:
+    from anondiff.expect import verify
+    sc = load(str(path))
+    finals = {name: replay(sc, name).final for name in policies.names()}
+    failed = [f"line {v.expectation.line}: {v.expectation.kind} under {v.policy}: {v.message}"
+              for v in verify(sc.expectations, finals) if not v.ok]
+    assert not failed, "\n".join(failed)

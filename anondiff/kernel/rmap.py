@@ -109,6 +109,9 @@ def new_child_anon_vma(k: Kernel, vma: Vma, pvma_av: AnonVma) -> AnonVma:
     av.root = pvma_av.root
     if k.counters.has_parent:
         av.parent = pvma_av
+    if pvma_av.freed or av.root.freed:
+        k.event("UAF", ref(vma), f"anon_vma_fork: the parent VMA's anon_vma {avname(pvma_av)} "
+                f"(root {avname(av.root)}) is freed: get_anon_vma() writes freed memory")
     av.root.refcount += 1                   # get_anon_vma(anon_vma->root)
     k.counters.vma_attached(av)
     vma.anon_vma = av
