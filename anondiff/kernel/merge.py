@@ -20,7 +20,9 @@ start moves; their chains get a new place among equal keys.
 """
 from __future__ import annotations
 
-from .objects import Mm, Vma
+from bisect import bisect_left
+
+from .objects import Mm, Vma, VmaOp
 from .rmap import avname, ref, rekey, unlink_anon_vmas
 from .state import Kernel
 
@@ -31,8 +33,32 @@ def _same_vma_props(a: Vma, prot: frozenset[str], flags: frozenset[str], file: s
     return a.prot == prot and a.flags == flags and a.file == file
 
 
+def can_merge_after(k: Kernel, prev: Vma | None, src: Vma, start: int, pgoff: int,
+                    prot: frozenset[str], flags: frozenset[str]) -> bool:
+    """can_vma_merge_left()/can_vma_merge_after(): ``src``'s range, starting at ``start`` with
+    ``pgoff``, may extend ``prev``."""
+    return (prev is not None and prev.end == start
+            and _same_vma_props(prev, prot, flags, src.file)
+            and prev.pgoff + (prev.end - prev.start) == pgoff
+            and k.policy.is_mergeable_anon_vma(src, prev))
+
+
+def can_merge_before(k: Kernel, next: Vma | None, src: Vma, end: int, pgoff_end: int,
+                     prot: frozenset[str], flags: frozenset[str]) -> bool:
+    """can_vma_merge_right()/can_vma_merge_before(): ``src``'s range, ending at ``end`` with
+    ``pgoff_end``, may be taken by ``next``."""
+    return (next is not None and next.start == end
+            and _same_vma_props(next, prot, flags, src.file)
+            and next.pgoff == pgoff_end
+            and k.policy.is_mergeable_anon_vma(src, next))
+
+
+def _both_compatible(prev: Vma, next: Vma) -> bool:
+    """Merging prev and next too: their anon_vmas must be equal or one of them NULL."""
+    return prev.anon_vma is None or next.anon_vma is None or prev.anon_vma is next.anon_vma
+
+
 def dup_anon_vma(k: Kernel, dst: Vma, src: Vma) -> None:
-    from ..policies.base import VmaOp
     if src.anon_vma is not None and dst.anon_vma is None:
         dst.anon_vma = src.anon_vma
         k.policy.anon_vma_clone(k, dst, src, VmaOp.MERGE_UNFAULTED)
@@ -52,25 +78,19 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
     neighbours (``with_next`` False: with the previous one only).  Returns the VMA now holding
     the range, or None when nothing merged."""
     mm = middle.mm
-    policy = k.policy
     pgoff = middle.pgoff + (start - middle.start)
     left_side, right_side = start == middle.start, end == middle.end
     prev = mm.prev(middle) if left_side else None
     next = mm.next(middle) if right_side and with_next else None
-    merge_left = (prev is not None and prev.end == start
-                  and _same_vma_props(prev, prot, flags, middle.file)
-                  and prev.pgoff + (prev.end - prev.start) == pgoff
-                  and policy.is_mergeable_anon_vma(middle, prev))
-    merge_right = (next is not None and next.start == end
-                   and _same_vma_props(next, prot, flags, middle.file)
-                   and next.pgoff == pgoff + (end - start)
-                   and policy.is_mergeable_anon_vma(middle, next))
+    merge_left = can_merge_after(k, prev, middle, start, pgoff, prot, flags)
+    merge_right = can_merge_before(k, next, middle, end, pgoff + (end - start), prot, flags)
     if merge_left and merge_right:
         assert prev is not None and next is not None
-        if (prev.anon_vma is None or next.anon_vma is None or prev.anon_vma is next.anon_vma):
-            exporter = middle
-            if policy.merge_both_exports_next and next.anon_vma is not None or middle.anon_vma is None:
-                exporter = next
+        if _both_compatible(prev, next):
+            if k.policy.merge_both_exports_next:
+                exporter = next if next.anon_vma is not None else middle
+            else:
+                exporter = middle if middle.anon_vma is not None else next
             dup_anon_vma(k, prev, exporter)
             prev.end = next.end
             rekey(k, prev)
@@ -87,7 +107,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
         if right_side:
             remove_merged(k, prev, middle)
         else:
-            _move_start(mm, middle, end)
+            mm.move_start(middle, end)
             rekey(k, middle)
         k.event("MERGED", ref(prev), f"{_range(start, end)} of {middle.name} merged into {prev.name}")
         return prev
@@ -99,7 +119,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
         else:
             middle.end = start
             rekey(k, middle)
-        _move_start(mm, next, start)
+        mm.move_start(next, start)
         rekey(k, next)
         k.event("MERGED", ref(next), f"{_range(start, end)} of {middle.name} merged into {next.name}")
         return next
@@ -108,21 +128,15 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
 
 def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
     """vma_merge_new_range() for an mmap: the new range has no anon_vma yet."""
-    policy = k.policy
-    i = _index_for(mm, new.start)
+    i = bisect_left(mm.starts, new.start)
     prev = mm.vmas[i - 1] if i > 0 else None
     next = mm.vmas[i] if i < len(mm.vmas) else None
-    merge_left = (prev is not None and prev.end == new.start
-                  and _same_vma_props(prev, new.prot, new.flags, new.file)
-                  and prev.pgoff + (prev.end - prev.start) == new.pgoff
-                  and policy.is_mergeable_anon_vma(new, prev))
-    merge_right = (next is not None and next.start == new.end
-                   and _same_vma_props(next, new.prot, new.flags, new.file)
-                   and next.pgoff == new.pgoff + (new.end - new.start)
-                   and policy.is_mergeable_anon_vma(new, next))
+    merge_left = can_merge_after(k, prev, new, new.start, new.pgoff, new.prot, new.flags)
+    merge_right = can_merge_before(k, next, new, new.end, new.pgoff + (new.end - new.start),
+                                   new.prot, new.flags)
     if merge_left and merge_right:
         assert prev is not None and next is not None
-        if prev.anon_vma is None or next.anon_vma is None or prev.anon_vma is next.anon_vma:
+        if _both_compatible(prev, next):
             dup_anon_vma(k, prev, next)
             prev.end = next.end
             rekey(k, prev)
@@ -136,7 +150,7 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
         return prev
     if merge_right:
         assert next is not None
-        _move_start(mm, next, new.start)
+        mm.move_start(next, new.start)
         rekey(k, next)
         return next
     return None
@@ -145,15 +159,3 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
 def _range(start: int, end: int) -> str:
     from ..scenario import PAGE_SHIFT
     return f"[{start << PAGE_SHIFT:#x}, {end << PAGE_SHIFT:#x})"
-
-
-def _index_for(mm: Mm, start: int) -> int:
-    from bisect import bisect_left
-    return bisect_left(mm.starts, start)
-
-
-def _move_start(mm: Mm, vma: Vma, start: int) -> None:
-    i = mm.index(vma)
-    vma.pgoff += start - vma.start
-    vma.start = start
-    mm.starts[i] = start

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .merge import merge_existing
-from .objects import VM_ACCOUNT, VM_SHARED, Mm, Vma
+from .objects import VM_ACCOUNT, VM_SHARED, Mm, Vma, VmaOp
 from .rmap import anon_vma_prepare, rekey, unlink_anon_vmas
 from .state import Kernel
 
@@ -14,8 +14,6 @@ def split_vma(k: Kernel, vma: Vma, addr: int, new_below: bool) -> Vma:
     """__split_vma(): the new VMA is a byte copy of the old one (anon_vma included) covering
     [start, addr) when ``new_below``, else [addr, end); anon_vma_clone() copies the chain, then
     the old VMA's chains are re-keyed in the interval trees."""
-    from ..policies.base import VmaOp
-
     mm = vma.mm
     new = vma.dup()
     if new_below:
@@ -24,11 +22,8 @@ def split_vma(k: Kernel, vma: Vma, addr: int, new_below: bool) -> Vma:
         new.start = addr
         new.pgoff = vma.pgoff + (addr - vma.start)
     k.policy.anon_vma_clone(k, new, vma, VmaOp.SPLIT)
-    i = mm.index(vma)
     if new_below:
-        vma.pgoff += addr - vma.start
-        vma.start = addr
-        mm.starts[i] = addr
+        mm.move_start(vma, addr)
     else:
         vma.end = addr
     rekey(k, vma)
@@ -37,8 +32,8 @@ def split_vma(k: Kernel, vma: Vma, addr: int, new_below: bool) -> Vma:
 
 
 def isolate(k: Kernel, mm: Mm, start: int, end: int) -> list[Vma]:
-    """Split the VMAs at ``start`` and ``end`` (as mprotect_fixup, madvise and munmap do) and
-    return the VMAs now exactly covering the mapped part of [start, end).
+    """Split the VMAs at ``start`` and ``end`` as munmap does and return the VMAs now exactly
+    covering the mapped part of [start, end).
 
     The VMA object that keeps the range is the original one, as in the kernel: at ``start`` the
     new VMA is the part below (new_below = 1), at ``end`` the part above.

@@ -1,6 +1,7 @@
 """The kernel objects, mutable and compared by identity like kernel pointers."""
 from __future__ import annotations
 
+import enum
 from bisect import bisect_left, bisect_right
 from typing import Iterator
 
@@ -14,6 +15,15 @@ VM_SHARED = "shared"
 #: never made writable lacks it, and so neither merges with nor shares an anon_vma with one
 #: that has it.
 VM_ACCOUNT = "account"
+
+
+class VmaOp(enum.Enum):
+    """Why anon_vma_clone() is called (the 2026 tree's ``enum vma_operation``)."""
+
+    SPLIT = "split"
+    MERGE_UNFAULTED = "merge"
+    REMAP = "remap"
+    FORK = "fork"
 
 
 class AnonVma:
@@ -136,6 +146,13 @@ class Mm:
         i = self.index(vma)
         del self.vmas[i]
         del self.starts[i]
+
+    def move_start(self, vma: Vma, start: int) -> None:
+        """vma.vm_start changes (a split keeping the upper part, a merge): pgoff follows."""
+        i = self.index(vma)
+        vma.pgoff += start - vma.start
+        vma.start = start
+        self.starts[i] = start
 
     def index(self, vma: Vma) -> int:
         i = bisect_left(self.starts, vma.start)

@@ -94,9 +94,20 @@ def anon_vma_prepare(k: Kernel, vma: Vma, prev: Vma | None, next: Vma | None) ->
     if vma.anon_vma is not None:
         return
     av = find_mergeable_anon_vma(vma, prev, next)
-    if av is None:
-        av = k.anon_vma_alloc()
-        k.counters.child_linked(av)        # self-parent link for a new root
+    attach_anon_vma(k, vma, av if av is not None else new_root_anon_vma(k))
+
+
+def new_root_anon_vma(k: Kernel, label: str | None = None) -> AnonVma:
+    """A new root as __anon_vma_prepare() allocates it, with its self-parent link."""
+    av = k.anon_vma_alloc()
+    if label is not None:
+        k.name(av, label)
+    k.counters.child_linked(av)
+    return av
+
+
+def attach_anon_vma(k: Kernel, vma: Vma, av: AnonVma) -> None:
+    """The tail of __anon_vma_prepare(): the VMA uses av, linked at the head of its chain."""
     vma.anon_vma = av
     anon_vma_chain_link(k, vma, av)
     k.counters.vma_attached(av)

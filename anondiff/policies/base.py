@@ -7,25 +7,15 @@ anon_vma_fork() choose.
 """
 from __future__ import annotations
 
-import enum
 from typing import ClassVar
 
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel.fork import DupMmap, ForkContext
-from ..kernel.objects import AnonVma, Vma
+from ..kernel.objects import AnonVma, Vma, VmaOp
 from ..kernel.rmap import anon_vma_chain_link, new_child_anon_vma
 from ..kernel.state import Kernel
 
 __all__ = ["Policy", "ChainCopyPolicy", "VmaOp", "DegreeCounters", "NoCounters", "SplitCounters"]
-
-
-class VmaOp(enum.Enum):
-    """Why anon_vma_clone() is called (the 2026 tree's ``enum vma_operation``)."""
-
-    SPLIT = "split"
-    MERGE_UNFAULTED = "merge"
-    REMAP = "remap"
-    FORK = "fork"
 
 
 def vma_is_fork_child(vma: Vma | None) -> bool:
