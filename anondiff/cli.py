@@ -197,5 +197,10 @@ def list_policies() -> None:
         click.echo(f"    at fork:  {cls.rule}")
 
 
+from .live import cli as _live_cli  # noqa: E402  (click commands only; the reader loads lazily)
+main.add_command(_live_cli.live)
+main.add_command(_live_cli.capture)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
