@@ -200,6 +200,7 @@ def list_policies() -> None:
 from .live import cli as _live_cli  # noqa: E402  (click commands only; the reader loads lazily)
 main.add_command(_live_cli.live)
 main.add_command(_live_cli.capture)
+main.add_command(_live_cli.reproducer)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -95,3 +95,28 @@ def capture(pid: int, range_: str | None, fmt: str, output: str | None, width: i
         reader.close()
     rp = Replay(f"pid {pid}", topo.policy, f"Linux {platform.release()} (captured)", (topo,))
     _emit(formatter(fmt).render_run([rp], opts), fmt, output)
+
+
+@click.command()
+@click.argument("scenario", type=click.Path())
+@click.option("--policy", "-p", "policy_name", default=None, metavar="POLICY",
+              help="Policy whose merges and splits to check; default: the running kernel's.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the C program here (default: stdout).")
+@_guard
+def reproducer(scenario: str, policy_name: str | None, output: str | None) -> None:
+    """Write SCENARIO as a self-contained C program (gcc alone, no root, no BPF) checking from
+    /proc/PID/maps every merge and split POLICY predicts, kselftest style."""
+    from .. import policies
+    from ..cli import _write
+    from ..scenario import load
+    from .replay import Unsupported
+    from .reproducer import generate
+
+    sc = load(scenario)
+    policy = policies.get(policy_name) if policy_name else running_policy()
+    try:
+        text = generate(sc, policy)
+    except Unsupported as e:
+        raise Trouble(f"cannot write a reproducer: {e}") from None
+    _write(text, output)

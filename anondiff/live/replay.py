@@ -67,7 +67,10 @@ def predictions(sc: Scenario, policy: Policy) -> list[Topology]:
 
 
 class _Live:
-    def __init__(self, sc: Scenario, policy: Policy, reader: Reader, procs: Processes,
+    """Builds the layout and performs the steps through ``procs`` (the real processes, or the
+    reproducer's recorder), and captures through ``reader``."""
+
+    def __init__(self, sc: Scenario, policy: Policy, reader: Reader | None, procs: Processes,
                  progress: Callable[[str], None] | None) -> None:
         self.sc, self.policy, self.reader, self.procs = sc, policy, reader, procs
         self.progress = progress
@@ -207,9 +210,10 @@ class _Live:
         self.procs.exit(name)
         # Its anon_vmas are freed (and reusable by the next fork) only once its mm is torn
         # down: exit_mm() -> mmput() -> exit_mmap() -> unlink_anon_vmas().
-        mm = self.mms.pop(name, 0)
+        mm = self.mms.pop(name, 0) if self.reader is not None else 0
         deadline = time.monotonic() + 5
-        while mm and self.reader.mm_users(mm) > 0 and time.monotonic() < deadline:
+        while mm and self.reader.mm_users(mm) > 0 \
+                and time.monotonic() < deadline:  # type: ignore[union-attr]
             time.sleep(0.001)
 
     # -- capture -----------------------------------------------------------------------------
@@ -223,12 +227,12 @@ class _Live:
         for n in names:
             pid = self.procs.pids[n]
             maps = _maps(pid, lo, hi)
-            t = self.reader.task(pid, lo, hi)
+            t = self.reader.task(pid, lo, hi)  # type: ignore[union-attr]
             if t.mm:
                 self.mms[n] = t.mm
             self.check_layout(pred, n, maps, t, step_no, line)
             tasks.append(t)
-        raw_avs = self.reader.anon_vmas(tasks)
+        raw_avs = self.reader.anon_vmas(tasks)  # type: ignore[union-attr]
         topo = convert.to_topology(pred, names, tasks, raw_avs, namer, (), _live_name())
         now = convert.check(topo)
         for v in now:
