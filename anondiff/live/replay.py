@@ -59,7 +59,10 @@ def predictions(sc: Scenario, policy: Policy) -> list[Topology]:
     out = []
     for i in range(len(sc.steps) + 1):
         t = replay(sc._replace(steps=sc.steps[:i]), policy).final
-        label = "layout" if i == 0 else f"line {sc.steps[i - 1].line}"
+        # labels pair the snapshots in a comparison: unique, and the scenario line when known
+        line = sc.steps[i - 1].line if i else 0
+        unique = line and sum(s.line == line for s in sc.steps) == 1
+        label = "layout" if i == 0 else f"line {line}" if unique else f"step {i}"
         out.append(t._replace(label=label))
         if t.crashed:
             break
