@@ -348,3 +348,26 @@ def test_random_sequences_live_match_split_counters() -> None:
             machine.reader.close()
     # most layouts are buildable: the comparison really ran
     assert _LiveCounts.compared >= 10, vars(_LiveCounts)
+
+
+@needs_capture
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_processes_are_cleaned_up_on_errors_and_ctrl_c(reader, monkeypatch, error) -> None:  # type: ignore[no-untyped-def]
+    from anondiff.live import replay as replay_mod
+
+    seen: list[int] = []
+    real_capture = replay_mod._Live.capture
+
+    def capture(self, *args):  # type: ignore[no-untyped-def]
+        seen.extend(self.procs.pids.values())
+        if len(seen) > 3:            # P, then P and C of the seed thread's fork, then stop
+            raise error("stop")
+        return real_capture(self, *args)
+    monkeypatch.setattr(replay_mod._Live, "capture", capture)
+    from anondiff.live.replay import run
+    sc = load(str(ROOT / "scenarios" / "kk-old-anon-vmas.yaml"))
+    with pytest.raises(error):
+        run(sc, get("split-counters"), reader)
+    assert len(set(seen)) >= 2
+    from anondiff.live.procs import _alive
+    assert [p for p in set(seen) if _alive(p)] == []
