@@ -371,3 +371,34 @@ def test_processes_are_cleaned_up_on_errors_and_ctrl_c(reader, monkeypatch, erro
     assert len(set(seen)) >= 2
     from anondiff.live.procs import _alive
     assert [p for p in set(seen) if _alive(p)] == []
+
+
+# -- --probe: no root, no BPF ------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["seed-thread", "dontcopy-first", "file-between-sharers"])
+def test_probe_matches_split_counters_without_capture(monkeypatch, name: str) -> None:  # type: ignore[no-untyped-def]
+    # as an unprivileged user: the probe must not need what capture needs
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    r = CliRunner().invoke(main, ["live", str(ROOT / "scenarios" / f"{name}.yaml"), "--probe",
+                                  "-p", "split-counters"])
+    assert r.exit_code == 0, r.output
+    assert "split-counters vs live" in r.output and ": 0 differences (" in r.output
+
+
+def test_probe_finds_what_v2_gets_wrong() -> None:
+    # v2 lets DST1..DST5 share one anon_vma: they would merge on mprotect; the kernel's do not
+    r = CliRunner().invoke(main, ["live", str(ROOT / "scenarios" / "seed-thread.yaml"), "--probe",
+                                  "-p", "v2", "--format", "json"])
+    assert r.exit_code == 1, r.output
+    import json
+    out = json.loads(r.output)
+    assert out["probes"] == 21 and not out["same"]
+    assert any("probe mprotect C/DST1+DST2 to r-x: the kernel shows "
+               "0x7f0000000000-0x7f0000001000 r-xp ac, 0x7f0000001000-0x7f0000002000 r-xp ac"
+               in d for d in out["differences"])
+
+
+def test_capture_failure_suggests_probe(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    r = CliRunner().invoke(main, ["live", str(ROOT / "scenarios" / "seed-thread.yaml")])
+    assert r.exit_code == 2
+    assert "cannot capture: capture needs root" in r.output and "try --probe" in r.output

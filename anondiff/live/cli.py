@@ -10,12 +10,13 @@ import click
 from ..cli import EXIT_DIFFERENT, EXIT_SAME, Trouble, _emit, _guard, _options, with_common
 
 
-def _reader():  # type: ignore[no-untyped-def]
+def _reader(probe_hint: bool = False):  # type: ignore[no-untyped-def]
     from .reader import CaptureError, Reader
     try:
         return Reader()
     except CaptureError as e:
-        raise Trouble(f"cannot capture: {e}") from None
+        hint = "; try --probe (unprivileged: merges and VM_ACCOUNT only)" if probe_hint else ""
+        raise Trouble(f"cannot capture: {e}{hint}") from None
 
 
 def running_policy():  # type: ignore[no-untyped-def]
@@ -35,10 +36,12 @@ def running_policy():  # type: ignore[no-untyped-def]
 @click.argument("scenario", type=click.Path())
 @click.option("--policy", "-p", "policy_name", default=None, metavar="POLICY",
               help="Policy to compare with; default: the running kernel's version's.")
+@click.option("--probe", is_flag=True,
+              help="No root, no BPF: probe merges and VM_ACCOUNT with mprotect instead.")
 @with_common
 @_guard
-def live(scenario: str, policy_name: str | None, fmt: str, output: str | None, width: int,
-         unicode: bool, chains: bool, final_only: bool) -> None:
+def live(scenario: str, policy_name: str | None, probe: bool, fmt: str, output: str | None,
+         width: int, unicode: bool, chains: bool, final_only: bool) -> None:
     """Replay SCENARIO as real processes on this kernel, capture the real anon_vma topology
     after every step and compare it with POLICY; exit 0 same, 1 different, 2 trouble."""
     from .. import policies
@@ -50,7 +53,10 @@ def live(scenario: str, policy_name: str | None, fmt: str, output: str | None, w
     opts = _options(width, unicode, chains, final_only)
     sc = load(scenario)
     policy = policies.get(policy_name) if policy_name else running_policy()
-    reader = _reader()
+    if probe:
+        _live_probe(sc, policy, fmt, output)
+        return
+    reader = _reader(probe_hint=True)
     try:
         lr = run(sc, policy, reader)
     except Unsupported as e:
@@ -62,6 +68,28 @@ def live(scenario: str, policy_name: str | None, fmt: str, output: str | None, w
     for msg in lr.layout:
         click.echo(msg, err=True)
     sys.exit(EXIT_SAME if cmp.same and not lr.layout else EXIT_DIFFERENT)
+
+
+def _live_probe(sc, policy, fmt: str, output: str | None) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from . import probe
+    from .replay import Unsupported
+    try:
+        result = probe.run(sc, policy)
+    except Unsupported as e:
+        raise Trouble(f"cannot run live: {e}") from None
+    live_name = f"live {platform.release()} (probed)"
+    if fmt == "json":
+        text = json.dumps({"anondiff": 1, "scenario": sc.name, "a": policy.name, "b": live_name,
+                           "probes": result.probes, "same": not result.differences,
+                           "differences": list(result.differences)}, indent=1) + "\n"
+    else:
+        text = "".join(d + "\n" for d in result.differences) + (
+            f"{sc.name}: {policy.name} vs {live_name}: {len(result.differences)} differences "
+            f"(the layout after every step, and {result.probes} mprotect probes)\n")
+    _emit(text, "list" if fmt == "dot" else fmt, output)
+    sys.exit(EXIT_DIFFERENT if result.differences else EXIT_SAME)
 
 
 def _parse_range(text: str | None) -> tuple[int, int]:
