@@ -24,16 +24,17 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 
 from anondiff.errors import AnondiffError
 
-from . import patches as _patches
-from .debian import cache_dir
+if TYPE_CHECKING:
+    from . import patches as _patches
+
+# tarfile, subprocess and the patch reader (email) are imported where they are needed: parsing
+# a -p argument must stay cheap, it runs for every policy name.
 
 TARBALL_SUFFIXES: tuple[str, ...] = (".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tar")
 
@@ -82,6 +83,9 @@ def _is_tree(path: Path) -> bool:
 
 
 def _looks_like_path(text: str) -> bool:
+    """A path meant as a tree (a policy file, ``x.py``, is left to the policy registry)."""
+    if text.endswith(".py"):
+        return False
     return "/" in text or text.startswith(("~", ".")) or text.endswith(TARBALL_SUFFIXES)
 
 
@@ -166,6 +170,12 @@ class Tree:
         return f"Tree({self.name!r}, key={self.key[:12]}, root={str(self.root)!r})"
 
 
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/anondiff`` (default ``~/.cache/anondiff``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "anondiff"
+
+
 def trees_dir() -> Path:
     return cache_dir() / "trees"
 
@@ -194,6 +204,7 @@ def open_tree(spec: TreeSpec) -> Tree:
         blobs.append(blob)
         h.update(b"\0patch\0" + hashlib.sha256(blob).digest())
     key = h.hexdigest()
+    from . import patches as _patches
     try:
         series = [p for path in spec.patches for p in _patches.read_patch_file(path)]
     except _patches.PatchError as e:
@@ -206,17 +217,15 @@ def open_tree(spec: TreeSpec) -> Tree:
 
 
 def _series_name(series: list[_patches.Patch]) -> str:
-    labels: list[str] = []
-    for p in series:
-        label = p.subject or p.source.name
-        if not labels or labels[-1] != label:  # several diffs of one plain file: one label
-            labels.append(label)
+    labels = [p.subject or p.source.name for p in series]
     if len(labels) > 3:
         return f"{labels[0]}, ... {labels[-1]} ({len(labels)} patches)"
     return ", ".join(labels)
 
 
 def _make_patched(root: Path, base_root: Path, series: list[_patches.Patch]) -> None:
+    from . import patches as _patches
+
     def read(rel: str) -> str | None:
         try:
             return (base_root / rel).read_bytes().decode("utf-8", errors="surrogateescape")
@@ -311,8 +320,8 @@ _MAKEVAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*
 
 
 def kernel_version(makefile_text: str) -> str | None:
-    """``KERNELVERSION`` as the top Makefile computes it:
-    ``$(VERSION)$(if $(PATCHLEVEL),.$(PATCHLEVEL)$(if $(SUBLEVEL),.$(SUBLEVEL)))$(EXTRAVERSION)``."""
+    """``KERNELVERSION`` as the top Makefile computes it, ``$(VERSION)$(if $(PATCHLEVEL),
+    .$(PATCHLEVEL)$(if $(SUBLEVEL),.$(SUBLEVEL)))$(EXTRAVERSION)``: 6.1.176, 6.13.0-rc2."""
     head = makefile_text[:4096]
     found: dict[str, str] = {}
     for m in _MAKEVAR.finditer(head):
@@ -345,6 +354,7 @@ def _git_describe(root: Path) -> str | None:
     available differ from HEAD; None when ``root`` is not the top of a git checkout."""
     if not (root / ".git").exists() or shutil.which("git") is None:
         return None
+    import subprocess
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     described = subprocess.run(["git", "-C", str(root), "describe", "--tags", "--always"],
                                capture_output=True, text=True, env=env)
@@ -409,6 +419,7 @@ def _extracted(tarball: Path, digest: str) -> Path:
 
 def _tar_prefix(tarball: Path) -> str:
     """The directory every member is under (``linux-source-7.2/``), read from the first member."""
+    import tarfile
     try:
         with tarfile.open(tarball, "r|*") as tf:
             first = tf.next()
@@ -425,12 +436,14 @@ def _tar_prefix(tarball: Path) -> str:
 
 
 def _gnu_tar() -> bool:
+    import subprocess
     out = subprocess.run(["tar", "--version"], capture_output=True, text=True)
     return "GNU tar" in out.stdout
 
 
 def _extract_with_tar(tarball: Path, prefix: str, into: Path) -> None:
     # One pass over the (single-stream, hence single-threaded) xz: 8-10 s for a whole kernel.
+    import subprocess
     patterns = [prefix + f for f in sorted(AVAILABLE_FILES)]
     patterns += [f"{prefix}{d}*{s}" for d, sfx in AVAILABLE_DIRS for s in sfx]
     depth = prefix.count("/")
@@ -449,6 +462,7 @@ def _extract_with_tar(tarball: Path, prefix: str, into: Path) -> None:
 
 def _extract_with_tarfile(tarball: Path, prefix: str, into: Path) -> None:
     """Python's tarfile (several times slower than GNU tar): for systems without GNU tar."""
+    import tarfile
     try:
         with tarfile.open(tarball, "r|*") as tf:
             for member in tf:
