@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .objects import AnonVma, Mm, Page
 
 if TYPE_CHECKING:
-    from ..policies.base import Policy
+    from .ops import KernelOps
 
 
 class KernelCrash(Exception):
@@ -26,7 +26,7 @@ class Event(NamedTuple):
 
 
 class Kernel:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: KernelOps) -> None:
         self.policy = policy
         self.counters = policy.counters
         self.mms: dict[str, Mm] = {}
