@@ -22,6 +22,9 @@
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
+/* as tools/include/linux/compiler.h: a store the compiler may not drop or merge */
+#define WRITE_ONCE(x, val)	(*(volatile typeof(x) *)&(x) = (val))
+
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
 #define MADV_KEEPONFORK 19
@@ -48,11 +51,11 @@ static void __register_test(struct __test_metadata *t)
 #define FIXTURE_DATA(f)		struct _fixture_##f
 #define __maybe_unused		__attribute__((unused))
 #define FIXTURE_SETUP(f)	static void f##_setup(				\
-		struct __test_metadata __maybe_unused *_metadata, FIXTURE_DATA(f) *self)
+		struct __test_metadata __maybe_unused *_metadata, struct _fixture_##f *self)
 #define FIXTURE_TEARDOWN(f)	static void f##_teardown(			\
-		struct __test_metadata __maybe_unused *_metadata, FIXTURE_DATA(f) *self)
+		struct __test_metadata __maybe_unused *_metadata, struct _fixture_##f *self)
 #define TEST_F(f, t)								\
-	static void f##_##t(struct __test_metadata *_metadata, FIXTURE_DATA(f) *self); \
+	static void f##_##t(struct __test_metadata *_metadata, struct _fixture_##f *self); \
 	static void __wrapper_##f##_##t(struct __test_metadata *_metadata)	\
 	{									\
 		FIXTURE_DATA(f) self;						\
@@ -70,7 +73,7 @@ static void __register_test(struct __test_metadata *t)
 	{									\
 		__register_test(&__object_##f##_##t);				\
 	}									\
-	static void f##_##t(struct __test_metadata *_metadata, FIXTURE_DATA(f) *self)
+	static void f##_##t(struct __test_metadata *_metadata, struct _fixture_##f *self)
 
 #define __ASSERT(cond, fmt, ...) do {						\
 	if (!(cond)) {								\
@@ -170,7 +173,7 @@ static long perform(int *memfds, int *me, const struct cmd *c)
 	case OP_MADVISE:
 		return madvise((void *)c->addr, c->len, c->prot) ? -errno : 0;
 	case OP_WRITE:
-		*(volatile char *)c->addr = 0x5a;
+		WRITE_ONCE(*(char *)c->addr, 0x5a);
 		return 0;
 	case OP_FORCE_WRITE:
 		/* a FOLL_FORCE write, as ptrace does; opened anew: after fork an open file still

@@ -37,6 +37,7 @@ class _Recorder:
     def __init__(self, files: list[str]) -> None:
         self.index: dict[str, int] = {}
         self.files = files
+        self.memfd = "self->memfd" if files else "NULL"
         self.lines: list[str] = []
         self.pids: dict[str, int] = {}
 
@@ -51,7 +52,7 @@ class _Recorder:
                           f"{addr:#x}, {length:#x}, {prot}, {flags}));\t/* {who} */")
 
     def start(self, name: str) -> int:
-        self.lines.append(f"\tASSERT_EQ(0, start_proc(self->proc, self->memfd, "
+        self.lines.append(f"\tASSERT_EQ(0, start_proc(self->proc, {self.memfd}, "
                           f"{self._idx(name)}));\t/* {name} */")
         self.pids[name] = 0
         return 0
@@ -148,23 +149,27 @@ def generate(sc: Scenario, policy: Policy) -> str:
     if name[0].isdigit():
         name = "s_" + name
     nproc = len(rec.index)
-    setup = [
-        "FIXTURE(anon_vma) {",
+    setup = ["FIXTURE(anon_vma) {"]
+    if files:
+        setup.append(f"\tint memfd[{len(files)}];")
+    setup += [
         f"\tstruct proc proc[{nproc}];",
-        f"\tint memfd[{max(len(files), 1)}];",
+        "\tint nr_procs;",
         "};",
         "",
         "FIXTURE_SETUP(anon_vma)",
         "{",
         "\tint i;",
         "",
-        f"\tfor (i = 0; i < {nproc}; i++) {{",
+        f"\tself->nr_procs = {nproc};",
+        "\tfor (i = 0; i < self->nr_procs; i++) {",
         "\t\tASSERT_EQ(0, pipe(self->proc[i].cmd));",
         "\t\tASSERT_EQ(0, pipe(self->proc[i].reply));",
         "\t}",
     ]
     for j, f in enumerate(files):
-        setup += [f"\tself->memfd[{j}] = memfd_create({_c_string(f)}, 0);\t/* mapped at offset = address */",
+        setup += [f"\t/* {f}: mapped at offset = address */",
+                  f"\tself->memfd[{j}] = memfd_create({_c_string(f)}, 0);",
                   f"\tASSERT_NE(-1, self->memfd[{j}]);",
                   f"\tASSERT_EQ(0, ftruncate(self->memfd[{j}], {hi:#x}));"]
     setup += [
@@ -174,7 +179,7 @@ def generate(sc: Scenario, policy: Policy) -> str:
         "{",
         "\tint i;",
         "",
-        f"\tfor (i = 0; i < {nproc}; i++)",
+        "\tfor (i = 0; i < self->nr_procs; i++)",
         "\t\tif (self->proc[i].pid > 0)",
         "\t\t\tkill(self->proc[i].pid, SIGKILL);",
         "}",
@@ -184,7 +189,7 @@ def generate(sc: Scenario, policy: Policy) -> str:
         "/*",
         f" * Reproducer for {sc.path} (anondiff), checking the layout predicted by",
         f" * {policy.name}: {policy.cite}.",
-        " * Build and run: gcc -Wall -o repro repro.c && ./repro",
+        " * Build and run: gcc -Wall -Wextra THIS_FILE.c && ./a.out",
         " * Every step is performed by real processes; after each one /proc/PID/maps must show",
         " * exactly the VMAs (and so the merges and splits) the policy predicts.",
         " */",
