@@ -402,3 +402,29 @@ def test_capture_failure_suggests_probe(monkeypatch) -> None:  # type: ignore[no
     r = CliRunner().invoke(main, ["live", str(ROOT / "scenarios" / "seed-thread.yaml")])
     assert r.exit_code == 2
     assert "cannot capture: capture needs root" in r.output and "try --probe" in r.output
+
+
+@pytest.mark.parametrize("check", ["btf", "lockdown"])
+def test_capture_names_the_failed_check(monkeypatch, tmp_path: Path, check: str) -> None:  # type: ignore[no-untyped-def]
+    from anondiff.live import reader as reader_mod
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    if check == "btf":
+        monkeypatch.setattr(reader_mod, "BTF_PATH", str(tmp_path / "vmlinux"))
+        want = "the kernel has no BTF (CONFIG_DEBUG_INFO_BTF=n)"
+    else:
+        lockdown = tmp_path / "lockdown"
+        lockdown.write_text("none integrity [confidentiality]\n")
+        monkeypatch.setattr(reader_mod, "BTF_PATH", __file__)     # exists
+        monkeypatch.setattr(reader_mod, "LOCKDOWN_PATH", str(lockdown))
+        want = "lockdown is 'confidentiality', which refuses bpf_probe_read_kernel()"
+    r = CliRunner().invoke(main, ["live", str(ROOT / "scenarios" / "seed-thread.yaml")])
+    assert r.exit_code == 2
+    assert want in r.output and "try --probe" in r.output
+    assert r.output.count("\n") == 1
+
+
+@needs_capture
+def test_mm_users_reads_a_live_mm(reader) -> None:  # type: ignore[no-untyped-def]
+    # the wait for an exited process's mm relies on this field's offset
+    t = reader.task(os.getpid())
+    assert t.mm and reader.mm_users(t.mm) >= 1
