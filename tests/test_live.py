@@ -428,3 +428,16 @@ def test_mm_users_reads_a_live_mm(reader) -> None:  # type: ignore[no-untyped-de
     # the wait for an exited process's mm relies on this field's offset
     t = reader.task(os.getpid())
     assert t.mm and reader.mm_users(t.mm) >= 1
+
+
+@needs_capture
+def test_live_reports_a_merge_the_policy_did_not_predict() -> None:
+    # under degree the CVE-2022-42703 double reuse lets a merge happen that 6.18 refuses
+    r = CliRunner().invoke(
+        main, ["live", str(ROOT / "scenarios" / "cve-2022-42703.yaml"), "-p", "degree",
+               "--format", "list"])
+    assert r.exit_code == 1, r.output
+    assert ("cve-2022-42703.yaml:27: step 13: process Y: /proc/PID/maps shows "
+            "0x7f0000000000-0x7f0000002000 r--p, 0x7f0000002000-0x7f0000004000 r--p, the policy "
+            "predicts 0x7f0000000000-0x7f0000004000 r--p") in r.output
+    assert "present: yes vs no" in r.output
