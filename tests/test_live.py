@@ -441,3 +441,27 @@ def test_live_reports_a_merge_the_policy_did_not_predict() -> None:
             "0x7f0000000000-0x7f0000002000 r--p, 0x7f0000002000-0x7f0000004000 r--p, the policy "
             "predicts 0x7f0000000000-0x7f0000004000 r--p") in r.output
     assert "present: yes vs no" in r.output
+
+
+def test_drivers_exit_when_anondiff_is_killed() -> None:
+    # SIGKILL leaves no chance to clean up: the drivers see their socket close and exit
+    code = textwrap.dedent("""
+        import os, signal
+        from anondiff.live.procs import Processes
+        p = Processes({})
+        p.start("P")
+        p.fork("P", "C")
+        p.fork("C", "D")
+        print(" ".join(str(x) for x in p.pids.values()), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60)
+    pids = [int(x) for x in r.stdout.split()]
+    assert len(pids) == 3, r.stderr
+    from anondiff.live.procs import _alive
+    import time
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(_alive(p) for p in pids)
