@@ -88,6 +88,19 @@ def _scenario(tmp_path: Path, text: str) -> Path:
 
 
 CASES = {
+    # found by the random sequences: a faulted VMA mapped beside a faulted one with the same
+    # protection must not merge with it while the layout is built (own anon_vma each)
+    "adjacent-faulted-layout": """
+        processes:
+          - name: P
+            vmas:
+              - {name: v1, start: 0x10000, pages: 1, prot: rw, faulted: true}
+              - {name: v2, start: 0x11000, pages: 1, prot: r, faulted: true}
+              - {name: v3, start: 0x12000, pages: 1, prot: rw, faulted: true, anon_vma: AV0}
+              - {name: v4, start: 0x13000, pages: 1, prot: r, faulted: true, anon_vma: AV0}
+        steps:
+          - {fork: P, child: C}
+        """,
     # G forks M, M forks C, M exits: C's fork then reuses M's anon_vma (no VMA, one child)
     "grandchild-reuse-after-middle-exit": """
         processes:

@@ -109,12 +109,12 @@ def to_topology(pred: Topology, names: list[str], tasks: list[RawTask],
             by_addr = {p.addr: p.name for p in pv.pages}
             for page in v.pages:
                 namer._pair(namer.pg, page.pfn, by_addr.get(page.addr))
-    for a in list(raw_avs.values()):
-        pa = namer.av.get(a.addr)
+    for raw in list(raw_avs.values()):
+        pa = namer.av.get(raw.addr)
         if pa is not None and pa in {x.name for x in pred.anon_vmas}:
             pv_av = pred.anon_vma(pa)
-            namer._pair(namer.av, a.root, pv_av.root)
-            namer._pair(namer.av, a.parent, pv_av.parent)
+            namer._pair(namer.av, raw.root, pv_av.root)
+            namer._pair(namer.av, raw.parent, pv_av.parent)
     # the rest by first link, as the engine names them: each chain from its tail (oldest)
     for t in tasks:
         for v in t.vmas:
@@ -130,10 +130,10 @@ def to_topology(pred: Topology, names: list[str], tasks: list[RawTask],
             ref = f"{pname}/{name}"
             if v.anon_vma:
                 users.setdefault(v.anon_vma, []).append(ref)
-            for a in v.chain:
-                tree.setdefault(a, []).append((v.pgoff, i, ref))
+            for ptr in v.chain:
+                tree.setdefault(ptr, []).append((v.pgoff, i, ref))
             chain = set(v.chain)
-            pages = tuple(PageView(namer.name_pg(p.pfn), p.addr, p.index,
+            pages = tuple(PageView(namer.name_pg(p.pfn), p.addr, p.pgindex,
                                    namer.name_av(p.anon_vma), p.anon_vma in chain,
                                    p.anon_vma not in raw_avs) for p in v.pages)
             views.append(VmaView(name, v.start, v.end, v.pgoff, prot_of(v.flags), flags_of(v),

@@ -23,7 +23,7 @@ from .procs import Processes
 from .replay import _Live, _maps, _perms, _range, predictions, supported, Unsupported
 
 #: probe protections: never writable (turning writable changes VM_ACCOUNT by itself)
-CANDIDATES = (frozenset({"read"}), frozenset({"read", "exec"}), frozenset({"exec"}), frozenset())
+CANDIDATES: tuple[frozenset[str], ...] = (frozenset({"read"}), frozenset({"read", "exec"}), frozenset({"exec"}), frozenset())
 
 
 class Probe(NamedTuple):
@@ -104,7 +104,7 @@ def _observe(sc: Scenario, policy: Policy, preds: list[Topology], n: int,
             files[f] = os.memfd_create(f"anondiff-{f}")
             os.ftruncate(files[f], hi)
         with Processes(files) as procs:
-            lv = _Live(sc, policy, None, procs, None)
+            lv = _Live(sc, policy, None, procs)
             lv.layout()
             for i in range(n):
                 lv.step(preds[i], sc.steps[i])
@@ -136,12 +136,12 @@ def run(sc: Scenario, policy: Policy) -> ProbeResult:
     count = 0
     # the plain layout after every step first (maps and VM_ACCOUNT), then the probes
     for i, t in enumerate(preds):
-        got = _observe(sc, policy, preds, i, None, lo, hi)
+        seen = _observe(sc, policy, preds, i, None, lo, hi)
         for p in t.processes:
             want = _expected(t, p.name, lo, hi)
-            if got.get(p.name) != want:
+            if seen.get(p.name) != want:
                 diffs.append(f"{sc.path}: {t.label}: process {p.name}: the kernel shows "
-                             f"{_show(got.get(p.name, []))}; {policy.name} predicts {_show(want)}")
+                             f"{_show(seen.get(p.name, []))}; {policy.name} predicts {_show(want)}")
         if i == 0 and diffs:
             raise Unsupported(f"the starting layout cannot be built on this kernel: {diffs[0]}")
     for pr in probes(sc, preds):

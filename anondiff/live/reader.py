@@ -14,7 +14,7 @@ import struct
 from typing import NamedTuple
 
 from ..errors import AnondiffError
-from .btf import Btf, BtfError, load_vmlinux
+from .btf import BtfError, load_vmlinux
 
 BTF_PATH = "/sys/kernel/btf/vmlinux"
 LOCKDOWN_PATH = "/sys/kernel/security/lockdown"
@@ -36,7 +36,7 @@ class RawPage(NamedTuple):
     addr: int
     pfn: int
     anon_vma: int           # page->mapping without PAGE_MAPPING_ANON; 0 if not anonymous
-    index: int
+    pgindex: int            # page->__folio_index
 
 
 class RawVma(NamedTuple):
@@ -146,7 +146,7 @@ class Reader:
         raw = self.k.read(addr, self.vma_size)
         q = lambda name: struct.unpack_from("<Q", raw, self.off[name])[0]  # noqa: E731
         head = addr + self.off["vma_chain"]
-        chain = []
+        chain: list[int] = []
         pos = q("vma_chain")
         while pos != head:
             if len(chain) > 10000:
@@ -176,10 +176,10 @@ class Reader:
         except OSError as e:
             raise CaptureError(f"/proc/{pid}/pagemap: {e.strerror}") from None
         out = []
-        for i, (e,) in enumerate(struct.iter_unpack("<Q", entries)):
-            if not e >> 63 & 1 or e >> 61 & 1:      # not present, or file page / shared anon
+        for i, (pme,) in enumerate(struct.iter_unpack("<Q", entries)):
+            if not pme >> 63 & 1 or pme >> 61 & 1:  # not present, or file page / shared anon
                 continue
-            pfn = e & ((1 << 55) - 1)
+            pfn = pme & ((1 << 55) - 1)
             if pfn == 0:
                 raise CaptureError(f"/proc/{pid}/pagemap shows no PFNs (needs CAP_SYS_ADMIN)")
             mapping, index = self.page_mapping(pfn)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Callable, NamedTuple
+from typing import NamedTuple, Sequence
 
 from ..engine import replay
 from ..errors import AnondiffError, ScenarioError
@@ -73,10 +73,9 @@ class _Live:
     """Builds the layout and performs the steps through ``procs`` (the real processes, or the
     reproducer's recorder), and captures through ``reader``."""
 
-    def __init__(self, sc: Scenario, policy: Policy, reader: Reader | None, procs: Processes,
-                 progress: Callable[[str], None] | None) -> None:
+    def __init__(self, sc: Scenario, policy: Policy, reader: Reader | None,
+                 procs: Processes) -> None:
         self.sc, self.policy, self.reader, self.procs = sc, policy, reader, procs
-        self.progress = progress
         self.mms: dict[str, int] = {}
         self.layout_msgs: list[str] = []
 
@@ -117,9 +116,9 @@ class _Live:
     def fault_group(self, proc: str, group: list[VmaSpec]) -> None:
         """Faulted VMAs sharing one anon_vma: one writable mapping over them all, written, its
         holes unmapped (others' VMAs are mapped there later), then split by mprotect.  While it
-        is written it carries VM_DONTDUMP, which no neighbour has, so __anon_vma_prepare()
-        finds no neighbour's anon_vma to reuse: the layout's anon_vmas are all new roots, as
-        the engine makes them."""
+        is made writable and written it carries VM_DONTDUMP, which no neighbour has, so it
+        merges with none and __anon_vma_prepare() finds no neighbour's anon_vma to reuse: the
+        layout's anon_vmas are all new roots, as the engine makes them."""
         start, end = group[0].start, group[-1].end
         files = {v.file for v in group}
         if len(files) != 1:
@@ -127,8 +126,12 @@ class _Live:
                               f"{group[0].anon_vma} mix files")
         span = VmaSpec(group[0].name, start, end, frozenset({"read", "write"}), frozenset(),
                        file=group[0].file)
-        self.mmap(proc, span)
+        # mapped PROT_NONE first: a writable mapping would merge at once with a faulted
+        # writable neighbour and take its anon_vma; then VM_DONTDUMP, then writable (which
+        # sets VM_ACCOUNT as a writable mmap would)
+        self.mmap(proc, span, prot=0)
         self.procs.request(proc, "madvise", start=start, length=end - start, advice="dontdump")
+        self.procs.request(proc, "mprotect", start=start, length=end - start, prot=3)
         for v in group:
             offsets = range((v.end - v.start) // PAGE_SIZE) if v.pages is None else v.pages
             addrs = [v.start + o * PAGE_SIZE for o in offsets]
@@ -194,9 +197,9 @@ class _Live:
         else:
             v = before.vma(f"{step.process}/{step.vma}")
             n = (v.end - v.start) // PAGE_SIZE
-            offsets = range(n) if step.pages == "all" else () if step.pages == "none" \
-                else step.pages
-            addrs = [v.start + o * PAGE_SIZE for o in offsets]  # type: ignore[union-attr]
+            offsets: Sequence[int] = range(n) if step.pages == "all" else () \
+                if isinstance(step.pages, str) else step.pages
+            addrs = [v.start + o * PAGE_SIZE for o in offsets]
         if "shared" in v.flags:
             return
         writable = "write" in v.prot
@@ -215,8 +218,8 @@ class _Live:
         # down: exit_mm() -> mmput() -> exit_mmap() -> unlink_anon_vmas().
         mm = self.mms.pop(name, 0) if self.reader is not None else 0
         deadline = time.monotonic() + 5
-        while mm and self.reader.mm_users(mm) > 0 \
-                and time.monotonic() < deadline:  # type: ignore[union-attr]
+        while mm and self.reader is not None and self.reader.mm_users(mm) > 0 \
+                and time.monotonic() < deadline:
             time.sleep(0.001)
 
     # -- capture -----------------------------------------------------------------------------
@@ -313,8 +316,7 @@ def _live_name() -> str:
     return f"live {platform.release()}"
 
 
-def run(sc: Scenario, policy: Policy, reader: Reader,
-        progress: Callable[[str], None] | None = None) -> LiveRun:
+def run(sc: Scenario, policy: Policy, reader: Reader) -> LiveRun:
     why = supported(sc)
     if why:
         raise Unsupported(why)
@@ -331,7 +333,7 @@ def run(sc: Scenario, policy: Policy, reader: Reader,
         active: dict[tuple[str, str, str], int] = {}
         live: list[Topology] = []
         with Processes(files) as procs:
-            lv = _Live(sc, policy, reader, procs, progress)
+            lv = _Live(sc, policy, reader, procs)
             try:
                 lv.layout()
             except AnondiffError as e:

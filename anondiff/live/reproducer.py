@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from ..policies.base import Policy
-from ..scenario import Scenario, Snapshot, Step
+from ..scenario import Mmap, Scenario, Snapshot, Step
 from ..topology import Topology
 from .replay import Unsupported, _Live, _range, predictions, supported
 
@@ -126,10 +126,9 @@ def generate(sc: Scenario, policy: Policy) -> str:
         raise Unsupported(why)
     preds = predictions(sc, policy)
     files = sorted({v.file for p in sc.processes for v in p.vmas if v.file}
-                   | {s.vma.file for s in sc.steps if hasattr(s, "vma") and
-                      getattr(s.vma, "file", None)})
+                   | {s.vma.file for s in sc.steps if isinstance(s, Mmap) and s.vma.file})
     rec = _Recorder(files)
-    lv = _Live(sc, policy, None, rec, None)  # type: ignore[arg-type]
+    lv = _Live(sc, policy, None, rec)  # type: ignore[arg-type]
     lo, hi = _range(sc, preds[0])
     body = ["\t/* the starting layout */"]
     lv.layout()
