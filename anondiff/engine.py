@@ -16,7 +16,6 @@ from .kernel.fork import dup_mmap
 from .kernel.merge import merge_existing, merge_new
 from .kernel.mm import change_vmas, do_munmap, exit_mmap, mprotect_flags, split_vma, write_fault
 from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
-from .kernel.rmap import anon_vma_prepare, attach_anon_vma, new_root_anon_vma
 from .kernel.snapshot import freeze
 from .kernel.state import Kernel, KernelCrash
 from .policies import get as get_policy
@@ -150,10 +149,10 @@ class _Replayer:
                 if av is None:
                     # a new root, as __anon_vma_prepare() makes it (no neighbour reuse: an
                     # unlabelled faulted VMA has an anon_vma of its own)
-                    av = new_root_anon_vma(k, spec.anon_vma)
+                    av = self.policy.new_root_anon_vma(k, spec.anon_vma)
                     if spec.anon_vma is not None:
                         labelled[spec.anon_vma] = av
-                attach_anon_vma(k, vma, av)
+                self.policy.attach_anon_vma(k, vma, av)
                 offsets = range(vma.end - vma.start) if spec.pages is None else spec.pages
                 for off in offsets:
                     mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
@@ -256,7 +255,7 @@ class _Replayer:
         if VM_SHARED in vma.flags:
             return
         if not pages:
-            anon_vma_prepare(self.k, vma, mm.prev(vma), mm.next(vma))
+            self.policy.anon_vma_prepare(self.k, vma, mm.prev(vma), mm.next(vma))
         for p in pages:
             write_fault(self.k, vma, p)
 

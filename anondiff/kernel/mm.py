@@ -6,7 +6,6 @@ from typing import Callable
 
 from .merge import merge_existing
 from .objects import VM_ACCOUNT, VM_SHARED, Mm, Vma, VmaOp
-from .rmap import anon_vma_prepare, rekey, unlink_anon_vmas
 from .state import Kernel
 
 
@@ -26,7 +25,7 @@ def split_vma(k: Kernel, vma: Vma, addr: int, new_below: bool) -> Vma:
         mm.move_start(vma, addr)
     else:
         vma.end = addr
-    rekey(k, vma)
+    k.policy.rekey(k, vma)
     mm.insert(new)
     return new
 
@@ -61,7 +60,7 @@ def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
     victims = isolate(k, mm, start, end)
     zap_pages(mm, start, end)
     for vma in victims:               # free_pgtables(): ascending
-        unlink_anon_vmas(k, vma)
+        k.policy.unlink_anon_vmas(k, vma)
     for vma in victims:
         mm.remove(vma)
 
@@ -69,7 +68,7 @@ def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
 def exit_mmap(k: Kernel, mm: Mm) -> None:
     zap_pages(mm, 0, 1 << 64)
     for vma in mm.vmas:
-        unlink_anon_vmas(k, vma)
+        k.policy.unlink_anon_vmas(k, vma)
     mm.vmas.clear()
     mm.starts.clear()
 
@@ -128,7 +127,7 @@ def write_fault(k: Kernel, vma: Vma, page_no: int) -> None:
     if VM_SHARED in vma.flags:
         return                          # page cache, never anon
     mm = vma.mm
-    anon_vma_prepare(k, vma, mm.prev(vma), mm.next(vma))
+    k.policy.anon_vma_prepare(k, vma, mm.prev(vma), mm.next(vma))
     index = vma.pgoff + (page_no - vma.start)
     page = mm.ptes.get(page_no)
     if page is not None and page.mapcount == 1:

@@ -99,7 +99,7 @@ def anon_vma_prepare(k: Kernel, vma: Vma, prev: Vma | None, next: Vma | None) ->
     """__anon_vma_prepare(): first anonymous fault in a VMA with no anon_vma."""
     if vma.anon_vma is not None:
         return
-    av = find_mergeable_anon_vma(vma, prev, next)
+    av = k.policy.find_mergeable_anon_vma(vma, prev, next)
     attach_anon_vma(k, vma, av if av is not None else new_root_anon_vma(k))
 
 

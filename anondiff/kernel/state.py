@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .objects import AnonVma, Mm, Page, Vma
 
 if TYPE_CHECKING:
-    from ..policies.base import Policy
+    from .ops import KernelOps
 
 
 class KernelCrash(Exception):
@@ -28,7 +28,7 @@ class Event(NamedTuple):
 
 
 class Kernel:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: KernelOps) -> None:
         self.policy = policy
         self.counters = policy.counters
         self.mms: dict[str, Mm] = {}
