@@ -529,3 +529,19 @@ def test_write_image_into_a_device_or_through_a_symlink(tmp_path: os.PathLike[st
     reader.join(timeout=30)
     assert got[0].startswith(b"\x89PNG") and stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert sorted(os.listdir(tmp_path)) == ["fifo.png", "link.svg", "real.svg"]
+
+
+@needs_dot
+def test_write_image_passes_dot_warnings_on_and_reports_the_real_error(
+        tmp_path: os.PathLike[str]) -> None:
+    target = os.path.join(tmp_path, "w.svg")
+    warnings = dot.write_image("digraph { a [shape=nosuchshape] }", target)
+    assert any("nosuchshape" in w for w in warnings)
+    full = os.path.join(tmp_path, "full.png")
+    try:
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    with pytest.raises(AnondiffError) as err:
+        dot.write_image("digraph { a -> b }", full)
+    assert str(err.value) == f"{full}: cannot write: No space left on device"
