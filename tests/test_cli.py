@@ -134,7 +134,7 @@ def test_output_file_is_written_whole(tmp_path: Path) -> None:
     out = tmp_path / "seed.txt"
     r = invoke("run", SEED, "-p", "v2", "--format", "list", "-o", str(out))
     assert r.exit_code == 0 and r.output == ""
-    assert "DST1..DST5 - AV1 (child of AV0)" in out.read_text()
+    assert "DST1..DST5 (5) - AV1 (child of AV0)" in out.read_text()
     assert [f.name for f in tmp_path.iterdir()] == ["seed.txt"]
 
 
@@ -426,3 +426,23 @@ def test_snapshot_selects_one_snapshot() -> None:
     assert [s["label"] for s in json.loads(one.stdout)["runs"][0]["snapshots"]] == [labels[0]]
     bad = invoke("run", CVE, "-p", "degree", "--snapshot", "nope")
     assert bad.exit_code == 2 and f"there are: {', '.join(labels)}" in bad.output
+
+
+def test_scenario_format_example_is_the_shipped_seed_thread() -> None:
+    doc = (ROOT / "docs" / "scenario-format.md").read_text()
+    section = doc[doc.index("## A complete example"):]
+    block = section[section.index("```yaml\n") + len("```yaml\n"):]
+    block = block[:block.index("```\n")]
+    assert block == (ROOT / "scenarios" / "seed-thread.yaml").read_text()
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "scenarios/seed-thread.yaml", "-p", "degree", "-p", "wei-4e4a9eb92133", "-p", "v2",
+     "--format", "ascii", "--final-only"),
+    ("compare", "-p", "wei-4e4a9eb92133", "-p", "v2", "scenarios/seed-thread.yaml",
+     "--format", "list"),
+])
+def test_readme_examples_reproduce(args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    out = invoke(*args).stdout
+    assert f"```\n{out}```\n" in (ROOT / "README.md").read_text()
