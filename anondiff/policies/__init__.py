@@ -47,6 +47,10 @@ def get(name: str) -> Policy:
         return cls()
     if name.endswith(".py"):
         return _load_file(name)
+    from ..ktree.source import parse_spec      # a kernel tree: anondiff.ktree (lazily)
+    if (spec := parse_spec(name)) is not None:
+        from ..ktree.policy import tree_policy
+        return tree_policy(spec)
     raise UnknownPolicyError(
         f"unknown policy: {name!r} (must be one of {names()}, a version alias "
         f"such as v4.19 or v6.18 (see 'anondiff policies'), or a .py file)")

@@ -1,0 +1,1 @@
+#include "../ktbase.h"
