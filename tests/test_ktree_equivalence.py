@@ -138,3 +138,32 @@ def test_random_sequences_match() -> None:
     TreesMatchPython.TestCase.settings = settings(max_examples=40, stateful_step_count=25,
                                                   deadline=None)
     TreesMatchPython.TestCase().runTest()
+
+
+MERGE_CASE_1 = """
+description: a faulted VMA merging into an unfaulted neighbour (is_mergeable_anon_vma case 1)
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
+      - {name: B, start: 0x11000, pages: 1, prot: rw}
+steps:
+  - mprotect: P/B
+    prot: r
+  - mprotect: P/A
+    prot: r
+"""
+
+
+def test_6_12_keeps_the_old_merge_rule() -> None:
+    """Debian's 6.12.117 has the three-argument is_mergeable_anon_vma() of v6.1, not the
+    three-case rule of the 2025 fix that split-counters (6.18.y) models: A does not merge
+    into the unfaulted B under 6.12, and does under 7.2."""
+    from anondiff.scenario import loads
+    sc = loads(MERGE_CASE_1, "merge-case-1.yaml")
+    old = replay(sc, tree_policy("6.12")).final
+    assert not differences(old, replay(sc, get("v6.1")).final)
+    assert differences(old, replay(sc, get("split-counters")).final)
+    assert [v.name for v in old.processes[0].vmas] == ["A", "B"]
+    new = replay(sc, tree_policy("7.2")).final
+    assert [v.name for v in new.processes[0].vmas] == ["B"]
