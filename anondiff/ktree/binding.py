@@ -77,6 +77,7 @@ class Binding:
         self.avc_at: dict[int, AnonVmaChain] = {}
         self.mm_id: dict[Mm, int] = {}
         self.file_id: dict[str, int] = {}
+        self.flag_bits: dict[tuple[frozenset[str], frozenset[str]], int] = {}
         self.allocated: set[int] = set()
         #: a Python AnonVma waiting for the C one the next call allocates (starting layout)
         self.bind_next: AnonVma | None = None
@@ -102,23 +103,35 @@ class Binding:
             words += self._describe(vma)
         buf = array("l", words)
         n = self.library.kt_call(buf.buffer_info()[0])
-        recs = array("l")
-        recs.frombytes(ctypes.string_at(self.library.kt_records(), n * 8))
-        return self._apply(recs.tolist(), vmas, op)
+        return self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
+                           vmas, op)
+
+    def fork(self, vma: Vma, pvma: Vma) -> None:
+        """anon_vma_fork(vma, pvma) from dup_mmap(): vma is pvma's vm_area_dup() in the child,
+        not yet attached (the hot path of a fork: one descriptor built, the other derived)."""
+        parent = self._describe(pvma)
+        mm_id = self.mm_id.get(vma.mm)
+        if mm_id is None:
+            mm_id = self.mm_id[vma.mm] = len(self.mm_id)
+        av = vma.anon_vma
+        child = [0, mm_id, *parent[2:7], 0 if av is None else self.av_ptr.get(av, 0), 0]
+        buf = array("l", [FORK, 2, 0, 0, -1, *child, *parent])
+        n = self.library.kt_call(buf.buffer_info()[0])
+        self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
+                    [vma, pvma], FORK)
 
     def _describe(self, vma: Vma) -> list[int]:
         mm = vma.mm
         mm_id = self.mm_id.get(mm)
         if mm_id is None:
             mm_id = self.mm_id[mm] = len(self.mm_id)
-        flags = 0
-        for f in vma.prot:
-            flags |= FLAG_BITS.get(f, 0)
-        for f in vma.flags:
-            flags |= FLAG_BITS.get(f, 0)
+        key = (vma.prot, vma.flags)
+        flags = self.flag_bits.get(key)
+        if flags is None:
+            flags = self.flag_bits[key] = sum(FLAG_BITS.get(f, 0) for f in vma.prot | vma.flags)
         file = 0
         if vma.file is not None:
-            file = self.file_id.get(vma.file) or self.file_id.setdefault(vma.file, len(self.file_id) + 1)
+            file = self.file_id.setdefault(vma.file, len(self.file_id) + 1)
         av = vma.anon_vma
         i = bisect_left(mm.starts, vma.start)
         attached = int(i < len(mm.vmas) and mm.vmas[i] is vma)
@@ -141,16 +154,17 @@ class Binding:
     def _apply(self, recs: list[int], vmas: list[Vma], op: int) -> int:
         k = self.k
         assert k is not None or op == MERGEABLE
+        av_at, avc_at = self.av_at, self.avc_at
         i, n = 0, len(recs)
         rc = 0
         while i < n:
             t = recs[i]
             if t == R_INS:
-                avc_p, av_p, vma_p = recs[i + 1], recs[i + 2], recs[i + 3]
-                av = self._av(av_p)
-                avc = self.avc_at.get(avc_p)
+                avc_p, av_p = recs[i + 1], recs[i + 2]
+                av = av_at.get(av_p) or self._av(av_p)
+                avc = avc_at.get(avc_p)
                 if avc is None:
-                    avc = self.avc_at[avc_p] = AnonVmaChain(self.vma_at[vma_p], av, 0)
+                    avc = avc_at[avc_p] = AnonVmaChain(self.vma_at[recs[i + 3]], av, 0)
                 k._avc_seq += 1
                 avc.seq = k._avc_seq
                 av.tree[avc] = None
@@ -164,9 +178,8 @@ class Binding:
             elif t == R_VMA:
                 vma = self.vma_at[recs[i + 1]]
                 av_p, cnt = recs[i + 2], recs[i + 3]
-                vma.anon_vma = self._av(av_p) if av_p else None
+                vma.anon_vma = (av_at.get(av_p) or self._av(av_p)) if av_p else None
                 chain = []
-                avc_at = self.avc_at
                 for j in range(i + 4 + 2 * cnt - 2, i + 3, -2):   # tail first
                     avc = avc_at.get(recs[j])
                     if avc is None:
@@ -175,10 +188,13 @@ class Binding:
                 vma.avcs = chain
                 i += 4 + 2 * cnt
             elif t == R_AV:
-                av = self._av(recs[i + 1])
+                try:
+                    av = av_at[recs[i + 1]]
+                    av.root, av.parent = av_at[recs[i + 3]], av_at[recs[i + 4]]
+                except KeyError:
+                    av = self._av(recs[i + 1])
+                    av.root, av.parent = self._av(recs[i + 3]), self._av(recs[i + 4])
                 av.refcount = recs[i + 2]
-                av.root = self._av(recs[i + 3])
-                av.parent = self._av(recs[i + 4])
                 if self.split:
                     av.num_children, av.num_active_vmas = recs[i + 5], recs[i + 6]
                 else:

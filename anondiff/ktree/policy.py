@@ -54,7 +54,7 @@ class KernelTreePolicy(Policy):
         self._bind(k).call(binding.PREPARE, window, window=window.index(vma))
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
-        self._bind(k).call(binding.FORK, [vma, pvma])
+        self._bind(k).fork(vma, pvma)
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:

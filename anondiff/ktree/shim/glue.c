@@ -458,11 +458,41 @@ static long kt_do(long op, struct vm_area_struct **v, const long *arg)
 	return 0;
 }
 
+static struct sigaction kt_old_segv, kt_old_bus;
+static volatile int kt_in_call;
+
 static void kt_on_fault(int sig, siginfo_t *si, void *uc)
 {
+	if (!kt_in_call) {
+		/* not ours: give the fault back to whoever handled it before (faulthandler) */
+		sigaction(sig, sig == SIGBUS ? &kt_old_bus : &kt_old_segv, NULL);
+		return;
+	}
+	kt_in_call = 0;
 	kt_fault_addr = si->si_addr;
 	kt_fault_code = si->si_code;
 	siglongjmp(kt_jmp, sig);
+}
+
+/* Installed once per replay (signal handling syscalls are dear), chaining when not in a call. */
+static void kt_install_handlers(void)
+{
+	struct sigaction sa, cur;
+	stack_t ss;
+
+	sigaction(SIGSEGV, NULL, &cur);
+	if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == kt_on_fault)
+		return;
+	ss.ss_sp = kt_altstack;
+	ss.ss_size = sizeof(kt_altstack);
+	ss.ss_flags = 0;
+	sigaltstack(&ss, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = kt_on_fault;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &kt_old_segv);
+	sigaction(SIGBUS, &sa, &kt_old_bus);
 }
 
 #define KT_DESC	9
@@ -477,8 +507,6 @@ static void kt_on_fault(int sig, siginfo_t *si, void *uc)
 long kt_call(const long *in)
 {
 	struct vm_area_struct *v[KT_MAX_VMAS];
-	struct sigaction sa, old_segv, old_bus;
-	stack_t ss, old_ss;
 	long op = in[0], nr = in[1], i, rc = 0;
 	const long *d;
 	int sig;
@@ -495,18 +523,10 @@ long kt_call(const long *in)
 			kt_emit3(KT_R_NEWVMA, i, (long)v[i]);
 	}
 
-	ss.ss_sp = kt_altstack;
-	ss.ss_size = sizeof(kt_altstack);
-	ss.ss_flags = 0;
-	sigaltstack(&ss, &old_ss);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = kt_on_fault;
-	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &old_segv);
-	sigaction(SIGBUS, &sa, &old_bus);
-	sig = sigsetjmp(kt_jmp, 1);
+	kt_install_handlers();
+	sig = sigsetjmp(kt_jmp, 0);
 	if (!sig) {
+		kt_in_call = 1;
 		for (i = 0; i < nr; i++)
 			kt_dirty_chain(v[i]);
 		if (op == KT_OP_REKEY)
@@ -535,6 +555,9 @@ long kt_call(const long *in)
 		}
 		rc = kt_do(op, v, in + 2);
 		for (i = 0; i < nr; i++) {
+			/* anon_vma_fork() and anon_vma_clone() only read their source VMA */
+			if (i == 1 && (op == KT_OP_FORK || op == KT_OP_CLONE))
+				continue;
 			kt_emit_vma(v[i]);
 			kt_dirty_chain(v[i]);
 		}
@@ -547,6 +570,7 @@ long kt_call(const long *in)
 			kt_dirty_add(av->root);
 			kt_dirty_add(av->parent);
 		}
+		kt_in_call = 0;
 		kt_emit(KT_R_RESULT);
 		kt_emit(rc);
 	} else {
@@ -556,9 +580,6 @@ long kt_call(const long *in)
 		kt_emit(slot >= 0 ? kt_state[slot] : -1);
 		kt_emit(kt_fault_code);
 	}
-	sigaction(SIGSEGV, &old_segv, NULL);
-	sigaction(SIGBUS, &old_bus, NULL);
-	sigaltstack(&old_ss, NULL);
 	return kt_out_len;
 }
 
