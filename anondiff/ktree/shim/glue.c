@@ -40,7 +40,7 @@ enum kt_slot_state { KT_SLOT_UNUSED, KT_SLOT_LIVE, KT_SLOT_FREED };
 struct kmem_cache {
 	const char *name;
 	unsigned int size;
-	void (*ctor)(void *);
+	void (*ctor)(void *obj);
 	int is_anon_vma;
 };
 

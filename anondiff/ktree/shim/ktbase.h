@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* glibc's sys/cdefs.h has one too; the kernel's is the same (compiler_attributes.h) */
 #undef __always_inline
 #define __always_inline		inline __attribute__((__always_inline__))
-#define noinline		__attribute__((__noinline__))
 #define __init
 #define __rcu
 #define __force
@@ -26,7 +26,6 @@
 #define smp_store_release(p, v)	WRITE_ONCE(*(p), (v))
 #define rcu_assign_pointer(p, v)	WRITE_ONCE((p), (v))
 #define rcu_dereference_raw(p)	READ_ONCE(p)
-#define barrier()		__asm__ __volatile__("" : : : "memory")
 #define container_of(ptr, type, member)	\
 	((type *)((char *)(ptr) - offsetof(type, member)))
 #define EXPORT_SYMBOL(sym)

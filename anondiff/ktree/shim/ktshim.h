@@ -162,7 +162,7 @@ static inline int list_is_singular(const struct list_head *head)
 struct kmem_cache;
 struct kmem_cache *kmem_cache_create(const char *name, unsigned int size,
 				     unsigned int align, unsigned long flags,
-				     void (*ctor)(void *));
+				     void (*ctor)(void *obj));
 #define KMEM_CACHE(s, flags)	\
 	kmem_cache_create(#s, sizeof(struct s), 0, (flags), NULL)
 void *kmem_cache_alloc(struct kmem_cache *cachep, gfp_t flags);
