@@ -115,7 +115,8 @@ class _Replayer:
     def record(self) -> None:
         """Turn kernel events and newly broken invariants into findings."""
         for ev in self.k.events:
-            self.findings.append(Finding(ev.kind, ev.where, ev.detail, self.step_no, self.line, False))
+            where = ev.where if isinstance(ev.where, str) else f"{ev.where.mm.name}/{ev.where.name}"
+            self.findings.append(Finding(ev.kind, where, ev.detail, self.step_no, self.line, False))
         self.k.events.clear()
         now = checks.check(self.k)
         seen = set()
@@ -172,7 +173,7 @@ class _Replayer:
             mm, start, end = self.range(step.target, "mprotect", whole=True)
             prot = frozenset(step.prot)
             self.reshape(mm, step.names, lambda: change_vmas(
-                self.k, mm, start, end, lambda v: mprotect_flags(v, prot)))
+                self.k, mm, start, end, lambda v: mprotect_flags(self.k, v, prot)))
         elif isinstance(step, Madvise):
             self.madvise(step)
         elif isinstance(step, Munmap):
@@ -311,9 +312,13 @@ class _Replayer:
         mm = self.mm(step.process)
         lo, hi = self.vma(mm, step.lo), self.vma(mm, step.hi)
         hi.prot, hi.flags = lo.prot, lo.flags
-        if merge_existing(self.k, hi, hi.start, hi.end, lo.prot, lo.flags, with_next=False) is not lo:
+        if mm.prev(hi) is not lo or lo.end != hi.start:
+            # vma_merge() is only ever asked to extend hi's own predecessor: refuse, touch nothing
             self.k.event("MERGE_REFUSED", f"{mm.name}/{lo.name}",
-                         f"{hi.name} not merged into {lo.name} (not adjacent, not linear, "
+                         f"{hi.name} not merged into {lo.name}: not adjacent")
+        elif merge_existing(self.k, hi, hi.start, hi.end, lo.prot, lo.flags, with_next=False) is not lo:
+            self.k.event("MERGE_REFUSED", f"{mm.name}/{lo.name}",
+                         f"{hi.name} not merged into {lo.name} (not linear, "
                          "or the anon_vma rule refuses)")
 
     def mmap(self, step: Mmap) -> None:

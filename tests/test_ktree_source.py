@@ -68,7 +68,8 @@ def test_parse_directory_tarball_and_policy_names(tmp_path: Path) -> None:
     tarball = make_tarball(tmp_path)
     assert parse_spec(str(tree)) == TreeSpec(tree, ())
     assert parse_spec(str(tarball)) == TreeSpec(tarball, ())
-    for name in ("v6.1", "clone-rework-2026", "degree", "v6.1+v6.12"):
+    for name in ("v6.1", "clone-rework-2026", "degree", "v6.1+v6.12", "missing/policy.py",
+                 "docs/examples/clone_rework_2026_ordered.py"):
         assert parse_spec(name) is None
 
 
@@ -227,7 +228,10 @@ def test_patches_never_touch_the_users_tree_or_the_extraction(tmp_path: Path) ->
     assert patched.root != tree and patched.name == "6.99.3-rc2 + x.diff"
     assert "/* patched */" in (patched.read("mm/rmap.c") or "")
     assert patched.read("mm/new.c") == "int new;\n"
-    assert patched.read("mm/vma.c") == "int vma;\n" and patched.read("fs/exec.c") is None
+    for rel in ("mm/vma.c", "mm/damon/core.c", "include/linux/rmap.h",
+                "include/linux/sched/mm.h", "lib/rbtree.c", "Makefile"):
+        assert patched.read(rel) == (tree / rel).read_text(), rel
+    assert patched.read("fs/exec.c") is None and not (patched.root / "fs").exists()
     assert open_tree(TreeSpec(tree, ())).read("mm/rmap.c") == RMAP
 
     tarball = make_tarball(tmp_path)
@@ -269,3 +273,54 @@ def test_debian_tree(package: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert rmap is not None and "anon_vma_fork(struct vm_area_struct *vma" in rmap
     assert tree.read("include/linux/rmap.h") is not None
     assert tree.read("scripts/checkpatch.pl") is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# anondiff.ktree.debian without the network
+
+def test_debian_cached_and_fetch_never_download_twice(cache: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    assert debian.cached("linux-source-6.1") is None
+    kept = cache / "anondiff" / "debian" / "linux-source-6.1.tar.xz"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"tarball")
+
+    def no_apt(*args: object) -> None:
+        raise AssertionError("apt-get run for a cached package")
+
+    monkeypatch.setattr(debian, "_Apt", no_apt)
+    assert debian.cached("linux-source-6.1") == kept
+    assert debian.fetch("linux-source-6.1") == kept
+
+
+def test_debian_bad_package_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(debian.FetchError, match=r"^linux-image-6\.1: not a Debian kernel "
+                       r"source package \(expected linux-source-N\.M"):
+        debian.cached("linux-image-6.1")
+    assert debian.main(["linux-image-6.1"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_debian_unpack_takes_only_the_tarball(tmp_path: Path) -> None:
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN/control").write_text(
+        "Package: linux-source-6.99\nVersion: 6.99.1-1\nArchitecture: all\n"
+        "Maintainer: t <t@example.org>\nDescription: test\n")
+    (root / "usr/src").mkdir(parents=True)
+    (root / "usr/src/linux-source-6.99.tar.xz").write_bytes(b"the tarball")
+    (root / "usr/share/doc").mkdir(parents=True)
+    (root / "usr/share/doc/README").write_text("doc\n")
+    deb = tmp_path / "linux-source-6.99_6.99.1-1_all.deb"
+    subprocess.run(["dpkg-deb", "-Zgzip", "--build", str(root), str(deb)], check=True,
+                   capture_output=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    got = debian._unpack_source(deb, "linux-source-6.99", work)
+    assert got.read_bytes() == b"the tarball"
+    assert [str(p.relative_to(work)) for p in sorted(work.rglob("*")) if p.is_file()] == [
+        "usr/src/linux-source-6.99.tar.xz"]
+    with pytest.raises(debian.FetchError, match=r"cannot unpack usr/src/linux-source-6\.98"):
+        debian._unpack_source(deb, "linux-source-6.98", work)

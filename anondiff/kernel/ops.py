@@ -24,6 +24,8 @@ class KernelOps(Protocol):
     dup_mmap: DupMmap
     merge_both_exports_next: bool
     unlink_returns_if_unfaulted: bool
+    #: v6.7+: mprotect() clears VM_ACCOUNT of an unfaulted anonymous VMA made non-writable
+    mprotect_unaccounts_unfaulted: bool
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:

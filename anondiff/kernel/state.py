@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 from typing import TYPE_CHECKING
 
-from .objects import AnonVma, Mm, Page
+from .objects import AnonVma, Mm, Page, Vma
 
 if TYPE_CHECKING:
     from .ops import KernelOps
@@ -21,7 +21,9 @@ class KernelCrash(Exception):
 
 class Event(NamedTuple):
     kind: str       # "VM_WARN_ON", "VM_BUG_ON", "UAF", "CRASH", "NOTE"
-    where: str
+    #: "PROC/VMA", an anon_vma name, or the Vma itself when the event happens before the VMA
+    #: has its final name (a piece being split off): named when the step ends
+    where: str | Vma
     detail: str
 
 
@@ -87,5 +89,5 @@ class Kernel:
         return page
 
     # -- reporting ---------------------------------------------------------------------------
-    def event(self, kind: str, where: str, detail: str) -> None:
+    def event(self, kind: str, where: str | Vma, detail: str) -> None:
         self.events.append(Event(kind, where, detail))

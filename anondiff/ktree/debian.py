@@ -28,6 +28,8 @@ from pathlib import Path
 
 from anondiff.errors import AnondiffError
 
+from .source import cache_dir
+
 ARCHIVE = "http://deb.debian.org/debian"
 
 # Where each package is taken from, first suite first; unknown linux-source-N.M packages are
@@ -47,12 +49,6 @@ _KEY_TROUBLE = re.compile(r"NO_PUBKEY|EXPKEYSIG|KEYEXPIRED|is not signed|invalid
 
 class FetchError(AnondiffError):
     """A linux-source package that could not be downloaded or unpacked."""
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/anondiff`` (default ``~/.cache/anondiff``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "anondiff"
 
 
 def _debian_dir() -> Path:

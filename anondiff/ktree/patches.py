@@ -21,9 +21,6 @@ subject for an mbox, the file and the hunk (number and ``@@`` header).
 """
 from __future__ import annotations
 
-import email
-import email.header
-import email.policy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +102,9 @@ def read_patch_file(path: Path) -> list[Patch]:
 
 
 def _read_mbox(path: Path, data: bytes) -> list[Patch]:
+    import email
+    import email.policy
+
     raw = data.split(b"\n")
     starts = [i for i, line in enumerate(raw)
               if _MBOX_FROM.match(line) and (i == 0 or raw[i - 1] == b"")]
@@ -140,6 +140,8 @@ def _read_mbox(path: Path, data: bytes) -> list[Patch]:
 def _subject(raw: str | None) -> str | None:
     if raw is None:
         return None
+    import email.header
+
     text = str(email.header.make_header(email.header.decode_header(raw)))
     return " ".join(text.split())
 

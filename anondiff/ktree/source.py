@@ -24,16 +24,17 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from anondiff.errors import AnondiffError
 
-from . import patches as _patches
-from .debian import cache_dir
+if TYPE_CHECKING:
+    from . import patches as _patches
+
+# tarfile, subprocess and the patch reader (email) are imported where they are needed: parsing
+# a -p argument must stay cheap, it runs for every policy name.
 
 TARBALL_SUFFIXES: tuple[str, ...] = (".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tar")
 
@@ -82,6 +83,9 @@ def _is_tree(path: Path) -> bool:
 
 
 def _looks_like_path(text: str) -> bool:
+    """A path meant as a tree (a policy file, ``x.py``, is left to the policy registry)."""
+    if text.endswith(".py"):
+        return False
     return "/" in text or text.startswith(("~", ".")) or text.endswith(TARBALL_SUFFIXES)
 
 
@@ -145,7 +149,9 @@ class Tree:
     ``name`` says what it is (``6.1.176``, ``v6.13-rc1-12-gabcdef123456``, ``7.2.13 + [PATCH v3
     1/2] mm/rmap: ...``); ``key`` is a sha256 over everything that went in (the tree's content
     identity and the patches' bytes), a cache key for what is built from it; ``root`` is the
-    directory holding the files, to be read and never written."""
+    directory holding the files, to be read and never written. A patched tree's root is
+    mostly symbolic links (whole untouched directories such as ``include/linux``, into the
+    extraction or the user's tree): open files by path, or walk with ``followlinks=True``."""
 
     def __init__(self, name: str, key: str, root: Path):
         self.name = name
@@ -164,6 +170,12 @@ class Tree:
 
     def __repr__(self) -> str:
         return f"Tree({self.name!r}, key={self.key[:12]}, root={str(self.root)!r})"
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/anondiff`` (default ``~/.cache/anondiff``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "anondiff"
 
 
 def trees_dir() -> Path:
@@ -194,6 +206,7 @@ def open_tree(spec: TreeSpec) -> Tree:
         blobs.append(blob)
         h.update(b"\0patch\0" + hashlib.sha256(blob).digest())
     key = h.hexdigest()
+    from . import patches as _patches
     try:
         series = [p for path in spec.patches for p in _patches.read_patch_file(path)]
     except _patches.PatchError as e:
@@ -206,17 +219,15 @@ def open_tree(spec: TreeSpec) -> Tree:
 
 
 def _series_name(series: list[_patches.Patch]) -> str:
-    labels: list[str] = []
-    for p in series:
-        label = p.subject or p.source.name
-        if not labels or labels[-1] != label:  # several diffs of one plain file: one label
-            labels.append(label)
+    labels = [p.subject or p.source.name for p in series]
     if len(labels) > 3:
         return f"{labels[0]}, ... {labels[-1]} ({len(labels)} patches)"
     return ", ".join(labels)
 
 
 def _make_patched(root: Path, base_root: Path, series: list[_patches.Patch]) -> None:
+    from . import patches as _patches
+
     def read(rel: str) -> str | None:
         try:
             return (base_root / rel).read_bytes().decode("utf-8", errors="surrogateescape")
@@ -230,43 +241,51 @@ def _make_patched(root: Path, base_root: Path, series: list[_patches.Patch]) -> 
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name[:16]}."))
     try:
-        # Unchanged files: links to the base (hard links into our own cache, symbolic links
-        # into a user's tree, so that nothing written here can reach it).
-        link: Callable[[Path, Path], None] = _link_same_fs if _is_ours(base_root) else _symlink
-        for rel in _available_files(base_root):
-            if rel in changed:
-                continue
-            dst = tmp / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            link(base_root / rel, dst)
-        for rel, text in changed.items():
-            if text is None:
-                continue
-            dst = tmp / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+        _populate(tmp, base_root.resolve(), changed)
         _publish(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _is_ours(path: Path) -> bool:
-    try:
-        path.resolve().relative_to(trees_dir().resolve())
-        return True
-    except ValueError:
-        return False
+def _populate(into: Path, base: Path, changed: dict[str, str | None]) -> None:
+    """The private copy: the changed files written out, everything else a symbolic link to
+    ``base``, whole directories where no file in them changed (mm/, include/linux/ and
+    include/asm-generic/ are 3,200 files: one link each costs a second on a slow disk).
+    Nothing is ever written through these links."""
+    touched = {os.path.dirname(rel) for rel in changed}
+    touched |= {d for rel in list(touched) for d in _parents(rel)}
+
+    def fill(rel_dir: str) -> None:
+        (into / rel_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            entries = sorted(os.scandir(base / rel_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir():
+                if rel in touched:
+                    fill(rel)
+                elif any(rel == d or rel.startswith(d + "/") for d in _LINKED_DIRS):
+                    os.symlink(base / rel, into / rel)
+                elif any(f.startswith(rel + "/") for f in _LINKED_DIRS | AVAILABLE_FILES):
+                    fill(rel)
+            elif available(rel) and rel not in changed and entry.is_file():
+                os.symlink(base / rel, into / rel)
+
+    fill("")
+    for rel, text in changed.items():
+        if text is not None:
+            (into / rel).parent.mkdir(parents=True, exist_ok=True)
+            (into / rel).write_bytes(text.encode("utf-8", errors="surrogateescape"))
 
 
-def _link_same_fs(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+_LINKED_DIRS = frozenset(d.rstrip("/") for d, _ in AVAILABLE_DIRS)
 
 
-def _symlink(src: Path, dst: Path) -> None:
-    os.symlink(src.resolve(), dst)
+def _parents(rel_dir: str) -> list[str]:
+    parts = rel_dir.split("/")
+    return ["/".join(parts[:k]) for k in range(1, len(parts))]
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -278,28 +297,46 @@ def _publish(tmp: Path, final: Path) -> None:
             raise
 
 
-def _available_files(root: Path) -> Iterator[str]:
-    """The made-available files present under ``root``, sorted, as relative paths."""
-    for rel in sorted(AVAILABLE_FILES):
-        if (root / rel).is_file():
-            yield rel
+def _scan(root: Path) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime) of the made-available files under ``root``, sorted: one
+    scandir pass, since a directory tree is scanned on every open (3,200 files: about 30 ms)."""
+    found: list[tuple[str, int, int]] = []
+
+    def walk(directory: str, rel: str, suffixes: tuple[str, ...]) -> None:
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.is_dir():
+                walk(entry.path, f"{rel}{entry.name}/", suffixes)
+            elif entry.name.endswith(suffixes) and entry.is_file():
+                st = entry.stat()
+                found.append((rel + entry.name, st.st_size, st.st_mtime_ns))
+
+    for rel in AVAILABLE_FILES:
+        try:
+            st = (root / rel).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        found.append((rel, st.st_size, st.st_mtime_ns))
     for top, suffixes in AVAILABLE_DIRS:
-        base = root / top
-        found: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            prefix = os.path.relpath(dirpath, root).replace(os.sep, "/")
-            found += [f"{prefix}/{f}" for f in filenames if f.endswith(suffixes)]
-        yield from sorted(found)
+        walk(str(root / top), top, suffixes)
+    found.sort()
+    return found
+
+
+def _available_files(root: Path) -> list[str]:
+    """The made-available files present under ``root``, sorted, as relative paths."""
+    return [rel for rel, _, _ in _scan(root)]
 
 
 def _dir_identity(root: Path) -> str:
     """A digest of a directory tree's made-available files by (path, size, mtime): a user's
     edit to mm/rmap.c gives a new key, and only stat calls are needed."""
     h = hashlib.sha256(str(root.resolve()).encode())
-    for rel in _available_files(root):
-        st = (root / rel).stat()
-        h.update(f"\0{rel}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    for rel, size, mtime in _scan(root):
+        h.update(f"\0{rel}\0{size}\0{mtime}".encode())
     return h.hexdigest()
 
 
@@ -311,8 +348,8 @@ _MAKEVAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*
 
 
 def kernel_version(makefile_text: str) -> str | None:
-    """``KERNELVERSION`` as the top Makefile computes it:
-    ``$(VERSION)$(if $(PATCHLEVEL),.$(PATCHLEVEL)$(if $(SUBLEVEL),.$(SUBLEVEL)))$(EXTRAVERSION)``."""
+    """``KERNELVERSION`` as the top Makefile computes it, ``$(VERSION)$(if $(PATCHLEVEL),
+    .$(PATCHLEVEL)$(if $(SUBLEVEL),.$(SUBLEVEL)))$(EXTRAVERSION)``: 6.1.176, 6.13.0-rc2."""
     head = makefile_text[:4096]
     found: dict[str, str] = {}
     for m in _MAKEVAR.finditer(head):
@@ -345,6 +382,7 @@ def _git_describe(root: Path) -> str | None:
     available differ from HEAD; None when ``root`` is not the top of a git checkout."""
     if not (root / ".git").exists() or shutil.which("git") is None:
         return None
+    import subprocess
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     described = subprocess.run(["git", "-C", str(root), "describe", "--tags", "--always"],
                                capture_output=True, text=True, env=env)
@@ -409,6 +447,7 @@ def _extracted(tarball: Path, digest: str) -> Path:
 
 def _tar_prefix(tarball: Path) -> str:
     """The directory every member is under (``linux-source-7.2/``), read from the first member."""
+    import tarfile
     try:
         with tarfile.open(tarball, "r|*") as tf:
             first = tf.next()
@@ -425,12 +464,14 @@ def _tar_prefix(tarball: Path) -> str:
 
 
 def _gnu_tar() -> bool:
+    import subprocess
     out = subprocess.run(["tar", "--version"], capture_output=True, text=True)
     return "GNU tar" in out.stdout
 
 
 def _extract_with_tar(tarball: Path, prefix: str, into: Path) -> None:
     # One pass over the (single-stream, hence single-threaded) xz: 8-10 s for a whole kernel.
+    import subprocess
     patterns = [prefix + f for f in sorted(AVAILABLE_FILES)]
     patterns += [f"{prefix}{d}*{s}" for d, sfx in AVAILABLE_DIRS for s in sfx]
     depth = prefix.count("/")
@@ -449,6 +490,7 @@ def _extract_with_tar(tarball: Path, prefix: str, into: Path) -> None:
 
 def _extract_with_tarfile(tarball: Path, prefix: str, into: Path) -> None:
     """Python's tarfile (several times slower than GNU tar): for systems without GNU tar."""
+    import tarfile
     try:
         with tarfile.open(tarball, "r|*") as tf:
             for member in tf:

@@ -39,6 +39,9 @@ class Policy:
     merge_both_exports_next: ClassVar[bool] = False
     #: 2026: unlink_anon_vmas() returns at once for a VMA without anon_vma
     unlink_returns_if_unfaulted: ClassVar[bool] = False
+    #: v6.7+: mprotect() making an anonymous VMA without anon_vma non-writable clears VM_ACCOUNT
+    #: (commit 9b9143298585, see anondiff.kernel.mm.mprotect_flags)
+    mprotect_unaccounts_unfaulted: ClassVar[bool] = False
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
