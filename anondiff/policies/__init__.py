@@ -51,6 +51,10 @@ def get(name: str) -> Policy:
         return cls()
     if name.endswith(".py"):
         return _load_file(name)
+    from ..ktree.source import parse_spec      # a kernel tree: anondiff.ktree (lazily)
+    if (spec := parse_spec(name)) is not None:
+        from ..ktree.policy import tree_policy
+        return tree_policy(spec)
     resolved = resolve_version(name)
     if resolved is not None:
         return resolved[0]()
