@@ -7,11 +7,12 @@ kernel decisions themselves are in :mod:`anondiff.kernel` and the policy.
 from __future__ import annotations
 
 import gc
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
 from .errors import ReplayError
-from .kernel import checks
+from .kernel import checks as checks_mod
 from .kernel.fork import dup_mmap
 from .kernel.merge import merge_existing, merge_new
 from .kernel.mm import change_vmas, do_munmap, exit_mmap, mprotect_flags, split_vma, write_fault
@@ -35,10 +36,25 @@ ADVICE_FLAGS = {
 }
 
 
-def replay(scenario: Scenario, policy: Policy | str) -> Replay:
+#: How the invariants are checked after each step: ``"incremental"`` re-checks only what the
+#: step touched (:class:`~anondiff.kernel.checks.IncrementalChecks`); ``"full"`` recounts
+#: everything (:func:`~anondiff.kernel.checks.check`), the reference the incremental checks are
+#: tested against.  Both give the same findings; ``ANONDIFF_FULL_CHECKS=1`` in the environment
+#: makes ``"full"`` the default (a debug switch).
+CHECKS = ("incremental", "full")
+
+
+def default_checks() -> str:
+    return "full" if os.environ.get("ANONDIFF_FULL_CHECKS", "") not in ("", "0") else "incremental"
+
+
+def replay(scenario: Scenario, policy: Policy | str, checks: str | None = None) -> Replay:
+    """Replay ``scenario`` under ``policy`` (a Policy or a registered name), checking the
+    invariants after every step (``checks``: one of :data:`CHECKS`, default
+    :func:`default_checks`)."""
     if isinstance(policy, str):
         policy = get_policy(policy)
-    return _Replayer(scenario, policy).run()
+    return _Replayer(scenario, policy, checks).run()
 
 
 def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
@@ -57,10 +73,14 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
 
 
 class _Replayer:
-    def __init__(self, scenario: Scenario, policy: Policy) -> None:
+    def __init__(self, scenario: Scenario, policy: Policy, checks: str | None = None) -> None:
         self.sc = scenario
         self.policy = policy
         self.k = Kernel(policy)
+        checks = default_checks() if checks is None else checks
+        if checks not in CHECKS:
+            raise ValueError(f"unknown checks: {checks!r} (must be one of {list(CHECKS)})")
+        self.checker = checks_mod.IncrementalChecks(self.k) if checks == "incremental" else None
         self.snapshots: list[Topology] = []
         self.findings: list[Finding] = []
         #: violations true now -> index of their finding (a violation that comes back after it
@@ -118,7 +138,15 @@ class _Replayer:
         for ev in self.k.events:
             self.findings.append(Finding(ev.kind, ev.where, ev.detail, self.step_no, self.line, False))
         self.k.events.clear()
-        now = checks.check(self.k)
+        if self.checker is not None:
+            new, gone = self.checker.update()
+            for v in gone:
+                del self.active[v]
+            for v in new:
+                self.active[v] = len(self.findings)
+                self.findings.append(Finding(*v, self.step_no, self.line, True))
+            return
+        now = checks_mod.check(self.k)
         seen = set()
         for v in now:
             seen.add(v)
@@ -357,6 +385,7 @@ class _Replayer:
                     n += 1
                 new = f"{vma.name}.{n}"
             vma.name = new
+            mm.touch(vma)
             seen[new] = vma
         if queue:
             raise self.error(f"names: {len(names)} names given but the step made "

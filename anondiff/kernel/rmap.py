@@ -20,6 +20,7 @@ def interval_tree_insert(k: Kernel, avc: AnonVmaChain) -> None:
         k.event("UAF", ref(avc.vma), f"anon_vma_interval_tree_insert into freed {avname(av)}")
     avc.seq = k.avc_seq()
     av.tree[avc] = None
+    k.dirty_vmas.add(avc.vma)
     if av.name is None:
         k.name(av)
 
@@ -28,6 +29,7 @@ def anon_vma_chain_assign(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
     """Put a new chain at the head of vma's same_vma list (not yet in the tree)."""
     avc = AnonVmaChain(vma, av, 0)
     vma.avcs.append(avc)
+    k.dirty_vmas.add(vma)
     return avc
 
 
@@ -38,6 +40,7 @@ def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
     k._avc_seq += 1
     avc = AnonVmaChain(vma, av, k._avc_seq)
     vma.avcs.append(avc)
+    k.dirty_vmas.add(vma)
     if av.freed:
         k.event("UAF", ref(vma), f"anon_vma_interval_tree_insert into freed {avname(av)}")
     av.tree[avc] = None
@@ -48,6 +51,7 @@ def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
 
 def rekey(k: Kernel, vma: Vma) -> None:
     """anon_vma_interval_tree_pre_update_vma() + post_update: the VMA's range changed."""
+    k.dirty_vmas.add(vma)
     for avc in vma.same_vma():
         tree = avc.anon_vma.tree
         if avc in tree:
@@ -153,6 +157,7 @@ def unlink_anon_vmas(k: Kernel, vma: Vma) -> None:
         if vma.avcs:
             k.event("VM_WARN_ON_ONCE", ref(vma), "unlink_anon_vmas: no anon_vma but a chain")
         return
+    k.dirty_vmas.add(vma)
     counters = k.counters
     emptied: list[AnonVma] = []
     for avc in vma.same_vma():              # head to tail

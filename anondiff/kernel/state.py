@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 from typing import TYPE_CHECKING
 
-from .objects import AnonVma, Mm, Page
+from .objects import AnonVma, Mm, Page, Vma
 
 if TYPE_CHECKING:
     from ..policies.base import Policy
@@ -41,6 +41,14 @@ class Kernel:
         self.events: list[Event] = []
         #: anon_vmas allocated and freed without ever being linked (2026 fork preallocation)
         self.transient_anon_vmas = 0
+        #: What changed since the incremental invariant checks last looked
+        #: (:class:`~anondiff.kernel.checks.IncrementalChecks` empties them): VMAs whose chain,
+        #: range or anon_vma changed, anon_vmas named or freed.  The mm's own operations
+        #: (:meth:`Mm.insert` ...) and page-table changes are noted on the :class:`Mm`.
+        self.dirty_vmas: set[Vma] = set()
+        self.dirty_avs: set[AnonVma] = set()
+        self.named_any = False
+        self.freed_any = False
 
     # -- anon_vmas ---------------------------------------------------------------------------
     def anon_vma_alloc(self) -> AnonVma:
@@ -68,6 +76,8 @@ class Kernel:
         av.seq = len(self.anon_vmas)
         self.anon_vmas.append(av)
         self.live.add(av)
+        self.dirty_avs.add(av)
+        self.named_any = True
 
     def avc_seq(self) -> int:
         self._avc_seq += 1
@@ -79,6 +89,10 @@ class Kernel:
             self.event("VM_BUG_ON", av.name or "?", f"atomic_read(&anon_vma->refcount) ({av.refcount}) at free")
         av.freed = True
         self.live.discard(av)
+        self.dirty_avs.add(av)
+        self.freed_any = True
+        for avc in av.tree:
+            self.dirty_vmas.add(avc.vma)
 
     # -- pages -------------------------------------------------------------------------------
     def new_page(self, mapping: AnonVma, index: int) -> Page:
