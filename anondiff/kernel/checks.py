@@ -95,12 +95,12 @@ Key = tuple[int, int, int, int]
 _COUNTERS = 1 << 62
 
 
-def vma_violations(vma: Vma) -> tuple[list[Violation], tuple[AnonVma, ...]]:
-    """I1, I2, I6, I6-UAF and I7-UAF of one VMA, in :func:`check`'s order, and its chain."""
+def vma_violations(vma: Vma) -> list[Violation]:
+    """I1, I2, I6, I6-UAF and I7-UAF of one VMA, in :func:`check`'s order."""
     mm = vma.mm
     out: list[Violation] = []
     where = f"{mm.name}/{vma.name}"
-    chain = tuple(avc.anon_vma for avc in vma.same_vma())
+    chain = [avc.anon_vma for avc in vma.same_vma()]
     in_chain = frozenset(chain)
     av = vma.anon_vma
     if av is not None:
@@ -111,32 +111,59 @@ def vma_violations(vma: Vma) -> tuple[list[Violation], tuple[AnonVma, ...]]:
     for c in chain:
         if c.freed:
             out.append(("I7-UAF", where, f"chain links freed {avname(c)}"))
-    if len(chain) > 1:
-        roots = sorted({avname(c.root) for c in chain})
-        if len(roots) > 1:
-            out.append(("I1", where, f"chain spans roots {', '.join(roots)}"))
+    roots = sorted({avname(c.root) for c in chain})
+    if len(roots) > 1:
+        out.append(("I1", where, f"chain spans roots {', '.join(roots)}"))
     ptes = mm.ptes
+    for p in mm.pages_in(vma.start, vma.end):
+        page = ptes[p]
+        m = page.mapping
+        if m.freed:
+            out.append(("I6-UAF", where, f"{page.name} mapped, its anon_vma {avname(m)} is freed"))
+        elif m not in in_chain:
+            out.append(("I6", where, f"{page.name} mapping {avname(m)} not in chain (rmap miss)"))
+    return out
+
+
+def _vma_ok(vma: Vma, chain: tuple[AnonVma, ...]) -> bool:
+    """The common case first: nothing for :func:`vma_violations` to report."""
+    av = vma.anon_vma
+    if av is not None and (av.freed or av not in chain):
+        return False
+    if chain:
+        root = chain[0].root
+        for c in chain:
+            if c.freed or c.root is not root:
+                return False
+    ptes = vma.mm.ptes
     if ptes:
-        for p in mm.pages_in(vma.start, vma.end):
-            page = ptes[p]
-            m = page.mapping
-            if m.freed:
-                out.append(("I6-UAF", where, f"{page.name} mapped, its anon_vma {avname(m)} is freed"))
-            elif m not in in_chain:
-                out.append(("I6", where, f"{page.name} mapping {avname(m)} not in chain (rmap miss)"))
-    return out, chain
+        start, end = vma.start, vma.end
+        if end - start <= len(ptes):
+            for p in range(start, end):
+                page = ptes.get(p)
+                if page is not None:
+                    m = page.mapping
+                    if m.freed or m not in chain:
+                        return False
+        else:
+            for p, page in ptes.items():
+                if start <= p < end:
+                    m = page.mapping
+                    if m.freed or m not in chain:
+                        return False
+    return True
 
 
 class _Seen:
     """What the incremental checks last saw of one VMA."""
 
-    __slots__ = ("out", "anon_vma", "chain", "members")
+    __slots__ = ("out", "anon_vma", "chain")
 
-    def __init__(self, out: list[Violation], anon_vma: AnonVma | None, chain: tuple[AnonVma, ...]) -> None:
+    def __init__(self, out: list[Violation], anon_vma: AnonVma | None,
+                 chain: tuple[AnonVma, ...]) -> None:
         self.out = out
         self.anon_vma = anon_vma
         self.chain = chain
-        self.members = frozenset(chain)
 
 
 class IncrementalChecks:
@@ -144,11 +171,12 @@ class IncrementalChecks:
 
     The model notes what it touches (``Kernel.dirty_vmas``/``dirty_avs``, ``Mm.dirty`` and
     ``Mm.dirty_ranges``); each :meth:`update` re-checks those VMAs, the I3 groups (VMAs of one
-    mm sharing an anon_vma) they left or joined, and the counters of the anon_vmas involved and
-    of their parents and roots; a VMA with a finding is looked at again whenever an anon_vma is
-    named or freed (its text or its truth may depend on it).  The current set of violations
-    always equals :func:`check`'s (tests/test_incremental_checks.py holds it to that), and new
-    ones come out in :func:`check`'s order, so findings are the same byte for byte.
+    mm sharing an anon_vma) they left or joined, and the counters of the anon_vmas involved
+    (their chains', old and new) and of their parents and roots; a VMA with a finding is looked
+    at again whenever an anon_vma is named or freed (its text or its truth may depend on it).
+    The current set of violations always equals :func:`check`'s
+    (tests/test_incremental_checks.py holds it to that), and new ones come out in
+    :func:`check`'s order, so findings are the same byte for byte.
     """
 
     def __init__(self, k: Kernel) -> None:
@@ -156,6 +184,8 @@ class IncrementalChecks:
         #: violation -> how many sources (a VMA, an I3 group, an anon_vma) report it now
         self.count: dict[Violation, int] = {}
         self.vmas: dict[Vma, _Seen] = {}
+        self.mm_list: list[Mm] = []
+        self.order: dict[Mm, int] = {}
         self.by_mm: dict[Mm, set[Vma]] = {}
         self.sick: set[Vma] = set()                 # VMAs with a violation
         #: per mm, anon_vma -> the VMAs using it (I3 groups), and each group's violations
@@ -166,187 +196,223 @@ class IncrementalChecks:
         self.descendants: dict[AnonVma, int] = {}   # live anon_vmas with this root (not self)
         self.contrib: dict[AnonVma, tuple[AnonVma | None, AnonVma | None]] = {}
         self.counted: dict[AnonVma, list[Violation]] = {}
+        self._before: dict[Violation, bool] = {}
+        self._keys: dict[Violation, Key] = {}
 
     def current(self) -> set[Violation]:
         return set(self.count)
 
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _drop(self, out: list[Violation]) -> None:
+        count, before = self.count, self._before
+        for v in out:
+            if v not in before:
+                before[v] = True
+            n = count[v] - 1
+            if n:
+                count[v] = n
+            else:
+                del count[v]
+
+    def _add(self, out: list[Violation], key: tuple[int, int, int]) -> None:
+        count, before, keys = self.count, self._before, self._keys
+        for i, v in enumerate(out):
+            if v not in before:
+                before[v] = v in count
+            count[v] = count.get(v, 0) + 1
+            kv = key + (i,)
+            old = keys.get(v)
+            if old is None or kv < old:
+                keys[v] = kv
+
+    def _mms_changed(self, mms: list[Mm], touched: set[tuple[Mm, AnonVma]]) -> None:
+        dirty = self.k.dirty_vmas
+        alive = set(mms)
+        for mm in [mm for mm in self.by_mm if mm not in alive]:      # exited
+            for vma in self.by_mm.pop(mm):
+                dirty.add(vma)
+            for av in self.users[mm]:
+                touched.add((mm, av))
+            mm.dirty = None
+        for mm in mms:
+            if mm not in self.by_mm:                                  # new: checked whole
+                self.by_mm[mm] = set()
+                self.users[mm] = {}
+                mm.dirty = dirty
+                mm.dirty_ranges.clear()
+                dirty.update(mm.vmas)
+        self.mm_list = mms
+        self.order = {mm: i for i, mm in enumerate(mms)}
+
+    # -- one round -----------------------------------------------------------------------------
     def update(self) -> tuple[list[Violation], list[Violation]]:
         """Re-check what changed; return (violations now true that were not, in :func:`check`'s
         order; violations no longer true)."""
         k = self.k
         dirty = k.dirty_vmas
         avs = k.dirty_avs
-        before: dict[Violation, bool] = {}
-        keys: dict[Violation, Key] = {}
-        count = self.count
-
-        def drop(out: list[Violation]) -> None:
-            for v in out:
-                if v not in before:
-                    before[v] = True
-                n = count[v] - 1
-                if n:
-                    count[v] = n
-                else:
-                    del count[v]
-
-        def add(out: list[Violation], key: tuple[int, int, int]) -> None:
-            for i, v in enumerate(out):
-                if v not in before:
-                    before[v] = v in count
-                count[v] = count.get(v, 0) + 1
-                kv = key + (i,)
-                old = keys.get(v)
-                if old is None or kv < old:
-                    keys[v] = kv
-
-        # mms that exited, and new ones (checked whole)
-        gone_mms = [mm for mm in self.by_mm if k.mms.get(mm.name) is not mm]
-        for mm in gone_mms:
-            for vma in self.by_mm.pop(mm):
-                dirty.add(vma)
-            mm.dirty = None
-        order: dict[Mm, int] = {}
-        for i, mm in enumerate(k.mms.values()):
-            order[mm] = i
-            if mm not in self.by_mm:
-                self.by_mm[mm] = set()
-                self.users[mm] = {}
-                mm.dirty = dirty
-                mm.dirty_ranges.clear()
-                dirty.update(mm.vmas)
-            elif mm.dirty_ranges:
+        touched: set[tuple[Mm, AnonVma]] = set()
+        mms = list(k.mms.values())
+        if mms != self.mm_list:
+            self._mms_changed(mms, touched)
+        for mm in mms:
+            if mm.dirty_ranges:
                 for start, end in mm.dirty_ranges:
                     dirty.update(mm.overlapping(start, end))
                 mm.dirty_ranges.clear()
         if k.freed_any or k.named_any:
             dirty.update(self.sick)
-        k.freed_any = k.named_any = False
+            # their I3 groups' text or truth may change too
+            for av in avs:
+                for mm, group in self.users.items():
+                    if av in group:
+                        touched.add((mm, av))
+            k.freed_any = k.named_any = False
+        if not dirty and not avs and not touched:
+            return [], []
 
-        touched_groups: set[tuple[Mm, AnonVma]] = set()
+        order = self.order
+        seen_vmas, users, nvmas, sick = self.vmas, self.users, self.nvmas, self.sick
         while dirty:
             vma = dirty.pop()
             mm = vma.mm
-            seen = self.vmas.pop(vma, None)
+            seen = seen_vmas.pop(vma, None)
             if seen is not None:
-                drop(seen.out)
-                self.sick.discard(vma)
+                if seen.out:
+                    self._drop(seen.out)
+                    sick.discard(vma)
                 av = seen.anon_vma
                 if av is not None:
-                    n = self.nvmas[av] - 1
+                    n = nvmas[av] - 1
                     if n:
-                        self.nvmas[av] = n
+                        nvmas[av] = n
                     else:
-                        del self.nvmas[av]
+                        del nvmas[av]
                     avs.add(av)
-                    group = self.users.get(mm)
+                    group = users.get(mm)
                     if group is not None:
                         members = group[av]
                         members.discard(vma)
                         if not members:
                             del group[av]
-                        touched_groups.add((mm, av))
+                        touched.add((mm, av))
                 avs.update(seen.chain)
                 by_mm = self.by_mm.get(mm)
                 if by_mm is not None:
                     by_mm.discard(vma)
             if mm not in order or not mm.contains(vma):
                 continue
-            out, chain = vma_violations(vma)
+            chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
+            out = [] if _vma_ok(vma, chain) else vma_violations(vma)
             av = vma.anon_vma
-            self.vmas[vma] = _Seen(out, av, chain)
+            seen_vmas[vma] = _Seen(out, av, chain)
             self.by_mm[mm].add(vma)
             if out:
-                self.sick.add(vma)
-                add(out, (order[mm], 0, vma.start))
+                sick.add(vma)
+                self._add(out, (order[mm], 0, vma.start))
             if av is not None:
-                self.nvmas[av] = self.nvmas.get(av, 0) + 1
+                nvmas[av] = nvmas.get(av, 0) + 1
                 avs.add(av)
-                self.users[mm].setdefault(av, set()).add(vma)
-                touched_groups.add((mm, av))
+                group = users[mm]
+                members = group.get(av)
+                if members is None:
+                    group[av] = {vma}
+                else:
+                    members.add(vma)
+                touched.add((mm, av))
             avs.update(chain)
 
-        # anon_vmas named or freed: their groups' text or truth may change
-        for mm in gone_mms:
-            for av in self.users.pop(mm):
-                touched_groups.add((mm, av))
-        for av in list(avs):
-            for mm, group in self.users.items():
-                if av in group:
-                    touched_groups.add((mm, av))
+        for mm, av in touched:
+            self._group(mm, av)
+        self._counters(avs)
+        avs.clear()
 
-        for mm, av in touched_groups:
-            old = self.groups.pop((mm, av), None)
-            if old:
-                drop(old)
-            if mm not in order:
-                continue
-            members = self.users[mm].get(av)
-            if not members or len(members) < 2:
-                continue
-            ordered = sorted(members, key=lambda v: v.start)
-            first = ordered[0]
-            first_set = self.vmas[first].members
-            out = [("I3", f"{mm.name}/{first.name}+{v.name}",
-                    f"same anon_vma {avname(av)}, different chains")
-                   for v in ordered[1:] if self.vmas[v].members != first_set]
-            if out:
-                self.groups[(mm, av)] = out
-                add(out, (order[mm], 1, first.start))
+        before, keys, count = self._before, self._keys, self.count
+        if not before:
+            return [], []
+        new = sorted((v for v, was in before.items() if not was and v in count),
+                     key=keys.__getitem__)
+        gone = [v for v, was in before.items() if was and v not in count]
+        before.clear()
+        keys.clear()
+        return new, gone
 
-        # counters: each anon_vma's share in its parent's children and its root's descendants
-        live = k.live
-        for av in list(avs):
+    def _group(self, mm: Mm, av: AnonVma) -> None:
+        """I3 for the VMAs of ``mm`` using ``av``."""
+        old = self.groups.pop((mm, av), None)
+        if old:
+            self._drop(old)
+        if mm not in self.order:
+            return
+        members = self.users[mm].get(av)
+        if members is None or len(members) < 2:
+            return
+        seen = self.vmas
+        chains = {frozenset(seen[v].chain) for v in members}
+        if len(chains) == 1:
+            return
+        ordered = sorted(members, key=lambda v: v.start)
+        first = ordered[0]
+        first_set = frozenset(seen[first].chain)
+        out = [("I3", f"{mm.name}/{first.name}+{v.name}",
+                f"same anon_vma {avname(av)}, different chains")
+               for v in ordered[1:] if frozenset(seen[v].chain) != first_set]
+        if out:
+            self.groups[(mm, av)] = out
+            self._add(out, (self.order[mm], 1, first.start))
+
+    def _counters(self, avs: set[AnonVma]) -> None:
+        """I4 and I5 of the anon_vmas in ``avs``, their parents and roots, after bringing each
+        one's share in its parent's children and its root's descendants up to date."""
+        live = self.k.live
+        children, descendants, contribs = self.children, self.descendants, self.contrib
+        extra = []
+        for av in avs:
             lv = av in live
-            parent = av.parent
+            parent, root = av.parent, av.root
             contrib = (parent if lv and av.tree and parent is not None and parent is not av else None,
-                       av.root if lv and av.root is not av else None)
-            old = self.contrib.get(av, (None, None))
+                       root if lv and root is not av else None)
+            old = contribs.get(av, (None, None))
             if contrib != old:
                 if old[0] is not None:
-                    self.children[old[0]] -= 1
-                    avs.add(old[0])
+                    children[old[0]] -= 1
                 if old[1] is not None:
-                    self.descendants[old[1]] -= 1
-                    avs.add(old[1])
+                    descendants[old[1]] -= 1
                 if contrib[0] is not None:
-                    self.children[contrib[0]] = self.children.get(contrib[0], 0) + 1
-                    avs.add(contrib[0])
+                    children[contrib[0]] = children.get(contrib[0], 0) + 1
                 if contrib[1] is not None:
-                    self.descendants[contrib[1]] = self.descendants.get(contrib[1], 0) + 1
-                    avs.add(contrib[1])
+                    descendants[contrib[1]] = descendants.get(contrib[1], 0) + 1
                 if contrib == (None, None):
-                    del self.contrib[av]
+                    del contribs[av]
                 else:
-                    self.contrib[av] = contrib
+                    contribs[av] = contrib
+                extra.extend(old)
             if parent is not None:
-                avs.add(parent)
-            avs.add(av.root)
-        counters = k.counters
+                extra.append(parent)
+            extra.append(root)
+        avs.update(extra)
+        avs.discard(None)  # type: ignore[arg-type]
+        counters = self.k.counters
+        nvmas, counted = self.nvmas, self.counted
         for av in avs:
-            old = self.counted.pop(av, None)
-            if old:
-                drop(old)
+            old_out = counted.pop(av, None)
+            if old_out:
+                self._drop(old_out)
             if av not in live:
                 continue
             linked = bool(av.tree)
-            out = []
-            want = counters.expected(self.nvmas.get(av, 0), self.children.get(av, 0),
+            want = counters.expected(nvmas.get(av, 0), children.get(av, 0),
                                      linked and av.parent is av)
             have = counters.values(av)
+            refs = int(linked) + descendants.get(av, 0)
+            if have == want and av.refcount == refs:
+                continue
+            out = []
             if have != want:
                 got = ", ".join(f"{n} {v}" for n, v in have)
                 exp = ", ".join(f"{n} {v}" for n, v in want)
                 out.append(("I4", avname(av), f"{got}; recount gives {exp}"))
-            refs = int(linked) + self.descendants.get(av, 0)
             if av.refcount != refs:
                 out.append(("I5", avname(av), f"refcount {av.refcount}; expected {refs}"))
-            if out:
-                self.counted[av] = out
-                add(out, (_COUNTERS, av.seq, 0))
-        avs.clear()
-
-        new = sorted((v for v, was in before.items() if not was and v in count),
-                     key=keys.__getitem__)
-        gone = [v for v, was in before.items() if was and v not in count]
-        return new, gone
+            counted[av] = out
+            self._add(out, (_COUNTERS, av.seq, 0))
