@@ -66,15 +66,18 @@ class Kernel:
     def name(self, av: AnonVma, label: str | None = None) -> None:
         if label is None:
             n = self._next_name
-            while n in self._taken_numbers:
-                n += 1
+            taken = self._taken_numbers
+            if taken:
+                while n in taken:
+                    n += 1
             label = "AV%d" % n
             self._next_name = n + 1
         else:
             self.reserve(label)
         av.name = label
-        av.seq = len(self.anon_vmas)
-        self.anon_vmas.append(av)
+        anon_vmas = self.anon_vmas
+        av.seq = len(anon_vmas)
+        anon_vmas.append(av)
         self.live.add(av)
         self.dirty_avs.add(av)
         self.named_any = True
