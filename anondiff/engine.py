@@ -56,7 +56,11 @@ def replay(scenario: Scenario, policy: Policy | str, checks: str | None = None,
     Replay then holds the final topology alone (its findings are the same)."""
     if isinstance(policy, str):
         policy = get_policy(policy)
-    return _Replayer(scenario, policy, checks, snapshots).run()
+    r = _Replayer(scenario, policy, checks, snapshots)
+    with r.no_gc():
+        out = r.replay()
+        r.teardown()
+    return out
 
 
 def replay_many(scenarios: Iterable[Scenario], policies: Sequence[Policy | str],
@@ -79,7 +83,10 @@ def replay_many(scenarios: Iterable[Scenario], policies: Sequence[Policy | str],
     with _Replayer.no_gc():
         for sc in scenarios:
             for policy in resolved:
-                yield _Replayer(sc, policy, checks, snapshots).replay()
+                r = _Replayer(sc, policy, checks, snapshots)
+                out = r.replay()
+                r.teardown()
+                yield out
                 done += 1
                 if done % 256 == 0:
                     gc.collect()
@@ -160,6 +167,29 @@ class _Replayer:
                 break
         self.snapshots.append(self.freeze("final"))
         return Replay(self.sc.name, self.policy.name, self.policy.cite, tuple(self.snapshots))
+
+    def teardown(self) -> None:
+        """Break the model's reference cycles (VMA <-> mm, chain <-> VMA and anon_vma, an
+        anon_vma's root and parent links to itself) once the replay is done, so that reference
+        counting frees it at once instead of the cyclic collector walking every object of it;
+        on a large scenario that walk costs as much as the fork."""
+        k = self.k
+        for av in k.anon_vmas:
+            av.tree.clear()
+            av.root = av.parent = None  # type: ignore[assignment]
+        for mm in k.mms.values():
+            for vma in mm.vmas:
+                vma.avcs.clear()
+                av = vma.anon_vma
+                if av is not None:
+                    av.tree.clear()
+                    av.root = av.parent = None  # type: ignore[assignment]
+            mm.vmas.clear()
+            mm.dirty = None
+        k.mms.clear()
+        k.anon_vmas.clear()
+        k.live.clear()
+        self.checker = None
 
     def freeze(self, label: str) -> Topology:
         current = set(self.active.values())
