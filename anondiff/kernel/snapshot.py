@@ -77,4 +77,4 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
             av.refcount, values(av), av.freed, tuple(users.get(av, ())),
             tuple([f"{avc.vma.mm.name}/{avc.vma.name}" for avc in order])))
     return Topology(scenario, k.policy.name, label, step, tuple(processes), tuple(anon_vmas),
-                    findings, crashed)
+                    findings, crashed, k.transient_anon_vmas)

@@ -39,6 +39,7 @@ def topology(t: Topology) -> dict[str, Any]:
             "counters": dict(a.counters), "freed": a.freed,
             "users": list(a.users), "tree": list(a.tree),
         } for a in t.anon_vmas],
+        "transient_anon_vmas": t.transient_anon_vmas,
         "findings": [{
             "kind": f.kind, "where": f.where, "detail": f.detail, "step": f.step,
             "line": f.line, "active": f.active,
@@ -143,7 +144,7 @@ def _topology(t: Topology, ind: str) -> Iterator[str]:
         yield "[]"
     yield f',\n{ind}"anon_vmas": '
     yield from _list(t.anon_vmas, _anon_vma, ind)
-    yield f',\n{ind}"findings": '
+    yield f',\n{ind}"transient_anon_vmas": {t.transient_anon_vmas},\n{ind}"findings": '
     yield from _list(t.findings, _finding, ind)
     yield f"\n{ind[:-2]}}}"
 
