@@ -7,7 +7,7 @@ import pytest
 
 from anondiff.engine import replay
 from anondiff.policies import names
-from anondiff.render import RenderOptions
+from anondiff.render import RenderOptions, text
 from anondiff.render import json_
 from anondiff.scenario import load
 
@@ -23,11 +23,11 @@ def test_same_bytes_as_json_dumps(path: Path, snapshots: bool) -> None:
     opts = RenderOptions(snapshots=snapshots)
     want = json_._dump({"anondiff": json_.SCHEMA, "scenario": sc.name,
                         "runs": [json_.replay(r, opts) for r in replays]})
-    assert json_.render_run(replays, opts) == want
-    assert json_.render_run(replays[:1], opts) == json_._dump(
+    assert text(json_.render_run(replays, opts)) == want
+    assert text(json_.render_run(replays[:1], opts)) == json_._dump(
         {"anondiff": json_.SCHEMA, "scenario": sc.name, "runs": [json_.replay(replays[0], opts)]})
 
 
 def test_no_runs() -> None:
-    assert json_.render_run([], RenderOptions()) == json_._dump(
+    assert text(json_.render_run([], RenderOptions())) == json_._dump(
         {"anondiff": json_.SCHEMA, "scenario": "", "runs": []})

@@ -173,8 +173,9 @@ def iter_run(replays: Sequence[Replay], opts: RenderOptions) -> Iterator[str]:
     yield "\n  ]\n}\n"
 
 
-def render_run(replays: Sequence[Replay], opts: RenderOptions) -> str:
-    return "".join(iter_run(replays, opts))
+def render_run(replays: Sequence[Replay], opts: RenderOptions) -> Iterator[str]:
+    """Chunks: a 65,000-VMA run is some 140 MB of JSON, never held as one string."""
+    return iter_run(replays, opts)
 
 
 def _snapshot_diff(d: SnapshotDiff) -> dict[str, Any]:
