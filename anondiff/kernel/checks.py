@@ -90,7 +90,7 @@ def _counters(k: Kernel, users: Counter[AnonVma]) -> Iterator[Violation]:
 
 #: Order of a violation in :func:`check`'s output, for the new ones of an incremental round:
 #: per mm (in ``k.mms`` order) the VMA checks by address, then that mm's I3 groups by their
-#: lowest member; the counters last, by anon_vma naming order.
+#: lowest member, each by member address; the counters last, by anon_vma naming order.
 Key = tuple[int, int, int, int]
 _COUNTERS = 1 << 62
 
@@ -166,6 +166,33 @@ class _Seen:
         self.chain = chain
 
 
+class _Group:
+    """An I3 group (the VMAs of one mm using one anon_vma) as last checked: its lowest member,
+    that member's chain, and the violation of each member whose chain differs."""
+
+    __slots__ = ("first", "first_name", "first_start", "first_set", "out")
+
+    def __init__(self, first: Vma, first_set: frozenset[AnonVma]) -> None:
+        self.first = first
+        self.first_name = first.name
+        self.first_start = first.start
+        self.first_set = first_set
+        self.out: dict[Vma, Violation] = {}
+
+
+#: I3 groups to look at again -> the members that changed (None: all of them)
+Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
+
+
+def _touch(touched: Touched, group: tuple[Mm, AnonVma], vma: Vma) -> None:
+    if group in touched:
+        changed = touched[group]
+        if changed is not None:
+            changed.add(vma)
+    else:
+        touched[group] = {vma}
+
+
 class IncrementalChecks:
     """The invariants of :func:`check`, re-checked only where a step changed something.
 
@@ -190,7 +217,7 @@ class IncrementalChecks:
         self.sick: set[Vma] = set()                 # VMAs with a violation
         #: per mm, anon_vma -> the VMAs using it (I3 groups), and each group's violations
         self.users: dict[Mm, dict[AnonVma, set[Vma]]] = {}
-        self.groups: dict[tuple[Mm, AnonVma], list[Violation]] = {}
+        self.groups: dict[tuple[Mm, AnonVma], _Group] = {}
         self.nvmas: dict[AnonVma, int] = {}         # VMAs using it, every mm
         self.children: dict[AnonVma, int] = {}      # linked live children (parent != self)
         self.descendants: dict[AnonVma, int] = {}   # live anon_vmas with this root (not self)
@@ -214,9 +241,9 @@ class IncrementalChecks:
             else:
                 del count[v]
 
-    def _add(self, out: list[Violation], key: tuple[int, int, int]) -> None:
+    def _add(self, out: list[Violation], key: tuple[int, int, int], at: int = 0) -> None:
         count, before, keys = self.count, self._before, self._keys
-        for i, v in enumerate(out):
+        for i, v in enumerate(out, at):
             if v not in before:
                 before[v] = v in count
             count[v] = count.get(v, 0) + 1
@@ -225,14 +252,14 @@ class IncrementalChecks:
             if old is None or kv < old:
                 keys[v] = kv
 
-    def _mms_changed(self, mms: list[Mm], touched: set[tuple[Mm, AnonVma]]) -> None:
+    def _mms_changed(self, mms: list[Mm], touched: Touched) -> None:
         dirty = self.k.dirty_vmas
         alive = set(mms)
         for mm in [mm for mm in self.by_mm if mm not in alive]:      # exited
             for vma in self.by_mm.pop(mm):
                 dirty.add(vma)
             for av in self.users[mm]:
-                touched.add((mm, av))
+                touched[(mm, av)] = None
             mm.dirty = None
         for mm in mms:
             if mm not in self.by_mm:                                  # new: checked whole
@@ -251,7 +278,7 @@ class IncrementalChecks:
         k = self.k
         dirty = k.dirty_vmas
         avs = k.dirty_avs
-        touched: set[tuple[Mm, AnonVma]] = set()
+        touched: Touched = {}
         mms = list(k.mms.values())
         if mms != self.mm_list:
             self._mms_changed(mms, touched)
@@ -266,15 +293,16 @@ class IncrementalChecks:
             for av in avs:
                 for mm, group in self.users.items():
                     if av in group:
-                        touched.add((mm, av))
+                        touched[(mm, av)] = None
             k.freed_any = k.named_any = False
         if not dirty and not avs and not touched:
             return [], []
 
         order = self.order
         seen_vmas, users, nvmas, sick = self.vmas, self.users, self.nvmas, self.sick
-        while dirty:
-            vma = dirty.pop()
+        todo = list(dirty)
+        dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
+        for vma in todo:
             mm = vma.mm
             seen = seen_vmas.pop(vma, None)
             if seen is not None:
@@ -295,7 +323,7 @@ class IncrementalChecks:
                         members.discard(vma)
                         if not members:
                             del group[av]
-                        touched.add((mm, av))
+                        _touch(touched, (mm, av), vma)
                 avs.update(seen.chain)
                 by_mm = self.by_mm.get(mm)
                 if by_mm is not None:
@@ -319,11 +347,11 @@ class IncrementalChecks:
                     group[av] = {vma}
                 else:
                     members.add(vma)
-                touched.add((mm, av))
+                _touch(touched, (mm, av), vma)
             avs.update(chain)
 
-        for mm, av in touched:
-            self._group(mm, av)
+        for (mm, av), changed in touched.items():
+            self._group(mm, av, changed)
         self._counters(avs)
         avs.clear()
 
@@ -337,29 +365,46 @@ class IncrementalChecks:
         keys.clear()
         return new, gone
 
-    def _group(self, mm: Mm, av: AnonVma) -> None:
-        """I3 for the VMAs of ``mm`` using ``av``."""
-        old = self.groups.pop((mm, av), None)
-        if old:
-            self._drop(old)
-        if mm not in self.order:
-            return
-        members = self.users[mm].get(av)
-        if members is None or len(members) < 2:
+    def _group(self, mm: Mm, av: AnonVma, changed: set[Vma] | None) -> None:
+        """I3 for the VMAs of ``mm`` using ``av``: every member whose chain differs from the
+        lowest member's.  With ``changed`` (the members that came, went or changed) and the
+        lowest member untouched, only those are looked at again; else the whole group."""
+        state = self.groups.get((mm, av))
+        members = self.users[mm].get(av) if mm in self.order else None
+        if not members or len(members) < 2:
+            if state is not None:
+                self._drop(list(state.out.values()))
+                del self.groups[(mm, av)]
             return
         seen = self.vmas
-        chains = {frozenset(seen[v].chain) for v in members}
-        if len(chains) == 1:
-            return
-        ordered = sorted(members, key=lambda v: v.start)
-        first = ordered[0]
-        first_set = frozenset(seen[first].chain)
-        out = [("I3", f"{mm.name}/{first.name}+{v.name}",
-                f"same anon_vma {avname(av)}, different chains")
-               for v in ordered[1:] if frozenset(seen[v].chain) != first_set]
-        if out:
-            self.groups[(mm, av)] = out
-            self._add(out, (self.order[mm], 1, first.start))
+        if state is not None and changed is not None:
+            first = state.first
+            if first in members and all(v.start >= first.start for v in changed if v in members) \
+                    and (first not in changed or (first.name == state.first_name
+                                                  and first.start <= state.first_start
+                                                  and frozenset(seen[first].chain) == state.first_set)):
+                out = state.out
+                for v in changed:
+                    old = out.pop(v, None)
+                    if old is not None:
+                        self._drop([old])
+                    if v in members and v is not first \
+                            and frozenset(seen[v].chain) != state.first_set:
+                        out[v] = v3 = self._i3(mm, first, v, av)
+                        self._add([v3], (self.order[mm], 1, first.start), v.start)
+                return
+        if state is not None:
+            self._drop(list(state.out.values()))
+        first = min(members, key=lambda v: v.start)
+        state = self.groups[(mm, av)] = _Group(first, frozenset(seen[first].chain))
+        for v in members:
+            if v is not first and frozenset(seen[v].chain) != state.first_set:
+                state.out[v] = v3 = self._i3(mm, first, v, av)
+                self._add([v3], (self.order[mm], 1, first.start), v.start)
+
+    @staticmethod
+    def _i3(mm: Mm, first: Vma, v: Vma, av: AnonVma) -> Violation:
+        return ("I3", f"{mm.name}/{first.name}+{v.name}", f"same anon_vma {avname(av)}, different chains")
 
     def _counters(self, avs: set[AnonVma]) -> None:
         """I4 and I5 of the anon_vmas in ``avs``, their parents and roots, after bringing each
