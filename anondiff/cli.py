@@ -127,10 +127,13 @@ def main() -> None:
 @click.option("--policy", "-p", "policy_names", multiple=True, metavar="POLICY",
               help="Policy to run (repeatable); default: the scenario's, else all.")
 @click.option("--check", is_flag=True, help="Verify the scenario's expectations; exit 1 if one fails.")
+@click.option("--metrics", "show_metrics", is_flag=True,
+              help="Also measure anon_vmas, chains, depth, root sharing and rmap walk cost.")
 @with_common
 @_guard
 def run(scenario: str, policy_names: tuple[str, ...], check: bool, fmt: str, output: str | None,
-        width: int, unicode: bool, chains: bool, final_only: bool) -> None:
+        width: int, unicode: bool, chains: bool, final_only: bool,
+        show_metrics: bool = False) -> None:
     """Replay SCENARIO under each policy and show the topologies."""
     from .engine import replay
     from .render import formatter
@@ -139,8 +142,18 @@ def run(scenario: str, policy_names: tuple[str, ...], check: bool, fmt: str, out
     opts = _options(width, unicode, chains, final_only)
     sc = load(scenario)
     pols = _policies(policy_names, sc)
-    replays = [replay(sc, p) for p in pols]
+    if show_metrics:
+        from .render import metrics as rmetrics
+        measured = rmetrics.measured(sc, pols)
+        replays = [m[0] for m in measured]
+    else:
+        replays = [replay(sc, p) for p in pols]
     text = formatter(fmt).render_run(replays, opts)
+    if show_metrics:
+        text = rmetrics.add_to_run(text, fmt, measured, opts)
+        if output is not None and output.lower().endswith(IMAGE_SUFFIXES) \
+                and any(len(m[2]) > 1 for m in measured):
+            _write(rmetrics.growth_svg(measured, sc.name), os.path.splitext(output)[0] + "-growth.svg")
     if not check:
         _emit(text, fmt, output)
         return
@@ -162,10 +175,15 @@ def run(scenario: str, policy_names: tuple[str, ...], check: bool, fmt: str, out
 @click.argument("scenario", type=click.Path())
 @click.option("--policy", "-p", "policy_names", nargs=2, required=True, metavar="A B",
               help="The two policies to compare.")
+@click.option("--metrics", "show_metrics", is_flag=True,
+              help="Also the metrics of both, with deltas and percentages.")
+@click.option("--explain", "explain_parting", is_flag=True,
+              help="Also, for each VMA that differs, the first decision where the two parted.")
 @with_common
 @_guard
 def compare(scenario: str, policy_names: tuple[str, str], fmt: str, output: str | None,
-            width: int, unicode: bool, chains: bool, final_only: bool) -> None:
+            width: int, unicode: bool, chains: bool, final_only: bool,
+            show_metrics: bool = False, explain_parting: bool = False) -> None:
     """Show what differs between two policies on SCENARIO; exit 0 same, 1 different, 2 trouble."""
     from . import policies
     from .diff import compare as compare_replays
@@ -176,8 +194,21 @@ def compare(scenario: str, policy_names: tuple[str, str], fmt: str, output: str 
     opts = _options(width, unicode, chains, final_only)
     pa, pb = (policies.get(n) for n in policy_names)
     sc = load(scenario)
-    cmp = compare_replays(replay(sc, pa), replay(sc, pb))
-    _emit(formatter(fmt).render_compare(cmp, opts), fmt, output)
+    if explain_parting and fmt in ("json", "dot"):
+        raise Trouble(f"--explain: with --format table, list or ascii, not {fmt}")
+    if show_metrics:
+        from .render import metrics as rmetrics
+        ma, mb = rmetrics.measured(sc, [pa, pb])
+        cmp = compare_replays(ma[0], mb[0])
+    else:
+        cmp = compare_replays(replay(sc, pa), replay(sc, pb))
+    text = formatter(fmt).render_compare(cmp, opts)
+    if show_metrics:
+        text = rmetrics.add_to_compare(text, fmt, ma, mb, opts)
+    if explain_parting:
+        from .explain.core import explain, render_partings
+        text += "\n" + render_partings(explain(sc, pa), explain(sc, pb), width)
+    _emit(text, fmt, output)
     sys.exit(EXIT_SAME if cmp.same else EXIT_DIFFERENT)
 
 
@@ -195,6 +226,11 @@ def list_policies() -> None:
         click.echo(f"    versions: {cls.versions}")
         click.echo(f"    {cls.cite}")
         click.echo(f"    at fork:  {cls.rule}")
+
+
+from .explain.command import explain_command  # noqa: E402  (it needs the helpers above)
+
+main.add_command(explain_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
