@@ -291,8 +291,10 @@ def _outcome(node: _Node) -> str:
         parts.append("allocated an anon_vma and freed it unused" if node.transient == 1 else
                      f"allocated {node.transient} anon_vmas and freed them unused")
     for (vma, av0, ch0), (av1, ch1) in zip(node.before, node.after):
-        if av1 is not None and ch1 != ch0:
-            parts.append(f"{_ref(vma)} uses {_name(av1)}, chain {_chain(ch1)}")
+        if av1 is not None and (ch1 != ch0 or av1 is not av0):
+            verb = "uses" if av1 is av0 or av1 in node.new else "reuses"
+            parts.append(f"{_ref(vma)} {verb} {_name(av1)}" +
+                         (f", chain {_chain(ch1)}" if ch1 != ch0 else ""))
         elif av1 is not av0:
             parts.append(f"{_ref(vma)}->anon_vma = {_name(av1)}")
         elif ch1 != ch0:

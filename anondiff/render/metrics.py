@@ -114,17 +114,21 @@ def text_plot(groups: list[tuple[str, list[str], tuple[int, ...]]], gens: int,
     label_w = len(str(top))
     col = max(2, min(4, (width - label_w - 4) // gens))
     out = []
+    crowded = False
     for y in range(top, low - 1, -1):
         cells = []
         for x in range(gens):
             marks = "".join(m for m, _, vals in groups if x < len(vals) and vals[x] == y)
-            cells.append(marks[: col - 1].ljust(col) if len(marks) < col else marks[:col - 1] + "+")
+            crowded |= len(marks) >= col
+            cells.append(marks.ljust(col) if len(marks) < col else marks[:col - 1] + "+")
         out.append((f"{y:>{label_w}} | " + "".join(cells)).rstrip())
     out.append(" " * label_w + " +-" + "-" * (col * gens))
     axis = "".join(str(x + 1).ljust(col) for x in range(gens)).rstrip()
     out.append(" " * (label_w + 3) + axis + "  (generation)")
     for mark, names, _ in groups:
         out.extend(_wrap(f"  {mark}  {', '.join(names)}", width))
+    if crowded:
+        out.append("  +  and more series at that point")
     return out
 
 
