@@ -9,6 +9,7 @@ twice the count of VMAs" linked to the hierarchy: live anon_vmas <= 2 x VMAs wit
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any, NamedTuple, Sequence
 
 from .scenario import PAGE_SHIFT, Fork, Scenario
@@ -154,18 +155,34 @@ def walks(t: Topology) -> tuple[PageWalk, ...]:
             for pg in v.pages:
                 seen = pages.get(pg.name)
                 pages[pg.name] = (pg.mapping, pg.index, (seen[2] if seen else 0) + 1)
+    # per anon_vma, the sorted starts and ends of its tree's page-offset intervals: the VMAs
+    # covering an index are those started at or before it minus those ended at or before it
+    spans: dict[str, tuple[list[int], list[int]]] = {}
+    for av, tree in trees.items():
+        starts, ends = [], []
+        for ref in tree:
+            v = vmas.get(ref)
+            if v is not None:
+                starts.append(v.pgoff)
+                ends.append(v.pgoff + ((v.end - v.start) >> PAGE_SHIFT))
+        spans[av] = (sorted(starts), sorted(ends))
     out = []
     for name in sorted(pages, key=lambda n: int(n[2:]) if n[2:].isdigit() else 0):
         mapping, index, mapped = pages[name]
         if mapping is None or mapping not in trees:
             continue                    # a freed anon_vma: the walk would be a use-after-free
-        visited = 0
-        for ref in trees[mapping]:
-            v = vmas.get(ref)
-            if v is not None and v.pgoff <= index < v.pgoff + ((v.end - v.start) >> PAGE_SHIFT):
-                visited += 1
+        starts, ends = spans[mapping]
+        visited = bisect_right(starts, index) - bisect_right(ends, index)
         out.append(PageWalk(name, mapping, visited, mapped))
     return tuple(out)
+
+
+def grown(step: int, t: Topology) -> Growth:
+    live = sum(1 for a in t.anon_vmas if not a.freed)
+    longest = max((len(v.chain) for p in t.processes for v in p.vmas), default=0)
+    d = depths(t)
+    deepest = max((d.get(a.name, 0) for a in t.anon_vmas if not a.freed), default=0)
+    return Growth(step, live, longest, deepest)
 
 
 # -- replay with counts ------------------------------------------------------------------------
@@ -213,8 +230,7 @@ def replay_measured(scenario: Scenario, policy: Any) -> tuple[Replay, Counts, tu
         def do(self, step: Any) -> None:
             super().do(step)
             if isinstance(step, Fork):
-                m = measure(self.freeze(f"after step {self.step_no}"))
-                growth.append(Growth(self.step_no, m.live, m.longest_chain, m.deepest))
+                growth.append(grown(self.step_no, self.freeze(f"after step {self.step_no}")))
 
     r = Measured(scenario, traced(policy, counter))  # type: ignore[arg-type]
     counter.k = r.k

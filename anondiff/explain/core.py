@@ -195,9 +195,11 @@ class Tracer:
             node.new = list(k.anon_vmas[node.n_avs:])
             node.transient = getattr(k, "transient_anon_vmas", 0) - node.n_transient
             node.events = list(k.events[node.n_events:])
-            before = set(self._freed)
-            self._sync_freed(k)
-            node.freed = [av for av in k.anon_vmas if id(av) in self._freed - before]
+            if len(k.anon_vmas) - len(k.live) != len(self._freed):
+                now = {id(av) for av in k.anon_vmas if av.freed}
+                fresh = now - self._freed
+                node.freed = [av for av in k.anon_vmas if id(av) in fresh]
+                self._freed = now
 
     def _sync_freed(self, k: Kernel) -> None:
         if len(k.anon_vmas) - len(k.live) != len(self._freed):
