@@ -127,6 +127,26 @@ def bench_cli(rounds: int = 21) -> None:
           f"({(runs / imports - 1) * 100:+.0f}% over the imports)")
 
 
+def bench_explain() -> None:
+    """What ``anondiff explain`` and ``--metrics`` cost over a plain replay (the hooks report
+    to a tracer, every call is recorded; metrics freeze after each fork)."""
+    from anondiff.engine import replay
+    from anondiff.explain.core import explain
+    from anondiff.metrics import replay_measured
+
+    for what, sc in (("fork of 20000 VMAs", split_mapping(20_000)),
+                     ("2,000-generation chain", chain(2_000))):
+        def timed(fn) -> float:  # type: ignore[no-untyped-def]
+            def once() -> float:
+                t0 = time.perf_counter()
+                fn(sc, "split-counters")
+                return time.perf_counter() - t0
+            return best(once, 2)
+        plain, explained, measured = timed(replay), timed(explain), timed(replay_measured)
+        print(f"{what}, split-counters: replay {plain:5.2f} s, explain x{explained / plain:.1f}, "
+              f"--metrics x{measured / plain:.1f}")
+
+
 def main() -> None:
     for policy in ("split-counters", "degree", "clone-rework-2026"):
         bench_fork(policy)
@@ -135,6 +155,7 @@ def main() -> None:
         t10 = bench_chain(policy, 10_000)
         print(f"fork-then-exit chain, {policy:15} 1,000 generations {t1:6.2f} s   "
               f"10,000 generations {t10:6.2f} s   (x{t10 / t1:.1f} for x10)")
+    bench_explain()
     bench_cli()
 
 
