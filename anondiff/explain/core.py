@@ -293,7 +293,11 @@ def _outcome(node: _Node) -> str:
         parts.append("allocated an anon_vma and freed it unused" if node.transient == 1 else
                      f"allocated {node.transient} anon_vmas and freed them unused")
     for (vma, av0, ch0), (av1, ch1) in zip(node.before, node.after):
-        if av1 is not None and (ch1 != ch0 or av1 is not av0):
+        if ch0 and not ch1:
+            parts.append(f"{_ref(vma)} unlinked from {_chain(ch0)}")
+            if av1 is not av0:
+                parts.append(f"{_ref(vma)}->anon_vma = {_name(av1)}")
+        elif av1 is not None and (ch1 != ch0 or av1 is not av0):
             verb = "uses" if av1 is av0 or av1 in node.new else "reuses"
             parts.append(f"{_ref(vma)} {verb} {_name(av1)}" +
                          (f", chain {_chain(ch1)}" if ch1 != ch0 else ""))
@@ -304,7 +308,7 @@ def _outcome(node: _Node) -> str:
     for av in node.freed:
         parts.append(f"freed {_name(av)}")
     for ev in node.events:
-        parts.append(f"{ev.kind} {ev.where}: {ev.detail}")
+        parts.append(f"{ev.kind} {_name(ev.where)}: {ev.detail}")
     if node.error is not None:
         inner = [c for c in node.children if c.error is node.error]
         if inner:
@@ -404,7 +408,15 @@ def _wrap_line(text: str, width: int, indent: str) -> list[str]:
                          break_long_words=True, break_on_hyphens=False) or [indent.rstrip()]
 
 
+def shown(call: Call) -> bool:
+    """Calls that changed nothing observable and gave no reason (re-keying an interval tree,
+    a prepare of a VMA that has its anon_vma) are left out of the text."""
+    return bool(call.why or call.children) or not call.outcome.startswith("no change")
+
+
 def _call_lines(call: Call, width: int, indent: str) -> list[str]:
+    if not shown(call):
+        return []
     out = _wrap_line(call.line(), width, indent)
     for c in call.children:
         out.extend(_call_lines(c, width, indent + "  "))
@@ -421,11 +433,11 @@ def render(expl: Explanation, width: int = 72, vma: str | None = None,
            step: int | None = None) -> str:
     rep = expl.replay
     out = _wrap_line(f"== explain {rep.scenario} under {rep.policy}: {rep.policy_cite}", width, "")
-    shown = 0
+    n_shown = 0
     for s in expl.steps:
         if step is not None and s.step != step:
             continue
-        calls = [c for c in s.calls if vma is None or c.involves(vma)]
+        calls = [c for c in s.calls if shown(c) and (vma is None or c.involves(vma))]
         if vma is not None and not calls:
             continue
         if step is None and vma is None and s.step == 0 and not calls:
@@ -433,11 +445,11 @@ def render(expl: Explanation, width: int = 72, vma: str | None = None,
         out.append("")
         out.extend(_wrap_line(_step_heading(s), width, ""))
         if not calls:
-            out.append("  no policy hook called")
+            out.append("  no policy decision")
         for c in calls:
             out.extend(_call_lines(c, width, "  "))
-        shown += 1
-    if not shown:
+        n_shown += 1
+    if not n_shown:
         what = []
         if step is not None:
             what.append(f"step {step}")
@@ -458,7 +470,7 @@ class Parting(NamedTuple):
 
 
 def _decisions(expl: Explanation, vma: str) -> list[tuple[ExplainedStep, Call]]:
-    return [(s, c) for s in expl.steps for c in s.calls if c.involves(vma)]
+    return [(s, c) for s in expl.steps for c in s.calls if shown(c) and c.involves(vma)]
 
 
 def partings(a: Explanation, b: Explanation, vmas: Sequence[str]) -> list[Parting]:
