@@ -144,17 +144,22 @@ def run(scenario: str, policy_names: tuple[str, ...], check: bool, fmt: str, out
     else:
         replays = [replay(sc, p) for p in pols]
     text = formatter(fmt).render_run(replays, opts)
+    growth = None      # --metrics with an image: the growth plot beside it, written after it
     if show_metrics:
         text = rmetrics.add_to_run(text, fmt, measured, opts)
         if output is not None and output.lower().endswith(IMAGE_SUFFIXES) \
                 and any(len(m[2]) > 1 for m in measured):
-            _write(rmetrics.growth_svg(measured, sc.name), os.path.splitext(output)[0] + "-growth.svg")
+            growth = rmetrics.growth_svg(measured, sc.name)
     if not check:
         _emit(text, fmt, output)
+        if growth is not None:
+            _write(growth, os.path.splitext(output)[0] + "-growth.svg")  # type: ignore[arg-type]
         return
     from .expect import verify
     verdicts = verify(sc.expectations, {r.policy: r.final for r in replays})
     _emit(text, fmt, output)
+    if growth is not None:
+        _write(growth, os.path.splitext(output)[0] + "-growth.svg")  # type: ignore[arg-type]
     failed = 0
     for v in verdicts:
         failed += not v.ok
@@ -202,7 +207,8 @@ def compare(scenario: str, policy_names: tuple[str, str], fmt: str, output: str 
         text = rmetrics.add_to_compare(text, fmt, ma, mb, opts)
     if explain_parting:
         from .explain.core import explain, render_partings
-        text += "\n" + render_partings(explain(sc, pa), explain(sc, pb), width)
+        text = (text if isinstance(text, str) else "".join(text)) + "\n" + render_partings(
+            explain(sc, pa), explain(sc, pb), width)
     _emit(text, fmt, output)
     sys.exit(EXIT_SAME if cmp.same else EXIT_DIFFERENT)
 

@@ -17,6 +17,8 @@ from .topology import Replay, Topology
 
 #: the bound of commit 7a3ef208e662: anon_vmas per VMA linked to a hierarchy
 BOUND = 2
+#: roots named in the text (the busiest first); JSON has them all
+ROOTS_SHOWN = 8
 
 
 class PageWalk(NamedTuple):
@@ -246,7 +248,10 @@ def _num(x: float) -> str:
 
 def lines(m: Metrics) -> list[str]:
     """The metrics block of one run, one figure a line."""
-    roots = ", ".join(f"{r} {n}" for r, n in m.roots) or "none"
+    busiest = sorted(m.roots, key=lambda rn: -rn[1])
+    roots = ", ".join(f"{r} {n}" for r, n in busiest[:ROOTS_SHOWN]) or "none"
+    if len(busiest) > ROOTS_SHOWN:
+        roots += f", and {len(busiest) - ROOTS_SHOWN} more roots"
     vmas = f"{m.vmas_linked} VMA" + ("" if m.vmas_linked == 1 else "s")
     out = [
         f"  anon_vmas live {m.live}, allocated {m.allocated}, freed {m.freed}, "

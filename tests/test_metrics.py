@@ -189,3 +189,21 @@ def test_metrics_goldens() -> None:
     assert mine
     for p, text in mine.items():
         assert p.exists() and p.read_text() == text, f"{p}: run 'make golden' and review"
+
+
+def test_no_growth_image_when_the_diagram_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))          # no 'dot'
+    out = tmp_path / "eg.svg"
+    r = CliRunner().invoke(main, ["run", GROWTH, "-p", "degree", "--metrics", "--format", "dot",
+                                  "-o", str(out)])
+    assert r.exit_code == 2
+    assert not out.exists() and not (tmp_path / "eg-growth.svg").exists()
+
+
+def test_roots_line_names_the_busiest_first() -> None:
+    from anondiff.metrics import Metrics, lines
+    m = measure(replay(load(SEED), "degree").final)._replace(
+        roots=tuple((f"AV{i}", i) for i in range(12)))
+    (roots,) = [line for line in lines(m) if "sharing each root" in line]
+    assert roots.endswith("AV11 11, AV10 10, AV9 9, AV8 8, AV7 7, AV6 6, AV5 5, AV4 4, and 4 more roots")
+    assert isinstance(m, Metrics)

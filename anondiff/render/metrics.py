@@ -36,7 +36,9 @@ def run_blocks(measured: Sequence[Measured], width: int) -> list[str]:
     return out
 
 
-def add_to_run(text: str, fmt: str, measured: Sequence[Measured], opts: RenderOptions) -> str:
+def add_to_run(text: Any, fmt: str, measured: Sequence[Measured], opts: RenderOptions) -> str:
+    if not isinstance(text, str):          # a renderer that streams its chunks
+        text = "".join(text)
     if fmt == "json":
         from . import json_
         scenario = measured[0][0].scenario if measured else ""
@@ -52,7 +54,9 @@ def add_to_run(text: str, fmt: str, measured: Sequence[Measured], opts: RenderOp
     return text + "\n".join(block) + "\n"
 
 
-def add_to_compare(text: str, fmt: str, a: Measured, b: Measured, opts: RenderOptions) -> str:
+def add_to_compare(text: Any, fmt: str, a: Measured, b: Measured, opts: RenderOptions) -> str:
+    if not isinstance(text, str):
+        text = "".join(text)
     (ra, ma, ga), (rb, mb, gb) = a, b
     if fmt == "json":
         doc = json.loads(text)
