@@ -251,3 +251,21 @@ def test_a_policy_built_with_arguments_is_observed() -> None:
     assert len(forks) == 5
     assert all(f"allocated AV{i}" in c.outcome for i, c in enumerate(forks, 1))
     assert "rekey_everything" in hooks(Compiled)
+
+
+def test_explain_json_has_every_call_nested() -> None:
+    import json
+    r = invoke("explain", CVE, "-p", "degree", "--format", "json")
+    assert r.exit_code == 0
+    doc = json.loads(r.output)
+    assert (doc["anondiff"], doc["policy"]) == (1, "degree")
+
+    def count(calls):  # type: ignore[no-untyped-def]
+        return sum(1 + count(c["calls"]) for c in calls)
+    expl = explain(load("scenarios/cve-2022-42703.yaml"), "degree")
+    assert sum(count(s["calls"]) for s in doc["steps"]) == len(expl.calls())
+    (fork,) = [c for s in doc["steps"] if s["step"] == 4 for c in s["calls"]]
+    assert fork["hook"] == "anon_vma_fork" and fork["calls"][0]["hook"] == "anon_vma_clone"
+    assert fork["calls"][0]["calls"][1]["why"] == ["AV2 has degree 1 < 2 -> reused"]
+    two = json.loads(invoke("explain", SEED, "-p", "degree", "-p", "v2", "--format", "json").output)
+    assert [p["vma"] for p in two["partings"]][:2] == ["C/DST1", "C/DST2"]

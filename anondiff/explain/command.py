@@ -18,17 +18,19 @@ from ..cli import EXIT_DIFFERENT, EXIT_SAME, Trouble, _guard, _write
               help="Only the decisions about this VMA (NAME, or PROC/NAME).")
 @click.option("--step", "step_no", type=int, default=None, metavar="N",
               help="Only the decisions of step N (0: the starting layout).")
-@click.option("--width", type=int, default=72, show_default=True, help="Columns.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format (json: every call, nested).")
+@click.option("--width", type=int, default=72, show_default=True, help="Columns of text.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file.")
 @_guard
 def explain_command(scenario: str, policy_names: tuple[str, ...], vma: str | None,
-                    step_no: int | None, width: int, output: str | None) -> None:
+                    step_no: int | None, fmt: str, width: int, output: str | None) -> None:
     """Why each VMA got its anon_vma: every policy decision of SCENARIO, in order, with the
     kernel function, the rule's condition, and the policy and commit that decided it."""
     from .. import policies
     from ..scenario import load
-    from .core import explain, render, render_partings
+    from .core import explain, partings_json, render, render_partings, to_json
 
     if width < 40:
         raise Trouble(f"--width {width}: must be at least 40")
@@ -45,10 +47,16 @@ def explain_command(scenario: str, policy_names: tuple[str, ...], vma: str | Non
         raise Trouble(f"--vma {vma}: no VMA of that name in {sc.path} under "
                       f"{' or '.join(policy_names)}")
     if len(expls) == 1:
-        _write(render(expls[0], width, vma, step_no), output)
+        if fmt == "json":
+            _write(_dump(to_json(expls[0], vma, step_no)), output)
+        else:
+            _write(render(expls[0], width, vma, step_no), output)
         return
     from .core import differing_vmas
-    _write(render_partings(expls[0], expls[1], width, vma), output)
+    if fmt == "json":
+        _write(_dump(partings_json(expls[0], expls[1], vma)), output)
+    else:
+        _write(render_partings(expls[0], expls[1], width, vma), output)
     sys.exit(EXIT_DIFFERENT if differing_vmas(expls[0].replay, expls[1].replay) else EXIT_SAME)
 
 
@@ -58,3 +66,8 @@ def _known(expl, vma: str) -> bool:  # type: ignore[no-untyped-def]
             for v in p.vmas}
     refs |= {r for c in expl.calls() for r in c.vmas}
     return any(_matches(r, vma) for r in refs)
+
+
+def _dump(doc: dict) -> str:  # type: ignore[type-arg]
+    import json
+    return json.dumps({"anondiff": 1, **doc}, indent=2, ensure_ascii=True) + "\n"

@@ -527,11 +527,48 @@ def render_partings(a: Explanation, b: Explanation, width: int = 72,
             out.append(f"{p.vma}: no policy decision about it differs; it differs through others")
             continue
         out.extend(_wrap_line(f"{p.vma}: first at {_step_heading(p.step)}", width, ""))
-        for name, call in ((pa, p.a), (pb, p.b)):
+        for name, call, expl in ((pa, p.a, a), (pb, p.b, b)):
             if call is None:
-                out.extend(_wrap_line(f"{name}: no further decision involves {p.vma}", width, "  "))
+                crashed = " (its replay stopped at a crash)" if expl.replay.final.crashed else ""
+                out.extend(_wrap_line(f"{name}: no further decision involves {p.vma}{crashed}",
+                                      width, "  "))
             else:
                 out.extend(_wrap_line(f"{name}: {call.line()}", width, "  "))
                 for c in call.children:
                     out.extend(_call_lines(c, width, "    "))
     return "\n".join(out) + "\n"
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+def _call_json(c: Call) -> dict[str, Any]:
+    return {"hook": c.hook, "args": c.args, "why": list(c.why), "outcome": c.outcome,
+            "rule": c.rule, "vmas": sorted(c.vmas), "calls": [_call_json(x) for x in c.children]}
+
+
+def to_json(expl: Explanation, vma: str | None = None, step: int | None = None) -> dict[str, Any]:
+    """Every call (those the text leaves out included), nested as they were made."""
+    rep = expl.replay
+    steps = []
+    for s in expl.steps:
+        if step is not None and s.step != step:
+            continue
+        calls = [c for c in s.calls if vma is None or c.involves(vma)]
+        if vma is not None and not calls:
+            continue
+        steps.append({"step": s.step, "line": s.line, "title": s.title,
+                      "calls": [_call_json(c) for c in calls]})
+    return {"scenario": rep.scenario, "policy": rep.policy, "cite": rep.policy_cite,
+            "steps": steps}
+
+
+def partings_json(a: Explanation, b: Explanation, vma: str | None = None) -> dict[str, Any]:
+    refs = differing_vmas(a.replay, b.replay)
+    if vma is not None:
+        refs = [r for r in refs if _matches(r, vma)]
+    return {"scenario": a.replay.scenario, "a": a.replay.policy, "b": b.replay.policy,
+            "partings": [{"vma": p.vma,
+                          "step": None if p.step is None else p.step.step,
+                          "a": None if p.a is None else _call_json(p.a),
+                          "b": None if p.b is None else _call_json(p.b)}
+                         for p in partings(a, b, refs)]}
