@@ -1,7 +1,7 @@
 """What a policy costs on a scenario: anon_vmas, chains, hierarchy depth, root sharing and the
-rmap walk, as pure functions of a frozen :class:`~anondiff.topology.Topology`, plus the two
-counts only the replay sees (anon_vmas allocated and freed unused by the 2026 fork
-preallocation, and fork decisions that took an existing anon_vma).
+rmap walk, as pure functions of a frozen :class:`~anondiff.topology.Topology` (its
+``transient_anon_vmas``: the 2026 fork preallocations freed unused), plus one count only the
+replay sees: fork decisions that took an existing anon_vma.
 
 The bound: commit 7a3ef208e662 ("mm: prevent endless growth of anon_vma hierarchy") makes every
 anon_vma keep a VMA or at least two children, so "the total count of anon_vmas is limited by
@@ -85,9 +85,9 @@ class Metrics(NamedTuple):
 
 
 class Counts(NamedTuple):
-    """What only the replay sees."""
+    """What only the replay sees: fork decisions that gave the child VMA an anon_vma that
+    already existed."""
 
-    transient: int = 0          # Kernel.transient_anon_vmas
     reused: int = 0
 
 
@@ -139,7 +139,8 @@ def measure(t: Topology, counts: Counts = Counts()) -> Metrics:
                   if not a.freed and a.root == a.name)
     return Metrics(
         label=t.label, live=len(t.anon_vmas) - freed,
-        allocated=len(t.anon_vmas) + counts.transient, freed=freed + counts.transient,
+        allocated=len(t.anon_vmas) + t.transient_anon_vmas,
+        freed=freed + t.transient_anon_vmas,
         reused=counts.reused, chains=sum(len(v.chain) for _, v in vmas),
         longest_chain=longest, longest_chain_vma=longest_vma,
         deepest=deepest, deepest_anon_vma=deepest_av,
@@ -237,7 +238,7 @@ def replay_measured(scenario: Scenario, policy: Any) -> tuple[Replay, Counts, tu
     r = Measured(scenario, traced(policy, counter))  # type: ignore[arg-type]
     counter.k = r.k
     rep = r.run()
-    return rep, Counts(r.k.transient_anon_vmas, counter.reused), tuple(growth)
+    return rep, Counts(counter.reused), tuple(growth)
 
 
 # -- text --------------------------------------------------------------------------------------

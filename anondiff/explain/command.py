@@ -6,12 +6,14 @@ import sys
 
 import click
 
-from ..cli import EXIT_DIFFERENT, EXIT_SAME, Trouble, _guard, _write
+from ..cli import (EXIT_DIFFERENT, EXIT_SAME, Trouble, _Command, _complete_policy, _guard, _load,
+                   _write)
 
 
-@click.command("explain")
-@click.argument("scenario", type=click.Path())
+@click.command("explain", cls=_Command)
+@click.argument("scenario", type=click.Path(allow_dash=True))
 @click.option("--policy", "-p", "policy_names", multiple=True, required=True, metavar="POLICY",
+              shell_complete=_complete_policy,
               help="The policy whose decisions to explain; given twice: for each VMA that "
                    "differs, the first decision where the two parted.")
 @click.option("--vma", "vma", default=None, metavar="NAME",
@@ -26,10 +28,10 @@ from ..cli import EXIT_DIFFERENT, EXIT_SAME, Trouble, _guard, _write
 @_guard
 def explain_command(scenario: str, policy_names: tuple[str, ...], vma: str | None,
                     step_no: int | None, fmt: str, width: int, output: str | None) -> None:
-    """Why each VMA got its anon_vma: every policy decision of SCENARIO, in order, with the
-    kernel function, the rule's condition, and the policy and commit that decided it."""
+    """Why each VMA got its anon_vma: every policy decision of SCENARIO ('-': standard input),
+    in order, with the kernel function, the rule's condition, and the policy and commit that
+    decided it."""
     from .. import policies
-    from ..scenario import load
     from .core import explain, partings_json, render, render_partings, to_json
 
     if width < 40:
@@ -38,7 +40,7 @@ def explain_command(scenario: str, policy_names: tuple[str, ...], vma: str | Non
         raise Trouble(f"--policy given {len(policy_names)} times: one policy to explain, "
                       "or two to see where they parted")
     pols = [policies.get(n) for n in policy_names]
-    sc = load(scenario)
+    sc = _load(scenario)
     if step_no is not None and not 0 <= step_no <= len(sc.steps):
         raise Trouble(f"--step {step_no}: {sc.path} has steps 1..{len(sc.steps)} "
                       "(0: the starting layout)")
