@@ -269,3 +269,35 @@ def test_explain_json_has_every_call_nested() -> None:
     assert fork["calls"][0]["calls"][1]["why"] == ["AV2 has degree 1 < 2 -> reused"]
     two = json.loads(invoke("explain", SEED, "-p", "degree", "-p", "v2", "--format", "json").output)
     assert [p["vma"] for p in two["partings"]][:2] == ["C/DST1", "C/DST2"]
+
+
+def _tree(version: str) -> Policy:
+    """A Debian kernel tree compiled as a policy (anondiff.ktree); skips when there is none."""
+    import os
+    import shutil
+    env = os.environ.get("ANONDIFF_TREE_" + version.replace(".", "_"))
+    path = Path(env) if env else (Path.home() / ".cache" / "anondiff" / "debian" /
+                                  f"linux-source-{version}.tar.xz")
+    if shutil.which("gcc") is None or not path.is_file():
+        pytest.skip(f"needs gcc and linux-source-{version}.tar.xz (anondiff.ktree.debian)")
+    return get(str(path))
+
+
+@pytest.mark.parametrize("version,python", [("6.1", "v6.1"), ("7.2", "clone-rework-2026")])
+def test_a_compiled_tree_is_observed_like_its_python_policy(version: str, python: str) -> None:
+    """The kernel's own C code gets no reasons, but every call it makes is observed, and the
+    observations of anon_vma_fork and anon_vma_clone match the Python policy of its era."""
+    tree = _tree(version)
+
+    def observed(policy: Policy | str, stem: str) -> list[tuple[int, str, str, str]]:
+        expl = explain(load(f"scenarios/{stem}.yaml"), policy)
+        out = []
+        for s in expl.steps:
+            for c in s.calls:
+                if c.hook in ("anon_vma_fork", "anon_vma_clone"):
+                    out.append((s.step, c.hook, c.args, c.outcome.rsplit(" (", 1)[0]))
+        return out
+
+    for stem in THREAD_SCENARIOS:
+        mine = observed(tree, stem)
+        assert mine and mine == observed(python, stem), stem
