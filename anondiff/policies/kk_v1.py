@@ -50,11 +50,13 @@ class KkV1(Degree):
                                "does -> share prev->anon_vma %s, chain cloned from %s",
                                pprev, pvma.anon_vma, prev, prev.anon_vma, pvma)
         elif self.trace:
-            self.trace.why("%s", "no pprev" if pprev is None else "no prev" if prev is None
-                           else "pprev %s uses %s, not pvma->anon_vma" % (
-                               pprev.name, pprev.anon_vma and pprev.anon_vma.name)
-                           if pprev.anon_vma is not pvma.anon_vma
-                           else "pprev %s and prev %s start apart" % (pprev.name, prev.name))
+            if pprev is None or prev is None:
+                self.trace.why("no %s", "pprev" if pprev is None else "prev")
+            elif pprev.anon_vma is not pvma.anon_vma:
+                self.trace.why("pprev %s uses %s, not pvma->anon_vma %s", pprev, pprev.anon_vma,
+                               pvma.anon_vma)
+            else:
+                self.trace.why("pprev %s and prev %s start apart", pprev, prev)
         self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
         if vma.anon_vma is not None:
             return

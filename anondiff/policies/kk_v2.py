@@ -50,10 +50,11 @@ class KkV2(Degree):
             self.anon_vma_clone(k, vma, prev, VmaOp.FORK, ctx)
             return
         if self.trace:
-            self.trace.why("%s", "no prev" if prev is None else "prev %s has no anon_vma"
-                           % prev.name if prev.anon_vma is None else
-                           "prev %s uses %s, whose parent is %s, not pvma->anon_vma %s" % (
-                               prev.name, prev.anon_vma.name,
-                               prev.anon_vma.parent and prev.anon_vma.parent.name,
-                               pvma.anon_vma.name))
+            if prev is None:
+                self.trace.why("no prev")
+            elif prev.anon_vma is None:
+                self.trace.why("prev %s has no anon_vma", prev)
+            else:
+                self.trace.why("prev %s uses %s, whose parent is %s, not pvma->anon_vma %s",
+                               prev, prev.anon_vma, prev.anon_vma.parent, pvma.anon_vma)
         super().anon_vma_fork(k, vma, pvma, ctx)

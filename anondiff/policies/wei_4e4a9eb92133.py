@@ -50,9 +50,11 @@ class Wei4e4a9eb92133(Degree):
                                    "prev->anon_vma (%s of %s)", pprev, src.anon_vma,
                                    prev.anon_vma, prev)
             elif self.trace:
-                self.trace.why("pprev %s -> prologue not taken", "NULL" if pprev is None else
-                               "%s uses %s, not src->anon_vma" % (pprev.name,
-                                                                 pprev.anon_vma and pprev.anon_vma.name))
+                if pprev is None:
+                    self.trace.why("pprev NULL -> prologue not taken")
+                else:
+                    self.trace.why("pprev %s uses %s, not src->anon_vma %s -> prologue not taken",
+                                   pprev, pprev.anon_vma, src.anon_vma)
         elif self.trace:
             self.trace.why("prologue not taken: %s", "not a fork" if ctx is None else
                            "dst->anon_vma set" if dst.anon_vma is not None else
