@@ -352,7 +352,7 @@ ERRORS = [
     (HEAD + "steps: {fork: P}\n", 6, "'steps' must be a list of steps"),
     (step("- frok: P\n"), 7, "steps[0]: step has no kind (expected exactly one of: fork, exit, "
                             "fault, write, mprotect, munmap, mmap, madvise, split, setflags, "
-                            "merge, snapshot); unknown "
+                            "merge, snapshot, mremap); unknown "
                             "key 'frok'"),
     (step("- P\n"), 7, "steps[0]: must be a mapping with one of the keys fork, exit"),
     (step("- fork: P\n  exit: P\n"), 8, "step has more than one kind: fork, exit"),

@@ -12,7 +12,7 @@ releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
 from __future__ import annotations
 
 from ..kernel.fork import EMPTY, NONE, DupMmap
-from ..kernel.objects import Vma
+from ..kernel.objects import AnonVma, Vma
 from .base import Policy
 from .degree import Degree
 from .split_counters import SplitCountersPolicy
@@ -25,6 +25,8 @@ class DegreeV510(Degree):
     rule = "degree; vm_prev cleared by vm_area_dup, VM_WIPEONFORK children stay unfaulted"
     dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
     src_guard = True
+    #: v5.7 .. v5.12 (v5.15 itself allows every VMA)
+    mremap_dontunmap = "anon"
 
 
 class SplitCountersV61(SplitCountersPolicy):
@@ -33,8 +35,9 @@ class SplitCountersV61(SplitCountersPolicy):
     versions = "v6.0-rc4 .. the 2025 merge fix (6.1.y, 6.6.y)"
     rule = "split-counters; merges with the old is_mergeable_anon_vma() rule"
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
-        return Policy.is_mergeable_anon_vma(self, src, tgt)
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
+        return Policy.is_mergeable_anon_vma(self, src, tgt, copied_from, anon_vma)
 
 
 ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV61)

@@ -32,13 +32,16 @@ class SplitCountersPolicy(ChainCopyPolicy):
     def reusable(self, av: AnonVma, src: Vma) -> bool:
         return src.anon_vma is not None and av.num_children < 2 and av.num_active_vmas == 0
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
         """The three-case rule of mm/vma.c (the 2025 fix "mm/vma: fix incorrectly disallowed
         anonymous VMA merges"; with commit 61f67c230a5e ("mm/vma: fix anon_vma UAF on mremap()
-        faulted, unfaulted merge") in 6.18.y), which the live 6.18.44 kernel follows."""
-        s, t = src.anon_vma, tgt.anon_vma
+        faulted, unfaulted merge") in 6.18.y), which the live 6.18.44 kernel follows.  A range
+        mremap copies from a fork child does not merge into an unfaulted VMA (case 1 tests
+        ``vmg->copied_from`` too)."""
+        s, t = (src.anon_vma if src is not None else anon_vma), tgt.anon_vma
         if t is None and s is not None:       # case 1: tgt imports src's anon_vma
-            return not vma_is_fork_child(src)
+            return not vma_is_fork_child(src) and not vma_is_fork_child(copied_from)
         if t is not None and s is None:       # case 2: src simply uses tgt's
             return not vma_is_fork_child(tgt)
         return s is t                         # case 3: already shared (or both NULL)
