@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .merge import dup_anon_vma, remove_merged
+from .merge import remove_merged
 from .mm import do_munmap
 from .objects import VM_SHARED, AnonVma, Mm, Vma, VmaOp
-from .rmap import ref, rekey, unlink_anon_vmas
+from .rmap import ref
 from .state import Kernel
 
 #: mremap() flags, as the scenario names them.
@@ -96,20 +96,20 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
         assert prev is not None
         if right:
             assert next is not None
-            dup_anon_vma(k, prev, next)
+            k.policy.dup_anon_vma(k, prev, next)
         if copied_from is not None:
-            dup_anon_vma(k, prev, copied_from)
+            k.policy.dup_anon_vma(k, prev, copied_from)
         prev.end = next.end if right and next is not None else end
-        rekey(k, prev)
+        k.policy.rekey(k, prev)
         if right and next is not None:
             remove_merged(k, prev, next)
         return prev
     if right:
         assert next is not None
         if copied_from is not None:
-            dup_anon_vma(k, next, copied_from)
+            k.policy.dup_anon_vma(k, next, copied_from)
         mm.move_start(next, start)
-        rekey(k, next)
+        k.policy.rekey(k, next)
         return next
     return None
 
@@ -164,7 +164,7 @@ def move_vma(k: Kernel, vma: Vma, old_addr: int, old_len: int, new_len: int, new
     move_page_tables(vma.mm, old_addr, new_addr, old_len)
     if dontunmap:
         if new_vma is not vma and vma.start == old_addr and vma.end == old_addr + old_len:
-            unlink_anon_vmas(k, vma)
+            k.policy.unlink_anon_vmas(k, vma)
             if vma.anon_vma is not None:
                 # 6.x unlink_anon_vmas(): "vma would still be needed after unlink"
                 vma.anon_vma = None
