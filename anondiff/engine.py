@@ -14,6 +14,7 @@ from .errors import ReplayError
 from .kernel import checks
 from .kernel.fork import dup_mmap
 from .kernel.merge import merge_existing, merge_new
+from .kernel.expand import ExpandError, brk, expand_downwards, growsdown_above
 from .kernel.mremap import MremapError
 from .kernel.mremap import mremap as do_mremap
 from .kernel.mm import change_vmas, do_munmap, exit_mmap, mprotect_flags, split_vma, write_fault
@@ -25,7 +26,7 @@ from .policies.base import Policy
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
 from .scenario import (PAGE_SHIFT, PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
                        Munmap, Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
-from .scenario import TASK_SIZE, Mremap
+from .scenario import TASK_SIZE, Brk, Mremap
 from .topology import Finding, Replay, Topology
 
 
@@ -194,6 +195,8 @@ class _Replayer:
             self.merge(step)
         elif isinstance(step, Mremap):
             self.mremap(step)
+        elif isinstance(step, Brk):
+            self.brk(step)
         else:  # pragma: no cover - the loader makes only the kinds above
             raise self.error(f"unknown step {step!r}")
 
@@ -239,6 +242,13 @@ class _Replayer:
         if step.vma is None:
             assert step.addr is not None
             vma = mm.find(step.addr >> PAGE_SHIFT)
+            if vma is None and (stack := growsdown_above(mm, step.addr >> PAGE_SHIFT)):
+                try:
+                    expand_downwards(self.k, stack, step.addr >> PAGE_SHIFT)
+                except ExpandError as e:
+                    raise self.error(f"the stack {mm.name}/{stack.name} cannot grow down to "
+                                     f"{step.addr:#x} ({e}): the kernel would send SIGSEGV") from None
+                vma = stack
             if vma is None:
                 raise self.error(f"no VMA of {mm.name} at {step.addr:#x}: the kernel would send SIGSEGV")
             pages = [step.addr >> PAGE_SHIFT]
@@ -341,6 +351,20 @@ class _Replayer:
         else:
             self.k.event("MERGED", f"{mm.name}/{merged.name}",
                          f"mmap of {vma.name} merged into {merged.name}")
+
+    def brk(self, step: Brk) -> None:
+        mm = self.mm(step.process)
+        if step.name is not None and mm.by_name(step.name) is not None:
+            raise self.error(f"brk: {mm.name} already has a VMA named {step.name!r}")
+        name = step.name or "heap"
+        n = 0
+        while step.name is None and mm.by_name(name) is not None:
+            n += 1
+            name = f"heap.{n}"
+        try:
+            brk(self.k, mm, step.start >> PAGE_SHIFT, step.end >> PAGE_SHIFT, name)
+        except ExpandError as e:
+            raise self.error(f"brk: {e}") from None
 
     def mremap(self, step: Mremap) -> None:
         mm, start, end = self.range(step.target, "mremap", whole=False)

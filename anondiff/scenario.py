@@ -18,10 +18,11 @@ PAGE_SHIFT = 12
 TASK_SIZE = 1 << 47
 
 PROT_BITS = ("read", "write", "exec")
+#: "growsdown" is VM_GROWSDOWN (a stack: a fault below it grows it).
 #: "account" is VM_ACCOUNT, which the engine also infers (a private VMA that is writable, or
 #: faulted in a layout, or made writable by mprotect); state it for a private VMA mapped
 #: writable and made read-only before the scenario starts.
-VMA_FLAGS = ("dontcopy", "wipeonfork", "account")
+VMA_FLAGS = ("dontcopy", "wipeonfork", "account", "growsdown")
 ADVICE = ("dontfork", "dofork", "wipeonfork", "keeponfork")
 #: mremap() flags: MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP
 MREMAP_FLAGS = ("maymove", "fixed", "dontunmap")
@@ -167,13 +168,25 @@ class Mremap(NamedTuple):
     line: int = 0
 
 
+class Brk(NamedTuple):
+    """brk() moving the break of ``process`` from ``start`` to ``end`` (bytes, page aligned):
+    the VMA ending at ``start`` grows when it can, else a new VMA named ``name`` maps the range;
+    a lower ``end`` unmaps."""
+
+    process: str
+    start: int
+    end: int
+    name: str | None = None
+    line: int = 0
+
+
 class Snapshot(NamedTuple):
     label: str
     line: int = 0
 
 
 Step = Union[Fork, Exit, Fault, Mprotect, Munmap, Mmap, Madvise, Split, SetFlags, Merge, Snapshot,
-             Mremap]
+             Mremap, Brk]
 
 EXPECT_KINDS = ("same_anon_vma", "different_anon_vma", "anon_vma", "chain", "findings",
                 "no_findings", "freed")
@@ -220,7 +233,7 @@ NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
 MAX_FAULT_ALL_PAGES = 1 << 20
 
 STEP_KINDS = ("fork", "exit", "fault", "write", "mprotect", "munmap", "mmap", "madvise",
-              "split", "setflags", "merge", "snapshot", "mremap")
+              "split", "setflags", "merge", "snapshot", "mremap", "brk")
 TOP_KEYS = ("description", "policies", "processes", "steps", "expect")
 PROCESS_KEYS = ("name", "vmas")
 VMA_KEYS = ("name", "start", "pages", "end", "prot", "flags", "shared", "file", "faulted",
@@ -242,6 +255,7 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "merge": ("lo", "hi"),
     "snapshot": (),
     "mremap": _RANGE_KEYS + ("new_pages", "flags", "to", "name", "names"),
+    "brk": ("from", "to", "name"),
 }
 EXPECT_KEYS = EXPECT_KINDS + ("policies", "policy")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from .scenario import (
-    ADVICE, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
+    ADVICE, Brk, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
     MREMAP_FLAGS, Madvise, Merge, Mmap, Mprotect, Mremap, Munmap, PAGE_SIZE, PROCESS_KEYS,
     PROT_BITS, ProcessSpec, STEP_KEYS, STEP_KINDS, Scenario, SetFlags, Snapshot, Split,
     Step, TASK_SIZE, TOP_KEYS, Target, VMA_FLAGS, VMA_KEYS, VmaSpec,
@@ -303,8 +303,10 @@ class Loader(NodeReader):
                                         f"{snapshots[label]}"))
             snapshots[label] = line
             return Snapshot(label=label, line=line)
-        if kind in ("fork", "exit", "mmap", "merge"):
+        if kind in ("fork", "exit", "mmap", "merge", "brk"):
             process = self.process_ref(arg, aloc, alive, gone)
+            if kind == "brk":
+                return self.brk(node, entries, loc, process, line)
             if kind == "merge":
                 self.check_keys(node, entries, loc, STEP_KEYS["merge"] + ("merge",), ("lo", "hi"))
                 lo = self.name(entries["lo"][1], loc.at("lo"), "VMA name")
@@ -356,6 +358,15 @@ class Loader(NodeReader):
         if kind == "mremap":
             return self.mremap(node, entries, loc, range_, names, line)
         return Munmap(target=range_, names=names, line=line)
+
+    def brk(self, node: yaml.Node, entries: Entries, loc: Loc, process: str, line: int) -> Brk:
+        self.check_keys(node, entries, loc, STEP_KEYS["brk"] + ("brk",), ("from", "to"))
+        start = self.address(entries["from"][1], loc.at("from"), PAGE_SIZE)
+        end = self.address(entries["to"][1], loc.at("to"), PAGE_SIZE)
+        name = None
+        if (nnode := self.get(entries, "name")) is not None:
+            name = self.name(nnode, loc.at("name"), "VMA name")
+        return Brk(process=process, start=start, end=end, name=name, line=line)
 
     def mremap(self, node: yaml.Node, entries: Entries, loc: Loc, range_: Target,
                names: tuple[str, ...], line: int) -> Mremap:

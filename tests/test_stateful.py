@@ -41,7 +41,7 @@ from anondiff.kernel.fork import ABSENT
 from anondiff.policies import get, names
 from anondiff.policies.base import Policy
 from anondiff.policies.eras import ERA_VARIANTS
-from anondiff.scenario import (ADVICE, MREMAP_FLAGS, PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Exit,
+from anondiff.scenario import (ADVICE, MREMAP_FLAGS, PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Brk, Exit,
                                Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap, ProcessSpec,
                                Scenario, Snapshot, Step, Target, VmaSpec, load, loads)
 from anondiff.topology import Replay, Topology, VmaView
@@ -164,6 +164,9 @@ def _step(s: Step) -> str:
         return f"mmap: {s.process}, {_vma(s.vma)}"
     if isinstance(s, Snapshot):
         return f"snapshot: {s.label}"
+    if isinstance(s, Brk):
+        return f"brk: {s.process}, from: {s.start:#x}, to: {s.end:#x}" + (
+            f", name: {s.name}" if s.name is not None else "")
     if isinstance(s, Mremap):
         out = f"mremap: {_target(s.target)}"
         if s.new_pages is not None:
@@ -736,6 +739,8 @@ class Steps(RuleBasedStateMachine):
                     return      # it would grow in place, out of the window
                 for p in range(end, start + new_len):
                     space[p] = attr
+                if end - 1 in self.unaccounted[process]:
+                    self.unaccounted[process].update(range(end, start + new_len))
                 self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
                                   new_len))
                 return
@@ -754,11 +759,12 @@ class Steps(RuleBasedStateMachine):
         else:
             moved = dataclasses.replace(attr, delta=attr.delta - (to - start))
         self.unmap(process, to, to + new_len)
-        for anon in self.anon.values():
-            pages = anon[process]
+        for pages in [anon[process] for anon in self.anon.values()] + [self.unaccounted[process]]:
             carried = {p for p in pages if start <= p < end}
             pages -= carried
             pages |= {p - start + to for p in carried}
+        if new_len > old_len and to + old_len - 1 in self.unaccounted[process]:
+            self.unaccounted[process].update(range(to + old_len, to + new_len))
         for p in range(start, end):
             space.pop(p)
         for p in range(to, to + new_len):
@@ -767,6 +773,37 @@ class Steps(RuleBasedStateMachine):
         self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
                           None if new_len == old_len else new_len, flags, to << PAGE_SHIFT,
                           self.fresh("r")))
+
+    @precondition(has_vmas)
+    @rule(data=st.data())
+    def brk(self, data: st.DataObject) -> None:
+        """brk() up from a free page (growing the VMA that ends there when it can, else a new
+        one: the page model is the same) leaving a free page before the next mapping, or down
+        from a VMA's end (an unmap)."""
+        process = data.draw(st.sampled_from(self.with_vmas()), label="process")
+        space = self.space[process]
+        if data.draw(st.booleans(), label="shrink"):
+            vmas = self.vmas(process)
+            vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
+            end = vma.end >> PAGE_SHIFT
+            to = end - data.draw(st.integers(1, (vma.end - vma.start) >> PAGE_SHIFT), label="by")
+            self.unmap(process, to, end)
+            self.apply(Brk(process, end << PAGE_SHIFT, to << PAGE_SHIFT))
+            return
+        free = [p for p in range(BASE, BASE + WINDOW) if p not in space]
+        if not free:
+            return
+        start = free[data.draw(st.integers(0, len(free) - 1), label="from")]
+        room = 0
+        while start + room < BASE + WINDOW and start + room not in space:
+            room += 1
+        if room < 2:
+            return
+        end = start + data.draw(st.integers(1, min(3, room - 1)), label="pages")
+        for p in range(start, end):
+            space[p] = PageAttr(PROTS["rw"], frozenset({"account"}), None, False)
+            self.unaccounted[process].discard(p)
+        self.apply(Brk(process, start << PAGE_SHIFT, end << PAGE_SHIFT, self.fresh("h")))
 
 
 class AllPolicies(Steps):
