@@ -197,5 +197,9 @@ def list_policies() -> None:
         click.echo(f"    at fork:  {cls.rule}")
 
 
+from .search.cli import search as _search  # noqa: E402  (the command; the search loads lazily)
+main.add_command(_search)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

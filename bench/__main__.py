@@ -127,6 +127,34 @@ def bench_cli(rounds: int = 21) -> None:
           f"({(runs / imports - 1) * 100:+.0f}% over the imports)")
 
 
+def bench_search(count: int = 1_536) -> None:
+    """``anondiff search`` for two policies with invariant checks on (split-counters and
+    clone-rework-2026 under --invariants: nothing to find, so every scenario is tried), in
+    scenarios per second per core (aim: 5,000), against the engine replaying the same
+    scenarios (the baseline: what generating and judging add), and with two workers (aim:
+    nearly twice one)."""
+    from anondiff.search.generate import Budget, generate
+    from anondiff.search.runner import Goal, search
+
+    budget = Budget()
+    goal = Goal(("split-counters", "clone-rework-2026"), difference=False)
+    scenarios = [generate(0, i, budget) for i in range(count)]
+    policies = [get(p) for p in goal.policies]
+    t0 = time.perf_counter()
+    for sc in scenarios:
+        for p in policies:
+            _Replayer(sc, p).run()
+    engine = count / (time.perf_counter() - t0)
+    steps = sum(len(sc.steps) for sc in scenarios) / count
+    one = search(goal, budget, seed=0, count=count, jobs=1)
+    two = search(goal, budget, seed=0, count=2 * count, jobs=2)
+    assert not one.found and not two.found
+    print(f"search, 2 policies with checks ({steps:.1f} steps on average): {one.rate:6,.0f} "
+          f"scenarios/s on one core (the engine alone: {engine:6,.0f}/s, search "
+          f"{one.rate / engine:.2f}x of it); --jobs 2: {two.rate:6,.0f}/s "
+          f"(x{two.rate / one.rate:.2f} of --jobs 1)")
+
+
 def main() -> None:
     for policy in ("split-counters", "degree", "clone-rework-2026"):
         bench_fork(policy)
@@ -136,10 +164,13 @@ def main() -> None:
         print(f"fork-then-exit chain, {policy:15} 1,000 generations {t1:6.2f} s   "
               f"10,000 generations {t10:6.2f} s   (x{t10 / t1:.1f} for x10)")
     bench_cli()
+    bench_search()
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["fork"]:
         _bench_fork(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ["search"]:
+        bench_search()
     else:
         main()
