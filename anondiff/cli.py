@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import click
 
 from .errors import AnondiffError
+
+if TYPE_CHECKING:
+    from .output import Content
 
 FORMATS = ["table", "json", "ascii", "list", "dot"]
 IMAGE_SUFFIXES = (".svg", ".png", ".pdf")
@@ -25,29 +28,21 @@ class Trouble(click.ClickException):
         click.echo(f"anondiff: {self.message}", err=True)
 
 
-def _write(text: str, output: str | None) -> None:
-    """All output is rendered before anything is written; files are replaced atomically."""
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(output))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".anondiff-", dir=directory)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, output)
-    except OSError as e:
-        raise Trouble(f"{output}: cannot write: {e.strerror}") from None
+def _write(text: "Content", output: str | None) -> None:
+    """Write a rendered output (a str, or an iterable of str chunks) to ``output`` (None or
+    ``-``: standard output).  A regular file is replaced atomically, anything else (/dev/null, a
+    FIFO, a terminal) is written into; see :mod:`anondiff.output`."""
+    from .output import write
+    write(text, output)
 
 
-def _emit(text: str, fmt: str, output: str | None) -> None:
+def _emit(text: "Content", fmt: str, output: str | None) -> None:
     if output is not None and output.lower().endswith(IMAGE_SUFFIXES):
         if fmt != "dot":
             raise Trouble(f"{output}: images are drawn from --format dot")
         from .render.dot import write_image
-        write_image(text, output)
+        for warning in write_image(text if isinstance(text, str) else "".join(text), output):
+            click.echo(f"anondiff: dot: {warning}", err=True)
         return
     if output is not None and os.path.splitext(output)[1] and fmt == "dot" \
             and not output.lower().endswith((".dot", ".gv")):

@@ -16,7 +16,6 @@ from .kernel.fork import dup_mmap
 from .kernel.merge import merge_existing, merge_new
 from .kernel.mm import change_vmas, do_munmap, exit_mmap, mprotect_flags, split_vma, write_fault
 from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
-from .kernel.rmap import anon_vma_prepare, attach_anon_vma, new_root_anon_vma
 from .kernel.snapshot import freeze
 from .kernel.state import Kernel, KernelCrash
 from .policies import get as get_policy
@@ -116,7 +115,8 @@ class _Replayer:
     def record(self) -> None:
         """Turn kernel events and newly broken invariants into findings."""
         for ev in self.k.events:
-            self.findings.append(Finding(ev.kind, ev.where, ev.detail, self.step_no, self.line, False))
+            where = ev.where if isinstance(ev.where, str) else f"{ev.where.mm.name}/{ev.where.name}"
+            self.findings.append(Finding(ev.kind, where, ev.detail, self.step_no, self.line, False))
         self.k.events.clear()
         now = checks.check(self.k)
         seen = set()
@@ -149,10 +149,10 @@ class _Replayer:
                 if av is None:
                     # a new root, as __anon_vma_prepare() makes it (no neighbour reuse: an
                     # unlabelled faulted VMA has an anon_vma of its own)
-                    av = new_root_anon_vma(k, spec.anon_vma)
+                    av = self.policy.new_root_anon_vma(k, spec.anon_vma)
                     if spec.anon_vma is not None:
                         labelled[spec.anon_vma] = av
-                attach_anon_vma(k, vma, av)
+                self.policy.attach_anon_vma(k, vma, av)
                 offsets = range(vma.end - vma.start) if spec.pages is None else spec.pages
                 for off in offsets:
                     mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
@@ -173,7 +173,7 @@ class _Replayer:
             mm, start, end = self.range(step.target, "mprotect", whole=True)
             prot = frozenset(step.prot)
             self.reshape(mm, step.names, lambda: change_vmas(
-                self.k, mm, start, end, lambda v: mprotect_flags(v, prot)))
+                self.k, mm, start, end, lambda v: mprotect_flags(self.k, v, prot)))
         elif isinstance(step, Madvise):
             self.madvise(step)
         elif isinstance(step, Munmap):
@@ -255,7 +255,7 @@ class _Replayer:
         if VM_SHARED in vma.flags:
             return
         if not pages:
-            anon_vma_prepare(self.k, vma, mm.prev(vma), mm.next(vma))
+            self.policy.anon_vma_prepare(self.k, vma, mm.prev(vma), mm.next(vma))
         for p in pages:
             write_fault(self.k, vma, p)
 
@@ -312,9 +312,13 @@ class _Replayer:
         mm = self.mm(step.process)
         lo, hi = self.vma(mm, step.lo), self.vma(mm, step.hi)
         hi.prot, hi.flags = lo.prot, lo.flags
-        if merge_existing(self.k, hi, hi.start, hi.end, lo.prot, lo.flags, with_next=False) is not lo:
+        if mm.prev(hi) is not lo or lo.end != hi.start:
+            # vma_merge() is only ever asked to extend hi's own predecessor: refuse, touch nothing
             self.k.event("MERGE_REFUSED", f"{mm.name}/{lo.name}",
-                         f"{hi.name} not merged into {lo.name} (not adjacent, not linear, "
+                         f"{hi.name} not merged into {lo.name}: not adjacent")
+        elif merge_existing(self.k, hi, hi.start, hi.end, lo.prot, lo.flags, with_next=False) is not lo:
+            self.k.event("MERGE_REFUSED", f"{mm.name}/{lo.name}",
+                         f"{hi.name} not merged into {lo.name} (not linear, "
                          "or the anon_vma rule refuses)")
 
     def mmap(self, step: Mmap) -> None:

@@ -86,6 +86,9 @@ class Topology(NamedTuple):
     anon_vmas: tuple[AnonVmaView, ...]  # in allocation order (scenario labels first), freed ones too
     findings: tuple[Finding, ...]       # everything found up to this point, in order found
     crashed: bool = False               # the replay stopped at a kernel crash
+    #: anon_vmas allocated and freed without ever being linked (the 2026 anon_vma_fork()
+    #: preallocates one and frees it when anon_vma_clone() reused an ancestor); never named
+    transient_anon_vmas: int = 0
 
     def process(self, name: str) -> ProcessView:
         return _index(self)[1][name]

@@ -106,3 +106,44 @@ def test_mmap_without_vma_merge_inserts_a_separate_vma() -> None:
     t = run("      - {name: a, start: 0x10000, pages: 1, faulted: true}\n",
             "  - {mmap: P, name: b, start: 0x11000, pages: 1, vma_merge: false}\n")
     assert names(t) == [("a", 0x10000, 0x11000), ("b", 0x11000, 0x12000)]
+
+
+def test_merge_step_refuses_vmas_that_are_not_adjacent() -> None:
+    # the kernel-internal merge only ever extends hi's own predecessor: with b between a and c,
+    # `merge lo: a, hi: c` is refused and nothing moves (before: c went into b)
+    text = (HEAD.replace("    vmas:\n", "    vmas: []\n") + "steps:\n"
+            "  - {mmap: P, name: a, start: 0x10000, pages: 1, prot: rw, vma_merge: false}\n"
+            "  - {mmap: P, name: b, start: 0x11000, pages: 1, prot: rw, vma_merge: false}\n"
+            "  - {mmap: P, name: c, start: 0x12000, pages: 1, prot: rw, vma_merge: false}\n"
+            "  - {merge: P, lo: a, hi: c}\n")
+    for policy in ("degree", "split-counters", "clone-rework-2026"):
+        t = replay(loads(text, "e.yaml"), policy).final
+        assert names(t) == [("a", 0x10000, 0x11000), ("b", 0x11000, 0x12000),
+                            ("c", 0x12000, 0x13000)], policy
+        kinds = [(f.kind, f.where) for f in t.findings if f.kind.startswith("MERGE")]
+        assert kinds == [("MERGE_REFUSED", "P/a")], policy
+
+
+def test_split_under_a_freed_anon_vma_reports_each_link_by_piece() -> None:
+    # a split links the new piece into every anon_vma of the chain (anon_vma_clone) and re-keys
+    # the old VMA's chains (pre/post_update_vma): with a freed anon_vma in the chain both write
+    # freed memory, and each is reported under the VMA doing it
+    from anondiff.kernel.mm import split_vma
+    from anondiff.kernel.objects import Mm, Vma
+    from anondiff.kernel.rmap import anon_vma_prepare
+    from anondiff.kernel.state import Kernel
+    from anondiff.policies import get
+
+    for policy in ("degree", "split-counters", "clone-rework-2026"):
+        k = Kernel(get(policy))
+        mm = k.mms["P"] = Mm("P")
+        vma = Vma(mm, 0x10, 0x14, 0x10, frozenset({"read", "write"}), frozenset(), None, "A")
+        mm.append(vma)
+        anon_vma_prepare(k, vma, None, None)
+        assert vma.anon_vma is not None
+        vma.anon_vma.freed = True           # as a use-after-free in a broken policy leaves it
+        new = split_vma(k, vma, 0x12, new_below=False)
+        new.name = "B"                      # the engine names the piece after the step
+        uaf = sorted(f"{e.where.mm.name}/{e.where.name}" for e in k.events
+                     if e.kind == "UAF" and not isinstance(e.where, str))
+        assert uaf == ["P/A", "P/B"], policy

@@ -29,21 +29,22 @@ def test_registry_names_and_aliases() -> None:
 
 
 UNFAULTED_NEIGHBOUR = """
-description: A is faulted (never forked), B next to it is not; A becomes read-only like B.
+description: A is faulted (never forked), B next to it is not; both become read-write-exec.
 processes:
   - name: P
     vmas:
       - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
       - {name: B, start: 0x11000, pages: 1, prot: rw}
 steps:
-  - {mprotect: P/B, prot: r}
-  - {mprotect: P/A, prot: r}
+  - {mprotect: P/B, prot: rwx}
+  - {mprotect: P/A, prot: rwx}
 """
 
 
 def test_three_case_merge_rule_merges_faulted_into_unfaulted() -> None:
     # spec 1.5: "an unfaulted VMA next to a faulted, non-forked one: 6.18 merges, the old rule
-    # refuses" (the target's empty chain is not singular).
+    # refuses" (the target's empty chain is not singular).  Both stay writable, so both keep
+    # VM_ACCOUNT (made read-only, the unfaulted B would lose it from v6.7 and never merge).
     merged = run(UNFAULTED_NEIGHBOUR, "split-counters").process("P")
     # next (B) expands down over A, which goes; B imports A's anon_vma (dup_anon_vma)
     assert [v.name for v in merged.vmas] == ["B"]
@@ -58,7 +59,7 @@ def test_three_case_merge_rule_merges_faulted_into_unfaulted() -> None:
 def test_vm_account_keeps_a_never_writable_mapping_apart() -> None:
     # B mapped read-only never gets VM_ACCOUNT; A (writable once) has it: the flags differ
     # beyond VM_READ|VM_WRITE|VM_EXEC, so no merge and no anon_vma sharing.
-    text = UNFAULTED_NEIGHBOUR.replace("prot: rw}\nsteps:\n  - {mprotect: P/B, prot: r}\n",
+    text = UNFAULTED_NEIGHBOUR.replace("prot: rw}\nsteps:\n  - {mprotect: P/B, prot: rwx}\n",
                                        "prot: r}\nsteps:\n")
     t = run(text, "split-counters")
     assert [v.name for v in t.process("P").vmas] == ["A", "B"]
@@ -73,7 +74,66 @@ def test_three_case_rule_refuses_a_fork_child() -> None:
         .replace("P/B", "C/B").replace("P/A", "C/A")
     t = run(text, "split-counters")
     assert [v.name for v in t.process("C").vmas] == ["A", "B"]
-    assert t.vma("C/B").prot == t.vma("C/A").prot == ("read",)
+    assert t.vma("C/B").prot == t.vma("C/A").prot == ("read", "write", "exec")
+
+
+# mprotect_fixup() clears VM_ACCOUNT of an anonymous VMA without anon_vma made non-writable
+# since commit 9b9143298585 ("mm/mprotect: allow unfaulted VMAs to be unaccounted on
+# mprotect()") (v6.7): the three cases the live 6.18 kernel showed the model had wrong.
+V67 = ("split-counters", "clone-rework-2026", "mirror-parent")
+PRE_V67 = ("v6.1", "v5.10", "degree", "always-new")
+
+
+def two_vmas(a: str, b: str, steps: str) -> str:
+    return ("description: two adjacent anonymous VMAs\nprocesses:\n  - name: P\n    vmas:\n"
+            f"      - {{name: A, start: 0x10000, pages: 1, {a}}}\n"
+            f"      - {{name: B, start: 0x11000, pages: 1, {b}}}\nsteps:\n{steps}")
+
+
+@pytest.mark.parametrize("policy", V67 + PRE_V67)
+def test_mprotect_unaccounts_an_unfaulted_vma(policy: str) -> None:
+    # the patch's own example: A read-only, B read-write never written, B made read-only
+    t = run(two_vmas("prot: r", "prot: rw", "  - {mprotect: P/B, prot: r}\n"), policy)
+    if policy in V67:
+        assert [(v.name, v.end, v.flags) for v in t.process("P").vmas] == [("A", 0x12000, ())]
+    else:
+        assert [(v.name, v.flags) for v in t.process("P").vmas] == [("A", ()), ("B", ("account",))]
+
+
+@pytest.mark.parametrize("policy", V67 + PRE_V67)
+def test_written_and_unwritten_made_none_merge_only_before_v67(policy: str) -> None:
+    t = run(two_vmas("prot: rw, faulted: true", "prot: rw",
+                     "  - {mprotect: P, start: 0x10000, end: 0x12000, prot: none}\n"), policy)
+    names = [v.name for v in t.process("P").vmas]
+    assert names == (["A", "B"] if policy in V67 else ["A"])
+    assert "account" in t.vma("P/A").flags
+
+
+@pytest.mark.parametrize("policy", V67 + PRE_V67)
+def test_unaccounted_vma_does_not_reuse_its_neighbours_anon_vma(policy: str) -> None:
+    # anon_vma_compatible() compares VM_ACCOUNT: B (no longer accounted) gets a root of its own
+    t = run(two_vmas("prot: rw, faulted: true", "prot: rwx",
+                     "  - {mprotect: P/B, prot: none}\n  - write: P/B\n"), policy)
+    a, b = t.vma("P/A"), t.vma("P/B")
+    if policy in V67:
+        assert b.anon_vma != a.anon_vma and b.chain == (b.anon_vma,) and "account" not in b.flags
+    else:
+        assert b.anon_vma == a.anon_vma and "account" in b.flags
+
+
+@pytest.mark.parametrize("policy", V67)
+def test_mprotect_keeps_vm_account_when_the_protection_does_not_change(policy: str) -> None:
+    # the early "newflags == oldflags" return comes before the VM_ACCOUNT adjustment
+    t = run(two_vmas("prot: rw, faulted: true", "prot: r, flags: [account]",
+                     "  - {mprotect: P/B, prot: r}\n  - write: P/B\n"), policy)
+    assert "account" in t.vma("P/B").flags and t.vma("P/B").anon_vma == t.vma("P/A").anon_vma
+
+
+@pytest.mark.parametrize("policy", V67)
+def test_a_faulted_vma_made_read_only_keeps_vm_account(policy: str) -> None:
+    t = run(two_vmas("prot: rw, faulted: true", "prot: r", "  - {mprotect: P/A, prot: r}\n"),
+            policy)
+    assert "account" in t.vma("P/A").flags
 
 
 WIPE = (ROOT / "scenarios" / "kernel-runs" / "wipe_poke_parent.yaml").read_text()

@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
+import threading
 
 import pytest
 
 from anondiff.diff import Comparison, SnapshotDiff, TotalDiff, VmaDiff
-from anondiff.errors import RenderError
+from anondiff.errors import AnondiffError, RenderError
 from anondiff.render import RenderOptions, ascii, dot, listing
 from anondiff.topology import (AnonVmaView, Finding, PageView, ProcessView, Replay, Topology,
                                VmaView)
@@ -500,10 +502,30 @@ def test_write_image_failure_leaves_no_partial_file(tmp_path: os.PathLike[str]) 
 
 @needs_dot
 def test_write_image_missing_directory_or_taken_name(tmp_path: os.PathLike[str]) -> None:
-    with pytest.raises(RenderError, match="cannot write"):
+    with pytest.raises(AnondiffError, match="cannot write"):
         dot.write_image("digraph {}", os.path.join(tmp_path, "nope", "out.svg"))
     target = os.path.join(tmp_path, "taken.svg")
     os.mkdir(target)
-    with pytest.raises(RenderError, match="cannot write"):
+    with pytest.raises(AnondiffError, match="cannot write: Is a directory"):
         dot.write_image("digraph {}", target)
     assert os.listdir(tmp_path) == ["taken.svg"]
+
+
+@needs_dot
+def test_write_image_into_a_device_or_through_a_symlink(tmp_path: os.PathLike[str]) -> None:
+    real = os.path.join(tmp_path, "real.svg")
+    link = os.path.join(tmp_path, "link.svg")
+    os.symlink("real.svg", link)
+    dot.write_image("digraph { a -> b }", link)
+    assert os.path.islink(link)
+    with open(real, "rb") as f:
+        assert f.read().startswith(b"<?xml")
+    fifo = os.path.join(tmp_path, "fifo.png")
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    dot.write_image("digraph { a -> b }", fifo)
+    reader.join(timeout=30)
+    assert got[0].startswith(b"\x89PNG") and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["fifo.png", "link.svg", "real.svg"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Vma
-from .rmap import anon_vma_prepare, ref
+from .rmap import ref
 from .state import Kernel, KernelCrash
 
 #: What ``tmp->vm_prev`` / ``tmp->vm_next`` hold when anon_vma_fork() runs.
@@ -64,7 +64,7 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
         if wipe:
             tmp.anon_vma = None
             if era.wipeonfork == PREPARE:
-                anon_vma_prepare(k, tmp, vm_prev, vm_next)
+                k.policy.anon_vma_prepare(k, tmp, vm_prev, vm_next)
         else:
             ctx.prev, ctx.vm_prev, ctx.vm_next, ctx.pvma_prev = prev, vm_prev, vm_next, pvma_prev
             try:

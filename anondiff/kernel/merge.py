@@ -23,7 +23,7 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from .objects import Mm, Vma, VmaOp
-from .rmap import avname, ref, rekey, unlink_anon_vmas
+from .rmap import avname, ref
 from .state import Kernel
 
 
@@ -68,7 +68,7 @@ def remove_merged(k: Kernel, kept: Vma, gone: Vma) -> None:
     if gone.anon_vma is not None and kept.anon_vma is not gone.anon_vma:
         k.event("VM_BUG_ON", ref(kept), f"anon_vma_merge: {avname(kept.anon_vma)} != "
                 f"{avname(gone.anon_vma)} of {gone.name}")
-    unlink_anon_vmas(k, gone)
+    k.policy.unlink_anon_vmas(k, gone)
     gone.mm.remove(gone)
 
 
@@ -91,9 +91,9 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
                 exporter = next if next.anon_vma is not None else middle
             else:
                 exporter = middle if middle.anon_vma is not None else next
-            dup_anon_vma(k, prev, exporter)
+            k.policy.dup_anon_vma(k, prev, exporter)
             prev.end = next.end
-            rekey(k, prev)
+            k.policy.rekey(k, prev)
             remove_merged(k, prev, middle)
             remove_merged(k, prev, next)
             k.event("MERGED", ref(prev), f"{middle.name} and {next.name} merged into {prev.name}")
@@ -101,26 +101,26 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
         merge_right = False
     if merge_left:
         assert prev is not None
-        dup_anon_vma(k, prev, middle)
+        k.policy.dup_anon_vma(k, prev, middle)
         prev.end = end
-        rekey(k, prev)
+        k.policy.rekey(k, prev)
         if right_side:
             remove_merged(k, prev, middle)
         else:
             mm.move_start(middle, end)
-            rekey(k, middle)
+            k.policy.rekey(k, middle)
         k.event("MERGED", ref(prev), f"{_range(start, end)} of {middle.name} merged into {prev.name}")
         return prev
     if merge_right:
         assert next is not None
-        dup_anon_vma(k, next, middle)
+        k.policy.dup_anon_vma(k, next, middle)
         if left_side:
             remove_merged(k, next, middle)
         else:
             middle.end = start
-            rekey(k, middle)
+            k.policy.rekey(k, middle)
         mm.move_start(next, start)
-        rekey(k, next)
+        k.policy.rekey(k, next)
         k.event("MERGED", ref(next), f"{_range(start, end)} of {middle.name} merged into {next.name}")
         return next
     return None
@@ -137,21 +137,21 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
     if merge_left and merge_right:
         assert prev is not None and next is not None
         if _both_compatible(prev, next):
-            dup_anon_vma(k, prev, next)
+            k.policy.dup_anon_vma(k, prev, next)
             prev.end = next.end
-            rekey(k, prev)
+            k.policy.rekey(k, prev)
             remove_merged(k, prev, next)
             return prev
         merge_right = False
     if merge_left:
         assert prev is not None
         prev.end = new.end
-        rekey(k, prev)
+        k.policy.rekey(k, prev)
         return prev
     if merge_right:
         assert next is not None
         mm.move_start(next, new.start)
-        rekey(k, next)
+        k.policy.rekey(k, next)
         return next
     return None
 

@@ -6,7 +6,6 @@ from typing import Callable
 
 from .merge import merge_existing
 from .objects import VM_ACCOUNT, VM_SHARED, Mm, Vma, VmaOp
-from .rmap import anon_vma_prepare, rekey, unlink_anon_vmas
 from .state import Kernel
 
 
@@ -26,7 +25,7 @@ def split_vma(k: Kernel, vma: Vma, addr: int, new_below: bool) -> Vma:
         mm.move_start(vma, addr)
     else:
         vma.end = addr
-    rekey(k, vma)
+    k.policy.rekey(k, vma)
     mm.insert(new)
     return new
 
@@ -61,7 +60,7 @@ def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
     victims = isolate(k, mm, start, end)
     zap_pages(mm, start, end)
     for vma in victims:               # free_pgtables(): ascending
-        unlink_anon_vmas(k, vma)
+        k.policy.unlink_anon_vmas(k, vma)
     for vma in victims:
         mm.remove(vma)
 
@@ -69,7 +68,7 @@ def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
 def exit_mmap(k: Kernel, mm: Mm) -> None:
     zap_pages(mm, 0, 1 << 64)
     for vma in mm.vmas:
-        unlink_anon_vmas(k, vma)
+        k.policy.unlink_anon_vmas(k, vma)
     mm.vmas.clear()
     mm.starts.clear()
 
@@ -100,12 +99,26 @@ def change_vmas(k: Kernel, mm: Mm, start: int, end: int,
         at = sub_end
 
 
-def mprotect_flags(vma: Vma, prot: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """mprotect_fixup(): the new protection, and VM_ACCOUNT for a private VMA turning writable
-    (it is never taken away)."""
-    if "write" in prot and VM_SHARED not in vma.flags:
-        return prot, vma.flags | {VM_ACCOUNT}
-    return prot, vma.flags
+def mprotect_flags(k: Kernel, vma: Vma, prot: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """mprotect_fixup(): the new protection and what happens to VM_ACCOUNT.
+
+    Nothing changes when the protection does not (the early ``newflags == oldflags`` return).
+    A private VMA turning writable gains VM_ACCOUNT unless it was writable already.  Since
+    commit 9b9143298585 ("mm/mprotect: allow unfaulted VMAs to be unaccounted on mprotect()")
+    (v6.7; Lorenzo Stoakes, <bfef277462dd0dc75ce86e051bebc8b063f8d885.1696694712.git.lstoakes@gmail.com>)
+    an anonymous VMA with no anon_vma yet that is made non-writable also loses it; before, it was
+    never taken away (the policy's ``mprotect_unaccounts_unfaulted``).
+    """
+    flags = vma.flags
+    if prot == vma.prot:
+        return prot, flags
+    if "write" in prot:
+        if VM_SHARED not in flags and "write" not in vma.prot and VM_ACCOUNT not in flags:
+            flags = flags | {VM_ACCOUNT}
+    elif (k.policy.mprotect_unaccounts_unfaulted and VM_ACCOUNT in flags
+          and vma.file is None and VM_SHARED not in flags and vma.anon_vma is None):
+        flags = flags - {VM_ACCOUNT}
+    return prot, flags
 
 
 def write_fault(k: Kernel, vma: Vma, page_no: int) -> None:
@@ -114,7 +127,7 @@ def write_fault(k: Kernel, vma: Vma, page_no: int) -> None:
     if VM_SHARED in vma.flags:
         return                          # page cache, never anon
     mm = vma.mm
-    anon_vma_prepare(k, vma, mm.prev(vma), mm.next(vma))
+    k.policy.anon_vma_prepare(k, vma, mm.prev(vma), mm.next(vma))
     index = vma.pgoff + (page_no - vma.start)
     page = mm.ptes.get(page_no)
     if page is not None and page.mapcount == 1:

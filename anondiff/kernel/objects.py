@@ -10,10 +10,11 @@ from typing import Iterator
 VM_DONTCOPY = "dontcopy"
 VM_WIPEONFORK = "wipeonfork"
 VM_SHARED = "shared"
-#: VM_ACCOUNT: a private mapping that is or was writable (accountable_mapping() at mmap,
-#: mprotect_fixup() when it turns writable); never cleared.  A private VMA mapped read-only and
-#: never made writable lacks it, and so neither merges with nor shares an anon_vma with one
-#: that has it.
+#: VM_ACCOUNT: set on a private mapping mapped writable (accountable_mapping() at mmap) or made
+#: writable (mprotect_fixup()); since v6.7 mprotect_fixup() clears it again when an anonymous VMA
+#: that has no anon_vma yet is made non-writable (see anondiff.kernel.mm.mprotect_flags).
+#: anon_vma_compatible() and vma_merge() compare it, so a VMA without it neither merges with nor
+#: shares an anon_vma with one that has it.
 VM_ACCOUNT = "account"
 
 

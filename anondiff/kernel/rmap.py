@@ -17,7 +17,7 @@ def avname(av: AnonVma | None) -> str:
 def interval_tree_insert(k: Kernel, avc: AnonVmaChain) -> None:
     av = avc.anon_vma
     if av.freed:
-        k.event("UAF", ref(avc.vma), f"anon_vma_interval_tree_insert into freed {avname(av)}")
+        k.event("UAF", avc.vma, f"anon_vma_interval_tree_insert into freed {avname(av)}")
     avc.seq = k.avc_seq()
     av.tree[avc] = None
     if av.name is None:
@@ -39,7 +39,7 @@ def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
     avc = AnonVmaChain(vma, av, k._avc_seq)
     vma.avcs.append(avc)
     if av.freed:
-        k.event("UAF", ref(vma), f"anon_vma_interval_tree_insert into freed {avname(av)}")
+        k.event("UAF", vma, f"anon_vma_interval_tree_insert into freed {avname(av)}")
     av.tree[avc] = None
     if av.name is None:
         k.name(av)
@@ -47,9 +47,15 @@ def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
 
 
 def rekey(k: Kernel, vma: Vma) -> None:
-    """anon_vma_interval_tree_pre_update_vma() + post_update: the VMA's range changed."""
+    """anon_vma_interval_tree_pre_update_vma() + post_update: the VMA's range changed.
+
+    Each chain is taken out of its anon_vma's tree and put back: into freed memory, if that
+    anon_vma was freed under the chain (one UAF per link)."""
     for avc in vma.same_vma():
-        tree = avc.anon_vma.tree
+        av = avc.anon_vma
+        tree = av.tree
+        if av.freed:
+            k.event("UAF", vma, f"anon_vma_interval_tree_remove/insert (re-key) in freed {avname(av)}")
         if avc in tree:
             del tree[avc]
             avc.seq = k.avc_seq()
@@ -93,7 +99,7 @@ def anon_vma_prepare(k: Kernel, vma: Vma, prev: Vma | None, next: Vma | None) ->
     """__anon_vma_prepare(): first anonymous fault in a VMA with no anon_vma."""
     if vma.anon_vma is not None:
         return
-    av = find_mergeable_anon_vma(vma, prev, next)
+    av = k.policy.find_mergeable_anon_vma(vma, prev, next)
     attach_anon_vma(k, vma, av if av is not None else new_root_anon_vma(k))
 
 

@@ -53,4 +53,5 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
             tree=tuple(f"{avc.vma.mm.name}/{avc.vma.name}" for avc in tree)))
     return Topology(scenario=scenario, policy=k.policy.name, label=label, step=step,
                     processes=tuple(processes), anon_vmas=tuple(anon_vmas),
-                    findings=findings, crashed=crashed)
+                    findings=findings, crashed=crashed,
+                    transient_anon_vmas=k.transient_anon_vmas)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import NamedTuple
 from typing import TYPE_CHECKING
 
-from .objects import AnonVma, Mm, Page
+from .objects import AnonVma, Mm, Page, Vma
 
 if TYPE_CHECKING:
-    from ..policies.base import Policy
+    from .ops import KernelOps
 
 
 class KernelCrash(Exception):
@@ -21,12 +21,14 @@ class KernelCrash(Exception):
 
 class Event(NamedTuple):
     kind: str       # "VM_WARN_ON", "VM_BUG_ON", "UAF", "CRASH", "NOTE"
-    where: str
+    #: "PROC/VMA", an anon_vma name, or the Vma itself when the event happens before the VMA
+    #: has its final name (a piece being split off): named when the step ends
+    where: str | Vma
     detail: str
 
 
 class Kernel:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: KernelOps) -> None:
         self.policy = policy
         self.counters = policy.counters
         self.mms: dict[str, Mm] = {}
@@ -87,5 +89,5 @@ class Kernel:
         return page
 
     # -- reporting ---------------------------------------------------------------------------
-    def event(self, kind: str, where: str, detail: str) -> None:
+    def event(self, kind: str, where: str | Vma, detail: str) -> None:
         self.events.append(Event(kind, where, detail))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
+from ..kernel import merge, rmap
 from ..kernel.fork import DupMmap, ForkContext
 from ..kernel.objects import AnonVma, Vma, VmaOp
 from ..kernel.rmap import anon_vma_chain_link, new_child_anon_vma
@@ -24,6 +25,8 @@ def vma_is_fork_child(vma: Vma | None) -> bool:
 
 
 class Policy:
+    """One Python implementation of :class:`anondiff.kernel.ops.KernelOps`."""
+
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
     versions: ClassVar[str]
@@ -36,6 +39,9 @@ class Policy:
     merge_both_exports_next: ClassVar[bool] = False
     #: 2026: unlink_anon_vmas() returns at once for a VMA without anon_vma
     unlink_returns_if_unfaulted: ClassVar[bool] = False
+    #: v6.7+: mprotect() making an anonymous VMA without anon_vma non-writable clears VM_ACCOUNT
+    #: (commit 9b9143298585, see anondiff.kernel.mm.mprotect_flags)
+    mprotect_unaccounts_unfaulted: ClassVar[bool] = False
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
@@ -55,6 +61,30 @@ class Policy:
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         raise NotImplementedError
+
+    # The primitives every Python policy shares (anondiff.kernel); a policy compiled from a
+    # kernel tree (anondiff.ktree) supplies its own.
+    def anon_vma_prepare(self, k: Kernel, vma: Vma, prev: Vma | None, next: Vma | None) -> None:
+        rmap.anon_vma_prepare(k, vma, prev, next)
+
+    def find_mergeable_anon_vma(self, vma: Vma, prev: Vma | None,
+                                next: Vma | None) -> AnonVma | None:
+        return rmap.find_mergeable_anon_vma(vma, prev, next)
+
+    def unlink_anon_vmas(self, k: Kernel, vma: Vma) -> None:
+        rmap.unlink_anon_vmas(k, vma)
+
+    def rekey(self, k: Kernel, vma: Vma) -> None:
+        rmap.rekey(k, vma)
+
+    def dup_anon_vma(self, k: Kernel, dst: Vma, src: Vma) -> None:
+        merge.dup_anon_vma(k, dst, src)
+
+    def new_root_anon_vma(self, k: Kernel, label: str | None = None) -> AnonVma:
+        return rmap.new_root_anon_vma(k, label)
+
+    def attach_anon_vma(self, k: Kernel, vma: Vma, av: AnonVma) -> None:
+        rmap.attach_anon_vma(k, vma, av)
 
 
 class ChainCopyPolicy(Policy):

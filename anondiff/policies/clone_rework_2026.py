@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..kernel.fork import ForkContext
 from ..kernel.objects import AnonVma, Vma
-from ..kernel.rmap import anon_vma_chain_assign, interval_tree_insert, new_child_anon_vma, ref
+from ..kernel.rmap import anon_vma_chain_assign, interval_tree_insert, new_child_anon_vma
 from ..kernel.state import Kernel
 from .base import VmaOp
 from .split_counters import SplitCountersPolicy
@@ -43,7 +43,7 @@ class CloneRework2026(SplitCountersPolicy):
         if op is VmaOp.MERGE_UNFAULTED and len(src.avcs) != 1:
             warn.append("merge of an unfaulted VMA from a non-singular chain")
         for w in warn:
-            k.event("VM_WARN_ON_ONCE", ref(dst), f"check_anon_vma_clone: {w}")
+            k.event("VM_WARN_ON_ONCE", dst, f"check_anon_vma_clone: {w}")
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:

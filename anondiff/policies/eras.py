@@ -7,7 +7,7 @@ releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
   section 6), and the ``src->anon_vma`` test of v5.5.
 * ``v6.1`` — ``split-counters`` with is_mergeable_anon_vma() as before the 2025 fix ("mm/vma:
   fix incorrectly disallowed anonymous VMA merges"), the rule of the 6.6 code the kernel-runs
-  known answers were made with.
+  known answers were made with, and VM_ACCOUNT never cleared by mprotect() (before v6.7).
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ class SplitCountersV61(SplitCountersPolicy):
     aliases = ("v6.0", "v6.6")
     versions = "v6.0-rc4 .. the 2025 merge fix (6.1.y, 6.6.y)"
     rule = "split-counters; merges with the old is_mergeable_anon_vma() rule"
+    #: 6.1 and 6.6 predate commit 9b9143298585 (v6.7): mprotect never clears VM_ACCOUNT
+    mprotect_unaccounts_unfaulted = False
 
     def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
         return Policy.is_mergeable_anon_vma(self, src, tgt)

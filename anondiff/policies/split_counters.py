@@ -10,7 +10,9 @@ counts as active.
 dup_mmap is the maple-tree one (v6.1+; ``__mt_dup`` from v6.8): nothing prev-related reaches
 anon_vma_fork(), and a VM_WIPEONFORK VMA stays without anon_vma (since v5.6, Li Xinhai's "mm:
 don't prepare anon_vma if vma has VM_WIPEONFORK").  Merges use the three-case
-is_mergeable_anon_vma() that the live 6.18.44 kernel was seen to follow (spec section 1.5).
+is_mergeable_anon_vma() that the live 6.18.44 kernel was seen to follow (spec section 1.5), and
+mprotect() clears VM_ACCOUNT of an unfaulted anonymous VMA made non-writable (v6.7, commit
+9b9143298585 ("mm/mprotect: allow unfaulted VMAs to be unaccounted on mprotect()")).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ class SplitCountersPolicy(ChainCopyPolicy):
     counters = SplitCounters()
     dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
     merge_both_exports_next = True
+    mprotect_unaccounts_unfaulted = True
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
         return src.anon_vma is not None and av.num_children < 2 and av.num_active_vmas == 0

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -219,58 +218,43 @@ def render_compare(cmp: Comparison, opts: RenderOptions) -> str:
 
 # -- images -----------------------------------------------------------------------------------
 
-def write_image(source: str, path: str) -> None:
+def write_image(source: str, path: str) -> list[str]:
     """Render DOT ``source`` to ``path`` (SVG, PNG or PDF by its suffix) with the ``dot``
-    program; the file appears complete or not at all (temporary file, then rename)."""
+    program, and return dot's warnings (one line each) for the caller to pass on.  The image is
+    written like any other output (:func:`anondiff.output.write_file`): a regular file appears
+    complete or not at all, a device or FIFO is written into, never replaced."""
+    from ..output import write_file
+
     suffix = os.path.splitext(path)[1]
     fmt = IMAGE_FORMATS.get(suffix.lower())
     if fmt is None:
         raise RenderError(f"unknown output format: {suffix!r} "
                           f"(must be one of {sorted(IMAGE_FORMATS)})")
+    data, warnings = draw(source, fmt, path)
+    write_file(path, data)
+    return warnings
+
+
+def draw(source: str, fmt: str, path: str) -> tuple[bytes, list[str]]:
+    """``dot -T<fmt>``: the image's bytes and dot's warnings.  *path* only names the target in
+    messages."""
     program = shutil.which("dot")
     if program is None:
         raise RenderError(f"cannot write {path}: the Graphviz 'dot' program is not installed "
                           "(Debian package graphviz: apt-get install graphviz); "
                           "--format dot prints the DOT source without it")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".anondiff-", suffix=suffix,
-                                   dir=os.path.dirname(os.path.abspath(path)))
-    except OSError as e:
-        raise RenderError(f"cannot write {path}: {e.strerror}") from None
-    os.close(fd)
-    try:
-        _run_dot(program, fmt, source, tmp, path)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except OSError as e:
-        _discard(tmp)
-        raise RenderError(f"cannot write {path}: {e.strerror}") from None
-    except BaseException:
-        _discard(tmp)
-        raise
-
-
-def _discard(tmp: str) -> None:
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-
-
-def _run_dot(program: str, fmt: str, source: str, tmp: str, path: str) -> None:
-    try:
-        done = subprocess.run([program, f"-T{fmt}", "-o", tmp], input=source.encode("utf-8"),
+        done = subprocess.run([program, f"-T{fmt}"], input=source.encode("utf-8"),
                               capture_output=True, timeout=DOT_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         raise RenderError(f"cannot write {path}: dot ran for more than {DOT_TIMEOUT}s") from None
     except OSError as e:
         raise RenderError(f"cannot write {path}: cannot run dot: {e.strerror}") from None
-    if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"]
-        raise RenderError(f"cannot write {path}: dot failed: {message[0]}")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    messages = [line.strip() for line in done.stderr.decode("utf-8", "replace").splitlines()
+                if line.strip()]
+    if done.returncode != 0 or not done.stdout:
+        # the error, not a warning printed before it
+        errors = [m for m in messages if m.lower().startswith("error")] or messages
+        raise RenderError(f"cannot write {path}: dot failed: "
+                          f"{errors[0] if errors else f'exit status {done.returncode}'}")
+    return done.stdout, messages

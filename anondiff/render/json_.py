@@ -38,6 +38,7 @@ def topology(t: Topology) -> dict[str, Any]:
             "counters": dict(a.counters), "freed": a.freed,
             "users": list(a.users), "tree": list(a.tree),
         } for a in t.anon_vmas],
+        "transient_anon_vmas": t.transient_anon_vmas,
         "findings": [{
             "kind": f.kind, "where": f.where, "detail": f.detail, "step": f.step,
             "line": f.line, "active": f.active,

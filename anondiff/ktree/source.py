@@ -1,0 +1,509 @@
+"""A kernel source tree, optionally patched: where the anon_vma code is read from.
+
+A tree is written where a policy name goes (``-p``)::
+
+    ~/src/linux                                  a directory holding a kernel Makefile and mm/
+    linux-source-7.2.tar.xz                      a kernel source tarball (.tar.xz/.gz/.bz2/.tar)
+    ~/src/linux+v3.mbox                          ... with a patch series applied on top
+    linux-source-7.2.tar.xz+a.diff+b.mbox        ... several patch files, applied in order
+
+``~`` is expanded; if the whole argument exists as a path it is the tree (so a directory may
+have ``+`` in its name). Patches are mbox files or unified diffs (:mod:`.patches`).
+
+Only the files the anon_vma code can be cut from are made available (:data:`AVAILABLE`):
+the Makefile (for the version), ``mm/``, ``include/linux/``, ``include/asm-generic/``, the
+rbtree and interval-tree library code, ``kernel/fork.c`` and checkpatch with its data files.
+A tarball is extracted once, only those files, into ``$XDG_CACHE_HOME/anondiff/trees/<sha256>/``
+(default ``~/.cache``); its (path, size, mtime) is remembered so that a later open does not
+hash it again. A directory is read in place. Patched files go to a private copy in
+``trees/patched/<key>/``: the user's tree is never written to.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from anondiff.errors import AnondiffError
+
+if TYPE_CHECKING:
+    from . import patches as _patches
+
+# tarfile, subprocess and the patch reader (email) are imported where they are needed: parsing
+# a -p argument must stay cheap, it runs for every policy name.
+
+TARBALL_SUFFIXES: tuple[str, ...] = (".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tar")
+
+#: The files made available: exact paths, and (directory, suffix) pairs taken recursively.
+AVAILABLE_FILES: frozenset[str] = frozenset({
+    "Makefile", "lib/rbtree.c", "lib/interval_tree.c", "kernel/fork.c",
+    "scripts/checkpatch.pl", "scripts/spelling.txt", "scripts/const_structs.checkpatch",
+})
+AVAILABLE_DIRS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mm/", (".c", ".h")),
+    ("include/linux/", (".h",)),
+    ("include/asm-generic/", (".h",)),
+)
+
+
+def available(relpath: str) -> bool:
+    """Whether ``relpath`` (relative to the tree's top) is one of the files made available."""
+    if relpath in AVAILABLE_FILES:
+        return True
+    if ".." in relpath.split("/"):
+        return False
+    return any(relpath.startswith(d) and relpath.endswith(sfx) for d, sfx in AVAILABLE_DIRS)
+
+
+class TreeSpecError(AnondiffError):
+    """A tree argument that cannot be used: missing part, not a kernel tree, patch that does
+    not apply (one line, exit 2)."""
+
+
+class TreeSpec(NamedTuple):
+    tree: Path
+    patches: tuple[Path, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing the argument (cheap: only stat calls)
+
+def _is_tarball(path: Path) -> bool:
+    return path.name.endswith(TARBALL_SUFFIXES)
+
+
+def _is_tree(path: Path) -> bool:
+    if path.is_dir():
+        return (path / "Makefile").is_file() and (path / "mm").is_dir()
+    return path.is_file() and _is_tarball(path)
+
+
+def _looks_like_path(text: str) -> bool:
+    """A path meant as a tree (a policy file, ``x.py``, is left to the policy registry)."""
+    if text.endswith(".py"):
+        return False
+    return "/" in text or text.startswith(("~", ".")) or text.endswith(TARBALL_SUFFIXES)
+
+
+def _expand(text: str) -> Path:
+    return Path(os.path.expanduser(text))
+
+
+def parse_spec(arg: str) -> TreeSpec | None:
+    """The tree and patches ``arg`` names, or None when ``arg`` is not a tree (a policy name).
+
+    Raises TreeSpecError when ``arg`` clearly means a tree (a path) that is not usable, or when
+    a ``+`` part does not exist."""
+    whole = _expand(arg)
+    if whole.exists():
+        if _is_tree(whole):
+            return TreeSpec(whole, ())
+        if whole.is_dir():
+            raise TreeSpecError(f"{arg}: not a kernel source tree (expected a directory with a "
+                                "Makefile and mm/, or a .tar.xz/.tar.gz/.tar.bz2/.tar tarball)")
+        if _is_tarball(whole):
+            raise TreeSpecError(f"{arg}: not a regular file")
+        return None
+    parts = arg.split("+")
+    # The tree is the longest '+'-joined prefix that is one; the rest are patch files.
+    for i in range(len(parts) - 1, 0, -1):
+        head = _expand("+".join(parts[:i]))
+        if _is_tree(head):
+            return TreeSpec(head, _patch_paths(arg, parts[i:]))
+    tree_part = parts[0]
+    if _looks_like_path(tree_part):
+        if not _expand(tree_part).exists():
+            raise TreeSpecError(f"{tree_part}: no such kernel tree or tarball")
+        raise TreeSpecError(f"{tree_part}: not a kernel source tree (expected a directory with "
+                            "a Makefile and mm/, or a .tar.xz/.tar.gz/.tar.bz2/.tar tarball)")
+    return None
+
+
+def _patch_paths(arg: str, parts: list[str]) -> tuple[Path, ...]:
+    """Group '+'-separated parts into existing files (a file name may itself contain '+')."""
+    out: list[Path] = []
+    pending: list[str] = []
+    for part in parts:
+        pending.append(part)
+        candidate = _expand("+".join(pending))
+        if candidate.is_file():
+            out.append(candidate)
+            pending = []
+    if pending:
+        missing = "+".join(pending)
+        what = "no such patch file" if pending != [""] else "empty patch name after '+'"
+        raise TreeSpecError(f"{arg}: {missing!r}: {what}")
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening
+
+class Tree:
+    """The (patched) files of a kernel tree.
+
+    ``name`` says what it is (``6.1.176``, ``v6.13-rc1-12-gabcdef123456``, ``7.2.13 + [PATCH v3
+    1/2] mm/rmap: ...``); ``key`` is a sha256 over everything that went in (the tree's content
+    identity and the patches' bytes), a cache key for what is built from it; ``root`` is the
+    directory holding the files, to be read and never written. A patched tree's root is
+    mostly symbolic links (whole untouched directories such as ``include/linux``, into the
+    extraction or the user's tree): open files by path, or walk with ``followlinks=True``."""
+
+    def __init__(self, name: str, key: str, root: Path):
+        self.name = name
+        self.key = key
+        self.root = root
+
+    def read(self, relpath: str) -> str | None:
+        """The text of ``relpath`` after the patches, None when absent or not made available."""
+        if not available(relpath):
+            return None
+        try:
+            data = (self.root / relpath).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        return data.decode("utf-8", errors="surrogateescape")
+
+    def __repr__(self) -> str:
+        return f"Tree({self.name!r}, key={self.key[:12]}, root={str(self.root)!r})"
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/anondiff`` (default ``~/.cache/anondiff``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "anondiff"
+
+
+def trees_dir() -> Path:
+    return cache_dir() / "trees"
+
+
+def open_tree(spec: TreeSpec) -> Tree:
+    """Extract (once) and patch (once per set of patches) the tree ``spec`` names."""
+    if spec.tree.is_dir():
+        base_root = spec.tree
+        identity = "dir:" + _dir_identity(spec.tree)
+        base_name = _git_describe(spec.tree) or _makefile_version(spec.tree, spec.tree)
+    else:
+        digest = _tarball_sha256(spec.tree)
+        base_root = _extracted(spec.tree, digest)
+        identity = "tarball:" + digest
+        base_name = _makefile_version(base_root, spec.tree)
+    if not spec.patches:
+        return Tree(base_name, hashlib.sha256(identity.encode()).hexdigest(), base_root)
+
+    h = hashlib.sha256(identity.encode())
+    blobs: list[bytes] = []
+    for path in spec.patches:
+        try:
+            blob = path.read_bytes()
+        except OSError as e:
+            raise TreeSpecError(f"{path}: cannot read patch: {e.strerror}") from None
+        blobs.append(blob)
+        h.update(b"\0patch\0" + hashlib.sha256(blob).digest())
+    key = h.hexdigest()
+    from . import patches as _patches
+    try:
+        series = [p for path in spec.patches for p in _patches.read_patch_file(path)]
+    except _patches.PatchError as e:
+        raise TreeSpecError(str(e)) from None
+    name = base_name + " + " + _series_name(series)
+    root = trees_dir() / "patched" / key
+    if not root.is_dir():
+        _make_patched(root, base_root, series)
+    return Tree(name, key, root)
+
+
+def _series_name(series: list[_patches.Patch]) -> str:
+    labels = [p.subject or p.source.name for p in series]
+    if len(labels) > 3:
+        return f"{labels[0]}, ... {labels[-1]} ({len(labels)} patches)"
+    return ", ".join(labels)
+
+
+def _make_patched(root: Path, base_root: Path, series: list[_patches.Patch]) -> None:
+    from . import patches as _patches
+
+    def read(rel: str) -> str | None:
+        try:
+            return (base_root / rel).read_bytes().decode("utf-8", errors="surrogateescape")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    try:
+        changed = _patches.apply(series, read, available)
+    except _patches.PatchError as e:
+        raise TreeSpecError(str(e)) from None
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name[:16]}."))
+    try:
+        _populate(tmp, base_root.resolve(), changed)
+        _publish(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _populate(into: Path, base: Path, changed: dict[str, str | None]) -> None:
+    """The private copy: the changed files written out, everything else a symbolic link to
+    ``base``, whole directories where no file in them changed (mm/, include/linux/ and
+    include/asm-generic/ are 3,200 files: one link each costs a second on a slow disk).
+    Nothing is ever written through these links."""
+    touched = {os.path.dirname(rel) for rel in changed}
+    touched |= {d for rel in list(touched) for d in _parents(rel)}
+
+    def fill(rel_dir: str) -> None:
+        (into / rel_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            entries = sorted(os.scandir(base / rel_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir():
+                if rel in touched:
+                    fill(rel)
+                elif any(rel == d or rel.startswith(d + "/") for d in _LINKED_DIRS):
+                    os.symlink(base / rel, into / rel)
+                elif any(f.startswith(rel + "/") for f in _LINKED_DIRS | AVAILABLE_FILES):
+                    fill(rel)
+            elif available(rel) and rel not in changed and entry.is_file():
+                os.symlink(base / rel, into / rel)
+
+    fill("")
+    for rel, text in changed.items():
+        if text is not None:
+            (into / rel).parent.mkdir(parents=True, exist_ok=True)
+            (into / rel).write_bytes(text.encode("utf-8", errors="surrogateescape"))
+
+
+_LINKED_DIRS = frozenset(d.rstrip("/") for d, _ in AVAILABLE_DIRS)
+
+
+def _parents(rel_dir: str) -> list[str]:
+    parts = rel_dir.split("/")
+    return ["/".join(parts[:k]) for k in range(1, len(parts))]
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename a finished directory into place; a concurrent run that got there first wins."""
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if not final.is_dir():
+            raise
+
+
+def _scan(root: Path) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime) of the made-available files under ``root``, sorted: one
+    scandir pass, since a directory tree is scanned on every open (3,200 files: about 30 ms)."""
+    found: list[tuple[str, int, int]] = []
+
+    def walk(directory: str, rel: str, suffixes: tuple[str, ...]) -> None:
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.is_dir():
+                walk(entry.path, f"{rel}{entry.name}/", suffixes)
+            elif entry.name.endswith(suffixes) and entry.is_file():
+                st = entry.stat()
+                found.append((rel + entry.name, st.st_size, st.st_mtime_ns))
+
+    for rel in AVAILABLE_FILES:
+        try:
+            st = (root / rel).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        found.append((rel, st.st_size, st.st_mtime_ns))
+    for top, suffixes in AVAILABLE_DIRS:
+        walk(str(root / top), top, suffixes)
+    found.sort()
+    return found
+
+
+def _available_files(root: Path) -> list[str]:
+    """The made-available files present under ``root``, sorted, as relative paths."""
+    return [rel for rel, _, _ in _scan(root)]
+
+
+def _dir_identity(root: Path) -> str:
+    """A digest of a directory tree's made-available files by (path, size, mtime): a user's
+    edit to mm/rmap.c gives a new key, and only stat calls are needed."""
+    h = hashlib.sha256(str(root.resolve()).encode())
+    for rel, size, mtime in _scan(root):
+        h.update(f"\0{rel}\0{size}\0{mtime}".encode())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Naming
+
+_MAKEVAR = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*(.*?)[ \t]*$",
+                      re.MULTILINE)
+
+
+def kernel_version(makefile_text: str) -> str | None:
+    """``KERNELVERSION`` as the top Makefile computes it, ``$(VERSION)$(if $(PATCHLEVEL),
+    .$(PATCHLEVEL)$(if $(SUBLEVEL),.$(SUBLEVEL)))$(EXTRAVERSION)``: 6.1.176, 6.13.0-rc2."""
+    head = makefile_text[:4096]
+    found: dict[str, str] = {}
+    for m in _MAKEVAR.finditer(head):
+        found.setdefault(m.group(1), m.group(2))
+    version = found.get("VERSION")
+    if not version:
+        return None
+    out = version
+    if found.get("PATCHLEVEL"):
+        out += "." + found["PATCHLEVEL"]
+        if found.get("SUBLEVEL"):
+            out += "." + found["SUBLEVEL"]
+    return out + found.get("EXTRAVERSION", "")
+
+
+def _makefile_version(root: Path, shown: Path) -> str:
+    try:
+        text = (root / "Makefile").read_text(errors="replace")
+    except FileNotFoundError:
+        raise TreeSpecError(f"{shown}: not a kernel source tree (no top-level Makefile)") \
+            from None
+    version = kernel_version(text)
+    if version is None:
+        raise TreeSpecError(f"{shown}: Makefile: no 'VERSION = N' line: not a kernel Makefile")
+    return version
+
+
+def _git_describe(root: Path) -> str | None:
+    """``git describe --tags --always`` of a git checkout, ``-dirty`` when files that are made
+    available differ from HEAD; None when ``root`` is not the top of a git checkout."""
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        return None
+    import subprocess
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
+    described = subprocess.run(["git", "-C", str(root), "describe", "--tags", "--always"],
+                               capture_output=True, text=True, env=env)
+    if described.returncode != 0 or not described.stdout.strip():
+        return None
+    paths = sorted(AVAILABLE_FILES) + [d for d, _ in AVAILABLE_DIRS]
+    status = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                             "--untracked-files=no", "--", *paths],
+                            capture_output=True, text=True, env=env)
+    dirty = "-dirty" if status.returncode == 0 and status.stdout.strip() else ""
+    return described.stdout.strip() + dirty
+
+
+# ---------------------------------------------------------------------------------------------
+# Tarballs
+
+def _tarball_sha256(path: Path) -> str:
+    """The sha256 of a tarball, remembered by (resolved path, size, mtime)."""
+    st = path.stat()
+    real = str(path.resolve())
+    memo = trees_dir() / "by-stat" / hashlib.sha256(real.encode()).hexdigest()
+    stamp = f"{st.st_size} {st.st_mtime_ns}"
+    try:
+        size_mtime, digest = memo.read_text().rsplit(" ", 1)
+        if size_mtime == stamp and len(digest) == 64:
+            return digest
+    except (FileNotFoundError, ValueError):
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    digest = h.hexdigest()
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(memo.name + f".{os.getpid()}")
+    tmp.write_text(f"{stamp} {digest}")
+    os.replace(tmp, memo)
+    return digest
+
+
+def _extracted(tarball: Path, digest: str) -> Path:
+    """The made-available files of ``tarball``, extracted once into trees/<sha256>/."""
+    final = trees_dir() / digest
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{digest[:16]}."))
+    try:
+        prefix = _tar_prefix(tarball)
+        if shutil.which("tar") is not None and _gnu_tar():
+            _extract_with_tar(tarball, prefix, tmp)
+        else:
+            _extract_with_tarfile(tarball, prefix, tmp)
+        if not (tmp / "Makefile").is_file() or not (tmp / "mm").is_dir():
+            raise TreeSpecError(f"{tarball}: not a kernel source tarball (no Makefile and mm/ "
+                                f"under {prefix or 'its top'})")
+        _publish(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _tar_prefix(tarball: Path) -> str:
+    """The directory every member is under (``linux-source-7.2/``), read from the first member."""
+    import tarfile
+    try:
+        with tarfile.open(tarball, "r|*") as tf:
+            first = tf.next()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise TreeSpecError(f"{tarball}: cannot read tarball: {e}") from None
+    if first is None:
+        raise TreeSpecError(f"{tarball}: empty tarball")
+    lead = "./" if first.name.startswith("./") else ""
+    name = first.name[len(lead):]
+    top = name.split("/", 1)[0]
+    if top in ("Makefile", "mm", "include", "") or (not first.isdir() and "/" not in name):
+        return lead
+    return f"{lead}{top}/"
+
+
+def _gnu_tar() -> bool:
+    import subprocess
+    out = subprocess.run(["tar", "--version"], capture_output=True, text=True)
+    return "GNU tar" in out.stdout
+
+
+def _extract_with_tar(tarball: Path, prefix: str, into: Path) -> None:
+    # One pass over the (single-stream, hence single-threaded) xz: 8-10 s for a whole kernel.
+    import subprocess
+    patterns = [prefix + f for f in sorted(AVAILABLE_FILES)]
+    patterns += [f"{prefix}{d}*{s}" for d, sfx in AVAILABLE_DIRS for s in sfx]
+    depth = prefix.count("/")
+    strip = [f"--strip-components={depth}"] if depth else []
+    result = subprocess.run(
+        ["tar", "-x", "-f", str(tarball), "-C", str(into), *strip, "--no-same-owner",
+         "--no-same-permissions", "--wildcards", "--wildcards-match-slash", "--ignore-failed-read",
+         *patterns], capture_output=True, text=True)
+    # Exit status 2 with "Not found in archive" is fine: e.g. spelling.txt appeared in 4.x.
+    errors = [line for line in result.stderr.splitlines()
+              if "Not found in archive" not in line and "Exiting with failure" not in line]
+    if result.returncode not in (0, 2) or errors:
+        raise TreeSpecError(f"{tarball}: cannot extract: "
+                            + (errors[0] if errors else f"tar exit status {result.returncode}"))
+
+
+def _extract_with_tarfile(tarball: Path, prefix: str, into: Path) -> None:
+    """Python's tarfile (several times slower than GNU tar): for systems without GNU tar."""
+    import tarfile
+    try:
+        with tarfile.open(tarball, "r|*") as tf:
+            for member in tf:
+                if not member.isfile() or not member.name.startswith(prefix):
+                    continue
+                rel = member.name[len(prefix):]
+                if not available(rel):
+                    continue
+                src = tf.extractfile(member)
+                assert src is not None
+                dst = into / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                with open(dst, "wb") as out:
+                    shutil.copyfileobj(src, out)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise TreeSpecError(f"{tarball}: cannot extract: {e}") from None
