@@ -211,3 +211,32 @@ def test_cluster(tmp_path: Path) -> None:
         here = cli(*args)
     assert on_cluster.exit_code == here.exit_code == 1, on_cluster.stderr
     assert on_cluster.stdout == here.stdout
+
+
+def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import anondiff.search.cli as search_cli
+    args = ["search", "-p", "split-counters", "--invariants", "--count", "128"]
+    r = cli(*args)
+    assert "tried" not in r.stderr and r.stderr.count("\n") == 1
+    monkeypatch.setattr(search_cli, "_terminal", lambda: True)
+    r = cli(*args)
+    assert "\rtried 64 " in r.stderr and "\rtried 128 " in r.stderr and "/s" in r.stderr
+    assert cli(*args, "--quiet").stderr == ""
+
+
+def test_time_budget() -> None:
+    r = cli("search", "-p", "split-counters", "--invariants", "--time", "0.5")
+    assert r.exit_code == 0
+    assert "nothing found (split-counters)" in r.stderr
+
+
+def test_a_policy_that_raises_is_trouble_naming_the_scenario(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from anondiff.policies.degree import Degree\n\n\n"
+                   "class Bad(Degree):\n    name = 'bad'\n\n"
+                   "    def anon_vma_fork(self, k, vma, pvma, ctx):\n"
+                   "        raise ValueError('oops')\n")
+    r = cli("search", "-p", str(bad), "-p", "degree", "--count", "64")
+    assert r.exit_code == 2
+    assert r.stderr.startswith("anondiff: scenario ") and "ValueError: oops" in r.stderr
+    assert r.stderr.count("\n") == 1

@@ -26,6 +26,11 @@ def _list(option: str, text: str | None, allowed: tuple[str, ...] | None) -> tup
     return items
 
 
+def _terminal() -> bool:
+    """Progress is for a person watching: only when stderr is a terminal."""
+    return sys.stderr.isatty()
+
+
 def _scenarios(n: int) -> str:
     return f"{n:,} scenario" + ("" if n == 1 else "s")
 
@@ -155,7 +160,7 @@ def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
     pols = [get(p) for p in policy_names]
     goal = Goal(tuple(absolute_spec(p) for p in policy_names), not invariants,
                 _list("--kinds", kinds, None), _list("--fields", fields, FIELDS), clean)
-    show = sys.stderr.isatty() and not quiet
+    show = _terminal() and not quiet
 
     def progress(state) -> None:  # type: ignore[no-untyped-def]
         if not show:

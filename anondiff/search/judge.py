@@ -133,8 +133,15 @@ class Judge:
         return min(firsts)[1]
 
     def keeps(self, sc: Scenario, target: str | None) -> Verdict | None:
-        """The verdict on ``sc`` if it is still a finding (with ``target`` in its signature)."""
-        v = self.judge(sc)
+        """The verdict on ``sc`` if it is still a finding (with ``target`` in its signature).
+
+        A shrinking candidate is not always a scenario a program could make (a VMA made
+        smaller under a later step's range, say): one that a policy cannot replay at all is
+        simply not kept."""
+        try:
+            v = self.judge(sc)
+        except Exception:
+            return None
         if v is None or not v.signature:
             return None
         if target is not None and target not in v.signature:

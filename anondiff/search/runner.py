@@ -16,11 +16,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol
 
+from ..errors import AnondiffError
 from ..policies import get
 from ..scenario import Scenario
 from .generate import Budget, generate
 from .judge import Judge, Signature
 from .shrink import shrink, size
+
+class SearchError(AnondiffError):
+    """A generated scenario that a policy cannot replay: a bug in a policy (a user's file, a
+    kernel tree) or in the generator; says which scenario, to reproduce it."""
+
 
 #: Scenarios per chunk.  Fixed (not derived from --jobs), so that results do not depend on it.
 CHUNK = 64
@@ -91,9 +97,16 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
     kinds_seen: set[Signature] = set()
     for i in range(chunk.start, chunk.stop):
         sc = generate(chunk.seed, i, chunk.budget)
-        v = judge.judge(sc)
+        try:
+            v = judge.judge(sc)
+        except AnondiffError:
+            raise
+        except Exception as e:
+            raise SearchError(f"scenario {i} of seed {chunk.seed}: replay failed: "
+                              f"{type(e).__name__}: {e}") from None
         if v is None:
-            raise RuntimeError(f"scenario {i} of seed {chunk.seed} does not replay")
+            raise SearchError(f"scenario {i} of seed {chunk.seed}: the generator made a step "
+                              "the engine refuses")
         if not v.signature:
             continue
         targets = [t for t in v.signature if t not in targeted] if chunk.all \
@@ -242,4 +255,5 @@ def absolute_spec(spec: str) -> str:
     return os.path.abspath(spec) if spec.endswith(".py") or os.path.isdir(spec) else spec
 
 
-__all__ = ["Goal", "Chunk", "Found", "search", "run_chunk", "size", "absolute_spec", "CHUNK"]
+__all__ = ["Goal", "Chunk", "Found", "SearchError", "search", "run_chunk", "size",
+           "absolute_spec", "CHUNK"]
