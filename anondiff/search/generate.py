@@ -15,8 +15,7 @@ the lineages anon_vma reuse needs), exit, write faults, mprotect, munmap, madvis
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from . import EVENTS, GENERATIONS, PROCESSES, STEPS, VMAS
 from ..scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Munmap,
@@ -65,13 +64,12 @@ class Budget:
             raise ValueError("no events")
 
 
-class Page(NamedTuple):
-    """One mapped page of the model."""
-
-    prot: frozenset[str]
-    dontcopy: bool
-    wipeonfork: bool
-    kind: str                         # "anon", "file" or "shared"
+#: One mapped page of the model, as bits: the protection's index in PROT_ORDER, then
+#: VM_DONTCOPY, VM_WIPEONFORK and the backing (anonymous, file, shared).
+PROT_MASK, DONTCOPY, WIPEONFORK = 0b11, 0b100, 0b1000
+ANON, FILE_BACKED, SHARED = 0, 0b10000, 0b100000
+PROT_ORDER = ("r", "rw", "rx")
+_PROT_INDEX = {PROTS[name]: i for i, name in enumerate(PROT_ORDER)}
 
 
 def _pick(r: random.Random, seq):  # type: ignore[no-untyped-def]
@@ -85,19 +83,27 @@ def rng_for(seed: int, index: int) -> random.Random:
     return random.Random((seed << 40) ^ index)
 
 
-@dataclass
 class _State:
-    r: random.Random
-    budget: Budget
-    space: dict[str, dict[int, Page]] = field(default_factory=dict)
-    generation: dict[str, int] = field(default_factory=dict)
-    born: list[str] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
-    serial: int = 0
+    __slots__ = ("r", "random", "budget", "space", "generation", "alive", "born", "steps",
+                 "serial")
+
+    def __init__(self, r: random.Random, budget: Budget) -> None:
+        self.r = r
+        self.random = r.random
+        self.budget = budget
+        self.space: dict[str, dict[int, int]] = {}     # process -> page -> bits
+        self.generation: dict[str, int] = {}
+        self.alive: list[str] = []                      # in creation order
+        self.born = 0
+        self.steps: list[Step] = []
+        self.serial = 0
 
     def fresh(self, prefix: str) -> str:
         self.serial += 1
         return f"{prefix}{self.serial}"
+
+
+_DECKS: dict[tuple[str, ...], list] = {}  # type: ignore[type-arg]
 
 
 def generate(seed: int, index: int, budget: Budget) -> Scenario:
@@ -105,13 +111,16 @@ def generate(seed: int, index: int, budget: Budget) -> Scenario:
     of which the kernel accepts."""
     st = _State(rng_for(seed, index), budget)
     processes = _layout(st)
-    n = 1 + int(st.r.random() * budget.steps)
-    deck = [_EVENT[e] for e in budget.events for _ in range(WEIGHTS[e])]
-    random_ = st.r.random
+    n = 1 + int(st.random() * budget.steps)
+    deck = _DECKS.get(budget.events)
+    if deck is None:
+        deck = _DECKS[budget.events] = [_EVENT[e] for e in budget.events
+                                        for _ in range(WEIGHTS[e])]
+    random_, size, steps = st.random, len(deck), st.steps
     tries = 0
-    while len(st.steps) < n and tries < 4 * n:
+    while len(steps) < n and tries < 4 * n:
         tries += 1
-        deck[int(random_() * len(deck))](st)
+        deck[int(random_() * size)](st)
     return Scenario(path="<search>", description="", processes=processes,
                     steps=tuple(st.steps), name="found")
 
@@ -128,7 +137,8 @@ def _layout(st: _State) -> tuple[ProcessSpec, ...]:
     for i, name in enumerate(names):
         st.space[name] = {}
         st.generation[name] = 0
-        st.born.append(name)
+        st.alive.append(name)
+        st.born += 1
         specs: list[VmaSpec] = []
         if i == 0 and r.random() < 0.5:
             # one faulted anonymous mapping, which mprotect will split: the thread's SRC1..SRCn
@@ -182,7 +192,7 @@ def _layout_vma(st: _State, process: str, label: str) -> VmaSpec | None:
     return spec
 
 
-def _room(space: dict[int, Page], start: int) -> int:
+def _room(space: dict[int, int], start: int) -> int:
     room = 0
     while start + room < BASE + WINDOW and start + room not in space:
         room += 1
@@ -200,64 +210,73 @@ def _vma_spec(st: _State, name: str, start: int, room: int) -> VmaSpec:
 
 
 def _map(st: _State, process: str, spec: VmaSpec) -> None:
-    page = Page(spec.prot, "dontcopy" in spec.flags, "wipeonfork" in spec.flags,
-                "shared" if spec.shared else "file" if spec.file is not None else "anon")
+    page = (_PROT_INDEX[spec.prot] | (DONTCOPY if "dontcopy" in spec.flags else 0)
+            | (WIPEONFORK if "wipeonfork" in spec.flags else 0)
+            | (SHARED if spec.shared else FILE_BACKED if spec.file is not None else ANON))
+    space = st.space[process]
     for p in range(spec.start >> PAGE_SHIFT, spec.end >> PAGE_SHIFT):
-        st.space[process][p] = page
+        space[p] = page
 
 
 # -- steps ---------------------------------------------------------------------------------------
 
 def _fork(st: _State) -> None:
-    budget = st.budget
-    if len(st.space) >= MAX_ALIVE or len(st.born) >= budget.processes:
+    budget, alive = st.budget, st.alive
+    if len(alive) >= MAX_ALIVE or st.born >= budget.processes:
         return
-    alive = [p for p in st.born if p in st.space]
     # the youngest half the time: deep lineages
-    parent = alive[-1] if st.r.random() < 0.5 else _pick(st.r, alive)
+    parent = alive[-1] if st.random() < 0.5 else alive[int(st.random() * len(alive))]
     if st.generation[parent] >= budget.generations:
         return
     child = st.fresh("p")
     st.generation[child] = st.generation[parent] + 1
-    st.born.append(child)
-    st.space[child] = {p: a for p, a in st.space[parent].items() if not a.dontcopy}
+    alive.append(child)
+    st.born += 1
+    st.space[child] = {p: a for p, a in st.space[parent].items() if not a & DONTCOPY}
     st.steps.append(Fork(parent, child))
-    if "exit" in budget.events and st.r.random() < 0.3:
+    if "exit" in budget.events and st.random() < 0.3:
         # a daemon's double fork: the parent's anon_vmas are left with no VMA and one child,
         # which is what the reuse at the next fork looks for (spec 3 and 7)
-        del st.space[parent]
-        st.steps.append(Exit(parent))
+        _gone(st, parent)
 
 
-def _exit(st: _State) -> None:
-    if len(st.space) < 2:
-        return
-    alive = [p for p in st.born if p in st.space]
-    # an older process more often: what is left behind is what the next fork reuses
-    process = alive[0] if st.r.random() < 0.3 else _pick(st.r, alive[:-1] or alive)
+def _gone(st: _State, process: str) -> None:
     del st.space[process]
+    st.alive.remove(process)
     st.steps.append(Exit(process))
 
 
+def _exit(st: _State) -> None:
+    alive = st.alive
+    if len(alive) < 2:
+        return
+    # an older process more often: what is left behind is what the next fork reuses
+    _gone(st, alive[0] if st.random() < 0.3 else alive[int(st.random() * (len(alive) - 1))])
+
+
 def _with_pages(st: _State) -> str | None:
-    alive = [p for p in st.born if p in st.space and st.space[p]]
-    return _pick(st.r, alive) if alive else None
+    alive = [p for p in st.alive if st.space[p]]
+    return alive[int(st.random() * len(alive))] if alive else None
+
+
+def _any_page(st: _State, space: dict[int, int]) -> int:
+    pages = sorted(space)
+    return pages[int(st.random() * len(pages))]
 
 
 def _write(st: _State) -> None:
     process = _with_pages(st)
     if process is None:
         return
-    page = _pick(st.r, sorted(st.space[process]))
+    page = _any_page(st, st.space[process])
     st.steps.append(Fault(process, None, (), addr=page << PAGE_SHIFT, kind="write"))
 
 
-def _mapped_range(st: _State, process: str) -> tuple[int, int]:
+def _mapped_range(st: _State, space: dict[int, int]) -> tuple[int, int]:
     """A short range of mapped pages with no hole (mprotect and madvise need one)."""
-    space = st.space[process]
-    start = _pick(st.r, sorted(space))
+    start = _any_page(st, space)
     end = start + 1
-    while end in space and st.r.random() < 0.6:
+    while end in space and st.random() < 0.6:
         end += 1
     return start, end
 
@@ -266,29 +285,33 @@ def _mprotect(st: _State) -> None:
     process = _with_pages(st)
     if process is None:
         return
-    start, end = _mapped_range(st, process)
-    prot = PROTS[_pick(st.r, _PROT_NAMES)]
     space = st.space[process]
+    start, end = _mapped_range(st, space)
+    i = int(st.random() * 3)
     for p in range(start, end):
-        space[p] = space[p]._replace(prot=prot)
-    st.steps.append(Mprotect(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT), prot))
+        space[p] = (space[p] & ~PROT_MASK) | i
+    st.steps.append(Mprotect(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                             PROTS[PROT_ORDER[i]]))
+
+
+_ADVICE_BITS = {"dontfork": (DONTCOPY, True), "dofork": (DONTCOPY, False),
+                "wipeonfork": (WIPEONFORK, True), "keeponfork": (WIPEONFORK, False)}
+_NOT_WIPE = ("dontfork", "dofork", "keeponfork")
 
 
 def _madvise(st: _State) -> None:
     process = _with_pages(st)
     if process is None:
         return
-    start, end = _mapped_range(st, process)
     space = st.space[process]
-    advice = list(ADVICE)
-    if any(space[p].kind != "anon" for p in range(start, end)):
-        advice.remove("wipeonfork")          # EINVAL on file or shared VMAs
-    choice = _pick(st.r, advice)
+    start, end = _mapped_range(st, space)
+    # MADV_WIPEONFORK is EINVAL on file or shared VMAs
+    advice = _NOT_WIPE if any(space[p] & (FILE_BACKED | SHARED) for p in range(start, end)) \
+        else ADVICE
+    choice = advice[int(st.random() * len(advice))]
+    bit, on = _ADVICE_BITS[choice]
     for p in range(start, end):
-        a = space[p]
-        space[p] = {"dontfork": a._replace(dontcopy=True), "dofork": a._replace(dontcopy=False),
-                    "wipeonfork": a._replace(wipeonfork=True),
-                    "keeponfork": a._replace(wipeonfork=False)}[choice]
+        space[p] = space[p] | bit if on else space[p] & ~bit
     st.steps.append(Madvise(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT), choice))
 
 
@@ -297,18 +320,18 @@ def _munmap(st: _State) -> None:
     if process is None:
         return
     space = st.space[process]
-    start = _pick(st.r, sorted(space))
-    end = min(start + _pick(st.r, (1, 1, 2, 3)), BASE + WINDOW)
+    start = _any_page(st, space)
+    end = min(start + (1, 1, 2, 3)[int(st.random() * 4)], BASE + WINDOW)
     for p in range(start, end):
         space.pop(p, None)
     st.steps.append(Munmap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT)))
 
 
 def _mmap(st: _State) -> None:
-    alive = [p for p in st.born if p in st.space and len(st.space[p]) < WINDOW]
+    alive = [p for p in st.alive if len(st.space[p]) < WINDOW]
     if not alive:
         return
-    process = _pick(st.r, alive)
+    process = alive[int(st.random() * len(alive))]
     space = st.space[process]
     free = [p for p in range(BASE, BASE + WINDOW) if p not in space]
     # next to a mapping more often than not: a merge candidate
