@@ -94,10 +94,11 @@ def _command(policies: tuple[str, ...], invariants: bool, kinds: str | None,
 @click.option("--vmas", type=int, default=VMAS, show_default=True,
               help="VMAs in the starting layout.")
 @click.option("--steps", type=int, default=STEPS, show_default=True,
-              help="Steps per scenario.")
+              help="Steps per scenario, at most.")
 @click.option("--generations", type=int, default=GENERATIONS, show_default=True,
               help="How deep forks go below a starting process.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Scenario i of a seed is the same everywhere.")
 @click.option("--count", type=int, help="Try this many scenarios (reproducible).")
 @click.option("--time", "seconds", type=float,
               help=f"Search this long (default without --count: {DEFAULT_SECONDS:g} s).")
