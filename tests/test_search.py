@@ -240,3 +240,22 @@ def test_a_policy_that_raises_is_trouble_naming_the_scenario(tmp_path: Path) -> 
     assert r.exit_code == 2
     assert r.stderr.startswith("anondiff: scenario ") and "ValueError: oops" in r.stderr
     assert r.stderr.count("\n") == 1
+
+
+def test_ctrl_c_ends_the_search_like_its_time_budget() -> None:
+    """Ctrl-C (SIGINT to the process group; the workers ignore it) stops the search and
+    reports what was tried, with the exit status of what was found."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "anondiff", "search", "-p", "split-counters",
+                          "--invariants", "--time", "60", "-j", "2"],
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert out == "" and "nothing found (split-counters; interrupted)" in err
+    assert err.count("\n") == 1

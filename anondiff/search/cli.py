@@ -188,6 +188,8 @@ def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
                   f"{len(f.raw.steps)} steps to {len(f.scenario.steps)}.")
         texts.append(write(f.scenario, v, judge, list(policy_names), origin))
     what = " vs ".join(p.name for p in pols) if not invariants else ", ".join(p.name for p in pols)
+    if state.interrupted:
+        what += "; interrupted"
     if not texts:
         if not quiet:
             click.echo(f"anondiff search: nothing found ({what}) in {_scenarios(state.tried)}, "

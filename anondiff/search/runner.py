@@ -141,6 +141,13 @@ class _InProcess:
         pass
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the main process, which stops the search and keeps what was
+    found (a worker's KeyboardInterrupt would only print a traceback and break the pool)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _pool(jobs: int):  # type: ignore[no-untyped-def]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -150,7 +157,7 @@ def _pool(jobs: int):  # type: ignore[no-untyped-def]
         ctx.set_forkserver_preload(["anondiff.search.runner"])
     else:  # pragma: no cover - not Linux
         ctx = multiprocessing.get_context()
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint)
 
 
 class _Cluster:
@@ -179,6 +186,7 @@ class Progress:
     tried: int = 0
     elapsed: float = 0.0
     found: list[Found] = field(default_factory=list)
+    interrupted: bool = False               # Ctrl-C ended it
 
     @property
     def rate(self) -> float:
@@ -199,55 +207,59 @@ def search(goal: Goal, budget: Budget, seed: int = 0, count: int | None = None,
            cluster: str | None = None,
            progress: Callable[[Progress], None] | None = None) -> Progress:
     """Search until ``count`` scenarios are tried or ``seconds`` have passed (at least one of
-    them), stopping at the first finding unless ``all_``.  The findings come back in the order
-    of their scenario index, one per signature."""
+    them), stopping at the first finding unless ``all_``, or at Ctrl-C.  The findings come
+    back in the order of their scenario index, one per signature."""
     if count is None and seconds is None:
         raise ValueError("a search needs a count or a time budget")
     judge_for(goal)                     # unknown policies fail here, not in a worker
-    t0 = time.perf_counter()
-    deadline = None if seconds is None else t0 + seconds
     state = Progress()
-    kinds: set[Signature] = set()
     executor = _Cluster(cluster) if cluster else _pool(jobs) if jobs > 1 else _InProcess()
-    in_flight = max(1, 2 * jobs) if not cluster else 64
     pending: list[Future[ChunkResult]] = []
-    chunks = _chunks(goal, budget, seed, count, all_)
     try:
-        done = False
-        while not done:
-            while len(pending) < in_flight and (deadline is None or time.perf_counter() < deadline):
-                chunk = next(chunks, None)
-                if chunk is None:
-                    break
-                pending.append(executor.submit(run_chunk, chunk))
-                if isinstance(executor, _InProcess):
-                    break
-            if not pending:
-                break
-            result = pending.pop(0).result()
-            state.tried += result.tried
-            for f in result.found:
-                if f.signature not in kinds:
-                    kinds.add(f.signature)
-                    state.found.append(f)
-            state.elapsed = time.perf_counter() - t0
-            if progress is not None:
-                progress(state)
-            if state.found and not all_:
-                done = True
-            if deadline is not None and time.perf_counter() >= deadline:
-                done = True
+        _collect(executor, 64 if cluster else 2 * jobs, _chunks(goal, budget, seed, count, all_),
+                 seconds, all_, state, pending, progress)
+    except KeyboardInterrupt:
+        state.interrupted = True
     finally:
         for fut in pending:
             fut.cancel()
-        if isinstance(executor, _InProcess):
-            pass
-        elif cluster:
+        if isinstance(executor, _Cluster):
             executor.shutdown()
-        else:
-            executor.shutdown(wait=True, cancel_futures=True)
-    state.elapsed = time.perf_counter() - t0
+        elif not isinstance(executor, _InProcess):
+            executor.shutdown(wait=not state.interrupted, cancel_futures=True)
     return state
+
+
+def _collect(executor: Executor, in_flight: int, chunks: Iterator[Chunk], seconds: float | None,
+             all_: bool, state: Progress, pending: list["Future[ChunkResult]"],
+             progress: Callable[[Progress], None] | None) -> None:
+    """Keep ``in_flight`` chunks submitted; take their results in chunk order."""
+    t0 = time.perf_counter()
+    deadline = None if seconds is None else t0 + seconds
+    kinds: set[Signature] = set()
+    while True:
+        while len(pending) < in_flight and (deadline is None or time.perf_counter() < deadline):
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            pending.append(executor.submit(run_chunk, chunk))
+            if isinstance(executor, _InProcess):
+                break                       # it ran already: look at it before the next
+        if not pending:
+            break
+        result = pending.pop(0).result()
+        state.tried += result.tried
+        for f in result.found:
+            if f.signature not in kinds:
+                kinds.add(f.signature)
+                state.found.append(f)
+        state.elapsed = time.perf_counter() - t0
+        if progress is not None:
+            progress(state)
+        if state.found and not all_:
+            break
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
 
 
 def absolute_spec(spec: str) -> str:
