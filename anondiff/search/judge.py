@@ -9,9 +9,12 @@ kind of the finding, which is what makes two findings of ``--all`` distinct.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
+from typing import Iterable, Iterator
 
 from . import FIELDS
 from ..diff import SnapshotDiff, compare_topologies
+from .. import engine
 from ..engine import replay
 from ..errors import ReplayError
 from ..policies.base import Policy
@@ -100,6 +103,30 @@ class Judge:
         if reps is None:
             return None
         return self.verdict(reps)
+
+    def judge_all(self, scenarios: Iterable[Scenario]) -> Iterator[tuple[Scenario, Verdict]]:
+        """Each scenario with its verdict: the search's hot loop, through the engine's batch
+        API when it has one (:func:`anondiff.engine.replay_many`: policies resolved once, the
+        garbage collector run once per batch).  Scenarios must replay (generated ones do)."""
+        many = getattr(engine, "replay_many", None)
+        if many is None:
+            for sc in scenarios:
+                yield sc, self.verdict(tuple(replay(sc, p) for p in self.policies))
+            return
+        fed: list[Scenario] = []
+
+        def feed() -> Iterator[Scenario]:
+            for sc in scenarios:
+                fed.append(sc)
+                yield sc
+
+        reps = many(feed(), self.policies, snapshots=False)
+        n = len(self.policies)
+        while True:
+            group = tuple(islice(reps, n))
+            if not group:
+                return
+            yield fed.pop(0), self.verdict(group)
 
     def verdict(self, reps: tuple[Replay, ...]) -> Verdict:
         if self.difference:

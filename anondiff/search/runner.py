@@ -95,18 +95,20 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
     found: list[Found] = []
     targeted: set[str] = set()
     kinds_seen: set[Signature] = set()
-    for i in range(chunk.start, chunk.stop):
-        sc = generate(chunk.seed, i, chunk.budget)
+    verdicts = judge.judge_all(generate(chunk.seed, i, chunk.budget)
+                               for i in range(chunk.start, chunk.stop))
+    i = chunk.start - 1
+    while True:
+        i += 1
         try:
-            v = judge.judge(sc)
-        except AnondiffError:
-            raise
+            sc, v = next(verdicts)
+        except StopIteration:
+            break
+        except AnondiffError as e:
+            raise SearchError(f"scenario {i} of seed {chunk.seed}: {e}") from None
         except Exception as e:
             raise SearchError(f"scenario {i} of seed {chunk.seed}: replay failed: "
                               f"{type(e).__name__}: {e}") from None
-        if v is None:
-            raise SearchError(f"scenario {i} of seed {chunk.seed}: the generator made a step "
-                              "the engine refuses")
         if not v.signature:
             continue
         targets = [t for t in v.signature if t not in targeted] if chunk.all \
