@@ -284,3 +284,9 @@ def test_batch_replays_give_the_same_search(monkeypatch: pytest.MonkeyPatch) -> 
     assert plain_run.found and [(f.index, f.scenario) for f in batched.found] == \
         [(f.index, f.scenario) for f in plain_run.found]
     assert batched.tried == plain_run.tried
+
+
+def test_fields_limit_what_counts_as_a_difference(tmp_path: Path) -> None:
+    path, text = found(tmp_path, "-p", "v1", "-p", "v2", "--fields", "sharing", "--count", "256")
+    assert "\n  Kind: sharing.  " in text
+    checks(path)
