@@ -1,17 +1,33 @@
 """``anondiff search``: the click command (parse, call :func:`runner.search`, write, exit)."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
+from typing import Any, Callable
 
 import click
 
-from ..cli import EXIT_DIFFERENT, EXIT_SAME, Trouble, _guard, _write
 from . import EVENTS, FIELDS, GENERATIONS, PROCESSES, STEPS, VMAS
 
 #: Without --count or --time, a search runs this long.
 DEFAULT_SECONDS = 60.0
+
+
+def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
+    """anondiff.cli's _guard (errors as one line, exit 2), looked up when the command runs:
+    anondiff.cli imports this module to register the command."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from ..cli import _guard
+        return _guard(fn)(*args, **kwargs)
+    return wrapper
+
+
+def _trouble(message: str) -> Exception:
+    from ..cli import Trouble
+    return Trouble(message)
 
 
 def _list(option: str, text: str | None, allowed: tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -19,10 +35,10 @@ def _list(option: str, text: str | None, allowed: tuple[str, ...] | None) -> tup
         return None
     items = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
     if not items:
-        raise Trouble(f"{option}: expected a comma-separated list")
+        raise _trouble(f"{option}: expected a comma-separated list")
     for x in items:
         if allowed is not None and x not in allowed:
-            raise Trouble(f"{option}: unknown value {x!r} (must be one of {list(allowed)})")
+            raise _trouble(f"{option}: unknown value {x!r} (must be one of {list(allowed)})")
     return items
 
 
@@ -110,7 +126,7 @@ def _command(policies: tuple[str, ...], invariants: bool, kinds: str | None,
 @click.option("--output", "-o", default="-", show_default=True,
               help="File, or directory; '-' is stdout.  With --all: numbered files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary on stderr.")
-@_guard
+@_guarded
 def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
            fields: str | None, clean: bool, events: str, processes: int, vmas: int, steps: int,
            generations: int, seed: int, count: int | None, seconds: float | None, jobs: int,
@@ -118,6 +134,7 @@ def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
     """Find the smallest scenario where two policies differ, or (--invariants) where a policy
     breaks an invariant; write it as a scenario file.  Exit 0 nothing found, 1 found, 2
     trouble."""
+    from ..cli import EXIT_DIFFERENT, EXIT_SAME, _write
     from ..policies import get
     from .generate import Budget
     from .runner import Goal, absolute_spec
@@ -125,27 +142,27 @@ def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
     from .writer import write
 
     if invariants and clean:
-        raise Trouble("--clean is for differences, not with --invariants")
+        raise _trouble("--clean is for differences, not with --invariants")
     if invariants and fields:
-        raise Trouble("--fields is for differences, not with --invariants")
+        raise _trouble("--fields is for differences, not with --invariants")
     if kinds and not invariants:
-        raise Trouble("--kinds needs --invariants")
+        raise _trouble("--kinds needs --invariants")
     if not invariants and len(policy_names) != 2:
-        raise Trouble(f"a difference needs two policies (-p A -p B), got {len(policy_names)}")
+        raise _trouble(f"a difference needs two policies (-p A -p B), got {len(policy_names)}")
     for name, value in (("--count", count), ("--jobs", jobs)):
         if value is not None and value < 1:
-            raise Trouble(f"{name} {value}: must be at least 1")
+            raise _trouble(f"{name} {value}: must be at least 1")
     if seconds is not None and seconds <= 0:
-        raise Trouble(f"--time {seconds:g}: must be more than 0")
+        raise _trouble(f"--time {seconds:g}: must be more than 0")
     if seed < 0:
-        raise Trouble(f"--seed {seed}: must be at least 0")
+        raise _trouble(f"--seed {seed}: must be at least 0")
     try:
         chosen = _list("--events", events, EVENTS) or ()
         # in the canonical order: the same events, the same scenarios
         budget = Budget(processes, vmas, steps, generations,
                         tuple(e for e in EVENTS if e in chosen))
     except ValueError as e:
-        raise Trouble(f"budget: {e}") from None
+        raise _trouble(f"budget: {e}") from None
     if count is None and seconds is None:
         seconds = DEFAULT_SECONDS
     if output != "-":
@@ -154,10 +171,10 @@ def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
             try:
                 os.makedirs(output, exist_ok=True)
             except OSError as e:
-                raise Trouble(f"{output}: cannot make the directory: {e.strerror}") from None
+                raise _trouble(f"{output}: cannot make the directory: {e.strerror}") from None
         parent = output if os.path.isdir(output) else os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(parent):
-            raise Trouble(f"{output}: no such directory: {parent}")
+            raise _trouble(f"{output}: no such directory: {parent}")
     pols = [get(p) for p in policy_names]
     goal = Goal(tuple(absolute_spec(p) for p in policy_names), not invariants,
                 _list("--kinds", kinds, None), _list("--fields", fields, FIELDS), clean)

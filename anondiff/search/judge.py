@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Iterable, Iterator
 
-from . import FIELDS
 from ..diff import SnapshotDiff, compare_topologies
 from .. import engine
 from ..engine import replay
@@ -74,7 +73,7 @@ class Judge:
 
     ``difference``: two policies, a finding is any difference ``compare`` shows.  Otherwise a
     finding is an invariant finding under any of the policies (of ``kinds`` when given).
-    A difference counts only in ``fields`` (of :data:`FIELDS`), when given, and with
+    A difference counts only in ``fields`` (of :data:`anondiff.search.FIELDS`), when given, and with
     ``clean`` only when neither policy reports a finding (a pure topology difference, what the
     seed thread argued about).
     """

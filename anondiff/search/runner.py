@@ -21,7 +21,7 @@ from ..policies import get
 from ..scenario import Scenario
 from .generate import Budget, generate
 from .judge import Judge, Signature
-from .shrink import shrink, size
+from .shrink import shrink
 
 class SearchError(AnondiffError):
     """A generated scenario that a policy cannot replay: a bug in a policy (a user's file, a
@@ -269,5 +269,5 @@ def absolute_spec(spec: str) -> str:
     return os.path.abspath(spec) if spec.endswith(".py") or os.path.isdir(spec) else spec
 
 
-__all__ = ["Goal", "Chunk", "Found", "SearchError", "search", "run_chunk", "size",
-           "absolute_spec", "CHUNK"]
+__all__ = ["Goal", "Chunk", "Found", "SearchError", "search", "run_chunk", "absolute_spec",
+           "CHUNK"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 from ..scenario import (PAGE_SHIFT, Fault, Fork, Madvise, Mmap, Mprotect, Munmap,
-                        ProcessSpec, Scenario, Step, Target, VmaSpec)
+                        Scenario, Step, Target, VmaSpec)
 from .generate import PROTS
 from .judge import Judge, Verdict
 
