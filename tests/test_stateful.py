@@ -315,9 +315,11 @@ def finding_kinds(topo: Topology) -> set[str]:
     return {f.kind for f in topo.findings}
 
 
-def renamed(topo: Topology, policy: str, transient: int) -> Topology:
-    """The topology as another policy's: its name, and the count of anon_vmas allocated and
-    freed unlinked (the 2026 fork preallocates; nothing else sees them)."""
+def renamed(topo: Topology, policy: str, transient: int | None = None) -> Topology:
+    """The topology as another policy's: its name, and (``transient`` given) the count of
+    anon_vmas allocated and freed unlinked (the 2026 fork preallocates; nothing else sees them)."""
+    if transient is None:
+        return topo._replace(policy=policy)
     return topo._replace(policy=policy, transient_anon_vmas=transient)
 
 
