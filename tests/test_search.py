@@ -290,3 +290,17 @@ def test_fields_limit_what_counts_as_a_difference(tmp_path: Path) -> None:
     path, text = found(tmp_path, "-p", "v1", "-p", "v2", "--fields", "sharing", "--count", "256")
     assert "\n  Kind: sharing.  " in text
     checks(path)
+
+
+def test_kernel_tree_policies(tmp_path: Path) -> None:
+    """A compiled kernel tree is a policy like any other: Debian's 6.1 agrees with v6.1 on
+    these scenarios and differs from degree (commit 2555283eb40d); the found file names the
+    tree under policies: and passes run --check."""
+    from tests.test_ktree_equivalence import tarball, tree_policy
+    tree_policy("6.1")                       # skips, saying why, without gcc or the tarball
+    tree = str(tarball("6.1"))
+    same = cli("search", "-p", tree, "-p", "v6.1", "--count", "64")
+    assert same.exit_code == 0, same.stderr
+    path, text = found(tmp_path, "-p", tree, "-p", "degree", "--count", "64")
+    assert f"policies: [{tree}, degree]" in text
+    checks(path)

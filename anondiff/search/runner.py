@@ -265,8 +265,15 @@ def _collect(executor: Executor, in_flight: int, chunks: Iterator[Chunk], second
 
 
 def absolute_spec(spec: str) -> str:
-    """A policy given by path, made absolute for worker processes (names stay names)."""
-    return os.path.abspath(spec) if spec.endswith(".py") or os.path.isdir(spec) else spec
+    """A policy given by path (a .py file, a kernel tree or tarball, with ``+patch`` parts),
+    made absolute for workers that do not share the current directory; names stay names."""
+    if spec.endswith(".py"):
+        return os.path.abspath(os.path.expanduser(spec))
+    from ..ktree.source import parse_spec
+    tree = parse_spec(spec)
+    if tree is None:
+        return spec
+    return "+".join(str(p.absolute()) for p in (tree.tree,) + tree.patches)
 
 
 __all__ = ["Goal", "Chunk", "Found", "SearchError", "search", "run_chunk", "absolute_spec",
