@@ -261,29 +261,16 @@ def test_ctrl_c_ends_the_search_like_its_time_budget() -> None:
     assert err.count("\n") == 1
 
 
-def test_batch_replays_give_the_same_search(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the engine's batch API (replay_many: for each scenario, each policy in order) the
-    search pairs every scenario with its own replays: the same result as one replay at a time."""
-    import anondiff.engine as engine
-    import anondiff.search.runner as runner
-    goal = Goal(("v1", "v2"), True, clean=True)
-    budget = Budget(events=("fork", "exit", "write", "mprotect"))
-    plain_run = search(goal, budget, seed=3, count=200)
-    calls = []
-
-    def replay_many(scenarios, policies, snapshots=True):  # type: ignore[no-untyped-def]
-        calls.append(snapshots)
-        for sc in scenarios:
-            for p in policies:
-                yield engine.replay(sc, p)
-
-    monkeypatch.setattr(engine, "replay_many", replay_many, raising=False)
-    monkeypatch.setattr(runner, "_JUDGES", {})
-    batched = search(goal, budget, seed=3, count=200)
-    assert calls and calls[0] is False
-    assert plain_run.found and [(f.index, f.scenario) for f in batched.found] == \
-        [(f.index, f.scenario) for f in plain_run.found]
-    assert batched.tried == plain_run.tried
+def test_batch_replays_pair_each_scenario_with_its_own() -> None:
+    """The hot loop replays through engine.replay_many (for each scenario, each policy in
+    order): every scenario gets the verdict a replay of it alone gives."""
+    judge = Judge([get("v1"), get("v2")], difference=True)
+    scenarios = [generate(5, i, Budget()) for i in range(48)]
+    batched = list(judge.judge_all(iter(scenarios)))
+    assert [sc for sc, _ in batched] == scenarios
+    alone = [judge.judge(sc) for sc in scenarios]
+    assert [v.signature for _, v in batched] == [v.signature for v in alone]
+    assert any(v.signature for v in alone) and not all(v.signature for v in alone)
 
 
 def test_fields_limit_what_counts_as_a_difference(tmp_path: Path) -> None:

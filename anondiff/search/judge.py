@@ -13,8 +13,7 @@ from itertools import islice
 from typing import Iterable, Iterator
 
 from ..diff import SnapshotDiff, compare_topologies
-from .. import engine
-from ..engine import replay
+from ..engine import replay, replay_many
 from ..errors import ReplayError
 from ..policies.base import Policy
 from ..scenario import Scenario
@@ -89,29 +88,24 @@ class Judge:
         self.fields = fields
         self.clean = clean
 
-    def replays(self, sc: Scenario) -> tuple[Replay, ...] | None:
+    def replays(self, sc: Scenario, snapshots: bool = True) -> tuple[Replay, ...] | None:
         """The replays, or None when a step cannot be replayed (a shrinking candidate that
         lost the step making a process or a mapping)."""
         try:
-            return tuple(replay(sc, p) for p in self.policies)
+            return tuple(replay(sc, p, snapshots=snapshots) for p in self.policies)
         except ReplayError:
             return None
 
     def judge(self, sc: Scenario) -> Verdict | None:
-        reps = self.replays(sc)
+        reps = self.replays(sc, snapshots=False)
         if reps is None:
             return None
         return self.verdict(reps)
 
     def judge_all(self, scenarios: Iterable[Scenario]) -> Iterator[tuple[Scenario, Verdict]]:
         """Each scenario with its verdict: the search's hot loop, through the engine's batch
-        API when it has one (:func:`anondiff.engine.replay_many`: policies resolved once, the
-        garbage collector run once per batch).  Scenarios must replay (generated ones do)."""
-        many = getattr(engine, "replay_many", None)
-        if many is None:
-            for sc in scenarios:
-                yield sc, self.verdict(tuple(replay(sc, p) for p in self.policies))
-            return
+        API (:func:`anondiff.engine.replay_many`: policies resolved once, the garbage collector
+        run once per batch).  Scenarios must replay (generated ones do)."""
         fed: list[Scenario] = []
 
         def feed() -> Iterator[Scenario]:
@@ -119,7 +113,7 @@ class Judge:
                 fed.append(sc)
                 yield sc
 
-        reps = many(feed(), self.policies, snapshots=False)
+        reps = replay_many(feed(), self.policies, snapshots=False)
         n = len(self.policies)
         while True:
             group = tuple(islice(reps, n))
