@@ -41,16 +41,16 @@ from anondiff.kernel.fork import ABSENT
 from anondiff.policies import get, names
 from anondiff.policies.base import Policy
 from anondiff.policies.eras import ERA_VARIANTS
-from anondiff.scenario import (ADVICE, PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Exit, Fault, Fork,
-                               Madvise, Mmap, Mprotect, Munmap, ProcessSpec, Scenario, Snapshot,
-                               Step, Target, VmaSpec, load, loads)
+from anondiff.scenario import (ADVICE, MREMAP_FLAGS, PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Brk, Exit,
+                               Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap, ProcessSpec,
+                               Scenario, Snapshot, Step, Target, VmaSpec, load, loads)
 from anondiff.topology import Replay, Topology, VmaView
 
 ROOT = Path(__file__).parent.parent
 ORDERED_POLICY_FILE = ROOT / "docs" / "examples" / "clone_rework_2026_ordered.py"
 
 #: Correct in the kernel's history for these operations: no invariant finding, no kernel event.
-CORRECT = ("always-new", "split-counters", "v6.1", "clone-rework-2026", "mirror-parent")
+CORRECT = ("always-new", "split-counters", "v6.1", "v6.12", "clone-rework-2026", "mirror-parent")
 #: degree < 2 is ambiguous (spec 7.1, CVE-2022-42703): a double reuse gives two VMAs of one mm
 #: the same anon_vma with different chains (I3), a merge then drops a chain (I6) and the dropped
 #: anon_vma can be freed under a mapped page (I6-UAF).  Nothing else may break: reuse only picks
@@ -92,6 +92,9 @@ class PageAttr:
     flags: frozenset[str]             # dontcopy, wipeonfork, account (VM_ACCOUNT)
     file: str | None
     shared: bool
+    #: vm_pgoff - (vm_start >> PAGE_SHIFT) of the VMA mapping it: 0 until mremap moves a VMA
+    #: that keeps its pgoff (faulted, file or shared)
+    delta: int = 0
 
     @property
     def anon_private(self) -> bool:
@@ -161,6 +164,20 @@ def _step(s: Step) -> str:
         return f"mmap: {s.process}, {_vma(s.vma)}"
     if isinstance(s, Snapshot):
         return f"snapshot: {s.label}"
+    if isinstance(s, Brk):
+        return f"brk: {s.process}, from: {s.start:#x}, to: {s.end:#x}" + (
+            f", name: {s.name}" if s.name is not None else "")
+    if isinstance(s, Mremap):
+        out = f"mremap: {_target(s.target)}"
+        if s.new_pages is not None:
+            out += f", new_pages: {s.new_pages}"
+        if s.flags:
+            out += f", flags: [{', '.join(f for f in MREMAP_FLAGS if f in s.flags)}]"
+        if s.to is not None:
+            out += f", to: {s.to:#x}"
+        if s.name is not None:
+            out += f", name: {s.name}"
+        return out
     raise TypeError(f"not a step the machine makes: {s!r}")
 
 
@@ -197,7 +214,8 @@ def model_layout(topo: Topology) -> dict[str, Space]:
         space: Space = {}
         for v in p.vmas:
             attr = PageAttr(frozenset(v.prot), frozenset(v.flags) - {"file", "shared"},
-                            FILE if "file" in v.flags else None, "shared" in v.flags)
+                            FILE if "file" in v.flags else None, "shared" in v.flags,
+                            v.pgoff - (v.start >> PAGE_SHIFT))
             for page in range(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT):
                 space[page] = attr
         out[p.name] = space
@@ -225,10 +243,8 @@ def structure_problems(topo: Topology) -> list[str]:
             if v.start < prev_end:
                 problems.append(f"{ref}: overlaps or is out of order")
             prev_end = v.end
-            # anonymous VMAs get vm_pgoff = addr >> PAGE_SHIFT, file ones are modelled mapped
-            # at the file offset equal to their address: every piece stays linear
-            if v.pgoff != v.start >> PAGE_SHIFT:
-                problems.append(f"{ref}: pgoff {v.pgoff:#x} for start {v.start:#x}")
+            # (vm_pgoff is checked against the page model: mremap moves it away from the
+            # address, see PageAttr.delta)
             if len(set(v.chain)) != len(v.chain):
                 problems.append(f"{ref}: chain {v.chain} links an anon_vma twice")
             for name in v.chain:
@@ -315,9 +331,11 @@ def finding_kinds(topo: Topology) -> set[str]:
     return {f.kind for f in topo.findings}
 
 
-def renamed(topo: Topology, policy: str, transient: int) -> Topology:
-    """The topology as another policy's: its name, and the count of anon_vmas allocated and
-    freed unlinked (the 2026 fork preallocates; nothing else sees them)."""
+def renamed(topo: Topology, policy: str, transient: int | None = None) -> Topology:
+    """The topology as another policy's: its name, and (``transient`` given) the count of
+    anon_vmas allocated and freed unlinked (the 2026 fork preallocates; nothing else sees them)."""
+    if transient is None:
+        return topo._replace(policy=policy)
     return topo._replace(policy=policy, transient_anon_vmas=transient)
 
 
@@ -341,14 +359,16 @@ class Steps(RuleBasedStateMachine):
         #: written anonymous pages of each process, for eras with VM_WIPEONFORK (True: a wiped
         #: VMA's pages are not copied at fork) and for those without (False: copied like any)
         self.anon: dict[bool, dict[str, set[int]]] = {True: {}, False: {}}
-        #: pages whose VM_ACCOUNT mprotect() cleared in kernels from v6.7 (commit 9b9143298585:
-        #: an anonymous VMA with no anon_vma made non-writable); older eras keep it
-        self.unaccounted: dict[str, set[int]] = {}
         self.used_process_names: set[str] = set()
         self.born: dict[str, int] = {}      # process -> creation order
         self.serial = 0
         self.replays: dict[str, Replay] = {}
         self.by_name = self.policies()       # name -> Policy, one instance per machine
+        #: policy -> process -> pages whose VM_ACCOUNT mprotect() cleared, in the eras from v6.7
+        #: (commit 9b9143298585: an anonymous VMA with no anon_vma made non-writable); whether
+        #: the VMA had an anon_vma depends on the policy's merges, so each keeps its own
+        self.unaccounted: dict[str, dict[str, set[int]]] = {
+            name: {} for name, p in self.by_name.items() if p.mprotect_unaccounts_unfaulted}
 
     @classmethod
     def policies(cls) -> dict[str, Policy]:
@@ -466,7 +486,8 @@ class Steps(RuleBasedStateMachine):
     def map_pages(self, process: str, v: VmaSpec) -> None:
         for page in range(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT):
             self.space[process][page] = self.attr(v)
-            self.unaccounted.setdefault(process, set()).discard(page)
+            for era in self.unaccounted.values():
+                era.setdefault(process, set()).discard(page)
 
     def write(self, process: str, pages: list[int]) -> None:
         """Write faults on pages of one VMA: anonymous pages, unless the mapping is shared
@@ -479,13 +500,15 @@ class Steps(RuleBasedStateMachine):
     def unmap(self, process: str, start: int, end: int) -> None:
         for page in range(start, end):
             self.space[process].pop(page, None)
-            self.unaccounted[process].discard(page)
+            for era in self.unaccounted.values():
+                era[process].discard(page)
             for anon in self.anon.values():
                 anon[process].discard(page)
 
     def gone(self, process: str) -> None:
         del self.space[process]
-        del self.unaccounted[process]
+        for era in self.unaccounted.values():
+            del era[process]
         for anon in self.anon.values():
             del anon[process]
 
@@ -503,7 +526,8 @@ class Steps(RuleBasedStateMachine):
             self.used_process_names.add(name)
             self.born[name] = len(self.born)
             self.space[name] = {}
-            self.unaccounted[name] = set()
+            for era in self.unaccounted.values():
+                era[name] = set()
             for anon in self.anon.values():
                 anon[name] = set()
             specs: list[VmaSpec] = []
@@ -553,8 +577,8 @@ class Steps(RuleBasedStateMachine):
         space = self.space[parent]
         self.space[child] = {page: attr for page, attr in space.items()
                              if "dontcopy" not in attr.flags}
-        self.unaccounted[child] = {page for page in self.unaccounted[parent]
-                                   if page in self.space[child]}
+        for era in self.unaccounted.values():
+            era[child] = {page for page in era[parent] if page in self.space[child]}
         for wipe, anon in self.anon.items():
             # copy_page_range(): not for VM_DONTCOPY (no child VMA) nor, once the flag exists
             # (v4.14), for VM_WIPEONFORK
@@ -625,18 +649,23 @@ class Steps(RuleBasedStateMachine):
             flags = a.flags | {"account"} if "write" in prot and not a.shared else a.flags
             return dataclasses.replace(a, prot=prot, flags=flags)
 
-        # v6.7+ (commit 9b9143298585): made non-writable while it has no anon_vma (as the
-        # reference, a v6.7+ policy, has it before this step), an anonymous VMA loses VM_ACCOUNT
-        unaccounted = self.unaccounted[process]
-        for v in self.vmas(process):
-            for page in range(max(start, v.start >> PAGE_SHIFT), min(end, v.end >> PAGE_SHIFT)):
-                a = self.space[process][page]
-                if a.prot == prot:
-                    continue
-                if "write" in prot:
-                    unaccounted.discard(page)
-                elif a.anon_private and "account" in a.flags and v.anon_vma is None:
-                    unaccounted.add(page)
+        # v6.7+ (commit 9b9143298585): made non-writable while it has no anon_vma (as that
+        # policy has it before this step), an anonymous VMA loses VM_ACCOUNT
+        for name, era in self.unaccounted.items():
+            topo = self.replays[name].final
+            if topo.crashed:
+                continue
+            unaccounted = era[process]
+            for v in topo.process(process).vmas:
+                for page in range(max(start, v.start >> PAGE_SHIFT),
+                                  min(end, v.end >> PAGE_SHIFT)):
+                    a = self.space[process][page]
+                    if a.prot == prot:
+                        continue
+                    if "write" in prot:
+                        unaccounted.discard(page)
+                    elif a.anon_private and "account" in a.flags and v.anon_vma is None:
+                        unaccounted.add(page)
         self.change(process, start, end, mprotect)
         self.apply(Mprotect(target, prot))
 
@@ -676,6 +705,119 @@ class Steps(RuleBasedStateMachine):
         self.map_pages(process, spec)
         self.apply(Mmap(process, spec))
 
+    @precondition(has_vmas)
+    @rule(data=st.data())
+    def mremap(self, data: st.DataObject) -> None:
+        """Part of one VMA moved (MREMAP_FIXED, over whatever is there, or MAYMOVE to a free
+        place), grown in place or shrunk.  Only where every policy sees the range inside one
+        VMA with the same "has an anon_vma" (merges differ between policies, and an unfaulted
+        anonymous VMA takes the pgoff of its new place): otherwise the step is skipped.
+        (MREMAP_DONTUNMAP is left out: it does not exist before v5.7.)"""
+        process = data.draw(st.sampled_from(self.with_vmas()), label="process")
+        vmas = self.vmas(process)
+        vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
+        lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
+        start = lo + data.draw(st.integers(0, hi - lo - 1), label="skip")
+        end = hi - data.draw(st.integers(0, hi - start - 1), label="leave")
+        homes = []
+        for topo in self.live_topologies():
+            home = next((v for v in topo.process(process).vmas
+                         if v.start >> PAGE_SHIFT <= start < v.end >> PAGE_SHIFT), None)
+            if home is None or home.end >> PAGE_SHIFT < end:
+                return
+            homes.append(home)
+        if len({h.anon_vma is None for h in homes}) != 1:
+            return
+        space = self.space[process]
+        attr = space[start]
+        old_len = end - start
+        how = data.draw(st.sampled_from(["move", "grow", "shrink"]), label="how")
+        if how == "shrink" and old_len == 1:
+            how = "move"
+        if how == "shrink":
+            new_len = old_len - data.draw(st.integers(1, old_len - 1), label="by")
+            self.unmap(process, start + new_len, end)
+            self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                              new_len))
+            return
+        new_len = old_len
+        if how == "grow":
+            new_len += data.draw(st.integers(1, 3), label="by")
+            free = all(p not in space for p in range(end, start + new_len))
+            at_end = {h.end >> PAGE_SHIFT == end for h in homes}
+            if free and len(at_end) != 1:
+                return          # some policies would grow it in place, others move it
+            if free and at_end == {True}:
+                if start + new_len > BASE + WINDOW:
+                    return      # it would grow in place, out of the window
+                for p in range(end, start + new_len):
+                    space[p] = attr
+                if end - 1 in self.unaccounted[process]:
+                    self.unaccounted[process].update(range(end, start + new_len))
+                self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                                  new_len))
+                return
+        # the same size moves only with MREMAP_FIXED; a growth that cannot happen in place
+        # moves to where get_unmapped_area() would put it, or where MREMAP_FIXED says
+        fixed = how == "move" or data.draw(st.booleans(), label="fixed")
+        places = [t for t in range(BASE, BASE + WINDOW - new_len + 1)
+                  if (t + new_len <= start or t >= end)
+                  and (fixed or all(p not in space for p in range(t, t + new_len)))]
+        if not places:
+            return
+        to = places[data.draw(st.integers(0, len(places) - 1), label="to")]
+        # copy_vma(): an unfaulted anonymous VMA takes the pgoff of its new place
+        if homes[0].anon_vma is None and attr.file is None and not attr.shared:
+            moved = dataclasses.replace(attr, delta=0)
+        else:
+            moved = dataclasses.replace(attr, delta=attr.delta - (to - start))
+        self.unmap(process, to, to + new_len)
+        for pages in [anon[process] for anon in self.anon.values()] + [self.unaccounted[process]]:
+            carried = {p for p in pages if start <= p < end}
+            pages -= carried
+            pages |= {p - start + to for p in carried}
+        if new_len > old_len and to + old_len - 1 in self.unaccounted[process]:
+            self.unaccounted[process].update(range(to + old_len, to + new_len))
+        for p in range(start, end):
+            space.pop(p)
+        for p in range(to, to + new_len):
+            space[p] = moved
+        flags = frozenset({"maymove", "fixed"} if fixed else {"maymove"})
+        self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                          None if new_len == old_len else new_len, flags, to << PAGE_SHIFT,
+                          self.fresh("r")))
+
+    @precondition(has_vmas)
+    @rule(data=st.data())
+    def brk(self, data: st.DataObject) -> None:
+        """brk() up from a free page (growing the VMA that ends there when it can, else a new
+        one: the page model is the same) leaving a free page before the next mapping, or down
+        from a VMA's end (an unmap)."""
+        process = data.draw(st.sampled_from(self.with_vmas()), label="process")
+        space = self.space[process]
+        if data.draw(st.booleans(), label="shrink"):
+            vmas = self.vmas(process)
+            vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
+            end = vma.end >> PAGE_SHIFT
+            to = end - data.draw(st.integers(1, (vma.end - vma.start) >> PAGE_SHIFT), label="by")
+            self.unmap(process, to, end)
+            self.apply(Brk(process, end << PAGE_SHIFT, to << PAGE_SHIFT))
+            return
+        free = [p for p in range(BASE, BASE + WINDOW) if p not in space]
+        if not free:
+            return
+        start = free[data.draw(st.integers(0, len(free) - 1), label="from")]
+        room = 0
+        while start + room < BASE + WINDOW and start + room not in space:
+            room += 1
+        if room < 2:
+            return
+        end = start + data.draw(st.integers(1, min(3, room - 1)), label="pages")
+        for p in range(start, end):
+            space[p] = PageAttr(PROTS["rw"], frozenset({"account"}), None, False)
+            self.unaccounted[process].discard(p)
+        self.apply(Brk(process, start << PAGE_SHIFT, end << PAGE_SHIFT, self.fresh("h")))
+
 
 class AllPolicies(Steps):
     """Every policy, with the invariants its place in the kernel's history promises."""
@@ -708,7 +850,8 @@ class AllPolicies(Steps):
         if not policy.mprotect_unaccounts_unfaulted:
             return self.space
         return {p: {page: dataclasses.replace(a, flags=a.flags - {"account"})
-                    if page in self.unaccounted[p] else a for page, a in space.items()}
+                    if page in self.unaccounted[policy.name][p] else a
+                    for page, a in space.items()}
                 for p, space in self.space.items()}
 
     @invariant()
@@ -734,8 +877,9 @@ class AllPolicies(Steps):
                 for v in p.vmas:
                     for page in v.pages:
                         got[p.name].add(page.addr >> PAGE_SHIFT)
-                        # linear_page_index(): pgoff == start page for every VMA here
-                        assert page.index == page.addr >> PAGE_SHIFT, self.explain(
+                        # linear_page_index(), which mremap keeps by keeping vm_pgoff
+                        index = v.pgoff + ((page.addr - v.start) >> PAGE_SHIFT)
+                        assert page.index == index, self.explain(
                             f"{topo.policy}: {p.ref(v)}/{page.name} index {page.index:#x} at "
                             f"{page.addr:#x}", [])
             if got != model:

@@ -8,11 +8,14 @@ releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
 * ``v6.1`` — ``split-counters`` with is_mergeable_anon_vma() as before the 2025 fix ("mm/vma:
   fix incorrectly disallowed anonymous VMA merges"), the rule of the 6.6 code the kernel-runs
   known answers were made with, and VM_ACCOUNT never cleared by mprotect() (before v6.7).
+* ``v6.12`` — ``v6.1`` with mprotect() clearing VM_ACCOUNT of an unfaulted anonymous VMA made
+  non-writable (commit 9b9143298585, v6.7) and the merge rule still the old one: v6.7 .. the 2025
+  merge fix.  Debian's 6.12.117 tree compiled (anondiff.ktree) equals it.
 """
 from __future__ import annotations
 
 from ..kernel.fork import EMPTY, NONE, DupMmap
-from ..kernel.objects import Vma
+from ..kernel.objects import AnonVma, Vma
 from .base import Policy
 from .degree import Degree
 from .split_counters import SplitCountersPolicy
@@ -25,6 +28,8 @@ class DegreeV510(Degree):
     rule = "degree; vm_prev cleared by vm_area_dup, VM_WIPEONFORK children stay unfaulted"
     dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
     src_guard = True
+    #: v5.7 .. v5.12 (v5.15 itself allows every VMA)
+    mremap_dontunmap = "anon"
 
 
 class SplitCountersV61(SplitCountersPolicy):
@@ -35,8 +40,17 @@ class SplitCountersV61(SplitCountersPolicy):
     #: 6.1 and 6.6 predate commit 9b9143298585 (v6.7): mprotect never clears VM_ACCOUNT
     mprotect_unaccounts_unfaulted = False
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
-        return Policy.is_mergeable_anon_vma(self, src, tgt)
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
+        return Policy.is_mergeable_anon_vma(self, src, tgt, copied_from, anon_vma)
 
 
-ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV61)
+class SplitCountersV612(SplitCountersV61):
+    name = "v6.12"
+    aliases = ()
+    versions = "v6.7 .. the 2025 merge fix (6.12.y)"
+    rule = "split-counters; the old is_mergeable_anon_vma() rule; mprotect clears VM_ACCOUNT of unfaulted VMAs"
+    mprotect_unaccounts_unfaulted = True
+
+
+ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV61, SplitCountersV612)
