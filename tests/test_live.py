@@ -278,7 +278,7 @@ needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
 def test_reproducer_of_shipped_scenario_runs_on_this_kernel(tmp_path: Path, path: Path) -> None:
     c = tmp_path / "repro.c"
     r = CliRunner().invoke(main, ["reproducer", str(path), "-p", "split-counters", "-o", str(c)])
-    if r.exit_code == 2 and "kernel-internal" in r.output:
+    if r.exit_code == 2 and ("kernel-internal" in r.output or "not run live" in r.output):
         pytest.skip(r.output.strip())
     assert r.exit_code == 0, r.output
     text = c.read_text()
@@ -303,13 +303,51 @@ def test_reproducer_refuses_kernel_internal_steps() -> None:
 
 
 # -- random sequences: live against split-counters ---------------------------------------------
+def _shared_anon_merge_only(cmp) -> bool:  # type: ignore[no-untyped-def]
+    """Every difference is a predicted VMA the kernel keeps as separate shared anonymous
+    mappings (the known disagreement below)."""
+    if cmp.same:
+        return False
+    for s in cmp.snapshots:
+        for d in s.vmas:
+            if d.field != "present":
+                return False
+            topo = s.a if d.a == "yes" else s.b
+            if "shared" not in topo.vma(d.ref).flags:
+                return False
+        if s.totals or s.findings_only_a or s.findings_only_b:
+            return False
+    return True
+
+
+KNOWN_SHARED_ANON = """
+    processes:
+      - name: P
+        vmas:
+          - {name: A, start: 0x10000, pages: 1, prot: rw, shared: true}
+    steps:
+      - {mmap: P, name: B, start: 0x11000, pages: 1, prot: rw, shared: true}
+    """
+
+
+@needs_capture
+@pytest.mark.xfail(strict=True, reason="model disagreement reported to the lead: split-counters "
+                   "merges two adjacent MAP_SHARED|MAP_ANONYMOUS mappings; 6.18 does not (each "
+                   "has its own shmem file, and vma_merge() needs the same vm_file)")
+def test_known_disagreement_shared_anon_merge(reader, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert_matches(reader, _scenario(tmp_path, KNOWN_SHARED_ANON))
+
+
 class _LiveCounts:
+    known = 0
     compared = 0
     steps = 0
     unbuildable = 0
 
 
 def _live_machine():  # type: ignore[no-untyped-def]
+    from hypothesis.stateful import precondition, rule
+
     from tests.test_stateful import Steps, scenario_yaml
 
     from anondiff.live.reader import Reader
@@ -320,6 +358,17 @@ def _live_machine():  # type: ignore[no-untyped-def]
         every example the whole sequence runs live and must match at every step."""
 
         reader: Reader | None = None
+
+        # mremap and brk are not run live (yet): never drawn here
+        @precondition(lambda self: False)
+        @rule()
+        def mremap(self) -> None:  # type: ignore[override]
+            pass
+
+        @precondition(lambda self: False)
+        @rule()
+        def brk(self) -> None:  # type: ignore[override]
+            pass
 
         @classmethod
         def policies(cls):  # type: ignore[no-untyped-def]
@@ -337,6 +386,9 @@ def _live_machine():  # type: ignore[no-untyped-def]
                 _LiveCounts.unbuildable += 1     # a layout the kernel merges at once
                 return
             cmp = compare(lr.predicted, lr.live)
+            if _shared_anon_merge_only(cmp):
+                _LiveCounts.known += 1           # see test_known_disagreement_shared_anon_merge
+                return
             assert cmp.same and not lr.layout, (
                 "live 6.18 differs from split-counters:\n" + "\n".join(lr.layout) + "\n"
                 + _differences(cmp) + "\n--- scenario ---\n" + scenario_yaml(sc))

@@ -39,6 +39,9 @@ def supported(sc: Scenario) -> str | None:
     """Why ``sc`` cannot run live, or None."""
     for step in sc.steps:
         kind = type(step).__name__.lower()
+        if not isinstance(step, (Fork, Exit, Fault, Mprotect, Munmap, Madvise, Mmap, Snapshot,
+                                 Split, SetFlags, Merge)):
+            return f"{sc.path}:{step.line}: step '{kind}' is not run live (yet)"
         if isinstance(step, (Split, SetFlags, Merge)):
             return f"{sc.path}:{step.line}: step '{kind}' is kernel-internal: no syscall does it alone"
         if isinstance(step, Mmap) and not step.merge:
