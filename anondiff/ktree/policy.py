@@ -34,6 +34,7 @@ class KernelTreePolicy(Policy):
         self.dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)  # type: ignore[misc]
         # vma_merge() of the maple-tree era (v6.1+) imports next's anon_vma first
         self.merge_both_exports_next = True                     # type: ignore[misc]
+        self.mprotect_unaccounts_unfaulted = feats.mprotect_unaccounts  # type: ignore[misc]
         self.features = feats
         self.library = binding.Library(built.library)
         self._b: binding.Binding | None = None
