@@ -284,6 +284,8 @@ static void kt_release(void)
 	kt_nr_mms = kt_nr_vmas = 0;
 }
 
+static void kt_install_handlers(void);
+
 /* Forget everything: a new replay starts. */
 int kt_reset(void)
 {
@@ -299,6 +301,7 @@ int kt_reset(void)
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
 	kt_nr_events = 0;
 	kt_out_len = 0;
+	kt_install_handlers();
 	anon_vma_init();
 	return 0;
 }
@@ -474,7 +477,7 @@ static void kt_on_fault(int sig, siginfo_t *si, void *uc)
 	siglongjmp(kt_jmp, sig);
 }
 
-/* Installed once per replay (signal handling syscalls are dear), chaining when not in a call. */
+/* Installed at each reset (syscalls are dear per call), chaining when not in a call. */
 static void kt_install_handlers(void)
 {
 	struct sigaction sa, cur;
@@ -523,7 +526,6 @@ long kt_call(const long *in)
 			kt_emit3(KT_R_NEWVMA, i, (long)v[i]);
 	}
 
-	kt_install_handlers();
 	sig = sigsetjmp(kt_jmp, 0);
 	if (!sig) {
 		kt_in_call = 1;
