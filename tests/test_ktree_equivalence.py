@@ -200,3 +200,30 @@ def test_mprotect_account_rule_read_from_the_tree(version: str, unaccounts: bool
     from anondiff.scenario import loads
     final = replay(loads(ACCOUNT_RULE, "account.yaml"), tree_policy(version)).final
     assert ("account" in final.processes[0].vmas[0].flags) is not unaccounts
+
+
+@pytest.mark.parametrize("version", sorted(TREES))
+def test_find_mergeable_anon_vma_hook_is_the_trees(version: str) -> None:
+    """The hook answers with the tree's find_mergeable_anon_vma(): the next VMA first, then the
+    previous one, only an adjacent, compatible VMA with a singular chain."""
+    from anondiff.engine import _Replayer
+    from anondiff.scenario import loads
+    tree = tree_policy(version)
+    sc = loads("""
+description: find_mergeable_anon_vma() neighbours
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
+      - {name: B, start: 0x11000, pages: 1, prot: rw}
+      - {name: C, start: 0x12000, pages: 1, prot: rw, faulted: true}
+      - {name: D, start: 0x14000, pages: 1, prot: rw}
+steps: []
+""", "find.yaml")
+    r = _Replayer(sc, tree)
+    r.run()
+    mm = r.k.mms["P"]
+    a, b, c, d = mm.vmas
+    assert tree.find_mergeable_anon_vma(b, a, c) is c.anon_vma
+    assert tree.find_mergeable_anon_vma(b, a, None) is a.anon_vma
+    assert tree.find_mergeable_anon_vma(d, c, None) is None      # a gap below D

@@ -29,12 +29,12 @@ from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK,
 from ..kernel.state import Kernel, KernelCrash
 
 # enum kt_op and enum kt_record of shim/glue.c
-PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH = range(1, 9)
+PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH, FIND = range(1, 10)
 R_NEWVMA, R_INS, R_DEL, R_ALLOC, R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT = range(1, 11)
 OP_NAMES = {PREPARE: "__anon_vma_prepare", FORK: "anon_vma_fork", CLONE: "anon_vma_clone",
             UNLINK: "unlink_anon_vmas", REKEY: "anon_vma_interval_tree_post_update_vma",
             DUP_ANON_VMA: "anon_vma_clone (dup_anon_vma)", MERGEABLE: "is_mergeable_anon_vma",
-            ATTACH: "anon_vma_chain_link"}
+            ATTACH: "anon_vma_chain_link", FIND: "find_mergeable_anon_vma"}
 VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK: 3}
 #: the shim's vm_flags bits (ktshim.h: VMA_*_BIT)
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
@@ -153,7 +153,7 @@ class Binding:
 
     def _apply(self, recs: list[int], vmas: list[Vma], op: int) -> int:
         k = self.k
-        assert k is not None or op == MERGEABLE
+        assert k is not None or op in (MERGEABLE, FIND)
         av_at, avc_at = self.av_at, self.avc_at
         i, n = 0, len(recs)
         rc = 0

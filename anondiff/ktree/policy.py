@@ -54,6 +54,15 @@ class KernelTreePolicy(Policy):
         window = [v for v in (prev, vma, next) if v is not None]
         self._bind(k).call(binding.PREPARE, window, window=window.index(vma))
 
+    def find_mergeable_anon_vma(self, vma: Vma, prev: Vma | None,
+                                next: Vma | None) -> AnonVma | None:
+        b = self._b
+        if b is None or not b.serves(vma):
+            b = self._b = binding.Binding(self.library, None, self.counters)
+        window = [v for v in (prev, vma, next) if v is not None]
+        found = b.call(binding.FIND, window, window=window.index(vma))
+        return b.av_at.get(found) if found else None
+
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         self._bind(k).fork(vma, pvma)
 

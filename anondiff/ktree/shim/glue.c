@@ -27,7 +27,7 @@
 
 enum kt_op {
 	KT_OP_PREPARE = 1, KT_OP_FORK, KT_OP_CLONE, KT_OP_UNLINK, KT_OP_REKEY,
-	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_NONE,
+	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_FIND,
 };
 
 enum kt_record {
@@ -451,6 +451,8 @@ static long kt_do(long op, struct vm_area_struct **v, const long *arg)
 		return 0;
 	case KT_OP_MERGEABLE:
 		return kt_mergeable(v[0], v[1], arg[0]);
+	case KT_OP_FIND:	/* arg[2]: the VMA's index in the window */
+		return (long)find_mergeable_anon_vma(v[arg[2]]);
 	case KT_OP_ATTACH:
 		kt_attach(v[0], (struct anon_vma *)arg[0]);
 		return 0;
@@ -546,7 +548,7 @@ long kt_call(const long *in)
 			v[i]->vm_file = (struct file *)d[6];
 			v[i]->anon_vma = (struct anon_vma *)d[7];
 			v[i]->kt_attached = d[8];
-			mm->kt_mmap_lock = op == KT_OP_PREPARE ? 1 : 2;
+			mm->kt_mmap_lock = op == KT_OP_PREPARE || op == KT_OP_FIND ? 1 : 2;
 			mm->kt_nr_window = 0;
 		}
 		if (in[4] >= 0) {
