@@ -20,7 +20,6 @@ from hypothesis.stateful import invariant
 from anondiff.engine import replay
 from anondiff.policies import get
 from anondiff.policies.base import Policy
-from anondiff.policies.eras import SplitCountersV61
 from anondiff.scenario import load
 from anondiff.topology import Topology
 
@@ -29,7 +28,7 @@ from .test_stateful import REFERENCE, Steps
 ROOT = Path(__file__).parent.parent
 #: Debian tree -> the Python policy it must equal.  6.12.117 is neither v6.1 nor
 #: split-counters: it keeps the pre-2025 is_mergeable_anon_vma() (v6.1's rule) but has v6.7's
-#: VM_ACCOUNT rule in mprotect_fixup() (split-counters'): :class:`V612` below.
+#: VM_ACCOUNT rule in mprotect_fixup(): the v6.12 era variant.
 TREES = {"6.1": "v6.1", "6.12": "v6.12", "7.2": "clone-rework-2026"}
 SCENARIOS = sorted(str(p.relative_to(ROOT)) for pattern in
                    ("scenarios/*.yaml", "scenarios/kernel-runs/*.yaml", "scenarios/found/*.yaml")
@@ -44,17 +43,6 @@ def tarball(version: str) -> Path | None:
 
 
 _POLICIES: dict[str, Policy] = {}
-
-
-class V612(SplitCountersV61):
-    """What Debian's 6.12.117 turned out to be (no Python policy of the registry matches it)."""
-
-    name = "v6.12"
-    mprotect_unaccounts_unfaulted = True
-
-
-def python_policy(name: str) -> Policy:
-    return V612() if name == "v6.12" else get(name)
 
 
 def tree_policy(version: str) -> Policy:
@@ -88,10 +76,10 @@ def differences(a: Topology, b: Topology) -> list[str]:
 
 @pytest.mark.parametrize("version", sorted(TREES))
 @pytest.mark.parametrize("path", SCENARIOS)
-def test_scenario_same_as_python_policy(path: str, version: str) -> None:
+def test_scenario_same_as_get(path: str, version: str) -> None:
     tree = tree_policy(version)
     sc = load(str(ROOT / path))
-    ours, theirs = replay(sc, tree), replay(sc, python_policy(TREES[version]))
+    ours, theirs = replay(sc, tree), replay(sc, get(TREES[version]))
     assert [s.label for s in ours.snapshots] == [s.label for s in theirs.snapshots]
     for a, b in zip(ours.snapshots, theirs.snapshots):
         assert not differences(a, b), f"{path} @ {a.label}:\n" + "\n".join(differences(a, b))
@@ -132,7 +120,7 @@ class TreesMatchPython(Steps):
         for version, python in TREES.items():
             if tarball(version) is not None and shutil.which("gcc") is not None:
                 out[f"tree-{version}"] = tree_policy(version)
-                out[python] = python_policy(python)
+                out[python] = get(python)
         return out
 
     @invariant()
@@ -156,7 +144,7 @@ def test_random_sequences_match() -> None:
 
 
 MERGE_CASE_1 = """
-description: a faulted VMA merging into an unfaulted neighbour (is_mergeable_anon_vma case 1)
+description: a faulted VMA merging into an unfaulted neighbour (is_mergeable_anon_vma case 1); both stay writable so that v6.7+ keeps VM_ACCOUNT on both
 processes:
   - name: P
     vmas:
@@ -175,7 +163,7 @@ def test_6_12_keeps_the_old_merge_rule() -> None:
     from anondiff.scenario import loads
     sc = loads(MERGE_CASE_1, "merge-case-1.yaml")
     old = replay(sc, tree_policy("6.12")).final
-    assert not differences(old, replay(sc, V612()).final)
+    assert not differences(old, replay(sc, get("v6.12")).final)
     assert differences(old, replay(sc, get("split-counters")).final)
     assert [v.name for v in old.processes[0].vmas] == ["A", "B"]
     new = replay(sc, tree_policy("7.2")).final

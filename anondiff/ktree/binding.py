@@ -155,6 +155,9 @@ class Binding:
         k = self.k
         assert k is not None or op in (MERGEABLE, FIND)
         av_at, avc_at = self.av_at, self.avc_at
+        # what changed, for the incremental invariant checks (Kernel.dirty_vmas/dirty_avs)
+        dirty_vmas = k.dirty_vmas if k is not None else set()
+        dirty_avs = k.dirty_avs if k is not None else set()
         i, n = 0, len(recs)
         rc = 0
         while i < n:
@@ -168,12 +171,14 @@ class Binding:
                 k._avc_seq += 1
                 avc.seq = k._avc_seq
                 av.tree[avc] = None
+                dirty_vmas.add(avc.vma)
                 if av.name is None:
                     k.name(av)
                 i += 4
             elif t == R_DEL:
-                av = self.av_at[recs[i + 2]]
-                av.tree.pop(self.avc_at[recs[i + 1]], None)
+                avc = avc_at[recs[i + 1]]
+                av_at[recs[i + 2]].tree.pop(avc, None)
+                dirty_vmas.add(avc.vma)
                 i += 3
             elif t == R_VMA:
                 vma = self.vma_at[recs[i + 1]]
@@ -186,6 +191,7 @@ class Binding:
                         avc = avc_at[recs[j]] = AnonVmaChain(vma, self._av(recs[j + 1]), 0)
                     chain.append(avc)
                 vma.avcs = chain
+                dirty_vmas.add(vma)
                 i += 4 + 2 * cnt
             elif t == R_AV:
                 try:
@@ -195,6 +201,7 @@ class Binding:
                     av = self._av(recs[i + 1])
                     av.root, av.parent = self._av(recs[i + 3]), self._av(recs[i + 4])
                 av.refcount = recs[i + 2]
+                dirty_avs.add(av)
                 if self.split:
                     av.num_children, av.num_active_vmas = recs[i + 5], recs[i + 6]
                 else:
@@ -215,9 +222,13 @@ class Binding:
                     k.transient_anon_vmas += 1
                     if av is not None:
                         av.freed = True
-                else:
+                else:                   # as Kernel.free(), whose VM_BUG_ON is the tree's own
                     av.freed = True
                     k.live.discard(av)
+                    dirty_avs.add(av)
+                    k.freed_any = True
+                    for avc in av.tree:
+                        dirty_vmas.add(avc.vma)
                 i += 2
             elif t == R_EVENT:
                 kind, file, line, cond = (self.library.lib.kt_event_field(recs[i + 1], f).decode()

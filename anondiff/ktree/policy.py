@@ -9,6 +9,7 @@ behaviour from the neighbour lookup (a maple tree, v6.1+, means vm_area_dup() le
 """
 from __future__ import annotations
 
+
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext
 from ..kernel.objects import AnonVma, Vma, VmaOp
