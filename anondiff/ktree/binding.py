@@ -174,11 +174,13 @@ class Binding:
                 dirty_vmas.add(avc.vma)
                 if av.name is None:
                     k.name(av)
+                dirty_avs.add(av)
                 i += 4
             elif t == R_DEL:
-                avc = avc_at[recs[i + 1]]
-                av_at[recs[i + 2]].tree.pop(avc, None)
+                avc, av = avc_at[recs[i + 1]], av_at[recs[i + 2]]
+                av.tree.pop(avc, None)
                 dirty_vmas.add(avc.vma)
+                dirty_avs.add(av)
                 i += 3
             elif t == R_VMA:
                 vma = self.vma_at[recs[i + 1]]
@@ -192,6 +194,8 @@ class Binding:
                     chain.append(avc)
                 vma.avcs = chain
                 dirty_vmas.add(vma)
+                if vma.anon_vma is not None:
+                    dirty_avs.add(vma.anon_vma)
                 i += 4 + 2 * cnt
             elif t == R_AV:
                 try:
@@ -222,13 +226,8 @@ class Binding:
                     k.transient_anon_vmas += 1
                     if av is not None:
                         av.freed = True
-                else:                   # as Kernel.free(), whose VM_BUG_ON is the tree's own
-                    av.freed = True
-                    k.live.discard(av)
-                    dirty_avs.add(av)
-                    k.freed_any = True
-                    for avc in av.tree:
-                        dirty_vmas.add(avc.vma)
+                else:
+                    k.free_readback(av)
                 i += 2
             elif t == R_EVENT:
                 kind, file, line, cond = (self.library.lib.kt_event_field(recs[i + 1], f).decode()
