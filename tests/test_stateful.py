@@ -752,8 +752,9 @@ class Steps(RuleBasedStateMachine):
                     return      # it would grow in place, out of the window
                 for p in range(end, start + new_len):
                     space[p] = attr
-                if end - 1 in self.unaccounted[process]:
-                    self.unaccounted[process].update(range(end, start + new_len))
+                for era in self.unaccounted.values():
+                    if end - 1 in era[process]:
+                        era[process].update(range(end, start + new_len))
                 self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
                                   new_len))
                 return
@@ -772,12 +773,14 @@ class Steps(RuleBasedStateMachine):
         else:
             moved = dataclasses.replace(attr, delta=attr.delta - (to - start))
         self.unmap(process, to, to + new_len)
-        for pages in [anon[process] for anon in self.anon.values()] + [self.unaccounted[process]]:
+        for pages in ([anon[process] for anon in self.anon.values()]
+                      + [era[process] for era in self.unaccounted.values()]):
             carried = {p for p in pages if start <= p < end}
             pages -= carried
             pages |= {p - start + to for p in carried}
-        if new_len > old_len and to + old_len - 1 in self.unaccounted[process]:
-            self.unaccounted[process].update(range(to + old_len, to + new_len))
+        for era in self.unaccounted.values():
+            if new_len > old_len and to + old_len - 1 in era[process]:
+                era[process].update(range(to + old_len, to + new_len))
         for p in range(start, end):
             space.pop(p)
         for p in range(to, to + new_len):
@@ -815,7 +818,8 @@ class Steps(RuleBasedStateMachine):
         end = start + data.draw(st.integers(1, min(3, room - 1)), label="pages")
         for p in range(start, end):
             space[p] = PageAttr(PROTS["rw"], frozenset({"account"}), None, False)
-            self.unaccounted[process].discard(p)
+            for era in self.unaccounted.values():
+                era[process].discard(p)
         self.apply(Brk(process, start << PAGE_SHIFT, end << PAGE_SHIFT, self.fresh("h")))
 
 
