@@ -252,7 +252,8 @@ class IncrementalChecks:
             if old is None or kv < old:
                 keys[v] = kv
 
-    def _mms_changed(self, mms: list[Mm], touched: Touched) -> None:
+    def _mms_changed(self, mms: list[Mm], touched: Touched) -> set[Vma]:
+        """Forget the mms that exited, take on new ones; returns the new ones' VMAs."""
         dirty = self.k.dirty_vmas
         alive = set(mms)
         for mm in [mm for mm in self.by_mm if mm not in alive]:      # exited
@@ -261,15 +262,18 @@ class IncrementalChecks:
             for av in self.users[mm]:
                 touched[(mm, av)] = None
             mm.dirty = None
+        fresh: set[Vma] = set()
         for mm in mms:
             if mm not in self.by_mm:                                  # new: checked whole
                 self.by_mm[mm] = set()
                 self.users[mm] = {}
                 mm.dirty = dirty
                 mm.dirty_ranges.clear()
-                dirty.update(mm.vmas)
+                fresh.update(mm.vmas)
+        dirty.update(fresh)
         self.mm_list = mms
         self.order = {mm: i for i, mm in enumerate(mms)}
+        return fresh
 
     # -- one round -----------------------------------------------------------------------------
     def update(self) -> tuple[list[Violation], list[Violation]]:
@@ -280,8 +284,9 @@ class IncrementalChecks:
         avs = k.dirty_avs
         touched: Touched = {}
         mms = list(k.mms.values())
+        fresh: set[Vma] = set()
         if mms != self.mm_list:
-            self._mms_changed(mms, touched)
+            fresh = self._mms_changed(mms, touched)
         for mm in mms:
             if mm.dirty_ranges:
                 for start, end in mm.dirty_ranges:
@@ -328,7 +333,7 @@ class IncrementalChecks:
                 by_mm = self.by_mm.get(mm)
                 if by_mm is not None:
                     by_mm.discard(vma)
-            if mm not in order or not mm.contains(vma):
+            if vma not in fresh and (mm not in order or not mm.contains(vma)):
                 continue
             chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
             out = [] if _vma_ok(vma, chain) else vma_violations(vma)
@@ -350,8 +355,12 @@ class IncrementalChecks:
                 _touch(touched, (mm, av), vma)
             avs.update(chain)
 
-        for (mm, av), changed in touched.items():
-            self._group(mm, av, changed)
+        groups = self.groups
+        for key, changed in touched.items():
+            mm, av = key
+            group = users.get(mm)
+            if key in groups or (group is not None and len(group.get(av, ())) > 1):
+                self._group(mm, av, changed)
         self._counters(avs)
         avs.clear()
 
