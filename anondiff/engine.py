@@ -20,6 +20,7 @@ from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, M
 from .kernel.snapshot import freeze
 from .kernel.state import Kernel, KernelCrash
 from .policies import get as get_policy
+from .progress import EVERY, bar
 from .policies.base import Policy
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
 from .scenario import (PAGE_SHIFT, PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
@@ -233,7 +234,10 @@ class _Replayer:
             mm = Mm(p.name)
             k.mms[p.name] = mm
             labelled = {}
-            for spec in p.vmas:
+            progress = bar(f"laying out {p.name}", len(p.vmas))
+            for i, spec in enumerate(p.vmas):
+                if progress and not i % EVERY:
+                    progress.update(i)
                 vma = _vma_from_spec(mm, spec)
                 mm.append(vma)
                 if not spec.faulted:
@@ -249,6 +253,8 @@ class _Replayer:
                 offsets = range(vma.end - vma.start) if spec.pages is None else spec.pages
                 for off in offsets:
                     mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
+            if progress:
+                progress.close()
 
     # -- steps -------------------------------------------------------------------------------
     def do(self, step: Step) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterator
 
+from ..progress import EVERY, bar
 from .objects import AnonVma, Mm, Vma
 from .rmap import avname
 from .state import Kernel
@@ -307,7 +308,10 @@ class IncrementalChecks:
         seen_vmas, users, nvmas, sick = self.vmas, self.users, self.nvmas, self.sick
         todo = list(dirty)
         dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
-        for vma in todo:
+        progress = bar("checking the invariants", len(todo))
+        for i, vma in enumerate(todo):
+            if progress and not i % EVERY:
+                progress.update(i)
             mm = vma.mm
             seen = seen_vmas.pop(vma, None)
             if seen is not None:
@@ -355,6 +359,8 @@ class IncrementalChecks:
                 _touch(touched, (mm, av), vma)
             avs.update(chain)
 
+        if progress:
+            progress.close()
         groups = self.groups
         for key, changed in touched.items():
             mm, av = key
