@@ -69,3 +69,18 @@ def verify(expectations: tuple[Expectation, ...], finals: dict[str, Topology]) -
             ok, msg = check(exp, topo)
             out.append(Verdict(exp, policy, ok, msg))
     return out
+
+
+def summary(path: str, verdicts: list[Verdict], policies: list[str]) -> str:
+    """The last line of ``run --check``: what was checked and how it went, e.g.
+    ``scenarios/x.yaml: 12 checks (4 expectations under 3 policies): 11 ok, 1 FAILED``."""
+    failed = sum(not v.ok for v in verdicts)
+    if not verdicts:
+        return f"{path}: no expectations for the policies run ({', '.join(policies)})"
+    expectations = len({id(v.expectation) for v in verdicts})
+    used = len({v.policy for v in verdicts})
+    checks = f"{len(verdicts)} check{'s' * (len(verdicts) != 1)}"
+    what = (f"{expectations} expectation{'s' * (expectations != 1)} under "
+            f"{used} polic{'ies' if used != 1 else 'y'}")
+    verdict = f"{len(verdicts) - failed} ok, {failed} FAILED" if failed else "all ok"
+    return f"{path}: {checks} ({what}): {verdict}"

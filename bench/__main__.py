@@ -15,6 +15,10 @@ against a baseline taken in the same run, never asserted).
 6. ``anondiff run scenarios/seed-thread.yaml`` (9 policies) in every format against the time
    Python takes to import click, yaml and tabulate (the import floor).
 
+7. a Debian kernel tree as a policy: first run (extract, cut, compile; aim under 10 s), cached
+   run against its Python policy (aim: under 0.1 s more), the 65,000-VMA fork through the
+   compiled code against the Python policy (``python -m bench trees`` runs only these).
+
 ``python -m bench big N`` runs item 5 for N VMAs alone (e.g. 768000).
 """
 from __future__ import annotations
@@ -132,13 +136,14 @@ def _engine_fork(policy: str, n: int) -> None:
     print(" ".join(f"{k}={v}" for k, v in got.items()))
 
 
-def bench_fork() -> None:
+def bench_fork(policies: tuple[str, ...] = ("split-counters", "degree", "clone-rework-2026"),
+               sizes: tuple[int, ...] = SIZES) -> None:
     exe = kernel_forkbench()
-    kernel = {n: kernel_fork(exe, n) if exe else None for n in SIZES}
+    kernel = {n: kernel_fork(exe, n) if exe else None for n in sizes}
     if exe is None:
         print("fork: no gcc, no live-kernel baseline")
-    for policy in ("split-counters", "degree", "clone-rework-2026"):
-        for n in SIZES:
+    for policy in policies:
+        for n in sizes:
             e = engine_fork(policy, n)
             k = kernel[n]
             vs = (f"kernel {k[0] * 1e3:6.1f} ms CPU {k[1] * 1e3:6.1f} ms wall; engine/kernel "
@@ -256,6 +261,59 @@ def bench_cli(rounds: int = 11) -> None:
               f"(x{t / floor:.2f} the import floor; aim x1.25)")
 
 
+def debian_tree(version: str) -> str | None:
+    """A Debian linux-source tarball fetched by anondiff.ktree.debian, if it is there."""
+    path = Path.home() / ".cache" / "anondiff" / "debian" / f"linux-source-{version}.tar.xz"
+    return str(path) if path.is_file() else None
+
+
+def _bench_tree_first(tarball: str) -> None:
+    """In a fresh interpreter with an empty XDG_CACHE_HOME: extract, then cut and compile."""
+    from anondiff.ktree import build
+    from anondiff.ktree.source import open_tree, parse_spec
+    spec = parse_spec(tarball)
+    assert spec is not None
+    t0 = time.perf_counter()
+    tree = open_tree(spec)
+    t1 = time.perf_counter()
+    build.build(tree)
+    t2 = time.perf_counter()
+    print(f"first run of tree {tree.name}: extract {t1 - t0:5.2f} s, cut and compile "
+          f"{t2 - t1:5.2f} s, total {t2 - t0:5.2f} s")
+
+
+def bench_trees(rounds: int = 11) -> None:
+    """A kernel tree as a policy (issue 6): first run, cached run, and the 65,000-VMA fork."""
+    import os
+    import tempfile
+    for version, python in (("6.1", "v6.1"), ("7.2", "clone-rework-2026")):
+        tarball = debian_tree(version)
+        if tarball is None:
+            print(f"tree {version}: no linux-source-{version}.tar.xz in ~/.cache/anondiff/debian/")
+            continue
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "XDG_CACHE_HOME": cache}
+            print(subprocess.run([sys.executable, "-m", "bench", "tree-first", tarball], cwd=ROOT,
+                                 env=env, check=True, capture_output=True, text=True).stdout,
+                  end="")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+        def timed(policy: str) -> float:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "anondiff", "run", "scenarios/seed-thread.yaml",
+                            "-p", policy], cwd=ROOT, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t0
+
+        timed(tarball), timed(python)
+        pairs = [(timed(tarball), timed(python)) for _ in range(rounds)]
+        tree_t = statistics.median(p[0] for p in pairs)
+        py_t = statistics.median(p[1] for p in pairs)
+        print(f"anondiff run seed-thread.yaml, tree {version} (cached) {tree_t * 1000:6.1f} ms, "
+              f"{python} {py_t * 1000:6.1f} ms: {(tree_t - py_t) * 1000:+.1f} ms")
+        bench_fork((python, tarball), SIZES[-1:])
+
+
 def main() -> None:
     bench_fork()
     bench_random()
@@ -266,6 +324,7 @@ def main() -> None:
               f"10,000 generations {t10:6.2f} s   (x{t10 / t1:.1f} for x10)")
     bench_big()
     bench_cli()
+    bench_trees()
 
 
 if __name__ == "__main__":
@@ -273,5 +332,9 @@ if __name__ == "__main__":
         _engine_fork(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:2] == ["big"]:
         bench_big(tuple(int(a) for a in sys.argv[2:]))
+    elif sys.argv[1:2] == ["tree-first"]:
+        _bench_tree_first(sys.argv[2])
+    elif sys.argv[1:2] == ["trees"]:
+        bench_trees()
     else:
         main()

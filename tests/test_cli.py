@@ -134,7 +134,7 @@ def test_output_file_is_written_whole(tmp_path: Path) -> None:
     out = tmp_path / "seed.txt"
     r = invoke("run", SEED, "-p", "v2", "--format", "list", "-o", str(out))
     assert r.exit_code == 0 and r.output == ""
-    assert "DST1..DST5 - AV1 (child of AV0)" in out.read_text()
+    assert "DST1..DST5 (5) - AV1 (child of AV0)" in out.read_text()
     assert [f.name for f in tmp_path.iterdir()] == ["seed.txt"]
 
 
@@ -144,9 +144,10 @@ def test_trouble_leaves_no_output_file(tmp_path: Path) -> None:
     assert r.exit_code == 2 and not out.exists()
 
 
-def test_image_needs_dot_format(tmp_path: Path) -> None:
-    r = invoke("run", SEED, "-p", "v2", "-o", str(tmp_path / "x.svg"))
-    assert r.exit_code == 2 and "--format dot" in r.output
+def test_image_refuses_a_text_format(tmp_path: Path) -> None:
+    r = invoke("run", SEED, "-p", "v2", "--format", "table", "-o", str(tmp_path / "x.svg"))
+    assert r.exit_code == 2 and "--format dot, not table" in r.output
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.needs_dot
@@ -215,3 +216,233 @@ def test_python_dash_m(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "anondiff", "compare", "-p", "degree", "v2", SEED],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1 and "different" in r.stdout
+
+
+# -- policies by version, scenario policies, user policy files -------------------------------
+
+@pytest.mark.parametrize("version,policy", [
+    ("v6.8.3", "v6.12"), ("v6.6.50", "v6.1"), ("v5.15.100", "v5.10"), ("v3.2", "always-new"), ("v3.19-rc3", "always-new"),
+    ("v3.19", "degree"), ("v6.0-rc3", "v5.10"), ("v6.0-rc4", "v6.1"), ("v7.1", "clone-rework-2026"),
+    ("v2.6.39.4", "always-new"),
+])
+def test_any_version_inside_a_range_resolves_and_says_so(version: str, policy: str) -> None:
+    r = invoke("run", SEED, "-p", version, "--final-only", "--format", "list")
+    assert r.exit_code == 0, r.output
+    assert f"== {policy}:" in r.stdout
+    assert r.stderr.startswith(f"anondiff: {version}: policy {policy} (")
+
+
+def test_stable_release_names_the_unrecorded_backport() -> None:
+    r = invoke("run", SEED, "-p", "v5.15.100", "--final-only")
+    assert "5.15.y took the backport of 2555283eb40d" in r.stderr
+    assert "use -p split-counters" in r.stderr
+
+
+@pytest.mark.parametrize("version,message", [
+    ("v2.6.32", "before v2.6.34 there is no anon_vma_chain"),
+    ("v9.9", "newer than the newest release modelled"),
+])
+def test_versions_outside_every_range_are_refused(version: str, message: str) -> None:
+    r = invoke("run", SEED, "-p", version)
+    assert r.exit_code == 2 and message in r.output and len(r.output.splitlines()) == 1
+
+
+def test_policies_lists_the_version_ranges() -> None:
+    out = invoke("policies").output
+    assert re.search(r"^  v6\.0-rc4 +\.\. v6\.1$", out, re.M)
+    assert re.search(r"^  v3\.19-rc4 +\.\. degree$", out, re.M)
+
+
+def scenario_with_policies(tmp_path: Path, entries: str) -> Path:
+    text = re.sub(r"^policies: \[.*?\]\n", f"policies: [{entries}]\n", Path(SEED).read_text(),
+                  flags=re.M | re.S)
+    sub = tmp_path / "sub"
+    sub.mkdir(exist_ok=True)
+    p = sub / "s.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_unknown_scenario_policy_names_its_line(tmp_path: Path) -> None:
+    p = scenario_with_policies(tmp_path, "degree,\n           bogus")
+    r = invoke("run", str(p))
+    assert r.exit_code == 2
+    line = p.read_text().splitlines().index("           bogus]") + 1
+    assert r.output.startswith(f"anondiff: {p}:{line}: policies[1]: unknown policy: 'bogus'")
+
+
+def test_scenario_policy_file_is_relative_to_the_scenario(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    p = scenario_with_policies(tmp_path, "mine.py, degree")
+    (p.parent / "mine.py").write_text(
+        "from anondiff.policies.degree import Degree\n"
+        "class Mine(Degree):\n    name = 'mine'\n")
+    monkeypatch.chdir(tmp_path)       # not the scenario's directory
+    r = invoke("run", "sub/s.yaml", "--final-only", "--format", "list")
+    assert r.exit_code == 0, r.output
+    assert "== mine:" in r.stdout and "== degree:" in r.stdout
+
+
+USER_POLICY = ("from anondiff.policies.split_counters import SplitCountersPolicy\n"
+               "class Mine(SplitCountersPolicy):\n"
+               "    name = 'mine'\n"
+               "    def reusable(self, av, src):\n"
+               "        {body}\n")
+
+
+@pytest.mark.parametrize("body,message", [
+    ("raise SystemExit(3)", "policy failed: called sys.exit(3)"),
+    ("return 1 / 0", "policy failed: ZeroDivisionError: division by zero"),
+    ("return self.reusable(av, src)", "policy failed: RecursionError: recursion too deep"),
+])
+def test_user_policy_failing_in_a_method_names_file_and_line(tmp_path: Path, body: str,
+                                                             message: str) -> None:
+    p = tmp_path / "mine.py"
+    p.write_text(USER_POLICY.format(body=body))
+    r = invoke("run", SEED, "-p", str(p))
+    assert r.exit_code == 2
+    assert r.output == f"anondiff: {p}:5: {message}\n"
+
+
+def test_user_policy_exiting_at_import(tmp_path: Path) -> None:
+    p = tmp_path / "bye.py"
+    p.write_text("import sys\n\nsys.exit('bye')\n")
+    r = invoke("compare", "-p", str(p), "-p", "degree", SEED)
+    assert r.exit_code == 2 and r.output == f"anondiff: {p}:3: cannot load policy: called sys.exit('bye')\n"
+
+
+def test_user_policy_must_set_its_own_name(tmp_path: Path) -> None:
+    p = tmp_path / "anon.py"
+    p.write_text("from anondiff.policies.split_counters import SplitCountersPolicy\n"
+                 "class Mine(SplitCountersPolicy):\n    pass\n")
+    r = invoke("run", SEED, "-p", str(p))
+    assert r.exit_code == 2 and "Mine must set its own 'name'" in r.output
+    p.write_text("from anondiff.policies.split_counters import SplitCountersPolicy\n"
+                 "class Mine(SplitCountersPolicy):\n    name = 'degree'\n")
+    r = invoke("run", SEED, "-p", str(p))
+    assert r.exit_code == 2 and "'degree' is taken by the built-in policy degree" in r.output
+
+
+# -- compare's arguments ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ("-p", "degree", "-p", "v2", SEED), ("-p", "degree", "v2", SEED), (SEED, "-p", "degree", "v2"),
+    (SEED, "-p", "degree", "-p", "v2"),
+])
+def test_compare_forms(args: tuple[str, ...]) -> None:
+    r = invoke("compare", *args, "--final-only")
+    assert r.exit_code == 1, r.output
+    assert r.stdout.startswith("--- degree: ") and "\n+++ v2: " in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (("-p", "degree", SEED), "compare needs two policies, got only 'degree'"),
+    ((SEED,), "compare needs two policies, got none"),
+    (("-p", "degree", "-p", "v2", "-p", "v1", SEED), "compare takes two policies, got 3 (degree, v2, v1)"),
+    (("-p", "degree", "-p", "v2"), "compare needs a SCENARIO after the two policies"),
+])
+def test_compare_says_what_is_missing(args: tuple[str, ...], message: str) -> None:
+    r = invoke("compare", *args)
+    assert r.exit_code == 2
+    assert r.output.startswith(f"anondiff: {message}") and len(r.output.splitlines()) == 1
+    assert "usage: anondiff compare -p A -p B SCENARIO" in r.output
+
+
+# -- help, --check, formats -------------------------------------------------------------------
+
+def test_run_help_lists_policies_forms_and_exit_codes() -> None:
+    out = invoke("run", "--help").output
+    from anondiff.policies import names
+    flat = " ".join(out.split())
+    for name in names():
+        assert name in flat
+    assert ".py file" in flat and "kernel version" in flat
+    assert "Exit status: 0" in flat and "130 interrupted" in flat
+    assert "_ANONDIFF_COMPLETE=bash_source anondiff" in " ".join(invoke("--help").output.split())
+
+
+def test_shell_completion_offers_policy_names() -> None:
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, _ANONDIFF_COMPLETE="bash_complete", COMP_WORDS="anondiff run x -p spl",
+               COMP_CWORD="4")
+    r = subprocess.run([sys.executable, "-c", "from anondiff.cli import main; main(prog_name='anondiff')"], env=env,
+                       capture_output=True, text=True, cwd=ROOT)
+    assert "plain,split-counters" in r.stdout.splitlines()
+
+
+def test_check_prints_a_summary_line() -> None:
+    r = invoke("run", SEED, "--check", "--format", "list")
+    assert r.exit_code == 0
+    assert r.stderr.splitlines()[-1] == (f"{SEED}: 11 checks (5 expectations under 9 policies): "
+                                         "all ok")
+    assert "DST1" in r.stdout
+
+
+def test_check_quiet_shows_only_failures_and_the_summary(tmp_path: Path) -> None:
+    ok = invoke("run", SEED, "--check", "--quiet")
+    assert ok.exit_code == 0 and ok.stdout == ""
+    assert ok.stderr.splitlines() == [f"{SEED}: 11 checks (5 expectations under 9 policies): all ok"]
+    text = Path(SEED).read_text().replace("anon_vma: {C/DST1: AV1,", "anon_vma: {C/DST1: AV9,")
+    p = tmp_path / "seed.yaml"
+    p.write_text(text)
+    bad = invoke("run", str(p), "--check", "-q")
+    assert bad.exit_code == 1 and bad.stdout == ""
+    lines = bad.stderr.splitlines()
+    assert len(lines) == 2 and ": FAIL anon_vma under wei-4e4a9eb92133" in lines[0]
+    assert lines[1] == f"{p}: 11 checks (5 expectations under 9 policies): 10 ok, 1 FAILED"
+    assert invoke("run", SEED, "--quiet").exit_code == 2
+
+
+def test_output_suffix_chooses_the_format(tmp_path: Path) -> None:
+    out = tmp_path / "seed.json"
+    assert invoke("run", SEED, "-p", "v2", "-o", str(out)).exit_code == 0
+    assert json.loads(out.read_text())["scenario"] == "seed-thread"
+    gv = tmp_path / "seed.gv"
+    assert invoke("run", SEED, "-p", "v2", "-o", str(gv)).exit_code == 0
+    assert gv.read_text().startswith("digraph")
+    txt = tmp_path / "seed.txt"
+    assert invoke("run", SEED, "-p", "v2", "-o", str(txt), "--final-only").exit_code == 0
+    assert txt.read_text() == invoke("run", SEED, "-p", "v2", "--final-only").stdout
+    explicit = tmp_path / "list.json"
+    assert invoke("run", SEED, "-p", "v2", "-o", str(explicit), "--format", "list").exit_code == 0
+    assert "DST1..DST5" in explicit.read_text()
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz 'dot' (apt-get install graphviz)")
+def test_svg_suffix_draws_an_image_without_format(tmp_path: Path) -> None:
+    out = tmp_path / "seed.svg"
+    r = invoke("run", SEED, "-p", "v2", "--final-only", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert out.read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_snapshot_selects_one_snapshot() -> None:
+    cve = invoke("run", CVE, "-p", "degree", "--format", "json")
+    labels = [s["label"] for s in json.loads(cve.stdout)["runs"][0]["snapshots"]]
+    assert len(labels) > 1
+    one = invoke("run", CVE, "-p", "degree", "--format", "json", "--snapshot", labels[0])
+    assert [s["label"] for s in json.loads(one.stdout)["runs"][0]["snapshots"]] == [labels[0]]
+    bad = invoke("run", CVE, "-p", "degree", "--snapshot", "nope")
+    assert bad.exit_code == 2 and f"there are: {', '.join(labels)}" in bad.output
+
+
+def test_scenario_format_example_is_the_shipped_seed_thread() -> None:
+    doc = (ROOT / "docs" / "scenario-format.md").read_text()
+    section = doc[doc.index("## A complete example"):]
+    block = section[section.index("```yaml\n") + len("```yaml\n"):]
+    block = block[:block.index("```\n")]
+    assert block == (ROOT / "scenarios" / "seed-thread.yaml").read_text()
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "scenarios/seed-thread.yaml", "-p", "degree", "-p", "wei-4e4a9eb92133", "-p", "v2",
+     "--format", "ascii", "--final-only"),
+    ("compare", "-p", "wei-4e4a9eb92133", "-p", "v2", "scenarios/seed-thread.yaml",
+     "--format", "list"),
+])
+def test_readme_examples_reproduce(args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    out = invoke(*args).stdout
+    assert f"```\n{out}```\n" in (ROOT / "README.md").read_text()

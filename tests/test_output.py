@@ -136,3 +136,85 @@ def test_missing_directory_is_one_line(tmp_path: Path) -> None:
         write_file(str(tmp_path / "nope" / "out.txt"), "x")
     assert str(err.value) == f"{tmp_path / 'nope' / 'out.txt'}: cannot write: No such file or directory"
     assert os.listdir(tmp_path) == []
+
+
+# -- standard output, stdin, signals: real processes ------------------------------------------
+
+def anondiff(*args: str, **kwargs):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "anondiff", *args], cwd=ROOT,
+                          capture_output=kwargs.pop("capture", True), timeout=120, **kwargs)
+
+
+def test_dash_output_is_standard_output(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["run", SEED, "-p", "v2", "--final-only", "-o", "-"])
+    assert r.exit_code == 0 and r.stdout == expected_table()
+    assert not (ROOT / "-").exists()
+
+
+def test_dash_scenario_is_standard_input() -> None:
+    text = Path(SEED).read_text()
+    r = CliRunner().invoke(main, ["run", "-", "-p", "v2", "--final-only"], input=text)
+    assert r.exit_code == 0 and r.stdout == expected_table().replace("seed-thread", "<stdin>")
+    bad = CliRunner().invoke(main, ["run", "-"], input="description: x\nprocesses: 3\n")
+    assert bad.exit_code == 2 and bad.output.startswith("anondiff: <stdin>:2")
+
+
+def test_broken_pipe_is_quiet() -> None:
+    for extra in ((), ("--check",)):
+        r_fd, w_fd = os.pipe()
+        os.close(r_fd)          # the reader is gone before anything is written
+        try:
+            r = anondiff("run", SEED, *extra, capture=False, stdout=w_fd,
+                         stderr=__import__("subprocess").PIPE)
+        finally:
+            os.close(w_fd)
+        assert r.returncode == 141, r.stderr
+        assert r.stderr == b""
+
+
+def test_write_error_on_standard_output(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    mknod_char(full, 1, 7)
+    with open(full, "wb") as f:
+        r = anondiff("run", SEED, capture=False, stdout=f, stderr=__import__("subprocess").PIPE)
+    assert r.returncode == 2
+    assert r.stderr.decode() == "anondiff: cannot write standard output: No space left on device\n"
+
+
+def test_closed_standard_output_is_trouble() -> None:
+    r = anondiff("run", SEED, capture=False, stderr=__import__("subprocess").PIPE,
+                 preexec_fn=lambda: os.close(1))
+    assert r.returncode == 2
+    assert r.stderr.decode() == "anondiff: cannot write standard output: Bad file descriptor\n"
+
+
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupt_exits_128_plus_signal_and_leaves_nothing(tmp_path: Path, signame: str,
+                                                            code: int) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    p = subprocess.Popen([sys.executable, "-m", "anondiff", "run", SEED, "-o", str(fifo)],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        # wait until it blocks opening the FIFO (no reader): its output is rendered by then
+        while time.monotonic() < deadline:
+            with open(f"/proc/{p.pid}/wchan") as f:
+                if f.read() == "wait_for_partner" or p.poll() is not None:
+                    break
+            time.sleep(0.05)
+        p.send_signal(getattr(signal, signame))
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == code, err
+    assert b"Aborted" not in err and b"Traceback" not in err
+    assert os.listdir(tmp_path) == ["fifo"] and stat.S_ISFIFO(os.stat(fifo).st_mode)

@@ -231,7 +231,7 @@ def test_ascii_fits_width(width: int, distinct: bool) -> None:
     if distinct:                # nothing to elide: every VMA is drawn, on its own anon_vma
         assert seen == {f"{s}{i + 1}": f"AV{i}" for s in ("SRC", "DST") for i in range(30)}
     else:
-        assert "note: FIRST..LAST stands for" in out
+        assert "note: FIRST..LAST (N) stands for N" in out
         assert seen["DST1"] == "AV1" and seen["ODD"] == "AV2" and seen["ANON"] is None
         assert any(".." in name and seen[name] == "AV0" for name in seen)
 
@@ -303,7 +303,7 @@ def test_ascii_compare_narrow_keeps_marks_apart() -> None:
     out = ascii.render_compare(comparison(), RenderOptions(width=30))
     assert_plain(out, 30)
     marked = set().union(*(marked_boxes(rows) for _, rows in process_blocks(out)))
-    assert marked == {"DST2", "DST3", "DST4"} or marked == {"DST2..DST4"}
+    assert marked == {"DST2", "DST3", "DST4"} or marked == {"DST2..DST4 (3)"}
 
 
 # -- list -------------------------------------------------------------------------------------
@@ -313,8 +313,8 @@ def test_list_one_line_per_vma_with_runs_elided() -> None:
     lines = out.splitlines()
     assert lines.index("Process P:") < lines.index("Process C:")
     i = lines.index("Process P:")
-    assert lines[i:i + 5] == ["Process P:", "  SRC1..SRC4 - AV0 (root)", "Process C:",
-                              "  DST1 - AV1 (child of AV0)", "  DST2..DST4 - AV0 (root)"]
+    assert lines[i:i + 5] == ["Process P:", "  SRC1..SRC4 (4) - AV0 (root)", "Process C:",
+                              "  DST1 - AV1 (child of AV0)", "  DST2..DST4 (3) - AV0 (root)"]
     assert any(line.startswith("note: FIRST..LAST") for line in lines)
     assert_plain(out, 72)
 
@@ -355,8 +355,8 @@ def test_list_chain_shown_only_when_not_the_lineage() -> None:
 def test_list_compare_stars_the_differing_vmas() -> None:
     out = listing.render_compare(comparison(), RenderOptions())
     starred = [line for line in out.splitlines() if line.startswith("* ")]
-    assert starred == ["* DST2..DST4 - AV0 (root)", "* = differs under the other policy",
-                       "* DST2..DST4 - AV1 (child of AV0)", "* = differs under the other policy"]
+    assert starred == ["* DST2..DST4 (3) - AV0 (root)", "* = differs under the other policy",
+                       "* DST2..DST4 (3) - AV1 (child of AV0)", "* = differs under the other policy"]
     assert "  DST1 - AV1 (child of AV0)" in out.splitlines()
 
 
@@ -529,3 +529,48 @@ def test_write_image_into_a_device_or_through_a_symlink(tmp_path: os.PathLike[st
     reader.join(timeout=30)
     assert got[0].startswith(b"\x89PNG") and stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert sorted(os.listdir(tmp_path)) == ["fifo.png", "link.svg", "real.svg"]
+
+
+@needs_dot
+def test_write_image_passes_dot_warnings_on_and_reports_the_real_error(
+        tmp_path: os.PathLike[str]) -> None:
+    target = os.path.join(tmp_path, "w.svg")
+    warnings = dot.write_image("digraph { a [shape=nosuchshape] }", target)
+    assert any("nosuchshape" in w for w in warnings)
+    full = os.path.join(tmp_path, "full.png")
+    try:
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    with pytest.raises(AnondiffError) as err:
+        dot.write_image("digraph { a -> b }", full)
+    assert str(err.value) == f"{full}: cannot write: No space left on device"
+
+
+# -- issue 13: counts of elided runs, no blank lines before boxes, whole Message-IDs ----------
+
+def test_list_counts_the_vmas_of_an_unfaulted_run() -> None:
+    # an unfaulted mapping split three ways keeps names that hide the middle piece
+    t = topo((proc("P", [("A", None, ()), ("A2", None, ()), ("C", None, ())]),), ())
+    lines = listing.render_run([replay(t)], RenderOptions()).splitlines()
+    assert "  A..C (3) - no anon_vma" in lines
+
+
+def test_ascii_without_anon_vmas_starts_with_the_boxes() -> None:
+    t = topo((proc("P", [("A", None, ()), ("B", None, ())]),), ())
+    lines = ascii.render_run([replay(t)], RenderOptions()).splitlines()
+    i = lines.index("Process P:")
+    assert lines[i + 1] == "" and lines[i + 2].strip().startswith("+--")
+    assert "|A" in lines[i + 3]
+
+
+@pytest.mark.parametrize("fmt", [ascii, listing])
+def test_narrow_output_keeps_a_message_id_whole(fmt) -> None:  # type: ignore[no-untyped-def]
+    from anondiff.policies.kk_v2 import KkV2
+    msgid = KkV2.cite[KkV2.cite.index("<"):KkV2.cite.index(">") + 1]
+    t = fork_topo("v2")
+    out = fmt.render_run([replay(t, KkV2.cite)], RenderOptions(width=40))
+    assert any(msgid in line for line in out.splitlines())
+    base = comparison()
+    cmp = Comparison(replay(base.a.final, KkV2.cite), base.b, base.snapshots)
+    assert any(msgid in line for line in fmt.render_compare(cmp, RenderOptions(width=40)).splitlines())

@@ -20,7 +20,7 @@ Layout decisions:
   may pass over it).  When the same anon_vma is used again after a VMA using another one, it gets
   a second box in the row: one arrow line per row keeps the chart readable in a mail.
 * Too wide for ``opts.width``: first runs of columns that are identical in every process are
-  elided (``SRC2..SRC9``), then the columns are wrapped into parts; each part repeats the process
+  elided (``SRC2..SRC9 (8)``), then the columns are wrapped into parts; each part repeats the process
   label and its own anon_vma row.  A note line says which happened.
 """
 from __future__ import annotations
@@ -144,7 +144,7 @@ def _merge(row: Row, first: int, last: int, width: int) -> Cell | None:
     cell, end = row[first], row[last]
     if cell is None or end is None or first == last:
         return cell
-    name = clip(f"{cell.name}..{end.name}", vma_limit(width) - cell.bang)
+    name = clip(f"{cell.name}..{end.name} ({last - first + 1})", vma_limit(width) - cell.bang)
     return replace(cell, name=name)
 
 
@@ -272,7 +272,10 @@ def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool) -> list[str]
         canvas.box(4, bx, box[i], cell.label)
         if cell.marked:
             canvas.text(7, bx, "^" * box[i])
-    return canvas.lines(unicode)
+    lines = canvas.lines(unicode)
+    while lines and not lines[0]:       # no anon_vma row: the boxes come first
+        lines.pop(0)
+    return lines
 
 
 # -- charts -----------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ KERNEL_EVENTS = ("VM_WARN_ON", "VM_BUG_ON", "WARN_ON_ONCE", "CRASH")
 #: Narrowest chart either plain-text format can lay out.
 MIN_WIDTH = 30
 ELIDE_MIN = 3      # shortest run written FIRST..LAST
-ELISION_NOTE = ("note: FIRST..LAST stands for consecutive VMAs with the same anon_vma, "
-                "chain and findings")
+ELISION_NOTE = ("note: FIRST..LAST (N) stands for N consecutive VMAs with the same "
+                "anon_vma, chain and findings")
 
 
 # -- shared text helpers ----------------------------------------------------------------------
@@ -47,13 +47,17 @@ def check_width(opts: RenderOptions) -> None:
 _WRAP_WHITESPACE = frozenset("\t\n\x0b\x0c\r")
 
 
-def wrap(text: str, width: int, indent: str = "", more: str = "    ") -> list[str]:
-    """Wrap one logical line; continuation lines get ``indent + more``."""
+def wrap(text: str, width: int, indent: str = "", more: str = "    ",
+         whole_words: bool = False) -> list[str]:
+    """Wrap one logical line; continuation lines get ``indent + more``.  With ``whole_words``
+    a word longer than the width gets a line of its own instead of being cut (a Message-ID must
+    stay whole to be searched for)."""
     if (text and len(indent) + len(text) <= width and not text[-1].isspace()
             and _WRAP_WHITESPACE.isdisjoint(text)):
         return [indent + text]      # what textwrap gives a line that fits, without its cost
     return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + more,
-                         break_long_words=True, break_on_hyphens=False) or [indent.rstrip()]
+                         break_long_words=not whole_words, break_on_hyphens=False) \
+        or [indent.rstrip()]
 
 
 def runs(items: Sequence[T], key: Callable[[T], Hashable]) -> list[tuple[int, int]]:
@@ -71,7 +75,7 @@ def runs(items: Sequence[T], key: Callable[[T], Hashable]) -> list[tuple[int, in
 
 
 def policy_heading(replay: Replay, width: int) -> list[str]:
-    return wrap(f"== {replay.policy}: {replay.policy_cite}", width, more="   ")
+    return wrap(f"== {replay.policy}: {replay.policy_cite}", width, more="   ", whole_words=True)
 
 
 def snapshot_heading(topo: Topology, width: int) -> list[str]:
@@ -232,7 +236,10 @@ def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
     elided = False
     for first, last in runs(range(len(keys)), keys.__getitem__):
         if last - first + 1 >= ELIDE_MIN:
-            entries = [(f"{proc.vmas[first].name}..{proc.vmas[last].name}", first)]
+            # the count: splits keep their names (A, A2, ...), so FIRST..LAST alone hides how
+            # many VMAs there are
+            entries = [(f"{proc.vmas[first].name}..{proc.vmas[last].name} ({last - first + 1})",
+                        first)]
             elided = True
         else:
             entries = [(proc.vmas[i].name, i) for i in range(first, last + 1)]
