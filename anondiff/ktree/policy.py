@@ -9,6 +9,8 @@ behaviour from the neighbour lookup (a maple tree, v6.1+, means vm_area_dup() le
 """
 from __future__ import annotations
 
+import re
+
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext
 from ..kernel.objects import AnonVma, Vma, VmaOp
@@ -34,6 +36,10 @@ class KernelTreePolicy(Policy):
         self.dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)  # type: ignore[misc]
         # vma_merge() of the maple-tree era (v6.1+) imports next's anon_vma first
         self.merge_both_exports_next = True                     # type: ignore[misc]
+        # mprotect_fixup() is not compiled: whether it clears VM_ACCOUNT of an anonymous VMA
+        # without anon_vma made non-writable (commit 9b9143298585, v6.7) is read from its text
+        self.mprotect_unaccounts_unfaulted = re.search(          # type: ignore[misc]
+            r"vma_is_anonymous\(vma\)\s*&&\s*!vma->anon_vma", tree.read("mm/mprotect.c") or "") is not None
         self.features = feats
         self.library = binding.Library(built.library)
         self._b: binding.Binding | None = None
