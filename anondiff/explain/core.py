@@ -572,3 +572,17 @@ def partings_json(a: Explanation, b: Explanation, vma: str | None = None) -> dic
                           "a": None if p.a is None else _call_json(p.a),
                           "b": None if p.b is None else _call_json(p.b)}
                          for p in partings(a, b, refs)]}
+
+
+def add_partings(text: Any, fmt: str, scenario: Scenario, a: Policy, b: Policy,
+                 width: int) -> str:
+    """``compare --explain``: the partings after the comparison (JSON: an ``"explain"`` key)."""
+    import json
+    if not isinstance(text, str):
+        text = "".join(text)
+    ea, eb = explain(scenario, a), explain(scenario, b)
+    if fmt == "json":
+        doc = json.loads(text)
+        doc["explain"] = partings_json(ea, eb)
+        return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
+    return text + "\n" + render_partings(ea, eb, width)
