@@ -493,5 +493,13 @@ from .explain.command import explain_command  # noqa: E402  (it needs the helper
 main.add_command(explain_command)
 
 
+from .live import cli as _live_cli  # noqa: E402  (click commands only; the reader loads lazily)
+main.add_command(_live_cli.live)
+main.add_command(_live_cli.capture)
+main.add_command(_live_cli.reproducer)
+from .search.cli import search as _search  # noqa: E402  (the command; the search loads lazily)
+main.add_command(_search)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -42,6 +42,9 @@ class Policy:
     merge_both_exports_next: ClassVar[bool] = False
     #: 2026: unlink_anon_vmas() returns at once for a VMA without anon_vma
     unlink_returns_if_unfaulted: ClassVar[bool] = False
+    #: which VMAs mremap(MREMAP_DONTUNMAP) may move: None before v5.7 (no such flag), "anon"
+    #: (private anonymous only) until v5.13, then "any" (see anondiff.kernel.mremap)
+    mremap_dontunmap: ClassVar[str | None] = "any"
     #: v6.7+: mprotect() making an anonymous VMA without anon_vma non-writable clears VM_ACCOUNT
     #: (commit 9b9143298585, see anondiff.kernel.mm.mprotect_flags)
     mprotect_unaccounts_unfaulted: ClassVar[bool] = False
@@ -53,14 +56,19 @@ class Policy:
                        ctx: ForkContext | None = None) -> None:
         raise NotImplementedError
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
         """May ``src``'s range (anon_vma ``src.anon_vma``) merge into ``tgt``?
+
+        ``src`` is ``vmg->middle``; for a range that is not an existing VMA (mremap's copy, an
+        in-place growth) it is None and ``anon_vma`` is the range's (``vmg->anon_vma``), with
+        ``copied_from`` the VMA mremap copies (``vmg->copied_from``, 2025+).
 
         commit 965f55dea0e3 ("mmap: avoid merging cloned VMAs") up to the 2025 fix: with one
         anon_vma NULL only if the target's chain is singular (an unfaulted target's empty chain
         is not), else equal pointers.  Chains are never compared: CVE-2022-42703 rests on it.
         """
-        a1, a2 = src.anon_vma, tgt.anon_vma
+        a1, a2 = (src.anon_vma if src is not None else anon_vma), tgt.anon_vma
         if (a1 is None or a2 is None) and len(tgt.avcs) == 1:
             if self.trace:
                 self.trace.why("%s is NULL and %s's chain is singular -> merge",

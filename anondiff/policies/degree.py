@@ -30,6 +30,8 @@ class Degree(ChainCopyPolicy):
     rule = "link all of the parent's chain; reuse its oldest entry != parent's with degree < 2, else a new child"
     counters = DegreeCounters()
     dup_mmap = DupMmap(vm_prev=PARENT, wipeonfork=PREPARE)
+    #: MREMAP_DONTUNMAP came in v5.7 (commit e346b3813067)
+    mremap_dontunmap = None
 
     #: v5.5's "mm/rmap.c: don't reuse anon_vma if we just want a copy" (Wei Yang's v4 1/2) adds
     #: ``src->anon_vma &&`` to the reuse test; it changes nothing at fork.

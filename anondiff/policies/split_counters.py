@@ -38,17 +38,21 @@ class SplitCountersPolicy(ChainCopyPolicy):
             _why_reuse(self, av, ok, src.anon_vma is None)
         return ok
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
         """The three-case rule of mm/vma.c (the 2025 fix "mm/vma: fix incorrectly disallowed
         anonymous VMA merges"; with commit 61f67c230a5e ("mm/vma: fix anon_vma UAF on mremap()
-        faulted, unfaulted merge") in 6.18.y), which the live 6.18.44 kernel follows."""
-        s, t = src.anon_vma, tgt.anon_vma
+        faulted, unfaulted merge") in 6.18.y), which the live 6.18.44 kernel follows.  A range
+        mremap copies from a fork child does not merge into an unfaulted VMA (case 1 tests
+        ``vmg->copied_from`` too)."""
+        s, t = (src.anon_vma if src is not None else anon_vma), tgt.anon_vma
         if t is None and s is not None:       # case 1: tgt imports src's anon_vma
-            ok = not vma_is_fork_child(src)
+            ok = not vma_is_fork_child(src) and not vma_is_fork_child(copied_from)
             if self.trace:
+                child = src if vma_is_fork_child(src) else copied_from
                 self.trace.why("case 1, %s imports %s: source %s -> %s", tgt, s,
                                "not a fork child" if ok else "a fork child (chain of %d)"
-                               % len(src.avcs), "merge" if ok else "refused")
+                               % len(child.avcs), "merge" if ok else "refused")  # type: ignore[union-attr]
             return ok
         if t is not None and s is None:       # case 2: src simply uses tgt's
             ok = not vma_is_fork_child(tgt)
