@@ -307,3 +307,9 @@ def test_a_compiled_tree_is_observed_like_its_python_policy(version: str, python
     for stem in THREAD_SCENARIOS:
         mine = observed(tree, stem)
         assert mine and mine == observed(python, stem), stem
+
+
+def test_a_step_kind_explain_does_not_know_is_still_described() -> None:
+    text = render(explain(load("scenarios/mremap-fork-child.yaml"), "split-counters"))
+    assert "step 7 (line 25) mremap C/A to 0x14000 (fixed, maymove)" in text
+    assert "is_mergeable_anon_vma(NULL, C/B, C/A, AV1): case 1, C/B imports AV1:" in text

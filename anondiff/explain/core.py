@@ -393,7 +393,21 @@ def describe(step: Step) -> str:
         return f"merge {step.process}/{step.hi} into {step.lo}"
     if isinstance(step, Snapshot):
         return f"snapshot {step.label}"
-    return type(step).__name__.lower()  # pragma: no cover - every kind is above
+    # any other kind (mremap, brk, ...): its name and the fields that say what it does
+    words = [type(step).__name__.lower()]
+    target = getattr(step, "target", None)
+    if isinstance(target, Target):
+        words.append(_target(target))
+    elif isinstance(getattr(step, "process", None), str):
+        words.append(step.process)  # type: ignore[union-attr]
+    for field in ("new_pages", "to", "start", "end"):
+        value = getattr(step, field, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            words.append(f"{field} {value if field == 'new_pages' else hex(value)}")
+    flags = getattr(step, "flags", None)
+    if flags:
+        words.append("(" + ", ".join(sorted(flags)) + ")")
+    return " ".join(words)
 
 
 # -- text --------------------------------------------------------------------------------------
