@@ -776,14 +776,14 @@ class Steps(RuleBasedStateMachine):
         else:
             moved = dataclasses.replace(attr, delta=attr.delta - (to - start))
         self.unmap(process, to, to + new_len)
-        eras = [era[process] for era in self.unaccounted.values()]
-        for pages in [anon[process] for anon in self.anon.values()] + eras:
+        for pages in ([anon[process] for anon in self.anon.values()]
+                      + [era[process] for era in self.unaccounted.values()]):
             carried = {p for p in pages if start <= p < end}
             pages -= carried
             pages |= {p - start + to for p in carried}
-        for pages in eras:
-            if new_len > old_len and to + old_len - 1 in pages:
-                pages.update(range(to + old_len, to + new_len))
+        for era in self.unaccounted.values():
+            if new_len > old_len and to + old_len - 1 in era[process]:
+                era[process].update(range(to + old_len, to + new_len))
         for p in range(start, end):
             space.pop(p)
         for p in range(to, to + new_len):
