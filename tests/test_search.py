@@ -14,7 +14,7 @@ from anondiff.scenario import Exit, Fork, load
 from anondiff.search.generate import Budget, generate
 from anondiff.search.judge import Judge
 from anondiff.search.runner import CHUNK, Goal, search
-from anondiff.search.writer import to_yaml
+from anondiff.search.emit import to_yaml
 from anondiff.policies import get
 from anondiff.scenario import loads
 
