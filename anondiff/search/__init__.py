@@ -2,9 +2,9 @@
 breaks an invariant.
 
 generate.py draws random scenarios the kernel accepts, judge.py replays them and says what is a
-finding, shrink.py makes a finding small, writer.py writes it as an ordinary scenario file
-with a description and expectations, runner.py spreads seed ranges over worker processes or a
-Dask cluster, cli.py is the click command.  This module holds only the constants the command
+finding, shrink.py makes a finding small, writer.py makes it readable and writes it (emit.py:
+the YAML) as an ordinary scenario file with a description and expectations, runner.py spreads
+seed ranges over worker processes or a Dask cluster, cli.py is the click command.  This module holds only the constants the command
 line needs, so that ``anondiff`` starts without importing the rest.
 """
 from __future__ import annotations
