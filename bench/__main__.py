@@ -261,6 +261,25 @@ def bench_cli(rounds: int = 11) -> None:
               f"(x{t / floor:.2f} the import floor; aim x1.25)")
 
 
+def bench_explain() -> None:
+    """What ``anondiff explain`` and ``--metrics`` cost over a plain replay (the hooks report
+    to a tracer, every call is recorded; metrics freeze after each fork)."""
+    from anondiff.engine import replay
+    from anondiff.explain.core import explain
+    from anondiff.metrics import replay_measured
+
+    for what, sc in (("fork of 20000 VMAs", split_mapping(20_000)),
+                     ("2,000-generation chain", chain(2_000))):
+        def timed(fn) -> float:  # type: ignore[no-untyped-def]
+            def once() -> float:
+                t0 = time.perf_counter()
+                fn(sc, "split-counters")
+                return time.perf_counter() - t0
+            return best(once, 2)
+        plain, explained, measured = timed(replay), timed(explain), timed(replay_measured)
+        print(f"{what}, split-counters: replay {plain:5.2f} s, explain x{explained / plain:.1f}, "
+              f"--metrics x{measured / plain:.1f}")
+
 def bench_search(count: int = 1_536) -> None:
     """``anondiff search`` for two policies with invariant checks on (split-counters and
     clone-rework-2026 under --invariants: nothing to find, so every scenario is tried), in
@@ -356,6 +375,7 @@ def main() -> None:
         print(f"fork-then-exit chain, {policy:15} 1,000 generations {t1:6.2f} s   "
               f"10,000 generations {t10:6.2f} s   (x{t10 / t1:.1f} for x10)")
     bench_big()
+    bench_explain()
     bench_cli()
     bench_search()
     bench_trees()
