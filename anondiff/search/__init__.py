@@ -10,7 +10,7 @@ line needs, so that ``anondiff`` starts without importing the rest.
 from __future__ import annotations
 
 #: Every event the generator can make, as ``--events`` names them.
-EVENTS = ("fork", "exit", "write", "mprotect", "madvise", "munmap", "mmap")
+EVENTS = ("fork", "exit", "write", "mprotect", "madvise", "munmap", "mmap", "mremap")
 
 #: What a difference can be in: the VMA fields ``compare`` reports, the findings only one
 #: policy reports, and the totals (anon_vmas allocated, chain links, ...) when nothing else

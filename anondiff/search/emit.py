@@ -7,8 +7,9 @@ import re
 import textwrap
 from typing import Iterable
 
-from ..scenario import (PAGE_SIZE, PROT_BITS, Exit, Expectation, Fault, Fork, Madvise, Mmap,
-                        Mprotect, Munmap, Scenario, Snapshot, Step, Target, VmaSpec)
+from ..scenario import (MREMAP_FLAGS, PAGE_SIZE, PROT_BITS, Exit, Expectation, Fault, Fork,
+                        Madvise, Mmap, Mprotect, Mremap, Munmap, Scenario, Snapshot, Step, Target,
+                        VmaSpec)
 
 _PLAIN = re.compile(r"[A-Za-z_./~][A-Za-z0-9_./~+-]*\Z")
 _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
@@ -87,6 +88,17 @@ def _step(s: Step) -> str:
         return f"madvise: {_target(s.target)}, advice: {s.advice}{_names(s.names)}"
     if isinstance(s, Mmap):
         return f"mmap: {scalar(s.process)}, {_vma(s.vma)}"
+    if isinstance(s, Mremap):
+        out = f"mremap: {_target(s.target)}"
+        if s.new_pages is not None:
+            out += f", new_pages: {s.new_pages}"
+        if s.flags:
+            out += f", flags: {_flow([f for f in MREMAP_FLAGS if f in s.flags])}"
+        if s.to is not None:
+            out += f", to: {s.to:#x}"
+        if s.name is not None:
+            out += f", name: {scalar(s.name)}"
+        return out + _names(s.names)
     if isinstance(s, Snapshot):
         return f"snapshot: {scalar(s.label)}"
     raise TypeError(f"not a step the search makes: {s!r}")

@@ -23,7 +23,7 @@ import re
 from ..diff import SnapshotDiff
 from ..expect import check
 from ..scenario import (PAGE_SHIFT, Exit, Expectation, Fault, Fork, Madvise, Mmap, Mprotect,
-                        Munmap, ProcessSpec, Scenario, Snapshot, Step, Target, loads)
+                        Mremap, Munmap, ProcessSpec, Scenario, Snapshot, Step, Target, loads)
 from ..topology import Topology
 from .emit import to_yaml
 from .judge import INFORMATIONAL, Judge, Verdict
@@ -47,7 +47,7 @@ def _rename_step(s: Step, procs: dict[str, str], vmas: dict[str, str]) -> Step:
         return s._replace(process=procs[s.process], child=procs[s.child])
     if isinstance(s, (Exit, Fault)):
         return s._replace(process=procs[s.process])
-    if isinstance(s, (Mprotect, Munmap, Madvise)):
+    if isinstance(s, (Mprotect, Munmap, Madvise, Mremap)):
         return s._replace(target=s.target._replace(process=procs[s.target.process]))
     if isinstance(s, Mmap):
         return s._replace(process=procs[s.process], vma=s.vma._replace(name=vmas[s.vma.name]))
@@ -217,7 +217,7 @@ def _named(s: Step, topos: list[Topology]) -> Step:
         if v is None:
             return s
         return Fault(s.process, v.name, (page - (v.start >> PAGE_SHIFT),), kind=s.kind)
-    if isinstance(s, (Mprotect, Munmap, Madvise)) and s.target.vma is None:
+    if isinstance(s, (Mprotect, Munmap, Madvise, Mremap)) and s.target.vma is None:
         t = s.target
         assert t.end is not None
         first, end = t.first >> PAGE_SHIFT, t.end >> PAGE_SHIFT
