@@ -703,4 +703,4 @@ def test_shipped_seed_thread_draws_the_childs_pages_into_the_parents_anon_vma() 
     e = edges(dot.render_run([degree], RenderOptions()))
     # DST1 uses AV1, its page (copied at fork) still maps AV0: a grey edge of its own
     assert e[("vmas:p1v0:e", "av_AV1")] == [""]
-    assert e[("vmas:p1v0r0:e", "av_AV0")] == ["arrowhead=vee color=grey45"]
+    assert e[("vmas:p1v0r0:e", "av_AV0")] == ["arrowhead=vee color=grey60 penwidth=0.7"]

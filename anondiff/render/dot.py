@@ -166,7 +166,7 @@ EDGE_STYLES: dict[str, dict[str, str]] = {
     "b": {"color": SIDE_COLOURS["b"]},
     "parent": {"style": "dashed"},
     "root": {"style": "dashed", "label": "root"},
-    "pages": {"color": "grey45", "arrowhead": "vee"},
+    "pages": {"color": "grey60", "penwidth": "0.7", "arrowhead": "vee"},
     "miss": {"color": "red", "style": "dashed", "arrowhead": "vee"},
     "freed": {"color": "red", "penwidth": "2.5", "arrowhead": "vee"},
     "chain": {"style": "dotted", "color": "grey40"},
@@ -248,15 +248,17 @@ COUNTER_NAMES = {"num_children": "ch", "num_active_vmas": "act", "degree": "deg"
 
 
 #: anon_vma trees deeper than this are drawn in one column (parent edges then do not push
-#: parents rightwards), so that a long chain keeps the drawing within the page width
-MAX_DEPTH = 4
+#: parents rightwards), so that a long chain keeps the drawing within the page width; a
+#: comparison's table is wider
+MAX_DEPTH = 5
+MAX_DEPTH_COMPARE = 4
 
 
 def _anon_vmas(c: graphviz.Digraph, topo: Topology, edges: _Edges,
-               av_id: Callable[[str], str], in_cluster: bool) -> None:
+               av_id: Callable[[str], str], in_cluster: bool, max_depth: int = MAX_DEPTH) -> None:
     """The anon_vma boxes of one topology and their parent (or root) edges."""
     shown = shown_anon_vmas(topo)
-    deep = max((len(lineage(topo, av.name)) for av in shown), default=0) > MAX_DEPTH
+    deep = max((len(lineage(topo, av.name)) for av in shown), default=0) > max_depth
     for av in shown:
         c.node(av_id(av.name), _av_label(av), **_av_attrs(av))
         extra = {"constraint": "false"} if deep else {}
@@ -482,7 +484,7 @@ class _Aligned:
                 s.attr(label=label(f"anon_vmas under {policy}"), style="rounded",
                        color=SIDE_COLOURS[side], fontcolor=SIDE_COLOURS[side])
                 _anon_vmas(s, topo, edges, lambda name, side=side: self.av_id(side, name),
-                           in_cluster=True)
+                           in_cluster=True, max_depth=MAX_DEPTH_COMPARE)
         for k, name in enumerate(self.processes()):
             for i, pair in enumerate(self.rows(name)):
                 for side, vma in zip("ab", pair):
