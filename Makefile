@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SCENARIO ?= scenarios/seed-thread.yaml
 
-.PHONY: run test golden bench clean
+.PHONY: run test golden bench mutation clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,5 +26,13 @@ golden: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m bench
 
+# Mutation testing of the kernel model, the policies and the step semantics (not part of
+# `make test`): `mutmut results` lists survivors; tests/mutation-equivalent.txt explains the
+# ones no observable result can tell apart.  CI=1: hypothesis derandomized, so verdicts repeat.
+mutation: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,mutation]'
+	CI=1 $(VENV)/bin/mutmut run
+	$(PY) -m tests.mutation_report
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis mutants

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import permutations
 from pathlib import Path
 
 import yaml
@@ -16,11 +17,18 @@ from .scenario import (
     Step, TASK_SIZE, TOP_KEYS, Target, VMA_FLAGS, VMA_KEYS, VmaSpec,
 )
 
-from .yamlnodes import (TAG_BOOL, TAG_MAP, TAG_NULL, Entries, Loc, NodeReader, choices, compose,
-                        hexaddr, num, quote)
+from .yamlnodes import (_NAME_RE, TAG_BOOL, TAG_INT, TAG_MAP, TAG_NULL, TAG_STR, Entries, Loc,
+                        NodeReader, choices, compose, hexaddr, num, quote)
 
 _PROT_LETTERS = {"r": "read", "w": "write", "x": "exec"}
 _DEFAULT_PROT = frozenset({"read", "write"})
+#: every protection string prot() accepts, and what it means
+_PROTS = {"none": frozenset(), "": frozenset(), **{
+    "".join(p): frozenset(_PROT_LETTERS[c] for c in p)
+    for n in (1, 2, 3) for p in permutations("rwx", n)}}
+_NO_FLAGS: frozenset[str] = frozenset()
+#: the keys _fast_vma() reads (not ``flags``: its list goes the careful way)
+_FAST_VMA_KEYS = frozenset(VMA_KEYS) - {"flags"}
 
 __all__ = ["Loader", "compose"]
 
@@ -120,28 +128,115 @@ class Loader(NodeReader):
     def vmas(self, node: yaml.Node, loc: Loc, process: str,
              labels: dict[str, _LabelUse]) -> tuple[VmaSpec, ...]:
         specs: list[VmaSpec] = []
-        where: dict[str, tuple[Loc, yaml.Node]] = {}
+        where: dict[str, tuple[int, yaml.Node]] = {}
+        fast = self._fast_vma
         for i, item in enumerate(self.sequence(node, loc, "a list of VMAs")):
-            vloc = loc.item(i)
-            entries = self.mapping(item, vloc, VMA_KEYS, ("name", "start"))
-            spec = self.vma(item, entries, vloc)
+            got = fast(item)
+            if got is None:
+                vloc = loc.item(i)
+                entries = self.mapping(item, vloc, VMA_KEYS, ("name", "start"))
+                spec = self.vma(item, entries, vloc)
+                name_node, label_node = entries["name"][1], entries.get("anon_vma", (None, None))[1]
+            else:
+                spec, name_node, label_node = got
             if spec.name in where:
-                self.fail(entries["name"][1], vloc.say(
+                self.fail(name_node, loc.item(i).say(
                     f"VMA name {quote(spec.name)} is already used in process "
                     f"{quote(process)} at line {where[spec.name][1].start_mark.line + 1}"))
             if spec.anon_vma is not None:
-                self.label(entries["anon_vma"][1], vloc, spec, process, labels)
+                first = labels.get(spec.anon_vma)
+                if first is None:
+                    labels[spec.anon_vma] = _LabelUse(process, spec)
+                elif first.process != process or first.vma.file != spec.file:
+                    assert label_node is not None
+                    self.label(label_node, loc.item(i), spec, process, labels)
             specs.append(spec)
-            where[spec.name] = (vloc, item)
+            where[spec.name] = (i, item)
         ordered = sorted(specs, key=lambda v: v.start)
         for a, b in zip(ordered, ordered[1:]):
             if b.start < a.end:
                 # name both; point at the one that comes later in the file
                 later, other = (a, b) if a.line > b.line else (b, a)
-                self.fail(where[later.name][1], where[later.name][0].say(
+                self.fail(where[later.name][1], loc.item(where[later.name][0]).say(
                     f"VMA {quote(later.name)} {_span(later)} overlaps VMA "
                     f"{quote(other.name)} {_span(other)} (line {other.line})"))
         return tuple(ordered)
+
+    def _fast_vma(self, node: yaml.Node) -> tuple[VmaSpec, yaml.Node, yaml.Node | None] | None:
+        """:meth:`vma` for the common, valid case (plain keys and scalars, no ``flags`` list,
+        no list of faulted pages), without building a location for every value; None when
+        anything is unusual, and :meth:`vma` then reads it (and reports what is wrong)."""
+        if type(node) is not yaml.MappingNode or node.tag != TAG_MAP:
+            return None
+        values: dict[str, yaml.Node] = {}
+        for knode, vnode in node.value:
+            key = knode.value
+            if type(knode) is not yaml.ScalarNode or knode.tag != TAG_STR or key in values \
+                    or key not in _FAST_VMA_KEYS or type(vnode) is not yaml.ScalarNode:
+                return None
+            if vnode.tag == TAG_NULL:
+                if key in ("name", "start", "prot"):
+                    return None
+                continue
+            values[key] = vnode
+        name_node, start_node = values.get("name"), values.get("start")
+        if name_node is None or start_node is None or name_node.tag != TAG_STR \
+                or not _NAME_RE.match(name_node.value) or start_node.tag != TAG_INT:
+            return None
+        construct = self._constructor
+        try:
+            start = construct.construct_yaml_int(start_node)
+            pnode, enode = values.get("pages"), values.get("end")
+            if (pnode is None) == (enode is None):
+                return None
+            if pnode is not None:
+                if pnode.tag != TAG_INT:
+                    return None
+                pages = construct.construct_yaml_int(pnode)
+                if pages < 1:
+                    return None
+                end = start + pages * PAGE_SIZE
+            else:
+                if enode.tag != TAG_INT:      # type: ignore[union-attr]
+                    return None
+                end = construct.construct_yaml_int(enode)
+                if end % PAGE_SIZE:
+                    return None
+            if start < PAGE_SIZE or start % PAGE_SIZE or start > TASK_SIZE \
+                    or end > TASK_SIZE or end <= start:
+                return None
+            prot = _DEFAULT_PROT
+            if (prot_node := values.get("prot")) is not None:
+                if prot_node.tag != TAG_STR or prot_node.value not in _PROTS:
+                    return None
+                prot = _PROTS[prot_node.value]
+            shared = faulted = False
+            if (snode := values.get("shared")) is not None:
+                if snode.tag != TAG_BOOL:
+                    return None
+                shared = construct.construct_yaml_bool(snode)
+            file = None
+            if (fnode := values.get("file")) is not None:
+                if fnode.tag != TAG_STR or not fnode.value.strip():
+                    return None
+                file = fnode.value
+            if (qnode := values.get("faulted")) is not None:
+                if qnode.tag != TAG_BOOL:
+                    return None
+                faulted = construct.construct_yaml_bool(qnode)
+                if faulted and (end - start) // PAGE_SIZE > MAX_FAULT_ALL_PAGES:
+                    return None
+        except Exception:       # the careful path says what is wrong
+            return None
+        label = None
+        if (lnode := values.get("anon_vma")) is not None:
+            if lnode.tag != TAG_STR or not _NAME_RE.match(lnode.value) or not faulted:
+                return None
+            label = lnode.value
+        if shared and faulted:
+            return None
+        return (VmaSpec(name_node.value, start, end, prot, _NO_FLAGS, shared, file, faulted, None,
+                        label, node.start_mark.line + 1), name_node, lnode)
 
     def vma(self, node: yaml.Node, entries: Entries, loc: Loc,
             mmap: bool = False) -> VmaSpec:

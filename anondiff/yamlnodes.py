@@ -35,12 +35,31 @@ _FAST_MAX_DEPTH = 500
 def _nesting_bound(text: str) -> int:
     """An upper bound of the document's nesting depth: the deepest flow nesting ([ and {
     outside quotes and comments) plus, for block style, the deepest indentation plus the
-    "- ", ": " and "? " indicators on one line."""
+    "- ", ": " and "? " indicators on one line.
+
+    A line without quotes or comments, outside a quoted scalar, whose closing brackets cannot
+    take the flow depth below zero (none, or all after its opening ones), is counted with
+    string methods (the bound is then at most a little higher than the character scan's); any
+    other line is scanned character by character."""
     flow = deepest = 0
     quote = ""
     for line in text.split("\n"):
         stripped = line.lstrip(" ")
         block = len(line) - len(stripped) + 1
+        if not quote and "'" not in stripped and '"' not in stripped and "#" not in stripped:
+            opens = stripped.count("[") + stripped.count("{")
+            closes = stripped.count("]") + stripped.count("}")
+            if closes and closes <= flow + opens:
+                first_close = min(i for i in (stripped.find("]"), stripped.find("}")) if i >= 0)
+                safe = max(stripped.rfind("["), stripped.rfind("{")) < first_close
+            else:
+                safe = not closes
+            if safe:
+                block += (stripped.count("- ") + stripped.count(": ") + stripped.count("? ")
+                          + stripped.endswith(("-", ":", "?")))
+                deepest = max(deepest, flow + opens + block)
+                flow += opens - closes
+                continue
         prev = " "
         i = 0
         while i < len(stripped):

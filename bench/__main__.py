@@ -1,29 +1,49 @@
-"""``make bench``: the figures the core issue names, measured (not asserted).
+"""``make bench``: the figures the speed issue names, measured side by side in one run (ratios
+against a baseline taken in the same run, never asserted).
 
-1. one fork of a process with 65,000 faulted VMAs split from one mapping (the live kernel: about
-   90 ms on these machines; aim: engine under 0.2 s, peak memory under 150 MB);
-2. a 10,000-generation fork-then-exit chain under degree and split-counters (aim: under 5 s,
-   growing linearly);
-3. ``anondiff run`` on the seed-thread scenario with all policies, against the time Python takes
-   to import click, yaml and tabulate (aim: within 25%).
+1. fork of a process with N faulted one-page VMAs split from one mapping (N = 1,000, 10,000 and
+   65,024, under vm.max_map_count): the engine's fork against the live kernel's fork() of the
+   same layout (bench/forkbench.c, built with gcc when there is one), in CPU time of the forking
+   thread (robust to other load) and wall clock; the cost per VMA at each N;
+2. the invariant checks: after that fork (the whole child is new) and after a one-VMA step on
+   the 65,024-VMA pair, incremental against the full recount;
+3. random small scenarios (20-60 steps, bench/randomsc.py) replayed through
+   ``engine.replay_many``, per second of CPU, checks on (incremental and full);
+4. a 10,000-generation fork-then-exit chain under degree and split-counters (linear?);
+5. ``anondiff run`` of a 65,000-VMA scenario file (generated) in every format but dot: wall
+   clock, CPU, peak RSS; and 16,000 VMAs for linearity;
+6. ``anondiff run scenarios/seed-thread.yaml`` (9 policies) in every format against the time
+   Python takes to import click, yaml and tabulate (the import floor).
+
+7. a Debian kernel tree as a policy: first run (extract, cut, compile; aim under 10 s), cached
+   run against its Python policy (aim: under 0.1 s more), the 65,000-VMA fork through the
+   compiled code against the Python policy (``python -m bench trees`` runs only these).
+
+``python -m bench big N`` runs item 5 for N VMAs alone (e.g. 768000).
 """
 from __future__ import annotations
 
 import gc
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
-from anondiff.engine import _Replayer
+from anondiff.engine import _Replayer, replay_many
+from anondiff.kernel import checks
 from anondiff.policies import get
-from anondiff.scenario import PAGE_SIZE, Exit, Fork, ProcessSpec, Scenario, VmaSpec
+from anondiff.scenario import (PAGE_SIZE, Exit, Fork, Mprotect, ProcessSpec, Scenario, Target,
+                               VmaSpec)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = 0x7F0000000000
 RW, R = frozenset({"read", "write"}), frozenset({"read"})
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "anondiff" / "bench"
+SIZES = (1_000, 10_000, 65_024)
 
 
 def split_mapping(n: int) -> Scenario:
@@ -32,7 +52,7 @@ def split_mapping(n: int) -> Scenario:
     vmas = tuple(VmaSpec(f"v{i}", BASE + i * PAGE_SIZE, BASE + (i + 1) * PAGE_SIZE,
                          RW if i % 2 == 0 else R, frozenset(), faulted=True, anon_vma="AV0")
                  for i in range(n))
-    return Scenario(path="<bench>", name="fork-65000", description="",
+    return Scenario(path="<bench>", name=f"fork-{n}", description="",
                     processes=(ProcessSpec("P", vmas),), steps=(Fork("P", "C"),))
 
 
@@ -46,50 +66,117 @@ def chain(generations: int) -> Scenario:
 
 
 def best(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        times.append(fn())
-    return min(times)
+    return min(fn() for _ in range(repeat))
 
 
-def bench_fork(policy: str, n: int = 65_000) -> None:
+# -- 1, 2: fork and checks ----------------------------------------------------------------------
+
+def kernel_forkbench() -> Path | None:
+    """bench/forkbench.c, built once into the cache (None without gcc)."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        return None
+    src = ROOT / "bench" / "forkbench.c"
+    exe = CACHE / "forkbench"
+    if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([gcc, "-O2", "-o", str(exe), str(src)], check=True)
+    return exe
+
+
+def kernel_fork(exe: Path, n: int) -> tuple[float, float] | None:
+    """(CPU, wall) seconds of the live kernel's fork() of n VMAs, best of 5."""
+    done = subprocess.run([str(exe), str(n), "5"], capture_output=True, text=True)
+    if done.returncode:
+        return None
+    cpu, wall = done.stdout.split()
+    return int(cpu) / 1e9, int(wall) / 1e9
+
+
+def engine_fork(policy: str, n: int) -> dict[str, float]:
     """In a fresh interpreter, so that its peak RSS is this benchmark's alone."""
     out = subprocess.run([sys.executable, "-m", "bench", "fork", policy, str(n)], cwd=ROOT,
                          check=True, capture_output=True, text=True).stdout
-    print(out, end="")
+    return {k: float(v) for k, v in (item.split("=") for item in out.split())}
 
 
-def _bench_fork(policy: str, n: int) -> None:
+def _engine_fork(policy: str, n: int) -> None:
     import resource
     sc = split_mapping(n)
+    step = Mprotect(Target("P", None, BASE + PAGE_SIZE, BASE + 2 * PAGE_SIZE), RW)
 
-    def once(trace: bool = False) -> tuple[float, float, float]:
-        r = _Replayer(sc, get(policy))
+    def once() -> dict[str, float]:
+        r = _Replayer(sc, get(policy), "incremental")
         r.layout()
+        r.record()
         r.step_no = 1
         gc.collect()
-        if trace:
-            tracemalloc.start()
-        t0 = time.perf_counter()
         with r.no_gc():
+            c0, w0 = time.thread_time(), time.perf_counter()
             r.do(sc.steps[0])
-        t1 = time.perf_counter()
-        with r.no_gc():
+            c1, w1 = time.thread_time(), time.perf_counter()
             r.record()
-        t2 = time.perf_counter()
-        peak = tracemalloc.get_traced_memory()[1] if trace else 0
-        if trace:
-            tracemalloc.stop()
-        return t1 - t0, t2 - t1, peak
+            c2 = time.thread_time()
+            checks.check(r.k)
+            c3 = time.thread_time()
+            r.step_no = 2
+            r.do(step)             # one VMA of the parent: merges with both neighbours
+            c4 = time.thread_time()
+            r.record()
+            c5 = time.thread_time()
+            checks.check(r.k)
+            c6 = time.thread_time()
+            r.teardown()
+        return {"cpu": c1 - c0, "wall": w1 - w0, "inc": c2 - c1, "full": c3 - c2,
+                "step": c4 - c3, "inc1": c5 - c4, "full1": c6 - c5}
 
     runs = [once() for _ in range(3)]
-    fork = min(r[0] for r in runs)
-    check = min(r[1] for r in runs)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # before tracemalloc's own
-    peak = once(trace=True)[2]
-    print(f"fork of {n} VMAs, {policy:17} engine fork {fork * 1000:6.1f} ms, then invariant "
-          f"checks {check * 1000:6.1f} ms; allocated by the fork {peak / 2**20:5.1f} MiB, "
-          f"process peak RSS (scenario, parent and child) {rss:5.1f} MiB")
+    got = {k: min(r[k] for r in runs) for k in runs[0]}
+    got["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(" ".join(f"{k}={v}" for k, v in got.items()))
+
+
+def bench_fork(policies: tuple[str, ...] = ("split-counters", "degree", "clone-rework-2026"),
+               sizes: tuple[int, ...] = SIZES) -> None:
+    exe = kernel_forkbench()
+    kernel = {n: kernel_fork(exe, n) if exe else None for n in sizes}
+    if exe is None:
+        print("fork: no gcc, no live-kernel baseline")
+    for policy in policies:
+        for n in sizes:
+            e = engine_fork(policy, n)
+            k = kernel[n]
+            vs = (f"kernel {k[0] * 1e3:6.1f} ms CPU {k[1] * 1e3:6.1f} ms wall; engine/kernel "
+                  f"x{e['cpu'] / k[0]:4.1f} CPU x{e['wall'] / k[1]:4.1f} wall" if k else "no kernel")
+            print(f"fork {n:>6} VMAs {policy:17} engine {e['cpu'] * 1e3:6.1f} ms CPU "
+                  f"({e['cpu'] / n * 1e6:4.2f} us/VMA; kernel {k[0] / n * 1e6 if k else 0:4.2f}), "
+                  f"{e['wall'] * 1e3:6.1f} ms wall; {vs}")
+            if n == SIZES[-1]:
+                print(f"  checks after that fork: incremental {e['inc'] * 1e3:6.1f} ms, full "
+                      f"{e['full'] * 1e3:6.1f} ms (x{e['full'] / e['inc']:.1f}); after a one-VMA "
+                      f"mprotect: incremental {e['inc1'] * 1e3:7.3f} ms, full "
+                      f"{e['full1'] * 1e3:6.1f} ms (x{e['full1'] / max(e['inc1'], 1e-9):.0f}); "
+                      f"peak RSS {e['rss']:.0f} MiB")
+
+
+# -- 3, 4: many small scenarios; the chain -------------------------------------------------------
+
+def bench_random(count: int = 300) -> None:
+    from bench.randomsc import scenario
+    scenarios = [scenario(seed) for seed in range(count)]
+    steps = sum(len(s.steps) for s in scenarios) / count
+    policies = [get("split-counters")]
+    rates = {}
+    for mode in ("incremental", "full"):
+        def once() -> float:
+            t0 = time.process_time()
+            for _ in replay_many(scenarios, policies, checks=mode, snapshots=False):
+                pass
+            return time.process_time() - t0
+        rates[mode] = count / best(once, 3)
+    print(f"random scenarios ({count}, {steps:.0f} steps on average), split-counters, "
+          f"replay_many(snapshots=False): {rates['incremental']:6.0f}/s per core with "
+          f"incremental checks, {rates['full']:6.0f}/s with the full recount (aim: 5,000/s)")
 
 
 def bench_chain(policy: str, generations: int) -> float:
@@ -97,17 +184,55 @@ def bench_chain(policy: str, generations: int) -> float:
 
     def once() -> float:
         r = _Replayer(sc, get(policy))
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         r.run()
-        return time.perf_counter() - t0
+        return time.process_time() - t0
 
     return best(once, 2)
 
 
-def bench_cli(rounds: int = 21) -> None:
-    """Both commands in turn, in fresh interpreters, bytecode cached as on an installed system
-    (this workplace sets PYTHONDONTWRITEBYTECODE, which would recompile every module each run)."""
-    import os
+# -- 5: a large scenario file --------------------------------------------------------------------
+
+def write_big(n: int, path: Path) -> None:
+    with open(path, "w") as f:
+        f.write(f"description: {n} one-page VMAs sharing AV0, alternating rw and r; P forks C.\n"
+                "processes:\n  - name: P\n    vmas:\n")
+        for i in range(n):
+            f.write(f"      - {{name: v{i}, start: {BASE + i * PAGE_SIZE:#x}, pages: 1, "
+                    f"prot: {'rw' if i % 2 == 0 else 'r'}, faulted: true, anon_vma: AV0}}\n")
+        f.write("steps:\n  - {fork: P, child: C}\n")
+
+
+def run_child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MiB) of one command, output to /dev/null."""
+    t0 = time.perf_counter()
+    with open(os.devnull, "w") as null:
+        p = subprocess.Popen(args, cwd=ROOT, stdout=null, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if status:
+        raise SystemExit(f"{' '.join(args)}: exit status {status}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def bench_big(sizes: tuple[int, ...] = (16_000, 65_000)) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = Path(tmp) / f"big-{n}.yaml"
+            write_big(n, path)
+            for fmt in ("list", "table", "json", "ascii"):
+                wall, cpu, rss = run_child([sys.executable, "-m", "anondiff", "run", str(path),
+                                            "-p", "split-counters", "--format", fmt])
+                print(f"anondiff run, {n:>6} VMAs + fork, {fmt:5}: {wall:6.2f} s wall, "
+                      f"{cpu:6.2f} s CPU ({cpu / n * 1e6:5.1f} us/VMA), peak RSS {rss:5.0f} MiB")
+
+
+# -- 6: start-up --------------------------------------------------------------------------------
+
+def bench_cli(rounds: int = 11) -> None:
+    """Each format and the import floor in turn, in fresh interpreters, bytecode cached as on an
+    installed system (this workplace sets PYTHONDONTWRITEBYTECODE, which would recompile every
+    module each run)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
     def timed(args: list[str]) -> float:
@@ -117,29 +242,99 @@ def bench_cli(rounds: int = 21) -> None:
 
     py = sys.executable
     base = [py, "-c", "import click, yaml, tabulate"]
-    run = [py, "-m", "anondiff", "run", "scenarios/seed-thread.yaml"]
-    timed(base), timed(run)                     # warm the caches, write the bytecode
-    pairs = [(timed(base), timed(run)) for _ in range(rounds)]
-    imports = statistics.median(p[0] for p in pairs)
-    runs = statistics.median(p[1] for p in pairs)
-    print(f"python -c 'import click, yaml, tabulate': {imports * 1000:6.1f} ms (median of {rounds})")
-    print(f"anondiff run seed-thread.yaml (9 policies, table): {runs * 1000:6.1f} ms "
-          f"({(runs / imports - 1) * 100:+.0f}% over the imports)")
+    formats = ("table", "list", "ascii", "json", "dot")
+    runs = {f: [py, "-m", "anondiff", "run", "scenarios/seed-thread.yaml", "--format", f]
+            for f in formats}
+    timed(base)
+    for args in runs.values():
+        timed(args)                           # warm the caches, write the bytecode
+    samples: dict[str, list[float]] = {f: [] for f in ("floor",) + formats}
+    for _ in range(rounds):
+        samples["floor"].append(timed(base))
+        for f, args in runs.items():
+            samples[f].append(timed(args))
+    floor = statistics.median(samples["floor"])
+    print(f"python -c 'import click, yaml, tabulate': {floor * 1000:6.1f} ms (median of {rounds})")
+    for f in formats:
+        t = statistics.median(samples[f])
+        print(f"anondiff run seed-thread.yaml (9 policies), {f:5}: {t * 1000:6.1f} ms "
+              f"(x{t / floor:.2f} the import floor; aim x1.25)")
+
+
+def debian_tree(version: str) -> str | None:
+    """A Debian linux-source tarball fetched by anondiff.ktree.debian, if it is there."""
+    path = Path.home() / ".cache" / "anondiff" / "debian" / f"linux-source-{version}.tar.xz"
+    return str(path) if path.is_file() else None
+
+
+def _bench_tree_first(tarball: str) -> None:
+    """In a fresh interpreter with an empty XDG_CACHE_HOME: extract, then cut and compile."""
+    from anondiff.ktree import build
+    from anondiff.ktree.source import open_tree, parse_spec
+    spec = parse_spec(tarball)
+    assert spec is not None
+    t0 = time.perf_counter()
+    tree = open_tree(spec)
+    t1 = time.perf_counter()
+    build.build(tree)
+    t2 = time.perf_counter()
+    print(f"first run of tree {tree.name}: extract {t1 - t0:5.2f} s, cut and compile "
+          f"{t2 - t1:5.2f} s, total {t2 - t0:5.2f} s")
+
+
+def bench_trees(rounds: int = 11) -> None:
+    """A kernel tree as a policy (issue 6): first run, cached run, and the 65,000-VMA fork."""
+    import os
+    import tempfile
+    for version, python in (("6.1", "v6.1"), ("7.2", "clone-rework-2026")):
+        tarball = debian_tree(version)
+        if tarball is None:
+            print(f"tree {version}: no linux-source-{version}.tar.xz in ~/.cache/anondiff/debian/")
+            continue
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "XDG_CACHE_HOME": cache}
+            print(subprocess.run([sys.executable, "-m", "bench", "tree-first", tarball], cwd=ROOT,
+                                 env=env, check=True, capture_output=True, text=True).stdout,
+                  end="")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+        def timed(policy: str) -> float:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "anondiff", "run", "scenarios/seed-thread.yaml",
+                            "-p", policy], cwd=ROOT, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t0
+
+        timed(tarball), timed(python)
+        pairs = [(timed(tarball), timed(python)) for _ in range(rounds)]
+        tree_t = statistics.median(p[0] for p in pairs)
+        py_t = statistics.median(p[1] for p in pairs)
+        print(f"anondiff run seed-thread.yaml, tree {version} (cached) {tree_t * 1000:6.1f} ms, "
+              f"{python} {py_t * 1000:6.1f} ms: {(tree_t - py_t) * 1000:+.1f} ms")
+        bench_fork((python, tarball), SIZES[-1:])
 
 
 def main() -> None:
-    for policy in ("split-counters", "degree", "clone-rework-2026"):
-        bench_fork(policy)
+    bench_fork()
+    bench_random()
     for policy in ("degree", "split-counters"):
         t1 = bench_chain(policy, 1_000)
         t10 = bench_chain(policy, 10_000)
         print(f"fork-then-exit chain, {policy:15} 1,000 generations {t1:6.2f} s   "
               f"10,000 generations {t10:6.2f} s   (x{t10 / t1:.1f} for x10)")
+    bench_big()
     bench_cli()
+    bench_trees()
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["fork"]:
-        _bench_fork(sys.argv[2], int(sys.argv[3]))
+        _engine_fork(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ["big"]:
+        bench_big(tuple(int(a) for a in sys.argv[2:]))
+    elif sys.argv[1:2] == ["tree-first"]:
+        _bench_tree_first(sys.argv[2])
+    elif sys.argv[1:2] == ["trees"]:
+        bench_trees()
     else:
         main()

@@ -22,12 +22,12 @@ def policies() -> list[str]:
 
 def render(scenario: Path, policy: str) -> dict[str, str]:
     from anondiff.engine import replay
-    from anondiff.render import RenderOptions, formatter
+    from anondiff.render import RenderOptions, formatter, text
     from anondiff.scenario import load
 
     rep = replay(load(str(scenario.relative_to(ROOT))), policy)
     opts = RenderOptions()
-    return {ext: formatter(fmt).render_run([rep], opts) for ext, fmt in FORMATS.items()}
+    return {ext: text(formatter(fmt).render_run([rep], opts)) for ext, fmt in FORMATS.items()}
 
 
 def path(scenario: Path, policy: str, ext: str) -> Path:

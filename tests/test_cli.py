@@ -221,7 +221,7 @@ def test_python_dash_m(tmp_path: Path) -> None:
 # -- policies by version, scenario policies, user policy files -------------------------------
 
 @pytest.mark.parametrize("version,policy", [
-    ("v6.12", "v6.1"), ("v5.15.100", "v5.10"), ("v3.2", "always-new"), ("v3.19-rc3", "always-new"),
+    ("v6.8.3", "v6.12"), ("v6.6.50", "v6.1"), ("v5.15.100", "v5.10"), ("v3.2", "always-new"), ("v3.19-rc3", "always-new"),
     ("v3.19", "degree"), ("v6.0-rc3", "v5.10"), ("v6.0-rc4", "v6.1"), ("v7.1", "clone-rework-2026"),
     ("v2.6.39.4", "always-new"),
 ])

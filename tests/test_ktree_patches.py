@@ -203,3 +203,17 @@ def test_round_trip_with_diff_u(tmp_path: Path) -> None:
     assert res.returncode == 1
     out = run(tmp_path, {"mm/x.c": old}, ("x.diff", res.stdout))
     assert out == {"mm/x.c": new}
+
+
+def test_quoted_printable_message(tmp_path: Path) -> None:
+    """Some mailers send patches quoted-printable: decoded before parsing (no line numbers)."""
+    mbox = ("From b4 Thu Jan  1 00:00:00 1970\nFrom: d <d@example.org>\n"
+            "Subject: [PATCH] mm: qp\nContent-Type: text/plain; charset=utf-8\n"
+            "Content-Transfer-Encoding: quoted-printable\n\n---\n"
+            "--- a/mm/x.c\n+++ b/mm/x.c\n@@ -1,2 +1,2 @@\n a =3D 1;\n-b =3D 2;\n+b =3D 3; /* =\n"
+            "caf=C3=A9 */\n")
+    out = run(tmp_path, {"mm/x.c": "a = 1;\nb = 2;\n"}, ("qp.mbox", mbox))
+    assert out == {"mm/x.c": "a = 1;\nb = 3; /* café */\n"}
+    bad = mbox.replace("a =3D 1", "a =3D 9")
+    with pytest.raises(PatchError, match=r"^\S+qp2\.mbox: \[PATCH\] mm: qp: mm/x\.c: hunk #1 "):
+        run(tmp_path, {"mm/x.c": "a = 1;\nb = 2;\n"}, ("qp2.mbox", bad))

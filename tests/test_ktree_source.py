@@ -324,3 +324,38 @@ def test_debian_unpack_takes_only_the_tarball(tmp_path: Path) -> None:
         "usr/src/linux-source-6.99.tar.xz"]
     with pytest.raises(debian.FetchError, match=r"cannot unpack usr/src/linux-source-6\.98"):
         debian._unpack_source(deb, "linux-source-6.98", work)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_format_patch_series_with_cover_letter(tmp_path: Path) -> None:
+    """A real `git format-patch --cover-letter -v3` series: long subjects folded over two
+    header lines, a non-ASCII author, a new file and a hunk for a file outside the set."""
+    work = make_tree(tmp_path / "work")
+    env = dict(os.environ, GIT_AUTHOR_NAME="Jöhn Dëveloper", GIT_AUTHOR_EMAIL="j@example.org",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org",
+               GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(work), *args], env=env, check=True,
+                              capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "base")
+    (work / "mm/rmap.c").write_text(RMAP.replace("rmap line 20 ", "first "))
+    (work / "fs/exec.c").write_text("int exec2;\n")
+    long = "mm/rmap: a subject long enough that git folds it over two lines of the header"
+    git("commit", "-qam", long)
+    (work / "mm/new.c").write_text("int new;\n")
+    (work / "mm/rmap.c").write_text(RMAP.replace("rmap line 20 ", "second "))
+    git("add", ".")
+    git("commit", "-qm", "mm: second")
+    out = git("format-patch", "-q", "--cover-letter", "-v3", "--stdout", "HEAD~2")
+    (tmp_path / "v3.mbox").write_text(out)
+
+    tree = make_tree(tmp_path / "linux")
+    t = open_tree(parse_spec(f"{tree}+{tmp_path}/v3.mbox"))  # type: ignore[arg-type]
+    assert t.name == f"6.99.3-rc2 + [PATCH v3 1/2] {long}, [PATCH v3 2/2] mm: second"
+    assert t.read("mm/rmap.c") == RMAP.replace("rmap line 20 ", "second ")
+    assert t.read("mm/new.c") == "int new;\n"
+    assert (tree / "fs/exec.c").read_text() == "int exec;\n"

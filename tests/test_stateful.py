@@ -50,7 +50,7 @@ ROOT = Path(__file__).parent.parent
 ORDERED_POLICY_FILE = ROOT / "docs" / "examples" / "clone_rework_2026_ordered.py"
 
 #: Correct in the kernel's history for these operations: no invariant finding, no kernel event.
-CORRECT = ("always-new", "split-counters", "v6.1", "clone-rework-2026", "mirror-parent")
+CORRECT = ("always-new", "split-counters", "v6.1", "v6.12", "clone-rework-2026", "mirror-parent")
 #: degree < 2 is ambiguous (spec 7.1, CVE-2022-42703): a double reuse gives two VMAs of one mm
 #: the same anon_vma with different chains (I3), a merge then drops a chain (I6) and the dropped
 #: anon_vma can be freed under a mapped page (I6-UAF).  Nothing else may break: reuse only picks
@@ -315,9 +315,11 @@ def finding_kinds(topo: Topology) -> set[str]:
     return {f.kind for f in topo.findings}
 
 
-def renamed(topo: Topology, policy: str, transient: int) -> Topology:
-    """The topology as another policy's: its name, and the count of anon_vmas allocated and
-    freed unlinked (the 2026 fork preallocates; nothing else sees them)."""
+def renamed(topo: Topology, policy: str, transient: int | None = None) -> Topology:
+    """The topology as another policy's: its name, and (``transient`` given) the count of
+    anon_vmas allocated and freed unlinked (the 2026 fork preallocates; nothing else sees them)."""
+    if transient is None:
+        return topo._replace(policy=policy)
     return topo._replace(policy=policy, transient_anon_vmas=transient)
 
 
@@ -341,14 +343,16 @@ class Steps(RuleBasedStateMachine):
         #: written anonymous pages of each process, for eras with VM_WIPEONFORK (True: a wiped
         #: VMA's pages are not copied at fork) and for those without (False: copied like any)
         self.anon: dict[bool, dict[str, set[int]]] = {True: {}, False: {}}
-        #: pages whose VM_ACCOUNT mprotect() cleared in kernels from v6.7 (commit 9b9143298585:
-        #: an anonymous VMA with no anon_vma made non-writable); older eras keep it
-        self.unaccounted: dict[str, set[int]] = {}
         self.used_process_names: set[str] = set()
         self.born: dict[str, int] = {}      # process -> creation order
         self.serial = 0
         self.replays: dict[str, Replay] = {}
         self.by_name = self.policies()       # name -> Policy, one instance per machine
+        #: policy -> process -> pages whose VM_ACCOUNT mprotect() cleared, in the eras from v6.7
+        #: (commit 9b9143298585: an anonymous VMA with no anon_vma made non-writable); whether
+        #: the VMA had an anon_vma depends on the policy's merges, so each keeps its own
+        self.unaccounted: dict[str, dict[str, set[int]]] = {
+            name: {} for name, p in self.by_name.items() if p.mprotect_unaccounts_unfaulted}
 
     @classmethod
     def policies(cls) -> dict[str, Policy]:
@@ -466,7 +470,8 @@ class Steps(RuleBasedStateMachine):
     def map_pages(self, process: str, v: VmaSpec) -> None:
         for page in range(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT):
             self.space[process][page] = self.attr(v)
-            self.unaccounted.setdefault(process, set()).discard(page)
+            for era in self.unaccounted.values():
+                era.setdefault(process, set()).discard(page)
 
     def write(self, process: str, pages: list[int]) -> None:
         """Write faults on pages of one VMA: anonymous pages, unless the mapping is shared
@@ -479,13 +484,15 @@ class Steps(RuleBasedStateMachine):
     def unmap(self, process: str, start: int, end: int) -> None:
         for page in range(start, end):
             self.space[process].pop(page, None)
-            self.unaccounted[process].discard(page)
+            for era in self.unaccounted.values():
+                era[process].discard(page)
             for anon in self.anon.values():
                 anon[process].discard(page)
 
     def gone(self, process: str) -> None:
         del self.space[process]
-        del self.unaccounted[process]
+        for era in self.unaccounted.values():
+            del era[process]
         for anon in self.anon.values():
             del anon[process]
 
@@ -503,7 +510,8 @@ class Steps(RuleBasedStateMachine):
             self.used_process_names.add(name)
             self.born[name] = len(self.born)
             self.space[name] = {}
-            self.unaccounted[name] = set()
+            for era in self.unaccounted.values():
+                era[name] = set()
             for anon in self.anon.values():
                 anon[name] = set()
             specs: list[VmaSpec] = []
@@ -553,8 +561,8 @@ class Steps(RuleBasedStateMachine):
         space = self.space[parent]
         self.space[child] = {page: attr for page, attr in space.items()
                              if "dontcopy" not in attr.flags}
-        self.unaccounted[child] = {page for page in self.unaccounted[parent]
-                                   if page in self.space[child]}
+        for era in self.unaccounted.values():
+            era[child] = {page for page in era[parent] if page in self.space[child]}
         for wipe, anon in self.anon.items():
             # copy_page_range(): not for VM_DONTCOPY (no child VMA) nor, once the flag exists
             # (v4.14), for VM_WIPEONFORK
@@ -625,18 +633,23 @@ class Steps(RuleBasedStateMachine):
             flags = a.flags | {"account"} if "write" in prot and not a.shared else a.flags
             return dataclasses.replace(a, prot=prot, flags=flags)
 
-        # v6.7+ (commit 9b9143298585): made non-writable while it has no anon_vma (as the
-        # reference, a v6.7+ policy, has it before this step), an anonymous VMA loses VM_ACCOUNT
-        unaccounted = self.unaccounted[process]
-        for v in self.vmas(process):
-            for page in range(max(start, v.start >> PAGE_SHIFT), min(end, v.end >> PAGE_SHIFT)):
-                a = self.space[process][page]
-                if a.prot == prot:
-                    continue
-                if "write" in prot:
-                    unaccounted.discard(page)
-                elif a.anon_private and "account" in a.flags and v.anon_vma is None:
-                    unaccounted.add(page)
+        # v6.7+ (commit 9b9143298585): made non-writable while it has no anon_vma (as that
+        # policy has it before this step), an anonymous VMA loses VM_ACCOUNT
+        for name, era in self.unaccounted.items():
+            topo = self.replays[name].final
+            if topo.crashed:
+                continue
+            unaccounted = era[process]
+            for v in topo.process(process).vmas:
+                for page in range(max(start, v.start >> PAGE_SHIFT),
+                                  min(end, v.end >> PAGE_SHIFT)):
+                    a = self.space[process][page]
+                    if a.prot == prot:
+                        continue
+                    if "write" in prot:
+                        unaccounted.discard(page)
+                    elif a.anon_private and "account" in a.flags and v.anon_vma is None:
+                        unaccounted.add(page)
         self.change(process, start, end, mprotect)
         self.apply(Mprotect(target, prot))
 
@@ -708,7 +721,8 @@ class AllPolicies(Steps):
         if not policy.mprotect_unaccounts_unfaulted:
             return self.space
         return {p: {page: dataclasses.replace(a, flags=a.flags - {"account"})
-                    if page in self.unaccounted[p] else a for page, a in space.items()}
+                    if page in self.unaccounted[policy.name][p] else a
+                    for page, a in space.items()}
                 for p, space in self.space.items()}
 
     @invariant()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterator
 
-from .objects import AnonVma
+from .objects import AnonVma, Mm, Vma
 from .rmap import avname
 from .state import Kernel
 
@@ -84,3 +84,380 @@ def _counters(k: Kernel, users: Counter[AnonVma]) -> Iterator[Violation]:
         refs = int(linked) + descendants[av]
         if av.refcount != refs:
             yield ("I5", avname(av), f"refcount {av.refcount}; expected {refs}")
+
+
+# -- incremental ---------------------------------------------------------------------------------
+
+#: Order of a violation in :func:`check`'s output, for the new ones of an incremental round:
+#: per mm (in ``k.mms`` order) the VMA checks by address, then that mm's I3 groups by their
+#: lowest member, each by member address; the counters last, by anon_vma naming order.
+Key = tuple[int, int, int, int]
+_COUNTERS = 1 << 62
+
+
+def vma_violations(vma: Vma) -> list[Violation]:
+    """I1, I2, I6, I6-UAF and I7-UAF of one VMA, in :func:`check`'s order."""
+    mm = vma.mm
+    out: list[Violation] = []
+    where = f"{mm.name}/{vma.name}"
+    chain = [avc.anon_vma for avc in vma.same_vma()]
+    in_chain = frozenset(chain)
+    av = vma.anon_vma
+    if av is not None:
+        if av.freed:
+            out.append(("I7-UAF", where, f"vma->anon_vma {avname(av)} is freed"))
+        if av not in in_chain:
+            out.append(("I2", where, f"anon_vma {avname(av)} not in own chain"))
+    for c in chain:
+        if c.freed:
+            out.append(("I7-UAF", where, f"chain links freed {avname(c)}"))
+    roots = sorted({avname(c.root) for c in chain})
+    if len(roots) > 1:
+        out.append(("I1", where, f"chain spans roots {', '.join(roots)}"))
+    ptes = mm.ptes
+    for p in mm.pages_in(vma.start, vma.end):
+        page = ptes[p]
+        m = page.mapping
+        if m.freed:
+            out.append(("I6-UAF", where, f"{page.name} mapped, its anon_vma {avname(m)} is freed"))
+        elif m not in in_chain:
+            out.append(("I6", where, f"{page.name} mapping {avname(m)} not in chain (rmap miss)"))
+    return out
+
+
+def _vma_ok(vma: Vma, chain: tuple[AnonVma, ...]) -> bool:
+    """The common case first: nothing for :func:`vma_violations` to report."""
+    av = vma.anon_vma
+    if av is not None and (av.freed or av not in chain):
+        return False
+    if chain:
+        root = chain[0].root
+        for c in chain:
+            if c.freed or c.root is not root:
+                return False
+    ptes = vma.mm.ptes
+    if ptes:
+        start, end = vma.start, vma.end
+        if end - start <= len(ptes):
+            for p in range(start, end):
+                page = ptes.get(p)
+                if page is not None:
+                    m = page.mapping
+                    if m.freed or m not in chain:
+                        return False
+        else:
+            for p, page in ptes.items():
+                if start <= p < end:
+                    m = page.mapping
+                    if m.freed or m not in chain:
+                        return False
+    return True
+
+
+class _Seen:
+    """What the incremental checks last saw of one VMA."""
+
+    __slots__ = ("out", "anon_vma", "chain")
+
+    def __init__(self, out: list[Violation], anon_vma: AnonVma | None,
+                 chain: tuple[AnonVma, ...]) -> None:
+        self.out = out
+        self.anon_vma = anon_vma
+        self.chain = chain
+
+
+class _Group:
+    """An I3 group (the VMAs of one mm using one anon_vma) as last checked: its lowest member,
+    that member's chain, and the violation of each member whose chain differs."""
+
+    __slots__ = ("first", "first_name", "first_start", "first_set", "out")
+
+    def __init__(self, first: Vma, first_set: frozenset[AnonVma]) -> None:
+        self.first = first
+        self.first_name = first.name
+        self.first_start = first.start
+        self.first_set = first_set
+        self.out: dict[Vma, Violation] = {}
+
+
+#: I3 groups to look at again -> the members that changed (None: all of them)
+Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
+
+
+def _touch(touched: Touched, group: tuple[Mm, AnonVma], vma: Vma) -> None:
+    if group in touched:
+        changed = touched[group]
+        if changed is not None:
+            changed.add(vma)
+    else:
+        touched[group] = {vma}
+
+
+class IncrementalChecks:
+    """The invariants of :func:`check`, re-checked only where a step changed something.
+
+    The model notes what it touches (``Kernel.dirty_vmas``/``dirty_avs``, ``Mm.dirty`` and
+    ``Mm.dirty_ranges``); each :meth:`update` re-checks those VMAs, the I3 groups (VMAs of one
+    mm sharing an anon_vma) they left or joined, and the counters of the anon_vmas involved
+    (their chains', old and new) and of their parents and roots; a VMA with a finding is looked
+    at again whenever an anon_vma is named or freed (its text or its truth may depend on it).
+    The current set of violations always equals :func:`check`'s
+    (tests/test_incremental_checks.py holds it to that), and new ones come out in
+    :func:`check`'s order, so findings are the same byte for byte.
+    """
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        #: violation -> how many sources (a VMA, an I3 group, an anon_vma) report it now
+        self.count: dict[Violation, int] = {}
+        self.vmas: dict[Vma, _Seen] = {}
+        self.mm_list: list[Mm] = []
+        self.order: dict[Mm, int] = {}
+        self.by_mm: dict[Mm, set[Vma]] = {}
+        self.sick: set[Vma] = set()                 # VMAs with a violation
+        #: per mm, anon_vma -> the VMAs using it (I3 groups), and each group's violations
+        self.users: dict[Mm, dict[AnonVma, set[Vma]]] = {}
+        self.groups: dict[tuple[Mm, AnonVma], _Group] = {}
+        self.nvmas: dict[AnonVma, int] = {}         # VMAs using it, every mm
+        self.children: dict[AnonVma, int] = {}      # linked live children (parent != self)
+        self.descendants: dict[AnonVma, int] = {}   # live anon_vmas with this root (not self)
+        self.contrib: dict[AnonVma, tuple[AnonVma | None, AnonVma | None]] = {}
+        self.counted: dict[AnonVma, list[Violation]] = {}
+        self._before: dict[Violation, bool] = {}
+        self._keys: dict[Violation, Key] = {}
+
+    def current(self) -> set[Violation]:
+        return set(self.count)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _drop(self, out: list[Violation]) -> None:
+        count, before = self.count, self._before
+        for v in out:
+            if v not in before:
+                before[v] = True
+            n = count[v] - 1
+            if n:
+                count[v] = n
+            else:
+                del count[v]
+
+    def _add(self, out: list[Violation], key: tuple[int, int, int], at: int = 0) -> None:
+        count, before, keys = self.count, self._before, self._keys
+        for i, v in enumerate(out, at):
+            if v not in before:
+                before[v] = v in count
+            count[v] = count.get(v, 0) + 1
+            kv = key + (i,)
+            old = keys.get(v)
+            if old is None or kv < old:
+                keys[v] = kv
+
+    def _mms_changed(self, mms: list[Mm], touched: Touched) -> None:
+        dirty = self.k.dirty_vmas
+        alive = set(mms)
+        for mm in [mm for mm in self.by_mm if mm not in alive]:      # exited
+            for vma in self.by_mm.pop(mm):
+                dirty.add(vma)
+            for av in self.users[mm]:
+                touched[(mm, av)] = None
+            mm.dirty = None
+        for mm in mms:
+            if mm not in self.by_mm:                                  # new: checked whole
+                self.by_mm[mm] = set()
+                self.users[mm] = {}
+                mm.dirty = dirty
+                mm.dirty_ranges.clear()
+                dirty.update(mm.vmas)
+        self.mm_list = mms
+        self.order = {mm: i for i, mm in enumerate(mms)}
+
+    # -- one round -----------------------------------------------------------------------------
+    def update(self) -> tuple[list[Violation], list[Violation]]:
+        """Re-check what changed; return (violations now true that were not, in :func:`check`'s
+        order; violations no longer true)."""
+        k = self.k
+        dirty = k.dirty_vmas
+        avs = k.dirty_avs
+        touched: Touched = {}
+        mms = list(k.mms.values())
+        if mms != self.mm_list:
+            self._mms_changed(mms, touched)
+        for mm in mms:
+            if mm.dirty_ranges:
+                for start, end in mm.dirty_ranges:
+                    dirty.update(mm.overlapping(start, end))
+                mm.dirty_ranges.clear()
+        if k.freed_any or k.named_any:
+            dirty.update(self.sick)
+            # their I3 groups' text or truth may change too
+            for av in avs:
+                for mm, group in self.users.items():
+                    if av in group:
+                        touched[(mm, av)] = None
+            k.freed_any = k.named_any = False
+        if not dirty and not avs and not touched:
+            return [], []
+
+        order = self.order
+        seen_vmas, users, nvmas, sick = self.vmas, self.users, self.nvmas, self.sick
+        todo = list(dirty)
+        dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
+        for vma in todo:
+            mm = vma.mm
+            seen = seen_vmas.pop(vma, None)
+            if seen is not None:
+                if seen.out:
+                    self._drop(seen.out)
+                    sick.discard(vma)
+                av = seen.anon_vma
+                if av is not None:
+                    n = nvmas[av] - 1
+                    if n:
+                        nvmas[av] = n
+                    else:
+                        del nvmas[av]
+                    avs.add(av)
+                    group = users.get(mm)
+                    if group is not None:
+                        members = group[av]
+                        members.discard(vma)
+                        if not members:
+                            del group[av]
+                        _touch(touched, (mm, av), vma)
+                avs.update(seen.chain)
+                by_mm = self.by_mm.get(mm)
+                if by_mm is not None:
+                    by_mm.discard(vma)
+            if mm not in order or not mm.contains(vma):
+                continue
+            chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
+            out = [] if _vma_ok(vma, chain) else vma_violations(vma)
+            av = vma.anon_vma
+            seen_vmas[vma] = _Seen(out, av, chain)
+            self.by_mm[mm].add(vma)
+            if out:
+                sick.add(vma)
+                self._add(out, (order[mm], 0, vma.start))
+            if av is not None:
+                nvmas[av] = nvmas.get(av, 0) + 1
+                avs.add(av)
+                group = users[mm]
+                members = group.get(av)
+                if members is None:
+                    group[av] = {vma}
+                else:
+                    members.add(vma)
+                _touch(touched, (mm, av), vma)
+            avs.update(chain)
+
+        for (mm, av), changed in touched.items():
+            self._group(mm, av, changed)
+        self._counters(avs)
+        avs.clear()
+
+        before, keys, count = self._before, self._keys, self.count
+        if not before:
+            return [], []
+        new = sorted((v for v, was in before.items() if not was and v in count),
+                     key=keys.__getitem__)
+        gone = [v for v, was in before.items() if was and v not in count]
+        before.clear()
+        keys.clear()
+        return new, gone
+
+    def _group(self, mm: Mm, av: AnonVma, changed: set[Vma] | None) -> None:
+        """I3 for the VMAs of ``mm`` using ``av``: every member whose chain differs from the
+        lowest member's.  With ``changed`` (the members that came, went or changed) and the
+        lowest member untouched, only those are looked at again; else the whole group."""
+        state = self.groups.get((mm, av))
+        members = self.users[mm].get(av) if mm in self.order else None
+        if not members or len(members) < 2:
+            if state is not None:
+                self._drop(list(state.out.values()))
+                del self.groups[(mm, av)]
+            return
+        seen = self.vmas
+        if state is not None and changed is not None:
+            first = state.first
+            if first in members and all(v.start >= first.start for v in changed if v in members) \
+                    and (first not in changed or (first.name == state.first_name
+                                                  and first.start <= state.first_start
+                                                  and frozenset(seen[first].chain) == state.first_set)):
+                out = state.out
+                for v in changed:
+                    old = out.pop(v, None)
+                    if old is not None:
+                        self._drop([old])
+                    if v in members and v is not first \
+                            and frozenset(seen[v].chain) != state.first_set:
+                        out[v] = v3 = self._i3(mm, first, v, av)
+                        self._add([v3], (self.order[mm], 1, first.start), v.start)
+                return
+        if state is not None:
+            self._drop(list(state.out.values()))
+        first = min(members, key=lambda v: v.start)
+        state = self.groups[(mm, av)] = _Group(first, frozenset(seen[first].chain))
+        for v in members:
+            if v is not first and frozenset(seen[v].chain) != state.first_set:
+                state.out[v] = v3 = self._i3(mm, first, v, av)
+                self._add([v3], (self.order[mm], 1, first.start), v.start)
+
+    @staticmethod
+    def _i3(mm: Mm, first: Vma, v: Vma, av: AnonVma) -> Violation:
+        return ("I3", f"{mm.name}/{first.name}+{v.name}", f"same anon_vma {avname(av)}, different chains")
+
+    def _counters(self, avs: set[AnonVma]) -> None:
+        """I4 and I5 of the anon_vmas in ``avs``, their parents and roots, after bringing each
+        one's share in its parent's children and its root's descendants up to date."""
+        live = self.k.live
+        children, descendants, contribs = self.children, self.descendants, self.contrib
+        extra = []
+        for av in avs:
+            lv = av in live
+            parent, root = av.parent, av.root
+            contrib = (parent if lv and av.tree and parent is not None and parent is not av else None,
+                       root if lv and root is not av else None)
+            old = contribs.get(av, (None, None))
+            if contrib != old:
+                if old[0] is not None:
+                    children[old[0]] -= 1
+                if old[1] is not None:
+                    descendants[old[1]] -= 1
+                if contrib[0] is not None:
+                    children[contrib[0]] = children.get(contrib[0], 0) + 1
+                if contrib[1] is not None:
+                    descendants[contrib[1]] = descendants.get(contrib[1], 0) + 1
+                if contrib == (None, None):
+                    del contribs[av]
+                else:
+                    contribs[av] = contrib
+                extra.extend(old)
+            if parent is not None:
+                extra.append(parent)
+            extra.append(root)
+        avs.update(extra)
+        avs.discard(None)  # type: ignore[arg-type]
+        counters = self.k.counters
+        nvmas, counted = self.nvmas, self.counted
+        for av in avs:
+            old_out = counted.pop(av, None)
+            if old_out:
+                self._drop(old_out)
+            if av not in live:
+                continue
+            linked = bool(av.tree)
+            want = counters.expected(nvmas.get(av, 0), children.get(av, 0),
+                                     linked and av.parent is av)
+            have = counters.values(av)
+            refs = int(linked) + descendants.get(av, 0)
+            if have == want and av.refcount == refs:
+                continue
+            out = []
+            if have != want:
+                got = ", ".join(f"{n} {v}" for n, v in have)
+                exp = ", ".join(f"{n} {v}" for n, v in want)
+                out.append(("I4", avname(av), f"{got}; recount gives {exp}"))
+            if av.refcount != refs:
+                out.append(("I5", avname(av), f"refcount {av.refcount}; expected {refs}"))
+            counted[av] = out
+            self._add(out, (_COUNTERS, av.seq, 0))

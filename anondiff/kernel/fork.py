@@ -45,11 +45,16 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
     parent_links, child_links = era.vm_prev == PARENT, era.vm_prev == CHILD
     prev: Vma | None = None
     ctx = ForkContext()
+    pptes, cptes = parent.ptes, child.ptes
+    cvmas, cstarts = child.vmas, child.starts
     for i, mpnt in enumerate(pvmas):
         flags = mpnt.flags
         if VM_DONTCOPY in flags:
             continue
-        tmp = mpnt.dup(child, rename[mpnt.name])
+        # vm_area_dup() (Vma.dup), inline: this loop is the whole cost of a large fork
+        tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, flags, mpnt.file,
+                  rename[mpnt.name])
+        tmp.anon_vma = mpnt.anon_vma
         pvma_prev = pvmas[i - 1] if i else None
         if parent_links:
             vm_prev, vm_next = pvma_prev, (pvmas[i + 1] if i < last else None)
@@ -72,9 +77,20 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
             except KernelCrash as crash:
                 crash.where = ref(tmp)
                 raise
-        child.append(tmp)
-        if not wipe:
-            copy_page_range(parent, child, mpnt)
+        if child.dirty is None:
+            cvmas.append(tmp)
+            cstarts.append(tmp.start)
+        else:
+            child.append(tmp)
+        if not wipe and (mpnt.anon_vma is not None or mpnt.avcs):
+            start, end = mpnt.start, mpnt.end
+            if end - start == 1:            # copy_page_range() of one page, inline
+                page = pptes.get(start)
+                if page is not None:
+                    page.mapcount += 1
+                    cptes[start] = page
+            else:
+                copy_page_range(parent, child, mpnt)
         prev = tmp
 
 

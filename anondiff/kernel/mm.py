@@ -51,6 +51,7 @@ def isolate(k: Kernel, mm: Mm, start: int, end: int) -> list[Vma]:
 
 def zap_pages(mm: Mm, start: int, end: int) -> None:
     """zap_page_range: drop the ptes, and a page when its last mapping goes."""
+    mm.touch_range(start, end)
     for p in mm.pages_in(start, end):
         page = mm.ptes.pop(p)
         page.mapcount -= 1
@@ -127,6 +128,7 @@ def write_fault(k: Kernel, vma: Vma, page_no: int) -> None:
     if VM_SHARED in vma.flags:
         return                          # page cache, never anon
     mm = vma.mm
+    k.dirty_vmas.add(vma)               # its ptes change
     k.policy.anon_vma_prepare(k, vma, mm.prev(vma), mm.next(vma))
     index = vma.pgoff + (page_no - vma.start)
     page = mm.ptes.get(page_no)

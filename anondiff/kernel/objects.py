@@ -122,31 +122,51 @@ class Vma:
 class Mm:
     """``struct mm_struct``: VMAs in ascending address order and the page table."""
 
-    __slots__ = ("name", "vmas", "starts", "ptes")
+    __slots__ = ("name", "vmas", "starts", "ptes", "dirty", "dirty_ranges")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.vmas: list[Vma] = []
         self.starts: list[int] = []
         self.ptes: dict[int, Page] = {}    # page number -> page
+        #: Set by the incremental invariant checks once they know this mm (None before: a new
+        #: mm is checked whole): VMAs inserted, removed, moved or renamed since they last
+        #: looked, and page ranges whose ptes changed.  Code that changes ptes calls
+        #: :meth:`touch_range`; code that renames a VMA calls :meth:`touch`.
+        self.dirty: set[Vma] | None = None
+        self.dirty_ranges: list[tuple[int, int]] = []
 
     def __iter__(self) -> Iterator[Vma]:
         return iter(self.vmas)
+
+    def touch(self, vma: Vma) -> None:
+        if self.dirty is not None:
+            self.dirty.add(vma)
+
+    def touch_range(self, start: int, end: int) -> None:
+        if self.dirty is not None:
+            self.dirty_ranges.append((start, end))
 
     def insert(self, vma: Vma) -> None:
         i = bisect_left(self.starts, vma.start)
         self.vmas.insert(i, vma)
         self.starts.insert(i, vma.start)
+        if self.dirty is not None:
+            self.dirty.add(vma)
 
     def append(self, vma: Vma) -> None:
         """Insert a VMA known to be above every other (dup_mmap builds the child in order)."""
         self.vmas.append(vma)
         self.starts.append(vma.start)
+        if self.dirty is not None:
+            self.dirty.add(vma)
 
     def remove(self, vma: Vma) -> None:
         i = self.index(vma)
         del self.vmas[i]
         del self.starts[i]
+        if self.dirty is not None:
+            self.dirty.add(vma)
 
     def move_start(self, vma: Vma, start: int) -> None:
         """vma.vm_start changes (a split keeping the upper part, a merge): pgoff follows."""
@@ -154,6 +174,13 @@ class Mm:
         vma.pgoff += start - vma.start
         vma.start = start
         self.starts[i] = start
+        if self.dirty is not None:
+            self.dirty.add(vma)
+
+    def contains(self, vma: Vma) -> bool:
+        """Is ``vma`` one of this mm's VMAs now (not unmapped, merged away or exited)?"""
+        i = bisect_left(self.starts, vma.start)
+        return i < len(self.vmas) and self.vmas[i] is vma
 
     def index(self, vma: Vma) -> int:
         i = bisect_left(self.starts, vma.start)

@@ -20,6 +20,7 @@ def interval_tree_insert(k: Kernel, avc: AnonVmaChain) -> None:
         k.event("UAF", avc.vma, f"anon_vma_interval_tree_insert into freed {avname(av)}")
     avc.seq = k.avc_seq()
     av.tree[avc] = None
+    k.dirty_vmas.add(avc.vma)
     if av.name is None:
         k.name(av)
 
@@ -28,6 +29,7 @@ def anon_vma_chain_assign(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
     """Put a new chain at the head of vma's same_vma list (not yet in the tree)."""
     avc = AnonVmaChain(vma, av, 0)
     vma.avcs.append(avc)
+    k.dirty_vmas.add(vma)
     return avc
 
 
@@ -35,9 +37,10 @@ def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
     """anon_vma_chain_link(): head of vma's chain, and into av's interval tree.
 
     (anon_vma_chain_assign() and interval_tree_insert() in one: the hot path of a fork.)"""
-    k._avc_seq += 1
-    avc = AnonVmaChain(vma, av, k._avc_seq)
+    seq = k._avc_seq = k._avc_seq + 1
+    avc = AnonVmaChain(vma, av, seq)
     vma.avcs.append(avc)
+    k.dirty_vmas.add(vma)
     if av.freed:
         k.event("UAF", vma, f"anon_vma_interval_tree_insert into freed {avname(av)}")
     av.tree[avc] = None
@@ -51,6 +54,7 @@ def rekey(k: Kernel, vma: Vma) -> None:
 
     Each chain is taken out of its anon_vma's tree and put back: into freed memory, if that
     anon_vma was freed under the chain (one UAF per link)."""
+    k.dirty_vmas.add(vma)
     for avc in vma.same_vma():
         av = avc.anon_vma
         tree = av.tree
@@ -122,19 +126,28 @@ def attach_anon_vma(k: Kernel, vma: Vma, av: AnonVma) -> None:
 def new_child_anon_vma(k: Kernel, vma: Vma, pvma_av: AnonVma) -> AnonVma:
     """The allocation tail of anon_vma_fork(): a new anon_vma whose parent is the parent VMA's,
     holding a reference on the root, linked at the head of vma's chain."""
-    av = k.anon_vma_alloc()
-    av.root = pvma_av.root
-    if k.counters.has_parent:
+    counters = k.counters
+    av = AnonVma()                          # anon_vma_alloc()
+    root = av.root = pvma_av.root
+    if counters.has_parent:
         av.parent = pvma_av
-    if pvma_av.freed or av.root.freed:
+    else:
+        av.parent = None
+    if pvma_av.freed or root.freed:
         k.event("UAF", ref(vma), f"anon_vma_fork: the parent VMA's anon_vma {avname(pvma_av)} "
-                f"(root {avname(av.root)}) is freed: get_anon_vma() writes freed memory")
-    av.root.refcount += 1                   # get_anon_vma(anon_vma->root)
-    k.counters.vma_attached(av)
+                f"(root {avname(root)}) is freed: get_anon_vma() writes freed memory")
+    root.refcount += 1                      # get_anon_vma(anon_vma->root)
+    counters.vma_attached(av)
     vma.anon_vma = av
-    anon_vma_chain_link(k, vma, av)
+    # anon_vma_chain_link(k, vma, av), inline: this is the hot path of a fork
+    seq = k._avc_seq = k._avc_seq + 1
+    avc = AnonVmaChain(vma, av, seq)
+    vma.avcs.append(avc)
+    k.dirty_vmas.add(vma)
+    av.tree[avc] = None
+    k.name(av)
     if av.parent is not None:
-        k.counters.child_linked(av.parent)
+        counters.child_linked(av.parent)
     return av
 
 
@@ -159,6 +172,7 @@ def unlink_anon_vmas(k: Kernel, vma: Vma) -> None:
         if vma.avcs:
             k.event("VM_WARN_ON_ONCE", ref(vma), "unlink_anon_vmas: no anon_vma but a chain")
         return
+    k.dirty_vmas.add(vma)
     counters = k.counters
     emptied: list[AnonVma] = []
     for avc in vma.same_vma():              # head to tail

@@ -1,57 +1,80 @@
 """Freeze the live kernel objects into a :class:`~anondiff.topology.Topology`."""
 from __future__ import annotations
 
-from bisect import bisect_left
-
 from ..scenario import PAGE_SHIFT, PROT_BITS
 from ..topology import AnonVmaView, Finding, PageView, ProcessView, Topology, VmaView
 from .objects import AnonVma
-from .rmap import avname
 from .state import Kernel
+
+_PROT: dict[frozenset[str], tuple[str, ...]] = {}
+_FLAGS: dict[tuple[frozenset[str], bool], tuple[str, ...]] = {}
+
+
+def _prot(prot: frozenset[str]) -> tuple[str, ...]:
+    out = _PROT.get(prot)
+    if out is None:
+        out = _PROT[prot] = tuple(b for b in PROT_BITS if b in prot)
+    return out
+
+
+def _flags(flags: frozenset[str], file: bool) -> tuple[str, ...]:
+    out = _FLAGS.get((flags, file))
+    if out is None:
+        out = _FLAGS[(flags, file)] = tuple(sorted(flags | {"file"} if file else flags))
+    return out
 
 
 def freeze(k: Kernel, scenario: str, label: str, step: int,
            findings: tuple[Finding, ...], crashed: bool = False) -> Topology:
     users: dict[AnonVma, list[str]] = {}
     processes = []
+    new_vma_view = VmaView.__new__   # positional construction, as the fields are declared
+    new_page_view = PageView.__new__
     for mm in k.mms.values():
-        keys = sorted(mm.ptes)
+        ptes = mm.ptes
+        mm_prefix = mm.name + "/"
         vmas = []
         for vma in mm.vmas:
-            ref = f"{mm.name}/{vma.name}"
-            chain = tuple(avc.anon_vma for avc in vma.same_vma())
-            members = set(chain)
-            if vma.anon_vma is not None:
-                users.setdefault(vma.anon_vma, []).append(ref)
-            pages = []
-            i = bisect_left(keys, vma.start)
-            while i < len(keys) and keys[i] < vma.end:
-                p = keys[i]
-                page = mm.ptes[p]
-                pages.append(PageView(page.name, p << PAGE_SHIFT, page.index, avname(page.mapping),
-                                      page.mapping in members, page.mapping.freed))
-                i += 1
-            flags = set(vma.flags)
-            if vma.file is not None:
-                flags.add("file")
-            vmas.append(VmaView(
-                name=vma.name, start=vma.start << PAGE_SHIFT, end=vma.end << PAGE_SHIFT,
-                pgoff=vma.pgoff, prot=tuple(b for b in PROT_BITS if b in vma.prot),
-                flags=tuple(sorted(flags)),
-                anon_vma=None if vma.anon_vma is None else avname(vma.anon_vma),
-                chain=tuple(avname(a) for a in chain), pages=tuple(pages)))
+            chain = [avc.anon_vma for avc in reversed(vma.avcs)]
+            av = vma.anon_vma
+            if av is not None:
+                ref = mm_prefix + vma.name
+                got = users.get(av)
+                if got is None:
+                    users[av] = [ref]
+                else:
+                    got.append(ref)
+            pages: tuple[PageView, ...] = ()
+            if ptes:
+                start, end = vma.start, vma.end
+                if end - start <= len(ptes):
+                    nums = [p for p in range(start, end) if p in ptes]
+                else:
+                    nums = sorted(p for p in ptes if start <= p < end)
+                if nums:
+                    pages = tuple([new_page_view(PageView, page.name, p << PAGE_SHIFT, page.index,
+                                                 page.mapping.name or "(unnamed)",
+                                                 page.mapping in chain, page.mapping.freed)
+                                   for p in nums for page in (ptes[p],)])
+            vmas.append(new_vma_view(
+                VmaView, vma.name, vma.start << PAGE_SHIFT, vma.end << PAGE_SHIFT, vma.pgoff,
+                _prot(vma.prot), _flags(vma.flags, vma.file is not None),
+                None if av is None else (av.name or "(unnamed)"),
+                tuple([a.name or "(unnamed)" for a in chain]), pages))
         processes.append(ProcessView(mm.name, tuple(vmas)))
-    counters = k.counters
+    values = k.counters.values
     anon_vmas = []
     for av in k.anon_vmas:
-        tree = sorted(av.tree, key=lambda avc: (avc.vma.pgoff, avc.seq))
+        tree = av.tree
+        if len(tree) > 1:
+            order = sorted(tree, key=lambda avc: (avc.vma.pgoff, avc.seq))
+        else:
+            order = list(tree)
+        parent = av.parent
         anon_vmas.append(AnonVmaView(
-            name=avname(av), root=avname(av.root),
-            parent=None if av.parent is None else avname(av.parent),
-            refcount=av.refcount, counters=counters.values(av), freed=av.freed,
-            users=tuple(users.get(av, ())),
-            tree=tuple(f"{avc.vma.mm.name}/{avc.vma.name}" for avc in tree)))
-    return Topology(scenario=scenario, policy=k.policy.name, label=label, step=step,
-                    processes=tuple(processes), anon_vmas=tuple(anon_vmas),
-                    findings=findings, crashed=crashed,
-                    transient_anon_vmas=k.transient_anon_vmas)
+            av.name or "(unnamed)", av.root.name or "(unnamed)",
+            None if parent is None else (parent.name or "(unnamed)"),
+            av.refcount, values(av), av.freed, tuple(users.get(av, ())),
+            tuple([f"{avc.vma.mm.name}/{avc.vma.name}" for avc in order])))
+    return Topology(scenario, k.policy.name, label, step, tuple(processes), tuple(anon_vmas),
+                    findings, crashed, k.transient_anon_vmas)

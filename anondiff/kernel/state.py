@@ -43,6 +43,14 @@ class Kernel:
         self.events: list[Event] = []
         #: anon_vmas allocated and freed without ever being linked (2026 fork preallocation)
         self.transient_anon_vmas = 0
+        #: What changed since the incremental invariant checks last looked
+        #: (:class:`~anondiff.kernel.checks.IncrementalChecks` empties them): VMAs whose chain,
+        #: range or anon_vma changed, anon_vmas named or freed.  The mm's own operations
+        #: (:meth:`Mm.insert` ...) and page-table changes are noted on the :class:`Mm`.
+        self.dirty_vmas: set[Vma] = set()
+        self.dirty_avs: set[AnonVma] = set()
+        self.named_any = False
+        self.freed_any = False
 
     # -- anon_vmas ---------------------------------------------------------------------------
     def anon_vma_alloc(self) -> AnonVma:
@@ -60,16 +68,21 @@ class Kernel:
     def name(self, av: AnonVma, label: str | None = None) -> None:
         if label is None:
             n = self._next_name
-            while n in self._taken_numbers:
-                n += 1
+            taken = self._taken_numbers
+            if taken:
+                while n in taken:
+                    n += 1
             label = "AV%d" % n
             self._next_name = n + 1
         else:
             self.reserve(label)
         av.name = label
-        av.seq = len(self.anon_vmas)
-        self.anon_vmas.append(av)
+        anon_vmas = self.anon_vmas
+        av.seq = len(anon_vmas)
+        anon_vmas.append(av)
         self.live.add(av)
+        self.dirty_avs.add(av)
+        self.named_any = True
 
     def avc_seq(self) -> int:
         self._avc_seq += 1
@@ -81,6 +94,10 @@ class Kernel:
             self.event("VM_BUG_ON", av.name or "?", f"atomic_read(&anon_vma->refcount) ({av.refcount}) at free")
         av.freed = True
         self.live.discard(av)
+        self.dirty_avs.add(av)
+        self.freed_any = True
+        for avc in av.tree:
+            self.dirty_vmas.add(avc.vma)
 
     # -- pages -------------------------------------------------------------------------------
     def new_page(self, mapping: AnonVma, index: int) -> Page:

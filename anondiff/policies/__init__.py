@@ -51,6 +51,10 @@ def get(name: str) -> Policy:
         return cls()
     if name.endswith(".py"):
         return _load_file(name)
+    from ..ktree.source import parse_spec      # a kernel tree: anondiff.ktree (lazily)
+    if (spec := parse_spec(name)) is not None:
+        from ..ktree.policy import tree_policy
+        return tree_policy(spec)
     resolved = resolve_version(name)
     if resolved is not None:
         return resolved[0]()
@@ -78,6 +82,9 @@ RELEASES: tuple[tuple[tuple[int, int, int, int], str, str], ...] = (
     ((5, 6, 0, 3), "v5.10", ""),
     # commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to double-reuse")
     ((6, 0, 0, 4), "v6.1", ""),
+    # commit 9b9143298585 ("mm/mprotect: allow unfaulted VMAs to be unaccounted on
+    # mprotect()"), v6.7-rc1
+    ((6, 7, 0, 1), "v6.12", ""),
     # the 2025 fix "mm/vma: fix incorrectly disallowed anonymous VMA merges" (spec 1.5: the
     # release is recalled, not checked against tags; v6.13's mm/vma.c still has the old rule)
     ((6, 16, 0, 1), "split-counters", "the release of the 2025 merge fix (taken as v6.16) "

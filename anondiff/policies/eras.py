@@ -8,6 +8,9 @@ releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
 * ``v6.1`` — ``split-counters`` with is_mergeable_anon_vma() as before the 2025 fix ("mm/vma:
   fix incorrectly disallowed anonymous VMA merges"), the rule of the 6.6 code the kernel-runs
   known answers were made with, and VM_ACCOUNT never cleared by mprotect() (before v6.7).
+* ``v6.12`` — ``v6.1`` with mprotect() clearing VM_ACCOUNT of an unfaulted anonymous VMA made
+  non-writable (commit 9b9143298585, v6.7) and the merge rule still the old one: v6.7 .. the 2025
+  merge fix.  Debian's 6.12.117 tree compiled (anondiff.ktree) equals it.
 """
 from __future__ import annotations
 
@@ -39,4 +42,12 @@ class SplitCountersV61(SplitCountersPolicy):
         return Policy.is_mergeable_anon_vma(self, src, tgt)
 
 
-ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV61)
+class SplitCountersV612(SplitCountersV61):
+    name = "v6.12"
+    aliases = ()
+    versions = "v6.7 .. the 2025 merge fix (6.12.y)"
+    rule = "split-counters; the old is_mergeable_anon_vma() rule; mprotect clears VM_ACCOUNT of unfaulted VMAs"
+    mprotect_unaccounts_unfaulted = True
+
+
+ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV61, SplitCountersV612)

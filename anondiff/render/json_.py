@@ -6,9 +6,10 @@ emitted in a fixed order; addresses are integers (bytes).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Sequence
+from json.encoder import encode_basestring_ascii as _s
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from ..topology import Replay, Topology
+from ..topology import AnonVmaView, Finding, PageView, Replay, Topology, VmaView
 from . import RenderOptions
 
 if TYPE_CHECKING:  # the differ is not needed to draw a run
@@ -56,10 +57,125 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=True) + "\n"
 
 
-def render_run(replays: Sequence[Replay], opts: RenderOptions) -> str:
+# -- the same bytes, written out ------------------------------------------------------------
+# json.dumps(indent=2) runs CPython's pure-Python encoder; these functions write the same text
+# for a run, chunk by chunk, with C-encoded strings.  ``ind`` is the indentation of an object's
+# members; tests/test_render_json.py holds them to _dump().
+
+def _b(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _opt(value: str | None) -> str:
+    return "null" if value is None else _s(value)
+
+
+def _strings(items: Sequence[str], ind: str) -> str:
+    if not items:
+        return "[]"
+    inner = ",\n  " + ind
+    return "[\n  " + ind + inner.join(map(_s, items)) + "\n" + ind + "]"
+
+
+def _page(pg: PageView, ind: str) -> str:
+    return (f'{{\n{ind}"name": {_s(pg.name)},\n{ind}"addr": {pg.addr},\n{ind}"index": {pg.index},\n'
+            f'{ind}"mapping": {_opt(pg.mapping)},\n{ind}"in_chain": {_b(pg.in_chain)},\n'
+            f'{ind}"mapping_freed": {_b(pg.mapping_freed)}\n{ind[:-2]}}}')
+
+
+def _vma(v: VmaView, ind: str) -> str:
+    if v.pages:
+        i2 = ind + "    "
+        pages = ("[\n  " + ind
+                 + (",\n  " + ind).join([_page(pg, i2) for pg in v.pages])
+                 + "\n" + ind + "]")
+    else:
+        pages = "[]"
+    return (f'{{\n{ind}"name": {_s(v.name)},\n{ind}"start": {v.start},\n{ind}"end": {v.end},\n'
+            f'{ind}"pgoff": {v.pgoff},\n{ind}"prot": {_strings(v.prot, ind)},\n'
+            f'{ind}"flags": {_strings(v.flags, ind)},\n{ind}"anon_vma": {_opt(v.anon_vma)},\n'
+            f'{ind}"chain": {_strings(v.chain, ind)},\n{ind}"pages": {pages}\n{ind[:-2]}}}')
+
+
+def _anon_vma(a: AnonVmaView, ind: str) -> str:
+    if a.counters:
+        counters = ("{\n" + ",\n".join(f"{ind}  {_s(k)}: {v}" for k, v in a.counters)
+                    + "\n" + ind + "}")
+    else:
+        counters = "{}"
+    return (f'{{\n{ind}"name": {_s(a.name)},\n{ind}"root": {_s(a.root)},\n'
+            f'{ind}"parent": {_opt(a.parent)},\n{ind}"refcount": {a.refcount},\n'
+            f'{ind}"counters": {counters},\n{ind}"freed": {_b(a.freed)},\n'
+            f'{ind}"users": {_strings(a.users, ind)},\n{ind}"tree": {_strings(a.tree, ind)}\n'
+            f'{ind[:-2]}}}')
+
+
+def _finding(f: Finding, ind: str) -> str:
+    return (f'{{\n{ind}"kind": {_s(f.kind)},\n{ind}"where": {_s(f.where)},\n'
+            f'{ind}"detail": {_s(f.detail)},\n{ind}"step": {f.step},\n{ind}"line": {f.line},\n'
+            f'{ind}"active": {_b(f.active)}\n{ind[:-2]}}}')
+
+
+def _list(items: Sequence[Any], item: Callable[[Any, str], str], ind: str) -> Iterator[str]:
+    """A list that is a member at ``ind``, its items written by ``item``, 512 to a chunk."""
+    if not items:
+        yield "[]"
+        return
+    sep, inner = "[\n  " + ind, ind + "    "
+    for lo in range(0, len(items), 512):
+        yield sep + (",\n  " + ind).join([item(x, inner) for x in items[lo:lo + 512]])
+        sep = ",\n  " + ind
+    yield "\n" + ind + "]"
+
+
+def _topology(t: Topology, ind: str) -> Iterator[str]:
+    """One snapshot as a member of a list at ``ind[:-2]``, members at ``ind``."""
+    i2, i3 = ind + "  ", ind + "    "
+    yield (f'{{\n{ind}"label": {_s(t.label)},\n{ind}"step": {t.step},\n'
+           f'{ind}"crashed": {_b(t.crashed)},\n{ind}"processes": ')
+    if t.processes:
+        yield "["
+        for n, p in enumerate(t.processes):
+            yield (",\n" if n else "\n") + f'{i2}{{\n{i3}"name": {_s(p.name)},\n{i3}"vmas": '
+            yield from _list(p.vmas, _vma, i3)
+            yield f"\n{i2}}}"
+        yield "\n" + ind + "]"
+    else:
+        yield "[]"
+    yield f',\n{ind}"anon_vmas": '
+    yield from _list(t.anon_vmas, _anon_vma, ind)
+    yield f',\n{ind}"transient_anon_vmas": {t.transient_anon_vmas},\n{ind}"findings": '
+    yield from _list(t.findings, _finding, ind)
+    yield f"\n{ind[:-2]}}}"
+
+
+def iter_run(replays: Sequence[Replay], opts: RenderOptions) -> Iterator[str]:
+    """:func:`render_run`'s text in chunks (a large run is never one string)."""
     scenario = replays[0].scenario if replays else ""
-    return _dump({"anondiff": SCHEMA, "scenario": scenario,
-                  "runs": [replay(r, opts) for r in replays]})
+    yield f'{{\n  "anondiff": {SCHEMA},\n  "scenario": {_s(scenario)},\n  "runs": '
+    if not replays:
+        yield "[]\n}\n"
+        return
+    yield "["
+    for n, r in enumerate(replays):
+        snaps = r.snapshots if opts.snapshots else r.snapshots[-1:]
+        yield (",\n" if n else "\n") + (f'    {{\n      "policy": {_s(r.policy)},\n'
+                                         f'      "cite": {_s(r.policy_cite)},\n      "snapshots": ')
+        if snaps:
+            yield "["
+            for m, t in enumerate(snaps):
+                yield (",\n" if m else "\n") + "        "
+                yield from _topology(t, "          ")
+            yield "\n      ]"
+        else:
+            yield "[]"
+        yield "\n    }"
+    yield "\n  ]\n}\n"
+
+
+def render_run(replays: Sequence[Replay], opts: RenderOptions) -> Iterator[str]:
+    """Chunks: a 65,000-VMA run is some 140 MB of JSON, never held as one string."""
+    return iter_run(replays, opts)
 
 
 def _snapshot_diff(d: SnapshotDiff) -> dict[str, Any]:

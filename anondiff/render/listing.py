@@ -44,11 +44,17 @@ def check_width(opts: RenderOptions) -> None:
         raise RenderError(f"width {opts.width} is too small (at least {MIN_WIDTH} columns)")
 
 
+_WRAP_WHITESPACE = frozenset("\t\n\x0b\x0c\r")
+
+
 def wrap(text: str, width: int, indent: str = "", more: str = "    ",
          whole_words: bool = False) -> list[str]:
     """Wrap one logical line; continuation lines get ``indent + more``.  With ``whole_words``
     a word longer than the width gets a line of its own instead of being cut (a Message-ID must
     stay whole to be searched for)."""
+    if (text and len(indent) + len(text) <= width and not text[-1].isspace()
+            and _WRAP_WHITESPACE.isdisjoint(text)):
+        return [indent + text]      # what textwrap gives a line that fits, without its cost
     return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + more,
                          break_long_words=not whole_words, break_on_hyphens=False) \
         or [indent.rstrip()]
@@ -57,11 +63,14 @@ def wrap(text: str, width: int, indent: str = "", more: str = "    ",
 def runs(items: Sequence[T], key: Callable[[T], Hashable]) -> list[tuple[int, int]]:
     """Maximal runs ``[first, last]`` (inclusive indices) of consecutive items with equal keys."""
     out: list[tuple[int, int]] = []
+    last: Hashable = None
     for i, item in enumerate(items):
-        if out and key(items[out[-1][1]]) == key(item):
+        k = key(item)
+        if out and last == k:
             out[-1] = (out[-1][0], i)
         else:
             out.append((i, i))
+        last = k
     return out
 
 
@@ -167,6 +176,19 @@ def finding_kinds(topo: Topology, proc: ProcessView, vma: VmaView) -> tuple[str,
     return tuple(sorted(kinds))
 
 
+def _kinds_by_vma(topo: Topology) -> dict[tuple[str, str], tuple[str, ...]]:
+    """:func:`finding_kinds` of every VMA some finding names, at once (process and VMA names
+    never contain "/" or "+")."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for f in topo.findings:
+        if marks_vma(f):
+            proc, slash, rest = f.where.partition("/")
+            if slash:
+                for name in rest.split("+"):
+                    found.setdefault((proc, name), set()).add(f.kind)
+    return {key: tuple(sorted(kinds)) for key, kinds in found.items()}
+
+
 def finding_lines(topo: Topology, width: int) -> list[str]:
     if not topo.findings:
         return []
@@ -199,25 +221,32 @@ def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
     lines = [f"Process {proc.name}:"]
     if not proc.vmas:
         return lines + ["  (no VMAs)"], False
-
-    def key(v: VmaView) -> Hashable:
-        return (_vma_text(topo, v), finding_kinds(topo, proc, v), proc.ref(v) in differs)
-
+    # one description per (anon_vma, chain), one kinds lookup per VMA: a large process has
+    # thousands of VMAs and few distinct ones
+    texts: dict[tuple[str | None, tuple[str, ...]], str] = {}
+    all_kinds = _kinds_by_vma(topo) if topo.findings else {}
+    prefix = proc.name + "/"
+    keys = []
+    for v in proc.vmas:
+        tk = (v.anon_vma, v.chain)
+        text = texts.get(tk)
+        if text is None:
+            text = texts[tk] = _vma_text(topo, v)
+        keys.append((text, all_kinds.get((proc.name, v.name), ()), prefix + v.name in differs))
     elided = False
-    for first, last in runs(proc.vmas, key):
+    for first, last in runs(range(len(keys)), keys.__getitem__):
         if last - first + 1 >= ELIDE_MIN:
             # the count: splits keep their names (A, A2, ...), so FIRST..LAST alone hides how
             # many VMAs there are
             entries = [(f"{proc.vmas[first].name}..{proc.vmas[last].name} ({last - first + 1})",
-                        proc.vmas[first])]
+                        first)]
             elided = True
         else:
-            entries = [(v.name, v) for v in proc.vmas[first:last + 1]]
-        for name, vma in entries:
-            kinds = finding_kinds(topo, proc, vma)
-            text = f"{name} - {_vma_text(topo, vma)}" + (f"  ! {','.join(kinds)}" if kinds else "")
-            lead = "* " if proc.ref(vma) in differs else "  "
-            lines += wrap(lead + text, width, "", "      ")
+            entries = [(proc.vmas[i].name, i) for i in range(first, last + 1)]
+        for name, i in entries:
+            vma_text, kinds, differ = keys[i]
+            text = f"{name} - {vma_text}" + (f"  ! {','.join(kinds)}" if kinds else "")
+            lines += wrap(("* " if differ else "  ") + text, width, "", "      ")
     return lines, elided
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from tabulate import tabulate
-
 from ..topology import AnonVmaView, Finding, Replay, Topology
 from . import RenderOptions
 
@@ -13,12 +11,23 @@ if TYPE_CHECKING:  # the differ is not needed to draw a run
     from ..diff import Comparison
 
 
-def _strip(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.splitlines())
-
-
 def _table(rows: list[list[object]], headers: list[str]) -> str:
-    return _strip(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    """What ``tabulate(rows, headers, tablefmt="simple", disable_numparse=True)`` prints, with
+    trailing spaces stripped: every column left-aligned, as wide as its widest cell or its
+    header plus two, columns two spaces apart, the header underlined with dashes.  Written out
+    because tabulate's type inference of every cell costs more than the whole table here."""
+    cells = [["" if c is None else str(c).strip() for c in row] for row in rows]
+    widths = [len(h) + 2 for h in headers]
+    for i, column in enumerate(zip(*cells)):
+        widest = max(map(len, column))
+        if widest > widths[i]:
+            widths[i] = widest
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join([c.ljust(w) for c, w in zip(row, widths)]).rstrip() for row in cells]
+    if not lines[-1]:
+        lines.pop()     # a last row with nothing in it ends the text: splitlines() dropped it
+    return "\n".join(lines)
 
 
 def _some(items: Sequence[str], most: int = 8) -> str:

@@ -1,0 +1,260 @@
+"""Drive a compiled tree through ctypes and read its state back into the kernel model.
+
+One C entry point, ``kt_call``, per operation: it is given the VMAs involved (geometry, flags,
+file, anon_vma, attached state: Python owns the mm) and returns a stream of records, which this
+module applies to the :mod:`anondiff.kernel.objects` so that topology, checks and renderers see
+the C result exactly as they see a Python policy's:
+
+* interval-tree insertions and removals, in the order the C code made them (an anon_vma is
+  named at its first insertion, as the Python model names it at its first link);
+* anon_vma allocations and frees (one freed before it was ever linked is counted in
+  ``Kernel.transient_anon_vmas``);
+* WARN/BUG events, as kernel events naming the tree's file:line and the condition;
+* each involved VMA's ``anon_vma`` and chain head to tail, and the ``refcount``, ``root``,
+  ``parent`` and counters of every anon_vma the call touched;
+* a fault inside the tree's code (SIGSEGV/SIGBUS caught in C), which becomes a KernelCrash.
+
+Pointers are the identities: the slab never reuses an object within a replay.
+"""
+from __future__ import annotations
+
+import ctypes
+from array import array
+from bisect import bisect_left
+from pathlib import Path
+
+from ..kernel.counters import NoCounters
+from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, AnonVma,
+                              AnonVmaChain, Mm, Vma, VmaOp)
+from ..kernel.state import Kernel, KernelCrash
+
+# enum kt_op and enum kt_record of shim/glue.c
+PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH = range(1, 9)
+R_NEWVMA, R_INS, R_DEL, R_ALLOC, R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT = range(1, 11)
+OP_NAMES = {PREPARE: "__anon_vma_prepare", FORK: "anon_vma_fork", CLONE: "anon_vma_clone",
+            UNLINK: "unlink_anon_vmas", REKEY: "anon_vma_interval_tree_post_update_vma",
+            DUP_ANON_VMA: "anon_vma_clone (dup_anon_vma)", MERGEABLE: "is_mergeable_anon_vma",
+            ATTACH: "anon_vma_chain_link"}
+VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK: 3}
+#: the shim's vm_flags bits (ktshim.h: VMA_*_BIT)
+FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
+             VM_WIPEONFORK: 64}
+SLOT_FREED = 2
+
+
+class Library:
+    """The loaded ``.so`` of one tree (its static state is the C kernel's)."""
+
+    def __init__(self, path: Path) -> None:
+        lib = ctypes.CDLL(str(path))
+        lib.kt_reset.restype = ctypes.c_int
+        lib.kt_call.restype = ctypes.c_long
+        lib.kt_call.argtypes = (ctypes.c_void_p,)
+        lib.kt_records.restype = ctypes.c_void_p
+        lib.kt_event_field.restype = ctypes.c_char_p
+        lib.kt_event_field.argtypes = (ctypes.c_long, ctypes.c_long)
+        lib.kt_tree.restype = ctypes.c_long
+        lib.kt_tree.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long)
+        self.lib = lib
+        self.kt_call = lib.kt_call
+        self.kt_records = lib.kt_records
+
+
+class Binding:
+    """The C kernel behind one replay: the map between Python objects and C pointers."""
+
+    def __init__(self, library: Library, k: Kernel | None, counters: NoCounters) -> None:
+        self.library = library
+        #: None until the first hook that knows the Kernel (is_mergeable_anon_vma() does not)
+        self.k = k
+        self.split = "num_children" in counters.fields
+        if library.lib.kt_reset():
+            raise MemoryError("kt_reset: cannot map the slab arenas")
+        self.vma_ptr: dict[Vma, int] = {}
+        self.vma_at: dict[int, Vma] = {}
+        self.av_at: dict[int, AnonVma] = {}
+        self.av_ptr: dict[AnonVma, int] = {}
+        self.avc_at: dict[int, AnonVmaChain] = {}
+        self.mm_id: dict[Mm, int] = {}
+        self.file_id: dict[str, int] = {}
+        self.flag_bits: dict[tuple[frozenset[str], frozenset[str]], int] = {}
+        self.allocated: set[int] = set()
+        #: a Python AnonVma waiting for the C one the next call allocates (starting layout)
+        self.bind_next: AnonVma | None = None
+        self.orphan_events: list[tuple[str, str, str]] = []
+
+    def adopt(self, k: Kernel) -> None:
+        """The replay's Kernel, first known now: events seen before it go to it."""
+        self.k = k
+        for ev in self.orphan_events:
+            k.event(*ev)
+        self.orphan_events.clear()
+
+    def serves(self, vma: Vma) -> bool:
+        """Is this binding the current replay's (the one ``vma`` belongs to)?"""
+        if self.k is None:
+            return vma.mm in self.mm_id or not self.mm_id
+        return self.k.mms.get(vma.mm.name) is vma.mm
+
+    # -- calls ---------------------------------------------------------------------------
+    def call(self, op: int, vmas: list[Vma], arg: int = 0, window: int = -1) -> int:
+        words = [op, len(vmas), arg, 0, window]
+        for vma in vmas:
+            words += self._describe(vma)
+        buf = array("l", words)
+        n = self.library.kt_call(buf.buffer_info()[0])
+        return self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
+                           vmas, op)
+
+    def fork(self, vma: Vma, pvma: Vma) -> None:
+        """anon_vma_fork(vma, pvma) from dup_mmap(): vma is pvma's vm_area_dup() in the child,
+        not yet attached (the hot path of a fork: one descriptor built, the other derived)."""
+        parent = self._describe(pvma)
+        mm_id = self.mm_id.get(vma.mm)
+        if mm_id is None:
+            mm_id = self.mm_id[vma.mm] = len(self.mm_id)
+        av = vma.anon_vma
+        child = [0, mm_id, *parent[2:7], 0 if av is None else self.av_ptr.get(av, 0), 0]
+        buf = array("l", [FORK, 2, 0, 0, -1, *child, *parent])
+        n = self.library.kt_call(buf.buffer_info()[0])
+        self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
+                    [vma, pvma], FORK)
+
+    def _describe(self, vma: Vma) -> list[int]:
+        mm = vma.mm
+        mm_id = self.mm_id.get(mm)
+        if mm_id is None:
+            mm_id = self.mm_id[mm] = len(self.mm_id)
+        key = (vma.prot, vma.flags)
+        flags = self.flag_bits.get(key)
+        if flags is None:
+            flags = self.flag_bits[key] = sum(FLAG_BITS.get(f, 0) for f in vma.prot | vma.flags)
+        file = 0
+        if vma.file is not None:
+            file = self.file_id.setdefault(vma.file, len(self.file_id) + 1)
+        av = vma.anon_vma
+        i = bisect_left(mm.starts, vma.start)
+        attached = int(i < len(mm.vmas) and mm.vmas[i] is vma)
+        return [self.vma_ptr.get(vma, 0), mm_id, vma.start, vma.end, vma.pgoff, flags, file,
+                0 if av is None else self.av_ptr.get(av, 0), attached]
+
+    # -- readback ------------------------------------------------------------------------
+    def _av(self, ptr: int) -> AnonVma:
+        av = self.av_at.get(ptr)
+        if av is None:
+            av = self.bind_next
+            if av is not None and ptr in self.allocated:
+                self.bind_next = None
+            else:
+                av = AnonVma()
+            self.av_at[ptr] = av
+            self.av_ptr[av] = ptr
+        return av
+
+    def _apply(self, recs: list[int], vmas: list[Vma], op: int) -> int:
+        k = self.k
+        assert k is not None or op == MERGEABLE
+        av_at, avc_at = self.av_at, self.avc_at
+        i, n = 0, len(recs)
+        rc = 0
+        while i < n:
+            t = recs[i]
+            if t == R_INS:
+                avc_p, av_p = recs[i + 1], recs[i + 2]
+                av = av_at.get(av_p) or self._av(av_p)
+                avc = avc_at.get(avc_p)
+                if avc is None:
+                    avc = avc_at[avc_p] = AnonVmaChain(self.vma_at[recs[i + 3]], av, 0)
+                k._avc_seq += 1
+                avc.seq = k._avc_seq
+                av.tree[avc] = None
+                if av.name is None:
+                    k.name(av)
+                i += 4
+            elif t == R_DEL:
+                av = self.av_at[recs[i + 2]]
+                av.tree.pop(self.avc_at[recs[i + 1]], None)
+                i += 3
+            elif t == R_VMA:
+                vma = self.vma_at[recs[i + 1]]
+                av_p, cnt = recs[i + 2], recs[i + 3]
+                vma.anon_vma = (av_at.get(av_p) or self._av(av_p)) if av_p else None
+                chain = []
+                for j in range(i + 4 + 2 * cnt - 2, i + 3, -2):   # tail first
+                    avc = avc_at.get(recs[j])
+                    if avc is None:
+                        avc = avc_at[recs[j]] = AnonVmaChain(vma, self._av(recs[j + 1]), 0)
+                    chain.append(avc)
+                vma.avcs = chain
+                i += 4 + 2 * cnt
+            elif t == R_AV:
+                try:
+                    av = av_at[recs[i + 1]]
+                    av.root, av.parent = av_at[recs[i + 3]], av_at[recs[i + 4]]
+                except KeyError:
+                    av = self._av(recs[i + 1])
+                    av.root, av.parent = self._av(recs[i + 3]), self._av(recs[i + 4])
+                av.refcount = recs[i + 2]
+                if self.split:
+                    av.num_children, av.num_active_vmas = recs[i + 5], recs[i + 6]
+                else:
+                    av.degree = recs[i + 5]
+                i += 7
+            elif t == R_NEWVMA:
+                vma, ptr = vmas[recs[i + 1]], recs[i + 2]
+                self.vma_ptr[vma] = ptr
+                self.vma_at[ptr] = vma
+                i += 3
+            elif t == R_ALLOC:
+                self.allocated.add(recs[i + 1])
+                i += 2
+            elif t == R_FREE:
+                ptr = recs[i + 1]
+                av = self.av_at.get(ptr)
+                if av is None or av.name is None:
+                    k.transient_anon_vmas += 1
+                    if av is not None:
+                        av.freed = True
+                else:
+                    av.freed = True
+                    k.live.discard(av)
+                i += 2
+            elif t == R_EVENT:
+                kind, file, line, cond = (self.library.lib.kt_event_field(recs[i + 1], f).decode()
+                                          for f in range(4))
+                if k is None:
+                    self.orphan_events.append((kind, f"{file}:{line}", cond))
+                else:
+                    k.event(kind, f"{file}:{line}", cond)
+                i += 2
+            elif t == R_RESULT:
+                rc = recs[i + 1]
+                i += 2
+            elif t == R_CRASH:
+                raise KernelCrash(self._crash_text(op, recs[i + 1], recs[i + 2], recs[i + 3],
+                                                   recs[i + 4]))
+            else:  # pragma: no cover - the glue writes only the records above
+                raise AssertionError(f"unknown record {t} from the compiled tree")
+        return rc
+
+    def _crash_text(self, op: int, sig: int, addr: int, slot_state: int, code: int) -> str:
+        where = OP_NAMES.get(op, "?")
+        signame = "SIGBUS" if sig == 7 else "SIGSEGV"
+        if slot_state == SLOT_FREED:
+            av = self.av_at.get(addr & ~0xFFF) or self.av_at.get(addr)
+            what = f"use after free of {av.name}" if av is not None and av.name else "use after free"
+            return f"{where}: {what} (the tree's code touched freed slab object at {addr:#x}, {signame})"
+        if code == 0x80:
+            return (f"{where}: general protection fault (a poisoned or non-canonical pointer, "
+                    f"{signame})")
+        if 0 <= addr < 4096:
+            return f"{where}: NULL pointer dereference at {addr:#x} ({signame})"
+        return f"{where}: bad memory access at {addr:#x} ({signame})"
+
+    def tree_order(self, av: AnonVma) -> list[AnonVmaChain]:
+        """The anon_vma's interval tree in order, walked in C (for tests against the log)."""
+        ptr = self.av_ptr[av]
+        n = self.library.lib.kt_tree(ptr, None, 0)
+        buf = (ctypes.c_long * max(n, 1))()
+        self.library.lib.kt_tree(ptr, buf, n)
+        return [self.avc_at[p] for p in buf[:n]]

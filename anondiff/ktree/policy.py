@@ -1,0 +1,108 @@
+"""``KernelTreePolicy``: a policy whose every anon_vma decision is the tree's own C code.
+
+Python keeps the mm (VMA list, geometry, pages, the dup_mmap loop, naming); the hooks of
+:class:`anondiff.kernel.ops.KernelOps` call the compiled tree through :mod:`.binding`.  The
+era's surroundings that the Python model needs come from what the cut contains, never from a
+version number: the counters class from ``struct anon_vma``'s fields, and dup_mmap's
+behaviour from the neighbour lookup (a maple tree, v6.1+, means vm_area_dup() leaves no
+``vm_prev`` to anon_vma_fork() and a VM_WIPEONFORK VMA stays unfaulted: NONE/EMPTY).
+"""
+from __future__ import annotations
+
+import re
+
+from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
+from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext
+from ..kernel.objects import AnonVma, Vma, VmaOp
+from ..kernel.state import Kernel
+from ..policies.base import Policy
+from . import binding, build
+from .source import TreeSpec, open_tree
+
+
+class KernelTreePolicy(Policy):
+    """A kernel source tree (+ patches), compiled: see :mod:`anondiff.ktree`."""
+
+    def __init__(self, tree: build.TreeLike, built: build.Built) -> None:
+        feats = built.features
+        self.tree = tree
+        self.name = tree.name                                   # type: ignore[misc]
+        self.aliases = ()                                       # type: ignore[misc]
+        self.versions = f"kernel tree {tree.name}"              # type: ignore[misc]
+        self.cite = f"the anon_vma code of {tree.name}, compiled"     # type: ignore[misc]
+        self.rule = "whatever the tree's C code decides"       # type: ignore[misc]
+        counters: NoCounters = SplitCounters() if feats.split_counters else DegreeCounters()
+        self.counters = counters                                # type: ignore[misc]
+        self.dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)  # type: ignore[misc]
+        # vma_merge() of the maple-tree era (v6.1+) imports next's anon_vma first
+        self.merge_both_exports_next = True                     # type: ignore[misc]
+        # mprotect_fixup() is not compiled: whether it clears VM_ACCOUNT of an anonymous VMA
+        # without anon_vma made non-writable (commit 9b9143298585, v6.7) is read from its text
+        self.mprotect_unaccounts_unfaulted = re.search(          # type: ignore[misc]
+            r"vma_is_anonymous\(vma\)\s*&&\s*!vma->anon_vma", tree.read("mm/mprotect.c") or "") is not None
+        self.features = feats
+        self.library = binding.Library(built.library)
+        self._b: binding.Binding | None = None
+
+    def _bind(self, k: Kernel) -> binding.Binding:
+        b = self._b
+        if b is not None and b.k is None:
+            b.adopt(k)
+        elif b is None or b.k is not k:    # a new replay: a fresh C kernel
+            b = self._b = binding.Binding(self.library, k, self.counters)
+        return b
+
+    # -- the hooks ------------------------------------------------------------------------
+    def anon_vma_prepare(self, k: Kernel, vma: Vma, prev: Vma | None, next: Vma | None) -> None:
+        if vma.anon_vma is not None:        # anon_vma_prepare(), the inline
+            return
+        window = [v for v in (prev, vma, next) if v is not None]
+        self._bind(k).call(binding.PREPARE, window, window=window.index(vma))
+
+    def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
+        self._bind(k).fork(vma, pvma)
+
+    def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
+                       ctx: ForkContext | None = None) -> None:
+        self._bind(k).call(binding.CLONE, [dst, src], binding.VMA_OPS[op])
+
+    def unlink_anon_vmas(self, k: Kernel, vma: Vma) -> None:
+        b = self._bind(k)
+        if vma not in b.vma_ptr and vma.anon_vma is None:
+            return          # never seen by C: an unfaulted VMA with an empty chain
+        b.call(binding.UNLINK, [vma])
+
+    def rekey(self, k: Kernel, vma: Vma) -> None:
+        b = self._bind(k)
+        if vma in b.vma_ptr:
+            b.call(binding.REKEY, [vma])
+
+    def dup_anon_vma(self, k: Kernel, dst: Vma, src: Vma) -> None:
+        self._bind(k).call(binding.DUP_ANON_VMA, [dst, src])
+
+    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+        b = self._b
+        if b is None or not (b.serves(src) or b.serves(tgt)):
+            # no hook with the Kernel ran yet in this replay (only unfaulted VMAs so far)
+            b = self._b = binding.Binding(self.library, None, self.counters)
+        return bool(b.call(binding.MERGEABLE, [src, tgt], int(tgt.start >= src.end)))
+
+    def new_root_anon_vma(self, k: Kernel, label: str | None = None) -> AnonVma:
+        av = AnonVma()
+        if label is not None:
+            k.name(av, label)
+        self._bind(k).bind_next = av
+        return av
+
+    def attach_anon_vma(self, k: Kernel, vma: Vma, av: AnonVma) -> None:
+        b = self._bind(k)
+        if b.bind_next is av:
+            # a new root: the tree's own __anon_vma_prepare() with no neighbour to reuse
+            b.call(binding.PREPARE, [vma], window=0)
+        else:
+            b.call(binding.ATTACH, [vma], b.av_ptr[av])
+
+
+def tree_policy(spec: TreeSpec) -> KernelTreePolicy:
+    tree = open_tree(spec)
+    return KernelTreePolicy(tree, build.build(tree))

@@ -1,0 +1,163 @@
+"""What is cut from a tree, from which files, and what the cut says about the tree.
+
+Data only: the names of the anon_vma code, the files each may live in (in the order they are
+tried: code moves between eras, e.g. get_anon_vma() from include/linux/rmap.h to mm/internal.h,
+find_mergeable_anon_vma() from mm/mmap.c to mm/vma.c), and the feature tests that turn what was
+found into ``-D`` flags for the shim and glue.  No version number is ever tested: a tree is
+recognised by what its code contains.
+"""
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+RMAP_H = "include/linux/rmap.h"
+INTERNAL_H = "mm/internal.h"
+MM_H = "include/linux/mm.h"
+RMAP_C = "mm/rmap.c"
+INTERVAL_C = "mm/interval_tree.c"
+VMA_C = "mm/vma.c"
+MMAP_C = "mm/mmap.c"
+
+
+class Item(NamedTuple):
+    kind: str                   # "struct", "enum", "function", "macro"
+    name: str
+    files: tuple[str, ...]
+    required: bool = True
+    arg: str = ""               # a macro call's first argument
+
+
+def _f(name: str, files: tuple[str, ...], required: bool = True) -> Item:
+    return Item("function", name, files, required)
+
+
+HEADERS = (RMAP_H, INTERNAL_H)
+MERGE_FILES = (VMA_C, MMAP_C)
+
+#: The unit's sections, in order (prototypes of every function go before the first).
+TYPES: tuple[Item, ...] = (
+    Item("struct", "anon_vma", (RMAP_H,)),
+    Item("struct", "anon_vma_chain", (RMAP_H,)),
+    Item("enum", "vma_operation", (INTERNAL_H, RMAP_H, MM_H), required=False),
+)
+INLINES: tuple[Item, ...] = (
+    _f("get_anon_vma", HEADERS),
+    _f("put_anon_vma", HEADERS),
+    _f("anon_vma_lock_write", HEADERS),
+    _f("anon_vma_unlock_write", HEADERS),
+    _f("anon_vma_merge", HEADERS, required=False),
+    _f("vma_pages", (MM_H,)),
+)
+INTERVAL: tuple[Item, ...] = (
+    _f("vma_start_pgoff", (INTERVAL_C, MM_H)),
+    _f("vma_last_pgoff", (INTERVAL_C, MM_H)),
+    _f("avc_start_pgoff", (INTERVAL_C,)),
+    _f("avc_last_pgoff", (INTERVAL_C,)),
+    Item("macro", "INTERVAL_TREE_DEFINE", (INTERVAL_C,), arg="struct anon_vma_chain"),
+    _f("anon_vma_interval_tree_insert", (INTERVAL_C,)),
+    _f("anon_vma_interval_tree_remove", (INTERVAL_C,)),
+)
+RMAP: tuple[Item, ...] = (
+    _f("anon_vma_alloc", (RMAP_C,)),
+    _f("anon_vma_free", (RMAP_C,)),
+    _f("anon_vma_chain_alloc", (RMAP_C,)),
+    _f("anon_vma_chain_free", (RMAP_C,)),
+    _f("anon_vma_chain_link", (RMAP_C,), required=False),
+    _f("anon_vma_chain_assign", (RMAP_C,), required=False),
+    _f("__anon_vma_prepare", (RMAP_C,)),
+    _f("lock_anon_vma_root", (RMAP_C,), required=False),
+    _f("unlock_anon_vma_root", (RMAP_C,), required=False),
+    _f("check_anon_vma_clone", (RMAP_C,), required=False),
+    _f("maybe_reuse_anon_vma", (RMAP_C,), required=False),
+    _f("cleanup_partial_anon_vmas", (RMAP_C,), required=False),
+    _f("anon_vma_clone", (RMAP_C,)),
+    _f("anon_vma_fork", (RMAP_C,)),
+    _f("unlink_anon_vmas", (RMAP_C,)),
+    _f("anon_vma_ctor", (RMAP_C,)),
+    _f("anon_vma_init", (RMAP_C,)),
+    _f("__put_anon_vma", (RMAP_C,)),
+)
+MERGE: tuple[Item, ...] = (
+    _f("vma_is_fork_child", MERGE_FILES, required=False),
+    _f("is_mergeable_anon_vma", MERGE_FILES),
+    _f("anon_vma_compatible", MERGE_FILES),
+    _f("reusable_anon_vma", MERGE_FILES),
+    _f("find_mergeable_anon_vma", MERGE_FILES),
+    _f("anon_vma_interval_tree_pre_update_vma", MERGE_FILES),
+    _f("anon_vma_interval_tree_post_update_vma", MERGE_FILES),
+)
+SECTIONS: tuple[tuple[Item, ...], ...] = (TYPES, INLINES, INTERVAL, RMAP, MERGE)
+
+#: Copied from the tree into the build's include/linux/ (the rbtree the interval tree uses).
+HEADER_COPIES: tuple[str, ...] = (
+    "include/linux/rbtree.h", "include/linux/rbtree_types.h",
+    "include/linux/rbtree_augmented.h", "include/linux/interval_tree_generic.h",
+)
+#: Compiled as a second unit.
+EXTRA_UNITS: tuple[str, ...] = ("lib/rbtree.c",)
+
+#: The cut's static variables (the two slab caches anon_vma_init() creates).
+VARIABLES: tuple[str, ...] = (
+    "static struct kmem_cache *anon_vma_cachep;",
+    "static struct kmem_cache *anon_vma_chain_cachep;",
+)
+
+#: The interval-tree entry points the glue wraps (to log insertions and removals).
+WRAPPED: tuple[str, ...] = ("anon_vma_interval_tree_insert", "anon_vma_interval_tree_remove")
+
+
+class Features(NamedTuple):
+    """What the cut code says about its era."""
+
+    split_counters: bool        # num_children/num_active_vmas (else degree)
+    chain_link: bool            # anon_vma_chain_link() (else _assign + an explicit insert)
+    clone_has_op: bool          # anon_vma_clone(dst, src, enum vma_operation)
+    mergeable_vmg: bool         # is_mergeable_anon_vma(vmg, merge_next)
+    maple: bool                 # find_mergeable_anon_vma() looks neighbours up in a maple tree
+
+    def defines(self) -> list[str]:
+        flags = {"KT_SPLIT_COUNTERS": self.split_counters, "KT_CHAIN_LINK": self.chain_link,
+                 "KT_CLONE_HAS_OP": self.clone_has_op, "KT_MERGEABLE_VMG": self.mergeable_vmg}
+        return [f"-D{k}" for k, v in flags.items() if v]
+
+
+def _params(signature: str) -> list[str]:
+    inner = signature[signature.index("(") + 1:signature.rindex(")")]
+    return [p.strip() for p in inner.split(",") if p.strip() not in ("", "void")]
+
+
+class TreeUnsupported(Exception):
+    """The tree's code is of an era the shim does not serve (message: why)."""
+
+
+def features(cuts: dict[str, "object"]) -> Features:
+    """From the cuts (name -> cutter.Cut), the era's features; TreeUnsupported if the tree is
+    too old or too new for this shim."""
+    from .cutter import mask
+    av = cuts["anon_vma"]
+    fields = mask(av.text)  # type: ignore[attr-defined]
+    split = re.search(r"\bnum_children\s*;", fields) is not None
+    degree = re.search(r"\bdegree\s*;", fields) is not None
+    if not split and not degree:
+        raise TreeUnsupported("struct anon_vma has neither degree nor num_children: a tree "
+                              "before v3.19 (commit 7a3ef208e662), too old for this shim")
+    fma = cuts["find_mergeable_anon_vma"].text  # type: ignore[attr-defined]
+    maple = "MA_STATE" in fma or "VMA_ITERATOR" in fma
+    if not maple:
+        raise TreeUnsupported("find_mergeable_anon_vma() reads vm_prev/vm_next: a tree before "
+                              "v6.1 (commit 524e00b36e8c), too old for this shim")
+    clone = _params(cuts["anon_vma_clone"].signature)  # type: ignore[attr-defined]
+    if len(clone) not in (2, 3) or (len(clone) == 3 and "vma_operation" not in clone[2]):
+        raise TreeUnsupported(f"anon_vma_clone({', '.join(clone)}): a signature newer than "
+                              "this shim knows (too new)")
+    mergeable = _params(cuts["is_mergeable_anon_vma"].signature)  # type: ignore[attr-defined]
+    vmg = any("vma_merge_struct" in p for p in mergeable)
+    if not vmg and len(mergeable) != 3:
+        raise TreeUnsupported(f"is_mergeable_anon_vma({', '.join(mergeable)}): a signature "
+                              "this shim does not know (too new)")
+    if "anon_vma_chain_link" not in cuts and "anon_vma_chain_assign" not in cuts:
+        raise TreeUnsupported("neither anon_vma_chain_link() nor anon_vma_chain_assign() in "
+                              f"{RMAP_C}: too new for this shim")
+    return Features(split_counters=split, chain_link="anon_vma_chain_link" in cuts,
+                    clone_has_op=len(clone) == 3, mergeable_vmg=vmg, maple=maple)

@@ -1,0 +1,619 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * anondiff's glue: compiled at the end of the unit of code cut from a kernel tree, so that
+ * its entry point can call the tree's static functions.  Python (anondiff.ktree.binding)
+ * calls kt_call() once per operation; it passes the VMAs involved (geometry, flags, file,
+ * anon_vma, attached state) and reads back a stream of records: interval-tree insertions and
+ * removals, anon_vma allocations and frees, WARN/BUG events, then the chain of every VMA
+ * involved and the state of every anon_vma touched.
+ *
+ * Slab objects get a page each (a window of KT_PAGE_SLOTS, then packed slots), are filled
+ * with 0x5a before the constructor, poisoned with 0x6b when freed and never reused; a freed
+ * page becomes PROT_NONE, so a use after free faults at a known object.  A fault inside the
+ * tree's code is caught (SIGSEGV/SIGBUS handler, siglongjmp) and reported as a crash.
+ */
+#include <setjmp.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define KT_PAGE		4096L
+#define KT_PAGE_SLOTS	4096L
+#define KT_PACK_SIZE	256L
+#define KT_PACK_SLOTS	(1L << 21)
+#define KT_SLOTS	(KT_PAGE_SLOTS + KT_PACK_SLOTS)
+
+enum kt_op {
+	KT_OP_PREPARE = 1, KT_OP_FORK, KT_OP_CLONE, KT_OP_UNLINK, KT_OP_REKEY,
+	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_NONE,
+};
+
+enum kt_record {
+	KT_R_NEWVMA = 1, KT_R_INS, KT_R_DEL, KT_R_ALLOC, KT_R_FREE, KT_R_EVENT, KT_R_VMA,
+	KT_R_AV, KT_R_CRASH, KT_R_RESULT,
+};
+
+enum kt_slot_state { KT_SLOT_UNUSED, KT_SLOT_LIVE, KT_SLOT_FREED };
+
+struct kmem_cache {
+	const char *name;
+	unsigned int size;
+	void (*ctor)(void *obj);
+	int is_anon_vma;
+};
+
+struct kt_event {
+	const char *kind;
+	const char *file;
+	int line;
+	const char *cond;
+};
+
+static char *kt_pages, *kt_packed;
+static long kt_used_pages, kt_used_packed;
+static unsigned char *kt_state;
+static unsigned int *kt_mark;
+static unsigned int kt_gen;
+static long *kt_out;
+static long kt_out_len, kt_out_cap;
+static struct kt_event *kt_events;
+static long kt_nr_events, kt_cap_events;
+static struct mm_struct **kt_mms;
+static long kt_nr_mms;
+static struct vm_area_struct **kt_vmas;
+static long kt_nr_vmas, kt_cap_vmas;
+static struct kmem_cache *kt_caches[8];
+static int kt_nr_caches;
+static struct anon_vma **kt_dirty;
+static long kt_nr_dirty, kt_cap_dirty;
+
+static sigjmp_buf kt_jmp;
+static void *volatile kt_fault_addr;
+static volatile int kt_fault_code;
+static char kt_altstack[65536];
+
+static void *kt_grow(void *p, long *cap, long need, size_t size)
+{
+	if (need <= *cap)
+		return p;
+	while (*cap < need)
+		*cap = *cap ? *cap * 2 : 1024;
+	p = realloc(p, *cap * size);
+	if (!p)
+		abort();
+	return p;
+}
+
+static void kt_emit(long v)
+{
+	kt_out = kt_grow(kt_out, &kt_out_cap, kt_out_len + 1, sizeof(long));
+	kt_out[kt_out_len++] = v;
+}
+
+static void kt_emit3(long a, long b, long c)
+{
+	kt_emit(a);
+	kt_emit(b);
+	kt_emit(c);
+}
+
+void kt_event(const char *kind, const char *file, int line, const char *cond)
+{
+	kt_events = kt_grow(kt_events, &kt_cap_events, kt_nr_events + 1, sizeof(*kt_events));
+	kt_events[kt_nr_events] = (struct kt_event){ kind, file, line, cond };
+	kt_emit(KT_R_EVENT);
+	kt_emit(kt_nr_events++);
+}
+
+void kt_lock_event(const char *what, const char *file, int line)
+{
+	kt_event("LOCKDEP", file, line, what);
+}
+
+void kt_mmap_assert(struct mm_struct *mm, int write, const char *file, int line)
+{
+	if (mm->kt_mmap_lock < 1 + write)
+		kt_event(write ? "mmap_assert_write_locked" : "mmap_assert_locked", file, line,
+			 write ? "mmap lock not held for writing" : "mmap lock not held");
+}
+
+static void kt_emit_av(struct anon_vma *av);
+
+/* -- slab ---------------------------------------------------------------------------- */
+
+static long kt_slot_of(const void *p)
+{
+	const char *c = p;
+
+	if (kt_pages && c >= kt_pages && c < kt_pages + KT_PAGE_SLOTS * KT_PAGE)
+		return (c - kt_pages) / KT_PAGE;
+	if (kt_packed && c >= kt_packed && c < kt_packed + KT_PACK_SLOTS * KT_PACK_SIZE)
+		return KT_PAGE_SLOTS + (c - kt_packed) / KT_PACK_SIZE;
+	return -1;
+}
+
+struct kmem_cache *kmem_cache_create(const char *name, unsigned int size,
+				     unsigned int align, unsigned long flags,
+				     void (*ctor)(void *))
+{
+	struct kmem_cache *c = calloc(1, sizeof(*c));
+
+	if (!c || size > KT_PACK_SIZE)
+		abort();
+	c->name = name;
+	c->size = size;
+	c->ctor = ctor;
+	c->is_anon_vma = !strcmp(name, "anon_vma");
+	kt_caches[kt_nr_caches++] = c;
+	return c;
+}
+
+void *kmem_cache_alloc(struct kmem_cache *c, gfp_t flags)
+{
+	char *p;
+	long slot;
+
+	if (kt_used_pages < KT_PAGE_SLOTS) {
+		slot = kt_used_pages++;
+		p = kt_pages + slot * KT_PAGE;
+		if (mprotect(p, KT_PAGE, PROT_READ | PROT_WRITE))
+			abort();
+	} else if (kt_used_packed < KT_PACK_SLOTS) {
+		slot = KT_PAGE_SLOTS + kt_used_packed;
+		p = kt_packed + kt_used_packed++ * KT_PACK_SIZE;
+	} else {
+		return NULL;
+	}
+	memset(p, 0x5a, c->size);	/* slab memory is not zeroed */
+	if (c->ctor)
+		c->ctor(p);
+	kt_state[slot] = KT_SLOT_LIVE;
+	if (c->is_anon_vma) {
+		kt_emit(KT_R_ALLOC);
+		kt_emit((long)p);
+	}
+	return p;
+}
+
+void kmem_cache_free(struct kmem_cache *c, void *p)
+{
+	long slot = kt_slot_of(p);
+
+	if (!p)
+		return;
+	if (slot < 0 || kt_state[slot] != KT_SLOT_LIVE) {
+		kt_event("BUG", "mm/slab", 0, slot < 0 ? "kmem_cache_free of a foreign pointer"
+						  : "double free");
+		return;
+	}
+	if (c->is_anon_vma)
+		kt_emit_av(p);		/* its last state, as the Python model keeps it */
+	kt_state[slot] = KT_SLOT_FREED;
+	memset(p, 0x6b, c->size);
+	if (slot < KT_PAGE_SLOTS)
+		mprotect(p, KT_PAGE, PROT_NONE);
+	if (c->is_anon_vma) {
+		kt_emit(KT_R_FREE);
+		kt_emit((long)p);
+	}
+}
+
+static int kt_live(const void *p)
+{
+	long slot = kt_slot_of(p);
+
+	return slot >= 0 && kt_state[slot] == KT_SLOT_LIVE;
+}
+
+/* -- the maple-state stand-in over the window ------------------------------------------ */
+
+void *mas_walk(struct ma_state *mas)
+{
+	struct mm_struct *mm = mas->kt_mm;
+	int i;
+
+	for (i = 0; i < mm->kt_nr_window; i++) {
+		struct vm_area_struct *v = mm->kt_window[i];
+
+		if (mas->index < v->vm_start) {
+			mas->kt_slot = 2 * i;
+			return NULL;
+		}
+		if (mas->index < v->vm_end) {
+			mas->kt_slot = 2 * i + 1;
+			return v;
+		}
+	}
+	mas->kt_slot = 2 * mm->kt_nr_window;
+	return NULL;
+}
+
+void *mas_prev(struct ma_state *mas, unsigned long min)
+{
+	int i = mas->kt_slot / 2 - 1;	/* the VMA below the current slot, gaps skipped */
+
+	if (mas->kt_slot < 0 || i < 0 || mas->kt_mm->kt_window[i]->vm_end <= min) {
+		mas->kt_slot = 0;
+		return NULL;
+	}
+	mas->kt_slot = 2 * i + 1;
+	return mas->kt_mm->kt_window[i];
+}
+
+/* -- the interval tree, logged --------------------------------------------------------- */
+
+void anon_vma_interval_tree_insert(struct anon_vma_chain *node, struct rb_root_cached *root)
+{
+	kt_emit3(KT_R_INS, (long)node, (long)node->anon_vma);
+	kt_emit((long)node->vma);
+	kt_cut_anon_vma_interval_tree_insert(node, root);
+}
+
+void anon_vma_interval_tree_remove(struct anon_vma_chain *node, struct rb_root_cached *root)
+{
+	kt_emit3(KT_R_DEL, (long)node, (long)node->anon_vma);
+	kt_cut_anon_vma_interval_tree_remove(node, root);
+}
+
+/* -- state ----------------------------------------------------------------------------- */
+
+static void kt_release(void)
+{
+	long i;
+
+	if (kt_pages)
+		munmap(kt_pages, KT_PAGE_SLOTS * KT_PAGE);
+	if (kt_packed)
+		munmap(kt_packed, KT_PACK_SLOTS * KT_PACK_SIZE);
+	kt_pages = kt_packed = NULL;
+	free(kt_state);
+	free(kt_mark);
+	for (i = 0; i < kt_nr_vmas; i++)
+		free(kt_vmas[i]);
+	for (i = 0; i < kt_nr_mms; i++) {
+		free(kt_mms[i]->kt_window);
+		free(kt_mms[i]);
+	}
+	free(kt_mms);
+	for (i = 0; i < kt_nr_caches; i++)
+		free(kt_caches[i]);
+	kt_nr_caches = 0;
+	kt_mms = NULL;
+	kt_nr_mms = kt_nr_vmas = 0;
+}
+
+/* Forget everything: a new replay starts. */
+int kt_reset(void)
+{
+	kt_release();
+	kt_pages = mmap(NULL, KT_PAGE_SLOTS * KT_PAGE, PROT_NONE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	kt_packed = mmap(NULL, KT_PACK_SLOTS * KT_PACK_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (kt_pages == MAP_FAILED || kt_packed == MAP_FAILED)
+		return -ENOMEM;
+	kt_used_pages = kt_used_packed = 0;
+	kt_state = calloc(KT_SLOTS, 1);
+	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
+	kt_nr_events = 0;
+	kt_out_len = 0;
+	anon_vma_init();
+	return 0;
+}
+
+static struct mm_struct *kt_mm(long id)
+{
+	while (kt_nr_mms <= id) {
+		struct mm_struct *mm = calloc(1, sizeof(*mm));
+
+		kt_mms = realloc(kt_mms, (kt_nr_mms + 1) * sizeof(*kt_mms));
+		mm->kt_window = calloc(3, sizeof(*mm->kt_window));
+		kt_mms[kt_nr_mms++] = mm;
+	}
+	return kt_mms[id];
+}
+
+static struct vm_area_struct *kt_vma_new(void)
+{
+	struct vm_area_struct *vma = calloc(1, sizeof(*vma));
+
+	INIT_LIST_HEAD(&vma->anon_vma_chain);
+	kt_vmas = kt_grow(kt_vmas, &kt_cap_vmas, kt_nr_vmas + 1, sizeof(*kt_vmas));
+	kt_vmas[kt_nr_vmas++] = vma;
+	return vma;
+}
+
+static void kt_dirty_add(struct anon_vma *av)
+{
+	long slot = kt_slot_of(av);
+
+	if (slot < 0 || kt_mark[slot] == kt_gen)
+		return;
+	kt_mark[slot] = kt_gen;
+	kt_dirty = kt_grow(kt_dirty, &kt_cap_dirty, kt_nr_dirty + 1, sizeof(*kt_dirty));
+	kt_dirty[kt_nr_dirty++] = av;
+}
+
+static void kt_dirty_chain(struct vm_area_struct *vma)
+{
+	struct anon_vma_chain *avc;
+
+	if (vma->anon_vma)
+		kt_dirty_add(vma->anon_vma);
+	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
+		if (kt_live(avc))
+			kt_dirty_add(avc->anon_vma);
+}
+
+static void kt_emit_vma(struct vm_area_struct *vma)
+{
+	struct anon_vma_chain *avc;
+	long n = 0, at;
+
+	kt_emit3(KT_R_VMA, (long)vma, (long)vma->anon_vma);
+	at = kt_out_len;
+	kt_emit(0);
+	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma) {
+		kt_emit((long)avc);
+		kt_emit((long)avc->anon_vma);
+		n++;
+	}
+	kt_out[at] = n;
+}
+
+static void kt_emit_av(struct anon_vma *av)
+{
+	kt_emit3(KT_R_AV, (long)av, atomic_read(&av->refcount));
+	kt_emit((long)av->root);
+	kt_emit((long)av->parent);
+#ifdef KT_SPLIT_COUNTERS
+	kt_emit((long)av->num_children);
+	kt_emit((long)av->num_active_vmas);
+#else
+	kt_emit((long)av->degree);
+	kt_emit(0);
+#endif
+}
+
+static void kt_attach(struct vm_area_struct *vma, struct anon_vma *anon_vma)
+{
+	/* The tail of __anon_vma_prepare(), for a starting layout's VMAs sharing one. */
+	struct anon_vma_chain *avc = anon_vma_chain_alloc(GFP_KERNEL);
+
+	vma->anon_vma = anon_vma;
+#ifdef KT_CHAIN_LINK
+	anon_vma_chain_link(vma, avc, anon_vma);
+#else
+	anon_vma_chain_assign(vma, avc, anon_vma);
+	anon_vma_interval_tree_insert(avc, &anon_vma->rb_root);
+#endif
+#ifdef KT_SPLIT_COUNTERS
+	anon_vma->num_active_vmas++;
+#else
+	anon_vma->degree++;
+#endif
+}
+
+static long kt_mergeable(struct vm_area_struct *src, struct vm_area_struct *tgt, long merge_next)
+{
+#ifdef KT_MERGEABLE_VMG
+	struct vma_merge_struct vmg = {
+		.middle = src, .anon_vma = src->anon_vma,
+	};
+
+	if (merge_next)
+		vmg.next = tgt;
+	else
+		vmg.prev = tgt;
+	return is_mergeable_anon_vma(&vmg, merge_next);
+#else
+	return is_mergeable_anon_vma(src->anon_vma, tgt->anon_vma, tgt);
+#endif
+}
+
+#ifdef KT_CLONE_HAS_OP
+/* anondiff's VmaOp, in its order: split, merge of an unfaulted VMA, remap, fork. */
+static const enum vma_operation kt_vma_ops[] = {
+	VMA_OP_SPLIT, VMA_OP_MERGE_UNFAULTED, VMA_OP_REMAP, VMA_OP_FORK,
+};
+#endif
+
+static long kt_do(long op, struct vm_area_struct **v, const long *arg)
+{
+	switch (op) {
+	case KT_OP_PREPARE:	/* arg[2]: the VMA's index in the window */
+		return v[arg[2]]->anon_vma ? 0 : __anon_vma_prepare(v[arg[2]]);
+	case KT_OP_FORK:
+		return anon_vma_fork(v[0], v[1]);
+	case KT_OP_CLONE:
+#ifdef KT_CLONE_HAS_OP
+		return anon_vma_clone(v[0], v[1], kt_vma_ops[arg[0]]);
+#else
+		return anon_vma_clone(v[0], v[1]);
+#endif
+	case KT_OP_UNLINK:
+		unlink_anon_vmas(v[0]);
+		return 0;
+	case KT_OP_DUP_ANON_VMA:
+		if (v[1]->anon_vma && !v[0]->anon_vma) {
+			v[0]->anon_vma = v[1]->anon_vma;
+#ifdef KT_CLONE_HAS_OP
+			return anon_vma_clone(v[0], v[1], VMA_OP_MERGE_UNFAULTED);
+#else
+			return anon_vma_clone(v[0], v[1]);
+#endif
+		}
+		return 0;
+	case KT_OP_MERGEABLE:
+		return kt_mergeable(v[0], v[1], arg[0]);
+	case KT_OP_ATTACH:
+		kt_attach(v[0], (struct anon_vma *)arg[0]);
+		return 0;
+	case KT_OP_REKEY:
+		anon_vma_interval_tree_post_update_vma(v[0]);
+		return 0;
+	}
+	return 0;
+}
+
+static struct sigaction kt_old_segv, kt_old_bus;
+static volatile int kt_in_call;
+
+static void kt_on_fault(int sig, siginfo_t *si, void *uc)
+{
+	if (!kt_in_call) {
+		/* not ours: give the fault back to whoever handled it before (faulthandler) */
+		sigaction(sig, sig == SIGBUS ? &kt_old_bus : &kt_old_segv, NULL);
+		return;
+	}
+	kt_in_call = 0;
+	kt_fault_addr = si->si_addr;
+	kt_fault_code = si->si_code;
+	siglongjmp(kt_jmp, sig);
+}
+
+/* Installed once per replay (signal handling syscalls are dear), chaining when not in a call. */
+static void kt_install_handlers(void)
+{
+	struct sigaction sa, cur;
+	stack_t ss;
+
+	sigaction(SIGSEGV, NULL, &cur);
+	if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == kt_on_fault)
+		return;
+	ss.ss_sp = kt_altstack;
+	ss.ss_size = sizeof(kt_altstack);
+	ss.ss_flags = 0;
+	sigaltstack(&ss, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = kt_on_fault;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &kt_old_segv);
+	sigaction(SIGBUS, &sa, &kt_old_bus);
+}
+
+#define KT_DESC	9
+#define KT_MAX_VMAS	3
+
+/*
+ * in: op, nr of VMAs, the op's two arguments, the window index of the VMA the lookup is
+ * for (or -1), then per VMA: C pointer (0: a new one, a vm_area_dup()), mm id, start, end,
+ * pgoff (pages), flags, file id, anon_vma, attached.  Returns the length of the record
+ * stream, read with kt_records().
+ */
+long kt_call(const long *in)
+{
+	struct vm_area_struct *v[KT_MAX_VMAS];
+	long op = in[0], nr = in[1], i, rc = 0;
+	const long *d;
+	int sig;
+
+	kt_out_len = 0;
+	kt_nr_dirty = 0;
+	kt_gen++;
+	if (nr > KT_MAX_VMAS)
+		abort();
+	for (i = 0; i < nr; i++) {
+		d = in + 5 + i * KT_DESC;
+		v[i] = d[0] ? (struct vm_area_struct *)d[0] : kt_vma_new();
+		if (!d[0])
+			kt_emit3(KT_R_NEWVMA, i, (long)v[i]);
+	}
+
+	kt_install_handlers();
+	sig = sigsetjmp(kt_jmp, 0);
+	if (!sig) {
+		kt_in_call = 1;
+		for (i = 0; i < nr; i++)
+			kt_dirty_chain(v[i]);
+		if (op == KT_OP_REKEY)
+			anon_vma_interval_tree_pre_update_vma(v[0]);
+		for (i = 0; i < nr; i++) {
+			struct mm_struct *mm;
+
+			d = in + 5 + i * KT_DESC;
+			mm = kt_mm(d[1]);
+			v[i]->vm_mm = mm;
+			v[i]->vm_start = (unsigned long)d[2] << PAGE_SHIFT;
+			v[i]->vm_end = (unsigned long)d[3] << PAGE_SHIFT;
+			v[i]->vm_pgoff = d[4];
+			v[i]->vm_flags = d[5];
+			v[i]->vm_file = (struct file *)d[6];
+			v[i]->anon_vma = (struct anon_vma *)d[7];
+			v[i]->kt_attached = d[8];
+			mm->kt_mmap_lock = op == KT_OP_PREPARE ? 1 : 2;
+			mm->kt_nr_window = 0;
+		}
+		if (in[4] >= 0) {
+			struct mm_struct *mm = v[in[4]]->vm_mm;
+
+			for (i = 0; i < nr; i++)
+				mm->kt_window[mm->kt_nr_window++] = v[i];
+		}
+		rc = kt_do(op, v, in + 2);
+		for (i = 0; i < nr; i++) {
+			/* anon_vma_fork() and anon_vma_clone() only read their source VMA */
+			if (i == 1 && (op == KT_OP_FORK || op == KT_OP_CLONE))
+				continue;
+			kt_emit_vma(v[i]);
+			kt_dirty_chain(v[i]);
+		}
+		for (i = 0; i < kt_nr_dirty; i++) {
+			struct anon_vma *av = kt_dirty[i];
+
+			if (!kt_live(av))
+				continue;
+			kt_emit_av(av);
+			kt_dirty_add(av->root);
+			kt_dirty_add(av->parent);
+		}
+		kt_in_call = 0;
+		kt_emit(KT_R_RESULT);
+		kt_emit(rc);
+	} else {
+		long slot = kt_slot_of(kt_fault_addr);
+
+		kt_emit3(KT_R_CRASH, sig, (long)kt_fault_addr);
+		kt_emit(slot >= 0 ? kt_state[slot] : -1);
+		kt_emit(kt_fault_code);
+	}
+	return kt_out_len;
+}
+
+const long *kt_records(void)
+{
+	return kt_out;
+}
+
+const char *kt_event_field(long i, long field)
+{
+	static char line[32];
+
+	switch (field) {
+	case 0:
+		return kt_events[i].kind;
+	case 1:
+		return kt_events[i].file;
+	case 2:
+		snprintf(line, sizeof(line), "%d", kt_events[i].line);
+		return line;
+	}
+	return kt_events[i].cond;
+}
+
+/* The interval tree of an anon_vma in order (for tests: the log must agree with it). */
+long kt_tree(const struct anon_vma *av, long *buf, long max)
+{
+	struct rb_node *node;
+	long n = 0;
+
+	for (node = rb_first_cached(&av->rb_root); node; node = rb_next(node)) {
+		if (n < max)
+			buf[n] = (long)rb_entry(node, struct anon_vma_chain, rb);
+		n++;
+	}
+	return n;
+}

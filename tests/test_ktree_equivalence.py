@@ -1,0 +1,169 @@
+"""A kernel tree's own C code against the Python policy of its era.
+
+Every shipped scenario, then random step sequences (the state machine of test_stateful.py),
+must give the same snapshots (VMAs, chains, anon_vmas with their counters, refcounts and
+interval trees, findings, crashes) under the compiled tree as under the Python policy, the
+policy name aside.  The trees are Debian's linux-source packages (``anondiff.ktree.debian``
+caches them in ~/.cache/anondiff/debian/; ``ANONDIFF_TREE_<version>`` points elsewhere); a
+test skips, saying why, when gcc or the tarball is missing.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis.stateful import invariant
+
+from anondiff.engine import replay
+from anondiff.policies import get
+from anondiff.policies.base import Policy
+from anondiff.scenario import load
+from anondiff.topology import Topology
+
+from .test_stateful import REFERENCE, Steps, renamed
+
+ROOT = Path(__file__).parent.parent
+#: Debian tree -> the Python policy it must equal (6.12.117 keeps the pre-2025
+#: is_mergeable_anon_vma(), so it is v6.1's rule, not split-counters')
+TREES = {"6.1": "v6.1", "6.12": "v6.12", "7.2": "clone-rework-2026"}
+SCENARIOS = sorted(str(p.relative_to(ROOT)) for pattern in
+                   ("scenarios/*.yaml", "scenarios/kernel-runs/*.yaml", "scenarios/found/*.yaml")
+                   for p in ROOT.glob(pattern))
+
+
+def tarball(version: str) -> Path | None:
+    env = os.environ.get("ANONDIFF_TREE_" + version.replace(".", "_"))
+    path = Path(env) if env else (Path.home() / ".cache" / "anondiff" / "debian" /
+                                  f"linux-source-{version}.tar.xz")
+    return path if path.is_file() else None
+
+
+_POLICIES: dict[str, Policy] = {}
+
+
+def tree_policy(version: str) -> Policy:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (Debian package gcc)")
+    path = tarball(version)
+    if path is None:
+        pytest.skip(f"no linux-source-{version}.tar.xz in ~/.cache/anondiff/debian/ "
+                    f"(set ANONDIFF_TREE_{version.replace('.', '_')})")
+    if version not in _POLICIES:
+        _POLICIES[version] = get(str(path))
+    return _POLICIES[version]
+
+
+def differences(a: Topology, b: Topology) -> list[str]:
+    a = renamed(a, b.policy)
+    if a == b:
+        return []
+    out = [f"tree   {x}\npython {y}" for x, y in zip(a.processes, b.processes) if x != y]
+    out += [f"tree   {x}\npython {y}" for x, y in zip(a.anon_vmas, b.anon_vmas) if x != y]
+    if len(a.anon_vmas) != len(b.anon_vmas):
+        out.append(f"{len(a.anon_vmas)} anon_vmas under the tree, {len(b.anon_vmas)} in Python")
+    if a.findings != b.findings:
+        out.append(f"findings: tree {a.findings}\n  python {b.findings}")
+    if a.crashed != b.crashed:
+        out.append(f"crashed: tree {a.crashed}, python {b.crashed}")
+    return out or [f"{a}\n  vs {b}"]
+
+
+@pytest.mark.parametrize("version", sorted(TREES))
+@pytest.mark.parametrize("path", SCENARIOS)
+def test_scenario_same_as_python_policy(path: str, version: str) -> None:
+    tree = tree_policy(version)
+    sc = load(str(ROOT / path))
+    ours, theirs = replay(sc, tree), replay(sc, get(TREES[version]))
+    assert [s.label for s in ours.snapshots] == [s.label for s in theirs.snapshots]
+    for a, b in zip(ours.snapshots, theirs.snapshots):
+        assert not differences(a, b), f"{path} @ {a.label}:\n" + "\n".join(differences(a, b))
+
+
+@pytest.mark.parametrize("version", sorted(TREES))
+def test_interval_trees_walked_in_c_match_the_readback(version: str) -> None:
+    """The Python view of each interval tree (kept from the C code's insert/remove log) is the
+    C tree walked in order."""
+    tree = tree_policy(version)
+    from anondiff.engine import _Replayer
+    sc = load(str(ROOT / "scenarios/kernel-runs/check4_o1_five_generations.yaml"))
+    r = _Replayer(sc, tree)
+    r.run()
+    b = tree._b   # type: ignore[attr-defined]
+    checked = 0
+    for av in r.k.live:
+        python_order = sorted(av.tree, key=lambda avc: (avc.vma.pgoff, avc.seq))
+        assert b.tree_order(av) == python_order, av.name
+        checked += len(python_order)
+    assert checked > 10
+
+
+def test_6_1_differs_from_clone_rework_in_chain_order() -> None:
+    """The comparison can fail: 6.1's anon_vma_clone() keeps the source's chain order, the
+    2026 rework reverses it."""
+    tree = tree_policy("6.1")
+    sc = load(str(ROOT / "scenarios/kernel-runs/check4_o1_five_generations.yaml"))
+    assert differences(replay(sc, tree).final, replay(sc, get("clone-rework-2026")).final)
+
+
+class TreesMatchPython(Steps):
+    """Random sequences: each tree's final snapshot equals its Python policy's."""
+
+    @classmethod
+    def policies(cls) -> dict[str, Policy]:
+        out = {REFERENCE: get(REFERENCE)}
+        for version, python in TREES.items():
+            if tarball(version) is not None and shutil.which("gcc") is not None:
+                out[f"tree-{version}"] = tree_policy(version)
+                out[python] = get(python)
+        return out
+
+    @invariant()
+    def trees_match(self) -> None:
+        for version, python in TREES.items():
+            ours = self.replays.get(f"tree-{version}")
+            if ours is None:
+                continue
+            problems = differences(ours.final, self.replays[python].final)
+            if problems:
+                raise AssertionError(self.explain(f"tree {version} differs from {python}",
+                                                  problems))
+
+
+def test_random_sequences_match() -> None:
+    if not any(tarball(v) for v in TREES) or shutil.which("gcc") is None:
+        pytest.skip("no Debian tree in ~/.cache/anondiff/debian/, or no gcc")
+    TreesMatchPython.TestCase.settings = settings(max_examples=40, stateful_step_count=25,
+                                                  deadline=None)
+    TreesMatchPython.TestCase().runTest()
+
+
+MERGE_CASE_1 = """
+description: a faulted VMA merging into an unfaulted neighbour (is_mergeable_anon_vma case 1); both stay writable so that v6.7+ keeps VM_ACCOUNT on both
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
+      - {name: B, start: 0x11000, pages: 1, prot: rw}
+steps:
+  - mprotect: P/B
+    prot: rwx
+  - mprotect: P/A
+    prot: rwx
+"""
+
+
+def test_6_12_keeps_the_old_merge_rule() -> None:
+    """Debian's 6.12.117 has the three-argument is_mergeable_anon_vma() of v6.1, not the
+    three-case rule of the 2025 fix that split-counters (6.18.y) models: A does not merge
+    into the unfaulted B under 6.12, and does under 7.2."""
+    from anondiff.scenario import loads
+    sc = loads(MERGE_CASE_1, "merge-case-1.yaml")
+    old = replay(sc, tree_policy("6.12")).final
+    assert not differences(old, replay(sc, get("v6.12")).final)
+    assert differences(old, replay(sc, get("split-counters")).final)
+    assert [v.name for v in old.processes[0].vmas] == ["A", "B"]
+    new = replay(sc, tree_policy("7.2")).final
+    assert [v.name for v in new.processes[0].vmas] == ["B"]

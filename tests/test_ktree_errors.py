@@ -1,0 +1,111 @@
+"""A tree that cannot be compiled, or whose code crashes: one line, exit 2, or a reported crash.
+
+Each test copies the files the cut needs from Debian's 6.1 tree into a temporary directory,
+edits one of them as a patch under review might, and runs the CLI on it.  Skipped without gcc
+or the tarball (see test_ktree_equivalence.py).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from anondiff.cli import main
+from anondiff.ktree import recipe
+
+from .test_ktree_equivalence import tarball
+
+ROOT = Path(__file__).parent.parent
+SEED = str(ROOT / "scenarios" / "seed-thread.yaml")
+FILES = sorted({f for section in recipe.SECTIONS for item in section for f in item.files}
+               | set(recipe.HEADER_COPIES) | set(recipe.EXTRA_UNITS) | {"Makefile"})
+
+
+@pytest.fixture(scope="module")
+def tree61() -> Path:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (Debian package gcc)")
+    path = tarball("6.1")
+    if path is None:
+        pytest.skip("no linux-source-6.1.tar.xz in ~/.cache/anondiff/debian/")
+    from anondiff.ktree.source import open_tree, parse_spec
+    spec = parse_spec(str(path))
+    assert spec is not None
+    return open_tree(spec).root
+
+
+def copy_tree(src: Path, dst: Path, edit: tuple[str, str, str] | None = None) -> Path:
+    for rel in FILES:
+        if (src / rel).is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / rel, dst / rel)
+    if edit is not None:
+        rel, old, new = edit
+        text = (dst / rel).read_text()
+        assert old in text, f"{old!r} not in {rel}"
+        (dst / rel).write_text(text.replace(old, new, 1))
+    return dst
+
+
+def run(tree: Path, scenario: str = SEED):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, ["run", scenario, "-p", str(tree), "--final-only"])
+
+
+def test_the_copy_itself_works(tree61: Path, tmp_path: Path) -> None:
+    result = run(copy_tree(tree61, tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "== 6.1.176" in result.output
+
+
+def test_function_not_found(tree61: Path, tmp_path: Path) -> None:
+    tree = copy_tree(tree61, tmp_path, ("mm/rmap.c", "int anon_vma_fork(", "int anon_vma_fork_renamed("))
+    result = run(tree)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "anondiff: anon_vma_fork: not found in mm/rmap.c of tree 6.1.176"]
+
+
+def test_gcc_error_names_the_function(tree61: Path, tmp_path: Path) -> None:
+    tree = copy_tree(tree61, tmp_path, ("mm/rmap.c", "\tanon_vma = find_mergeable_anon_vma(vma);",
+                                        "\tanon_vma = find_mergeable_anon_vma(vma)"))
+    result = run(tree)
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert "\n" not in line
+    assert re.match(r"anondiff: tree 6\.1\.176: gcc: mm/rmap\.c:\d+ \(in __anon_vma_prepare\): "
+                    r"error: expected ';'", line), line
+
+
+def test_symbol_the_shim_lacks(tree61: Path, tmp_path: Path) -> None:
+    tree = copy_tree(tree61, tmp_path, ("mm/rmap.c", "\tmight_sleep();\n\n\tavc = anon_vma_chain_alloc",
+                                        "\tlockdep_assert_held(&mm->page_table_lock);\n\n\tavc = anon_vma_chain_alloc"))
+    result = run(tree)
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert re.match(r"anondiff: tree 6\.1\.176: lockdep_assert_held: used by mm/rmap\.c:\d+ "
+                    r"\(in __anon_vma_prepare\) but not supplied by the shim; define it in "
+                    r"\S+ktshim\.h", line), line
+
+
+def test_tree_too_old(tree61: Path, tmp_path: Path) -> None:
+    tree = copy_tree(tree61, tmp_path, ("mm/mmap.c", "\tMA_STATE(mas, &vma->vm_mm->mm_mt, vma->vm_end, vma->vm_end);\n",
+                                        "\tstruct ma_state mas;\n"))
+    result = run(tree)
+    assert result.exit_code == 2
+    assert "too old for this shim" in result.output and "\n" not in result.output.strip()
+
+
+def test_null_dereference_is_a_crash_at_its_step(tree61: Path, tmp_path: Path) -> None:
+    """A patch that makes anon_vma_fork() dereference NULL: the replay ends with a crash at
+    the fork, as for a Python policy, and anondiff goes on."""
+    tree = copy_tree(tree61, tmp_path, ("mm/rmap.c", "\terror = anon_vma_clone(vma, pvma);",
+                                        "\terror = anon_vma_clone(vma, NULL);"))
+    result = CliRunner().invoke(main, ["run", SEED, "-p", str(tree), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "CRASH" in result.output
+    assert "anon_vma_fork: NULL pointer dereference" in result.output
+    again = run(copy_tree(tree61, tmp_path / "clean"))
+    assert again.exit_code == 0
