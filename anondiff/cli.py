@@ -350,12 +350,15 @@ def main() -> None:
                    "line; exit 1 if one fails.")
 @click.option("--quiet", "-q", is_flag=True,
               help="With --check: no topologies, only the failed expectations and the summary.")
+@click.option("--metrics", "show_metrics", is_flag=True,
+              help="Also measure anon_vmas, chains, depth, root sharing and rmap walk cost.")
 @snapshot_option
 @with_common
 @_guard
 def run(scenario: str, policy_names: tuple[str, ...], check: bool, quiet: bool,
         snapshot: str | None, fmt: str,
-        output: str | None, width: int, unicode: bool, chains: bool, final_only: bool) -> None:
+        output: str | None, width: int, unicode: bool, chains: bool, final_only: bool,
+        show_metrics: bool = False) -> None:
     """Replay SCENARIO ('-': standard input) under each policy and show the topologies."""
     from .engine import replay
     from .render import formatter
@@ -365,10 +368,22 @@ def run(scenario: str, policy_names: tuple[str, ...], check: bool, quiet: bool,
     opts = _options(width, unicode, chains, final_only)
     sc = _load(scenario)
     pols = _policies(policy_names, sc)
-    replays = [replay(sc, p) for p in pols]
+    if show_metrics:
+        from .render import metrics as rmetrics
+        measured = rmetrics.measured(sc, pols)
+        replays = [m[0] for m in measured]
+    else:
+        replays = [replay(sc, p) for p in pols]
     shown = _only_snapshot(replays, snapshot)
     if not quiet:
-        _emit(formatter(fmt).render_run(shown, opts), fmt, output)
+        text = formatter(fmt).render_run(shown, opts)
+        if show_metrics:
+            text = rmetrics.add_to_run(text, fmt, measured, opts)
+        _emit(text, fmt, output)
+        if show_metrics and output is not None and output.lower().endswith(IMAGE_SUFFIXES) \
+                and any(len(m[2]) > 1 for m in measured):
+            # the growth per generation, beside the diagram (written after it)
+            _write(rmetrics.growth_svg(measured, sc.name), os.path.splitext(output)[0] + "-growth.svg")
     if not check:
         return
     from .expect import summary, verify
@@ -412,12 +427,17 @@ def _compare_args(policy_names: Sequence[str], args: Sequence[str]) -> tuple[str
 @click.option("--policy", "-p", "policy_names", multiple=True, metavar="POLICY",
               shell_complete=_complete_policy,
               help="The two policies to compare: -p A -p B (the older -p A B works too).")
+@click.option("--metrics", "show_metrics", is_flag=True,
+              help="Also the metrics of both, with deltas and percentages.")
+@click.option("--explain", "explain_parting", is_flag=True,
+              help="Also, for each VMA that differs, the first decision where the two parted.")
 @snapshot_option
 @with_common
 @_guard
 def compare(args: tuple[str, ...], policy_names: tuple[str, ...], snapshot: str | None,
             fmt: str, output: str | None,
-            width: int, unicode: bool, chains: bool, final_only: bool) -> None:
+            width: int, unicode: bool, chains: bool, final_only: bool,
+            show_metrics: bool = False, explain_parting: bool = False) -> None:
     """Show what differs between two policies on SCENARIO ('-': standard input); exit 0 same,
     1 different, 2 trouble."""
     from . import policies
@@ -430,9 +450,23 @@ def compare(args: tuple[str, ...], policy_names: tuple[str, ...], snapshot: str 
     pa, pb = policies.get(a), policies.get(b)
     _say_resolved((a, b))
     sc = _load(scenario)
-    ra, rb = _only_snapshot([replay(sc, pa), replay(sc, pb)], snapshot)
+    if explain_parting and fmt in ("json", "dot"):
+        raise Trouble(f"--explain: with --format table, list or ascii, not {fmt}")
+    if show_metrics:
+        from .render import metrics as rmetrics
+        ma, mb = rmetrics.measured(sc, [pa, pb])
+        ra, rb = _only_snapshot([ma[0], mb[0]], snapshot)
+    else:
+        ra, rb = _only_snapshot([replay(sc, pa), replay(sc, pb)], snapshot)
     cmp = compare_replays(ra, rb)
-    _emit(formatter(fmt).render_compare(cmp, opts), fmt, output)
+    text = formatter(fmt).render_compare(cmp, opts)
+    if show_metrics:
+        text = rmetrics.add_to_compare(text, fmt, ma, mb, opts)
+    if explain_parting:
+        from .explain.core import explain, render_partings
+        text = (text if isinstance(text, str) else "".join(text)) + "\n" + render_partings(
+            explain(sc, pa), explain(sc, pb), width)
+    _emit(text, fmt, output)
     sys.exit(EXIT_SAME if cmp.same else EXIT_DIFFERENT)
 
 
@@ -453,6 +487,19 @@ def list_policies() -> None:
     click.echo("\nkernel versions (-p v6.12, -p v5.15.100) resolve by release:")
     for first, name, doubt in policies.release_table():
         click.echo(f"  {first:<13} .. {name}" + (f" ({doubt})" if doubt else ""))
+
+
+from .explain.command import explain_command  # noqa: E402  (it needs the helpers above)
+
+main.add_command(explain_command)
+
+
+from .live import cli as _live_cli  # noqa: E402  (click commands only; the reader loads lazily)
+main.add_command(_live_cli.live)
+main.add_command(_live_cli.capture)
+main.add_command(_live_cli.reproducer)
+from .search.cli import search as _search  # noqa: E402  (the command; the search loads lazily)
+main.add_command(_search)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,9 @@ from .errors import ReplayError
 from .kernel import checks as checks_mod
 from .kernel.fork import dup_mmap
 from .kernel.merge import merge_existing, merge_new
+from .kernel.expand import ExpandError, brk, expand_downwards, growsdown_above
+from .kernel.mremap import MremapError
+from .kernel.mremap import mremap as do_mremap
 from .kernel.mm import change_vmas, do_munmap, exit_mmap, mprotect_flags, split_vma, write_fault
 from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
 from .kernel.snapshot import freeze
@@ -24,6 +27,7 @@ from .policies.base import Policy
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
 from .scenario import (PAGE_SHIFT, PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
                        Munmap, Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
+from .scenario import TASK_SIZE, Brk, Mremap
 from .topology import Finding, Replay, Topology
 
 
@@ -283,6 +287,10 @@ class _Replayer:
             vma.flags = (vma.flags | (step.set - set(PROT_BITS))) - step.clear
         elif isinstance(step, Merge):
             self.merge(step)
+        elif isinstance(step, Mremap):
+            self.mremap(step)
+        elif isinstance(step, Brk):
+            self.brk(step)
         else:  # pragma: no cover - the loader makes only the kinds above
             raise self.error(f"unknown step {step!r}")
 
@@ -328,6 +336,13 @@ class _Replayer:
         if step.vma is None:
             assert step.addr is not None
             vma = mm.find(step.addr >> PAGE_SHIFT)
+            if vma is None and (stack := growsdown_above(mm, step.addr >> PAGE_SHIFT)):
+                try:
+                    expand_downwards(self.k, stack, step.addr >> PAGE_SHIFT)
+                except ExpandError as e:
+                    raise self.error(f"the stack {mm.name}/{stack.name} cannot grow down to "
+                                     f"{step.addr:#x} ({e}): the kernel would send SIGSEGV") from None
+                vma = stack
             if vma is None:
                 raise self.error(f"no VMA of {mm.name} at {step.addr:#x}: the kernel would send SIGSEGV")
             pages = [step.addr >> PAGE_SHIFT]
@@ -430,6 +445,49 @@ class _Replayer:
         else:
             self.k.event("MERGED", f"{mm.name}/{merged.name}",
                          f"mmap of {vma.name} merged into {merged.name}")
+
+    def brk(self, step: Brk) -> None:
+        mm = self.mm(step.process)
+        if step.name is not None and mm.by_name(step.name) is not None:
+            raise self.error(f"brk: {mm.name} already has a VMA named {step.name!r}")
+        name = step.name or "heap"
+        n = 0
+        while step.name is None and mm.by_name(name) is not None:
+            n += 1
+            name = f"heap.{n}"
+        try:
+            brk(self.k, mm, step.start >> PAGE_SHIFT, step.end >> PAGE_SHIFT, name)
+        except ExpandError as e:
+            raise self.error(f"brk: {e}") from None
+
+    def mremap(self, step: Mremap) -> None:
+        mm, start, end = self.range(step.target, "mremap", whole=False)
+        old_len = end - start
+        new_len = old_len if step.new_pages is None else step.new_pages
+        to = None if step.to is None else step.to >> PAGE_SHIFT
+        if step.name is not None and mm.by_name(step.name) is not None:
+            raise self.error(f"mremap: {mm.name} already has a VMA named {step.name!r}")
+
+        def op() -> None:
+            try:
+                done = do_mremap(self.k, mm, start, old_len, new_len, step.flags, to,
+                                 TASK_SIZE >> PAGE_SHIFT)
+            except MremapError as e:
+                raise self.error(f"mremap: {e}") from None
+            if not done.created:
+                return
+            # a VMA copy_vma() made: the step's name, else the source's if that is gone
+            vma = done.vma
+            if step.name is not None:
+                vma.name = step.name
+            elif any(v.name == vma.name and v is not vma for v in mm.vmas):
+                taken = {v.name for v in mm.vmas}
+                n = 1
+                while f"{vma.name}.{n}" in taken:
+                    n += 1
+                vma.name = f"{vma.name}.{n}"
+
+        self.reshape(mm, step.names, op)
 
     def reshape(self, mm: Mm, names: tuple[str, ...], op) -> None:  # type: ignore[no-untyped-def]
         """Run an operation that may split VMAs, then name the pieces: of the VMAs now sharing a

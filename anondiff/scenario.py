@@ -18,11 +18,14 @@ PAGE_SHIFT = 12
 TASK_SIZE = 1 << 47
 
 PROT_BITS = ("read", "write", "exec")
+#: "growsdown" is VM_GROWSDOWN (a stack: a fault below it grows it).
 #: "account" is VM_ACCOUNT, which the engine also infers (a private VMA that is writable, or
 #: faulted in a layout, or made writable by mprotect); state it for a private VMA mapped
 #: writable and made read-only before the scenario starts.
-VMA_FLAGS = ("dontcopy", "wipeonfork", "account")
+VMA_FLAGS = ("dontcopy", "wipeonfork", "account", "growsdown")
 ADVICE = ("dontfork", "dofork", "wipeonfork", "keeponfork")
+#: mremap() flags: MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP
+MREMAP_FLAGS = ("maymove", "fixed", "dontunmap")
 
 
 class VmaSpec(NamedTuple):
@@ -149,12 +152,41 @@ class Merge(NamedTuple):
     line: int = 0
 
 
+class Mremap(NamedTuple):
+    """mremap(): ``target`` is the old range (inside one VMA), ``new_pages`` the new length
+    (None: the old one); ``to`` is MREMAP_FIXED's address, or where get_unmapped_area() puts the
+    mapping when it has to move (the model does not choose one).  ``name`` names a VMA the move
+    creates at the destination (default: the source's name when the whole source moved, else
+    the usual piece names); ``names`` names pieces the step splits off."""
+
+    target: Target
+    new_pages: int | None = None
+    flags: frozenset[str] = frozenset()      # of MREMAP_FLAGS
+    to: int | None = None                    # bytes
+    name: str | None = None
+    names: tuple[str, ...] = ()
+    line: int = 0
+
+
+class Brk(NamedTuple):
+    """brk() moving the break of ``process`` from ``start`` to ``end`` (bytes, page aligned):
+    the VMA ending at ``start`` grows when it can, else a new VMA named ``name`` maps the range;
+    a lower ``end`` unmaps."""
+
+    process: str
+    start: int
+    end: int
+    name: str | None = None
+    line: int = 0
+
+
 class Snapshot(NamedTuple):
     label: str
     line: int = 0
 
 
-Step = Union[Fork, Exit, Fault, Mprotect, Munmap, Mmap, Madvise, Split, SetFlags, Merge, Snapshot]
+Step = Union[Fork, Exit, Fault, Mprotect, Munmap, Mmap, Madvise, Split, SetFlags, Merge, Snapshot,
+             Mremap, Brk]
 
 EXPECT_KINDS = ("same_anon_vma", "different_anon_vma", "anon_vma", "chain", "findings",
                 "no_findings", "freed")
@@ -201,7 +233,7 @@ NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
 MAX_FAULT_ALL_PAGES = 1 << 20
 
 STEP_KINDS = ("fork", "exit", "fault", "write", "mprotect", "munmap", "mmap", "madvise",
-              "split", "setflags", "merge", "snapshot")
+              "split", "setflags", "merge", "snapshot", "mremap", "brk")
 TOP_KEYS = ("description", "policies", "processes", "steps", "expect")
 PROCESS_KEYS = ("name", "vmas")
 VMA_KEYS = ("name", "start", "pages", "end", "prot", "flags", "shared", "file", "faulted",
@@ -222,6 +254,8 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "setflags": ("set", "clear"),
     "merge": ("lo", "hi"),
     "snapshot": (),
+    "mremap": _RANGE_KEYS + ("new_pages", "flags", "to", "name", "names"),
+    "brk": ("from", "to", "name"),
 }
 EXPECT_KEYS = EXPECT_KINDS + ("policies", "policy")
 

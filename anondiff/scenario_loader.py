@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from .scenario import (
-    ADVICE, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
-    Madvise, Merge, Mmap, Mprotect, Munmap, PAGE_SIZE, PROCESS_KEYS,
+    ADVICE, Brk, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
+    MREMAP_FLAGS, Madvise, Merge, Mmap, Mprotect, Mremap, Munmap, PAGE_SIZE, PROCESS_KEYS,
     PROT_BITS, ProcessSpec, STEP_KEYS, STEP_KINDS, Scenario, SetFlags, Snapshot, Split,
     Step, TASK_SIZE, TOP_KEYS, Target, VMA_FLAGS, VMA_KEYS, VmaSpec,
 )
@@ -398,8 +398,10 @@ class Loader(NodeReader):
                                         f"{snapshots[label]}"))
             snapshots[label] = line
             return Snapshot(label=label, line=line)
-        if kind in ("fork", "exit", "mmap", "merge"):
+        if kind in ("fork", "exit", "mmap", "merge", "brk"):
             process = self.process_ref(arg, aloc, alive, gone)
+            if kind == "brk":
+                return self.brk(node, entries, loc, process, line)
             if kind == "merge":
                 self.check_keys(node, entries, loc, STEP_KEYS["merge"] + ("merge",), ("lo", "hi"))
                 lo = self.name(entries["lo"][1], loc.at("lo"), "VMA name")
@@ -448,7 +450,64 @@ class Loader(NodeReader):
                 self.fail(anode, loc.at("advice").say(
                     f"{quote(advice)} is not known (expected one of: {choices(ADVICE)})"))
             return Madvise(target=range_, advice=advice, names=names, line=line)
+        if kind == "mremap":
+            return self.mremap(node, entries, loc, range_, names, line)
         return Munmap(target=range_, names=names, line=line)
+
+    def brk(self, node: yaml.Node, entries: Entries, loc: Loc, process: str, line: int) -> Brk:
+        self.check_keys(node, entries, loc, STEP_KEYS["brk"] + ("brk",), ("from", "to"))
+        start = self.address(entries["from"][1], loc.at("from"), PAGE_SIZE)
+        end = self.address(entries["to"][1], loc.at("to"), PAGE_SIZE)
+        name = None
+        if (nnode := self.get(entries, "name")) is not None:
+            name = self.name(nnode, loc.at("name"), "VMA name")
+        return Brk(process=process, start=start, end=end, name=name, line=line)
+
+    def mremap(self, node: yaml.Node, entries: Entries, loc: Loc, range_: Target,
+               names: tuple[str, ...], line: int) -> Mremap:
+        new_pages = None
+        if (pnode := self.get(entries, "new_pages")) is not None:
+            new_pages = self.integer(pnode, loc.at("new_pages"), 1)
+            if new_pages > TASK_SIZE // PAGE_SIZE:
+                self.fail(pnode, loc.at("new_pages").say(
+                    f"{num(new_pages)} pages do not fit below TASK_SIZE ({hexaddr(TASK_SIZE)})"))
+        flags: list[str] = []
+        if (fnode := self.get(entries, "flags")) is not None:
+            floc = loc.at("flags")
+            for i, item in enumerate(self.sequence(fnode, floc, "a list of mremap flags")):
+                flag = self.string(item, floc.item(i))
+                if flag not in MREMAP_FLAGS:
+                    self.fail(item, floc.item(i).say(
+                        f"{quote(flag)} is not known (expected one of: {choices(MREMAP_FLAGS)})"))
+                if flag in flags:
+                    self.fail(item, floc.item(i).say(f"{quote(flag)} is listed twice"))
+                flags.append(flag)
+        to = None
+        tnode = self.get(entries, "to")
+        if tnode is not None:
+            to = self.address(tnode, loc.at("to"), PAGE_SIZE)
+        einval = "(the kernel returns EINVAL)"
+        for flag in ("fixed", "dontunmap"):
+            if flag in flags and "maymove" not in flags:
+                self.fail(fnode, loc.at("flags").say(f"{quote(flag)} needs 'maymove' {einval}"))
+            if flag in flags and tnode is None:
+                self.fail(node, loc.say(f"{quote(flag)} needs 'to', the destination address"))
+        if tnode is not None and "maymove" not in flags:
+            self.fail(tnode, loc.at("to").say("is only used with flags: [maymove, ...] (without "
+                                              "it the mapping never moves)"))
+        if "dontunmap" in flags and new_pages is not None and range_.end is not None:
+            old = (range_.end - range_.first) // (PAGE_SIZE if range_.vma is None else 1)
+            if old != new_pages:
+                self.fail(pnode, loc.at("new_pages").say(
+                    f"{new_pages} differs from the {old} pages moved: 'dontunmap' keeps the "
+                    f"size {einval}"))
+        name = None
+        if (nnode := self.get(entries, "name")) is not None:
+            name = self.name(nnode, loc.at("name"), "VMA name")
+            if name in names:
+                self.fail(nnode, loc.at("name").say(f"{quote(name)} is also in 'names'"))
+        return Mremap(target=range_, new_pages=new_pages, flags=frozenset(flags), to=to,
+                      name=name, names=names, line=line)
 
     def split(self, node: yaml.Node, entries: Entries, loc: Loc, process: str, vma: str,
               line: int) -> Split:

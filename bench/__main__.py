@@ -261,6 +261,58 @@ def bench_cli(rounds: int = 11) -> None:
               f"(x{t / floor:.2f} the import floor; aim x1.25)")
 
 
+def bench_explain() -> None:
+    """What ``anondiff explain`` and ``--metrics`` cost over a plain replay (the hooks report
+    to a tracer, every call is recorded; metrics freeze after each fork)."""
+    from anondiff.engine import replay
+    from anondiff.explain.core import explain
+    from anondiff.metrics import replay_measured
+
+    for what, sc in (("fork of 20000 VMAs", split_mapping(20_000)),
+                     ("2,000-generation chain", chain(2_000))):
+        def timed(fn) -> float:  # type: ignore[no-untyped-def]
+            def once() -> float:
+                t0 = time.perf_counter()
+                fn(sc, "split-counters")
+                return time.perf_counter() - t0
+            return best(once, 2)
+        plain, explained, measured = timed(replay), timed(explain), timed(replay_measured)
+        print(f"{what}, split-counters: replay {plain:5.2f} s, explain x{explained / plain:.1f}, "
+              f"--metrics x{measured / plain:.1f}")
+
+def bench_search(count: int = 1_536) -> None:
+    """``anondiff search`` for two policies with invariant checks on (split-counters and
+    clone-rework-2026 under --invariants: nothing to find, so every scenario is tried), in
+    scenarios per second per core (aim: 5,000), against the engine replaying the same
+    scenarios (the baseline: what generating and judging add), and with two workers (aim:
+    nearly twice one)."""
+    from anondiff.search.generate import Budget, generate
+    from anondiff.search.runner import Goal, search
+
+    budget = Budget()
+    goal = Goal(("split-counters", "clone-rework-2026"), difference=False)
+    scenarios = [generate(0, i, budget) for i in range(count)]
+    policies = [get(p) for p in goal.policies]
+    t0 = time.perf_counter()
+    for _ in replay_many(scenarios, policies, snapshots=False):
+        pass
+    engine = count / (time.perf_counter() - t0)
+    steps = sum(len(sc.steps) for sc in scenarios) / count
+    cpu = time.process_time()
+    one = search(goal, budget, seed=0, count=count, jobs=1)
+    cpu = time.process_time() - cpu
+    two = search(goal, budget, seed=0, count=2 * count, jobs=2)
+    assert not one.found and not two.found
+    # the machine is shared: the CPU-time rate and the load average say how far the wall
+    # clock figures can be trusted
+    import os
+    print(f"search, 2 policies with checks ({steps:.1f} steps on average): {one.rate:6,.0f} "
+          f"scenarios/s on one core ({count / cpu:,.0f} per CPU second; the engine alone: "
+          f"{engine:,.0f}/s, search {one.rate / engine:.2f}x of it); --jobs 2: "
+          f"{two.rate:,.0f}/s (x{two.rate / one.rate:.2f} of --jobs 1); load average "
+          f"{os.getloadavg()[0]:.1f}")
+
+
 def debian_tree(version: str) -> str | None:
     """A Debian linux-source tarball fetched by anondiff.ktree.debian, if it is there."""
     path = Path.home() / ".cache" / "anondiff" / "debian" / f"linux-source-{version}.tar.xz"
@@ -323,7 +375,9 @@ def main() -> None:
         print(f"fork-then-exit chain, {policy:15} 1,000 generations {t1:6.2f} s   "
               f"10,000 generations {t10:6.2f} s   (x{t10 / t1:.1f} for x10)")
     bench_big()
+    bench_explain()
     bench_cli()
+    bench_search()
     bench_trees()
 
 
@@ -332,6 +386,8 @@ if __name__ == "__main__":
         _engine_fork(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:2] == ["big"]:
         bench_big(tuple(int(a) for a in sys.argv[2:]))
+    elif sys.argv[1:2] == ["search"]:
+        bench_search()
     elif sys.argv[1:2] == ["tree-first"]:
         _bench_tree_first(sys.argv[2])
     elif sys.argv[1:2] == ["trees"]:

@@ -34,10 +34,38 @@ def path(scenario: Path, policy: str, ext: str) -> Path:
     return GOLDEN / scenario.stem / f"{policy}.{ext}"
 
 
+#: the seed thread's scenarios: explain goldens (golden/explain/) and metrics (golden/metrics/)
+THREAD_SCENARIOS = ("seed-thread", "kk-old-anon-vmas", "cve-2022-42703", "endless-growth")
+
+
+def extra() -> dict[Path, str]:
+    """Goldens beyond scenario x policy x format: ``anondiff explain`` of every policy, and the
+    metrics (text and, for endless-growth, the growth image) of the thread scenarios."""
+    from anondiff.explain.core import explain, render as render_explain
+    from anondiff.render import metrics as rmetrics
+    from anondiff.scenario import load
+
+    out: dict[Path, str] = {}
+    for stem in THREAD_SCENARIOS:
+        sc = load(f"scenarios/{stem}.yaml")
+        for policy in policies():
+            out[GOLDEN / "explain" / stem / f"{policy}.txt"] = render_explain(explain(sc, policy))
+        measured = rmetrics.measured(sc, policies())
+        out[GOLDEN / "metrics" / f"{stem}.txt"] = "\n".join(rmetrics.run_blocks(measured, 72)[1:]) + "\n"
+        if any(len(m[2]) > 1 for m in measured):
+            out[GOLDEN / stem / "growth.svg"] = rmetrics.growth_svg(measured, sc.name)
+    return out
+
+
 def main() -> int:
     import os
     os.chdir(ROOT)
     wanted = set()
+    for p, text in extra().items():
+        wanted.add(p)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.exists() or p.read_text() != text:
+            p.write_text(text)
     for sc in SCENARIOS:
         for policy in policies():
             for ext, text in render(sc, policy).items():

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from .golden import FORMATS, GOLDEN, ROOT, SCENARIOS, path, policies, render
+from .golden import FORMATS, GOLDEN, ROOT, SCENARIOS, extra, path, policies, render
 
 CASES = [(sc, p) for sc in SCENARIOS for p in policies()]
 
@@ -24,7 +24,7 @@ def test_golden(scenario, policy) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_no_stale_goldens() -> None:
-    wanted = {path(sc, p, ext) for sc, p in CASES for ext in FORMATS}
+    wanted = {path(sc, p, ext) for sc, p in CASES for ext in FORMATS} | set(extra())
     present = {f for f in GOLDEN.rglob("*") if f.is_file()}
     assert present == wanted
 

@@ -57,7 +57,7 @@ def tree_policy(version: str) -> Policy:
 
 
 def differences(a: Topology, b: Topology) -> list[str]:
-    a = renamed(a, b.policy)
+    a = renamed(a, b.policy, b.transient_anon_vmas)
     if a == b:
         return []
     out = [f"tree   {x}\npython {y}" for x, y in zip(a.processes, b.processes) if x != y]

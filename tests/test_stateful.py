@@ -41,9 +41,9 @@ from anondiff.kernel.fork import ABSENT
 from anondiff.policies import get, names
 from anondiff.policies.base import Policy
 from anondiff.policies.eras import ERA_VARIANTS
-from anondiff.scenario import (ADVICE, PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Exit, Fault, Fork,
-                               Madvise, Mmap, Mprotect, Munmap, ProcessSpec, Scenario, Snapshot,
-                               Step, Target, VmaSpec, load, loads)
+from anondiff.scenario import (ADVICE, MREMAP_FLAGS, PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Brk, Exit,
+                               Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap, ProcessSpec,
+                               Scenario, Snapshot, Step, Target, VmaSpec, load, loads)
 from anondiff.topology import Replay, Topology, VmaView
 
 ROOT = Path(__file__).parent.parent
@@ -92,6 +92,9 @@ class PageAttr:
     flags: frozenset[str]             # dontcopy, wipeonfork, account (VM_ACCOUNT)
     file: str | None
     shared: bool
+    #: vm_pgoff - (vm_start >> PAGE_SHIFT) of the VMA mapping it: 0 until mremap moves a VMA
+    #: that keeps its pgoff (faulted, file or shared)
+    delta: int = 0
 
     @property
     def anon_private(self) -> bool:
@@ -161,6 +164,20 @@ def _step(s: Step) -> str:
         return f"mmap: {s.process}, {_vma(s.vma)}"
     if isinstance(s, Snapshot):
         return f"snapshot: {s.label}"
+    if isinstance(s, Brk):
+        return f"brk: {s.process}, from: {s.start:#x}, to: {s.end:#x}" + (
+            f", name: {s.name}" if s.name is not None else "")
+    if isinstance(s, Mremap):
+        out = f"mremap: {_target(s.target)}"
+        if s.new_pages is not None:
+            out += f", new_pages: {s.new_pages}"
+        if s.flags:
+            out += f", flags: [{', '.join(f for f in MREMAP_FLAGS if f in s.flags)}]"
+        if s.to is not None:
+            out += f", to: {s.to:#x}"
+        if s.name is not None:
+            out += f", name: {s.name}"
+        return out
     raise TypeError(f"not a step the machine makes: {s!r}")
 
 
@@ -197,7 +214,8 @@ def model_layout(topo: Topology) -> dict[str, Space]:
         space: Space = {}
         for v in p.vmas:
             attr = PageAttr(frozenset(v.prot), frozenset(v.flags) - {"file", "shared"},
-                            FILE if "file" in v.flags else None, "shared" in v.flags)
+                            FILE if "file" in v.flags else None, "shared" in v.flags,
+                            v.pgoff - (v.start >> PAGE_SHIFT))
             for page in range(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT):
                 space[page] = attr
         out[p.name] = space
@@ -225,10 +243,8 @@ def structure_problems(topo: Topology) -> list[str]:
             if v.start < prev_end:
                 problems.append(f"{ref}: overlaps or is out of order")
             prev_end = v.end
-            # anonymous VMAs get vm_pgoff = addr >> PAGE_SHIFT, file ones are modelled mapped
-            # at the file offset equal to their address: every piece stays linear
-            if v.pgoff != v.start >> PAGE_SHIFT:
-                problems.append(f"{ref}: pgoff {v.pgoff:#x} for start {v.start:#x}")
+            # (vm_pgoff is checked against the page model: mremap moves it away from the
+            # address, see PageAttr.delta)
             if len(set(v.chain)) != len(v.chain):
                 problems.append(f"{ref}: chain {v.chain} links an anon_vma twice")
             for name in v.chain:
@@ -689,6 +705,119 @@ class Steps(RuleBasedStateMachine):
         self.map_pages(process, spec)
         self.apply(Mmap(process, spec))
 
+    @precondition(has_vmas)
+    @rule(data=st.data())
+    def mremap(self, data: st.DataObject) -> None:
+        """Part of one VMA moved (MREMAP_FIXED, over whatever is there, or MAYMOVE to a free
+        place), grown in place or shrunk.  Only where every policy sees the range inside one
+        VMA with the same "has an anon_vma" (merges differ between policies, and an unfaulted
+        anonymous VMA takes the pgoff of its new place): otherwise the step is skipped.
+        (MREMAP_DONTUNMAP is left out: it does not exist before v5.7.)"""
+        process = data.draw(st.sampled_from(self.with_vmas()), label="process")
+        vmas = self.vmas(process)
+        vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
+        lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
+        start = lo + data.draw(st.integers(0, hi - lo - 1), label="skip")
+        end = hi - data.draw(st.integers(0, hi - start - 1), label="leave")
+        homes = []
+        for topo in self.live_topologies():
+            home = next((v for v in topo.process(process).vmas
+                         if v.start >> PAGE_SHIFT <= start < v.end >> PAGE_SHIFT), None)
+            if home is None or home.end >> PAGE_SHIFT < end:
+                return
+            homes.append(home)
+        if len({h.anon_vma is None for h in homes}) != 1:
+            return
+        space = self.space[process]
+        attr = space[start]
+        old_len = end - start
+        how = data.draw(st.sampled_from(["move", "grow", "shrink"]), label="how")
+        if how == "shrink" and old_len == 1:
+            how = "move"
+        if how == "shrink":
+            new_len = old_len - data.draw(st.integers(1, old_len - 1), label="by")
+            self.unmap(process, start + new_len, end)
+            self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                              new_len))
+            return
+        new_len = old_len
+        if how == "grow":
+            new_len += data.draw(st.integers(1, 3), label="by")
+            free = all(p not in space for p in range(end, start + new_len))
+            at_end = {h.end >> PAGE_SHIFT == end for h in homes}
+            if free and len(at_end) != 1:
+                return          # some policies would grow it in place, others move it
+            if free and at_end == {True}:
+                if start + new_len > BASE + WINDOW:
+                    return      # it would grow in place, out of the window
+                for p in range(end, start + new_len):
+                    space[p] = attr
+                if end - 1 in self.unaccounted[process]:
+                    self.unaccounted[process].update(range(end, start + new_len))
+                self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                                  new_len))
+                return
+        # the same size moves only with MREMAP_FIXED; a growth that cannot happen in place
+        # moves to where get_unmapped_area() would put it, or where MREMAP_FIXED says
+        fixed = how == "move" or data.draw(st.booleans(), label="fixed")
+        places = [t for t in range(BASE, BASE + WINDOW - new_len + 1)
+                  if (t + new_len <= start or t >= end)
+                  and (fixed or all(p not in space for p in range(t, t + new_len)))]
+        if not places:
+            return
+        to = places[data.draw(st.integers(0, len(places) - 1), label="to")]
+        # copy_vma(): an unfaulted anonymous VMA takes the pgoff of its new place
+        if homes[0].anon_vma is None and attr.file is None and not attr.shared:
+            moved = dataclasses.replace(attr, delta=0)
+        else:
+            moved = dataclasses.replace(attr, delta=attr.delta - (to - start))
+        self.unmap(process, to, to + new_len)
+        for pages in [anon[process] for anon in self.anon.values()] + [self.unaccounted[process]]:
+            carried = {p for p in pages if start <= p < end}
+            pages -= carried
+            pages |= {p - start + to for p in carried}
+        if new_len > old_len and to + old_len - 1 in self.unaccounted[process]:
+            self.unaccounted[process].update(range(to + old_len, to + new_len))
+        for p in range(start, end):
+            space.pop(p)
+        for p in range(to, to + new_len):
+            space[p] = moved
+        flags = frozenset({"maymove", "fixed"} if fixed else {"maymove"})
+        self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                          None if new_len == old_len else new_len, flags, to << PAGE_SHIFT,
+                          self.fresh("r")))
+
+    @precondition(has_vmas)
+    @rule(data=st.data())
+    def brk(self, data: st.DataObject) -> None:
+        """brk() up from a free page (growing the VMA that ends there when it can, else a new
+        one: the page model is the same) leaving a free page before the next mapping, or down
+        from a VMA's end (an unmap)."""
+        process = data.draw(st.sampled_from(self.with_vmas()), label="process")
+        space = self.space[process]
+        if data.draw(st.booleans(), label="shrink"):
+            vmas = self.vmas(process)
+            vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
+            end = vma.end >> PAGE_SHIFT
+            to = end - data.draw(st.integers(1, (vma.end - vma.start) >> PAGE_SHIFT), label="by")
+            self.unmap(process, to, end)
+            self.apply(Brk(process, end << PAGE_SHIFT, to << PAGE_SHIFT))
+            return
+        free = [p for p in range(BASE, BASE + WINDOW) if p not in space]
+        if not free:
+            return
+        start = free[data.draw(st.integers(0, len(free) - 1), label="from")]
+        room = 0
+        while start + room < BASE + WINDOW and start + room not in space:
+            room += 1
+        if room < 2:
+            return
+        end = start + data.draw(st.integers(1, min(3, room - 1)), label="pages")
+        for p in range(start, end):
+            space[p] = PageAttr(PROTS["rw"], frozenset({"account"}), None, False)
+            self.unaccounted[process].discard(p)
+        self.apply(Brk(process, start << PAGE_SHIFT, end << PAGE_SHIFT, self.fresh("h")))
+
 
 class AllPolicies(Steps):
     """Every policy, with the invariants its place in the kernel's history promises."""
@@ -748,8 +877,9 @@ class AllPolicies(Steps):
                 for v in p.vmas:
                     for page in v.pages:
                         got[p.name].add(page.addr >> PAGE_SHIFT)
-                        # linear_page_index(): pgoff == start page for every VMA here
-                        assert page.index == page.addr >> PAGE_SHIFT, self.explain(
+                        # linear_page_index(), which mremap keeps by keeping vm_pgoff
+                        index = v.pgoff + ((page.addr - v.start) >> PAGE_SHIFT)
+                        assert page.index == index, self.explain(
                             f"{topo.policy}: {p.ref(v)}/{page.name} index {page.index:#x} at "
                             f"{page.addr:#x}", [])
             if got != model:

@@ -34,8 +34,14 @@ class KernelOps(Protocol):
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         """anon_vma_fork(vma, pvma), from dup_mmap()."""
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
-        """May ``src``'s range merge into ``tgt`` as far as the anon_vmas go?"""
+    #: which VMAs mremap(MREMAP_DONTUNMAP) may move: None (before v5.7), "anon", "any"
+    mremap_dontunmap: str | None
+
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
+        """May ``src``'s range merge into ``tgt`` as far as the anon_vmas go?  ``src`` is
+        vmg->middle; None for a range mremap copies (``copied_from``) or an in-place growth,
+        whose anon_vma is then ``anon_vma``."""
 
     def anon_vma_prepare(self, k: Kernel, vma: Vma, prev: Vma | None, next: Vma | None) -> None:
         """__anon_vma_prepare(vma) with the neighbours the era's lookup sees."""

@@ -99,6 +99,15 @@ class Kernel:
         for avc in av.tree:
             self.dirty_vmas.add(avc.vma)
 
+    def free_readback(self, av: AnonVma) -> None:
+        """A compiled kernel tree freed av (its own anon_vma_free() made the checks)."""
+        av.freed = True
+        self.live.discard(av)
+        self.dirty_avs.add(av)
+        self.freed_any = True
+        for avc in av.tree:
+            self.dirty_vmas.add(avc.vma)
+
     # -- pages -------------------------------------------------------------------------------
     def new_page(self, mapping: AnonVma, index: int) -> Page:
         page = Page(mapping, index, f"pg{self._pages}")

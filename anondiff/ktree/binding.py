@@ -170,10 +170,16 @@ class Binding:
                 av.tree[avc] = None
                 if av.name is None:
                     k.name(av)
+                k.dirty_vmas.add(avc.vma)       # what the incremental checks look at again
+                k.dirty_avs.add(av)
                 i += 4
             elif t == R_DEL:
                 av = self.av_at[recs[i + 2]]
-                av.tree.pop(self.avc_at[recs[i + 1]], None)
+                avc = self.avc_at[recs[i + 1]]
+                av.tree.pop(avc, None)
+                if k is not None:
+                    k.dirty_vmas.add(avc.vma)
+                    k.dirty_avs.add(av)
                 i += 3
             elif t == R_VMA:
                 vma = self.vma_at[recs[i + 1]]
@@ -186,6 +192,10 @@ class Binding:
                         avc = avc_at[recs[j]] = AnonVmaChain(vma, self._av(recs[j + 1]), 0)
                     chain.append(avc)
                 vma.avcs = chain
+                if k is not None:
+                    k.dirty_vmas.add(vma)
+                    if vma.anon_vma is not None:
+                        k.dirty_avs.add(vma.anon_vma)
                 i += 4 + 2 * cnt
             elif t == R_AV:
                 try:
@@ -199,6 +209,8 @@ class Binding:
                     av.num_children, av.num_active_vmas = recs[i + 5], recs[i + 6]
                 else:
                     av.degree = recs[i + 5]
+                if k is not None:
+                    k.dirty_avs.add(av)
                 i += 7
             elif t == R_NEWVMA:
                 vma, ptr = vmas[recs[i + 1]], recs[i + 2]
@@ -216,8 +228,7 @@ class Binding:
                     if av is not None:
                         av.freed = True
                 else:
-                    av.freed = True
-                    k.live.discard(av)
+                    k.free_readback(av)
                 i += 2
             elif t == R_EVENT:
                 kind, file, line, cond = (self.library.lib.kt_event_field(recs[i + 1], f).decode()

@@ -80,7 +80,20 @@ class KernelTreePolicy(Policy):
     def dup_anon_vma(self, k: Kernel, dst: Vma, src: Vma) -> None:
         self._bind(k).call(binding.DUP_ANON_VMA, [dst, src])
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
+        if src is None:
+            # A range with no middle VMA (mremap's copy, an in-place growth): the shim passes a
+            # VMA as vmg->middle, so stand in the copied-from VMA (exact: the 2025 rule tests
+            # vma_is_fork_child() of both), else a VMA holding the range's anon_vma (exact for
+            # the pointer rule; the 2025 rule would not test it when it is a fork child), else
+            # an unfaulted one (exact).
+            src = copied_from
+            if src is None:
+                src = next((v for v in tgt.mm.vmas if v.anon_vma is anon_vma), None) \
+                    if anon_vma is not None else None
+            if src is None:
+                src = Vma(tgt.mm, 0, 0, 0, frozenset(), frozenset(), None, "(new range)")
         b = self._b
         if b is None or not (b.serves(src) or b.serves(tgt)):
             # no hook with the Kernel ran yet in this replay (only unfaulted VMAs so far)

@@ -22,3 +22,5 @@ class AlwaysNew(ChainCopyPolicy):
     rule = "always allocate a new anon_vma (root = parent's root); chain = [new] + parent's chain"
     counters = NoCounters()
     dup_mmap = DupMmap(vm_prev=PARENT, wipeonfork=ABSENT)
+    #: MREMAP_DONTUNMAP came in v5.7 (commit e346b3813067)
+    mremap_dontunmap = None

@@ -7,7 +7,7 @@ anon_vma_fork() choose.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel import merge, rmap
@@ -15,6 +15,9 @@ from ..kernel.fork import DupMmap, ForkContext
 from ..kernel.objects import AnonVma, Vma, VmaOp
 from ..kernel.rmap import anon_vma_chain_link, new_child_anon_vma
 from ..kernel.state import Kernel
+
+if TYPE_CHECKING:
+    from ..explain.core import Tracer
 
 __all__ = ["Policy", "ChainCopyPolicy", "VmaOp", "DegreeCounters", "NoCounters", "SplitCounters"]
 
@@ -39,24 +42,48 @@ class Policy:
     merge_both_exports_next: ClassVar[bool] = False
     #: 2026: unlink_anon_vmas() returns at once for a VMA without anon_vma
     unlink_returns_if_unfaulted: ClassVar[bool] = False
+    #: which VMAs mremap(MREMAP_DONTUNMAP) may move: None before v5.7 (no such flag), "anon"
+    #: (private anonymous only) until v5.13, then "any" (see anondiff.kernel.mremap)
+    mremap_dontunmap: ClassVar[str | None] = "any"
     #: v6.7+: mprotect() making an anonymous VMA without anon_vma non-writable clears VM_ACCOUNT
     #: (commit 9b9143298585, see anondiff.kernel.mm.mprotect_flags)
     mprotect_unaccounts_unfaulted: ClassVar[bool] = False
+    #: ``anondiff explain`` only: where a rule reports why it decided (``if self.trace:
+    #: self.trace.why(...)``); None otherwise, so a replay pays one attribute test.
+    trace: Tracer | None = None
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
         raise NotImplementedError
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
         """May ``src``'s range (anon_vma ``src.anon_vma``) merge into ``tgt``?
+
+        ``src`` is ``vmg->middle``; for a range that is not an existing VMA (mremap's copy, an
+        in-place growth) it is None and ``anon_vma`` is the range's (``vmg->anon_vma``), with
+        ``copied_from`` the VMA mremap copies (``vmg->copied_from``, 2025+).
 
         commit 965f55dea0e3 ("mmap: avoid merging cloned VMAs") up to the 2025 fix: with one
         anon_vma NULL only if the target's chain is singular (an unfaulted target's empty chain
         is not), else equal pointers.  Chains are never compared: CVE-2022-42703 rests on it.
         """
-        a1, a2 = src.anon_vma, tgt.anon_vma
+        a1, a2 = (src.anon_vma if src is not None else anon_vma), tgt.anon_vma
         if (a1 is None or a2 is None) and len(tgt.avcs) == 1:
+            if self.trace:
+                self.trace.why("%s is NULL and %s's chain is singular -> merge",
+                               "tgt->anon_vma" if a1 is not None else "src->anon_vma", tgt,
+                               cite="commit 965f55dea0e3")
             return True
+        if self.trace:
+            if a1 is None and a2 is None:
+                self.trace.why("both anon_vmas NULL -> merge", cite="commit 965f55dea0e3")
+            elif a1 is None or a2 is None:
+                self.trace.why("one anon_vma is NULL but %s's chain has %s entries, not 1 "
+                               "-> refused", tgt, len(tgt.avcs), cite="commit 965f55dea0e3")
+            else:
+                self.trace.why("%s %s %s -> %s", a1, "==" if a1 is a2 else "!=", a2,
+                               "merge" if a1 is a2 else "refused", cite="commit 965f55dea0e3")
         return a1 is a2
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
@@ -96,10 +123,13 @@ class ChainCopyPolicy(Policy):
     """
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
+        if self.trace:
+            self.trace.why("no anon_vma is ever reused before commit 7a3ef208e662")
         return False
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
+        preset = dst.anon_vma
         for pavc in src.avcs:            # tail (root) first; dst is never src
             av = pavc.anon_vma
             anon_vma_chain_link(k, dst, av)
@@ -107,12 +137,28 @@ class ChainCopyPolicy(Policy):
                 dst.anon_vma = av
         if dst.anon_vma is not None:
             k.counters.vma_attached(dst.anon_vma)
+        if self.trace:
+            if preset is not None:
+                self.trace.why("dst->anon_vma already %s: %s's chain linked, root first, "
+                               "no reuse", preset, src)
+            elif dst.anon_vma is not None:
+                self.trace.why("%s's chain linked root first; %s is the first entry "
+                               "reusable() accepts", src, dst.anon_vma)
+            else:
+                self.trace.why("%s's chain linked root first; no entry reusable", src)
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         if pvma.anon_vma is None:
+            if self.trace:
+                self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
         vma.anon_vma = None          # drop the pointer the byte copy inherited
         self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
         if vma.anon_vma is not None:  # reused an ancestor
+            if self.trace:
+                self.trace.why("anon_vma_clone() set %s -> no new anon_vma", vma.anon_vma)
             return
+        if self.trace:
+            self.trace.why("nothing reused -> a new anon_vma, child of pvma->anon_vma %s",
+                           pvma.anon_vma)
         new_child_anon_vma(k, vma, pvma.anon_vma)

@@ -18,7 +18,7 @@ from ..kernel.objects import AnonVma, Vma
 from ..kernel.rmap import anon_vma_chain_assign, interval_tree_insert, new_child_anon_vma
 from ..kernel.state import Kernel
 from .base import VmaOp
-from .split_counters import SplitCountersPolicy
+from .split_counters import SplitCountersPolicy, _why_reuse
 
 
 class CloneRework2026(SplitCountersPolicy):
@@ -44,11 +44,17 @@ class CloneRework2026(SplitCountersPolicy):
             warn.append("merge of an unfaulted VMA from a non-singular chain")
         for w in warn:
             k.event("VM_WARN_ON_ONCE", dst, f"check_anon_vma_clone: {w}")
+        if self.trace:
+            self.trace.why("%s", "%d VM_WARN_ON_ONCE fire" % len(warn) if warn else
+                           "no VM_WARN_ON_ONCE fires (dst chain empty, dst->anon_vma NULL or "
+                           "src's)")
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
         self.check_anon_vma_clone(k, dst, src, op)
         if src.anon_vma is None:
+            if self.trace:
+                self.trace.why("src->anon_vma is NULL: nothing to clone")
             return
         for pavc in src.same_vma():                   # head to tail, each pushed at the head
             anon_vma_chain_assign(k, dst, pavc.anon_vma)
@@ -58,21 +64,40 @@ class CloneRework2026(SplitCountersPolicy):
                 self.maybe_reuse_anon_vma(k, dst, avc.anon_vma)
         if op is not VmaOp.FORK and dst.anon_vma is not None:
             k.counters.vma_attached(dst.anon_vma)
+        if self.trace:
+            self.trace.why("%s's chain copied head to tail, each pushed at the head "
+                           "(reversed)%s", src,
+                           "; reuse tried from the tail" if op is VmaOp.FORK else
+                           "; %s: no reuse" % op.name)
 
     def maybe_reuse_anon_vma(self, k: Kernel, dst: Vma, av: AnonVma) -> None:
         if dst.anon_vma is not None:
+            if self.trace:
+                self.trace.why("dst->anon_vma already %s", dst.anon_vma)
             return
         if av.num_active_vmas > 0 or av.num_children > 1:
+            if self.trace:
+                _why_reuse(self, av, False, False)
             return
+        if self.trace:
+            _why_reuse(self, av, True, False)
         dst.anon_vma = av
         k.counters.vma_attached(av)
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         if pvma.anon_vma is None:
+            if self.trace:
+                self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
         vma.anon_vma = None
         self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
         if vma.anon_vma is not None:
+            if self.trace:
+                self.trace.why("anon_vma_clone() reused %s -> the preallocated anon_vma is "
+                               "freed unused", vma.anon_vma)
             k.transient_anon_vmas += 1                # the preallocated anon_vma, freed unused
             return
+        if self.trace:
+            self.trace.why("nothing reused -> the preallocated anon_vma, child of "
+                           "pvma->anon_vma %s", pvma.anon_vma)
         new_child_anon_vma(k, vma, pvma.anon_vma)

@@ -30,6 +30,8 @@ class Degree(ChainCopyPolicy):
     rule = "link all of the parent's chain; reuse its oldest entry != parent's with degree < 2, else a new child"
     counters = DegreeCounters()
     dup_mmap = DupMmap(vm_prev=PARENT, wipeonfork=PREPARE)
+    #: MREMAP_DONTUNMAP came in v5.7 (commit e346b3813067)
+    mremap_dontunmap = None
 
     #: v5.5's "mm/rmap.c: don't reuse anon_vma if we just want a copy" (Wei Yang's v4 1/2) adds
     #: ``src->anon_vma &&`` to the reuse test; it changes nothing at fork.
@@ -37,5 +39,14 @@ class Degree(ChainCopyPolicy):
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
         if self.src_guard and src.anon_vma is None:
+            if self.trace:
+                self.trace.why("src->anon_vma is NULL: a copy, never a reuse (v5.5)")
             return False
-        return av is not src.anon_vma and av.degree < 2
+        ok = av is not src.anon_vma and av.degree < 2
+        if self.trace:
+            if av is src.anon_vma:
+                self.trace.why("%s is src->anon_vma -> not reused", av)
+            else:
+                self.trace.why("%s has degree %s %s 2 -> %s", av, av.degree,
+                               "<" if ok else ">=", "reused" if ok else "not reused")
+        return ok

@@ -15,7 +15,7 @@ releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
 from __future__ import annotations
 
 from ..kernel.fork import EMPTY, NONE, DupMmap
-from ..kernel.objects import Vma
+from ..kernel.objects import AnonVma, Vma
 from .base import Policy
 from .degree import Degree
 from .split_counters import SplitCountersPolicy
@@ -28,6 +28,8 @@ class DegreeV510(Degree):
     rule = "degree; vm_prev cleared by vm_area_dup, VM_WIPEONFORK children stay unfaulted"
     dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
     src_guard = True
+    #: v5.7 .. v5.12 (v5.15 itself allows every VMA)
+    mremap_dontunmap = "anon"
 
 
 class SplitCountersV61(SplitCountersPolicy):
@@ -38,8 +40,9 @@ class SplitCountersV61(SplitCountersPolicy):
     #: 6.1 and 6.6 predate commit 9b9143298585 (v6.7): mprotect never clears VM_ACCOUNT
     mprotect_unaccounts_unfaulted = False
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
-        return Policy.is_mergeable_anon_vma(self, src, tgt)
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
+        return Policy.is_mergeable_anon_vma(self, src, tgt, copied_from, anon_vma)
 
 
 class SplitCountersV612(SplitCountersV61):

@@ -37,13 +37,30 @@ class KkV1(Degree):
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         if pvma.anon_vma is None:
+            if self.trace:
+                self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
         vma.anon_vma = None
         prev, pprev = ctx.vm_prev, ctx.pvma_prev
         if (pprev is not None and prev is not None and pprev.anon_vma is pvma.anon_vma
                 and pprev.start == prev.start):
             vma.anon_vma = prev.anon_vma
+            if self.trace:
+                self.trace.why("pprev %s shares pvma->anon_vma %s and starts where prev %s "
+                               "does -> share prev->anon_vma %s, chain cloned from %s",
+                               pprev, pvma.anon_vma, prev, prev.anon_vma, pvma)
+        elif self.trace:
+            if pprev is None or prev is None:
+                self.trace.why("no %s", "pprev" if pprev is None else "prev")
+            elif pprev.anon_vma is not pvma.anon_vma:
+                self.trace.why("pprev %s uses %s, not pvma->anon_vma %s", pprev, pprev.anon_vma,
+                               pvma.anon_vma)
+            else:
+                self.trace.why("pprev %s and prev %s start apart", pprev, prev)
         self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
         if vma.anon_vma is not None:
             return
+        if self.trace:
+            self.trace.why("nothing reused -> a new anon_vma, child of pvma->anon_vma %s",
+                           pvma.anon_vma)
         new_child_anon_vma(k, vma, pvma.anon_vma)

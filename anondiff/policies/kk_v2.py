@@ -37,10 +37,24 @@ class KkV2(Degree):
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         if pvma.anon_vma is None:
+            if self.trace:
+                self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
         prev = ctx.prev
         if prev is not None and prev.anon_vma is not None and prev.anon_vma.parent is pvma.anon_vma:
+            if self.trace:
+                self.trace.why("prev %s uses %s, %s->parent == %s == pvma->anon_vma -> share "
+                               "%s, clone %s's chain", prev, prev.anon_vma, prev.anon_vma,
+                               pvma.anon_vma, prev.anon_vma, prev)
             vma.anon_vma = prev.anon_vma
             self.anon_vma_clone(k, vma, prev, VmaOp.FORK, ctx)
             return
+        if self.trace:
+            if prev is None:
+                self.trace.why("no prev")
+            elif prev.anon_vma is None:
+                self.trace.why("prev %s has no anon_vma", prev)
+            else:
+                self.trace.why("prev %s uses %s, whose parent is %s, not pvma->anon_vma %s",
+                               prev, prev.anon_vma, prev.anon_vma.parent, pvma.anon_vma)
         super().anon_vma_fork(k, vma, pvma, ctx)

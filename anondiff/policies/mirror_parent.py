@@ -24,15 +24,25 @@ class MirrorParent(SplitCountersPolicy):
     rule = "one new anon_vma per parent sharing group, shared by the whole group, chains copied from its first VMA"
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
+        if self.trace:
+            self.trace.why("mirror-parent never reuses an old anon_vma")
         return False
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         if pvma.anon_vma is None:
+            if self.trace:
+                self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
         first: Vma | None = ctx.scratch.get(pvma.anon_vma)
         if first is not None:
+            if self.trace:
+                self.trace.why("%s, first of the group sharing %s in the parent, has %s -> "
+                               "share it, clone its chain", first, pvma.anon_vma,
+                               first.anon_vma)
             vma.anon_vma = first.anon_vma
             self.anon_vma_clone(k, vma, first, VmaOp.FORK, ctx)
             return
+        if self.trace:
+            self.trace.why("first child VMA of the group sharing %s", pvma.anon_vma)
         super().anon_vma_fork(k, vma, pvma, ctx)
         ctx.scratch[pvma.anon_vma] = vma

@@ -33,15 +33,48 @@ class SplitCountersPolicy(ChainCopyPolicy):
     mprotect_unaccounts_unfaulted = True
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
-        return src.anon_vma is not None and av.num_children < 2 and av.num_active_vmas == 0
+        ok = src.anon_vma is not None and av.num_children < 2 and av.num_active_vmas == 0
+        if self.trace:
+            _why_reuse(self, av, ok, src.anon_vma is None)
+        return ok
 
-    def is_mergeable_anon_vma(self, src: Vma, tgt: Vma) -> bool:
+    def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
+                              anon_vma: AnonVma | None = None) -> bool:
         """The three-case rule of mm/vma.c (the 2025 fix "mm/vma: fix incorrectly disallowed
         anonymous VMA merges"; with commit 61f67c230a5e ("mm/vma: fix anon_vma UAF on mremap()
-        faulted, unfaulted merge") in 6.18.y), which the live 6.18.44 kernel follows."""
-        s, t = src.anon_vma, tgt.anon_vma
+        faulted, unfaulted merge") in 6.18.y), which the live 6.18.44 kernel follows.  A range
+        mremap copies from a fork child does not merge into an unfaulted VMA (case 1 tests
+        ``vmg->copied_from`` too)."""
+        s, t = (src.anon_vma if src is not None else anon_vma), tgt.anon_vma
         if t is None and s is not None:       # case 1: tgt imports src's anon_vma
-            return not vma_is_fork_child(src)
+            ok = not vma_is_fork_child(src) and not vma_is_fork_child(copied_from)
+            if self.trace:
+                child = src if vma_is_fork_child(src) else copied_from
+                self.trace.why("case 1, %s imports %s: source %s -> %s", tgt, s,
+                               "not a fork child" if ok else "a fork child (chain of %d)"
+                               % len(child.avcs), "merge" if ok else "refused")  # type: ignore[union-attr]
+            return ok
         if t is not None and s is None:       # case 2: src simply uses tgt's
-            return not vma_is_fork_child(tgt)
+            ok = not vma_is_fork_child(tgt)
+            if self.trace:
+                self.trace.why("case 2, %s uses %s: target %s -> %s", src, t,
+                               "not a fork child" if ok else "a fork child (chain of %d)"
+                               % len(tgt.avcs), "merge" if ok else "refused")
+            return ok
+        if self.trace:
+            self.trace.why("case 3: %s %s %s -> %s", s, "==" if s is t else "!=", t,
+                           "merge" if s is t else "refused")
         return s is t                         # case 3: already shared (or both NULL)
+
+
+def _why_reuse(policy: ChainCopyPolicy, av: AnonVma, ok: bool, src_unfaulted: bool) -> None:
+    """The reuse predicate of commit 2555283eb40d, and which of its conditions failed."""
+    assert policy.trace is not None
+    if src_unfaulted:
+        policy.trace.why("src->anon_vma is NULL: a copy, never a reuse")
+        return
+    failed = [what for what, bad in (("num_active_vmas != 0", av.num_active_vmas != 0),
+                                     ("num_children >= 2", av.num_children >= 2)) if bad]
+    policy.trace.why("%s has num_active_vmas %s and num_children %s -> %s", av,
+                     av.num_active_vmas, av.num_children,
+                     "reused" if ok else "not reused: " + " and ".join(failed))

@@ -33,6 +33,8 @@ class Wei4e4a9eb92133(Degree):
 
     def child_prev(self, k: Kernel, ctx: ForkContext) -> Vma | None:
         """``dst->vm_prev`` as anon_vma_clone() reads it: the byte-copied parent neighbour."""
+        if self.trace:
+            self.trace.why("dst->vm_prev is still the byte copy's: the parent's %s", ctx.vm_prev)
         return ctx.vm_prev
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
@@ -41,5 +43,20 @@ class Wei4e4a9eb92133(Degree):
         if ctx is not None and dst.anon_vma is None and src.anon_vma is not None:
             pprev = ctx.pvma_prev
             if pprev is not None and pprev.anon_vma is src.anon_vma:
-                dst.anon_vma = self.child_prev(k, ctx).anon_vma
+                prev = self.child_prev(k, ctx)
+                dst.anon_vma = prev.anon_vma
+                if self.trace:
+                    self.trace.why("pprev %s shares src->anon_vma %s -> dst->anon_vma = "
+                                   "prev->anon_vma (%s of %s)", pprev, src.anon_vma,
+                                   prev.anon_vma, prev)
+            elif self.trace:
+                if pprev is None:
+                    self.trace.why("pprev NULL -> prologue not taken")
+                else:
+                    self.trace.why("pprev %s uses %s, not src->anon_vma %s -> prologue not taken",
+                                   pprev, pprev.anon_vma, src.anon_vma)
+        elif self.trace:
+            self.trace.why("prologue not taken: %s", "not a fork" if ctx is None else
+                           "dst->anon_vma set" if dst.anon_vma is not None else
+                           "src->anon_vma NULL")
         super().anon_vma_clone(k, dst, src, op, ctx)

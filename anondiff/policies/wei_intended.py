@@ -26,6 +26,8 @@ class WeiIntended(Wei4e4a9eb92133):
     dup_mmap = DupMmap(vm_prev=CHILD, wipeonfork=PREPARE)
 
     def child_prev(self, k: Kernel, ctx: ForkContext) -> Vma | None:
+        if self.trace:
+            self.trace.why("dst->vm_prev is the child's previous VMA: %s", ctx.vm_prev)
         if ctx.vm_prev is None:
             raise KernelCrash(
                 f"NULL pointer dereference: prev->anon_vma in anon_vma_clone() "

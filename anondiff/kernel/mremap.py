@@ -1,0 +1,257 @@
+"""mremap(): shrinking and growing in place, and moving all or part of a VMA (copy_vma(),
+move_page_tables(), move_vma()), with MREMAP_MAYMOVE, MREMAP_FIXED and MREMAP_DONTUNMAP.
+Addresses are page numbers here.
+
+Read in three eras, which agree on everything this module models except what the policy
+decides (the merge rule and the clone) and where MREMAP_DONTUNMAP exists:
+
+* v4.19 mm/mremap.c and mm/mmap.c copy_vma() (``0x88888888/Linux-4.19`` @ 0d2fdee8b10f): the
+  destination is merged by vma_merge(mm, prev, addr, addr + len, vma->vm_flags, vma->anon_vma,
+  ...), i.e. is_mergeable_anon_vma(vma->anon_vma, tgt->anon_vma, tgt);
+* v6.1 mm/mremap.c move_vma()/vma_to_resize()/do_mremap() and mm/mmap.c copy_vma() (Debian
+  linux-source 6.1): the same, plus MREMAP_DONTUNMAP's unlink_anon_vmas() of a wholly moved VMA;
+* the 2026 tree, mm/vma.c @ 009857a22860 copy_vma()/vma_merge_copied_range()/vma_expand()/
+  vma_merge_extend() and mm/mremap.c @ 00ce3d63aef0 (struct vma_remap_struct): the range is
+  merged with ``vmg->middle = NULL`` and ``vmg->copied_from`` = the source VMA, so the
+  three-case is_mergeable_anon_vma() refuses case 1 when the source is a fork child
+  (vma_is_fork_child(copied_from): commit 61f67c230a5e ("mm/vma: fix anon_vma UAF on mremap()
+  faulted, unfaulted merge")), and vma_expand() then runs dup_anon_vma(target, copied_from);
+  a VMA that is not merged is cloned with anon_vma_clone(new, vma, VMA_OP_REMAP).  Under the
+  old rule that dup_anon_vma() never has anything to do (a faulted source only merges into a
+  VMA with its own anon_vma), so one code path serves every era.
+
+Not modelled: the moves of several VMAs at once (6.17+), the 6.12 ``keep_source`` guard against
+a MREMAP_DONTUNMAP self-merge, hugetlb, uffd, KSM, mlock accounting (VM_ACCOUNT is cleared and
+restored around the unmap, which leaves the flags as they were).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .merge import remove_merged
+from .mm import do_munmap
+from .objects import VM_SHARED, AnonVma, Mm, Vma, VmaOp
+from .rmap import ref
+from .state import Kernel
+
+#: mremap() flags, as the scenario names them.
+MAYMOVE = "maymove"
+FIXED = "fixed"
+DONTUNMAP = "dontunmap"
+MREMAP_FLAGS = (MAYMOVE, FIXED, DONTUNMAP)
+
+#: Which VMAs MREMAP_DONTUNMAP may move, per era (``Policy.mremap_dontunmap``).
+DONTUNMAP_ABSENT = None     # before v5.7: the flag does not exist (EINVAL)
+DONTUNMAP_ANON = "anon"     # v5.7 .. v5.12: private anonymous VMAs only
+DONTUNMAP_ANY = "any"       # commit a4609387859f ("mm: extend MREMAP_DONTUNMAP to non-anonymous mappings") (v5.13)
+
+
+class MremapError(Exception):
+    """mremap() fails with ``errno`` (nothing has changed yet)."""
+
+    def __init__(self, errno: str, why: str) -> None:
+        super().__init__(f"{why}: the kernel returns {errno}")
+        self.errno = errno
+
+
+class Remapped(NamedTuple):
+    """What mremap() did: the VMA now holding the new range, and whether it is a new VMA
+    (copy_vma() found nothing to merge with) that the caller should name."""
+
+    vma: Vma
+    created: bool
+    moved: bool
+
+
+def vma_is_anonymous(vma: Vma) -> bool:
+    """vma_is_anonymous(): no vm_ops; a shared anonymous mapping has shmem's."""
+    return vma.file is None and VM_SHARED not in vma.flags
+
+
+def _mergeable(k: Kernel, tgt: Vma, anon_vma: AnonVma | None, copied_from: Vma | None) -> bool:
+    # vmg->middle is NULL for a new (copied or extended) range: only vmg->anon_vma and
+    # vmg->copied_from speak for it.
+    return k.policy.is_mergeable_anon_vma(None, tgt, copied_from=copied_from, anon_vma=anon_vma)
+
+
+def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: Vma,
+                    copied_from: Vma | None, prev: Vma | None, next: Vma | None) -> Vma | None:
+    """vma_merge_new_range() + vma_expand() (vma_merge() with prev up to 6.x) for the range
+    [start, end) that gets ``like``'s flags, file and anon_vma and ``pgoff``; ``prev``/``next``
+    are its neighbours.  Returns the VMA expanded over it, or None."""
+    anon_vma = like.anon_vma
+    left = (prev is not None and prev.end == start
+            and prev.prot == like.prot and prev.flags == like.flags and prev.file == like.file
+            and prev.pgoff + (prev.end - prev.start) == pgoff
+            and _mergeable(k, prev, anon_vma, copied_from))
+    right = (next is not None and next.start == end
+             and next.prot == like.prot and next.flags == like.flags and next.file == like.file
+             and next.pgoff == pgoff + (end - start)
+             and _mergeable(k, next, anon_vma, copied_from))
+    if left and right:
+        assert prev is not None and next is not None
+        # can_vma_merge_right(): prev and next must agree with each other too
+        right = prev.anon_vma is None or next.anon_vma is None or prev.anon_vma is next.anon_vma
+    if left:
+        assert prev is not None
+        if right:
+            assert next is not None
+            k.policy.dup_anon_vma(k, prev, next)
+        if copied_from is not None:
+            k.policy.dup_anon_vma(k, prev, copied_from)
+        prev.end = next.end if right and next is not None else end
+        k.policy.rekey(k, prev)
+        if right and next is not None:
+            remove_merged(k, prev, next)
+        return prev
+    if right:
+        assert next is not None
+        if copied_from is not None:
+            k.policy.dup_anon_vma(k, next, copied_from)
+        mm.move_start(next, start)
+        k.policy.rekey(k, next)
+        return next
+    return None
+
+
+def _neighbours(mm: Mm, start: int) -> tuple[Vma | None, Vma | None]:
+    """find_vma_prev() and the VMA after the gap at ``start``."""
+    from bisect import bisect_left
+    i = bisect_left(mm.starts, start)
+    return (mm.vmas[i - 1] if i > 0 else None), (mm.vmas[i] if i < len(mm.vmas) else None)
+
+
+def copy_vma(k: Kernel, vma: Vma, addr: int, length: int, pgoff: int) -> tuple[Vma, Vma, bool]:
+    """copy_vma(): the VMA for [addr, addr + length) with ``vma``'s properties, merged into a
+    neighbour when possible, else a vm_area_dup() given a clone of ``vma``'s chain.  Returns
+    (new_vma, vma, created); ``vma`` changes when the source itself was merged into new_vma."""
+    mm = vma.mm
+    vma_start = vma.start
+    if vma_is_anonymous(vma) and vma.anon_vma is None:
+        # an unfaulted anonymous VMA takes the pgoff of its new place, to merge there
+        pgoff = addr
+    prev, next = _neighbours(mm, addr)
+    new_vma = merge_new_range(k, mm, addr, addr + length, pgoff, vma, vma, prev, next)
+    if new_vma is not None:
+        k.event("MERGED", ref(new_vma), f"mremap of {vma.name} merged into {new_vma.name}")
+        if new_vma.start <= vma_start < new_vma.end:
+            # only an unfaulted VMA, whose pgoff was reset, can merge with itself
+            if vma.anon_vma is not None:
+                k.event("VM_BUG_ON", ref(new_vma), "copy_vma: faulted VMA merged with itself")
+            vma = new_vma
+        return new_vma, vma, False
+    new_vma = vma.dup()
+    new_vma.start, new_vma.end, new_vma.pgoff = addr, addr + length, pgoff
+    k.policy.anon_vma_clone(k, new_vma, vma, VmaOp.REMAP)
+    mm.insert(new_vma)
+    return new_vma, vma, True
+
+
+def move_page_tables(mm: Mm, old_addr: int, new_addr: int, length: int) -> None:
+    """The ptes move; each page keeps its ``mapping`` and ``index`` (copy_vma() kept the
+    faulted VMA's pgoff, so the index stays linear at the new address)."""
+    ptes = mm.ptes
+    for p in mm.pages_in(old_addr, old_addr + length):
+        ptes[p - old_addr + new_addr] = ptes.pop(p)
+
+
+def move_vma(k: Kernel, vma: Vma, old_addr: int, old_len: int, new_len: int, new_addr: int,
+             dontunmap: bool) -> Remapped:
+    """move_vma(): copy, move the ptes, then unmap the old range (or, with MREMAP_DONTUNMAP,
+    keep it mapped and empty, dropping the chain of a VMA that moved as a whole)."""
+    new_pgoff = vma.pgoff + (old_addr - vma.start)
+    new_vma, vma, created = copy_vma(k, vma, new_addr, new_len, new_pgoff)
+    move_page_tables(vma.mm, old_addr, new_addr, old_len)
+    if dontunmap:
+        if new_vma is not vma and vma.start == old_addr and vma.end == old_addr + old_len:
+            k.policy.unlink_anon_vmas(k, vma)
+            if vma.anon_vma is not None:
+                # 6.x unlink_anon_vmas(): "vma would still be needed after unlink"
+                vma.anon_vma = None
+    else:
+        do_munmap(k, vma.mm, old_addr, old_addr + old_len)
+    return Remapped(new_vma, created, True)
+
+
+def vma_merge_extend(k: Kernel, vma: Vma, delta: int) -> Vma:
+    """vma_merge_extend() (vma_merge(mm, vma, vma->vm_end, ...) before 6.12): ``vma`` grows
+    over the free range after it, and over ``next`` too when it abuts that range and may merge."""
+    mm = vma.mm
+    end = vma.end + delta
+    _, next = _neighbours(mm, vma.end)
+    merged = merge_new_range(k, mm, vma.end, end, vma.pgoff + (vma.end - vma.start), vma, None,
+                             vma, next)
+    assert merged is vma                    # it always merges with itself
+    if next is not None and next.start < vma.end:
+        k.event("MERGED", ref(vma), f"{next.name} merged into {vma.name} as it grew")
+    return vma
+
+
+def mremap(k: Kernel, mm: Mm, addr: int, old_len: int, new_len: int, flags: frozenset[str],
+           new_addr: int | None, task_size: int) -> Remapped:
+    """do_mremap() / mremap_to(): ``new_addr`` is MREMAP_FIXED's address, or the one
+    get_unmapped_area() returns when the mapping has to move (the model does not pick one).
+    Every refusal raises MremapError before anything changes."""
+    dontunmap_era = k.policy.mremap_dontunmap
+    if DONTUNMAP in flags and dontunmap_era is DONTUNMAP_ABSENT:
+        raise MremapError("EINVAL", "MREMAP_DONTUNMAP does not exist before v5.7")
+    if FIXED in flags and MAYMOVE not in flags:
+        raise MremapError("EINVAL", "MREMAP_FIXED without MREMAP_MAYMOVE")
+    if DONTUNMAP in flags and (MAYMOVE not in flags or old_len != new_len):
+        raise MremapError("EINVAL", "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and old_len == new_len")
+    vma = mm.find(addr)
+    if vma is None:
+        raise MremapError("EFAULT", "no VMA at the old address")
+    if old_len > vma.end - addr:
+        raise MremapError("EFAULT", f"the range crosses the end of {vma.name}")
+    if DONTUNMAP in flags and dontunmap_era == DONTUNMAP_ANON and not vma_is_anonymous(vma):
+        raise MremapError("EINVAL", "MREMAP_DONTUNMAP of a shared or file mapping before v5.13")
+
+    if FIXED in flags or DONTUNMAP in flags:
+        # mremap_to()
+        if new_addr is None:
+            raise MremapError("EINVAL", "no destination address")
+        if new_addr + new_len > task_size:
+            raise MremapError("EINVAL", "the destination ends beyond TASK_SIZE")
+        if addr + old_len > new_addr and new_addr + new_len > addr:
+            raise MremapError("EINVAL", "the old and new ranges overlap")
+        if FIXED not in flags:
+            _must_be_free(mm, new_addr, new_len)
+        elif mm.overlapping(new_addr, new_addr + new_len):
+            do_munmap(k, mm, new_addr, new_addr + new_len)
+        if old_len > new_len:
+            do_munmap(k, mm, addr + new_len, addr + old_len)
+            old_len = new_len
+        vma = mm.find(addr)
+        assert vma is not None
+        return move_vma(k, vma, addr, old_len, new_len, new_addr, DONTUNMAP in flags)
+
+    if old_len >= new_len:
+        # shrinking (or nothing) in place
+        if old_len > new_len:
+            do_munmap(k, mm, addr + new_len, addr + old_len)
+        vma = mm.find(addr)
+        assert vma is not None
+        return Remapped(vma, False, False)
+
+    delta = new_len - old_len
+    if old_len == vma.end - addr and vma.end + delta <= task_size \
+            and not mm.overlapping(vma.end, vma.end + delta):
+        # vma_expandable(): grow in place
+        return Remapped(vma_merge_extend(k, vma, delta), False, False)
+    if MAYMOVE not in flags:
+        raise MremapError("ENOMEM", f"{vma.name} cannot grow in place and MREMAP_MAYMOVE is not set")
+    if new_addr is None:
+        raise MremapError("ENOMEM", "the mapping must move: give the address get_unmapped_area() "
+                          "returns ('to')")
+    if new_addr + new_len > task_size:
+        raise MremapError("ENOMEM", "the destination ends beyond TASK_SIZE")
+    _must_be_free(mm, new_addr, new_len)
+    return move_vma(k, vma, addr, old_len, new_len, new_addr, False)
+
+
+def _must_be_free(mm: Mm, start: int, length: int) -> None:
+    hit = mm.overlapping(start, start + length)
+    if hit:
+        raise MremapError("EINVAL", f"the destination overlaps {hit[0].name}, which "
+                          "get_unmapped_area() would never return")

@@ -1,0 +1,346 @@
+"""Random scenarios the kernel accepts, one per (seed, index), without replaying anything.
+
+A scenario is drawn from ``random.Random`` seeded by the search seed and the scenario's index,
+so that scenario *i* of seed *s* is the same in every worker process and on every machine.
+Validity is decided on a page model of each process (what is mapped, with which protection,
+flags and backing), which is the same under every policy: merges and anon_vma choices differ
+between policies, the mapped pages never do.  Steps therefore name ranges by address
+(``mprotect: P, start: .., end: ..``, ``write: P, addr: ..``) and forks name no VMAs; the
+scenario writer turns them into VMA names once the shrunk scenario is known.
+
+The steps are those of ``tests/test_stateful.py``: fork (often the youngest process, to grow
+the lineages anon_vma reuse needs), exit, write faults, mprotect, munmap, madvise and mmap in a
+16-page window, so that VMAs abut, split and merge often.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from . import EVENTS, GENERATIONS, PROCESSES, STEPS, VMAS
+from ..scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Munmap,
+                        ProcessSpec, Scenario, Step, Target, VmaSpec)
+
+
+BASE = 0x10000 >> PAGE_SHIFT          # first page of the window
+WINDOW = 16                           # pages
+MAX_PAGES = 6                         # largest VMA drawn
+MAX_ALIVE = 4                         # processes at once
+FILE = "lib"                          # the one file: private file VMAs are pgoff-linear
+PROTS = {"rw": frozenset({"read", "write"}), "r": frozenset({"read"}),
+         "rx": frozenset({"read", "exec"})}
+_PROT_NAMES = sorted(PROTS)
+ADVICE = ("dontfork", "dofork", "wipeonfork", "keeponfork")
+_KINDS = ("anon",) * 6 + ("file",) * 2 + ("shared",)
+_LAYOUT_PROTS = ("r", "rw", "rw", "rw", "rx")
+
+#: How often each event is drawn, relative to the others.  Forks and exits are frequent:
+#: reuse needs lineages whose anon_vmas are left with no VMA and one child.
+WEIGHTS = {"fork": 4, "exit": 2, "write": 3, "mprotect": 3, "madvise": 1, "munmap": 2, "mmap": 1}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The size of the scenarios drawn: at most ``processes`` processes ever (fork children
+    included), ``vmas`` VMAs in the starting layout, ``steps`` steps, and forks at most
+    ``generations`` deep below a starting process."""
+
+    processes: int = PROCESSES
+    vmas: int = VMAS
+    steps: int = STEPS
+    generations: int = GENERATIONS
+    events: tuple[str, ...] = EVENTS
+
+    def __post_init__(self) -> None:
+        for name in ("processes", "vmas", "steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.generations < 0:
+            raise ValueError("generations must be at least 0")
+        bad = [e for e in self.events if e not in EVENTS]
+        if bad:
+            raise ValueError(f"unknown event {bad[0]!r} (must be one of {list(EVENTS)})")
+        if not self.events:
+            raise ValueError("no events")
+
+
+#: One mapped page of the model, as bits: the protection's index in PROT_ORDER, then
+#: VM_DONTCOPY, VM_WIPEONFORK and the backing (anonymous, file, shared).
+PROT_MASK, DONTCOPY, WIPEONFORK = 0b11, 0b100, 0b1000
+ANON, FILE_BACKED, SHARED = 0, 0b10000, 0b100000
+PROT_ORDER = ("r", "rw", "rx")
+_PROT_INDEX = {PROTS[name]: i for i, name in enumerate(PROT_ORDER)}
+
+
+def _pick(r: random.Random, seq):  # type: ignore[no-untyped-def]
+    """``r.choice(seq)``, at a third of the cost (the generator's hot path)."""
+    return seq[int(r.random() * len(seq))]
+
+
+def rng_for(seed: int, index: int) -> random.Random:
+    """The generator of scenario ``index`` of ``seed``: independent of how the indices are
+    split between workers."""
+    return random.Random((seed << 40) ^ index)
+
+
+class _State:
+    __slots__ = ("r", "random", "budget", "space", "generation", "alive", "born", "steps",
+                 "serial")
+
+    def __init__(self, r: random.Random, budget: Budget) -> None:
+        self.r = r
+        self.random = r.random
+        self.budget = budget
+        self.space: dict[str, dict[int, int]] = {}     # process -> page -> bits
+        self.generation: dict[str, int] = {}
+        self.alive: list[str] = []                      # in creation order
+        self.born = 0
+        self.steps: list[Step] = []
+        self.serial = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}{self.serial}"
+
+
+_DECKS: dict[tuple[str, ...], list] = {}  # type: ignore[type-arg]
+
+
+def generate(seed: int, index: int, budget: Budget) -> Scenario:
+    """Scenario ``index`` of ``seed``: a starting layout and 1..budget.steps steps, every one
+    of which the kernel accepts."""
+    st = _State(rng_for(seed, index), budget)
+    processes = _layout(st)
+    n = 1 + int(st.random() * budget.steps)
+    deck = _DECKS.get(budget.events)
+    if deck is None:
+        deck = _DECKS[budget.events] = [_EVENT[e] for e in budget.events
+                                        for _ in range(WEIGHTS[e])]
+    random_, size, steps = st.random, len(deck), st.steps
+    tries = 0
+    while len(steps) < n and tries < 4 * n:
+        tries += 1
+        deck[int(random_() * size)](st)
+    return Scenario(path="<search>", description="", processes=processes,
+                    steps=tuple(st.steps), name="found")
+
+
+# -- the starting layout -------------------------------------------------------------------------
+
+def _layout(st: _State) -> tuple[ProcessSpec, ...]:
+    r, budget = st.r, st.budget
+    names = ["P"]
+    if budget.processes >= 2 and budget.vmas >= 2 and r.random() < 0.2:
+        names.append("Q")
+    left = budget.vmas
+    out = []
+    for i, name in enumerate(names):
+        st.space[name] = {}
+        st.generation[name] = 0
+        st.alive.append(name)
+        st.born += 1
+        specs: list[VmaSpec] = []
+        if i == 0 and r.random() < 0.5:
+            # one faulted anonymous mapping, which mprotect will split: the thread's SRC1..SRCn
+            pages = r.randint(2, MAX_PAGES)
+            start = BASE + r.randint(0, 2)
+            specs.append(VmaSpec(st.fresh("v"), start << PAGE_SHIFT, (start + pages) << PAGE_SHIFT,
+                                 PROTS["rw"], frozenset(), faulted=True))
+            left -= 1
+        else:
+            want = r.randint(1, max(1, min(3, left - (len(names) - 1 - i))))
+            label = f"{name}_AV"
+            for _ in range(want):
+                spec = _layout_vma(st, name, label)
+                if spec is None:
+                    break
+                specs.append(spec)
+                left -= 1
+        for spec in specs:
+            _map(st, name, spec)
+        out.append(ProcessSpec(name, tuple(sorted(specs, key=lambda v: v.start))))
+    return tuple(out)
+
+
+def _layout_vma(st: _State, process: str, label: str) -> VmaSpec | None:
+    r = st.r
+    free = [p for p in range(BASE, BASE + WINDOW) if p not in st.space[process]]
+    if not free:
+        return None
+    start = _pick(r, free)
+    room = _room(st.space[process], start)
+    spec = _vma_spec(st, st.fresh("v"), start, room)
+    if spec.shared:
+        _map(st, process, spec)
+        return spec
+    flags = set()
+    if r.random() < 0.1:
+        flags.add("dontcopy")
+    if spec.file is None and r.random() < 0.1:
+        flags.add("wipeonfork")
+    how = r.random()
+    faulted, offsets = how < 0.75, None
+    size = (spec.end - spec.start) >> PAGE_SHIFT
+    if faulted and how > 0.6:
+        offsets = tuple(sorted(r.sample(range(size), r.randint(0, size))))
+        if len(offsets) == size:
+            offsets = None                   # every page: faulted: true
+    anon_vma = label if faulted and spec.file is None and r.random() < 0.5 else None
+    # the model's page table: reserve before the next draw sees the space
+    spec = spec._replace(flags=frozenset(flags), faulted=faulted, pages=offsets, anon_vma=anon_vma)
+    _map(st, process, spec)
+    return spec
+
+
+def _room(space: dict[int, int], start: int) -> int:
+    room = 0
+    while start + room < BASE + WINDOW and start + room not in space:
+        room += 1
+    return room
+
+
+def _vma_spec(st: _State, name: str, start: int, room: int) -> VmaSpec:
+    r = st.r
+    pages = r.randint(1, min(MAX_PAGES, room))
+    kind = _pick(r, _KINDS)
+    prot = PROTS[_pick(r, _LAYOUT_PROTS)]
+    return VmaSpec(name=name, start=start << PAGE_SHIFT, end=(start + pages) << PAGE_SHIFT,
+                   prot=prot, flags=frozenset(), shared=kind == "shared",
+                   file=FILE if kind == "file" else None)
+
+
+def _map(st: _State, process: str, spec: VmaSpec) -> None:
+    page = (_PROT_INDEX[spec.prot] | (DONTCOPY if "dontcopy" in spec.flags else 0)
+            | (WIPEONFORK if "wipeonfork" in spec.flags else 0)
+            | (SHARED if spec.shared else FILE_BACKED if spec.file is not None else ANON))
+    space = st.space[process]
+    for p in range(spec.start >> PAGE_SHIFT, spec.end >> PAGE_SHIFT):
+        space[p] = page
+
+
+# -- steps ---------------------------------------------------------------------------------------
+
+def _fork(st: _State) -> None:
+    budget, alive = st.budget, st.alive
+    if len(alive) >= MAX_ALIVE or st.born >= budget.processes:
+        return
+    # the youngest half the time: deep lineages
+    parent = alive[-1] if st.random() < 0.5 else alive[int(st.random() * len(alive))]
+    if st.generation[parent] >= budget.generations:
+        return
+    child = st.fresh("p")
+    st.generation[child] = st.generation[parent] + 1
+    alive.append(child)
+    st.born += 1
+    st.space[child] = {p: a for p, a in st.space[parent].items() if not a & DONTCOPY}
+    st.steps.append(Fork(parent, child))
+    if "exit" in budget.events and st.random() < 0.3:
+        # a daemon's double fork: the parent's anon_vmas are left with no VMA and one child,
+        # which is what the reuse at the next fork looks for (spec 3 and 7)
+        _gone(st, parent)
+
+
+def _gone(st: _State, process: str) -> None:
+    del st.space[process]
+    st.alive.remove(process)
+    st.steps.append(Exit(process))
+
+
+def _exit(st: _State) -> None:
+    alive = st.alive
+    if len(alive) < 2:
+        return
+    # an older process more often: what is left behind is what the next fork reuses
+    _gone(st, alive[0] if st.random() < 0.3 else alive[int(st.random() * (len(alive) - 1))])
+
+
+def _with_pages(st: _State) -> str | None:
+    alive = [p for p in st.alive if st.space[p]]
+    return alive[int(st.random() * len(alive))] if alive else None
+
+
+def _any_page(st: _State, space: dict[int, int]) -> int:
+    pages = sorted(space)
+    return pages[int(st.random() * len(pages))]
+
+
+def _write(st: _State) -> None:
+    process = _with_pages(st)
+    if process is None:
+        return
+    page = _any_page(st, st.space[process])
+    st.steps.append(Fault(process, None, (), addr=page << PAGE_SHIFT, kind="write"))
+
+
+def _mapped_range(st: _State, space: dict[int, int]) -> tuple[int, int]:
+    """A short range of mapped pages with no hole (mprotect and madvise need one)."""
+    start = _any_page(st, space)
+    end = start + 1
+    while end in space and st.random() < 0.6:
+        end += 1
+    return start, end
+
+
+def _mprotect(st: _State) -> None:
+    process = _with_pages(st)
+    if process is None:
+        return
+    space = st.space[process]
+    start, end = _mapped_range(st, space)
+    i = int(st.random() * 3)
+    for p in range(start, end):
+        space[p] = (space[p] & ~PROT_MASK) | i
+    st.steps.append(Mprotect(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                             PROTS[PROT_ORDER[i]]))
+
+
+_ADVICE_BITS = {"dontfork": (DONTCOPY, True), "dofork": (DONTCOPY, False),
+                "wipeonfork": (WIPEONFORK, True), "keeponfork": (WIPEONFORK, False)}
+_NOT_WIPE = ("dontfork", "dofork", "keeponfork")
+
+
+def _madvise(st: _State) -> None:
+    process = _with_pages(st)
+    if process is None:
+        return
+    space = st.space[process]
+    start, end = _mapped_range(st, space)
+    # MADV_WIPEONFORK is EINVAL on file or shared VMAs
+    advice = _NOT_WIPE if any(space[p] & (FILE_BACKED | SHARED) for p in range(start, end)) \
+        else ADVICE
+    choice = advice[int(st.random() * len(advice))]
+    bit, on = _ADVICE_BITS[choice]
+    for p in range(start, end):
+        space[p] = space[p] | bit if on else space[p] & ~bit
+    st.steps.append(Madvise(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT), choice))
+
+
+def _munmap(st: _State) -> None:
+    process = _with_pages(st)
+    if process is None:
+        return
+    space = st.space[process]
+    start = _any_page(st, space)
+    end = min(start + (1, 1, 2, 3)[int(st.random() * 4)], BASE + WINDOW)
+    for p in range(start, end):
+        space.pop(p, None)
+    st.steps.append(Munmap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT)))
+
+
+def _mmap(st: _State) -> None:
+    alive = [p for p in st.alive if len(st.space[p]) < WINDOW]
+    if not alive:
+        return
+    process = alive[int(st.random() * len(alive))]
+    space = st.space[process]
+    free = [p for p in range(BASE, BASE + WINDOW) if p not in space]
+    # next to a mapping more often than not: a merge candidate
+    near = [p for p in free if p - 1 in space or p + 1 in space]
+    start = _pick(st.r, near if near and st.r.random() < 0.7 else free)
+    spec = _vma_spec(st, st.fresh("m"), start, _room(space, start))
+    _map(st, process, spec)
+    st.steps.append(Mmap(process, spec))
+
+
+_EVENT = {"fork": _fork, "exit": _exit, "write": _write, "mprotect": _mprotect,
+          "madvise": _madvise, "munmap": _munmap, "mmap": _mmap}

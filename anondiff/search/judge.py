@@ -1,0 +1,169 @@
+"""What counts as a finding: two policies that disagree, or one that breaks an invariant.
+
+A difference is what ``anondiff compare`` shows on the final topologies
+(:func:`anondiff.diff.compare_topologies`); an invariant finding is any finding of spec
+section 9 or kernel event (``I1`` .. ``I7-UAF``, ``VM_WARN_ON``, ``VM_BUG_ON``, ``UAF``,
+``CRASH``, ...) other than the informational notes.  Either is summed up in a *signature*, the
+kind of the finding, which is what makes two findings of ``--all`` distinct.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import islice
+from typing import Iterable, Iterator
+
+from ..diff import SnapshotDiff, compare_topologies
+from ..engine import replay, replay_many
+from ..errors import ReplayError
+from ..policies.base import Policy
+from ..scenario import Scenario
+from ..topology import Replay, Topology
+
+#: Findings that report, not accuse.
+INFORMATIONAL = frozenset({"NOTE", "MERGED", "MERGE_REFUSED"})
+
+Signature = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One scenario judged: its replays and, when it is a finding, its signature."""
+
+    replays: tuple[Replay, ...]
+    signature: Signature             # () when nothing was found
+    diff: SnapshotDiff | None = None
+
+
+def bad_kinds(topo: Topology, kinds: frozenset[str] | None = None) -> list[str]:
+    """The kinds of the non-informational findings, in the order found, each once (only
+    ``kinds`` when given)."""
+    out: list[str] = []
+    for f in topo.findings:
+        if f.kind in INFORMATIONAL or f.kind in out:
+            continue
+        if kinds is None or f.kind in kinds:
+            out.append(f.kind)
+    return out
+
+
+def diff_signature(d: SnapshotDiff, a: str, b: str,
+                   fields: frozenset[str] | None = None) -> Signature:
+    """The fields that differ and the finding kinds only one policy reports, e.g.
+    ``("anon_vma", "chain", "sharing", "only v1: I2")`` (of ``fields`` only, when given)."""
+    parts = {v.field for v in d.vmas if fields is None or v.field in fields}
+    if fields is None or "findings" in fields:
+        parts.update(f"only {a}: {f.split()[0]}" for f in d.findings_only_a
+                     if f.split()[0] not in INFORMATIONAL)
+        parts.update(f"only {b}: {f.split()[0]}" for f in d.findings_only_b
+                     if f.split()[0] not in INFORMATIONAL)
+    if not parts and not d.vmas and (fields is None or "totals" in fields):
+        parts.update(f"total: {t.what}" for t in d.totals)
+    return tuple(sorted(parts))
+
+
+def _same(x: Topology, y: Topology) -> bool:
+    """Fast path: equal processes, anon_vmas and findings (policy names aside) need no diff."""
+    return (x.processes == y.processes and x.anon_vmas == y.anon_vmas
+            and x.findings == y.findings and x.crashed == y.crashed)
+
+
+class Judge:
+    """Replays scenarios under the policies and says whether each is a finding.
+
+    ``difference``: two policies, a finding is any difference ``compare`` shows.  Otherwise a
+    finding is an invariant finding under any of the policies (of ``kinds`` when given).
+    A difference counts only in ``fields`` (of :data:`anondiff.search.FIELDS`), when given, and with
+    ``clean`` only when neither policy reports a finding (a pure topology difference, what the
+    seed thread argued about).
+    """
+
+    def __init__(self, policies: list[Policy], difference: bool,
+                 kinds: frozenset[str] | None = None,
+                 fields: frozenset[str] | None = None, clean: bool = False) -> None:
+        if difference and len(policies) != 2:
+            raise ValueError("a difference needs exactly two policies")
+        self.policies = policies
+        self.difference = difference
+        self.kinds = kinds
+        self.fields = fields
+        self.clean = clean
+
+    def replays(self, sc: Scenario, snapshots: bool = True) -> tuple[Replay, ...] | None:
+        """The replays, or None when a step cannot be replayed (a shrinking candidate that
+        lost the step making a process or a mapping)."""
+        try:
+            return tuple(replay(sc, p, snapshots=snapshots) for p in self.policies)
+        except ReplayError:
+            return None
+
+    def judge(self, sc: Scenario) -> Verdict | None:
+        reps = self.replays(sc, snapshots=False)
+        if reps is None:
+            return None
+        return self.verdict(reps)
+
+    def judge_all(self, scenarios: Iterable[Scenario]) -> Iterator[tuple[Scenario, Verdict]]:
+        """Each scenario with its verdict: the search's hot loop, through the engine's batch
+        API (:func:`anondiff.engine.replay_many`: policies resolved once, the garbage collector
+        run once per batch).  Scenarios must replay (generated ones do)."""
+        fed: list[Scenario] = []
+
+        def feed() -> Iterator[Scenario]:
+            for sc in scenarios:
+                fed.append(sc)
+                yield sc
+
+        reps = replay_many(feed(), self.policies, snapshots=False)
+        n = len(self.policies)
+        while True:
+            group = tuple(islice(reps, n))
+            if not group:
+                return
+            yield fed.pop(0), self.verdict(group)
+
+    def verdict(self, reps: tuple[Replay, ...]) -> Verdict:
+        if self.difference:
+            a, b = reps[0].final, reps[1].final
+            if _same(a, b) or self.clean and (bad_kinds(a) or bad_kinds(b)):
+                return Verdict(reps, ())
+            d = compare_topologies(a, b)
+            if d.same:
+                return Verdict(reps, ())
+            return Verdict(reps, diff_signature(d, a.policy, b.policy, self.fields), d)
+        kinds: list[str] = []
+        for r in reps:
+            for k in bad_kinds(r.final, self.kinds):
+                label = k if len(reps) == 1 else f"{r.policy}: {k}"
+                if label not in kinds:
+                    kinds.append(label)
+        return Verdict(reps, tuple(sorted(kinds)))
+
+    def first(self, v: Verdict) -> str | None:
+        """What shrinking keeps for the first finding: an invariant finding keeps the kind
+        found first (a difference only needs to remain a difference)."""
+        if self.difference or not v.signature:
+            return None
+        firsts = []
+        for r in v.replays:
+            found = [f for f in r.final.findings if f.kind not in INFORMATIONAL
+                     and (self.kinds is None or f.kind in self.kinds)]
+            if found:
+                label = found[0].kind if len(v.replays) == 1 else f"{r.policy}: {found[0].kind}"
+                firsts.append((found[0].step, label))
+        return min(firsts)[1]
+
+    def keeps(self, sc: Scenario, target: str | None) -> Verdict | None:
+        """The verdict on ``sc`` if it is still a finding (with ``target`` in its signature).
+
+        A shrinking candidate is not always a scenario a program could make (a VMA made
+        smaller under a later step's range, say): one that a policy cannot replay at all is
+        simply not kept."""
+        try:
+            v = self.judge(sc)
+        except Exception:
+            return None
+        if v is None or not v.signature:
+            return None
+        if target is not None and target not in v.signature:
+            return None
+        return v

@@ -1,0 +1,143 @@
+"""brk() and the stack growing down (anondiff/kernel/expand.py)."""
+from __future__ import annotations
+
+import pytest
+
+from anondiff.engine import replay
+from anondiff.errors import ReplayError, ScenarioError
+from anondiff.scenario import Brk, loads
+from anondiff.topology import Topology
+
+EVERY = ("always-new", "degree", "v5.10", "v2", "split-counters", "v6.1", "clone-rework-2026",
+         "mirror-parent")
+INFORMATIONAL = {"NOTE", "MERGED", "MERGE_REFUSED"}
+
+
+def run(vmas: str, steps: str, policy: str) -> Topology:
+    return replay(loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + vmas
+                        + "steps:\n" + steps, "x.yaml"), policy).final
+
+
+def layout(t: Topology, proc: str = "P") -> list[tuple[str, int, int, int]]:
+    return [(v.name, v.start, v.end, v.pgoff) for v in t.process(proc).vmas]
+
+
+def problems(t: Topology) -> list[str]:
+    return [f"{f.kind} {f.where}" for f in t.findings if f.kind not in INFORMATIONAL]
+
+
+# -- brk ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_vma_c_expand_only_mode(policy: str) -> None:
+    """tools/testing/vma/vma.c test_expand_only_mode (6.12): VMAs [0, 0x2000) and
+    [0x3000, 0x5000); expanding [0x5000, 0x9000) with VMG_FLAG_JUST_EXPAND grows the second
+    to [0x3000, 0x9000), pgoff unchanged, and leaves the first alone.  do_brk_flags() is that
+    caller: here the break moves from 0x5000 to 0x9000 (shifted up by 0x100000)."""
+    b = 0x100000
+    vmas = (f"      - {{name: first, start: {b:#x}, pages: 2}}\n"
+            f"      - {{name: heap, start: {b + 0x3000:#x}, pages: 2}}\n")
+    t = run(vmas, f"  - {{brk: P, from: {b + 0x5000:#x}, to: {b + 0x9000:#x}}}\n", policy)
+    assert layout(t) == [("first", b, b + 0x2000, b >> 12),
+                         ("heap", b + 0x3000, b + 0x9000, (b + 0x3000) >> 12)]
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_brk_grows_a_written_heap_but_not_a_fork_childs(policy: str) -> None:
+    """"Singular lists do not occur after forking, so the expand will only happen on new VMAs"
+    (do_brk_flags()): the parent's written heap grows; the child's, a fork child, does not and
+    the break gets a new VMA, in every era."""
+    vmas = "      - {name: heap, start: 0x10000, pages: 2, faulted: true}\n"
+    steps = ("  - {fork: P, child: C}\n  - {brk: P, from: 0x12000, to: 0x14000}\n"
+             "  - {brk: C, from: 0x12000, to: 0x14000}\n")
+    t = run(vmas, steps, policy)
+    assert layout(t, "P") == [("heap", 0x10000, 0x14000, 0x10)]
+    assert layout(t, "C") == [("heap", 0x10000, 0x12000, 0x10), ("heap.1", 0x12000, 0x14000, 0x12)]
+    assert t.vma("C/heap.1").anon_vma is None
+    assert problems(t) == []
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_brk_makes_a_new_vma_next_to_an_incompatible_one(policy: str) -> None:
+    """The heap VMA must carry the brk flags (read-write, VM_ACCOUNT): a read-only one is not
+    expanded; ``name`` names the new VMA."""
+    vmas = "      - {name: data, start: 0x10000, pages: 2, prot: r}\n"
+    t = run(vmas, "  - {brk: P, from: 0x12000, to: 0x13000, name: H}\n", policy)
+    assert layout(t) == [("data", 0x10000, 0x12000, 0x10), ("H", 0x12000, 0x13000, 0x12)]
+    assert t.vma("P/H").flags == ("account",) and t.vma("P/H").prot == ("read", "write")
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_brk_shrinks_by_unmapping(policy: str) -> None:
+    vmas = "      - {name: heap, start: 0x10000, pages: 4, faulted: true}\n"
+    t = run(vmas, "  - {brk: P, from: 0x14000, to: 0x11000}\n", policy)
+    assert layout(t) == [("heap", 0x10000, 0x11000, 0x10)]
+    assert [p.name for p in t.vma("P/heap").pages] == ["pg0"]
+
+
+def test_brk_keeps_a_page_before_the_next_vma() -> None:
+    vmas = ("      - {name: heap, start: 0x10000, pages: 1}\n"
+            "      - {name: lib, start: 0x13000, pages: 1, file: lib}\n")
+    run(vmas, "  - {brk: P, from: 0x11000, to: 0x12000}\n", "split-counters")
+    with pytest.raises(ReplayError, match="brk: the new break leaves no page before lib"):
+        run(vmas, "  - {brk: P, from: 0x11000, to: 0x13000}\n", "split-counters")
+
+
+def test_brk_step_loads_and_refuses_bad_input() -> None:
+    head = "description: x\nprocesses:\n  - {name: P, vmas: []}\nsteps:\n"
+    sc = loads(head + "  - {brk: P, from: 0x10000, to: 0x12000, name: H}\n", "b.yaml")
+    assert sc.steps == (Brk("P", 0x10000, 0x12000, "H", line=5),)
+    for step, message in (("{brk: P, from: 0x10000}", "missing required key 'to'"),
+                          ("{brk: P, from: 0x10001, to: 0x12000}", "not page aligned"),
+                          ("{brk: P, from: 0x10000, to: 0x12000, pages: 1}", "unknown key 'pages'"),
+                          ("{brk: Q, from: 0x10000, to: 0x12000}", "'Q' is not a process")):
+        with pytest.raises(ScenarioError) as e:
+            loads(head + "  - " + step + "\n", "b.yaml")
+        assert str(e.value).startswith("b.yaml:5:") and message in str(e.value), str(e.value)
+
+
+# -- the stack ----------------------------------------------------------------------------------
+
+STACK = "      - {name: stack, start: 0x7ff000000, pages: 2, flags: [growsdown]}\n"
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_fault_below_a_stack_grows_it(policy: str) -> None:
+    """expand_downwards(): anon_vma_prepare(), then vm_start and vm_pgoff move down to the
+    faulting page; the page written there has the index linear with the new pgoff."""
+    t = run(STACK, "  - {write: P, addr: 0x7feffd010}\n", policy)
+    s = t.vma("P/stack")
+    assert (s.start, s.end, s.pgoff) == (0x7feffd000, 0x7ff002000, 0x7feffd)
+    assert s.anon_vma is not None and s.chain == (s.anon_vma,)
+    assert [(p.addr, p.index) for p in s.pages] == [(0x7feffd000, 0x7feffd)]
+    assert problems(t) == []
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_a_fork_childs_stack_grows_with_its_own_anon_vma(policy: str) -> None:
+    """The child's stack already has an anon_vma from the fork: prepare does nothing, the
+    stack grows and the interval trees follow (no finding)."""
+    vmas = STACK.replace("flags: [growsdown]", "flags: [growsdown], faulted: true")
+    t = run(vmas, "  - {fork: P, child: C}\n  - {write: C, addr: 0x7fefff000}\n", policy)
+    s, p = t.vma("C/stack"), t.vma("P/stack")
+    assert (s.start, p.start) == (0x7fefff000, 0x7ff000000)
+    assert len(s.pages) == 3 and all(pg.in_chain for pg in s.pages)
+    assert problems(t) == []
+
+
+def test_stack_guard_gap() -> None:
+    """A stack does not grow within stack_guard_gap (256 pages) of an accessible VMA below."""
+    below = "      - {name: lib, start: 0x7fef00000, pages: 1, file: lib}\n"
+    with pytest.raises(ReplayError, match="stack guard gap"):
+        run(below + STACK, "  - {write: P, addr: 0x7feff0000}\n", "split-counters")
+    t = run(below.replace("0x7fef00000", "0x7fee00000") + STACK,
+            "  - {write: P, addr: 0x7feff0000}\n", "split-counters")
+    assert t.vma("P/stack").start == 0x7feff0000
+
+
+def test_growsdown_does_not_merge_with_plain_vmas() -> None:
+    """VM_GROWSDOWN is a vm_flag like any other: a plain neighbour does not merge with it."""
+    t = run("      - {name: a, start: 0x10000, pages: 1}\n",
+            "  - {mmap: P, name: s, start: 0x11000, pages: 1, flags: [growsdown]}\n",
+            "split-counters")
+    assert [v.name for v in t.process("P").vmas] == ["a", "s"]

@@ -1,0 +1,480 @@
+"""anondiff live / capture / reproducer against the running kernel.
+
+Capture needs root, BTF and BPF (CI runs as root on these machines); without them the live
+tests skip, saying which check failed.  Every scenario runs as real processes and must match
+split-counters exactly, step by step.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from anondiff.cli import main
+from anondiff.diff import compare
+from anondiff.policies import get
+from anondiff.scenario import load
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml")) + \
+    sorted((ROOT / "scenarios" / "kernel-runs").glob("*.yaml")) + \
+    sorted((ROOT / "scenarios" / "found").glob("*.yaml"))
+
+
+def _why_no_capture() -> str | None:
+    try:
+        from anondiff.live.reader import CaptureError, Reader
+        Reader().close()
+    except CaptureError as e:
+        return str(e)
+    return None
+
+
+NO_CAPTURE = _why_no_capture()
+needs_capture = pytest.mark.skipif(NO_CAPTURE is not None, reason=f"cannot capture: {NO_CAPTURE}")
+
+
+@pytest.fixture(scope="module")
+def reader():  # type: ignore[no-untyped-def]
+    from anondiff.live.reader import Reader
+    r = Reader()
+    yield r
+    r.close()
+
+
+def _differences(cmp) -> str:  # type: ignore[no-untyped-def]
+    out = []
+    for s in cmp.snapshots:
+        if not s.same:
+            out.append(f"{s.label}: {list(s.vmas)[:8]} {list(s.totals)} "
+                       f"{s.findings_only_a} {s.findings_only_b}")
+    return "\n".join(out)
+
+
+def live_vs(reader, path: Path, policy: str = "split-counters"):  # type: ignore[no-untyped-def]
+    from anondiff.live.replay import Unsupported, run
+    sc = load(str(path))
+    try:
+        lr = run(sc, get(policy), reader)
+    except Unsupported as e:
+        pytest.skip(f"not runnable live: {e}")
+    return lr, compare(lr.predicted, lr.live)
+
+
+def assert_matches(reader, path: Path) -> None:  # type: ignore[no-untyped-def]
+    lr, cmp = live_vs(reader, path)
+    assert not lr.layout, "\n".join(lr.layout)
+    assert cmp.same, _differences(cmp)
+    # one capture after the layout and after every step
+    assert len(lr.live.snapshots) == len(load(str(path)).steps) + 1
+
+
+@needs_capture
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
+def test_shipped_scenario_matches_split_counters_live(reader, path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert_matches(reader, path)
+
+
+def _scenario(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text("description: a live test case\n" + textwrap.dedent(text))
+    return p
+
+
+CASES = {
+    # found by the random sequences: a faulted VMA mapped beside a faulted one with the same
+    # protection must not merge with it while the layout is built (own anon_vma each)
+    "adjacent-faulted-layout": """
+        processes:
+          - name: P
+            vmas:
+              - {name: v1, start: 0x10000, pages: 1, prot: rw, faulted: true}
+              - {name: v2, start: 0x11000, pages: 1, prot: r, faulted: true}
+              - {name: v3, start: 0x12000, pages: 1, prot: rw, faulted: true, anon_vma: AV0}
+              - {name: v4, start: 0x13000, pages: 1, prot: r, faulted: true, anon_vma: AV0}
+        steps:
+          - {fork: P, child: C}
+        """,
+    # G forks M, M forks C, M exits: C's fork then reuses M's anon_vma (no VMA, one child)
+    "grandchild-reuse-after-middle-exit": """
+        processes:
+          - name: G
+            vmas:
+              - {name: A, start: 0x7f0000000000, pages: 2, prot: rw, faulted: true}
+        steps:
+          - {fork: G, child: M}
+          - {write: M/A, pages: [0]}
+          - {fork: M, child: C}
+          - exit: M
+          - {fork: C, child: D}
+          - {write: D/A, pages: all}
+          - exit: C
+          - {fork: D, child: E}
+        """,
+    "dontcopy": """
+        processes:
+          - name: P
+            vmas:
+              - {name: A, start: 0x7f0000000000, pages: 1, prot: rw, faulted: true, anon_vma: AV0}
+              - {name: B, start: 0x7f0000001000, pages: 1, prot: r, faulted: true, anon_vma: AV0}
+              - {name: D, start: 0x7f0000002000, pages: 1, prot: rw, faulted: true, anon_vma: AV0}
+        steps:
+          - {madvise: P/B, advice: dontfork}
+          - {fork: P, child: C}
+          - {madvise: P/B, advice: dofork}
+          - {fork: P, child: C2}
+        """,
+    "wipeonfork": """
+        processes:
+          - name: P
+            vmas:
+              - {name: A, start: 0x7f0000000000, pages: 2, prot: rw, faulted: true}
+              - {name: W, start: 0x7f0000004000, pages: 2, prot: rw, faulted: true}
+        steps:
+          - {madvise: P/W, advice: wipeonfork}
+          - {fork: P, child: C}
+          - {write: C/W, pages: [1]}
+          - {fork: C, child: D}
+          - {madvise: C/W, advice: keeponfork}
+          - {fork: C, child: E}
+        """,
+    "partial-mprotect-split-and-remerge": """
+        processes:
+          - name: P
+            vmas:
+              - {name: A, start: 0x7f0000000000, pages: 6, prot: rw, faulted: true}
+        steps:
+          - {mprotect: P/A, offset: 2, pages: 2, prot: r, names: [B, C]}
+          - {fork: P, child: K}
+          - {mprotect: K/B, prot: rw}
+          - {mprotect: P/B, prot: rw}
+          - {mprotect: P/A, offset: 0, pages: 1, prot: r, names: [A2]}
+          - {write: P/A, pages: all}
+          - {mprotect: P/A, prot: rw}
+        """,
+    "partial-munmap": """
+        processes:
+          - name: P
+            vmas:
+              - {name: A, start: 0x7f0000000000, pages: 8, prot: rw, faulted: true}
+        steps:
+          - {fork: P, child: C}
+          - {munmap: C/A, offset: 2, pages: 3, names: [B]}
+          - {munmap: P/A, offset: 0, pages: 1}
+          - {fork: C, child: D}
+          - {munmap: D/B, offset: 1, pages: 1, names: [B2]}
+          - {fork: D, child: E}
+        """,
+    "mmap-next-to-faulted-and-unfaulted": """
+        processes:
+          - name: P
+            vmas:
+              - {name: F, start: 0x7f0000000000, pages: 2, prot: rw, faulted: true}
+              - {name: U, start: 0x7f0000010000, pages: 2, prot: r}
+        steps:
+          - {mmap: P, name: M1, start: 0x7f0000002000, pages: 1, prot: rw}
+          - {mmap: P, name: M2, start: 0x7f0000012000, pages: 1, prot: r}
+          - {mmap: P, name: M3, start: 0x7f000000e000, pages: 2, prot: rw}
+          - {write: P/M3, pages: all}
+          - {fork: P, child: C}
+          - {mmap: C, name: M4, start: 0x7f0000003000, pages: 1, prot: rw}
+          - {write: C/M4, pages: all}
+        """,
+}
+
+
+@needs_capture
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_live_case_matches_split_counters(reader, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    assert_matches(reader, _scenario(tmp_path, CASES[name]))
+
+
+@needs_capture
+def test_live_command_exit_codes_and_formats(tmp_path: Path) -> None:
+    seed = str(ROOT / "scenarios" / "seed-thread.yaml")
+    r = CliRunner().invoke(main, ["live", seed, "--format", "list", "--final-only"])
+    assert r.exit_code == 0, r.output
+    assert "no differences between split-counters and live" in r.output
+    # v2 shares one anon_vma among DST1..DST5; the kernel does not: a difference, exit 1
+    r = CliRunner().invoke(main, ["live", seed, "-p", "v2", "--format", "list", "--final-only"])
+    assert r.exit_code == 1, r.output
+    assert "C/DST2 anon_vma: AV1 vs AV2" in r.output
+    for fmt in ("table", "json", "ascii", "dot"):
+        out = tmp_path / f"o.{fmt}"
+        r = CliRunner().invoke(main, ["live", seed, "--format", fmt, "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        assert ("DST5" if fmt != "table" else "same") in out.read_text()
+
+
+@needs_capture
+def test_live_refuses_kernel_internal_steps() -> None:
+    path = ROOT / "scenarios" / "kernel-runs" / "check2_kk_counterexample_literal.yaml"
+    r = CliRunner().invoke(main, ["live", str(path)])
+    assert r.exit_code == 2
+    assert "step 'split' is kernel-internal" in r.output
+
+
+@needs_capture
+def test_capture_of_a_running_process() -> None:
+    # a child with a private mapping written, forked once: two VMAs, parent and child anon_vma
+    code = textwrap.dedent("""
+        import mmap, os, sys
+        m = mmap.mmap(-1, 2 * 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        m[0:1] = b"x"
+        import ctypes
+        print(hex(ctypes.addressof(ctypes.c_char.from_buffer(m))), flush=True)
+        sys.stdin.read()
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        addr = int(p.stdout.readline(), 16)  # type: ignore[union-attr]
+        rng = f"{addr:x}-{addr + 2 * 4096:x}"
+        r = CliRunner().invoke(main, ["capture", "--pid", str(p.pid), "--range", rng,
+                                      "--format", "list"])
+        assert r.exit_code == 0, r.output
+        assert " - AV0 (root)" in r.output
+        import json
+        r = CliRunner().invoke(main, ["capture", "--pid", str(p.pid), "--range", rng,
+                                      "--format", "json"])
+        topo = json.loads(r.output)["runs"][0]["snapshots"][0]
+        # the mapping may have merged with a neighbour of the interpreter's
+        (vma,) = [v for v in topo["processes"][0]["vmas"] if v["start"] <= addr < v["end"]]
+        assert vma["chain"] == ["AV0"] and vma["anon_vma"] == "AV0"
+        assert [pg["mapping"] for pg in vma["pages"] if pg["addr"] == addr] == ["AV0"]
+        assert topo["anon_vmas"][0]["counters"] == {"num_children": 1, "num_active_vmas": 1}
+        assert not topo["findings"]
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_capture_without_root_says_which_check_failed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    r = CliRunner().invoke(main, ["capture", "--pid", str(os.getpid())])
+    assert r.exit_code == 2
+    assert "cannot capture: capture needs root" in r.output and "euid 1000" in r.output
+
+
+def test_capture_bad_range() -> None:
+    r = CliRunner().invoke(main, ["capture", "--pid", "1", "--range", "zz"])
+    assert r.exit_code == 2
+    assert "--range zz: expected START-END in hex" in r.output
+
+
+#: shipped scenarios whose starting layout no kernel holds (adjacent VMAs that merge at once)
+LAYOUT_MERGES = {"unfaulted-between", "wipe_poke_parent"}
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+
+
+@needs_gcc
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
+def test_reproducer_of_shipped_scenario_runs_on_this_kernel(tmp_path: Path, path: Path) -> None:
+    c = tmp_path / "repro.c"
+    r = CliRunner().invoke(main, ["reproducer", str(path), "-p", "split-counters", "-o", str(c)])
+    if r.exit_code == 2 and "kernel-internal" in r.output:
+        pytest.skip(r.output.strip())
+    assert r.exit_code == 0, r.output
+    text = c.read_text()
+    assert "TEST_F(anon_vma, " in text and "#include <linux" not in text
+    subprocess.run(["gcc", "-Wall", "-Wextra", "-Werror", "-o", str(tmp_path / "repro"), str(c)],
+                   check=True)
+    run = subprocess.run([str(tmp_path / "repro")], capture_output=True, text=True, timeout=120)
+    if path.stem in LAYOUT_MERGES:
+        # the checks do fail: the kernel merges what the scenario lays out apart
+        assert run.returncode == 1, run.stdout
+        assert "# layout: P: maps has" in run.stdout and "not ok 1" in run.stdout
+    else:
+        assert run.returncode == 0, run.stdout
+        assert "ok 1 anon_vma." in run.stdout and "# Totals: pass:1 fail:0" in run.stdout
+
+
+def test_reproducer_refuses_kernel_internal_steps() -> None:
+    path = ROOT / "scenarios" / "kernel-runs" / "check3_cve_2022_42703_literal.yaml"
+    r = CliRunner().invoke(main, ["reproducer", str(path), "-p", "split-counters"])
+    assert r.exit_code == 2
+    assert "cannot write a reproducer" in r.output and "kernel-internal" in r.output
+
+
+# -- random sequences: live against split-counters ---------------------------------------------
+class _LiveCounts:
+    compared = 0
+    steps = 0
+    unbuildable = 0
+
+
+def _live_machine():  # type: ignore[no-untyped-def]
+    from tests.test_stateful import Steps, scenario_yaml
+
+    from anondiff.live.reader import Reader
+    from anondiff.live.replay import Unsupported, run
+
+    class LiveMatchesSplitCounters(Steps):
+        """The state machine of tests/test_stateful.py under split-counters alone; at the end of
+        every example the whole sequence runs live and must match at every step."""
+
+        reader: Reader | None = None
+
+        @classmethod
+        def policies(cls):  # type: ignore[no-untyped-def]
+            return {"split-counters": get("split-counters")}
+
+        def teardown(self) -> None:
+            if not self.processes:
+                return
+            sc = self.scenario()
+            if LiveMatchesSplitCounters.reader is None:
+                LiveMatchesSplitCounters.reader = Reader()
+            try:
+                lr = run(sc, get("split-counters"), LiveMatchesSplitCounters.reader)
+            except Unsupported:
+                _LiveCounts.unbuildable += 1     # a layout the kernel merges at once
+                return
+            cmp = compare(lr.predicted, lr.live)
+            assert cmp.same and not lr.layout, (
+                "live 6.18 differs from split-counters:\n" + "\n".join(lr.layout) + "\n"
+                + _differences(cmp) + "\n--- scenario ---\n" + scenario_yaml(sc))
+            _LiveCounts.compared += 1
+            _LiveCounts.steps += len(sc.steps)
+
+    return LiveMatchesSplitCounters
+
+
+@needs_capture
+def test_random_sequences_live_match_split_counters() -> None:
+    from hypothesis import HealthCheck, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    machine = _live_machine()
+    try:
+        run_state_machine_as_test(machine, settings=settings(
+            max_examples=40, stateful_step_count=12, deadline=None,
+            suppress_health_check=list(HealthCheck)))
+    finally:
+        if machine.reader is not None:
+            machine.reader.close()
+    # most layouts are buildable: the comparison really ran
+    assert _LiveCounts.compared >= 10, vars(_LiveCounts)
+
+
+@needs_capture
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_processes_are_cleaned_up_on_errors_and_ctrl_c(reader, monkeypatch, error) -> None:  # type: ignore[no-untyped-def]
+    from anondiff.live import replay as replay_mod
+
+    seen: list[int] = []
+    real_capture = replay_mod._Live.capture
+
+    def capture(self, *args):  # type: ignore[no-untyped-def]
+        seen.extend(self.procs.pids.values())
+        if len(seen) > 3:            # P, then P and C of the seed thread's fork, then stop
+            raise error("stop")
+        return real_capture(self, *args)
+    monkeypatch.setattr(replay_mod._Live, "capture", capture)
+    from anondiff.live.replay import run
+    sc = load(str(ROOT / "scenarios" / "kk-old-anon-vmas.yaml"))
+    with pytest.raises(error):
+        run(sc, get("split-counters"), reader)
+    assert len(set(seen)) >= 2
+    from anondiff.live.procs import _alive
+    assert [p for p in set(seen) if _alive(p)] == []
+
+
+# -- --probe: no root, no BPF ------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["seed-thread", "dontcopy-first", "file-between-sharers"])
+def test_probe_matches_split_counters_without_capture(monkeypatch, name: str) -> None:  # type: ignore[no-untyped-def]
+    # as an unprivileged user: the probe must not need what capture needs
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    r = CliRunner().invoke(main, ["live", str(ROOT / "scenarios" / f"{name}.yaml"), "--probe",
+                                  "-p", "split-counters"])
+    assert r.exit_code == 0, r.output
+    assert "split-counters vs live" in r.output and ": 0 differences (" in r.output
+
+
+def test_probe_finds_what_v2_gets_wrong() -> None:
+    # v2 lets DST1..DST5 share one anon_vma: they would merge on mprotect; the kernel's do not
+    r = CliRunner().invoke(main, ["live", str(ROOT / "scenarios" / "seed-thread.yaml"), "--probe",
+                                  "-p", "v2", "--format", "json"])
+    assert r.exit_code == 1, r.output
+    import json
+    out = json.loads(r.output)
+    assert out["probes"] == 21 and not out["same"]
+    assert any("probe mprotect C/DST1+DST2 to r-x: the kernel shows "
+               "0x7f0000000000-0x7f0000001000 r-xp ac, 0x7f0000001000-0x7f0000002000 r-xp ac"
+               in d for d in out["differences"])
+
+
+def test_capture_failure_suggests_probe(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    r = CliRunner().invoke(main, ["live", str(ROOT / "scenarios" / "seed-thread.yaml")])
+    assert r.exit_code == 2
+    assert "cannot capture: capture needs root" in r.output and "try --probe" in r.output
+
+
+@pytest.mark.parametrize("check", ["btf", "lockdown"])
+def test_capture_names_the_failed_check(monkeypatch, tmp_path: Path, check: str) -> None:  # type: ignore[no-untyped-def]
+    from anondiff.live import reader as reader_mod
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    if check == "btf":
+        monkeypatch.setattr(reader_mod, "BTF_PATH", str(tmp_path / "vmlinux"))
+        want = "the kernel has no BTF (CONFIG_DEBUG_INFO_BTF=n)"
+    else:
+        lockdown = tmp_path / "lockdown"
+        lockdown.write_text("none integrity [confidentiality]\n")
+        monkeypatch.setattr(reader_mod, "BTF_PATH", __file__)     # exists
+        monkeypatch.setattr(reader_mod, "LOCKDOWN_PATH", str(lockdown))
+        want = "lockdown is 'confidentiality', which refuses bpf_probe_read_kernel()"
+    r = CliRunner().invoke(main, ["live", str(ROOT / "scenarios" / "seed-thread.yaml")])
+    assert r.exit_code == 2
+    assert want in r.output and "try --probe" in r.output
+    assert r.output.count("\n") == 1
+
+
+@needs_capture
+def test_mm_users_reads_a_live_mm(reader) -> None:  # type: ignore[no-untyped-def]
+    # the wait for an exited process's mm relies on this field's offset
+    t = reader.task(os.getpid())
+    assert t.mm and reader.mm_users(t.mm) >= 1
+
+
+@needs_capture
+def test_live_reports_a_merge_the_policy_did_not_predict() -> None:
+    # under degree the CVE-2022-42703 double reuse lets a merge happen that 6.18 refuses
+    r = CliRunner().invoke(
+        main, ["live", str(ROOT / "scenarios" / "cve-2022-42703.yaml"), "-p", "degree",
+               "--format", "list"])
+    assert r.exit_code == 1, r.output
+    assert ("cve-2022-42703.yaml:27: step 13: process Y: /proc/PID/maps shows "
+            "0x7f0000000000-0x7f0000002000 r--p, 0x7f0000002000-0x7f0000004000 r--p, the policy "
+            "predicts 0x7f0000000000-0x7f0000004000 r--p") in r.output
+    assert "present: yes vs no" in r.output
+
+
+def test_drivers_exit_when_anondiff_is_killed() -> None:
+    # SIGKILL leaves no chance to clean up: the drivers see their socket close and exit
+    code = textwrap.dedent("""
+        import os, signal
+        from anondiff.live.procs import Processes
+        p = Processes({})
+        p.start("P")
+        p.fork("P", "C")
+        p.fork("C", "D")
+        print(" ".join(str(x) for x in p.pids.values()), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60)
+    pids = [int(x) for x in r.stdout.split()]
+    assert len(pids) == 3, r.stderr
+    from anondiff.live.procs import _alive
+    import time
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(_alive(p) for p in pids)
