@@ -131,16 +131,19 @@ def copy_vma(k: Kernel, vma: Vma, addr: int, length: int, pgoff: int) -> tuple[V
     (new_vma, vma, created); ``vma`` changes when the source itself was merged into new_vma."""
     mm = vma.mm
     vma_start = vma.start
+    faulted_in_anon_vma = True
     if vma_is_anonymous(vma) and vma.anon_vma is None:
         # an unfaulted anonymous VMA takes the pgoff of its new place, to merge there
         pgoff = addr
+        faulted_in_anon_vma = False
     prev, next = _neighbours(mm, addr)
     new_vma = merge_new_range(k, mm, addr, addr + length, pgoff, vma, vma, prev, next)
     if new_vma is not None:
         k.event("MERGED", ref(new_vma), f"mremap of {vma.name} merged into {new_vma.name}")
         if new_vma.start <= vma_start < new_vma.end:
             # only an unfaulted VMA, whose pgoff was reset, can merge with itself
-            if vma.anon_vma is not None:
+            # decided before the merge, which may have given the VMA a neighbour's anon_vma
+            if faulted_in_anon_vma:
                 k.event("VM_BUG_ON", ref(new_vma), "copy_vma: faulted VMA merged with itself")
             vma = new_vma
         return new_vma, vma, False
