@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from .progress import EVERY, bar
 from .scenario import (
     ADVICE, Brk, Spawn, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
     MREMAP_FLAGS, Madvise, Merge, Mmap, Mprotect, Mremap, Munmap, PAGE_SIZE, PROCESS_KEYS,
@@ -130,7 +131,11 @@ class Loader(NodeReader):
         specs: list[VmaSpec] = []
         where: dict[str, tuple[int, yaml.Node]] = {}
         fast = self._fast_vma
-        for i, item in enumerate(self.sequence(node, loc, "a list of VMAs")):
+        items = self.sequence(node, loc, "a list of VMAs")
+        progress = bar(f"reading the VMAs of {process}", len(items))
+        for i, item in enumerate(items):
+            if progress and not i % EVERY:
+                progress.update(i)
             got = fast(item)
             if got is None:
                 vloc = loc.item(i)
@@ -152,6 +157,8 @@ class Loader(NodeReader):
                     self.label(label_node, loc.item(i), spec, process, labels)
             specs.append(spec)
             where[spec.name] = (i, item)
+        if progress:
+            progress.close()
         ordered = sorted(specs, key=lambda v: v.start)
         for a, b in zip(ordered, ordered[1:]):
             if b.start < a.end:
