@@ -139,8 +139,10 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
         flags.add(VM_ACCOUNT)
     start = spec.start >> PAGE_SHIFT
     # Anonymous mappings get vm_pgoff = addr >> PAGE_SHIFT; file mappings are modelled as mapped
-    # at the file offset equal to their address, which keeps pieces of one mapping linear.
-    return Vma(mm, start, spec.end >> PAGE_SHIFT, start, spec.prot, frozenset(flags), spec.file,
+    # at the file offset equal to their address, which keeps pieces of one mapping linear, unless
+    # the scenario states the file offset (``offset:``).
+    pgoff = start if spec.offset is None else spec.offset >> PAGE_SHIFT
+    return Vma(mm, start, spec.end >> PAGE_SHIFT, pgoff, spec.prot, frozenset(flags), spec.file,
                spec.name)
 
 

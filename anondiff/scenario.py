@@ -45,6 +45,9 @@ class VmaSpec(NamedTuple):
     pages: tuple[int, ...] | None = None   # page offsets written when faulted; None = every page
     anon_vma: str | None = None      # sharing label, e.g. "AV0"; only with faulted
     line: int = 0
+    #: file offset in bytes (page aligned), only with ``file``; None: the offset equal to the
+    #: address (the model's convention before real offsets could be stated)
+    offset: int | None = None
 
 
 class ProcessSpec(NamedTuple):
@@ -250,8 +253,8 @@ STEP_KINDS = ("fork", "exit", "fault", "write", "mprotect", "munmap", "mmap", "m
 TOP_KEYS = ("description", "policies", "processes", "steps", "expect")
 PROCESS_KEYS = ("name", "vmas")
 VMA_KEYS = ("name", "start", "pages", "end", "prot", "flags", "shared", "file", "faulted",
-            "anon_vma")
-MMAP_KEYS = ("name", "start", "pages", "end", "prot", "flags", "shared", "file")
+            "anon_vma", "offset")
+MMAP_KEYS = ("name", "start", "pages", "end", "prot", "flags", "shared", "file", "offset")
 _RANGE_KEYS = ("offset", "pages", "start", "end")
 #: The argument keys of each step kind (the kind's own key comes on top).
 STEP_KEYS: dict[str, tuple[str, ...]] = {

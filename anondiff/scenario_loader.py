@@ -29,7 +29,7 @@ _PROTS = {"none": frozenset(), "": frozenset(), **{
     for n in (1, 2, 3) for p in permutations("rwx", n)}}
 _NO_FLAGS: frozenset[str] = frozenset()
 #: the keys _fast_vma() reads (not ``flags``: its list goes the careful way)
-_FAST_VMA_KEYS = frozenset(VMA_KEYS) - {"flags"}
+_FAST_VMA_KEYS = frozenset(VMA_KEYS) - {"flags", "offset"}
 
 __all__ = ["Loader", "compose"]
 
@@ -270,6 +270,12 @@ class Loader(NodeReader):
         file = None
         if (fnode := self.get(entries, "file")) is not None:
             file = self.nonempty(fnode, loc.at("file"))
+        offset = None
+        if (onode := self.get(entries, "offset")) is not None:
+            offset = self.address(onode, loc.at("offset"))
+            if file is None:
+                self.fail(onode, loc.say("'offset' needs 'file': an anonymous mapping's pgoff "
+                                         "is its address"))
         faulted, pages, label = False, None, None
         if not mmap:
             faulted, pages = self.faulted(entries, loc, (end - start) // PAGE_SIZE)
@@ -286,7 +292,7 @@ class Loader(NodeReader):
                     "an anon_vma"))
         return VmaSpec(name=name, start=start, end=end, prot=prot, flags=frozenset(flags),
                        shared=shared, file=file, faulted=faulted, pages=pages, anon_vma=label,
-                       line=node.start_mark.line + 1)
+                       line=node.start_mark.line + 1, offset=offset)
 
     def extent(self, node: yaml.Node, entries: Entries, loc: Loc, start: int) -> int:
         """The end of a VMA given by exactly one of ``pages`` and ``end``."""

@@ -396,7 +396,7 @@ ERRORS = [
     (step("- madvise: P/A\n"), 7, "missing required key 'advice'"),
     (step("- mmap: P\n  name: N\n  start: 0x1000\n  pages: 1\n  faulted: true\n"), 11,
      "unknown key 'faulted' (expected one of: name, start, pages, end, prot, flags, shared, "
-     "file, vma_merge, mmap); mmap makes an unfaulted VMA"),
+     "file, offset, vma_merge, mmap); mmap makes an unfaulted VMA"),
     (step("- mmap: P\n  name: N\n"), 7, "steps[0].mmap: missing required key 'start'"),
     (step("- mmap: P\n  name: N\n  start: 0x1001\n  pages: 1\n"), 9, "not page aligned"),
     (step("- snapshot: final\n"), 7, "'final' is reserved"),
