@@ -18,7 +18,8 @@ from .kernel.merge import merge_existing, merge_new
 from .kernel.expand import ExpandError, brk, expand_downwards, growsdown_above
 from .kernel.mremap import MremapError
 from .kernel.mremap import mremap as do_mremap
-from .kernel.mm import change_vmas, do_munmap, exit_mmap, mprotect_flags, split_vma, write_fault
+from .kernel.mm import (VM_NORESERVE, change_vmas, do_munmap, exit_mmap, mprotect_flags,
+                        split_vma, write_fault)
 from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
 from .kernel.snapshot import freeze
 from .kernel.state import Kernel, KernelCrash
@@ -28,7 +29,7 @@ from .policies.base import Policy
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
 from .scenario import (PAGE_SHIFT, PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
                        Munmap, Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
-from .scenario import TASK_SIZE, Brk, Mremap
+from .scenario import TASK_SIZE, Brk, Mremap, Spawn
 from .topology import Finding, Replay, Topology
 
 
@@ -132,7 +133,9 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
         flags.add(VM_SHARED)
     # VM_ACCOUNT for a private mapping that is writable, or (in a starting layout) faulted: its
     # pages were written, so it was writable once (a forced write being the rare exception).
-    elif "write" in spec.prot or spec.faulted:
+    # MAP_NORESERVE: accountable_mapping() wants (flags & (VM_NORESERVE | VM_SHARED |
+    # VM_WRITE)) == VM_WRITE
+    elif ("write" in spec.prot or spec.faulted) and VM_NORESERVE not in spec.flags:
         flags.add(VM_ACCOUNT)
     start = spec.start >> PAGE_SHIFT
     # Anonymous mappings get vm_pgoff = addr >> PAGE_SHIFT; file mappings are modelled as mapped
@@ -335,6 +338,10 @@ class _Replayer:
             self.mremap(step)
         elif isinstance(step, Brk):
             self.brk(step)
+        elif isinstance(step, Spawn):
+            if step.process in self.k.mms:
+                raise self.error(f"process {step.process!r} already exists")
+            self.k.mms[step.process] = Mm(step.process)
         else:  # pragma: no cover - the loader makes only the kinds above
             raise self.error(f"unknown step {step!r}")
 

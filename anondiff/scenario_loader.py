@@ -12,7 +12,7 @@ import yaml
 
 from .progress import EVERY, bar
 from .scenario import (
-    ADVICE, Brk, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
+    ADVICE, Brk, Spawn, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
     MREMAP_FLAGS, Madvise, Merge, Mmap, Mprotect, Mremap, Munmap, PAGE_SIZE, PROCESS_KEYS,
     PROT_BITS, ProcessSpec, STEP_KEYS, STEP_KINDS, Scenario, SetFlags, Snapshot, Split,
     Step, TASK_SIZE, TOP_KEYS, Target, VMA_FLAGS, VMA_KEYS, VmaSpec,
@@ -405,6 +405,15 @@ class Loader(NodeReader):
                                         f"{snapshots[label]}"))
             snapshots[label] = line
             return Snapshot(label=label, line=line)
+        if kind == "spawn":
+            self.check_keys(node, entries, loc, STEP_KEYS["spawn"] + ("spawn",))
+            name = self.name(arg, aloc, "process name")
+            if name in alive:
+                self.fail(arg, aloc.say(f"{quote(name)} is already a process (since line "
+                                        f"{alive[name]})"))
+            gone.pop(name, None)
+            alive[name] = line
+            return Spawn(process=name, line=line)
         if kind in ("fork", "exit", "mmap", "merge", "brk"):
             process = self.process_ref(arg, aloc, alive, gone)
             if kind == "brk":
@@ -561,10 +570,7 @@ class Loader(NodeReader):
         if child in alive:
             self.fail(cnode, loc.at("child").say(
                 f"{quote(child)} is already a process (since line {alive[child]})"))
-        if child in gone:
-            self.fail(cnode, loc.at("child").say(
-                f"{quote(child)} was a process that exited at line {gone[child]}; "
-                "give the child a new name"))
+        gone.pop(child, None)           # a name is free again once its process exited
         names: tuple[tuple[str, str], ...] | tuple[str, ...] | None = None
         if (nnode := self.get(entries, "names")) is not None:
             nloc = loc.at("names")

@@ -14,12 +14,14 @@ from anondiff.scenario import Exit, Fork, load
 from anondiff.search.generate import Budget, generate
 from anondiff.search.judge import Judge
 from anondiff.search.runner import CHUNK, Goal, search
-from anondiff.search.writer import to_yaml
+from anondiff.search.emit import to_yaml
 from anondiff.policies import get
 from anondiff.scenario import loads
 
 #: The thread's v1/v2 case needs only these (no madvise, no mmap, no munmap).
 THREAD_EVENTS = "fork,exit,mprotect,write"
+#: Every event but mremap (the bounds and counts below were set before it was added).
+NO_MREMAP = "fork,exit,write,mprotect,madvise,munmap,mmap"
 
 
 def plain(record: object) -> object:
@@ -85,7 +87,8 @@ def test_v1_v2_the_threads_case_from_nothing(tmp_path: Path) -> None:
 
 
 def test_wei_4e4a9eb92133_vs_degree_is_the_seed_thread(tmp_path: Path) -> None:
-    path, text = found(tmp_path, "-p", "wei-4e4a9eb92133", "-p", "degree", "--count", "64")
+    path, text = found(tmp_path, "-p", "wei-4e4a9eb92133", "-p", "degree", "--events", NO_MREMAP,
+                       "--count", "64")
     assert size(path) <= (2, 2, 2)
     checks(path)
     sc = load(str(path))
@@ -96,7 +99,8 @@ def test_wei_4e4a9eb92133_vs_degree_is_the_seed_thread(tmp_path: Path) -> None:
 
 
 def test_degree_invariants_finds_cve_2022_42703(tmp_path: Path) -> None:
-    path, text = found(tmp_path, "-p", "degree", "--invariants", "--count", "450")
+    path, text = found(tmp_path, "-p", "degree", "--invariants", "--kinds", "I3,I6,I6-UAF",
+                       "--events", NO_MREMAP, "--count", "450")
     assert size(path) <= (10, 1, 7)
     checks(path, "degree")
     kinds = {f.kind for f in replay(load(str(path)), "degree").final.findings} - {"NOTE", "MERGED"}
@@ -108,11 +112,21 @@ def test_degree_invariants_finds_cve_2022_42703(tmp_path: Path) -> None:
 
 def test_wei_intended_crash(tmp_path: Path) -> None:
     path, text = found(tmp_path, "-p", "wei-intended", "--invariants", "--kinds", "CRASH",
-                       "--count", "64")
+                       "--events", NO_MREMAP, "--count", "64")
     assert size(path) <= (3, 1, 2)
     checks(path)
     assert replay(load(str(path)), "wei-intended").final.crashed
     assert "NULL pointer" in text
+
+
+def test_mremap_moves(tmp_path: Path) -> None:
+    """mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of one page is a step the search makes: here the
+    moved page's VMA is the parent's second VMA, and the seed thread's difference follows."""
+    path, text = found(tmp_path, "-p", "wei-4e4a9eb92133", "-p", "degree", "--events",
+                       "fork,mremap", "--count", "64")
+    assert "mremap: P/SRC1" in text and "flags: [maymove, fixed]" in text
+    assert size(path)[0] <= 2
+    checks(path)
 
 
 def test_nothing_under_split_counters(tmp_path: Path) -> None:
