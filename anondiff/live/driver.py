@@ -44,7 +44,7 @@ def do_mmap(req, memfds):
     flags = MAP_FIXED_NOREPLACE | (MAP_SHARED if req["shared"] else MAP_PRIVATE)
     fd, off = -1, 0
     if req["file"]:
-        fd, off = memfds[req["file"]], start
+        fd, off = memfds[req["file"]], req["offset"]
     else:
         flags |= MAP_ANONYMOUS
     if req.get("noreserve"):

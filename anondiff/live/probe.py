@@ -20,7 +20,8 @@ from ..policies.base import Policy
 from ..scenario import Mprotect, Scenario, Target
 from ..topology import Topology, VmaView
 from .procs import Processes
-from .replay import _Live, _maps, _perms, _range, predictions, supported, Unsupported
+from .replay import (Unsupported, _Live, _maps, _perms, _range, file_size, predictions,
+                     supported)
 
 #: probe protections: never writable (turning writable changes VM_ACCOUNT by itself)
 CANDIDATES: tuple[frozenset[str], ...] = (frozenset({"read"}), frozenset({"read", "exec"}), frozenset({"exec"}), frozenset())
@@ -102,7 +103,7 @@ def _observe(sc: Scenario, policy: Policy, preds: list[Topology], n: int,
     try:
         for f in sorted({v.file for p in sc.processes for v in p.vmas if v.file}):
             files[f] = os.memfd_create(f"anondiff-{f}")
-            os.ftruncate(files[f], hi)
+            os.ftruncate(files[f], file_size(sc))
         with Processes(files) as procs:
             lv = _Live(sc, policy, None, procs)
             lv.layout()

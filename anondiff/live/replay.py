@@ -89,7 +89,7 @@ class _Live:
         first = want | 2 if "account" in spec.flags and not spec.shared else want
         self.procs.request(proc, "mmap", start=spec.start, length=spec.end - spec.start,
                            prot=first if prot is None else prot, shared=spec.shared,
-                           file=spec.file)
+                           file=spec.file, offset=_offset(spec))
         if prot is None and first != want:
             self.procs.request(proc, "mprotect", start=spec.start,
                                length=spec.end - spec.start, prot=want)
@@ -127,8 +127,11 @@ class _Live:
         if len(files) != 1:
             raise Unsupported(f"{self.sc.path}:{group[0].line}: VMAs sharing "
                               f"{group[0].anon_vma} mix files")
+        if any(_offset(v) - v.start != _offset(group[0]) - start for v in group):
+            raise Unsupported(f"{self.sc.path}:{group[0].line}: VMAs sharing "
+                              f"{group[0].anon_vma} are not at linear file offsets")
         span = VmaSpec(group[0].name, start, end, frozenset({"read", "write"}), frozenset(),
-                       file=group[0].file)
+                       file=group[0].file, offset=group[0].offset)
         # mapped PROT_NONE first: a writable mapping would merge at once with a faulted
         # writable neighbour and take its anon_vma; then VM_DONTDUMP, then writable (which
         # sets VM_ACCOUNT as a writable mmap would)
@@ -281,6 +284,18 @@ class _Live:
                                         f"the policy predicts [{', '.join(exp)}]")
 
 
+def _offset(spec: VmaSpec) -> int:
+    """The file offset a VMA is mapped at (bytes): stated, or its address."""
+    return spec.start if spec.offset is None else spec.offset
+
+
+def file_size(sc: Scenario) -> int:
+    """Big enough for every file mapping of the scenario (the memfds are sparse)."""
+    specs = [v for p in sc.processes for v in p.vmas if v.file] + \
+        [s.vma for s in sc.steps if isinstance(s, Mmap) and s.vma.file]
+    return max((_offset(v) + v.end - v.start for v in specs), default=0)
+
+
 def _range(sc: Scenario, pred: Topology) -> tuple[int, int]:
     starts = [v.start for p in sc.processes for v in p.vmas]
     ends = [v.end for p in sc.processes for v in p.vmas]
@@ -330,7 +345,7 @@ def run(sc: Scenario, policy: Policy, reader: Reader) -> LiveRun:
                         | {s.vma.file for s in sc.steps if isinstance(s, Mmap) and s.vma.file}):
             fd = os.memfd_create(f"anondiff-{f}")
             files[f] = fd
-            os.ftruncate(fd, _range(sc, preds[0])[1])
+            os.ftruncate(fd, file_size(sc))
         namer = convert.Namer(preds)
         findings: list[Finding] = []
         active: dict[tuple[str, str, str], int] = {}

@@ -137,6 +137,7 @@ struct cmd {
 	unsigned long len;
 	int prot;		/* mmap, mprotect: PROT_*; madvise: MADV_* */
 	int flags;		/* mmap: MAP_* */
+	unsigned long off;	/* mmap of a file: the offset */
 };
 
 struct proc {
@@ -162,7 +163,7 @@ static long perform(int *memfds, int *me, const struct cmd *c)
 	case OP_MMAP:
 		fd = c->arg < 0 ? -1 : memfds[c->arg];
 		p = mmap((void *)c->addr, c->len, c->prot, c->flags | MAP_FIXED_NOREPLACE, fd,
-			 fd < 0 ? 0 : c->addr);
+			 fd < 0 ? 0 : c->off);
 		if (p == MAP_FAILED)
 			return -errno;
 		return p == (void *)c->addr ? 0 : -EEXIST;
@@ -221,9 +222,9 @@ static void serve(struct proc *procs, int *memfds, int me)
 }
 
 static long request(struct proc *procs, int who, int op, int arg, unsigned long addr,
-		    unsigned long len, int prot, int flags)
+		    unsigned long len, int prot, int flags, unsigned long off)
 {
-	struct cmd c = { op, arg, addr, len, prot, flags };
+	struct cmd c = { op, arg, addr, len, prot, flags, off };
 	long ret;
 
 	if (write(procs[who].cmd[1], &c, sizeof(c)) != sizeof(c))

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..policies.base import Policy
 from ..scenario import Mmap, Scenario, Snapshot, Step
 from ..topology import Topology
-from .replay import Unsupported, _Live, _range, predictions, supported
+from .replay import Unsupported, _Live, _range, file_size, predictions, supported
 
 TEMPLATE = Path(__file__).with_name("reproducer.c")
 MADV = {"dontneed": "MADV_DONTNEED", "dontfork": "MADV_DONTFORK", "dofork": "MADV_DOFORK",
@@ -47,9 +47,10 @@ class _Recorder:
         return self.index[name]
 
     def _call(self, who: str, op: str, arg: str = "0", addr: int = 0, length: int = 0,
-              prot: str = "0", flags: str = "0") -> None:
+              prot: str = "0", flags: str = "0", offset: int = 0) -> None:
         self.lines.append(f"\tASSERT_EQ(0, request(self->proc, {self._idx(who)}, {op}, {arg}, "
-                          f"{addr:#x}, {length:#x}, {prot}, {flags}));\t/* {who} */")
+                          f"{addr:#x}, {length:#x}, {prot}, {flags}, {offset:#x}));"
+                          f"\t/* {who} */")
 
     def start(self, name: str) -> int:
         self.lines.append(f"\tASSERT_EQ(0, start_proc(self->proc, {self.memfd}, "
@@ -66,7 +67,7 @@ class _Recorder:
             else:
                 flags += " | MAP_ANONYMOUS"
             self._call(name, "OP_MMAP", arg, int(a["start"]), int(a["length"]),  # type: ignore[call-overload]
-                       _prot(int(a["prot"])), flags)  # type: ignore[call-overload]
+                       _prot(int(a["prot"])), flags, int(a["offset"]))  # type: ignore[call-overload]
         elif op in ("munmap", "mprotect"):
             self._call(name, f"OP_{op.upper()}", "0", int(a["start"]), int(a["length"]),  # type: ignore[call-overload]
                        _prot(int(a["prot"])) if op == "mprotect" else "0")  # type: ignore[call-overload]
@@ -170,7 +171,7 @@ def generate(sc: Scenario, policy: Policy) -> str:
         setup += [f"\t/* {f}: mapped at offset = address */",
                   f"\tself->memfd[{j}] = memfd_create({_c_string(f)}, 0);",
                   f"\tASSERT_NE(-1, self->memfd[{j}]);",
-                  f"\tASSERT_EQ(0, ftruncate(self->memfd[{j}], {hi:#x}));"]
+                  f"\tASSERT_EQ(0, ftruncate(self->memfd[{j}], {file_size(sc):#x}));"]
     setup += [
         "}",
         "",
