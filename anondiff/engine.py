@@ -20,7 +20,7 @@ from .kernel.mremap import MremapError
 from .kernel.mremap import mremap as do_mremap
 from .kernel.mm import (VM_NORESERVE, change_vmas, do_munmap, exit_mmap, mprotect_flags,
                         split_vma, write_fault)
-from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, Vma
+from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, ShmemFile, Vma
 from .kernel.snapshot import freeze
 from .kernel.state import Kernel, KernelCrash
 from .policies import get as get_policy
@@ -142,7 +142,10 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
     # at the file offset equal to their address, which keeps pieces of one mapping linear, unless
     # the scenario states the file offset (``offset:``).
     pgoff = start if spec.offset is None else spec.offset >> PAGE_SHIFT
-    return Vma(mm, start, spec.end >> PAGE_SHIFT, pgoff, spec.prot, frozenset(flags), spec.file,
+    file: str | ShmemFile | None = spec.file
+    if spec.shared and file is None:
+        file = ShmemFile(spec.name)
+    return Vma(mm, start, spec.end >> PAGE_SHIFT, pgoff, spec.prot, frozenset(flags), file,
                spec.name)
 
 

@@ -163,3 +163,26 @@ def test_mremap_of_an_unfaulted_vma_may_merge_with_itself(policy: str) -> None:
     neighbour's anon_vma on the way, which is no VM_BUG_ON_VMA (mm/vma.c copy_vma())."""
     t = run(MREMAP_SELF_MERGE, policy)
     assert not [f for f in t.findings if f.kind == "VM_BUG_ON"]
+
+
+SHARED_ANON = """
+description: two adjacent MAP_SHARED|MAP_ANONYMOUS mappings, and one split and joined again
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 2, prot: rw, shared: true}
+steps:
+  - {mmap: P, name: B, start: 0x12000, pages: 1, prot: rw, shared: true}
+  - {mprotect: P/A, offset: 1, pages: 1, prot: r}
+  - {mprotect: P, start: 0x11000, end: 0x12000, prot: rw}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_shared_anonymous_mappings_merge_only_with_their_own_pieces(policy: str) -> None:
+    """mmap(MAP_SHARED|MAP_ANONYMOUS) gives each mapping a shmem file of its own
+    (shmem_zero_setup()), and vma_merge() needs the same vm_file: B never joins A (seen on the
+    live 6.18 kernel by anondiff live), while A's two pieces, one file, merge back."""
+    t = run(SHARED_ANON, policy)
+    assert spans(t, "P") == [(0x10000, 0x12000), (0x12000, 0x13000)]
+    assert all("file" not in v.flags for v in t.process("P").vmas)

@@ -331,10 +331,7 @@ KNOWN_SHARED_ANON = """
 
 
 @needs_capture
-@pytest.mark.xfail(strict=True, reason="model disagreement reported to the lead: split-counters "
-                   "merges two adjacent MAP_SHARED|MAP_ANONYMOUS mappings; 6.18 does not (each "
-                   "has its own shmem file, and vma_merge() needs the same vm_file)")
-def test_known_disagreement_shared_anon_merge(reader, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_two_shared_anonymous_mappings_never_merge(reader, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert_matches(reader, _scenario(tmp_path, KNOWN_SHARED_ANON))
 
 

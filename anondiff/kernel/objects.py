@@ -18,6 +18,21 @@ VM_SHARED = "shared"
 VM_ACCOUNT = "account"
 
 
+class ShmemFile:
+    """The shmem file a MAP_SHARED|MAP_ANONYMOUS mapping gets of its own (shmem_zero_setup()
+    at mmap): two such mappings never have the same vm_file, so vma_merge() never joins them,
+    while the pieces of one mapping (and its copies in fork children) share it and merge back.
+    Seen on the live 6.18 kernel by ``anondiff live``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<shmem of {self.name}>"
+
+
 class VmaOp(enum.Enum):
     """Why anon_vma_clone() is called (the 2026 tree's ``enum vma_operation``)."""
 
@@ -85,7 +100,7 @@ class Vma:
                  "name")
 
     def __init__(self, mm: Mm, start: int, end: int, pgoff: int, prot: frozenset[str],
-                 flags: frozenset[str], file: str | None, name: str) -> None:
+                 flags: frozenset[str], file: str | ShmemFile | None, name: str) -> None:
         self.mm = mm
         self.start = start
         self.end = end

@@ -62,7 +62,7 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
                                    for p in nums for page in (ptes[p],)])
             vmas.append(new_vma_view(
                 VmaView, vma.name, vma.start << PAGE_SHIFT, vma.end << PAGE_SHIFT, vma.pgoff,
-                _prot(vma.prot), _flags(vma.flags, vma.file is not None),
+                _prot(vma.prot), _flags(vma.flags, isinstance(vma.file, str)),
                 None if av is None else (av.name or "(unnamed)"),
                 tuple([a.name or "(unnamed)" for a in chain]), pages))
         if progress:
