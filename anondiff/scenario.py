@@ -18,11 +18,14 @@ PAGE_SHIFT = 12
 TASK_SIZE = 1 << 47
 
 PROT_BITS = ("read", "write", "exec")
-#: "growsdown" is VM_GROWSDOWN (a stack: a fault below it grows it).
+#: "growsdown" is VM_GROWSDOWN (a stack: a fault below it grows it); "noreserve" is
+#: VM_NORESERVE (MAP_NORESERVE: a writable private mapping that never gets VM_ACCOUNT); "io"
+#: (VM_IO) and "dontexpand" (VM_DONTEXPAND) are VM_SPECIAL flags: such a VMA never merges, and a
+#: VM_DONTEXPAND one cannot grow with mremap.
 #: "account" is VM_ACCOUNT, which the engine also infers (a private VMA that is writable, or
 #: faulted in a layout, or made writable by mprotect); state it for a private VMA mapped
 #: writable and made read-only before the scenario starts.
-VMA_FLAGS = ("dontcopy", "wipeonfork", "account", "growsdown")
+VMA_FLAGS = ("dontcopy", "wipeonfork", "account", "growsdown", "noreserve", "io", "dontexpand")
 ADVICE = ("dontfork", "dofork", "wipeonfork", "keeponfork")
 #: mremap() flags: MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP
 MREMAP_FLAGS = ("maymove", "fixed", "dontunmap")
@@ -42,6 +45,9 @@ class VmaSpec(NamedTuple):
     pages: tuple[int, ...] | None = None   # page offsets written when faulted; None = every page
     anon_vma: str | None = None      # sharing label, e.g. "AV0"; only with faulted
     line: int = 0
+    #: file offset in bytes (page aligned), only with ``file``; None: the offset equal to the
+    #: address (the model's convention before real offsets could be stated)
+    offset: int | None = None
 
 
 class ProcessSpec(NamedTuple):
@@ -168,6 +174,15 @@ class Mremap(NamedTuple):
     line: int = 0
 
 
+class Spawn(NamedTuple):
+    """A new, empty process (execve() of a new program, or a process the scenario did not
+    start with): it has no VMA until mmap (or brk) steps give it some.  A name is free for
+    ``spawn`` and ``fork`` again once its process exited."""
+
+    process: str
+    line: int = 0
+
+
 class Brk(NamedTuple):
     """brk() moving the break of ``process`` from ``start`` to ``end`` (bytes, page aligned):
     the VMA ending at ``start`` grows when it can, else a new VMA named ``name`` maps the range;
@@ -186,7 +201,7 @@ class Snapshot(NamedTuple):
 
 
 Step = Union[Fork, Exit, Fault, Mprotect, Munmap, Mmap, Madvise, Split, SetFlags, Merge, Snapshot,
-             Mremap, Brk]
+             Mremap, Brk, Spawn]
 
 EXPECT_KINDS = ("same_anon_vma", "different_anon_vma", "anon_vma", "chain", "findings",
                 "no_findings", "freed")
@@ -233,12 +248,13 @@ NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
 MAX_FAULT_ALL_PAGES = 1 << 20
 
 STEP_KINDS = ("fork", "exit", "fault", "write", "mprotect", "munmap", "mmap", "madvise",
-              "split", "setflags", "merge", "snapshot", "mremap", "brk")
+              "split", "setflags", "merge", "snapshot", "mremap", "brk",
+              "spawn")
 TOP_KEYS = ("description", "policies", "processes", "steps", "expect")
 PROCESS_KEYS = ("name", "vmas")
 VMA_KEYS = ("name", "start", "pages", "end", "prot", "flags", "shared", "file", "faulted",
-            "anon_vma")
-MMAP_KEYS = ("name", "start", "pages", "end", "prot", "flags", "shared", "file")
+            "anon_vma", "offset")
+MMAP_KEYS = ("name", "start", "pages", "end", "prot", "flags", "shared", "file", "offset")
 _RANGE_KEYS = ("offset", "pages", "start", "end")
 #: The argument keys of each step kind (the kind's own key comes on top).
 STEP_KEYS: dict[str, tuple[str, ...]] = {
@@ -256,6 +272,7 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "snapshot": (),
     "mremap": _RANGE_KEYS + ("new_pages", "flags", "to", "name", "names"),
     "brk": ("from", "to", "name"),
+    "spawn": (),
 }
 EXPECT_KEYS = EXPECT_KINDS + ("policies", "policy")
 

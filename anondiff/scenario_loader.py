@@ -10,8 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from .progress import EVERY, bar
 from .scenario import (
-    ADVICE, Brk, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
+    ADVICE, Brk, Spawn, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
     MREMAP_FLAGS, Madvise, Merge, Mmap, Mprotect, Mremap, Munmap, PAGE_SIZE, PROCESS_KEYS,
     PROT_BITS, ProcessSpec, STEP_KEYS, STEP_KINDS, Scenario, SetFlags, Snapshot, Split,
     Step, TASK_SIZE, TOP_KEYS, Target, VMA_FLAGS, VMA_KEYS, VmaSpec,
@@ -28,7 +29,7 @@ _PROTS = {"none": frozenset(), "": frozenset(), **{
     for n in (1, 2, 3) for p in permutations("rwx", n)}}
 _NO_FLAGS: frozenset[str] = frozenset()
 #: the keys _fast_vma() reads (not ``flags``: its list goes the careful way)
-_FAST_VMA_KEYS = frozenset(VMA_KEYS) - {"flags"}
+_FAST_VMA_KEYS = frozenset(VMA_KEYS) - {"flags", "offset"}
 
 __all__ = ["Loader", "compose"]
 
@@ -130,7 +131,11 @@ class Loader(NodeReader):
         specs: list[VmaSpec] = []
         where: dict[str, tuple[int, yaml.Node]] = {}
         fast = self._fast_vma
-        for i, item in enumerate(self.sequence(node, loc, "a list of VMAs")):
+        items = self.sequence(node, loc, "a list of VMAs")
+        progress = bar(f"reading the VMAs of {process}", len(items))
+        for i, item in enumerate(items):
+            if progress and not i % EVERY:
+                progress.update(i)
             got = fast(item)
             if got is None:
                 vloc = loc.item(i)
@@ -152,6 +157,8 @@ class Loader(NodeReader):
                     self.label(label_node, loc.item(i), spec, process, labels)
             specs.append(spec)
             where[spec.name] = (i, item)
+        if progress:
+            progress.close()
         ordered = sorted(specs, key=lambda v: v.start)
         for a, b in zip(ordered, ordered[1:]):
             if b.start < a.end:
@@ -263,6 +270,12 @@ class Loader(NodeReader):
         file = None
         if (fnode := self.get(entries, "file")) is not None:
             file = self.nonempty(fnode, loc.at("file"))
+        offset = None
+        if (onode := self.get(entries, "offset")) is not None:
+            offset = self.address(onode, loc.at("offset"))
+            if file is None:
+                self.fail(onode, loc.say("'offset' needs 'file': an anonymous mapping's pgoff "
+                                         "is its address"))
         faulted, pages, label = False, None, None
         if not mmap:
             faulted, pages = self.faulted(entries, loc, (end - start) // PAGE_SIZE)
@@ -279,7 +292,7 @@ class Loader(NodeReader):
                     "an anon_vma"))
         return VmaSpec(name=name, start=start, end=end, prot=prot, flags=frozenset(flags),
                        shared=shared, file=file, faulted=faulted, pages=pages, anon_vma=label,
-                       line=node.start_mark.line + 1)
+                       line=node.start_mark.line + 1, offset=offset)
 
     def extent(self, node: yaml.Node, entries: Entries, loc: Loc, start: int) -> int:
         """The end of a VMA given by exactly one of ``pages`` and ``end``."""
@@ -398,6 +411,15 @@ class Loader(NodeReader):
                                         f"{snapshots[label]}"))
             snapshots[label] = line
             return Snapshot(label=label, line=line)
+        if kind == "spawn":
+            self.check_keys(node, entries, loc, STEP_KEYS["spawn"] + ("spawn",))
+            name = self.name(arg, aloc, "process name")
+            if name in alive:
+                self.fail(arg, aloc.say(f"{quote(name)} is already a process (since line "
+                                        f"{alive[name]})"))
+            gone.pop(name, None)
+            alive[name] = line
+            return Spawn(process=name, line=line)
         if kind in ("fork", "exit", "mmap", "merge", "brk"):
             process = self.process_ref(arg, aloc, alive, gone)
             if kind == "brk":
@@ -554,10 +576,7 @@ class Loader(NodeReader):
         if child in alive:
             self.fail(cnode, loc.at("child").say(
                 f"{quote(child)} is already a process (since line {alive[child]})"))
-        if child in gone:
-            self.fail(cnode, loc.at("child").say(
-                f"{quote(child)} was a process that exited at line {gone[child]}; "
-                "give the child a new name"))
+        gone.pop(child, None)           # a name is free again once its process exited
         names: tuple[tuple[str, str], ...] | tuple[str, ...] | None = None
         if (nnode := self.get(entries, "names")) is not None:
             nloc = loc.at("names")

@@ -141,3 +141,69 @@ def test_growsdown_does_not_merge_with_plain_vmas() -> None:
             "  - {mmap: P, name: s, start: 0x11000, pages: 1, flags: [growsdown]}\n",
             "split-counters")
     assert [v.name for v in t.process("P").vmas] == ["a", "s"]
+
+
+# -- MAP_NORESERVE --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_merge_c_mprotect_unfaulted_left_with_noreserve(policy: str) -> None:
+    """tools/testing/selftests/mm/merge.c mprotect_unfaulted_left: 10 pages mapped read-write
+    with MAP_NORESERVE ("so we don't hit merge failure due to lack of VM_ACCOUNT flag by
+    mistake"), the first 5 made read-only, page 5 written, the last 5 made read-only: one VMA
+    under the 2025 rule (the faulted range merges into the unfaulted prev); before it, two (an
+    unfaulted target's empty chain is not singular).  No VMA ever carries VM_ACCOUNT."""
+    steps = ("  - {mmap: P, name: ptr, start: 0x101000, pages: 10, flags: [noreserve]}\n"
+             "  - {mprotect: P/ptr, pages: 5, prot: r}\n"
+             "  - {write: P, addr: 0x106000}\n"
+             "  - {mprotect: P, start: 0x106000, pages: 5, prot: r}\n")
+    t = replay(loads("description: x\nprocesses:\n  - {name: P, vmas: []}\nsteps:\n" + steps,
+                     "x.yaml"), policy).final
+    spans = [(v.start, v.end) for v in t.process("P").vmas]
+    if policy in ("split-counters", "clone-rework-2026", "mirror-parent"):
+        assert spans == [(0x101000, 0x10b000)]
+    else:
+        assert spans == [(0x101000, 0x106000), (0x106000, 0x10b000)]
+    assert all("account" not in v.flags for v in t.process("P").vmas)
+
+
+def test_noreserve_never_becomes_accountable() -> None:
+    """mprotect_fixup() adds VM_ACCOUNT only when the old flags have none of VM_ACCOUNT,
+    VM_WRITE, VM_SHARED and VM_NORESERVE; accountable_mapping() likewise at mmap."""
+    vmas = ("      - {name: a, start: 0x10000, pages: 1, prot: r, flags: [noreserve]}\n"
+            "      - {name: b, start: 0x20000, pages: 1, prot: r}\n"
+            "      - {name: c, start: 0x30000, pages: 1, prot: rw, flags: [noreserve], faulted: true}\n")
+    t = run(vmas, "  - {mprotect: P/a, prot: rw}\n  - {mprotect: P/b, prot: rw}\n",
+            "split-counters")
+    assert [v.flags for v in t.process("P").vmas] == [("noreserve",), ("account",), ("noreserve",)]
+
+
+# -- VM_SPECIAL -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag", ["io", "dontexpand"])
+@pytest.mark.parametrize("policy", EVERY)
+def test_special_vmas_never_merge(policy: str, flag: str) -> None:
+    """vma_merge() returns at once for VM_SPECIAL flags: not at mmap, not at mprotect, not at
+    mremap, even with an identical neighbour (tools/testing/vma/vma.c
+    test_vma_merge_special_flags, through syscalls)."""
+    vmas = (f"      - {{name: a, start: 0x10000, pages: 1, flags: [{flag}]}}\n"
+            f"      - {{name: b, start: 0x11000, pages: 1, prot: r, flags: [{flag}]}}\n"
+            f"      - {{name: c, start: 0x20000, pages: 1, flags: [{flag}]}}\n")
+    steps = (f"  - {{mmap: P, name: d, start: 0x12000, pages: 1, prot: r, flags: [{flag}]}}\n"
+             "  - {mprotect: P/b, prot: rw}\n"
+             "  - {mremap: P/c, flags: [maymove, fixed], to: 0x13000}\n")
+    t = run(vmas, steps, policy)
+    assert [v.name for v in t.process("P").vmas] == ["a", "b", "d", "c"]
+
+
+def test_dontexpand_cannot_grow_or_dontunmap() -> None:
+    vmas = "      - {name: a, start: 0x10000, pages: 1, flags: [dontexpand]}\n"
+    with pytest.raises(ReplayError, match="EFAULT"):
+        run(vmas, "  - {mremap: P/a, new_pages: 2}\n", "split-counters")
+    with pytest.raises(ReplayError, match="EINVAL"):
+        run(vmas, "  - {mremap: P/a, flags: [maymove, fixed, dontunmap], to: 0x20000}\n",
+            "split-counters")
+    # VM_IO may grow, but vma_merge() refuses to extend a VM_SPECIAL VMA: do_mremap() fails
+    # with ENOMEM rather than moving it (v6.1 and the 2026 expand_vma_in_place() alike)
+    with pytest.raises(ReplayError, match="ENOMEM"):
+        run(vmas.replace("dontexpand", "io"), "  - {mremap: P/a, new_pages: 2, flags: [maymove], "
+            "to: 0x20000}\n", "split-counters")

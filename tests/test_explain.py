@@ -207,8 +207,14 @@ def test_compare_explain() -> None:
     assert r.exit_code == 1
     assert "== where degree and split-counters parted (cve-2022-42703)" in r.output
     bad = CliRunner().invoke(main, ["compare", "-p", "degree", "v2", CVE, "--explain",
-                                    "--format", "json"])
+                                    "--format", "dot"])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "--explain" in bad.output
+    import json
+    doc = json.loads(invoke("compare", "-p", "degree", "-p", "split-counters", CVE, "--explain",
+                            "--format", "json").output)
+    assert doc["same"] is False
+    (y_lo,) = [p for p in doc["explain"]["partings"] if p["vma"] == "Y/lo"]
+    assert y_lo["step"] == 13 and y_lo["b"]["why"] == ["case 3: AV6 != AV3 -> refused"]
 
 
 @pytest.mark.parametrize("args,message", [
@@ -301,3 +307,9 @@ def test_a_compiled_tree_is_observed_like_its_python_policy(version: str, python
     for stem in THREAD_SCENARIOS:
         mine = observed(tree, stem)
         assert mine and mine == observed(python, stem), stem
+
+
+def test_a_step_kind_explain_does_not_know_is_still_described() -> None:
+    text = render(explain(load("scenarios/mremap-fork-child.yaml"), "split-counters"))
+    assert "step 7 (line 25) mremap C/A to 0x14000 (fixed, maymove)" in text
+    assert "is_mergeable_anon_vma(NULL, C/B, C/A, AV1): case 1, C/B imports AV1:" in text

@@ -82,3 +82,16 @@ class IncrementalMatchesFull(test_stateful.Steps):
 TestIncrementalMatchesFull = IncrementalMatchesFull.TestCase
 TestIncrementalMatchesFull.settings = settings(max_examples=60, stateful_step_count=30,
                                                deadline=None)
+
+
+def test_replay_many_and_findings_many_agree_with_replay() -> None:
+    from anondiff.engine import findings_many, replay_many
+    scenarios = [load(str(p)) for p in SCENARIOS[:6]]
+    policies = ["split-counters", "degree", "v1"]
+    one_by_one = [replay(sc, p) for sc in scenarios for p in policies]
+    assert list(replay_many(scenarios, policies)) == one_by_one
+    finals = [r.final for r in replay_many(scenarios, policies, snapshots=False)]
+    assert [t.findings for t in finals] == [r.final.findings for r in one_by_one]
+    outcomes = list(findings_many(scenarios, policies))
+    assert [(o.scenario.name, o.policy, o.findings, o.crashed) for o in outcomes] == \
+        [(r.scenario, r.policy, r.final.findings, r.final.crashed) for r in one_by_one]

@@ -142,3 +142,24 @@ def test_unlink_phase_two_warns_with_the_counter_and_its_value(
     for field, value in values.items():
         setattr(av, field, value)
     assert getattr(module, counters)().warnings_at_free(av) == expected
+
+
+MREMAP_SELF_MERGE = """
+description: found by anondiff search; an unfaulted VMA moved next to itself and a faulted one
+processes:
+  - name: P
+    vmas:
+      - {name: SRC1, start: 0x10000, pages: 1, prot: rw}
+      - {name: SRC2, start: 0x12000, pages: 1, prot: rw, faulted: []}
+steps:
+  - {mremap: P/SRC1, flags: [maymove, fixed], to: 0x11000}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_mremap_of_an_unfaulted_vma_may_merge_with_itself(policy: str) -> None:
+    """copy_vma() decides faulted_in_anon_vma before vma_merge_new_range(): an unfaulted
+    anonymous VMA (its pgoff reset to the destination) may merge with itself and import a
+    neighbour's anon_vma on the way, which is no VM_BUG_ON_VMA (mm/vma.c copy_vma())."""
+    t = run(MREMAP_SELF_MERGE, policy)
+    assert not [f for f in t.findings if f.kind == "VM_BUG_ON"]

@@ -23,11 +23,12 @@ from anondiff.policies.base import Policy
 from anondiff.scenario import load
 from anondiff.topology import Topology
 
-from .test_stateful import REFERENCE, Steps, renamed
+from .test_stateful import REFERENCE, Steps
 
 ROOT = Path(__file__).parent.parent
-#: Debian tree -> the Python policy it must equal (6.12.117 keeps the pre-2025
-#: is_mergeable_anon_vma(), so it is v6.1's rule, not split-counters')
+#: Debian tree -> the Python policy it must equal.  6.12.117 is neither v6.1 nor
+#: split-counters: it keeps the pre-2025 is_mergeable_anon_vma() (v6.1's rule) but has v6.7's
+#: VM_ACCOUNT rule in mprotect_fixup(): the v6.12 era variant.
 TREES = {"6.1": "v6.1", "6.12": "v6.12", "7.2": "clone-rework-2026"}
 SCENARIOS = sorted(str(p.relative_to(ROOT)) for pattern in
                    ("scenarios/*.yaml", "scenarios/kernel-runs/*.yaml", "scenarios/found/*.yaml")
@@ -57,7 +58,7 @@ def tree_policy(version: str) -> Policy:
 
 
 def differences(a: Topology, b: Topology) -> list[str]:
-    a = renamed(a, b.policy, b.transient_anon_vmas)
+    a = a._replace(policy=b.policy)
     if a == b:
         return []
     out = [f"tree   {x}\npython {y}" for x, y in zip(a.processes, b.processes) if x != y]
@@ -66,6 +67,8 @@ def differences(a: Topology, b: Topology) -> list[str]:
         out.append(f"{len(a.anon_vmas)} anon_vmas under the tree, {len(b.anon_vmas)} in Python")
     if a.findings != b.findings:
         out.append(f"findings: tree {a.findings}\n  python {b.findings}")
+    if a.transient_anon_vmas != b.transient_anon_vmas:
+        out.append(f"transient anon_vmas: tree {a.transient_anon_vmas}, python {b.transient_anon_vmas}")
     if a.crashed != b.crashed:
         out.append(f"crashed: tree {a.crashed}, python {b.crashed}")
     return out or [f"{a}\n  vs {b}"]
@@ -73,7 +76,7 @@ def differences(a: Topology, b: Topology) -> list[str]:
 
 @pytest.mark.parametrize("version", sorted(TREES))
 @pytest.mark.parametrize("path", SCENARIOS)
-def test_scenario_same_as_python_policy(path: str, version: str) -> None:
+def test_scenario_same_as_get(path: str, version: str) -> None:
     tree = tree_policy(version)
     sc = load(str(ROOT / path))
     ours, theirs = replay(sc, tree), replay(sc, get(TREES[version]))
@@ -146,12 +149,10 @@ processes:
   - name: P
     vmas:
       - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
-      - {name: B, start: 0x11000, pages: 1, prot: rw}
+      - {name: B, start: 0x11000, pages: 1, prot: rw, flags: [dontcopy]}
 steps:
-  - mprotect: P/B
-    prot: rwx
-  - mprotect: P/A
-    prot: rwx
+  - madvise: P/A
+    advice: dontfork
 """
 
 
@@ -167,3 +168,82 @@ def test_6_12_keeps_the_old_merge_rule() -> None:
     assert [v.name for v in old.processes[0].vmas] == ["A", "B"]
     new = replay(sc, tree_policy("7.2")).final
     assert [v.name for v in new.processes[0].vmas] == ["B"]
+
+
+ACCOUNT_RULE = """
+description: an unfaulted private VMA made read-only loses VM_ACCOUNT from v6.7
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw}
+steps:
+  - mprotect: P/A
+    prot: r
+"""
+
+
+@pytest.mark.parametrize("version, unaccounts", [("6.1", False), ("6.12", True), ("7.2", True)])
+def test_mprotect_account_rule_read_from_the_tree(version: str, unaccounts: bool) -> None:
+    """Read from the tree's mprotect_fixup(), commit 9b9143298585 (v6.7)."""
+    from anondiff.scenario import loads
+    final = replay(loads(ACCOUNT_RULE, "account.yaml"), tree_policy(version)).final
+    assert ("account" in final.processes[0].vmas[0].flags) is not unaccounts
+
+
+@pytest.mark.parametrize("version", sorted(TREES))
+def test_find_mergeable_anon_vma_hook_is_the_trees(version: str) -> None:
+    """The hook answers with the tree's find_mergeable_anon_vma(): the next VMA first, then the
+    previous one, only an adjacent, compatible VMA with a singular chain."""
+    from anondiff.engine import _Replayer
+    from anondiff.scenario import loads
+    tree = tree_policy(version)
+    sc = loads("""
+description: find_mergeable_anon_vma() neighbours
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
+      - {name: B, start: 0x11000, pages: 1, prot: rw}
+      - {name: C, start: 0x12000, pages: 1, prot: rw, faulted: true}
+      - {name: D, start: 0x14000, pages: 1, prot: rw}
+steps: []
+""", "find.yaml")
+    r = _Replayer(sc, tree)
+    r.run()
+    mm = r.k.mms["P"]
+    a, b, c, d = mm.vmas
+    assert tree.find_mergeable_anon_vma(b, a, c) is c.anon_vma
+    assert tree.find_mergeable_anon_vma(b, a, None) is a.anon_vma
+    assert tree.find_mergeable_anon_vma(d, c, None) is None      # a gap below D
+
+
+@pytest.mark.parametrize("version", sorted(TREES))
+def test_incremental_checks_see_what_the_tree_changed(version: str) -> None:
+    """The binding notes what each C call changed (Kernel.dirty_vmas/dirty_avs), so the
+    incremental invariant checks equal the full recount after every step of every scenario."""
+    from .test_incremental_checks import Verifying
+    from anondiff.scenario import loads
+    tree = tree_policy(version)
+    for path in SCENARIOS:
+        sc = load(str(ROOT / path))
+        assert Verifying(sc, tree, "incremental").run() == replay(sc, tree, checks="full"), path
+    # found by TreesMatchPython before the binding noted its changes: a stale I4 on 6.1
+    generations = "".join(f"  - {{fork: C{g}, child: C{g + 1}}}\n  - {{exit: C{g}}}\n"
+                          for g in range(4, 14))
+    sc = loads(FORK_EXIT_CHAIN + generations + "  - {write: C14/v2, pages: none}\n",
+               "chain.yaml")
+    assert Verifying(sc, tree, "incremental").run() == replay(sc, tree, checks="full")
+
+
+FORK_EXIT_CHAIN = """
+description: a fork-then-exit chain, then a fault next to an old anon_vma
+processes:
+  - name: P
+    vmas:
+      - {name: v2, start: 0x10000, pages: 1, prot: r}
+      - {name: v3, start: 0x11000, pages: 1, prot: r, faulted: true}
+      - {name: v1, start: 0x17000, pages: 1, prot: r, faulted: true}
+steps:
+  - {fork: P, child: C4}
+  - {exit: P}
+"""

@@ -109,3 +109,14 @@ def test_null_dereference_is_a_crash_at_its_step(tree61: Path, tmp_path: Path) -
     assert "anon_vma_fork: NULL pointer dereference" in result.output
     again = run(copy_tree(tree61, tmp_path / "clean"))
     assert again.exit_code == 0
+
+
+def test_use_after_free_is_a_crash_naming_the_anon_vma(tree61: Path, tmp_path: Path) -> None:
+    """A patch that reads an anon_vma after anon_vma_free(): the freed slab page is PROT_NONE,
+    so the read faults and the crash names the freed anon_vma."""
+    tree = copy_tree(tree61, tmp_path, ("mm/rmap.c", "\tif (root != anon_vma && atomic_dec_and_test",
+                                        "\tif (anon_vma->root != anon_vma && atomic_dec_and_test"))
+    result = run(tree, str(ROOT / "scenarios" / "kernel-runs" / "check1b_kk_v1_uaf.yaml"))
+    assert result.exit_code == 0, result.output
+    assert re.search(r"CRASH .*: unlink_anon_vmas: use after free of AV\d+ \(the tree's code "
+                     r"touched freed slab object at 0x[0-9a-f]+, SIGSEGV\)", result.output), result.output

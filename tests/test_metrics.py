@@ -207,3 +207,9 @@ def test_roots_line_names_the_busiest_first() -> None:
     (roots,) = [line for line in lines(m) if "sharing each root" in line]
     assert roots.endswith("AV11 11, AV10 10, AV9 9, AV8 8, AV7 7, AV6 6, AV5 5, AV4 4, and 4 more roots")
     assert isinstance(m, Metrics)
+
+
+def test_the_readme_growth_image_is_the_golden_one() -> None:
+    assert (ROOT / "docs" / "endless-growth-growth.svg").read_text() == \
+        (GOLDEN / "endless-growth" / "growth.svg").read_text()
+    assert "docs/endless-growth-growth.svg" in (ROOT / "README.md").read_text()

@@ -43,7 +43,8 @@ from anondiff.policies.base import Policy
 from anondiff.policies.eras import ERA_VARIANTS
 from anondiff.scenario import (ADVICE, MREMAP_FLAGS, PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Brk, Exit,
                                Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap, ProcessSpec,
-                               Scenario, Snapshot, Step, Target, VmaSpec, load, loads)
+                               Scenario, Snapshot, Spawn, Step, Target, VmaSpec, load,
+                               loads)
 from anondiff.topology import Replay, Topology, VmaView
 
 ROOT = Path(__file__).parent.parent
@@ -164,6 +165,8 @@ def _step(s: Step) -> str:
         return f"mmap: {s.process}, {_vma(s.vma)}"
     if isinstance(s, Snapshot):
         return f"snapshot: {s.label}"
+    if isinstance(s, Spawn):
+        return f"spawn: {s.process}"
     if isinstance(s, Brk):
         return f"brk: {s.process}, from: {s.start:#x}, to: {s.end:#x}" + (
             f", name: {s.name}" if s.name is not None else "")
@@ -752,8 +755,9 @@ class Steps(RuleBasedStateMachine):
                     return      # it would grow in place, out of the window
                 for p in range(end, start + new_len):
                     space[p] = attr
-                if end - 1 in self.unaccounted[process]:
-                    self.unaccounted[process].update(range(end, start + new_len))
+                for era in self.unaccounted.values():
+                    if end - 1 in era[process]:
+                        era[process].update(range(end, start + new_len))
                 self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
                                   new_len))
                 return
@@ -772,12 +776,14 @@ class Steps(RuleBasedStateMachine):
         else:
             moved = dataclasses.replace(attr, delta=attr.delta - (to - start))
         self.unmap(process, to, to + new_len)
-        for pages in [anon[process] for anon in self.anon.values()] + [self.unaccounted[process]]:
+        for pages in ([anon[process] for anon in self.anon.values()]
+                      + [era[process] for era in self.unaccounted.values()]):
             carried = {p for p in pages if start <= p < end}
             pages -= carried
             pages |= {p - start + to for p in carried}
-        if new_len > old_len and to + old_len - 1 in self.unaccounted[process]:
-            self.unaccounted[process].update(range(to + old_len, to + new_len))
+        for era in self.unaccounted.values():
+            if new_len > old_len and to + old_len - 1 in era[process]:
+                era[process].update(range(to + old_len, to + new_len))
         for p in range(start, end):
             space.pop(p)
         for p in range(to, to + new_len):
@@ -786,6 +792,25 @@ class Steps(RuleBasedStateMachine):
         self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
                           None if new_len == old_len else new_len, flags, to << PAGE_SHIFT,
                           self.fresh("r")))
+
+    @precondition(lambda self: len(self.space) < MAX_ALIVE
+                  and len(self.used_process_names) < MAX_PROCESSES)
+    @rule(data=st.data())
+    def spawn(self, data: st.DataObject) -> None:
+        """A new empty process, sometimes under the name of one that exited."""
+        exited = sorted(self.used_process_names - set(self.space))
+        if exited and data.draw(st.booleans(), label="reuse"):
+            name = data.draw(st.sampled_from(exited), label="name")
+        else:
+            name = self.fresh("S")
+            self.used_process_names.add(name)
+        self.born[name] = len(self.born)
+        self.space[name] = {}
+        for anon in self.anon.values():
+            anon[name] = set()
+        for era in self.unaccounted.values():
+            era[name] = set()
+        self.apply(Spawn(name))
 
     @precondition(has_vmas)
     @rule(data=st.data())
@@ -815,7 +840,8 @@ class Steps(RuleBasedStateMachine):
         end = start + data.draw(st.integers(1, min(3, room - 1)), label="pages")
         for p in range(start, end):
             space[p] = PageAttr(PROTS["rw"], frozenset({"account"}), None, False)
-            self.unaccounted[process].discard(p)
+            for era in self.unaccounted.values():
+                era[process].discard(p)
         self.apply(Brk(process, start << PAGE_SHIFT, end << PAGE_SHIFT, self.fresh("h")))
 
 

@@ -393,7 +393,21 @@ def describe(step: Step) -> str:
         return f"merge {step.process}/{step.hi} into {step.lo}"
     if isinstance(step, Snapshot):
         return f"snapshot {step.label}"
-    return type(step).__name__.lower()  # pragma: no cover - every kind is above
+    # any other kind (mremap, brk, ...): its name and the fields that say what it does
+    words = [type(step).__name__.lower()]
+    target = getattr(step, "target", None)
+    if isinstance(target, Target):
+        words.append(_target(target))
+    elif isinstance(getattr(step, "process", None), str):
+        words.append(step.process)  # type: ignore[union-attr]
+    for field in ("new_pages", "to", "start", "end"):
+        value = getattr(step, field, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            words.append(f"{field} {value if field == 'new_pages' else hex(value)}")
+    flags = getattr(step, "flags", None)
+    if flags:
+        words.append("(" + ", ".join(sorted(flags)) + ")")
+    return " ".join(words)
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -572,3 +586,17 @@ def partings_json(a: Explanation, b: Explanation, vma: str | None = None) -> dic
                           "a": None if p.a is None else _call_json(p.a),
                           "b": None if p.b is None else _call_json(p.b)}
                          for p in partings(a, b, refs)]}
+
+
+def add_partings(text: Any, fmt: str, scenario: Scenario, a: Policy, b: Policy,
+                 width: int) -> str:
+    """``compare --explain``: the partings after the comparison (JSON: an ``"explain"`` key)."""
+    import json
+    if not isinstance(text, str):
+        text = "".join(text)
+    ea, eb = explain(scenario, a), explain(scenario, b)
+    if fmt == "json":
+        doc = json.loads(text)
+        doc["explain"] = partings_json(ea, eb)
+        return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
+    return text + "\n" + render_partings(ea, eb, width)

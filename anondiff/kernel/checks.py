@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterator
 
+from ..progress import EVERY, bar
 from .objects import AnonVma, Mm, Vma
 from .rmap import avname
 from .state import Kernel
@@ -252,7 +253,8 @@ class IncrementalChecks:
             if old is None or kv < old:
                 keys[v] = kv
 
-    def _mms_changed(self, mms: list[Mm], touched: Touched) -> None:
+    def _mms_changed(self, mms: list[Mm], touched: Touched) -> set[Vma]:
+        """Forget the mms that exited, take on new ones; returns the new ones' VMAs."""
         dirty = self.k.dirty_vmas
         alive = set(mms)
         for mm in [mm for mm in self.by_mm if mm not in alive]:      # exited
@@ -261,15 +263,18 @@ class IncrementalChecks:
             for av in self.users[mm]:
                 touched[(mm, av)] = None
             mm.dirty = None
+        fresh: set[Vma] = set()
         for mm in mms:
             if mm not in self.by_mm:                                  # new: checked whole
                 self.by_mm[mm] = set()
                 self.users[mm] = {}
                 mm.dirty = dirty
                 mm.dirty_ranges.clear()
-                dirty.update(mm.vmas)
+                fresh.update(mm.vmas)
+        dirty.update(fresh)
         self.mm_list = mms
         self.order = {mm: i for i, mm in enumerate(mms)}
+        return fresh
 
     # -- one round -----------------------------------------------------------------------------
     def update(self) -> tuple[list[Violation], list[Violation]]:
@@ -280,8 +285,9 @@ class IncrementalChecks:
         avs = k.dirty_avs
         touched: Touched = {}
         mms = list(k.mms.values())
+        fresh: set[Vma] = set()
         if mms != self.mm_list:
-            self._mms_changed(mms, touched)
+            fresh = self._mms_changed(mms, touched)
         for mm in mms:
             if mm.dirty_ranges:
                 for start, end in mm.dirty_ranges:
@@ -302,7 +308,10 @@ class IncrementalChecks:
         seen_vmas, users, nvmas, sick = self.vmas, self.users, self.nvmas, self.sick
         todo = list(dirty)
         dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
-        for vma in todo:
+        progress = bar("checking the invariants", len(todo))
+        for i, vma in enumerate(todo):
+            if progress and not i % EVERY:
+                progress.update(i)
             mm = vma.mm
             seen = seen_vmas.pop(vma, None)
             if seen is not None:
@@ -328,7 +337,7 @@ class IncrementalChecks:
                 by_mm = self.by_mm.get(mm)
                 if by_mm is not None:
                     by_mm.discard(vma)
-            if mm not in order or not mm.contains(vma):
+            if vma not in fresh and (mm not in order or not mm.contains(vma)):
                 continue
             chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
             out = [] if _vma_ok(vma, chain) else vma_violations(vma)
@@ -350,8 +359,14 @@ class IncrementalChecks:
                 _touch(touched, (mm, av), vma)
             avs.update(chain)
 
-        for (mm, av), changed in touched.items():
-            self._group(mm, av, changed)
+        if progress:
+            progress.close()
+        groups = self.groups
+        for key, changed in touched.items():
+            mm, av = key
+            group = users.get(mm)
+            if key in groups or (group is not None and len(group.get(av, ())) > 1):
+                self._group(mm, av, changed)
         self._counters(avs)
         avs.clear()
 

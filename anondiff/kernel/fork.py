@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..progress import EVERY, bar
 from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Vma
 from .rmap import ref
 from .state import Kernel, KernelCrash
@@ -47,7 +48,10 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
     ctx = ForkContext()
     pptes, cptes = parent.ptes, child.ptes
     cvmas, cstarts = child.vmas, child.starts
+    progress = bar(f"fork {parent.name} -> {child.name}", len(pvmas))
     for i, mpnt in enumerate(pvmas):
+        if progress and not i % EVERY:
+            progress.update(i)
         flags = mpnt.flags
         if VM_DONTCOPY in flags:
             continue
@@ -92,6 +96,8 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
             else:
                 copy_page_range(parent, child, mpnt)
         prev = tmp
+    if progress:
+        progress.close()
 
 
 def copy_page_range(parent: Mm, child: Mm, vma: Vma) -> None:

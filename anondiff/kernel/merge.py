@@ -27,6 +27,12 @@ from .rmap import avname, ref
 from .state import Kernel
 
 
+#: VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP: vma_merge() (every era, v4.19
+#: mm/mmap.c to the 2026 vma_merge_existing_range()/vma_merge_new_range()) refuses any merge of
+#: a range with one of them.  The model states two: "io" (VM_IO) and "dontexpand".
+VM_SPECIAL = frozenset({"io", "dontexpand"})
+
+
 def _same_vma_props(a: Vma, prot: frozenset[str], flags: frozenset[str], file: str | None) -> bool:
     """is_mergeable_vma(): flags (VM_READ|WRITE|EXEC included), file; no mempolicy, uffd or
     anon_vma_name in the model."""
@@ -77,6 +83,8 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
     """Try to merge [start, end) of ``middle``, about to get ``prot``/``flags``, with its
     neighbours (``with_next`` False: with the previous one only).  Returns the VMA now holding
     the range, or None when nothing merged."""
+    if flags & VM_SPECIAL:
+        return None
     mm = middle.mm
     pgoff = middle.pgoff + (start - middle.start)
     left_side, right_side = start == middle.start, end == middle.end
@@ -128,6 +136,8 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
 
 def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
     """vma_merge_new_range() for an mmap: the new range has no anon_vma yet."""
+    if new.flags & VM_SPECIAL:
+        return None
     i = bisect_left(mm.starts, new.start)
     prev = mm.vmas[i - 1] if i > 0 else None
     next = mm.vmas[i] if i < len(mm.vmas) else None

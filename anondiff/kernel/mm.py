@@ -100,6 +100,10 @@ def change_vmas(k: Kernel, mm: Mm, start: int, end: int,
         at = sub_end
 
 
+#: VM_NORESERVE (MAP_NORESERVE): neither mmap nor mprotect makes such a mapping accountable
+VM_NORESERVE = "noreserve"
+
+
 def mprotect_flags(k: Kernel, vma: Vma, prot: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
     """mprotect_fixup(): the new protection and what happens to VM_ACCOUNT.
 
@@ -114,7 +118,8 @@ def mprotect_flags(k: Kernel, vma: Vma, prot: frozenset[str]) -> tuple[frozenset
     if prot == vma.prot:
         return prot, flags
     if "write" in prot:
-        if VM_SHARED not in flags and "write" not in vma.prot and VM_ACCOUNT not in flags:
+        if (VM_SHARED not in flags and "write" not in vma.prot and VM_ACCOUNT not in flags
+                and VM_NORESERVE not in flags):
             flags = flags | {VM_ACCOUNT}
     elif (k.policy.mprotect_unaccounts_unfaulted and VM_ACCOUNT in flags
           and vma.file is None and VM_SHARED not in flags and vma.anon_vma is None):

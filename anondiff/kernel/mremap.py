@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .merge import remove_merged
+from .merge import VM_SPECIAL, remove_merged
 from .mm import do_munmap
 from .objects import VM_SHARED, AnonVma, Mm, Vma, VmaOp
 from .rmap import ref
@@ -80,6 +80,8 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
     [start, end) that gets ``like``'s flags, file and anon_vma and ``pgoff``; ``prev``/``next``
     are its neighbours.  Returns the VMA expanded over it, or None."""
     anon_vma = like.anon_vma
+    if like.flags & VM_SPECIAL:
+        return None
     left = (prev is not None and prev.end == start
             and prev.prot == like.prot and prev.flags == like.flags and prev.file == like.file
             and prev.pgoff + (prev.end - prev.start) == pgoff
@@ -100,6 +102,7 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
         if copied_from is not None:
             k.policy.dup_anon_vma(k, prev, copied_from)
         prev.end = next.end if right and next is not None else end
+        k.dirty_vmas.add(prev)      # (for the incremental checks: range and maybe anon_vma)
         k.policy.rekey(k, prev)
         if right and next is not None:
             remove_merged(k, prev, next)
@@ -109,6 +112,7 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
         if copied_from is not None:
             k.policy.dup_anon_vma(k, next, copied_from)
         mm.move_start(next, start)
+        k.dirty_vmas.add(next)
         k.policy.rekey(k, next)
         return next
     return None
@@ -127,16 +131,19 @@ def copy_vma(k: Kernel, vma: Vma, addr: int, length: int, pgoff: int) -> tuple[V
     (new_vma, vma, created); ``vma`` changes when the source itself was merged into new_vma."""
     mm = vma.mm
     vma_start = vma.start
+    faulted_in_anon_vma = True
     if vma_is_anonymous(vma) and vma.anon_vma is None:
         # an unfaulted anonymous VMA takes the pgoff of its new place, to merge there
         pgoff = addr
+        faulted_in_anon_vma = False
     prev, next = _neighbours(mm, addr)
     new_vma = merge_new_range(k, mm, addr, addr + length, pgoff, vma, vma, prev, next)
     if new_vma is not None:
         k.event("MERGED", ref(new_vma), f"mremap of {vma.name} merged into {new_vma.name}")
         if new_vma.start <= vma_start < new_vma.end:
             # only an unfaulted VMA, whose pgoff was reset, can merge with itself
-            if vma.anon_vma is not None:
+            # decided before the merge, which may have given the VMA a neighbour's anon_vma
+            if faulted_in_anon_vma:
                 k.event("VM_BUG_ON", ref(new_vma), "copy_vma: faulted VMA merged with itself")
             vma = new_vma
         return new_vma, vma, False
@@ -153,6 +160,8 @@ def move_page_tables(mm: Mm, old_addr: int, new_addr: int, length: int) -> None:
     ptes = mm.ptes
     for p in mm.pages_in(old_addr, old_addr + length):
         ptes[p - old_addr + new_addr] = ptes.pop(p)
+    mm.touch_range(old_addr, old_addr + length)
+    mm.touch_range(new_addr, new_addr + length)
 
 
 def move_vma(k: Kernel, vma: Vma, old_addr: int, old_len: int, new_len: int, new_addr: int,
@@ -165,6 +174,7 @@ def move_vma(k: Kernel, vma: Vma, old_addr: int, old_len: int, new_len: int, new
     if dontunmap:
         if new_vma is not vma and vma.start == old_addr and vma.end == old_addr + old_len:
             k.policy.unlink_anon_vmas(k, vma)
+            k.dirty_vmas.add(vma)
             if vma.anon_vma is not None:
                 # 6.x unlink_anon_vmas(): "vma would still be needed after unlink"
                 vma.anon_vma = None
@@ -181,7 +191,10 @@ def vma_merge_extend(k: Kernel, vma: Vma, delta: int) -> Vma:
     _, next = _neighbours(mm, vma.end)
     merged = merge_new_range(k, mm, vma.end, end, vma.pgoff + (vma.end - vma.start), vma, None,
                              vma, next)
-    assert merged is vma                    # it always merges with itself
+    if merged is None:
+        # only VM_SPECIAL refuses the merge with itself; do_mremap() then fails
+        raise MremapError("ENOMEM", f"{vma.name} is VM_SPECIAL: vma_merge() will not extend it")
+    assert merged is vma
     if next is not None and next.start < vma.end:
         k.event("MERGED", ref(vma), f"{next.name} merged into {vma.name} as it grew")
     return vma
@@ -204,6 +217,10 @@ def mremap(k: Kernel, mm: Mm, addr: int, old_len: int, new_len: int, flags: froz
         raise MremapError("EFAULT", "no VMA at the old address")
     if old_len > vma.end - addr:
         raise MremapError("EFAULT", f"the range crosses the end of {vma.name}")
+    if DONTUNMAP in flags and "dontexpand" in vma.flags:
+        raise MremapError("EINVAL", f"MREMAP_DONTUNMAP of {vma.name}, a VM_DONTEXPAND mapping")
+    if new_len > old_len and "dontexpand" in vma.flags:
+        raise MremapError("EFAULT", f"{vma.name} is VM_DONTEXPAND and cannot grow")
     if DONTUNMAP in flags and dontunmap_era == DONTUNMAP_ANON and not vma_is_anonymous(vma):
         raise MremapError("EINVAL", "MREMAP_DONTUNMAP of a shared or file mapping before v5.13")
 
@@ -237,7 +254,8 @@ def mremap(k: Kernel, mm: Mm, addr: int, old_len: int, new_len: int, flags: froz
     delta = new_len - old_len
     if old_len == vma.end - addr and vma.end + delta <= task_size \
             and not mm.overlapping(vma.end, vma.end + delta):
-        # vma_expandable(): grow in place
+        # vma_expandable(): grow in place (vma_merge_extend() refuses a VM_SPECIAL VMA before
+        # anything changes)
         return Remapped(vma_merge_extend(k, vma, delta), False, False)
     if MAYMOVE not in flags:
         raise MremapError("ENOMEM", f"{vma.name} cannot grow in place and MREMAP_MAYMOVE is not set")

@@ -1,6 +1,7 @@
 """Freeze the live kernel objects into a :class:`~anondiff.topology.Topology`."""
 from __future__ import annotations
 
+from ..progress import EVERY, bar
 from ..scenario import PAGE_SHIFT, PROT_BITS
 from ..topology import AnonVmaView, Finding, PageView, ProcessView, Topology, VmaView
 from .objects import AnonVma
@@ -34,7 +35,10 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
         ptes = mm.ptes
         mm_prefix = mm.name + "/"
         vmas = []
-        for vma in mm.vmas:
+        progress = bar(f"taking the snapshot of {mm.name}", len(mm.vmas))
+        for i, vma in enumerate(mm.vmas):
+            if progress and not i % EVERY:
+                progress.update(i)
             chain = [avc.anon_vma for avc in reversed(vma.avcs)]
             av = vma.anon_vma
             if av is not None:
@@ -61,6 +65,8 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
                 _prot(vma.prot), _flags(vma.flags, vma.file is not None),
                 None if av is None else (av.name or "(unnamed)"),
                 tuple([a.name or "(unnamed)" for a in chain]), pages))
+        if progress:
+            progress.close()
         processes.append(ProcessView(mm.name, tuple(vmas)))
     values = k.counters.values
     anon_vmas = []

@@ -29,12 +29,12 @@ from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK,
 from ..kernel.state import Kernel, KernelCrash
 
 # enum kt_op and enum kt_record of shim/glue.c
-PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH = range(1, 9)
+PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH, FIND = range(1, 10)
 R_NEWVMA, R_INS, R_DEL, R_ALLOC, R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT = range(1, 11)
 OP_NAMES = {PREPARE: "__anon_vma_prepare", FORK: "anon_vma_fork", CLONE: "anon_vma_clone",
             UNLINK: "unlink_anon_vmas", REKEY: "anon_vma_interval_tree_post_update_vma",
             DUP_ANON_VMA: "anon_vma_clone (dup_anon_vma)", MERGEABLE: "is_mergeable_anon_vma",
-            ATTACH: "anon_vma_chain_link"}
+            ATTACH: "anon_vma_chain_link", FIND: "find_mergeable_anon_vma"}
 VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK: 3}
 #: the shim's vm_flags bits (ktshim.h: VMA_*_BIT)
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
@@ -153,8 +153,11 @@ class Binding:
 
     def _apply(self, recs: list[int], vmas: list[Vma], op: int) -> int:
         k = self.k
-        assert k is not None or op == MERGEABLE
+        assert k is not None or op in (MERGEABLE, FIND)
         av_at, avc_at = self.av_at, self.avc_at
+        # what changed, for the incremental invariant checks (Kernel.dirty_vmas/dirty_avs)
+        dirty_vmas = k.dirty_vmas if k is not None else set()
+        dirty_avs = k.dirty_avs if k is not None else set()
         i, n = 0, len(recs)
         rc = 0
         while i < n:
@@ -168,18 +171,16 @@ class Binding:
                 k._avc_seq += 1
                 avc.seq = k._avc_seq
                 av.tree[avc] = None
+                dirty_vmas.add(avc.vma)
                 if av.name is None:
                     k.name(av)
-                k.dirty_vmas.add(avc.vma)       # what the incremental checks look at again
-                k.dirty_avs.add(av)
+                dirty_avs.add(av)
                 i += 4
             elif t == R_DEL:
-                av = self.av_at[recs[i + 2]]
-                avc = self.avc_at[recs[i + 1]]
+                avc, av = avc_at[recs[i + 1]], av_at[recs[i + 2]]
                 av.tree.pop(avc, None)
-                if k is not None:
-                    k.dirty_vmas.add(avc.vma)
-                    k.dirty_avs.add(av)
+                dirty_vmas.add(avc.vma)
+                dirty_avs.add(av)
                 i += 3
             elif t == R_VMA:
                 vma = self.vma_at[recs[i + 1]]
@@ -192,10 +193,9 @@ class Binding:
                         avc = avc_at[recs[j]] = AnonVmaChain(vma, self._av(recs[j + 1]), 0)
                     chain.append(avc)
                 vma.avcs = chain
-                if k is not None:
-                    k.dirty_vmas.add(vma)
-                    if vma.anon_vma is not None:
-                        k.dirty_avs.add(vma.anon_vma)
+                dirty_vmas.add(vma)
+                if vma.anon_vma is not None:
+                    dirty_avs.add(vma.anon_vma)
                 i += 4 + 2 * cnt
             elif t == R_AV:
                 try:
@@ -205,12 +205,11 @@ class Binding:
                     av = self._av(recs[i + 1])
                     av.root, av.parent = self._av(recs[i + 3]), self._av(recs[i + 4])
                 av.refcount = recs[i + 2]
+                dirty_avs.add(av)
                 if self.split:
                     av.num_children, av.num_active_vmas = recs[i + 5], recs[i + 6]
                 else:
                     av.degree = recs[i + 5]
-                if k is not None:
-                    k.dirty_avs.add(av)
                 i += 7
             elif t == R_NEWVMA:
                 vma, ptr = vmas[recs[i + 1]], recs[i + 2]

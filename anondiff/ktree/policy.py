@@ -9,7 +9,6 @@ behaviour from the neighbour lookup (a maple tree, v6.1+, means vm_area_dup() le
 """
 from __future__ import annotations
 
-import re
 
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext
@@ -36,10 +35,7 @@ class KernelTreePolicy(Policy):
         self.dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)  # type: ignore[misc]
         # vma_merge() of the maple-tree era (v6.1+) imports next's anon_vma first
         self.merge_both_exports_next = True                     # type: ignore[misc]
-        # mprotect_fixup() is not compiled: whether it clears VM_ACCOUNT of an anonymous VMA
-        # without anon_vma made non-writable (commit 9b9143298585, v6.7) is read from its text
-        self.mprotect_unaccounts_unfaulted = re.search(          # type: ignore[misc]
-            r"vma_is_anonymous\(vma\)\s*&&\s*!vma->anon_vma", tree.read("mm/mprotect.c") or "") is not None
+        self.mprotect_unaccounts_unfaulted = feats.mprotect_unaccounts  # type: ignore[misc]
         self.features = feats
         self.library = binding.Library(built.library)
         self._b: binding.Binding | None = None
@@ -58,6 +54,15 @@ class KernelTreePolicy(Policy):
             return
         window = [v for v in (prev, vma, next) if v is not None]
         self._bind(k).call(binding.PREPARE, window, window=window.index(vma))
+
+    def find_mergeable_anon_vma(self, vma: Vma, prev: Vma | None,
+                                next: Vma | None) -> AnonVma | None:
+        b = self._b
+        if b is None or not b.serves(vma):
+            b = self._b = binding.Binding(self.library, None, self.counters)
+        window = [v for v in (prev, vma, next) if v is not None]
+        found = b.call(binding.FIND, window, window=window.index(vma))
+        return b.av_at.get(found) if found else None
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         self._bind(k).fork(vma, pvma)

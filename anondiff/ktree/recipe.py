@@ -88,6 +88,10 @@ MERGE: tuple[Item, ...] = (
     _f("anon_vma_interval_tree_post_update_vma", MERGE_FILES),
 )
 SECTIONS: tuple[tuple[Item, ...], ...] = (TYPES, INLINES, INTERVAL, RMAP, MERGE)
+#: Read for feature tests, not compiled (the model does the mm side in Python).
+PROBES: tuple[Item, ...] = (
+    _f("mprotect_fixup", ("mm/mprotect.c",), required=False),
+)
 
 #: Copied from the tree into the build's include/linux/ (the rbtree the interval tree uses).
 HEADER_COPIES: tuple[str, ...] = (
@@ -115,6 +119,10 @@ class Features(NamedTuple):
     clone_has_op: bool          # anon_vma_clone(dst, src, enum vma_operation)
     mergeable_vmg: bool         # is_mergeable_anon_vma(vmg, merge_next)
     maple: bool                 # find_mergeable_anon_vma() looks neighbours up in a maple tree
+    #: mprotect_fixup() takes VM_ACCOUNT away from an unfaulted anonymous VMA made read-only
+    #: (commit 9b9143298585 ("mm/mprotect: allow unfaulted VMAs to be unaccounted on
+    #: mprotect()"), v6.7)
+    mprotect_unaccounts: bool
 
     def defines(self) -> list[str]:
         flags = {"KT_SPLIT_COUNTERS": self.split_counters, "KT_CHAIN_LINK": self.chain_link,
@@ -159,5 +167,9 @@ def features(cuts: dict[str, "object"]) -> Features:
     if "anon_vma_chain_link" not in cuts and "anon_vma_chain_assign" not in cuts:
         raise TreeUnsupported("neither anon_vma_chain_link() nor anon_vma_chain_assign() in "
                               f"{RMAP_C}: too new for this shim")
+    fixup = cuts.get("mprotect_fixup")
+    unaccounts = fixup is not None and re.search(
+        r"&=\s*~VM_ACCOUNT\b|vma_flags_clear\([^;]*VMA_ACCOUNT_BIT", fixup.text) is not None  # type: ignore[attr-defined]
     return Features(split_counters=split, chain_link="anon_vma_chain_link" in cuts,
-                    clone_has_op=len(clone) == 3, mergeable_vmg=vmg, maple=maple)
+                    clone_has_op=len(clone) == 3, mergeable_vmg=vmg, maple=maple,
+                    mprotect_unaccounts=unaccounts)

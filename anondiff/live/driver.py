@@ -130,6 +130,10 @@ def main():
     # children are reaped by the kernel at once; the controller waits for their pid to go
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the controller cleans up on Ctrl-C
+    # Every scenario process on one CPU (forks inherit it): a page waiting in another CPU's
+    # LRU batch holds a reference that wp_can_reuse_anon_folio()'s lru_add_drain() (local CPU
+    # only) cannot drop, and the write then copies a page it would have reused.
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     sock.send(json.dumps({"ok": True, "pid": os.getpid()}).encode())
     serve(sock, memfds)
 

@@ -214,7 +214,8 @@ class Reader:
                 raise CaptureError("/proc/self/pagemap shows no PFN for a page just written")
             want = None
             for v in self.k.vmas(os.getpid()):
-                if self.k.u64(v + self.off["vm_start"]) == addr:
+                # the mapping may have merged with a neighbour: the VMA holding it
+                if self.k.u64(v + self.off["vm_start"]) <= addr < self.k.u64(v + self.off["vm_end"]):
                     want = self.k.u64(v + self.off["vma_anon_vma"])
             if not want:
                 raise CaptureError("cannot find the anon_vma of a page just written")

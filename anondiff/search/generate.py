@@ -9,8 +9,8 @@ between policies, the mapped pages never do.  Steps therefore name ranges by add
 scenario writer turns them into VMA names once the shrunk scenario is known.
 
 The steps are those of ``tests/test_stateful.py``: fork (often the youngest process, to grow
-the lineages anon_vma reuse needs), exit, write faults, mprotect, munmap, madvise and mmap in a
-16-page window, so that VMAs abut, split and merge often.
+the lineages anon_vma reuse needs), exit, write faults, mprotect, munmap, madvise, mmap and
+mremap (moves of one page) in a 16-page window, so that VMAs abut, split and merge often.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass
 
 from . import EVENTS, GENERATIONS, PROCESSES, STEPS, VMAS
-from ..scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Munmap,
+from ..scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap,
                         ProcessSpec, Scenario, Step, Target, VmaSpec)
 
 
@@ -36,7 +36,12 @@ _LAYOUT_PROTS = ("r", "rw", "rw", "rw", "rx")
 
 #: How often each event is drawn, relative to the others.  Forks and exits are frequent:
 #: reuse needs lineages whose anon_vmas are left with no VMA and one child.
-WEIGHTS = {"fork": 4, "exit": 2, "write": 3, "mprotect": 3, "madvise": 1, "munmap": 2, "mmap": 1}
+WEIGHTS = {"fork": 4, "exit": 2, "write": 3, "mprotect": 3, "madvise": 1, "munmap": 2, "mmap": 1,
+           "mremap": 1}
+#: mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of one page: a page always lies inside one VMA,
+#: whatever each policy merged, and the move is valid in every era (MREMAP_DONTUNMAP is not:
+#: v5.7, and anonymous only before v5.13)
+_MOVE = frozenset({"maymove", "fixed"})
 
 
 @dataclass(frozen=True)
@@ -342,5 +347,22 @@ def _mmap(st: _State) -> None:
     st.steps.append(Mmap(process, spec))
 
 
+def _mremap(st: _State) -> None:
+    process = _with_pages(st)
+    if process is None:
+        return
+    space = st.space[process]
+    page = _any_page(st, space)
+    new = 1 + (st.random() < 0.3)                # grow to two pages now and then
+    # anywhere in the window not overlapping the old page (MREMAP_FIXED unmaps what is there)
+    targets = [p for p in range(BASE, BASE + WINDOW - new + 1) if not p <= page < p + new]
+    to = targets[int(st.random() * len(targets))]
+    attrs = space.pop(page)
+    for p in range(to, to + new):
+        space[p] = attrs
+    st.steps.append(Mremap(Target(process, None, page << PAGE_SHIFT, (page + 1) << PAGE_SHIFT),
+                           None if new == 1 else new, _MOVE, to << PAGE_SHIFT))
+
+
 _EVENT = {"fork": _fork, "exit": _exit, "write": _write, "mprotect": _mprotect,
-          "madvise": _madvise, "munmap": _munmap, "mmap": _mmap}
+          "madvise": _madvise, "munmap": _munmap, "mmap": _mmap, "mremap": _mremap}

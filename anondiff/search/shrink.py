@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from ..scenario import (PAGE_SHIFT, Fault, Fork, Madvise, Mmap, Mprotect, Munmap,
+from ..scenario import (PAGE_SHIFT, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap,
                         Scenario, Step, Target, VmaSpec)
 from .generate import PROTS
 from .judge import Judge, Verdict
@@ -29,7 +29,7 @@ R = PROTS["r"]
 
 def step_process(step: Step) -> str:
     """The process a step acts on (a fork's parent)."""
-    if isinstance(step, (Mprotect, Munmap, Madvise)):
+    if isinstance(step, (Mprotect, Munmap, Madvise, Mremap)):
         return step.target.process
     return step.process  # type: ignore[union-attr]
 
@@ -66,7 +66,7 @@ def drop_steps(sc: Scenario) -> Iterator[Scenario]:
 
 
 def _renamed(s: Step, old: str, new: str) -> Step:
-    if isinstance(s, (Mprotect, Munmap, Madvise)):
+    if isinstance(s, (Mprotect, Munmap, Madvise, Mremap)):
         return s._replace(target=s.target._replace(process=new)) if s.target.process == old else s
     if isinstance(s, Fork):
         return s._replace(process=new if s.process == old else s.process,
@@ -173,6 +173,8 @@ def plainer_steps(s: Step) -> Iterator[Step]:
     elif isinstance(s, Mmap):
         for w in plainer_vmas(s.vma):
             yield s._replace(vma=w)
+    elif isinstance(s, Mremap) and s.new_pages is not None:
+        yield s._replace(new_pages=None)
 
 
 def simplify_steps(sc: Scenario) -> Iterator[Scenario]:
@@ -212,6 +214,17 @@ def _col_step(s: Step, col: int) -> Step | None:
         if page == col:
             return None
         return s._replace(addr=(page - (page > col)) << PAGE_SHIFT)
+    if isinstance(s, Mremap):
+        t = s.target
+        if t.vma is not None or t.end is None or s.to is None:
+            return s
+        first, end = _col_range(t.first, t.end, col)
+        to, to_end = _col_range(s.to, s.to + ((s.new_pages or 1) << PAGE_SHIFT), col)
+        if first == end or to == to_end:
+            return None
+        new = (to_end - to) >> PAGE_SHIFT
+        return s._replace(target=t._replace(first=first, end=end), to=to,
+                          new_pages=None if new == (end - first) >> PAGE_SHIFT else new)
     if isinstance(s, Mmap):
         v = _col_vma(s.vma, col)
         return None if v is None else s._replace(vma=v)
@@ -226,6 +239,8 @@ def _columns(sc: Scenario) -> list[int]:
     for s in sc.steps:
         if isinstance(s, Mmap):
             pages.update(range(s.vma.start >> PAGE_SHIFT, s.vma.end >> PAGE_SHIFT))
+        if isinstance(s, Mremap) and s.to is not None:
+            pages.update(range(s.to >> PAGE_SHIFT, (s.to >> PAGE_SHIFT) + (s.new_pages or 1)))
     if not pages:
         return []
     return list(range(max(pages), 15, -1))   # page 16 = 0x10000 is the window's first

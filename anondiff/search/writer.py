@@ -1,15 +1,17 @@
 """A shrunk finding as an ordinary scenario file, readable and pinned by expectations.
 
-Three readability passes, each kept only if the finding survives it unchanged (same
-signature, re-judged from the text after ``anondiff.scenario.loads``):
+Readability passes, each kept only if the finding survives it unchanged (same signature,
+re-judged; the final text is judged again after ``anondiff.scenario.loads``):
 
 1. names: starting processes P, Q, ...; children by generation C, G, H, I, ... (C2, G2 for
    siblings); starting VMAs SRC1, SRC2, ... in address order, mapped ones NEW1, NEW2, ...; the
    shared anon_vma label AV0;
-2. DST names: the last fork names its child's copies DST1, DST2, ... in address order;
-3. VMA targets: an address range or fault address that lies inside one VMA that has the same
+2. pieces: what mprotect, munmap or madvise splits off continues the SRC numbering;
+3. DST names: the last fork names its child's copies DST1, DST2, ... in address order;
+4. VMA targets: an address range or fault address that lies inside one VMA that has the same
    name and range under every policy becomes ``P/SRC1, offset: .., pages: ..``, and writes
-   following each other into one VMA become one ``write: P/SRC1, pages: [..]``.
+   following each other into one VMA become one ``write: P/SRC1, pages: [..]`` (``all``
+   when that is every page).
 
 The description says what differs (or what broke), and ``expect:`` clauses pin it: each holds
 for its policy and, for a difference, fails for the other one.
@@ -17,15 +19,13 @@ for its policy and, for a difference, fails for the other one.
 from __future__ import annotations
 
 import re
-import textwrap
-from typing import Iterable
 
 from ..diff import SnapshotDiff
 from ..expect import check
-from ..scenario import (PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Exit, Expectation, Fault, Fork,
-                        Madvise, Mmap, Mprotect, Munmap, ProcessSpec, Scenario, Snapshot, Step,
-                        Target, VmaSpec, loads)
+from ..scenario import (PAGE_SHIFT, Exit, Expectation, Fault, Fork, Madvise, Mmap, Mprotect,
+                        Mremap, Munmap, ProcessSpec, Scenario, Snapshot, Step, Target, loads)
 from ..topology import Topology
+from .emit import to_yaml
 from .judge import INFORMATIONAL, Judge, Verdict
 
 #: Names of forked processes by generation (1 = a child of a starting process).
@@ -40,127 +40,6 @@ class WriteError(Exception):
     """The written scenario does not replay to the finding (a bug in the writer)."""
 
 
-# -- YAML ---------------------------------------------------------------------------------------
-
-_PLAIN = re.compile(r"[A-Za-z_./~][A-Za-z0-9_./~+-]*\Z")
-_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
-
-
-def scalar(s: str) -> str:
-    """A name as a YAML scalar: plain when it reads back as the same string, else quoted."""
-    if _PLAIN.match(s) and s.lower() not in _YAML_WORDS:
-        return s
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def prot_text(prot: Iterable[str]) -> str:
-    letters = "".join(letter for bit, letter in zip(PROT_BITS, "rwx") if bit in prot)
-    return letters or "none"
-
-
-def _flow(items: list[str]) -> str:
-    return "[" + ", ".join(items) + "]"
-
-
-def _vma(v: VmaSpec) -> str:
-    out = (f"name: {scalar(v.name)}, start: {v.start:#x}, pages: {(v.end - v.start) // PAGE_SIZE}, "
-           f"prot: {prot_text(v.prot)}")
-    if v.flags:
-        out += f", flags: {_flow(sorted(v.flags))}"
-    if v.shared:
-        out += ", shared: true"
-    if v.file is not None:
-        out += f", file: {scalar(v.file)}"
-    if v.faulted:
-        size = (v.end - v.start) // PAGE_SIZE
-        whole = v.pages is None or v.pages == tuple(range(size))
-        out += ", faulted: " + ("true" if whole else _flow([str(o) for o in v.pages or ()]))
-    if v.anon_vma is not None:
-        out += f", anon_vma: {scalar(v.anon_vma)}"
-    return out
-
-
-def _target(t: Target) -> str:
-    if t.vma is None:
-        assert t.end is not None
-        return f"{scalar(t.process)}, start: {t.first:#x}, end: {t.end:#x}"
-    out = scalar(f"{t.process}/{t.vma}")
-    if t.first:
-        out += f", offset: {t.first}"
-    if t.end is not None:
-        out += f", pages: {t.end - t.first}"
-    return out
-
-
-def _names(names: tuple[str, ...]) -> str:
-    return f", names: {_flow([scalar(n) for n in names])}" if names else ""
-
-
-def _step(s: Step) -> str:
-    if isinstance(s, Fork):
-        out = f"fork: {scalar(s.process)}, child: {scalar(s.child)}"
-        if s.names:
-            pairs = ", ".join(f"{scalar(a)}: {scalar(b)}" for a, b in s.names)  # type: ignore[misc]
-            out += f", names: {{{pairs}}}"
-        return out
-    if isinstance(s, Exit):
-        return f"exit: {scalar(s.process)}"
-    if isinstance(s, Fault):
-        if s.vma is None:
-            assert s.addr is not None
-            return f"{s.kind}: {scalar(s.process)}, addr: {s.addr:#x}"
-        pages = s.pages if isinstance(s.pages, str) else _flow([str(p) for p in s.pages])
-        return f"{s.kind}: {scalar(s.process + '/' + s.vma)}, pages: {pages}"
-    if isinstance(s, Mprotect):
-        return f"mprotect: {_target(s.target)}, prot: {prot_text(s.prot)}{_names(s.names)}"
-    if isinstance(s, Munmap):
-        return f"munmap: {_target(s.target)}{_names(s.names)}"
-    if isinstance(s, Madvise):
-        return f"madvise: {_target(s.target)}, advice: {s.advice}{_names(s.names)}"
-    if isinstance(s, Mmap):
-        return f"mmap: {scalar(s.process)}, {_vma(s.vma)}"
-    if isinstance(s, Snapshot):
-        return f"snapshot: {scalar(s.label)}"
-    raise TypeError(f"not a step the search makes: {s!r}")
-
-
-def _expectation(e: Expectation) -> str:
-    assert e.policies is not None
-    who = (f"policy: {scalar(e.policies[0])}" if len(e.policies) == 1
-           else f"policies: {_flow([scalar(p) for p in e.policies])}")
-    v = e.value
-    if e.kind in ("same_anon_vma", "different_anon_vma", "findings", "freed"):
-        body = _flow([scalar(str(x)) for x in v])  # type: ignore[union-attr]
-    elif e.kind == "anon_vma":
-        body = "{" + ", ".join(f"{scalar(r)}: {'null' if a is None else scalar(a)}"
-                               for r, a in v) + "}"  # type: ignore[union-attr]
-    elif e.kind == "chain":
-        body = "{" + ", ".join(f"{scalar(r)}: {_flow([scalar(a) for a in c])}"
-                               for r, c in v) + "}"  # type: ignore[union-attr]
-    else:
-        body = "true"
-    return f"{{{who}, {e.kind}: {body}}}"
-
-
-def to_yaml(sc: Scenario, policies: list[str] | None = None) -> str:
-    lines = ["description: |"]
-    for para in sc.description.split("\n"):
-        lines.extend("  " + ln for ln in (textwrap.wrap(para, 76) or [""]))
-    if policies:
-        lines.append(f"policies: {_flow([scalar(p) for p in policies])}")
-    lines.append("processes:")
-    for p in sc.processes:
-        lines.append(f"  - name: {scalar(p.name)}")
-        lines.append("    vmas:" if p.vmas else "    vmas: []")
-        lines.extend(f"      - {{{_vma(v)}}}" for v in p.vmas)
-    lines.append("steps:" if sc.steps else "steps: []")
-    lines.extend(f"  - {{{_step(s)}}}" for s in sc.steps)
-    if sc.expectations:
-        lines.append("expect:")
-        lines.extend(f"  - {_expectation(e)}" for e in sc.expectations)
-    return "\n".join(lines) + "\n"
-
-
 # -- pass 1: names ------------------------------------------------------------------------------
 
 def _rename_step(s: Step, procs: dict[str, str], vmas: dict[str, str]) -> Step:
@@ -168,7 +47,7 @@ def _rename_step(s: Step, procs: dict[str, str], vmas: dict[str, str]) -> Step:
         return s._replace(process=procs[s.process], child=procs[s.child])
     if isinstance(s, (Exit, Fault)):
         return s._replace(process=procs[s.process])
-    if isinstance(s, (Mprotect, Munmap, Madvise)):
+    if isinstance(s, (Mprotect, Munmap, Madvise, Mremap)):
         return s._replace(target=s.target._replace(process=procs[s.target.process]))
     if isinstance(s, Mmap):
         return s._replace(process=procs[s.process], vma=s.vma._replace(name=vmas[s.vma.name]))
@@ -338,7 +217,7 @@ def _named(s: Step, topos: list[Topology]) -> Step:
         if v is None:
             return s
         return Fault(s.process, v.name, (page - (v.start >> PAGE_SHIFT),), kind=s.kind)
-    if isinstance(s, (Mprotect, Munmap, Madvise)) and s.target.vma is None:
+    if isinstance(s, (Mprotect, Munmap, Madvise, Mremap)) and s.target.vma is None:
         t = s.target
         assert t.end is not None
         first, end = t.first >> PAGE_SHIFT, t.end >> PAGE_SHIFT

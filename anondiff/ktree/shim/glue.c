@@ -27,7 +27,7 @@
 
 enum kt_op {
 	KT_OP_PREPARE = 1, KT_OP_FORK, KT_OP_CLONE, KT_OP_UNLINK, KT_OP_REKEY,
-	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_NONE,
+	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_FIND,
 };
 
 enum kt_record {
@@ -284,6 +284,8 @@ static void kt_release(void)
 	kt_nr_mms = kt_nr_vmas = 0;
 }
 
+static void kt_install_handlers(void);
+
 /* Forget everything: a new replay starts. */
 int kt_reset(void)
 {
@@ -299,6 +301,7 @@ int kt_reset(void)
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
 	kt_nr_events = 0;
 	kt_out_len = 0;
+	kt_install_handlers();
 	anon_vma_init();
 	return 0;
 }
@@ -448,6 +451,8 @@ static long kt_do(long op, struct vm_area_struct **v, const long *arg)
 		return 0;
 	case KT_OP_MERGEABLE:
 		return kt_mergeable(v[0], v[1], arg[0]);
+	case KT_OP_FIND:	/* arg[2]: the VMA's index in the window */
+		return (long)find_mergeable_anon_vma(v[arg[2]]);
 	case KT_OP_ATTACH:
 		kt_attach(v[0], (struct anon_vma *)arg[0]);
 		return 0;
@@ -474,7 +479,7 @@ static void kt_on_fault(int sig, siginfo_t *si, void *uc)
 	siglongjmp(kt_jmp, sig);
 }
 
-/* Installed once per replay (signal handling syscalls are dear), chaining when not in a call. */
+/* Installed at each reset (syscalls are dear per call), chaining when not in a call. */
 static void kt_install_handlers(void)
 {
 	struct sigaction sa, cur;
@@ -523,7 +528,6 @@ long kt_call(const long *in)
 			kt_emit3(KT_R_NEWVMA, i, (long)v[i]);
 	}
 
-	kt_install_handlers();
 	sig = sigsetjmp(kt_jmp, 0);
 	if (!sig) {
 		kt_in_call = 1;
@@ -544,7 +548,7 @@ long kt_call(const long *in)
 			v[i]->vm_file = (struct file *)d[6];
 			v[i]->anon_vma = (struct anon_vma *)d[7];
 			v[i]->kt_attached = d[8];
-			mm->kt_mmap_lock = op == KT_OP_PREPARE ? 1 : 2;
+			mm->kt_mmap_lock = op == KT_OP_PREPARE || op == KT_OP_FIND ? 1 : 2;
 			mm->kt_nr_window = 0;
 		}
 		if (in[4] >= 0) {
