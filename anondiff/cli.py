@@ -26,7 +26,7 @@ EXIT_BROKEN_PIPE = 141      # 128 + SIGPIPE: the reader of standard output went 
 #: what ``-p`` accepts (one place, so that a new kind of policy spec is one line here)
 POLICY_FORMS = [
     "a policy name ({names})",
-    "an alias or a kernel version inside a documented range (v4.19, v6.12, v5.15.100: "
+    "an alias or a kernel version inside a documented range (v4.19, v6.8.3, v5.15.100: "
     "'anondiff policies' lists the ranges; a version says which policy it resolved to)",
     "the path of a .py file defining one Policy subclass that sets its own name",
 ]
@@ -489,7 +489,7 @@ def list_policies() -> None:
         click.echo(f"    versions: {cls.versions}")
         click.echo(f"    {cls.cite}")
         click.echo(f"    at fork:  {cls.rule}")
-    click.echo("\nkernel versions (-p v6.12, -p v5.15.100) resolve by release:")
+    click.echo("\nkernel versions (-p v6.8.3, -p v5.15.100) resolve by release:")
     for first, name, doubt in policies.release_table():
         click.echo(f"  {first:<13} .. {name}" + (f" ({doubt})" if doubt else ""))
 
