@@ -86,6 +86,36 @@ def _nesting_bound(text: str) -> int:
     return deepest
 
 
+#: the depth a "nested too deeply" error names the line of (a scenario needs about 6)
+_REPORTED_DEPTH = 100
+
+
+def _too_deep_line(text: str, limit: int) -> int | None:
+    """The first line where the flow nesting ([ and {, outside quotes and comments) or the block
+    indentation (two columns a level, at least) goes past *limit* levels."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip(" ")
+        if (len(line) - len(stripped)) // 2 > limit:
+            return number
+        quote = ""
+        for ch in line:
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch in "[{":
+                depth += 1
+                if depth > limit:
+                    return number
+            elif ch in "]}":
+                depth -= 1
+    return None
+
+
 def compose(text: str, path: str) -> yaml.Node:
     if _FAST_LOADER is not None and _nesting_bound(text) <= _FAST_MAX_DEPTH:
         try:
@@ -112,7 +142,9 @@ def compose(text: str, path: str) -> yaml.Node:
     except yaml.YAMLError as e:
         raise ScenarioError(path, None, f"YAML error: {_oneline(str(e))}") from None
     except RecursionError:
-        raise ScenarioError(path, None, "YAML nested too deeply") from None
+        line = _too_deep_line(text, _REPORTED_DEPTH)
+        raise ScenarioError(path, line, f"YAML nested too deeply (more than {_REPORTED_DEPTH} "
+                            "levels of lists and mappings)") from None
     if node is None:
         raise ScenarioError(path, 1, "empty file: expected a mapping with at least "
                             "'description' and 'processes'")

@@ -471,6 +471,15 @@ def test_deep_nesting_is_an_error_not_a_crash() -> None:
     assert "nested too deeply" in str(error("[" * 5000 + "]" * 5000))
 
 
+def test_deep_nesting_names_the_line_where_it_gets_too_deep() -> None:
+    flow = error("description: x\nprocesses: " + "[" * 5000 + "]" * 5000)
+    assert (flow.line, flow.message) == (
+        2, "YAML nested too deeply (more than 100 levels of lists and mappings)")
+    block = "description: x\nprocesses:\n" + "".join(
+        " " * (2 * i) + "-\n" for i in range(1, 3000))
+    assert error(block).line == 2 + 101
+
+
 def test_recursive_alias_is_harmless() -> None:
     e = error("description: x\nprocesses: &p [{name: P, vmas: *p}]\n")
     assert e.line == 2 and "vmas[0]" in str(e)
