@@ -92,15 +92,10 @@ class Kernel:
         """anon_vma_free()."""
         if av.refcount:
             self.event("VM_BUG_ON", av.name or "?", f"atomic_read(&anon_vma->refcount) ({av.refcount}) at free")
-        av.freed = True
-        self.live.discard(av)
-        self.dirty_avs.add(av)
-        self.freed_any = True
-        for avc in av.tree:
-            self.dirty_vmas.add(avc.vma)
+        self.free_readback(av)
 
     def free_readback(self, av: AnonVma) -> None:
-        """A compiled kernel tree freed av (its own anon_vma_free() made the checks)."""
+        """av is freed (for a compiled kernel tree: its own anon_vma_free() made the checks)."""
         av.freed = True
         self.live.discard(av)
         self.dirty_avs.add(av)
