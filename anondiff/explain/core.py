@@ -78,8 +78,8 @@ def hooks(cls: type) -> tuple[str, ...]:
     """The public methods a policy class has (its own and inherited from Policy subclasses)."""
     out = []
     for name in sorted(dir(cls)):
-        if name.startswith("_"):
-            continue
+        if name.startswith("_") or not name.isascii():
+            continue    # not ASCII: a mutation tool's copies (make mutation: xǁDegreeǁreusable__mutmut_1)
         owner = _owner(cls, name)
         if owner is None or not issubclass(owner, Policy):
             continue
