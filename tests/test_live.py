@@ -67,8 +67,18 @@ def live_vs(reader, path: Path, policy: str = "split-counters"):  # type: ignore
     return lr, compare(lr.predicted, lr.live)
 
 
+#: A write to an anonymous page only this process maps reuses it in the model (mapcount == 1);
+#: the kernel's reuse test counts references, and a page still in another CPU's LRU batch holds
+#: one more, so now and then the kernel copies instead (the processes are pinned to one CPU,
+#: which makes it rare, not impossible).  A difference is a model error only if it repeats.
+ATTEMPTS = 3
+
+
 def assert_matches(reader, path: Path) -> None:  # type: ignore[no-untyped-def]
-    lr, cmp = live_vs(reader, path)
+    for _ in range(ATTEMPTS):
+        lr, cmp = live_vs(reader, path)
+        if cmp.same and not lr.layout:
+            break
     assert not lr.layout, "\n".join(lr.layout)
     assert cmp.same, _differences(cmp)
     # one capture after the layout and after every step
@@ -361,12 +371,15 @@ def _live_machine():  # type: ignore[no-untyped-def]
             sc = self.scenario()
             if LiveMatchesSplitCounters.reader is None:
                 LiveMatchesSplitCounters.reader = Reader()
-            try:
-                lr = run(sc, get("split-counters"), LiveMatchesSplitCounters.reader)
-            except Unsupported:
-                _LiveCounts.unbuildable += 1     # a layout the kernel merges at once
-                return
-            cmp = compare(lr.predicted, lr.live)
+            for _ in range(ATTEMPTS):        # see ATTEMPTS
+                try:
+                    lr = run(sc, get("split-counters"), LiveMatchesSplitCounters.reader)
+                except Unsupported:
+                    _LiveCounts.unbuildable += 1     # a layout the kernel merges at once
+                    return
+                cmp = compare(lr.predicted, lr.live)
+                if cmp.same and not lr.layout:
+                    break
             assert cmp.same and not lr.layout, (
                 "live 6.18 differs from split-counters:\n" + "\n".join(lr.layout) + "\n"
                 + _differences(cmp) + "\n--- scenario ---\n" + scenario_yaml(sc))
