@@ -83,19 +83,9 @@ def findings_many(scenarios: Iterable[Scenario], policies: Sequence[Policy | str
     """:func:`replay_many` for a search that only needs the findings: no topology is frozen
     (a third of the time of a small replay).  Replay the interesting ones again with
     :func:`replay` to see them."""
-    resolved = [get_policy(p) if isinstance(p, str) else p for p in policies]
-    checks = default_checks() if checks is None else checks
-    done = 0
-    with _Replayer.no_gc():
-        for sc in scenarios:
-            for policy in resolved:
-                r = _Replayer(sc, policy, checks, snapshots=False)
-                r.steps()
-                yield Outcome(sc, policy.name, r.current_findings(), r.crashed)
-                r.teardown()
-                done += 1
-                if done % 256 == 0:
-                    gc.collect()
+    for r in _replayers(scenarios, policies, checks, snapshots=False):
+        r.steps()
+        yield Outcome(r.sc, r.policy.name, r.current_findings(), r.crashed)
 
 
 def replay_many(scenarios: Iterable[Scenario], policies: Sequence[Policy | str],
@@ -112,6 +102,14 @@ def replay_many(scenarios: Iterable[Scenario], policies: Sequence[Policy | str],
         for rep in replay_many(scenarios, ["split-counters", "degree"], snapshots=False):
             if any(f.kind.startswith("I") for f in rep.final.findings): ...
     """
+    for r in _replayers(scenarios, policies, checks, snapshots):
+        yield r.replay()
+
+
+def _replayers(scenarios: Iterable[Scenario], policies: Sequence[Policy | str],
+               checks: str | None, snapshots: bool) -> Iterator[_Replayer]:
+    """A replayer per scenario and policy, torn down once the caller is done with it; the
+    policies resolved once, the cyclic garbage collector run once per 256 replays."""
     resolved = [get_policy(p) if isinstance(p, str) else p for p in policies]
     checks = default_checks() if checks is None else checks
     done = 0
@@ -119,9 +117,8 @@ def replay_many(scenarios: Iterable[Scenario], policies: Sequence[Policy | str],
         for sc in scenarios:
             for policy in resolved:
                 r = _Replayer(sc, policy, checks, snapshots)
-                out = r.replay()
+                yield r
                 r.teardown()
-                yield out
                 done += 1
                 if done % 256 == 0:
                     gc.collect()
