@@ -18,18 +18,18 @@ from .kernel.merge import merge_existing, merge_new
 from .kernel.expand import ExpandError, brk, expand_downwards, growsdown_above
 from .kernel.mremap import MremapError
 from .kernel.mremap import mremap as do_mremap
-from .kernel.mm import (VM_NORESERVE, change_vmas, do_munmap, exit_mmap, mprotect_flags,
-                        split_vma, write_fault)
+from .kernel.mm import (VM_NORESERVE, change_vmas, do_munmap, dup_mm_failed, exit_mmap,
+                        mprotect_flags, split_vma, write_fault)
 from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, ShmemFile, Vma
 from .kernel.snapshot import freeze
-from .kernel.state import Kernel, KernelCrash
+from .kernel.state import Enomem, Kernel, KernelCrash
 from .policies import get as get_policy
 from .progress import EVERY, bar
 from .policies.base import Policy
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
 from .scenario import (PAGE_SHIFT, PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
                        Munmap, Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
-from .scenario import TASK_SIZE, Brk, Mremap, Spawn
+from .scenario import TASK_SIZE, Brk, FailNth, Mremap, Spawn
 from .topology import Finding, Replay, Topology
 
 
@@ -165,6 +165,8 @@ class _Replayer:
         self.keep_snapshots = snapshots
         self.step_no = 0
         self.line = 0
+        #: child name -> line of its fork that failed with -ENOMEM
+        self.failed_forks: dict[str, int] = {}
 
     def error(self, message: str) -> ReplayError:
         where = f"steps[{self.step_no - 1}]: " if self.step_no else ""
@@ -340,6 +342,8 @@ class _Replayer:
             self.mremap(step)
         elif isinstance(step, Brk):
             self.brk(step)
+        elif isinstance(step, FailNth):
+            self.fail_nth(step)
         elif isinstance(step, Spawn):
             if step.process in self.k.mms:
                 raise self.error(f"process {step.process!r} already exists")
@@ -351,7 +355,39 @@ class _Replayer:
         try:
             return self.k.mms[name]
         except KeyError:
+            if name in self.failed_forks:
+                raise self.error(f"no process {name!r}: its fork (line {self.failed_forks[name]}) "
+                                 "failed with -ENOMEM") from None
             raise self.error(f"no process {name!r} at this point") from None
+
+    def fail_nth(self, step: FailNth) -> None:
+        """A step with ``enomem: N`` (see :class:`~anondiff.scenario.FailNth`): arm the
+        allocation counter of the kernel model, run the step, and say what came of it."""
+        if not isinstance(self.policy, Policy):
+            raise self.error("enomem is not supported for kernel-tree policies yet")
+        inner = step.step
+        k = self.k
+        kind = type(inner).__name__.lower()
+        target = getattr(inner, "target", None)
+        where = target.process if target is not None else inner.process  # type: ignore[union-attr]
+        k.arm_enomem(step.nth)
+        try:
+            self.do(inner)
+        except Enomem as e:
+            if isinstance(inner, Fork):
+                outcome = (f"fork() returns -ENOMEM; dup_mmap() stopped there and the partly "
+                           f"built {inner.child} was torn down")
+            elif isinstance(inner, Fault):
+                outcome = "the fault returns VM_FAULT_OOM: that page is not written"
+            else:
+                outcome = f"{kind}() returns -ENOMEM"
+            k.event("NOTE", where, f"enomem: {e}: {outcome}")
+        finally:
+            allocs, failed = k.allocs, k.failed
+            k.arm_enomem(0)
+        if failed is None:
+            k.event("NOTE", where, f"enomem: {step.nth}: the step made {allocs} allocation"
+                    f"{'' if allocs == 1 else 's'}; none failed")
 
     def vma(self, mm: Mm, name: str) -> Vma:
         vma = mm.by_name(name)
@@ -382,7 +418,12 @@ class _Replayer:
         # Registered first: after a crash inside anon_vma_fork() the child stays, with the
         # VMAs copied before the faulting one (as the kernel-runs reference shows it).
         self.k.mms[step.child] = child
-        dup_mmap(self.k, parent, child, rename)
+        try:
+            dup_mmap(self.k, parent, child, rename)
+        except Enomem:
+            dup_mm_failed(self.k, child)
+            self.failed_forks[step.child] = step.line
+            raise
 
     def fault(self, step: Fault) -> None:
         mm = self.mm(step.process)
@@ -545,8 +586,12 @@ class _Replayer:
     def reshape(self, mm: Mm, names: tuple[str, ...], op) -> None:  # type: ignore[no-untyped-def]
         """Run an operation that may split VMAs, then name the pieces: of the VMAs now sharing a
         name, the lowest keeps it and the others take ``names`` in address order, then
-        ``<name>.<n>``."""
-        op()
+        ``<name>.<n>``.  After -ENOMEM the pieces made before it are named too."""
+        failed: Enomem | None = None
+        try:
+            op()
+        except Enomem as e:
+            failed = e
         queue = list(names)
         seen: dict[str, Vma] = {}
         dups: list[Vma] = []
@@ -568,6 +613,8 @@ class _Replayer:
             vma.name = new
             mm.touch(vma)
             seen[new] = vma
+        if failed is not None:
+            raise failed
         if queue:
             raise self.error(f"names: {len(names)} names given but the step made "
                              f"{len(names) - len(queue)} new VMAs")

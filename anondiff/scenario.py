@@ -195,13 +195,26 @@ class Brk(NamedTuple):
     line: int = 0
 
 
+class FailNth(NamedTuple):
+    """A step with ``enomem: N``: the N-th anon_vma or anon_vma_chain allocation the step makes
+    fails, as /proc/self/fail-nth makes the N-th fault-injection point of the next syscall fail
+    (Documentation/fault-injection/fault-injection.rst).  Only that allocation fails; the error
+    paths of each era run and the step ends with -ENOMEM (a fault: VM_FAULT_OOM).  An N beyond
+    the allocations the step made fails nothing, which a note says (as fail-nth users iterate N
+    until the syscall succeeds)."""
+
+    step: Step
+    nth: int
+    line: int = 0
+
+
 class Snapshot(NamedTuple):
     label: str
     line: int = 0
 
 
 Step = Union[Fork, Exit, Fault, Mprotect, Munmap, Mmap, Madvise, Split, SetFlags, Merge, Snapshot,
-             Mremap, Brk, Spawn]
+             Mremap, Brk, Spawn, "FailNth"]
 
 EXPECT_KINDS = ("same_anon_vma", "different_anon_vma", "anon_vma", "chain", "findings",
                 "no_findings", "freed")
@@ -274,6 +287,12 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "brk": ("from", "to", "name"),
     "spawn": (),
 }
+#: The step kinds that may allocate an anon_vma or anon_vma_chain, and so take ``enomem: N``.
+ENOMEM_KINDS = ("fork", "fault", "write", "mprotect", "munmap", "mmap", "madvise", "split",
+                "merge", "mremap", "brk")
+for _kind in ENOMEM_KINDS:
+    STEP_KEYS[_kind] += ("enomem",)
+del _kind
 EXPECT_KEYS = EXPECT_KINDS + ("policies", "policy")
 
 def load(path: str) -> Scenario:

@@ -12,7 +12,7 @@ import yaml
 
 from .progress import EVERY, bar
 from .scenario import (
-    ADVICE, Brk, Spawn, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
+    ADVICE, Brk, FailNth, Spawn, EXPECT_KEYS, EXPECT_KINDS, Exit, Expectation, Fault, Fork, MAX_FAULT_ALL_PAGES,
     MREMAP_FLAGS, Madvise, Merge, Mmap, Mprotect, Mremap, Munmap, PAGE_SIZE, PROCESS_KEYS,
     PROT_BITS, ProcessSpec, STEP_KEYS, STEP_KINDS, Scenario, SetFlags, Snapshot, Split,
     Step, TASK_SIZE, TOP_KEYS, Target, VMA_FLAGS, VMA_KEYS, VmaSpec,
@@ -393,7 +393,11 @@ class Loader(NodeReader):
                         hint = "; mmap makes an unfaulted VMA: add a fault step"
                     self.fail(knode, kloc.say(f"unknown key {quote(key)} (expected one of: "
                                               f"{choices(allowed)}){hint}"))
-            out.append(self.step(kind, item, entries, kloc, alive, gone, snapshots))
+            step = self.step(kind, item, entries, kloc, alive, gone, snapshots)
+            if (enode := self.get(entries, "enomem")) is not None:
+                nth = self.integer(enode, kloc.at("enomem"), 1)
+                step = FailNth(step=step, nth=nth, line=step.line)
+            out.append(step)
         return tuple(out)
 
     def step(self, kind: str, node: yaml.Node, entries: Entries, loc: Loc,

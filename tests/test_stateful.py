@@ -42,7 +42,7 @@ from anondiff.policies import get, names
 from anondiff.policies.base import Policy
 from anondiff.policies.eras import ERA_VARIANTS
 from anondiff.scenario import (ADVICE, MREMAP_FLAGS, PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Brk, Exit,
-                               Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap, ProcessSpec,
+                               FailNth, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap, ProcessSpec,
                                Scenario, Snapshot, Spawn, Step, Target, VmaSpec, load,
                                loads)
 from anondiff.topology import Replay, Topology, VmaView
@@ -141,6 +141,8 @@ def _vma(v: VmaSpec) -> str:
 
 
 def _step(s: Step) -> str:
+    if isinstance(s, FailNth):
+        return f"{_step(s.step)}, enomem: {s.nth}"
     if isinstance(s, Fork):
         out = f"fork: {s.process}, child: {s.child}"
         if s.names:
@@ -843,6 +845,61 @@ class Steps(RuleBasedStateMachine):
             for era in self.unaccounted.values():
                 era[process].discard(p)
         self.apply(Brk(process, start << PAGE_SHIFT, end << PAGE_SHIFT, self.fresh("h")))
+
+    # -- ENOMEM: steps whose allocation fails the same way in every era ------------------------
+    def forkable_allocations(self, process: str) -> int:
+        """A lower bound, over every running policy, of the allocations a fork of ``process``
+        makes: each copied VMA with an anon_vma and a chain makes at least one (the first chain
+        anon_vma_clone() allocates, or the 2026 preallocated anon_vma)."""
+        counts = [sum(1 for v in topo.process(process).vmas
+                      if v.anon_vma is not None and v.chain
+                      and "dontcopy" not in v.flags and "wipeonfork" not in v.flags)
+                  for topo in self.live_topologies()]
+        return min(counts, default=0)
+
+    def fork_can_fail(self) -> list[str]:
+        return [p for p in sorted(self.space) if self.forkable_allocations(p)]
+
+    @precondition(lambda self: len(self.used_process_names) < MAX_PROCESSES
+                  and bool(self.fork_can_fail()))
+    @rule(data=st.data())
+    def fork_enomem(self, data: st.DataObject) -> None:
+        """fork() whose n-th anon_vma/anon_vma_chain allocation fails, n within what every era
+        allocates: each era's error path (unlink_anon_vmas() of a partial chain before 2026,
+        cleanup_partial_anon_vmas() in 2026; anon_vma_fork()'s out_error paths) runs and the
+        partly built child is torn down.  The parent is left as it was and there is no child."""
+        parent = data.draw(st.sampled_from(self.fork_can_fail()), label="parent")
+        nth = data.draw(st.integers(1, self.forkable_allocations(parent)), label="enomem")
+        # never in used_process_names: spawn must not reuse it (the loader counts it as forked)
+        child = self.fresh("F")
+        self.apply(FailNth(Fork(parent, child), nth))
+        for topo in self.live_topologies():
+            assert child not in {p.name for p in topo.processes}, self.explain(
+                f"{topo.policy}: the fork with enomem: {nth} did not fail", [])
+
+    def unfaulted_everywhere(self) -> list[tuple[str, VmaView]]:
+        """Private VMAs (stable names) with no anon_vma under every running policy."""
+        out = []
+        for process in self.with_vmas():
+            for v in self.vmas(process):
+                if "shared" in v.flags or not self.stable(process, v):
+                    continue
+                if all(topo.vma(f"{process}/{v.name}").anon_vma is None
+                       for topo in self.live_topologies()):
+                    out.append((process, v))
+        return out
+
+    @precondition(lambda self: bool(self.unfaulted_everywhere()))
+    @rule(data=st.data())
+    def fault_enomem(self, data: st.DataObject) -> None:
+        """A write to a VMA without anon_vma whose first allocation (the chain
+        __anon_vma_prepare() allocates first, in every era) fails: VM_FAULT_OOM, nothing is
+        written and the VMA stays without anon_vma."""
+        process, vma = data.draw(st.sampled_from(self.unfaulted_everywhere()), label="vma")
+        self.apply(FailNth(Fault(process, vma.name, "all", kind="write"), 1))
+        for topo in self.live_topologies():
+            assert topo.vma(f"{process}/{vma.name}").anon_vma is None, self.explain(
+                f"{topo.policy}: the fault with enomem: 1 prepared an anon_vma", [])
 
 
 class AllPolicies(Steps):

@@ -24,7 +24,7 @@ from bisect import bisect_left
 
 from .objects import Mm, Vma, VmaOp
 from .rmap import avname, ref
-from .state import Kernel
+from .state import Enomem, Kernel
 
 
 #: VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP: vma_merge() (every era, v4.19
@@ -70,6 +70,31 @@ def dup_anon_vma(k: Kernel, dst: Vma, src: Vma) -> None:
         k.policy.anon_vma_clone(k, dst, src, VmaOp.MERGE_UNFAULTED)
 
 
+def dup_or_give_up(k: Kernel, dst: Vma, src: Vma, new_range: bool = False) -> bool:
+    """dup_anon_vma() inside a merge, with what the era does when its anon_vma_clone() fails
+    (the step's ``enomem``): nothing has changed yet in any era, so the merge is simply off.
+
+    * v2.6.34 .. v6.11 (mm/mmap.c@v6.1.176 __vma_adjust(): ``if (error) return error;``, then
+      vma_merge(): ``if (err) return NULL;``): vma_merge() returns NULL and the caller goes on
+      as if nothing could merge (mprotect/madvise split instead);
+    * v6.12+ (mm/vma.c@v6.12.117, mm/vma.c@7.2.13 vma_merge_existing_range(): ``vmg->state =
+      VMA_MERGE_ERROR_NOMEM``; vma_modify(): ``if (vmg_nomem(vmg)) return ERR_PTR(-ENOMEM)``):
+      mprotect/madvise fail with -ENOMEM (the policy's ``merge_nomem_fails``);
+    * a new range (``new_range``: mmap, copy_vma()) gives up in every era: __mmap_region() and
+      copy_vma() go on to allocate a VMA of their own (mm/mmap.c@v6.12.117, mm/vma.c@v6.12.117).
+
+    Returns False when the merge is off."""
+    try:
+        k.policy.dup_anon_vma(k, dst, src)
+    except Enomem:
+        if k.policy.merge_nomem_fails and not new_range:
+            raise
+        k.event("NOTE", ref(dst), f"vma_merge(): anon_vma_clone({dst.name}, {src.name}) failed: "
+                "no merge (-ENOMEM not reported)")
+        return False
+    return True
+
+
 def remove_merged(k: Kernel, kept: Vma, gone: Vma) -> None:
     if gone.anon_vma is not None and kept.anon_vma is not gone.anon_vma:
         k.event("VM_BUG_ON", ref(kept), f"anon_vma_merge: {avname(kept.anon_vma)} != "
@@ -99,7 +124,8 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
                 exporter = next if next.anon_vma is not None else middle
             else:
                 exporter = middle if middle.anon_vma is not None else next
-            k.policy.dup_anon_vma(k, prev, exporter)
+            if not dup_or_give_up(k, prev, exporter):
+                return None
             prev.end = next.end
             k.policy.rekey(k, prev)
             remove_merged(k, prev, middle)
@@ -109,7 +135,8 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
         merge_right = False
     if merge_left:
         assert prev is not None
-        k.policy.dup_anon_vma(k, prev, middle)
+        if not dup_or_give_up(k, prev, middle):
+            return None
         prev.end = end
         k.policy.rekey(k, prev)
         if right_side:
@@ -121,7 +148,8 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
         return prev
     if merge_right:
         assert next is not None
-        k.policy.dup_anon_vma(k, next, middle)
+        if not dup_or_give_up(k, next, middle):
+            return None
         if left_side:
             remove_merged(k, next, middle)
         else:
@@ -147,7 +175,8 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
     if merge_left and merge_right:
         assert prev is not None and next is not None
         if _both_compatible(prev, next):
-            k.policy.dup_anon_vma(k, prev, next)
+            if not dup_or_give_up(k, prev, next, new_range=True):
+                return None
             prev.end = next.end
             k.policy.rekey(k, prev)
             remove_merged(k, prev, next)

@@ -74,6 +74,22 @@ def exit_mmap(k: Kernel, mm: Mm) -> None:
     mm.starts.clear()
 
 
+def dup_mm_failed(k: Kernel, child: Mm) -> None:
+    """dup_mmap() failed (anon_vma_fork() or, v4.14..v5.5, a VM_WIPEONFORK VMA's
+    anon_vma_prepare() returned -ENOMEM): the VMA being copied was freed after its own cleanup,
+    and dup_mm() drops the new mm (mmput() -> exit_mmap()), which unmaps and unlinks the VMAs
+    copied before it, in address order; fork() returns -ENOMEM and the child never runs.
+
+    Every era ends the same way, by different means: v4.19 (kernel/fork.c@v4.19) built the VMA
+    list one by one, so the list ends at the failure; v6.1 (kernel/fork.c@v6.1.176) the maple
+    tree likewise; since __mt_dup() (v6.8) the child's tree starts as a full copy of the
+    parent's, and dup_mmap() marks the failing range with XA_ZERO_ENTRY, which exit_mmap()
+    stops at (kernel/fork.c@v6.12.117), and 7.2 (mm/mmap.c@7.2.13) tears the VMAs down itself
+    only up to ``mpnt->vm_start`` (tear_down_vmas()) and destroys the tree."""
+    exit_mmap(k, child)
+    del k.mms[child.name]
+
+
 def change_vmas(k: Kernel, mm: Mm, start: int, end: int,
                 change: Callable[[Vma], tuple[frozenset[str], frozenset[str]]]) -> None:
     """mprotect_fixup / madvise_update_vma over a range, one VMA at a time: ``change(vma)``

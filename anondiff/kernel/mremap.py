@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .merge import VM_SPECIAL, remove_merged
+from .merge import VM_SPECIAL, dup_or_give_up, remove_merged
 from .mm import do_munmap
 from .objects import VM_SHARED, AnonVma, Mm, Vma, VmaOp
 from .rmap import ref
@@ -98,9 +98,10 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
         assert prev is not None
         if right:
             assert next is not None
-            k.policy.dup_anon_vma(k, prev, next)
-        if copied_from is not None:
-            k.policy.dup_anon_vma(k, prev, copied_from)
+            if not dup_or_give_up(k, prev, next, new_range=True):
+                return None
+        if copied_from is not None and not dup_or_give_up(k, prev, copied_from, new_range=True):
+            return None
         prev.end = next.end if right and next is not None else end
         k.dirty_vmas.add(prev)      # (for the incremental checks: range and maybe anon_vma)
         k.policy.rekey(k, prev)
@@ -109,8 +110,8 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
         return prev
     if right:
         assert next is not None
-        if copied_from is not None:
-            k.policy.dup_anon_vma(k, next, copied_from)
+        if copied_from is not None and not dup_or_give_up(k, next, copied_from, new_range=True):
+            return None
         mm.move_start(next, start)
         k.dirty_vmas.add(next)
         k.policy.rekey(k, next)
@@ -189,8 +190,12 @@ def vma_merge_extend(k: Kernel, vma: Vma, delta: int) -> Vma:
     mm = vma.mm
     end = vma.end + delta
     _, next = _neighbours(mm, vma.end)
+    failed = k.failed
     merged = merge_new_range(k, mm, vma.end, end, vma.pgoff + (vma.end - vma.start), vma, None,
                              vma, next)
+    if merged is None and k.failed is not failed:
+        # do_mremap(): ``vma = vma_merge_extend(...); if (!vma) { ret = -ENOMEM; ... }``
+        raise k.enomem()
     if merged is None:
         # only VM_SPECIAL refuses the merge with itself; do_mremap() then fails
         raise MremapError("ENOMEM", f"{vma.name} is VM_SPECIAL: vma_merge() will not extend it")

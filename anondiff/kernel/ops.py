@@ -26,6 +26,8 @@ class KernelOps(Protocol):
     unlink_returns_if_unfaulted: bool
     #: v6.7+: mprotect() clears VM_ACCOUNT of an unfaulted anonymous VMA made non-writable
     mprotect_unaccounts_unfaulted: bool
+    #: v6.12+: a merge whose anon_vma_clone() fails is -ENOMEM (before: no merge, go on)
+    merge_nomem_fails: bool
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:

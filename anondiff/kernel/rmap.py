@@ -100,11 +100,22 @@ def find_mergeable_anon_vma(vma: Vma, prev: Vma | None, next: Vma | None) -> Ano
 
 
 def anon_vma_prepare(k: Kernel, vma: Vma, prev: Vma | None, next: Vma | None) -> None:
-    """__anon_vma_prepare(): first anonymous fault in a VMA with no anon_vma."""
+    """__anon_vma_prepare(): first anonymous fault in a VMA with no anon_vma.
+
+    The chain is allocated first, then (when no neighbour's anon_vma is reusable) the anon_vma;
+    either failing returns -ENOMEM with the VMA untouched (out_enomem / out_enomem_free_avc, the
+    same in every era: mm/rmap.c@v4.19 to mm/rmap.c@7.2), and the fault returns VM_FAULT_OOM:
+    the write does not happen."""
     if vma.anon_vma is not None:
         return
+    if k.fail_nth and k.anon_vma_chain_alloc_fails("__anon_vma_prepare"):
+        raise k.enomem()                                    # out_enomem
     av = k.policy.find_mergeable_anon_vma(vma, prev, next)
-    attach_anon_vma(k, vma, av if av is not None else new_root_anon_vma(k))
+    if av is None:
+        if k.fail_nth and k.anon_vma_alloc_fails("__anon_vma_prepare"):
+            raise k.enomem()                                # out_enomem_free_avc
+        av = new_root_anon_vma(k)
+    attach_anon_vma(k, vma, av)
 
 
 def new_root_anon_vma(k: Kernel, label: str | None = None) -> AnonVma:
@@ -149,6 +160,39 @@ def new_child_anon_vma(k: Kernel, vma: Vma, pvma_av: AnonVma) -> AnonVma:
     if av.parent is not None:
         counters.child_linked(av.parent)
     return av
+
+
+def anon_vma_fork_tail(k: Kernel, vma: Vma, pvma_av: AnonVma) -> None:
+    """The end of anon_vma_fork() before 2026, when anon_vma_clone() reused nothing: allocate
+    the anon_vma, then its chain, then link (:func:`new_child_anon_vma`).
+
+    mm/rmap.c@v6.12.117 (the same since commit 5beb49305251, v2.6.34)::
+
+        anon_vma = anon_vma_alloc();
+        if (!anon_vma)
+                goto out_error;
+        ...
+        avc = anon_vma_chain_alloc(GFP_KERNEL);
+        if (!avc)
+                goto out_error_free_anon_vma;
+        ...
+     out_error_free_anon_vma:
+        put_anon_vma(anon_vma);
+     out_error:
+        unlink_anon_vmas(vma);
+        return -ENOMEM;
+
+    The anon_vma freed at out_error_free_anon_vma was never linked (counted in
+    ``k.transient_anon_vmas``); unlink_anon_vmas() drops the chain anon_vma_clone() copied."""
+    if k.fail_nth:
+        if k.anon_vma_alloc_fails("anon_vma_fork"):
+            k.policy.unlink_anon_vmas(k, vma)                   # out_error
+            raise k.enomem()
+        if k.anon_vma_chain_alloc_fails("anon_vma_fork"):
+            k.transient_anon_vmas += 1                          # out_error_free_anon_vma
+            k.policy.unlink_anon_vmas(k, vma)
+            raise k.enomem()
+    new_child_anon_vma(k, vma, pvma_av)
 
 
 def put_anon_vma(k: Kernel, av: AnonVma) -> None:

@@ -19,6 +19,19 @@ class KernelCrash(Exception):
     where = ""
 
 
+class Enomem(Exception):
+    """An allocation failed (the step's ``enomem: N``): the function that made it has undone its
+    own work as its era wrote the error path, and every caller on the way up returns -ENOMEM
+    after its own cleanup.  ``what`` is "anon_vma" or "anon_vma_chain", ``func`` the kernel
+    function that allocated, ``n`` the allocation's number in the step."""
+
+    def __init__(self, what: str, func: str, n: int) -> None:
+        super().__init__(f"allocation {n} of the step ({what} in {func}()) fails")
+        self.what = what
+        self.func = func
+        self.n = n
+
+
 class Event(NamedTuple):
     kind: str       # "VM_WARN_ON", "VM_BUG_ON", "UAF", "CRASH", "NOTE"
     #: "PROC/VMA", an anon_vma name, or the Vma itself when the event happens before the VMA
@@ -51,6 +64,12 @@ class Kernel:
         self.dirty_avs: set[AnonVma] = set()
         self.named_any = False
         self.freed_any = False
+        #: Fault injection (the step's ``enomem: N``, like /proc/self/fail-nth): the N-th
+        #: anon_vma or anon_vma_chain allocation of the step fails (0: none does); ``allocs``
+        #: counts the step's allocations so far (only while armed), ``failed`` is the failure.
+        self.fail_nth = 0
+        self.allocs = 0
+        self.failed: Enomem | None = None
 
     # -- anon_vmas ---------------------------------------------------------------------------
     def anon_vma_alloc(self) -> AnonVma:
@@ -59,6 +78,36 @@ class Kernel:
         if not self.counters.has_parent:
             av.parent = None
         return av
+
+    # -- fault injection: the one place every allocation of the model is counted --------------
+    def arm_enomem(self, nth: int) -> None:
+        """Make the ``nth`` allocation from now on fail (``nth`` 0: disarm)."""
+        self.fail_nth = nth
+        self.allocs = 0
+        self.failed = None
+
+    def _alloc_fails(self, what: str, func: str) -> bool:
+        self.allocs += 1
+        if self.allocs != self.fail_nth:
+            return False
+        self.failed = Enomem(what, func, self.allocs)
+        return True
+
+    def anon_vma_alloc_fails(self, func: str) -> bool:
+        """anon_vma_alloc() (kmem_cache_alloc(anon_vma_cachep, GFP_KERNEL)) in ``func``: does
+        it return NULL?  Call it where the kernel allocates, before the object is used."""
+        return bool(self.fail_nth) and self._alloc_fails("anon_vma", func)
+
+    def anon_vma_chain_alloc_fails(self, func: str) -> bool:
+        """anon_vma_chain_alloc() in ``func``: does it return NULL?  (anon_vma_clone()'s
+        GFP_NOWAIT try and GFP_KERNEL retry before 2026 count as one allocation: only the
+        retry's failure is an error.)"""
+        return bool(self.fail_nth) and self._alloc_fails("anon_vma_chain", func)
+
+    def enomem(self) -> Enomem:
+        """The failure just injected, to raise once the failing function has cleaned up."""
+        assert self.failed is not None
+        return self.failed
 
     def reserve(self, label: str) -> None:
         self._taken.add(label)

@@ -13,7 +13,7 @@ from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel import merge, rmap
 from ..kernel.fork import DupMmap, ForkContext
 from ..kernel.objects import AnonVma, Vma, VmaOp
-from ..kernel.rmap import anon_vma_chain_link, new_child_anon_vma
+from ..kernel.rmap import anon_vma_chain_link, anon_vma_fork_tail
 from ..kernel.state import Kernel
 
 if TYPE_CHECKING:
@@ -48,6 +48,10 @@ class Policy:
     #: v6.7+: mprotect() making an anonymous VMA without anon_vma non-writable clears VM_ACCOUNT
     #: (commit 9b9143298585, see anondiff.kernel.mm.mprotect_flags)
     mprotect_unaccounts_unfaulted: ClassVar[bool] = False
+    #: v6.12+: a merge whose anon_vma_clone() fails makes mprotect()/madvise() fail with
+    #: -ENOMEM (VMA_MERGE_ERROR_NOMEM); before, vma_merge() returned NULL and the caller split
+    #: (see anondiff.kernel.merge.dup_or_give_up)
+    merge_nomem_fails: ClassVar[bool] = False
     #: ``anondiff explain`` only: where a rule reports why it decided (``if self.trace:
     #: self.trace.why(...)``); None otherwise, so a replay pays one attribute test.
     trace: Tracer | None = None
@@ -131,6 +135,8 @@ class ChainCopyPolicy(Policy):
                        ctx: ForkContext | None = None) -> None:
         preset = dst.anon_vma
         for pavc in src.avcs:            # tail (root) first; dst is never src
+            if k.fail_nth and k.anon_vma_chain_alloc_fails("anon_vma_clone"):
+                self.clone_failed(k, dst)
             av = pavc.anon_vma
             anon_vma_chain_link(k, dst, av)
             if dst.anon_vma is None and self.reusable(av, src):
@@ -147,6 +153,25 @@ class ChainCopyPolicy(Policy):
             else:
                 self.trace.why("%s's chain linked root first; no entry reusable", src)
 
+    def clone_failed(self, k: Kernel, dst: Vma) -> None:
+        """anon_vma_clone()'s enomem_failure before 2026 (mm/rmap.c@v6.12.117; the same since
+        v3.19, and since v2.6.34 without the first line)::
+
+            dst->anon_vma = NULL;
+            unlink_anon_vmas(dst);
+            return -ENOMEM;
+
+        The chains linked so far are in the interval trees: unlink_anon_vmas() takes them out
+        (it does not return early for a VMA without anon_vma before 2026).  Dropping
+        dst->anon_vma first keeps a reused (or preset) anon_vma's counters from being
+        decremented for an increment that never happened."""
+        if self.trace:
+            self.trace.why("anon_vma_chain_alloc() fails after %d chains: dst->anon_vma = "
+                           "NULL, unlink_anon_vmas(dst)", len(dst.avcs))
+        dst.anon_vma = None
+        self.unlink_anon_vmas(k, dst)
+        raise k.enomem()
+
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         if pvma.anon_vma is None:
             if self.trace:
@@ -161,4 +186,4 @@ class ChainCopyPolicy(Policy):
         if self.trace:
             self.trace.why("nothing reused -> a new anon_vma, child of pvma->anon_vma %s",
                            pvma.anon_vma)
-        new_child_anon_vma(k, vma, pvma.anon_vma)
+        anon_vma_fork_tail(k, vma, pvma.anon_vma)

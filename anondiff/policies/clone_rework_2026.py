@@ -16,7 +16,7 @@ from __future__ import annotations
 from ..kernel.fork import ForkContext
 from ..kernel.objects import AnonVma, Vma
 from ..kernel.rmap import anon_vma_chain_assign, interval_tree_insert, new_child_anon_vma
-from ..kernel.state import Kernel
+from ..kernel.state import Enomem, Kernel
 from .base import VmaOp
 from .split_counters import SplitCountersPolicy, _why_reuse
 
@@ -57,6 +57,9 @@ class CloneRework2026(SplitCountersPolicy):
                 self.trace.why("src->anon_vma is NULL: nothing to clone")
             return
         for pavc in src.same_vma():                   # head to tail, each pushed at the head
+            if k.fail_nth and k.anon_vma_chain_alloc_fails("anon_vma_clone"):
+                self.cleanup_partial_anon_vmas(k, dst)
+                raise k.enomem()
             anon_vma_chain_assign(k, dst, pavc.anon_vma)
         for avc in list(dst.avcs):                    # tail to head
             interval_tree_insert(k, avc)
@@ -69,6 +72,19 @@ class CloneRework2026(SplitCountersPolicy):
                            "(reversed)%s", src,
                            "; reuse tried from the tail" if op is VmaOp.FORK else
                            "; %s: no reuse" % op.name)
+
+    def cleanup_partial_anon_vmas(self, k: Kernel, vma: Vma) -> None:
+        """cleanup_partial_anon_vmas() (mm/rmap.c@7.2.13): anon_vma_clone() allocates every
+        chain before it inserts any into an interval tree, so on failure the chains are only
+        taken off the VMA's list and freed, and ``vma->anon_vma`` is reset.  (unlink_anon_vmas()
+        would not do: it returns at once for a VMA without anon_vma, leaking the chains.)"""
+        if self.trace:
+            self.trace.why("anon_vma_chain_alloc() fails after %d chains: "
+                           "cleanup_partial_anon_vmas() frees them (none is in a tree yet), "
+                           "vma->anon_vma = NULL", len(vma.avcs))
+        vma.avcs.clear()
+        vma.anon_vma = None
+        k.dirty_vmas.add(vma)
 
     def maybe_reuse_anon_vma(self, k: Kernel, dst: Vma, av: AnonVma) -> None:
         if dst.anon_vma is not None:
@@ -90,7 +106,21 @@ class CloneRework2026(SplitCountersPolicy):
                 self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
         vma.anon_vma = None
-        self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
+        # anon_vma_fork() (mm/rmap.c@7.2.13): the anon_vma and its chain are allocated first;
+        # whatever fails, the preallocated anon_vma is put unused and -ENOMEM returned
+        if k.fail_nth:
+            if k.anon_vma_alloc_fails("anon_vma_fork"):
+                raise k.enomem()
+            if k.anon_vma_chain_alloc_fails("anon_vma_fork"):
+                k.transient_anon_vmas += 1            # put_anon_vma(anon_vma)
+                raise k.enomem()
+            try:
+                self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
+            except Enomem:
+                k.transient_anon_vmas += 1            # rc != 0: put_anon_vma(anon_vma)
+                raise
+        else:
+            self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
         if vma.anon_vma is not None:
             if self.trace:
                 self.trace.why("anon_vma_clone() reused %s -> the preallocated anon_vma is "

@@ -39,6 +39,8 @@ class SplitCountersV61(SplitCountersPolicy):
     rule = "split-counters; merges with the old is_mergeable_anon_vma() rule"
     #: 6.1 and 6.6 predate commit 9b9143298585 (v6.7): mprotect never clears VM_ACCOUNT
     mprotect_unaccounts_unfaulted = False
+    #: before v6.12 vma_merge() returns NULL when its anon_vma_clone() fails
+    merge_nomem_fails = False
 
     def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
                               anon_vma: AnonVma | None = None) -> bool:
@@ -51,6 +53,8 @@ class SplitCountersV612(SplitCountersV61):
     versions = "v6.7 .. the 2025 merge fix (6.12.y)"
     rule = "split-counters; the old is_mergeable_anon_vma() rule; mprotect clears VM_ACCOUNT of unfaulted VMAs"
     mprotect_unaccounts_unfaulted = True
+    #: the 6.12 code (vma_merge_struct): a failed merge clone is -ENOMEM for mprotect/madvise
+    merge_nomem_fails = True
 
 
 ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV61, SplitCountersV612)

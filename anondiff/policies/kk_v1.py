@@ -23,7 +23,7 @@ from ..kernel.objects import Vma
 from ..kernel.state import Kernel
 from .base import VmaOp
 from .degree import Degree
-from ..kernel.rmap import new_child_anon_vma
+from ..kernel.rmap import anon_vma_fork_tail
 
 
 class KkV1(Degree):
@@ -63,4 +63,4 @@ class KkV1(Degree):
         if self.trace:
             self.trace.why("nothing reused -> a new anon_vma, child of pvma->anon_vma %s",
                            pvma.anon_vma)
-        new_child_anon_vma(k, vma, pvma.anon_vma)
+        anon_vma_fork_tail(k, vma, pvma.anon_vma)

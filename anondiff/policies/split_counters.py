@@ -31,6 +31,7 @@ class SplitCountersPolicy(ChainCopyPolicy):
     dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
     merge_both_exports_next = True
     mprotect_unaccounts_unfaulted = True
+    merge_nomem_fails = True
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
         ok = src.anon_vma is not None and av.num_children < 2 and av.num_active_vmas == 0
