@@ -24,7 +24,7 @@ from ..engine import _Replayer
 from ..kernel.objects import AnonVma, Vma, VmaOp
 from ..kernel.state import Kernel
 from ..policies.base import Policy
-from ..scenario import (PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect, Munmap,
+from ..scenario import (PROT_BITS, Exit, FailNth, Fault, Fork, Madvise, Merge, Mmap, Mprotect, Munmap,
                        Scenario, SetFlags, Snapshot, Split, Step, Target)
 from ..topology import Replay
 
@@ -393,6 +393,8 @@ def describe(step: Step) -> str:
         return f"merge {step.process}/{step.hi} into {step.lo}"
     if isinstance(step, Snapshot):
         return f"snapshot {step.label}"
+    if isinstance(step, FailNth):
+        return f"{describe(step.step)}, enomem {step.nth}"
     # any other kind (mremap, brk, ...): its name and the fields that say what it does
     words = [type(step).__name__.lower()]
     target = getattr(step, "target", None)

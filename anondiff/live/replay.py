@@ -14,7 +14,7 @@ from typing import NamedTuple, Sequence
 from ..engine import replay
 from ..errors import AnondiffError, ScenarioError
 from ..policies.base import Policy
-from ..scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect, Munmap,
+from ..scenario import (PAGE_SHIFT, Exit, FailNth, Fault, Fork, Madvise, Merge, Mmap, Mprotect, Munmap,
                         Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
 from ..topology import Finding, Replay, Topology
 from . import convert
@@ -39,6 +39,8 @@ def supported(sc: Scenario) -> str | None:
     """Why ``sc`` cannot run live, or None."""
     for step in sc.steps:
         kind = type(step).__name__.lower()
+        if isinstance(step, FailNth):
+            return f"{sc.path}:{step.line}: 'enomem' (fault injection) is not run live (yet)"
         if not isinstance(step, (Fork, Exit, Fault, Mprotect, Munmap, Madvise, Mmap, Snapshot,
                                  Split, SetFlags, Merge)):
             return f"{sc.path}:{step.line}: step '{kind}' is not run live (yet)"
