@@ -363,7 +363,7 @@ class _Replayer:
     def fail_nth(self, step: FailNth) -> None:
         """A step with ``enomem: N`` (see :class:`~anondiff.scenario.FailNth`): arm the
         allocation counter of the kernel model, run the step, and say what came of it."""
-        if not isinstance(self.policy, Policy):
+        if not isinstance(self.policy, Policy) or not self.policy.counts_allocations():
             raise self.error("enomem is not supported for kernel-tree policies yet")
         inner = step.step
         k = self.k

@@ -22,10 +22,16 @@ PROT_BITS = ("read", "write", "exec")
 #: VM_NORESERVE (MAP_NORESERVE: a writable private mapping that never gets VM_ACCOUNT); "io"
 #: (VM_IO) and "dontexpand" (VM_DONTEXPAND) are VM_SPECIAL flags: such a VMA never merges, and a
 #: VM_DONTEXPAND one cannot grow with mremap.
+#: "softdirty" (VM_SOFTDIRTY) and "guard" (VM_MAYBE_GUARD: madvise(MADV_GUARD_INSTALL) put guard
+#: markers in its page tables) never stop a merge; in the 2026 tree they are VMA_STICKY_FLAGS and
+#: the merged VMA keeps them.  "close" states that the VMA has vm_ops->close (a driver's or a
+#: special mapping's), which forbids merges into it before v6.12 and its removal by a merge
+#: from v6.12.
 #: "account" is VM_ACCOUNT, which the engine also infers (a private VMA that is writable, or
 #: faulted in a layout, or made writable by mprotect); state it for a private VMA mapped
 #: writable and made read-only before the scenario starts.
-VMA_FLAGS = ("dontcopy", "wipeonfork", "account", "growsdown", "noreserve", "io", "dontexpand")
+VMA_FLAGS = ("dontcopy", "wipeonfork", "account", "growsdown", "noreserve", "io", "dontexpand",
+             "softdirty", "guard", "close")
 ADVICE = ("dontfork", "dofork", "wipeonfork", "keeponfork")
 #: mremap() flags: MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP
 MREMAP_FLAGS = ("maymove", "fixed", "dontunmap")

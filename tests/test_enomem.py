@@ -18,7 +18,11 @@ import pytest
 
 from anondiff.engine import replay
 from anondiff.errors import ReplayError, ScenarioError
+from anondiff.kernel import rmap
+from anondiff.kernel.objects import Vma
+from anondiff.kernel.state import Kernel
 from anondiff.policies import get
+from anondiff.policies.split_counters import SplitCountersPolicy
 from anondiff.scenario import loads
 from anondiff.topology import Topology
 
@@ -252,18 +256,21 @@ def test_mremap_copy_fails_and_nothing_moves(policy: str) -> None:
 # -- what is refused ---------------------------------------------------------------------------
 
 def test_kernel_tree_policies_are_refused() -> None:
-    """A policy that is not a Python one (a compiled kernel tree) cannot count allocations yet:
-    a clear error, not an answer without the failure."""
-    class TreeLike:
-        def __init__(self) -> None:
-            self._inner = get("split-counters")
+    """A policy with primitives of its own (anondiff.ktree's KernelTreePolicy calls the
+    compiled tree for __anon_vma_prepare(), unlink_anon_vmas() ...) cannot count allocations
+    yet: a clear error, not an answer without the failure."""
+    class TreeLike(SplitCountersPolicy):
+        name = "tree-like"
 
-        def __getattr__(self, name: str) -> object:
-            return getattr(self._inner, name)
+        def anon_vma_prepare(self, k: Kernel, vma: Vma, prev: Vma | None,
+                             next: Vma | None) -> None:
+            rmap.anon_vma_prepare(k, vma, prev, next)
 
     sc = loads(LAYOUT + "  - {fork: C, child: G, enomem: 1}\n", "e.yaml")
+    assert get("split-counters").counts_allocations()
+    assert replay(sc._replace(steps=sc.steps[:1]), TreeLike()).final.processes
     with pytest.raises(ReplayError, match="enomem is not supported for kernel-tree policies yet"):
-        replay(sc, TreeLike())  # type: ignore[arg-type]
+        replay(sc, TreeLike())
 
 
 @pytest.mark.parametrize("step,message", [

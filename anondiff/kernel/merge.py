@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from .objects import Mm, Vma, VmaOp
+from .objects import VM_CLOSE, VM_SOFTDIRTY, Mm, Vma, VmaOp, flags_match
 from .rmap import avname, ref
 from .state import Enomem, Kernel
 
@@ -33,10 +33,45 @@ from .state import Enomem, Kernel
 VM_SPECIAL = frozenset({"io", "dontexpand"})
 
 
+#: ``Policy.close_forbids``: what a VMA with vm_ops->close (flag ``close``) stops.
+#: Before v6.12 is_mergeable_vma() refuses to merge with such a neighbour at all
+#: (mm/mmap.c@v6.1.176: ``if (vma->vm_ops && vma->vm_ops->close) return 0;``, the same in
+#: v4.19); from v6.12 a merge may not *remove* one (can_merge_remove_vma(), mm/vma.c@v6.12.117
+#: and mm/vma.c@7.2.13): it may still be expanded.
+CLOSE_NEIGHBOUR = "neighbour"
+CLOSE_REMOVED = "removed"
+
+
 def _same_vma_props(a: Vma, prot: frozenset[str], flags: frozenset[str], file: str | None) -> bool:
-    """is_mergeable_vma(): flags (VM_READ|WRITE|EXEC included), file; no mempolicy, uffd or
-    anon_vma_name in the model."""
-    return a.prot == prot and a.flags == flags and a.file == file
+    """is_mergeable_vma(): flags (VM_READ|WRITE|EXEC included; VM_SOFTDIRTY, VM_MAYBE_GUARD and
+    vm_ops ignored), file; no mempolicy, uffd or anon_vma_name in the model."""
+    return a.prot == prot and a.file == file and flags_match(a.flags, flags)
+
+
+def close_allows_neighbour(k: Kernel, vma: Vma) -> bool:
+    """Before v6.12: is_mergeable_vma() of a neighbour with vm_ops->close is false."""
+    return k.policy.close_forbids != CLOSE_NEIGHBOUR or VM_CLOSE not in vma.flags
+
+
+def may_remove(k: Kernel, vma: Vma) -> bool:
+    """From v6.12: can_merge_remove_vma(): a merge may delete ``vma`` only without ->close."""
+    return k.policy.close_forbids != CLOSE_REMOVED or VM_CLOSE not in vma.flags
+
+
+def merged_flags(k: Kernel, target: Vma, flags: frozenset[str], merged: tuple[Vma, ...],
+                 keep: frozenset[str] = frozenset()) -> frozenset[str]:
+    """vm_flags of ``target`` once the merge is done: ``flags`` (what the range asked for; for
+    mprotect/madvise vm_flags_reset() gives them to the merged VMA), ``target``'s own vm_ops
+    (``close``) and its flags in ``keep``, and in the 2026 tree (``Policy.sticky_flags``,
+    VMA_STICKY_FLAGS: VM_SOFTDIRTY and VM_MAYBE_GUARD) the sticky flags of every VMA merged
+    (vma_merge_existing_range() / vma_expand(), mm/vma.c@7.2.13)."""
+    out = (flags - {VM_CLOSE}) | (target.flags & ({VM_CLOSE} | keep))
+    sticky = k.policy.sticky_flags
+    if sticky:
+        out |= target.flags & sticky
+        for vma in merged:
+            out |= vma.flags & sticky
+    return frozenset(out)
 
 
 def can_merge_after(k: Kernel, prev: Vma | None, src: Vma, start: int, pgoff: int,
@@ -45,6 +80,7 @@ def can_merge_after(k: Kernel, prev: Vma | None, src: Vma, start: int, pgoff: in
     ``pgoff``, may extend ``prev``."""
     return (prev is not None and prev.end == start
             and _same_vma_props(prev, prot, flags, src.file)
+            and close_allows_neighbour(k, prev)
             and prev.pgoff + (prev.end - prev.start) == pgoff
             and k.policy.is_mergeable_anon_vma(src, prev))
 
@@ -55,6 +91,7 @@ def can_merge_before(k: Kernel, next: Vma | None, src: Vma, end: int, pgoff_end:
     ``pgoff_end``, may be taken by ``next``."""
     return (next is not None and next.start == end
             and _same_vma_props(next, prot, flags, src.file)
+            and close_allows_neighbour(k, next)
             and next.pgoff == pgoff_end
             and k.policy.is_mergeable_anon_vma(src, next))
 
@@ -117,6 +154,12 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
     next = mm.next(middle) if right_side and with_next else None
     merge_left = can_merge_after(k, prev, middle, start, pgoff, prot, flags)
     merge_right = can_merge_before(k, next, middle, end, pgoff + (end - start), prot, flags)
+    if (merge_left or merge_right) and left_side and right_side and not may_remove(k, middle):
+        # vma_merge_existing_range(): "If we need to remove middle in its entirety but are
+        # unable to do so, we have no sensible recourse but to abort the merge."
+        return None
+    if merge_left and merge_right and not may_remove(k, next):  # type: ignore[arg-type]
+        merge_right = False         # "reduce the operation to merging prev and middle"
     if merge_left and merge_right:
         assert prev is not None and next is not None
         if _both_compatible(prev, next):
@@ -127,6 +170,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
             if not dup_or_give_up(k, prev, exporter):
                 return None
             prev.end = next.end
+            prev.flags = merged_flags(k, prev, flags, (middle, next))
             k.policy.rekey(k, prev)
             remove_merged(k, prev, middle)
             remove_merged(k, prev, next)
@@ -138,6 +182,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
         if not dup_or_give_up(k, prev, middle):
             return None
         prev.end = end
+        prev.flags = merged_flags(k, prev, flags, ())
         k.policy.rekey(k, prev)
         if right_side:
             remove_merged(k, prev, middle)
@@ -150,6 +195,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
         assert next is not None
         if not dup_or_give_up(k, next, middle):
             return None
+        next.flags = merged_flags(k, next, flags, ())
         if left_side:
             remove_merged(k, next, middle)
         else:
@@ -172,11 +218,17 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
     merge_left = can_merge_after(k, prev, new, new.start, new.pgoff, new.prot, new.flags)
     merge_right = can_merge_before(k, next, new, new.end, new.pgoff + (new.end - new.start),
                                    new.prot, new.flags)
+    if merge_left and merge_right and not may_remove(k, next):  # type: ignore[arg-type]
+        merge_right = False         # vma_merge_new_range(): "reduce the operation"
+    # __mmap_region(): a new (or expanded) mapping is soft-dirty (vm_flags_set(vma,
+    # VM_SOFTDIRTY)); the model sets it only where the scenario stated it for the new range
+    keep = frozenset({VM_SOFTDIRTY}) | k.policy.sticky_flags
     if merge_left and merge_right:
         assert prev is not None and next is not None
         if _both_compatible(prev, next):
             if not dup_or_give_up(k, prev, next, new_range=True):
                 return None
+            prev.flags = merged_flags(k, prev, prev.flags | (new.flags & keep), (next,), keep)
             prev.end = next.end
             k.policy.rekey(k, prev)
             remove_merged(k, prev, next)
@@ -184,11 +236,13 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
         merge_right = False
     if merge_left:
         assert prev is not None
+        prev.flags = merged_flags(k, prev, prev.flags | (new.flags & keep), (), keep)
         prev.end = new.end
         k.policy.rekey(k, prev)
         return prev
     if merge_right:
         assert next is not None
+        next.flags = merged_flags(k, next, next.flags | (new.flags & keep), (), keep)
         mm.move_start(next, new.start)
         k.policy.rekey(k, next)
         return next

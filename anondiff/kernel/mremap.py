@@ -28,9 +28,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .merge import VM_SPECIAL, dup_or_give_up, remove_merged
+from .merge import (VM_SPECIAL, close_allows_neighbour, dup_or_give_up, may_remove, merged_flags,
+                    remove_merged)
 from .mm import do_munmap
-from .objects import VM_SHARED, AnonVma, Mm, Vma, VmaOp
+from .objects import VM_SHARED, AnonVma, Mm, Vma, VmaOp, flags_match
 from .rmap import ref
 from .state import Kernel
 
@@ -83,17 +84,21 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
     if like.flags & VM_SPECIAL:
         return None
     left = (prev is not None and prev.end == start
-            and prev.prot == like.prot and prev.flags == like.flags and prev.file == like.file
+            and prev.prot == like.prot and flags_match(prev.flags, like.flags)
+            and prev.file == like.file and close_allows_neighbour(k, prev)
             and prev.pgoff + (prev.end - prev.start) == pgoff
             and _mergeable(k, prev, anon_vma, copied_from))
     right = (next is not None and next.start == end
-             and next.prot == like.prot and next.flags == like.flags and next.file == like.file
+             and next.prot == like.prot and flags_match(next.flags, like.flags)
+             and next.file == like.file and close_allows_neighbour(k, next)
              and next.pgoff == pgoff + (end - start)
              and _mergeable(k, next, anon_vma, copied_from))
     if left and right:
         assert prev is not None and next is not None
         # can_vma_merge_right(): prev and next must agree with each other too
         right = prev.anon_vma is None or next.anon_vma is None or prev.anon_vma is next.anon_vma
+        # from v6.12 next, which the merge would delete, may not have vm_ops->close
+        right = right and may_remove(k, next)
     if left:
         assert prev is not None
         if right:
@@ -102,6 +107,8 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
                 return None
         if copied_from is not None and not dup_or_give_up(k, prev, copied_from, new_range=True):
             return None
+        # vma_expand(): the target keeps its flags (2026: plus the range's and next's sticky ones)
+        prev.flags = merged_flags(k, prev, prev.flags, (like, next) if right else (like,))
         prev.end = next.end if right and next is not None else end
         k.dirty_vmas.add(prev)      # (for the incremental checks: range and maybe anon_vma)
         k.policy.rekey(k, prev)
@@ -112,6 +119,7 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
         assert next is not None
         if copied_from is not None and not dup_or_give_up(k, next, copied_from, new_range=True):
             return None
+        next.flags = merged_flags(k, next, next.flags, (like,))
         mm.move_start(next, start)
         k.dirty_vmas.add(next)
         k.policy.rekey(k, next)

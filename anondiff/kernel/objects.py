@@ -16,6 +16,19 @@ VM_SHARED = "shared"
 #: anon_vma_compatible() and vma_merge() compare it, so a VMA without it neither merges with nor
 #: shares an anon_vma with one that has it.
 VM_ACCOUNT = "account"
+#: VM_SOFTDIRTY, VM_MAYBE_GUARD (2026 tree) and "has vm_ops->close" (not a vm_flag): what
+#: is_mergeable_vma() and anon_vma_compatible() never compare (VM_SOFTDIRTY since commit
+#: 34228d473efe ("mm: ignore VM_SOFTDIRTY on VMA merging"), VMA_IGNORE_MERGE_FLAGS in
+#: include/linux/mm.h@7.2.13; vm_ops are not flags at all).  See anondiff.kernel.merge.
+VM_SOFTDIRTY = "softdirty"
+VM_MAYBE_GUARD = "guard"
+VM_CLOSE = "close"
+MERGE_IGNORED = frozenset({VM_SOFTDIRTY, VM_MAYBE_GUARD, VM_CLOSE})
+
+
+def flags_match(a: frozenset[str], b: frozenset[str]) -> bool:
+    """vm_flags equal as vma_merge() and anon_vma_compatible() compare them."""
+    return a == b or not ((a ^ b) - MERGE_IGNORED)
 
 
 class ShmemFile:

@@ -28,6 +28,10 @@ class KernelOps(Protocol):
     mprotect_unaccounts_unfaulted: bool
     #: v6.12+: a merge whose anon_vma_clone() fails is -ENOMEM (before: no merge, go on)
     merge_nomem_fails: bool
+    #: 2026: flags merges ignore and the merged VMA keeps (VMA_STICKY_FLAGS)
+    sticky_flags: frozenset[str]
+    #: "neighbour" (before v6.12) or "removed" (v6.12+): what vm_ops->close forbids in a merge
+    close_forbids: str
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:

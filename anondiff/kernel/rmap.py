@@ -3,7 +3,7 @@ later mm/vma.c).  Policies override only the decisions that differ: anon_vma_clo
 anon_vma_fork."""
 from __future__ import annotations
 
-from .objects import AnonVma, AnonVmaChain, Vma
+from .objects import AnonVma, AnonVmaChain, Vma, flags_match
 from .state import Kernel
 
 def ref(vma: Vma) -> str:
@@ -68,11 +68,12 @@ def rekey(k: Kernel, vma: Vma) -> None:
 
 def anon_vma_compatible(a: Vma, b: Vma) -> bool:
     """anon_vma_compatible(a, b), a below b: adjacent, same file, pgoff linear, and vm_flags
-    equal but for VM_READ|VM_WRITE|VM_EXEC (``prot`` here) and VM_SOFTDIRTY (VM_IGNORE_MERGE in
-    2026), which the model does not track."""
+    equal but for VM_READ|VM_WRITE|VM_EXEC (``prot`` here) and VM_SOFTDIRTY
+    (VMA_IGNORE_MERGE_FLAGS in 2026: VM_SOFTDIRTY and VM_MAYBE_GUARD; mm/vma.c@7.2.13); vm_ops
+    (``close``) are not compared ("doesn't _have_ to mean that we can merge")."""
     return (a.end == b.start
             and a.file == b.file
-            and a.flags == b.flags
+            and flags_match(a.flags, b.flags)
             and b.pgoff == a.pgoff + (b.start - a.start))
 
 

@@ -52,6 +52,13 @@ class Policy:
     #: -ENOMEM (VMA_MERGE_ERROR_NOMEM); before, vma_merge() returned NULL and the caller split
     #: (see anondiff.kernel.merge.dup_or_give_up)
     merge_nomem_fails: ClassVar[bool] = False
+    #: VMA_STICKY_FLAGS (2026 tree): flags a merge ignores and the merged VMA keeps (the union
+    #: over every VMA merged); before, only VM_SOFTDIRTY is ignored and the merged VMA takes the
+    #: flags the operation sets (see anondiff.kernel.merge.merged_flags)
+    sticky_flags: ClassVar[frozenset[str]] = frozenset()
+    #: what a VMA with vm_ops->close forbids: "neighbour" (before v6.12: any merge with it) or
+    #: "removed" (v6.12+: only its removal), see anondiff.kernel.merge
+    close_forbids: ClassVar[str] = "neighbour"
     #: ``anondiff explain`` only: where a rule reports why it decided (``if self.trace:
     #: self.trace.why(...)``); None otherwise, so a replay pays one attribute test.
     trace: Tracer | None = None
@@ -92,6 +99,14 @@ class Policy:
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         raise NotImplementedError
+
+    def counts_allocations(self) -> bool:
+        """Do the allocation hooks of :class:`~anondiff.kernel.state.Kernel` (a step's
+        ``enomem``) see every allocation?  Only when the policy runs the Python kernel's
+        primitives: one compiled from a kernel tree (anondiff.ktree) supplies its own."""
+        cls = type(self)
+        return (cls.anon_vma_prepare is Policy.anon_vma_prepare
+                and cls.unlink_anon_vmas is Policy.unlink_anon_vmas)
 
     # The primitives every Python policy shares (anondiff.kernel); a policy compiled from a
     # kernel tree (anondiff.ktree) supplies its own.

@@ -28,6 +28,8 @@ class CloneRework2026(SplitCountersPolicy):
     cite = 'Lorenzo Stoakes, "[PATCH v3 0/9] mm: clean up anon_vma implementation" (2026)'
     rule = "same predicate as split-counters, but each clone reverses the chain: the first eligible entry of the parent's chain, head first, is reused"
     unlink_returns_if_unfaulted = True
+    #: VMA_STICKY_FLAGS (include/linux/mm.h@7.2.13): ignored by merges, kept by the merged VMA
+    sticky_flags = frozenset({"softdirty", "guard"})
 
     def check_anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp) -> None:
         """The VM_WARN_ON_ONCE()s of check_anon_vma_clone() that the model can see."""

@@ -41,6 +41,8 @@ class SplitCountersV61(SplitCountersPolicy):
     mprotect_unaccounts_unfaulted = False
     #: before v6.12 vma_merge() returns NULL when its anon_vma_clone() fails
     merge_nomem_fails = False
+    #: before v6.12 is_mergeable_vma() refuses a neighbour with vm_ops->close
+    close_forbids = "neighbour"
 
     def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
                               anon_vma: AnonVma | None = None) -> bool:
@@ -55,6 +57,8 @@ class SplitCountersV612(SplitCountersV61):
     mprotect_unaccounts_unfaulted = True
     #: the 6.12 code (vma_merge_struct): a failed merge clone is -ENOMEM for mprotect/madvise
     merge_nomem_fails = True
+    #: and can_merge_remove_vma(): vm_ops->close only stops a merge that would remove the VMA
+    close_forbids = "removed"
 
 
 ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV61, SplitCountersV612)

@@ -32,6 +32,8 @@ class SplitCountersPolicy(ChainCopyPolicy):
     merge_both_exports_next = True
     mprotect_unaccounts_unfaulted = True
     merge_nomem_fails = True
+    #: the 6.12 merge code: a VMA with vm_ops->close is only never removed by a merge
+    close_forbids = "removed"
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
         ok = src.anon_vma is not None and av.num_children < 2 and av.num_active_vmas == 0
