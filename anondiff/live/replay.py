@@ -48,6 +48,13 @@ def supported(sc: Scenario) -> str | None:
             return f"{sc.path}:{step.line}: step '{kind}' is kernel-internal: no syscall does it alone"
         if isinstance(step, Mmap) and not step.merge:
             return f"{sc.path}:{step.line}: mmap with merge: false (insert_vm_struct()) has no syscall"
+    model_only = ("softdirty", "guard", "close")    # states a process cannot set up (yet)
+    specs = [v for p in sc.processes for v in p.vmas] + [s.vma for s in sc.steps
+                                                          if isinstance(s, Mmap)]
+    for v in specs:
+        for flag in model_only:
+            if flag in v.flags:
+                return f"{sc.path}:{v.line}: flag '{flag}' is not set up live (yet)"
     for p in sc.processes:
         for v in p.vmas:
             if v.faulted and v.shared:
