@@ -18,11 +18,7 @@ import pytest
 
 from anondiff.engine import replay
 from anondiff.errors import ReplayError, ScenarioError
-from anondiff.kernel import rmap
-from anondiff.kernel.objects import Vma
-from anondiff.kernel.state import Kernel
 from anondiff.policies import get
-from anondiff.policies.split_counters import SplitCountersPolicy
 from anondiff.scenario import loads
 from anondiff.topology import Topology
 
@@ -256,21 +252,21 @@ def test_mremap_copy_fails_and_nothing_moves(policy: str) -> None:
 # -- what is refused ---------------------------------------------------------------------------
 
 def test_kernel_tree_policies_are_refused() -> None:
-    """A policy with primitives of its own (anondiff.ktree's KernelTreePolicy calls the
-    compiled tree for __anon_vma_prepare(), unlink_anon_vmas() ...) cannot count allocations
-    yet: a clear error, not an answer without the failure."""
-    class TreeLike(SplitCountersPolicy):
-        name = "tree-like"
+    """A policy compiled from a kernel tree (anondiff.ktree's KernelTreePolicy: its C code
+    allocates) cannot count allocations yet: a clear error, not an answer without the failure.
+    (An instance without a built tree: the layout below makes no call into it.)"""
+    from anondiff.kernel.counters import SplitCounters
+    from anondiff.ktree.policy import KernelTreePolicy
 
-        def anon_vma_prepare(self, k: Kernel, vma: Vma, prev: Vma | None,
-                             next: Vma | None) -> None:
-            rmap.anon_vma_prepare(k, vma, prev, next)
-
-    sc = loads(LAYOUT + "  - {fork: C, child: G, enomem: 1}\n", "e.yaml")
-    assert get("split-counters").counts_allocations()
-    assert replay(sc._replace(steps=sc.steps[:1]), TreeLike()).final.processes
-    with pytest.raises(ReplayError, match="enomem is not supported for kernel-tree policies yet"):
-        replay(sc, TreeLike())
+    tree = KernelTreePolicy.__new__(KernelTreePolicy)
+    tree.name, tree.cite, tree.counters = "tree", "a tree", SplitCounters()  # type: ignore[misc]
+    sc = loads("description: t\nprocesses:\n  - name: P\n    vmas:\n"
+               "      - {name: A, start: 0x10000, pages: 1}\n"
+               "steps:\n  - {fork: P, child: C, enomem: 1}\n", "t.yaml")
+    assert get("split-counters").counts_allocations() and not tree.counts_allocations()
+    with pytest.raises(ReplayError, match=r"t.yaml:7: steps\[0\]: enomem is not supported for "
+                       "kernel-tree policies yet"):
+        replay(sc, tree)
 
 
 @pytest.mark.parametrize("step,message", [

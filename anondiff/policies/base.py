@@ -14,7 +14,7 @@ from ..kernel import merge, rmap
 from ..kernel.fork import DupMmap, ForkContext
 from ..kernel.objects import AnonVma, Vma, VmaOp
 from ..kernel.rmap import anon_vma_chain_link, anon_vma_fork_tail
-from ..kernel.state import Kernel
+from ..kernel.state import Enomem, Kernel
 
 if TYPE_CHECKING:
     from ..explain.core import Tracer
@@ -103,10 +103,9 @@ class Policy:
     def counts_allocations(self) -> bool:
         """Do the allocation hooks of :class:`~anondiff.kernel.state.Kernel` (a step's
         ``enomem``) see every allocation?  Only when the policy runs the Python kernel's
-        primitives: one compiled from a kernel tree (anondiff.ktree) supplies its own."""
-        cls = type(self)
-        return (cls.anon_vma_prepare is Policy.anon_vma_prepare
-                and cls.unlink_anon_vmas is Policy.unlink_anon_vmas)
+        primitives: one compiled from a kernel tree (a class of anondiff.ktree, which
+        ``explain`` or a test may subclass) allocates in C."""
+        return not any(c.__module__.startswith("anondiff.ktree") for c in type(self).__mro__)
 
     # The primitives every Python policy shares (anondiff.kernel); a policy compiled from a
     # kernel tree (anondiff.ktree) supplies its own.
@@ -151,6 +150,8 @@ class ChainCopyPolicy(Policy):
         preset = dst.anon_vma
         for pavc in src.avcs:            # tail (root) first; dst is never src
             if k.fail_nth and k.anon_vma_chain_alloc_fails("anon_vma_clone"):
+                if self.trace:
+                    self.trace.why("anon_vma_chain_alloc() fails: enomem_failure")
                 self.clone_failed(k, dst)
             av = pavc.anon_vma
             anon_vma_chain_link(k, dst, av)
@@ -181,11 +182,20 @@ class ChainCopyPolicy(Policy):
         dst->anon_vma first keeps a reused (or preset) anon_vma's counters from being
         decremented for an increment that never happened."""
         if self.trace:
-            self.trace.why("anon_vma_chain_alloc() fails after %d chains: dst->anon_vma = "
+            self.trace.why("anon_vma_chain_alloc() fails after %s chains: dst->anon_vma = "
                            "NULL, unlink_anon_vmas(dst)", len(dst.avcs))
         dst.anon_vma = None
         self.unlink_anon_vmas(k, dst)
         raise k.enomem()
+
+    def _fork_clone(self, k: Kernel, vma: Vma, src: Vma, ctx: ForkContext) -> None:
+        """anon_vma_fork()'s ``error = anon_vma_clone(vma, src); if (error) return error;``"""
+        try:
+            self.anon_vma_clone(k, vma, src, VmaOp.FORK, ctx)
+        except Enomem:
+            if self.trace:
+                self.trace.why("anon_vma_clone() failed: anon_vma_fork() returns -ENOMEM")
+            raise
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         if pvma.anon_vma is None:
@@ -193,7 +203,7 @@ class ChainCopyPolicy(Policy):
                 self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
         vma.anon_vma = None          # drop the pointer the byte copy inherited
-        self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
+        self._fork_clone(k, vma, pvma, ctx)
         if vma.anon_vma is not None:  # reused an ancestor
             if self.trace:
                 self.trace.why("anon_vma_clone() set %s -> no new anon_vma", vma.anon_vma)

@@ -60,6 +60,8 @@ class CloneRework2026(SplitCountersPolicy):
             return
         for pavc in src.same_vma():                   # head to tail, each pushed at the head
             if k.fail_nth and k.anon_vma_chain_alloc_fails("anon_vma_clone"):
+                if self.trace:
+                    self.trace.why("anon_vma_chain_alloc() fails: enomem_failure")
                 self.cleanup_partial_anon_vmas(k, dst)
                 raise k.enomem()
             anon_vma_chain_assign(k, dst, pavc.anon_vma)
@@ -81,7 +83,7 @@ class CloneRework2026(SplitCountersPolicy):
         taken off the VMA's list and freed, and ``vma->anon_vma`` is reset.  (unlink_anon_vmas()
         would not do: it returns at once for a VMA without anon_vma, leaking the chains.)"""
         if self.trace:
-            self.trace.why("anon_vma_chain_alloc() fails after %d chains: "
+            self.trace.why("anon_vma_chain_alloc() fails after %s chains: "
                            "cleanup_partial_anon_vmas() frees them (none is in a tree yet), "
                            "vma->anon_vma = NULL", len(vma.avcs))
         vma.avcs.clear()
@@ -112,13 +114,21 @@ class CloneRework2026(SplitCountersPolicy):
         # whatever fails, the preallocated anon_vma is put unused and -ENOMEM returned
         if k.fail_nth:
             if k.anon_vma_alloc_fails("anon_vma_fork"):
+                if self.trace:
+                    self.trace.why("anon_vma_alloc() fails: return -ENOMEM")
                 raise k.enomem()
             if k.anon_vma_chain_alloc_fails("anon_vma_fork"):
+                if self.trace:
+                    self.trace.why("anon_vma_chain_alloc() fails: put_anon_vma() of the "
+                                   "preallocated anon_vma, return -ENOMEM")
                 k.transient_anon_vmas += 1            # put_anon_vma(anon_vma)
                 raise k.enomem()
             try:
                 self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
             except Enomem:
+                if self.trace:
+                    self.trace.why("anon_vma_clone() failed: put_anon_vma() of the "
+                                   "preallocated anon_vma, return -ENOMEM")
                 k.transient_anon_vmas += 1            # rc != 0: put_anon_vma(anon_vma)
                 raise
         else:

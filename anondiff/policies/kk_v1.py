@@ -57,7 +57,7 @@ class KkV1(Degree):
                                pvma.anon_vma)
             else:
                 self.trace.why("pprev %s and prev %s start apart", pprev, prev)
-        self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
+        self._fork_clone(k, vma, pvma, ctx)
         if vma.anon_vma is not None:
             return
         if self.trace:

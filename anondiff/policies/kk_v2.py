@@ -47,7 +47,7 @@ class KkV2(Degree):
                                "%s, clone %s's chain", prev, prev.anon_vma, prev.anon_vma,
                                pvma.anon_vma, prev.anon_vma, prev)
             vma.anon_vma = prev.anon_vma
-            self.anon_vma_clone(k, vma, prev, VmaOp.FORK, ctx)
+            self._fork_clone(k, vma, prev, ctx)
             return
         if self.trace:
             if prev is None:

@@ -40,7 +40,7 @@ class MirrorParent(SplitCountersPolicy):
                                "share it, clone its chain", first, pvma.anon_vma,
                                first.anon_vma)
             vma.anon_vma = first.anon_vma
-            self.anon_vma_clone(k, vma, first, VmaOp.FORK, ctx)
+            self._fork_clone(k, vma, first, ctx)
             return
         if self.trace:
             self.trace.why("first child VMA of the group sharing %s", pvma.anon_vma)
