@@ -269,6 +269,24 @@ def test_kernel_tree_policies_are_refused() -> None:
         replay(sc, tree)
 
 
+def test_kernel_tree_policies_refuse_flags_with_era_merge_rules() -> None:
+    """softdirty, guard and close change merges differently by era (test_merge_flags.py); a
+    tree policy does not state its era's rules for them yet: refused, naming the line."""
+    from anondiff.kernel.counters import SplitCounters
+    from anondiff.ktree.policy import KernelTreePolicy
+
+    tree = KernelTreePolicy.__new__(KernelTreePolicy)
+    tree.name, tree.cite, tree.counters = "tree", "a tree", SplitCounters()  # type: ignore[misc]
+    for where in ("      - {name: A, start: 0x10000, pages: 1, flags: [close]}\nsteps: []\n",
+                  "      - {name: A, start: 0x10000, pages: 1}\nsteps:\n"
+                  "  - {mmap: P, name: B, start: 0x20000, pages: 1, flags: [close]}\n"):
+        sc = loads("description: t\nprocesses:\n  - name: P\n    vmas:\n" + where, "t.yaml")
+        with pytest.raises(ReplayError, match=r"t.yaml:\d: .*flag 'close' is not supported for "
+                           "kernel-tree policies yet"):
+            replay(sc, tree)
+        assert replay(sc, "clone-rework-2026").final.processes
+
+
 @pytest.mark.parametrize("step,message", [
     ("{fork: C, child: G, enomem: 0}", r"steps\[1\].fork: 'enomem' 0 must be >= 1"),
     ("{fork: C, child: G, enomem: two}", "enomem"),

@@ -356,7 +356,7 @@ ERRORS = [
     (step("- P\n"), 7, "steps[0]: must be a mapping with one of the keys fork, exit"),
     (step("- fork: P\n  exit: P\n"), 8, "step has more than one kind: fork, exit"),
     (step("- fork: P\n  chlid: C\n"), 8,
-     "steps[0].fork: unknown key 'chlid' (expected one of: child, names, fork)"),
+     "steps[0].fork: unknown key 'chlid' (expected one of: child, names, enomem, fork)"),
     (step("- fork: P\n"), 7, "steps[0].fork: missing required key 'child'"),
     (step("- fork: Q\n  child: C\n"), 7,
      "steps[0].fork: 'Q' is not a process at this step (processes at this step: P)"),
@@ -396,7 +396,7 @@ ERRORS = [
     (step("- madvise: P/A\n"), 7, "missing required key 'advice'"),
     (step("- mmap: P\n  name: N\n  start: 0x1000\n  pages: 1\n  faulted: true\n"), 11,
      "unknown key 'faulted' (expected one of: name, start, pages, end, prot, flags, shared, "
-     "file, offset, vma_merge, mmap); mmap makes an unfaulted VMA"),
+     "file, offset, vma_merge, enomem, mmap); mmap makes an unfaulted VMA"),
     (step("- mmap: P\n  name: N\n"), 7, "steps[0].mmap: missing required key 'start'"),
     (step("- mmap: P\n  name: N\n  start: 0x1001\n  pages: 1\n"), 9, "not page aligned"),
     (step("- snapshot: final\n"), 7, "'final' is reserved"),
