@@ -25,7 +25,7 @@ from .kernel.snapshot import freeze
 from .kernel.state import Enomem, Kernel, KernelCrash
 from .policies import get as get_policy
 from .progress import EVERY, bar
-from .policies.base import Policy
+from .policies.base import Policy, counts_allocations
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
 from .scenario import (PAGE_SHIFT, PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
                        Munmap, Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
@@ -288,7 +288,7 @@ class _Replayer:
 
     def layout(self) -> None:
         k = self.k
-        tree = not self.policy.counts_allocations()
+        tree = not counts_allocations(self.policy)
         for p in self.sc.processes:
             for v in p.vmas:
                 if v.anon_vma is not None:
@@ -379,7 +379,7 @@ class _Replayer:
     def fail_nth(self, step: FailNth) -> None:
         """A step with ``enomem: N`` (see :class:`~anondiff.scenario.FailNth`): arm the
         allocation counter of the kernel model, run the step, and say what came of it."""
-        if not isinstance(self.policy, Policy) or not self.policy.counts_allocations():
+        if not counts_allocations(self.policy):
             raise self.error("enomem is not supported for kernel-tree policies yet")
         inner = step.step
         k = self.k
@@ -541,7 +541,7 @@ class _Replayer:
                          "or the anon_vma rule refuses)")
 
     def mmap(self, step: Mmap) -> None:
-        if not self.policy.counts_allocations():
+        if not counts_allocations(self.policy):
             self.tree_flags(step.vma)
         mm = self.mm(step.process)
         vma = _vma_from_spec(mm, step.vma)

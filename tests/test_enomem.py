@@ -19,6 +19,7 @@ import pytest
 from anondiff.engine import replay
 from anondiff.errors import ReplayError, ScenarioError
 from anondiff.policies import get
+from anondiff.policies.base import counts_allocations
 from anondiff.scenario import loads
 from anondiff.topology import Topology
 
@@ -263,7 +264,7 @@ def test_kernel_tree_policies_are_refused() -> None:
     sc = loads("description: t\nprocesses:\n  - name: P\n    vmas:\n"
                "      - {name: A, start: 0x10000, pages: 1}\n"
                "steps:\n  - {fork: P, child: C, enomem: 1}\n", "t.yaml")
-    assert get("split-counters").counts_allocations() and not tree.counts_allocations()
+    assert counts_allocations(get("split-counters")) and not counts_allocations(tree)
     with pytest.raises(ReplayError, match=r"t.yaml:7: steps\[0\]: enomem is not supported for "
                        "kernel-tree policies yet"):
         replay(sc, tree)

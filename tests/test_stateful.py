@@ -39,7 +39,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 from anondiff.engine import replay
 from anondiff.kernel.fork import ABSENT
 from anondiff.policies import get, names
-from anondiff.policies.base import Policy
+from anondiff.policies.base import Policy, counts_allocations
 from anondiff.policies.eras import ERA_VARIANTS
 from anondiff.scenario import (ADVICE, MREMAP_FLAGS, PAGE_SHIFT, PAGE_SIZE, PROT_BITS, Brk, Exit,
                                FailNth, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap, ProcessSpec,
@@ -859,7 +859,7 @@ class Steps(RuleBasedStateMachine):
 
     def counting(self) -> bool:
         """Every policy under test counts allocations (compiled kernel trees do not yet)."""
-        return all(p.counts_allocations() for p in self.by_name.values())
+        return all(counts_allocations(p) for p in self.by_name.values())
 
     def fork_can_fail(self) -> list[str]:
         if not self.counting():

@@ -13,7 +13,7 @@ from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel import merge, rmap
 from ..kernel.fork import DupMmap, ForkContext
 from ..kernel.objects import AnonVma, Vma, VmaOp
-from ..kernel.rmap import anon_vma_chain_link, anon_vma_fork_tail
+from ..kernel.rmap import anon_vma_chain_link, anon_vma_fork_tail, new_child_anon_vma
 from ..kernel.state import Enomem, Kernel
 
 if TYPE_CHECKING:
@@ -25,6 +25,16 @@ __all__ = ["Policy", "ChainCopyPolicy", "VmaOp", "DegreeCounters", "NoCounters",
 def vma_is_fork_child(vma: Vma | None) -> bool:
     """vma_is_fork_child(): has an anon_vma and a chain that is not singular."""
     return vma is not None and vma.anon_vma is not None and len(vma.avcs) != 1
+
+
+def counts_allocations(policy: object) -> bool:
+    """Do the allocation hooks of :class:`~anondiff.kernel.state.Kernel` (a step's ``enomem``)
+    see every allocation ``policy`` makes?  Only for a Python policy, which runs the Python
+    kernel's primitives: one compiled from a kernel tree (a class of anondiff.ktree, which
+    ``explain`` or a test may subclass) allocates in C.  (A function, not a method: explain
+    reports every public method call of a policy.)"""
+    return isinstance(policy, Policy) and not any(
+        c.__module__.startswith("anondiff.ktree") for c in type(policy).__mro__)
 
 
 class Policy:
@@ -100,13 +110,6 @@ class Policy:
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         raise NotImplementedError
 
-    def counts_allocations(self) -> bool:
-        """Do the allocation hooks of :class:`~anondiff.kernel.state.Kernel` (a step's
-        ``enomem``) see every allocation?  Only when the policy runs the Python kernel's
-        primitives: one compiled from a kernel tree (a class of anondiff.ktree, which
-        ``explain`` or a test may subclass) allocates in C."""
-        return not any(c.__module__.startswith("anondiff.ktree") for c in type(self).__mro__)
-
     # The primitives every Python policy shares (anondiff.kernel); a policy compiled from a
     # kernel tree (anondiff.ktree) supplies its own.
     def anon_vma_prepare(self, k: Kernel, vma: Vma, prev: Vma | None, next: Vma | None) -> None:
@@ -148,8 +151,9 @@ class ChainCopyPolicy(Policy):
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
         preset = dst.anon_vma
+        armed = k.fail_nth
         for pavc in src.avcs:            # tail (root) first; dst is never src
-            if k.fail_nth and k.anon_vma_chain_alloc_fails("anon_vma_clone"):
+            if armed and k.anon_vma_chain_alloc_fails("anon_vma_clone"):
                 if self.trace:
                     self.trace.why("anon_vma_chain_alloc() fails: enomem_failure")
                 self.clone_failed(k, dst)
@@ -203,7 +207,12 @@ class ChainCopyPolicy(Policy):
                 self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
         vma.anon_vma = None          # drop the pointer the byte copy inherited
-        self._fork_clone(k, vma, pvma, ctx)
+        try:                         # (_fork_clone() inline: the hot path of a fork)
+            self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
+        except Enomem:
+            if self.trace:
+                self.trace.why("anon_vma_clone() failed: anon_vma_fork() returns -ENOMEM")
+            raise
         if vma.anon_vma is not None:  # reused an ancestor
             if self.trace:
                 self.trace.why("anon_vma_clone() set %s -> no new anon_vma", vma.anon_vma)
@@ -211,4 +220,7 @@ class ChainCopyPolicy(Policy):
         if self.trace:
             self.trace.why("nothing reused -> a new anon_vma, child of pvma->anon_vma %s",
                            pvma.anon_vma)
-        anon_vma_fork_tail(k, vma, pvma.anon_vma)
+        if k.fail_nth:
+            anon_vma_fork_tail(k, vma, pvma.anon_vma)
+        else:                           # (the hot path of a fork: no extra call)
+            new_child_anon_vma(k, vma, pvma.anon_vma)

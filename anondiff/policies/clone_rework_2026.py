@@ -58,8 +58,9 @@ class CloneRework2026(SplitCountersPolicy):
             if self.trace:
                 self.trace.why("src->anon_vma is NULL: nothing to clone")
             return
+        armed = k.fail_nth
         for pavc in src.same_vma():                   # head to tail, each pushed at the head
-            if k.fail_nth and k.anon_vma_chain_alloc_fails("anon_vma_clone"):
+            if armed and k.anon_vma_chain_alloc_fails("anon_vma_clone"):
                 if self.trace:
                     self.trace.why("anon_vma_chain_alloc() fails: enomem_failure")
                 self.cleanup_partial_anon_vmas(k, dst)
