@@ -547,6 +547,10 @@ class _Replayer:
         name, the lowest keeps it and the others take ``names`` in address order, then
         ``<name>.<n>``."""
         op()
+        if not names:
+            taken = [vma.name for vma in mm.vmas]
+            if len(set(taken)) == len(taken):
+                return                          # nothing split (the common case)
         queue = list(names)
         seen: dict[str, Vma] = {}
         dups: list[Vma] = []

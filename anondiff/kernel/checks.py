@@ -287,8 +287,24 @@ class IncrementalChecks:
             if progress and not i % EVERY:
                 progress.update(i)
             mm = vma.mm
-            seen = seen_vmas.pop(vma, None)
+            seen = seen_vmas.get(vma)
+            if seen is not None and seen.anon_vma is vma.anon_vma and mm in order \
+                    and mm.contains(vma):
+                chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
+                if chain == seen.chain:
+                    # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter
+                    # or renamed): its counts and I3 membership stand; its own checks, its
+                    # group (the lowest member's name and start) and its anon_vmas' counters
+                    # (a policy's hook may have changed them) are looked at again
+                    self._recheck(vma, seen, chain, order[mm])
+                    av = seen.anon_vma
+                    if av is not None:
+                        avs.add(av)
+                        _touch(touched, (mm, av), vma)
+                    avs.update(chain)
+                    continue
             if seen is not None:
+                del seen_vmas[vma]
                 if seen.out:
                     self._drop(seen.out)
                     sick.discard(vma)
@@ -353,6 +369,19 @@ class IncrementalChecks:
         before.clear()
         keys.clear()
         return new, gone
+
+    def _recheck(self, vma: Vma, seen: _Seen, chain: tuple[AnonVma, ...], mm_order: int) -> None:
+        """The VMA checks of a VMA whose anon_vma and chain did not change."""
+        out = [] if _vma_ok(vma, chain) else vma_violations(vma)
+        if out == seen.out:
+            return
+        if seen.out:
+            self._drop(seen.out)
+            self.sick.discard(vma)
+        if out:
+            self.sick.add(vma)
+            self._add(out, (mm_order, 0, vma.start))
+        seen.out = out
 
     def _group(self, mm: Mm, av: AnonVma, changed: set[Vma] | None) -> None:
         """I3 for the VMAs of ``mm`` using ``av``: every member whose chain differs from the
