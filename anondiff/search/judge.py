@@ -109,8 +109,9 @@ class Judge:
 
     def judge_all(self, scenarios: Iterable[Scenario]) -> Iterator[tuple[Scenario, Verdict]]:
         """Each scenario with its verdict: the search's hot loop, through the engine's batch
-        API (:func:`anondiff.engine.replay_many`: policies resolved once, the garbage collector
-        run once per batch).  Scenarios must replay (generated ones do)."""
+        API (:func:`anondiff.engine.replay_many`, or :func:`~anondiff.engine.findings_many` for
+        invariant findings: policies resolved once, the garbage collector run once per batch).
+        Scenarios must replay (generated ones do)."""
         if not self.difference:
             yield from self._judge_findings(scenarios)
             return
