@@ -610,6 +610,12 @@ class _Replayer:
             op()
         except Enomem as e:
             failed = e
+        if not names:
+            taken = [vma.name for vma in mm.vmas]
+            if len(set(taken)) == len(taken):       # nothing split (the common case)
+                if failed is not None:
+                    raise failed
+                return
         queue = list(names)
         seen: dict[str, Vma] = {}
         dups: list[Vma] = []

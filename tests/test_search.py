@@ -89,6 +89,27 @@ def test_v1_v2_the_threads_case_from_nothing(tmp_path: Path) -> None:
     assert "differ after the last step" in text and "expect:" in text
 
 
+def test_readme_worked_example_is_the_shipped_file(tmp_path: Path) -> None:
+    """README's worked example, as typed there (no --count: the default time budget, ended by
+    the first finding): the file it writes is scenarios/found/v1-vs-v2-old-anon-vma.yaml, byte
+    for byte, and the stderr line is the one README shows."""
+    out = tmp_path / "found.yaml"
+    r = cli("search", "-p", "v1", "-p", "v2", "--clean", "--events", THREAD_EVENTS, "-o",
+            str(out))
+    assert r.exit_code == 1, r.stderr
+    assert r.stderr.startswith("anondiff search: found 1 (v1 vs v2: anon_vma, chain, sharing) "
+                               "in 8 scenarios, ")
+    shipped = Path(__file__).resolve().parent.parent / "scenarios/found/v1-vs-v2-old-anon-vma.yaml"
+    assert out.read_text() == shipped.read_text()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "anondiff search -p v1 -p v2 --clean --events fork,exit,mprotect,write -o found.yaml" \
+        in readme
+    # README quotes the file's description and steps
+    for line in out.read_text().splitlines():
+        if line.startswith("  - {fork: G") or line.startswith("  - {mprotect"):
+            assert line in readme, line
+
+
 def test_wei_4e4a9eb92133_vs_degree_is_the_seed_thread(tmp_path: Path) -> None:
     path, text = found(tmp_path, "-p", "wei-4e4a9eb92133", "-p", "degree", "--events", NO_MREMAP,
                        "--count", "64")

@@ -5,9 +5,10 @@ Each returns (kind, where, detail); the engine turns new ones into findings.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..progress import EVERY, bar
+from .counters import DegreeCounters, NoCounters, SplitCounters
 from .objects import AnonVma, Mm, Vma
 from .rmap import avname
 from .state import Kernel
@@ -286,8 +287,24 @@ class IncrementalChecks:
             if progress and not i % EVERY:
                 progress.update(i)
             mm = vma.mm
-            seen = seen_vmas.pop(vma, None)
+            seen = seen_vmas.get(vma)
+            if seen is not None and seen.anon_vma is vma.anon_vma and mm in order \
+                    and mm.contains(vma):
+                chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
+                if chain == seen.chain:
+                    # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter
+                    # or renamed): its counts and I3 membership stand; its own checks, its
+                    # group (the lowest member's name and start) and its anon_vmas' counters
+                    # (a policy's hook may have changed them) are looked at again
+                    self._recheck(vma, seen, chain, order[mm])
+                    av = seen.anon_vma
+                    if av is not None:
+                        avs.add(av)
+                        _touch(touched, (mm, av), vma)
+                    avs.update(chain)
+                    continue
             if seen is not None:
+                del seen_vmas[vma]
                 if seen.out:
                     self._drop(seen.out)
                     sick.discard(vma)
@@ -353,6 +370,19 @@ class IncrementalChecks:
         keys.clear()
         return new, gone
 
+    def _recheck(self, vma: Vma, seen: _Seen, chain: tuple[AnonVma, ...], mm_order: int) -> None:
+        """The VMA checks of a VMA whose anon_vma and chain did not change."""
+        out = [] if _vma_ok(vma, chain) else vma_violations(vma)
+        if out == seen.out:
+            return
+        if seen.out:
+            self._drop(seen.out)
+            self.sick.discard(vma)
+        if out:
+            self.sick.add(vma)
+            self._add(out, (mm_order, 0, vma.start))
+        seen.out = out
+
     def _group(self, mm: Mm, av: AnonVma, changed: set[Vma] | None) -> None:
         """I3 for the VMAs of ``mm`` using ``av``: every member whose chain differs from the
         lowest member's.  With ``changed`` (the members that came, went or changed) and the
@@ -401,10 +431,12 @@ class IncrementalChecks:
         children, descendants, contribs = self.children, self.descendants, self.contrib
         extra = []
         for av in avs:
-            lv = av in live
             parent, root = av.parent, av.root
-            contrib = (parent if lv and av.tree and parent is not None and parent is not av else None,
-                       root if lv and root is not av else None)
+            if av in live:
+                contrib = (parent if av.tree and parent is not None and parent is not av else None,
+                           root if root is not av else None)
+            else:
+                contrib = (None, None)
             old = contribs.get(av, (None, None))
             if contrib != old:
                 if old[0] is not None:
@@ -426,6 +458,7 @@ class IncrementalChecks:
         avs.update(extra)
         avs.discard(None)  # type: ignore[arg-type]
         counters = self.k.counters
+        agree = _AGREE.get(type(counters))
         nvmas, counted = self.nvmas, self.counted
         for av in avs:
             old_out = counted.pop(av, None)
@@ -434,18 +467,33 @@ class IncrementalChecks:
             if av not in live:
                 continue
             linked = bool(av.tree)
-            want = counters.expected(nvmas.get(av, 0), children.get(av, 0),
-                                     linked and av.parent is av)
-            have = counters.values(av)
-            refs = int(linked) + descendants.get(av, 0)
-            if have == want and av.refcount == refs:
+            vmas, kids = nvmas.get(av, 0), children.get(av, 0)
+            root_linked = linked and av.parent is av
+            if av.refcount == int(linked) + descendants.get(av, 0) and (
+                    agree(av, vmas, kids, root_linked) if agree is not None else
+                    counters.values(av) == counters.expected(vmas, kids, root_linked)):
                 continue
             out = []
+            have = counters.values(av)
+            want = counters.expected(vmas, kids, root_linked)
             if have != want:
                 got = ", ".join(f"{n} {v}" for n, v in have)
                 exp = ", ".join(f"{n} {v}" for n, v in want)
                 out.append(("I4", avname(av), f"{got}; recount gives {exp}"))
+            refs = int(linked) + descendants.get(av, 0)
             if av.refcount != refs:
                 out.append(("I5", avname(av), f"refcount {av.refcount}; expected {refs}"))
             counted[av] = out
             self._add(out, (_COUNTERS, av.seq, 0))
+
+
+#: ``counters.values(av) == counters.expected(vmas, children, root_linked)`` for the counters
+#: of the built-in eras, without building the tuples (the common case: they agree).  A
+#: policy's own counters class, even a subclass, is compared the long way.
+_AGREE: dict[type, Callable[[AnonVma, int, int, bool], bool]] = {
+    NoCounters: lambda av, vmas, children, root_linked: True,
+    DegreeCounters: lambda av, vmas, children, root_linked:
+        av.degree == vmas + children + root_linked,
+    SplitCounters: lambda av, vmas, children, root_linked:
+        av.num_children == children + root_linked and av.num_active_vmas == vmas,
+}

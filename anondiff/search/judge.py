@@ -13,11 +13,11 @@ from itertools import islice
 from typing import Iterable, Iterator
 
 from ..diff import SnapshotDiff, compare_topologies
-from ..engine import replay, replay_many
+from ..engine import findings_many, replay, replay_many
 from ..errors import ReplayError
 from ..policies.base import Policy
 from ..scenario import Scenario
-from ..topology import Replay, Topology
+from ..topology import Finding, Replay, Topology
 
 #: Findings that report, not accuse.
 INFORMATIONAL = frozenset({"NOTE", "MERGED", "MERGE_REFUSED"})
@@ -27,7 +27,8 @@ Signature = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Verdict:
-    """One scenario judged: its replays and, when it is a finding, its signature."""
+    """One scenario judged: its replays and, when it is a finding, its signature (the search's
+    hot loop leaves ``replays`` empty for a scenario that is no finding)."""
 
     replays: tuple[Replay, ...]
     signature: Signature             # () when nothing was found
@@ -37,8 +38,12 @@ class Verdict:
 def bad_kinds(topo: Topology, kinds: frozenset[str] | None = None) -> list[str]:
     """The kinds of the non-informational findings, in the order found, each once (only
     ``kinds`` when given)."""
+    return _bad_kinds(topo.findings, kinds)
+
+
+def _bad_kinds(findings: Iterable[Finding], kinds: frozenset[str] | None) -> list[str]:
     out: list[str] = []
-    for f in topo.findings:
+    for f in findings:
         if f.kind in INFORMATIONAL or f.kind in out:
             continue
         if kinds is None or f.kind in kinds:
@@ -104,8 +109,12 @@ class Judge:
 
     def judge_all(self, scenarios: Iterable[Scenario]) -> Iterator[tuple[Scenario, Verdict]]:
         """Each scenario with its verdict: the search's hot loop, through the engine's batch
-        API (:func:`anondiff.engine.replay_many`: policies resolved once, the garbage collector
-        run once per batch).  Scenarios must replay (generated ones do)."""
+        API (:func:`anondiff.engine.replay_many`, or :func:`~anondiff.engine.findings_many` for
+        invariant findings: policies resolved once, the garbage collector run once per batch).
+        Scenarios must replay (generated ones do)."""
+        if not self.difference:
+            yield from self._judge_findings(scenarios)
+            return
         fed: list[Scenario] = []
 
         def feed() -> Iterator[Scenario]:
@@ -121,6 +130,29 @@ class Judge:
                 return
             yield fed.pop(0), self.verdict(group)
 
+    def _judge_findings(self, scenarios: Iterable[Scenario]) -> Iterator[tuple[Scenario, Verdict]]:
+        """:meth:`judge_all` for invariant findings: the findings alone decide, so nothing is
+        frozen (:func:`anondiff.engine.findings_many`); a scenario that is a finding is
+        replayed again for its verdict (replays are deterministic: the same findings)."""
+        n = len(self.policies)
+        outcomes = findings_many(scenarios, self.policies)
+        while True:
+            group = tuple(islice(outcomes, n))
+            if not group:
+                return
+            sc = group[0].scenario
+            if any(self._signature(o.policy, o.findings, n) for o in group):
+                v = self.judge(sc)
+                if v is None or not v.signature:
+                    raise RuntimeError("a second replay gave other findings (a policy that is "
+                                       "not deterministic?)")
+                yield sc, v
+            else:
+                yield sc, Verdict((), ())
+
+    def _signature(self, policy: str, findings: Iterable[Finding], n: int) -> list[str]:
+        return [k if n == 1 else f"{policy}: {k}" for k in _bad_kinds(findings, self.kinds)]
+
     def verdict(self, reps: tuple[Replay, ...]) -> Verdict:
         if self.difference:
             a, b = reps[0].final, reps[1].final
@@ -132,8 +164,7 @@ class Judge:
             return Verdict(reps, diff_signature(d, a.policy, b.policy, self.fields), d)
         kinds: list[str] = []
         for r in reps:
-            for k in bad_kinds(r.final, self.kinds):
-                label = k if len(reps) == 1 else f"{r.policy}: {k}"
+            for label in self._signature(r.policy, r.final.findings, len(reps)):
                 if label not in kinds:
                     kinds.append(label)
         return Verdict(reps, tuple(sorted(kinds)))
