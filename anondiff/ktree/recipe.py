@@ -173,3 +173,9 @@ def features(cuts: dict[str, "object"]) -> Features:
     return Features(split_counters=split, chain_link="anon_vma_chain_link" in cuts,
                     clone_has_op=len(clone) == 3, mergeable_vmg=vmg, maple=maple,
                     mprotect_unaccounts=unaccounts)
+
+
+def files() -> tuple[str, ...]:
+    """Every file the cut and the build read (extractions keep these as files)."""
+    found = {f for section in SECTIONS + (PROBES,) for item in section for f in item.files}
+    return tuple(sorted(found | set(HEADER_COPIES) | set(EXTRA_UNITS) | {"Makefile"}))
