@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,27 @@ def test_use_after_free_is_a_crash_naming_the_anon_vma(tree61: Path, tmp_path: P
     assert result.exit_code == 0, result.output
     assert re.search(r"CRASH .*: unlink_anon_vmas: use after free of AV\d+ \(the tree's code "
                      r"touched freed slab object at 0x[0-9a-f]+, SIGSEGV\)", result.output), result.output
+
+
+@pytest.mark.parametrize("code,message", [
+    ("\tfor (;;)\n\t\t;\n", r"anon_vma_fork: still running after 1 s of CPU time, stopped "
+                            r"\(an endless loop\? ANONDIFF_KTREE_TIMEOUT sets the limit\)"),
+    ("\t__builtin_abort();\n", r"anon_vma_fork: abort\(\) \(SIGABRT\)"),
+    ("\t__builtin_trap();\n", r"anon_vma_fork: invalid instruction at 0x[0-9a-f]+ "
+                              r"\(a trap, SIGILL\)"),
+])
+def test_endless_loop_abort_and_trap_are_crashes_at_their_step(
+        tree61: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str,
+        message: str) -> None:
+    """anon_vma_fork() patched to never return, to call abort(), to trap: each ends the replay
+    with a crash at the fork, within the time limit, and anondiff goes on."""
+    monkeypatch.setenv("ANONDIFF_KTREE_TIMEOUT", "1")
+    anchor = "\terror = anon_vma_clone(vma, pvma);"
+    tree = copy_tree(tree61, tmp_path, ("mm/rmap.c", anchor, code + anchor))
+    t0 = time.monotonic()
+    result = CliRunner().invoke(main, ["run", SEED, "-p", str(tree), "--final-only"])
+    assert time.monotonic() - t0 < 60
+    assert result.exit_code == 0, result.output
+    assert re.search(r"CRASH .*: " + message, result.output), result.output
+    again = run(copy_tree(tree61, tmp_path / "clean"))
+    assert again.exit_code == 0 and "CRASH" not in again.output
