@@ -126,6 +126,17 @@ class KernelTreePolicy(Policy):
             return          # never seen by C: an unfaulted VMA with an empty chain
         b.call(binding.UNLINK, [vma])
 
+    def anon_vma_merge(self, k: Kernel, kept: Vma, gone: Vma) -> bool:
+        """vma_merge() removes ``gone``, which had an anon_vma, into ``kept``: the tree's own
+        anon_vma_merge() (its VM_BUG_ON_VMA on different anon_vmas, then unlink_anon_vmas())
+        where the tree has one (up to 6.x, called from __vma_adjust()/vma_complete() only
+        when the removed VMA has an anon_vma). False leaves it to the model (7.x trees, where
+        vma_complete() calls unlink_anon_vmas() itself, and unfaulted VMAs)."""
+        if not self.features.anon_vma_merge or gone.anon_vma is None:
+            return False
+        self._bind(k).call(binding.ANON_VMA_MERGE, [kept, gone])
+        return True
+
     def rekey(self, k: Kernel, vma: Vma) -> None:
         b = self._bind(k)
         if vma in b.vma_ptr:

@@ -32,7 +32,7 @@
 
 enum kt_op {
 	KT_OP_PREPARE = 1, KT_OP_FORK, KT_OP_CLONE, KT_OP_UNLINK, KT_OP_REKEY,
-	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_FIND,
+	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_FIND, KT_OP_ANON_VMA_MERGE,
 };
 
 enum kt_record {
@@ -514,6 +514,13 @@ static long kt_do(long op, struct vm_area_struct **v, const long *arg)
 		return 0;
 	case KT_OP_REKEY:
 		anon_vma_interval_tree_post_update_vma(v[0]);
+		return 0;
+	case KT_OP_ANON_VMA_MERGE:	/* vma_merge() removing v[1] into v[0] */
+#ifdef KT_ANON_VMA_MERGE
+		anon_vma_merge(v[0], v[1]);
+#else
+		unlink_anon_vmas(v[1]);
+#endif
 		return 0;
 	}
 	return 0;
