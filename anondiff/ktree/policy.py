@@ -68,12 +68,16 @@ class KernelTreePolicy(Policy):
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         self._bind(k).fork(vma, pvma)
 
-    def own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
+    def _own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> bool:
         """dup_mmap() with all its anon_vma_fork() calls in one call into C (one per VMA costs
         more in ctypes and readback than the Python policies' whole fork): the loop of
         :func:`anondiff.kernel.fork.dup_mmap` for this era (no ``vm_prev``, a VM_WIPEONFORK VMA
         left empty), in two passes: the child's VMAs and the forks, then the child's list and
-        pages. A crash stops where the loop would have: the VMAs before it copied, it not."""
+        pages. A crash stops where the loop would have: the VMAs before it copied, it not.
+        False (the model's loop, one anon_vma_fork() hook call per VMA) under explain, which
+        observes each call."""
+        if self.trace is not None:
+            return False
         copies: list[tuple[Vma, Vma, bool]] = []
         pairs: list[tuple[Vma, Vma]] = []
         for mpnt in parent.vmas:
@@ -115,6 +119,7 @@ class KernelTreePolicy(Policy):
                         cptes[start] = page
                 else:
                     copy_page_range(parent, child, mpnt)
+        return True
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
