@@ -12,7 +12,12 @@ the C result exactly as they see a Python policy's:
 * WARN/BUG events, as kernel events naming the tree's file:line and the condition;
 * each involved VMA's ``anon_vma`` and chain head to tail, and the ``refcount``, ``root``,
   ``parent`` and counters of every anon_vma the call touched;
-* a fault inside the tree's code (SIGSEGV/SIGBUS caught in C), which becomes a KernelCrash.
+* a fault inside the tree's code (SIGSEGV/SIGBUS caught in C), abort(), a trap, an arithmetic
+  exception or a call running longer than :func:`timeout` CPU seconds, which becomes a
+  KernelCrash.
+
+A fork is one call, ``kt_fork_all`` (:meth:`Binding.fork_all`): every anon_vma_fork() of the
+dup_mmap() in order, each anon_vma's state read back once at the end.
 
 Pointers are the identities: the slab never reuses an object within a replay.
 """
