@@ -335,18 +335,27 @@ def debian_tree(version: str) -> str | None:
 
 
 def _bench_tree_first(tarball: str) -> None:
-    """In a fresh interpreter with an empty XDG_CACHE_HOME: extract, then cut and compile."""
+    """In a fresh interpreter with an empty XDG_CACHE_HOME: extract, then cut and compile. The
+    CPU seconds (this process's threads and its children: xz, gcc) say what the wall clock
+    means on a shared machine."""
+    import os
     from anondiff.ktree import build
     from anondiff.ktree.source import open_tree, parse_spec
+
+    def cpu() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
     spec = parse_spec(tarball)
     assert spec is not None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     tree = open_tree(spec)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu()
     build.build(tree)
-    t2 = time.perf_counter()
-    print(f"first run of tree {tree.name}: extract {t1 - t0:5.2f} s, cut and compile "
-          f"{t2 - t1:5.2f} s, total {t2 - t0:5.2f} s")
+    t2, c2 = time.perf_counter(), cpu()
+    print(f"first run of tree {tree.name}: extract {t1 - t0:5.2f} s (CPU {c1 - c0:5.2f} s), "
+          f"cut and compile {t2 - t1:5.2f} s (CPU {c2 - c1:5.2f} s), total {t2 - t0:5.2f} s; "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 def bench_trees(rounds: int = 11) -> None:

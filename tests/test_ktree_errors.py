@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,60 @@ def test_use_after_free_is_a_crash_naming_the_anon_vma(tree61: Path, tmp_path: P
     assert result.exit_code == 0, result.output
     assert re.search(r"CRASH .*: unlink_anon_vmas: use after free of AV\d+ \(the tree's code "
                      r"touched freed slab object at 0x[0-9a-f]+, SIGSEGV\)", result.output), result.output
+
+
+@pytest.mark.parametrize("code,message", [
+    ("\tfor (;;)\n\t\t;\n", r"anon_vma_fork: still running after 1 s of CPU time, stopped "
+                            r"\(an endless loop\? ANONDIFF_KTREE_TIMEOUT sets the limit\)"),
+    ("\t__builtin_abort();\n", r"anon_vma_fork: abort\(\) \(SIGABRT\)"),
+    ("\t__builtin_trap();\n", r"anon_vma_fork: invalid instruction at 0x[0-9a-f]+ "
+                              r"\(a trap, SIGILL\)"),
+])
+def test_endless_loop_abort_and_trap_are_crashes_at_their_step(
+        tree61: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str,
+        message: str) -> None:
+    """anon_vma_fork() patched to never return, to call abort(), to trap: each ends the replay
+    with a crash at the fork, within the time limit, and anondiff goes on."""
+    monkeypatch.setenv("ANONDIFF_KTREE_TIMEOUT", "1")
+    anchor = "\terror = anon_vma_clone(vma, pvma);"
+    tree = copy_tree(tree61, tmp_path, ("mm/rmap.c", anchor, code + anchor))
+    t0 = time.monotonic()
+    result = CliRunner().invoke(main, ["run", SEED, "-p", str(tree), "--final-only"])
+    assert time.monotonic() - t0 < 60
+    assert result.exit_code == 0, result.output
+    assert re.search(r"CRASH .*: " + message, result.output), result.output
+    again = run(copy_tree(tree61, tmp_path / "clean"))
+    assert again.exit_code == 0 and "CRASH" not in again.output
+
+
+MERGE_BACK = """\
+description: B made writable again merges back into A, and C goes too (both faulted, AV0)
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x7f0000000000, pages: 1, prot: rw, faulted: true, anon_vma: AV0}
+      - {name: B, start: 0x7f0000001000, pages: 1, prot: r, faulted: true, anon_vma: AV0}
+      - {name: C, start: 0x7f0000002000, pages: 1, prot: rw, faulted: true, anon_vma: AV0}
+steps:
+  - {mprotect: P/B, prot: rw}
+"""
+
+
+def test_merge_removes_a_vma_through_the_trees_own_anon_vma_merge(tree61: Path,
+                                                                  tmp_path: Path) -> None:
+    """6.1 has the static inline anon_vma_merge() (include/linux/rmap.h): a merge removing a
+    faulted VMA runs it, so a patch to it shows, here its VM_BUG_ON_VMA turned around."""
+    scenario = tmp_path / "merge-back.yaml"
+    scenario.write_text(MERGE_BACK)
+    plain = CliRunner().invoke(main, ["run", str(scenario), "-p", str(copy_tree(
+        tree61, tmp_path / "plain")), "--format", "json"])
+    assert plain.exit_code == 0, plain.output
+    assert "VM_BUG_ON" not in plain.output
+    tree = copy_tree(tree61, tmp_path / "patched", (
+        "include/linux/rmap.h", "VM_BUG_ON_VMA(vma->anon_vma != next->anon_vma, vma);",
+        "VM_BUG_ON_VMA(vma->anon_vma == next->anon_vma, vma);"))
+    result = CliRunner().invoke(main, ["run", str(scenario), "-p", str(tree), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    # twice: B and C are both removed into A, each through anon_vma_merge()
+    assert len(re.findall(r"VM_BUG_ON_VMA.{0,80}include/linux/rmap\.h:\d+", result.output,
+                          re.S)) == 2, result.output

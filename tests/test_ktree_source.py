@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from anondiff.ktree import debian, source
+from anondiff.ktree import debian, pack, source
 from anondiff.ktree.source import TreeSpec, TreeSpecError, kernel_version, open_tree, parse_spec
 
 MAKEFILE = """\
@@ -180,16 +180,23 @@ def test_tarball_extracted_once_only_the_files_made_available(
     first = open_tree(parse_spec(str(tarball)))  # type: ignore[arg-type]
     assert first.name == "6.99.3-rc2"
     assert first.root.parent == cache / "anondiff" / "trees"
-    files = sorted(str(p.relative_to(first.root)) for p in first.root.rglob("*") if p.is_file())
-    assert files == ["Makefile", "include/linux/rmap.h", "include/linux/sched/mm.h",
-                     "lib/rbtree.c", "mm/damon/core.c", "mm/rmap.c", "mm/vma.c"]
+    made_available = ["Makefile", "include/linux/rmap.h", "include/linux/sched/mm.h",
+                      "lib/rbtree.c", "mm/damon/core.c", "mm/rmap.c", "mm/vma.c"]
+    assert sorted(pack.read_index(first.root) or {}) == made_available
+    for rel in made_available:
+        assert first.read(rel) == (tmp_path / "src/linux-source-6.99" / rel).read_text(), rel
+    assert first.read("fs/exec.c") is None and first.read("mm/Kconfig") is None
+    # the files the cut reads are files too (to copy and edit into a patch by hand)
+    files = sorted(str(p.relative_to(first.root)) for p in first.root.rglob("*")
+                   if p.is_file() and not p.name.startswith(".anondiff-"))
+    assert files == ["Makefile", "include/linux/rmap.h", "lib/rbtree.c", "mm/rmap.c",
+                     "mm/vma.c"]
     before = (first.root / "mm/rmap.c").stat()
 
     def no_extraction(*args: object) -> None:
         raise AssertionError("extracted again")
 
-    monkeypatch.setattr(source, "_extract_with_tar", no_extraction)
-    monkeypatch.setattr(source, "_extract_with_tarfile", no_extraction)
+    monkeypatch.setattr(source, "_read_members", no_extraction)
     again = open_tree(parse_spec(str(tarball)))  # type: ignore[arg-type]
     after = (again.root / "mm/rmap.c").stat()
     assert (again.root, again.key, again.name) == (first.root, first.key, first.name)
@@ -200,12 +207,18 @@ def test_tarball_extracted_once_only_the_files_made_available(
     assert open_tree(TreeSpec(copy, ())).root == first.root
 
 
-def test_python_tarfile_fallback_extracts_the_same(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    tarball = make_tarball(tmp_path, "linux.tar.gz")
-    monkeypatch.setattr(source, "_gnu_tar", lambda: False)
+@pytest.mark.parametrize("name", ["linux.tar.gz", "linux.tar.xz"])
+@pytest.mark.parametrize("tools", [True, False])
+def test_tarball_read_in_one_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+                                  tools: bool) -> None:
+    """A .tar.gz, or a .tar.xz in one xz block: a decompressor process (or Python's own
+    module when there is none) feeding one pass over the tar."""
+    tarball = make_tarball(tmp_path, name)
+    if not tools:
+        monkeypatch.setattr(shutil, "which", lambda cmd: None)
     t = open_tree(TreeSpec(tarball, ()))
     assert t.read("mm/damon/core.c") == "int damon;\n" and t.read("fs/exec.c") is None
+    assert t.read("Makefile") == MAKEFILE
     assert not (t.root / "fs").exists()
 
 

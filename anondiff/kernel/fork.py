@@ -39,6 +39,9 @@ class ForkContext:
 
 
 def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
+    own = getattr(k.policy, "_own_dup_mmap", None)
+    if own is not None and own(k, parent, child, rename):
+        return  # a compiled tree: all of its anon_vma_fork() calls in one C call
     era: DupMmap = k.policy.dup_mmap
     anon_vma_fork = k.policy.anon_vma_fork
     pvmas = parent.vmas

@@ -133,10 +133,12 @@ def dup_or_give_up(k: Kernel, dst: Vma, src: Vma, new_range: bool = False) -> bo
 
 
 def remove_merged(k: Kernel, kept: Vma, gone: Vma) -> None:
-    if gone.anon_vma is not None and kept.anon_vma is not gone.anon_vma:
-        k.event("VM_BUG_ON", ref(kept), f"anon_vma_merge: {avname(kept.anon_vma)} != "
-                f"{avname(gone.anon_vma)} of {gone.name}")
-    k.policy.unlink_anon_vmas(k, gone)
+    own = getattr(k.policy, "anon_vma_merge", None)  # a compiled tree's own anon_vma_merge()
+    if own is None or not own(k, kept, gone):
+        if gone.anon_vma is not None and kept.anon_vma is not gone.anon_vma:
+            k.event("VM_BUG_ON", ref(kept), f"anon_vma_merge: {avname(kept.anon_vma)} != "
+                    f"{avname(gone.anon_vma)} of {gone.name}")
+        k.policy.unlink_anon_vmas(k, gone)
     gone.mm.remove(gone)
 
 

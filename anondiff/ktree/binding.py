@@ -12,13 +12,20 @@ the C result exactly as they see a Python policy's:
 * WARN/BUG events, as kernel events naming the tree's file:line and the condition;
 * each involved VMA's ``anon_vma`` and chain head to tail, and the ``refcount``, ``root``,
   ``parent`` and counters of every anon_vma the call touched;
-* a fault inside the tree's code (SIGSEGV/SIGBUS caught in C), which becomes a KernelCrash.
+* a fault inside the tree's code (SIGSEGV/SIGBUS caught in C), abort(), a trap, an arithmetic
+  exception or a call running longer than :func:`timeout` CPU seconds, which becomes a
+  KernelCrash.
+
+A fork is one call, ``kt_fork_all`` (:meth:`Binding.fork_all`): every anon_vma_fork() of the
+dup_mmap() in order, each anon_vma's state read back once at the end.
 
 Pointers are the identities: the slab never reuses an object within a replay.
 """
 from __future__ import annotations
 
 import ctypes
+import os
+import signal
 from array import array
 from bisect import bisect_left
 from pathlib import Path
@@ -29,17 +36,34 @@ from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK,
 from ..kernel.state import Kernel, KernelCrash
 
 # enum kt_op and enum kt_record of shim/glue.c
-PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH, FIND = range(1, 10)
-R_NEWVMA, R_INS, R_DEL, R_ALLOC, R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT = range(1, 11)
+PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH, FIND, ANON_VMA_MERGE = \
+    range(1, 11)
+R_NEWVMA, R_INS, R_DEL, R_ALLOC, R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT, R_PAIR = \
+    range(1, 12)
 OP_NAMES = {PREPARE: "__anon_vma_prepare", FORK: "anon_vma_fork", CLONE: "anon_vma_clone",
             UNLINK: "unlink_anon_vmas", REKEY: "anon_vma_interval_tree_post_update_vma",
             DUP_ANON_VMA: "anon_vma_clone (dup_anon_vma)", MERGEABLE: "is_mergeable_anon_vma",
-            ATTACH: "anon_vma_chain_link", FIND: "find_mergeable_anon_vma"}
+            ATTACH: "anon_vma_chain_link", FIND: "find_mergeable_anon_vma",
+            ANON_VMA_MERGE: "anon_vma_merge"}
 VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK: 3}
 #: the shim's vm_flags bits (ktshim.h: VMA_*_BIT)
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
              VM_WIPEONFORK: 64}
 SLOT_FREED = 2
+
+
+#: The CPU seconds one call into the compiled tree may take: then it is stopped, reported as a
+#: crash (an endless loop in the tree's code must not hang anondiff).
+DEFAULT_TIMEOUT = 30.0
+
+
+def timeout() -> float:
+    """``ANONDIFF_KTREE_TIMEOUT`` (CPU seconds per call into C), else DEFAULT_TIMEOUT."""
+    try:
+        value = float(os.environ.get("ANONDIFF_KTREE_TIMEOUT", ""))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
 
 
 class Library:
@@ -55,8 +79,13 @@ class Library:
         lib.kt_event_field.argtypes = (ctypes.c_long, ctypes.c_long)
         lib.kt_tree.restype = ctypes.c_long
         lib.kt_tree.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long)
+        lib.kt_fork_all.restype = ctypes.c_long
+        lib.kt_fork_all.argtypes = (ctypes.c_void_p,)
+        lib.kt_set_timeout.argtypes = (ctypes.c_double,)
+        lib.kt_set_timeout(timeout())
         self.lib = lib
         self.kt_call = lib.kt_call
+        self.kt_fork_all = lib.kt_fork_all
         self.kt_records = lib.kt_records
 
 
@@ -120,6 +149,44 @@ class Binding:
         self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
                     [vma, pvma], FORK)
 
+    def fork_all(self, pairs: list[tuple[Vma, Vma]]) -> None:
+        """anon_vma_fork(child, parent) for each pair of one dup_mmap(), in order, in one C
+        call (:meth:`fork` pair by pair, but each anon_vma's state read once, at the end); a
+        crash is raised with its pair's index as ``crash.pair``."""
+        words = [len(pairs)]
+        extend, mm_id, vma_ptr, av_ptr = words.extend, self.mm_id, self.vma_ptr, self.av_ptr
+        flag_bits, file_id = self.flag_bits, self.file_id
+        last_mm: Mm | None = None
+        pid = cid = 0
+        for child, parent in pairs:   # _describe(parent) + the child's mm id, inline
+            if parent.mm is not last_mm:
+                last_mm = parent.mm
+                pid = self._mm_id(parent.mm)
+                cid = self._mm_id(child.mm)
+                starts, vmas = last_mm.starts, last_mm.vmas
+            key = (parent.prot, parent.flags)
+            flags = flag_bits.get(key)
+            if flags is None:
+                flags = flag_bits[key] = sum(FLAG_BITS.get(f, 0) for f in key[0] | key[1])
+            file = 0
+            if parent.file is not None:
+                file = file_id.setdefault(parent.file, len(file_id) + 1)
+            av = parent.anon_vma
+            i = bisect_left(starts, parent.start)
+            extend((vma_ptr.get(parent, 0), pid, parent.start, parent.end, parent.pgoff, flags,
+                    file, 0 if av is None else av_ptr.get(av, 0),
+                    int(i < len(vmas) and vmas[i] is parent), cid))
+        buf = array("l", words)
+        n = self.library.kt_fork_all(buf.buffer_info()[0])
+        self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:], [], FORK,
+                    pairs)
+
+    def _mm_id(self, mm: Mm) -> int:
+        mm_id = self.mm_id.get(mm)
+        if mm_id is None:
+            mm_id = self.mm_id[mm] = len(self.mm_id)
+        return mm_id
+
     def _describe(self, vma: Vma) -> list[int]:
         mm = vma.mm
         mm_id = self.mm_id.get(mm)
@@ -151,7 +218,25 @@ class Binding:
             self.av_ptr[av] = ptr
         return av
 
-    def _apply(self, recs: list[int], vmas: list[Vma], op: int) -> int:
+    def _set_av(self, recs: list[int], i: int) -> AnonVma:
+        av_at = self.av_at
+        try:
+            av = av_at[recs[i + 1]]
+            av.root, av.parent = av_at[recs[i + 3]], av_at[recs[i + 4]]
+        except KeyError:
+            av = self._av(recs[i + 1])
+            av.root, av.parent = self._av(recs[i + 3]), self._av(recs[i + 4])
+        av.refcount = recs[i + 2]
+        if self.split:
+            av.num_children, av.num_active_vmas = recs[i + 5], recs[i + 6]
+        else:
+            av.degree = recs[i + 5]
+        return av
+
+    def _apply(self, recs: list[int], vmas: list[Vma], op: int,
+               pairs: list[tuple[Vma, Vma]] | None = None) -> int:
+        """Apply the records of one call (``pairs``: of one :meth:`fork_all`, whose anon_vma
+        states are applied once each, the last one, before a free of it and at the end)."""
         k = self.k
         assert k is not None or op in (MERGEABLE, FIND)
         av_at, avc_at = self.av_at, self.avc_at
@@ -160,67 +245,71 @@ class Binding:
         dirty_avs = k.dirty_avs if k is not None else set()
         i, n = 0, len(recs)
         rc = 0
+        pending: dict[int, int] | None = None if pairs is None else {}
+        at = -1
+        vma_at, vma_ptr, new_av, allocated = self.vma_at, self.vma_ptr, self._av, self.allocated
+        add_vma, add_av = dirty_vmas.add, dirty_avs.add
         while i < n:
             t = recs[i]
             if t == R_INS:
                 avc_p, av_p = recs[i + 1], recs[i + 2]
-                av = av_at.get(av_p) or self._av(av_p)
+                av = av_at.get(av_p) or new_av(av_p)
                 avc = avc_at.get(avc_p)
                 if avc is None:
-                    avc = avc_at[avc_p] = AnonVmaChain(self.vma_at[recs[i + 3]], av, 0)
+                    avc = avc_at[avc_p] = AnonVmaChain(vma_at[recs[i + 3]], av, 0)
                 k._avc_seq += 1
                 avc.seq = k._avc_seq
                 av.tree[avc] = None
-                dirty_vmas.add(avc.vma)
+                add_vma(avc.vma)
                 if av.name is None:
                     k.name(av)
-                dirty_avs.add(av)
+                add_av(av)
                 i += 4
-            elif t == R_DEL:
-                avc, av = avc_at[recs[i + 1]], av_at[recs[i + 2]]
-                av.tree.pop(avc, None)
-                dirty_vmas.add(avc.vma)
-                dirty_avs.add(av)
-                i += 3
             elif t == R_VMA:
-                vma = self.vma_at[recs[i + 1]]
+                vma = vma_at[recs[i + 1]]
                 av_p, cnt = recs[i + 2], recs[i + 3]
-                vma.anon_vma = (av_at.get(av_p) or self._av(av_p)) if av_p else None
+                vma.anon_vma = (av_at.get(av_p) or new_av(av_p)) if av_p else None
                 chain = []
                 for j in range(i + 4 + 2 * cnt - 2, i + 3, -2):   # tail first
                     avc = avc_at.get(recs[j])
                     if avc is None:
-                        avc = avc_at[recs[j]] = AnonVmaChain(vma, self._av(recs[j + 1]), 0)
+                        avc = avc_at[recs[j]] = AnonVmaChain(vma, new_av(recs[j + 1]), 0)
                     chain.append(avc)
                 vma.avcs = chain
-                dirty_vmas.add(vma)
+                add_vma(vma)
                 if vma.anon_vma is not None:
-                    dirty_avs.add(vma.anon_vma)
+                    add_av(vma.anon_vma)
                 i += 4 + 2 * cnt
             elif t == R_AV:
-                try:
-                    av = av_at[recs[i + 1]]
-                    av.root, av.parent = av_at[recs[i + 3]], av_at[recs[i + 4]]
-                except KeyError:
-                    av = self._av(recs[i + 1])
-                    av.root, av.parent = self._av(recs[i + 3]), self._av(recs[i + 4])
-                av.refcount = recs[i + 2]
-                dirty_avs.add(av)
-                if self.split:
-                    av.num_children, av.num_active_vmas = recs[i + 5], recs[i + 6]
+                if pending is not None:
+                    pending[recs[i + 1]] = i
                 else:
-                    av.degree = recs[i + 5]
+                    add_av(self._set_av(recs, i))
                 i += 7
+            elif t == R_PAIR:
+                at, ptr = recs[i + 1], recs[i + 2]
+                vmas = pairs[at]  # type: ignore[index,assignment]
+                vma_ptr[vmas[0]] = ptr
+                vma_at[ptr] = vmas[0]
+                i += 3
             elif t == R_NEWVMA:
                 vma, ptr = vmas[recs[i + 1]], recs[i + 2]
-                self.vma_ptr[vma] = ptr
-                self.vma_at[ptr] = vma
+                vma_ptr[vma] = ptr
+                vma_at[ptr] = vma
                 i += 3
             elif t == R_ALLOC:
-                self.allocated.add(recs[i + 1])
+                allocated.add(recs[i + 1])
                 i += 2
+            elif t == R_DEL:
+                avc, av = avc_at[recs[i + 1]], av_at[recs[i + 2]]
+                av.tree.pop(avc, None)
+                add_vma(avc.vma)
+                add_av(av)
+                i += 3
             elif t == R_FREE:
                 ptr = recs[i + 1]
+                if pending and ptr in pending:
+                    dirty_avs.add(self._set_av(recs, pending.pop(ptr)))
                 av = self.av_at.get(ptr)
                 if av is None or av.name is None:
                     k.transient_anon_vmas += 1
@@ -241,15 +330,32 @@ class Binding:
                 rc = recs[i + 1]
                 i += 2
             elif t == R_CRASH:
-                raise KernelCrash(self._crash_text(op, recs[i + 1], recs[i + 2], recs[i + 3],
-                                                   recs[i + 4]))
+                if pending:
+                    for j in pending.values():
+                        dirty_avs.add(self._set_av(recs, j))
+                crash = KernelCrash(self._crash_text(op, recs[i + 1], recs[i + 2], recs[i + 3],
+                                                     recs[i + 4]))
+                crash.pair = at  # type: ignore[attr-defined]
+                raise crash
             else:  # pragma: no cover - the glue writes only the records above
                 raise AssertionError(f"unknown record {t} from the compiled tree")
+        if pending:
+            for j in pending.values():
+                dirty_avs.add(self._set_av(recs, j))
         return rc
 
     def _crash_text(self, op: int, sig: int, addr: int, slot_state: int, code: int) -> str:
         where = OP_NAMES.get(op, "?")
-        signame = "SIGBUS" if sig == 7 else "SIGSEGV"
+        if sig == signal.SIGABRT:
+            return f"{where}: abort() (SIGABRT)"
+        if sig == signal.SIGVTALRM:
+            return (f"{where}: still running after {code / 1000:g} s of CPU time, stopped (an "
+                    "endless loop? ANONDIFF_KTREE_TIMEOUT sets the limit)")
+        if sig == signal.SIGILL:
+            return f"{where}: invalid instruction at {addr:#x} (a trap, SIGILL)"
+        if sig == signal.SIGFPE:
+            return f"{where}: arithmetic exception at {addr:#x} (a division by zero?, SIGFPE)"
+        signame = "SIGBUS" if sig == signal.SIGBUS else "SIGSEGV"
         if slot_state == SLOT_FREED:
             av = self.av_at.get(addr & ~0xFFF) or self.av_at.get(addr)
             what = f"use after free of {av.name}" if av is not None and av.name else "use after free"

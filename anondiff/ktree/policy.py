@@ -11,9 +11,10 @@ from __future__ import annotations
 
 
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
-from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext
-from ..kernel.objects import AnonVma, Vma, VmaOp
-from ..kernel.state import Kernel
+from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext, copy_page_range
+from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, Mm, Vma, VmaOp
+from ..kernel.rmap import ref
+from ..kernel.state import Kernel, KernelCrash
 from ..policies.base import Policy
 from . import binding, build
 from .source import TreeSpec, open_tree
@@ -67,6 +68,59 @@ class KernelTreePolicy(Policy):
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         self._bind(k).fork(vma, pvma)
 
+    def _own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> bool:
+        """dup_mmap() with all its anon_vma_fork() calls in one call into C (one per VMA costs
+        more in ctypes and readback than the Python policies' whole fork): the loop of
+        :func:`anondiff.kernel.fork.dup_mmap` for this era (no ``vm_prev``, a VM_WIPEONFORK VMA
+        left empty), in two passes: the child's VMAs and the forks, then the child's list and
+        pages. A crash stops where the loop would have: the VMAs before it copied, it not.
+        False (the model's loop, one anon_vma_fork() hook call per VMA) under explain, which
+        observes each call."""
+        if self.trace is not None:
+            return False
+        copies: list[tuple[Vma, Vma, bool]] = []
+        pairs: list[tuple[Vma, Vma]] = []
+        for mpnt in parent.vmas:
+            flags = mpnt.flags
+            if VM_DONTCOPY in flags:
+                continue
+            tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, flags, mpnt.file,
+                      rename[mpnt.name])
+            wipe = VM_WIPEONFORK in flags
+            if not wipe:
+                tmp.anon_vma = mpnt.anon_vma
+                pairs.append((tmp, mpnt))
+            copies.append((tmp, mpnt, wipe))
+        crashed: KernelCrash | None = None
+        stop: Vma | None = None
+        if pairs:
+            try:
+                self._bind(k).fork_all(pairs)
+            except KernelCrash as crash:
+                crashed, stop = crash, pairs[crash.pair][0]  # type: ignore[attr-defined]
+        pptes, cptes = parent.ptes, child.ptes
+        cvmas, cstarts = child.vmas, child.starts
+        for tmp, mpnt, wipe in copies:
+            if tmp is stop:
+                assert crashed is not None
+                crashed.where = ref(tmp)
+                raise crashed
+            if child.dirty is None:
+                cvmas.append(tmp)
+                cstarts.append(tmp.start)
+            else:
+                child.append(tmp)
+            if not wipe and (mpnt.anon_vma is not None or mpnt.avcs):
+                start, end = mpnt.start, mpnt.end
+                if end - start == 1:
+                    page = pptes.get(start)
+                    if page is not None:
+                        page.mapcount += 1
+                        cptes[start] = page
+                else:
+                    copy_page_range(parent, child, mpnt)
+        return True
+
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,
                        ctx: ForkContext | None = None) -> None:
         self._bind(k).call(binding.CLONE, [dst, src], binding.VMA_OPS[op])
@@ -76,6 +130,17 @@ class KernelTreePolicy(Policy):
         if vma not in b.vma_ptr and vma.anon_vma is None:
             return          # never seen by C: an unfaulted VMA with an empty chain
         b.call(binding.UNLINK, [vma])
+
+    def anon_vma_merge(self, k: Kernel, kept: Vma, gone: Vma) -> bool:
+        """vma_merge() removes ``gone``, which had an anon_vma, into ``kept``: the tree's own
+        anon_vma_merge() (its VM_BUG_ON_VMA on different anon_vmas, then unlink_anon_vmas())
+        where the tree has one (up to 6.x, called from __vma_adjust()/vma_complete() only
+        when the removed VMA has an anon_vma). False leaves it to the model (7.x trees, where
+        vma_complete() calls unlink_anon_vmas() itself, and unfaulted VMAs)."""
+        if not self.features.anon_vma_merge or gone.anon_vma is None:
+            return False
+        self._bind(k).call(binding.ANON_VMA_MERGE, [kept, gone])
+        return True
 
     def rekey(self, k: Kernel, vma: Vma) -> None:
         b = self._bind(k)

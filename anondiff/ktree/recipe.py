@@ -123,10 +123,14 @@ class Features(NamedTuple):
     #: (commit 9b9143298585 ("mm/mprotect: allow unfaulted VMAs to be unaccounted on
     #: mprotect()"), v6.7)
     mprotect_unaccounts: bool
+    #: the static inline anon_vma_merge() of include/linux/rmap.h (gone in 7.x: vma_complete()
+    #: calls unlink_anon_vmas() itself)
+    anon_vma_merge: bool = False
 
     def defines(self) -> list[str]:
         flags = {"KT_SPLIT_COUNTERS": self.split_counters, "KT_CHAIN_LINK": self.chain_link,
-                 "KT_CLONE_HAS_OP": self.clone_has_op, "KT_MERGEABLE_VMG": self.mergeable_vmg}
+                 "KT_CLONE_HAS_OP": self.clone_has_op, "KT_MERGEABLE_VMG": self.mergeable_vmg,
+                 "KT_ANON_VMA_MERGE": self.anon_vma_merge}
         return [f"-D{k}" for k, v in flags.items() if v]
 
 
@@ -172,4 +176,10 @@ def features(cuts: dict[str, "object"]) -> Features:
         r"&=\s*~VM_ACCOUNT\b|vma_flags_clear\([^;]*VMA_ACCOUNT_BIT", fixup.text) is not None  # type: ignore[attr-defined]
     return Features(split_counters=split, chain_link="anon_vma_chain_link" in cuts,
                     clone_has_op=len(clone) == 3, mergeable_vmg=vmg, maple=maple,
-                    mprotect_unaccounts=unaccounts)
+                    mprotect_unaccounts=unaccounts, anon_vma_merge="anon_vma_merge" in cuts)
+
+
+def files() -> tuple[str, ...]:
+    """Every file the cut and the build read (extractions keep these as files)."""
+    found = {f for section in SECTIONS + (PROBES,) for item in section for f in item.files}
+    return tuple(sorted(found | set(HEADER_COPIES) | set(EXTRA_UNITS) | {"Makefile"}))

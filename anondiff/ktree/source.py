@@ -13,10 +13,14 @@ have ``+`` in its name). Patches are mbox files or unified diffs (:mod:`.patches
 Only the files the anon_vma code can be cut from are made available (:data:`AVAILABLE`):
 the Makefile (for the version), ``mm/``, ``include/linux/``, ``include/asm-generic/``, the
 rbtree and interval-tree library code, ``kernel/fork.c`` and checkpatch with its data files.
-A tarball is extracted once, only those files, into ``$XDG_CACHE_HOME/anondiff/trees/<sha256>/``
-(default ``~/.cache``); its (path, size, mtime) is remembered so that a later open does not
-hash it again. A directory is read in place. Patched files go to a private copy in
-``trees/patched/<key>/``: the user's tree is never written to.
+A tarball's are taken once (:mod:`.tarread`: of a Debian tarball, only the xz blocks holding
+them are decompressed) into ``$XDG_CACHE_HOME/anondiff/trees/<sha256>/`` (default
+``~/.cache``): the files the cut reads (:func:`recipe.files`) as files, all of them in one pack
+(:mod:`.pack`: creating 3,000 small files costs more than decompressing them). Its (path, size,
+mtime) is remembered so that a later open does not hash it again. A directory is read in place.
+Patched files go to a private directory ``trees/patched/<key>/`` holding only the files the
+patches change (and the list of those they delete), read before the tree under it: the user's
+tree is never written to.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from anondiff.errors import AnondiffError
 
 if TYPE_CHECKING:
     from . import patches as _patches
+    from . import tarread as _tarread
 
 # tarfile, subprocess and the patch reader (email) are imported where they are needed: parsing
 # a -p argument must stay cheap, it runs for every policy name.
@@ -143,30 +148,56 @@ def _patch_paths(arg: str, parts: list[str]) -> tuple[Path, ...]:
 # ---------------------------------------------------------------------------------------------
 # Opening
 
+DELETED = ".anondiff-deleted"
+
+
 class Tree:
     """The (patched) files of a kernel tree.
 
     ``name`` says what it is (``6.1.176``, ``v6.13-rc1-12-gabcdef123456``, ``7.2.13 + [PATCH v3
     1/2] mm/rmap: ...``); ``key`` is a sha256 over everything that went in (the tree's content
     identity and the patches' bytes), a cache key for what is built from it; ``root`` is the
-    directory holding the files, to be read and never written. A patched tree's root is
-    mostly symbolic links (whole untouched directories such as ``include/linux``, into the
-    extraction or the user's tree): open files by path, or walk with ``followlinks=True``."""
+    directory holding its files, to be read and never written: the user's tree, an extraction
+    (some files, and a pack of all: ``packed``), or a patched tree's changed files, read before
+    those of ``base``."""
 
-    def __init__(self, name: str, key: str, root: Path):
+    def __init__(self, name: str, key: str, root: Path, *, packed: bool = False,
+                 base: Tree | None = None):
         self.name = name
         self.key = key
         self.root = root
+        self.base = base
+        self._index: dict[str, tuple[int, int]] | None = None if packed else {}
+        self._deleted: frozenset[str] | None = None if base is not None else frozenset()
 
     def read(self, relpath: str) -> str | None:
         """The text of ``relpath`` after the patches, None when absent or not made available."""
         if not available(relpath):
             return None
+        data = self._bytes(relpath)
+        return None if data is None else data.decode("utf-8", errors="surrogateescape")
+
+    def _bytes(self, relpath: str) -> bytes | None:
         try:
-            data = (self.root / relpath).read_bytes()
+            return (self.root / relpath).read_bytes()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            pass
+        if self._index is None:
+            from . import pack
+            self._index = pack.read_index(self.root) or {}
+        where = self._index.get(relpath)
+        if where is not None:
+            from . import pack
+            return pack.read(self.root, where)
+        if self.base is None:
             return None
-        return data.decode("utf-8", errors="surrogateescape")
+        if self._deleted is None:
+            try:
+                self._deleted = frozenset((self.root / DELETED).read_text(
+                    encoding="utf-8", errors="surrogateescape").splitlines())
+            except FileNotFoundError:
+                self._deleted = frozenset()
+        return None if relpath in self._deleted else self.base._bytes(relpath)
 
     def __repr__(self) -> str:
         return f"Tree({self.name!r}, key={self.key[:12]}, root={str(self.root)!r})"
@@ -185,16 +216,17 @@ def trees_dir() -> Path:
 def open_tree(spec: TreeSpec) -> Tree:
     """Extract (once) and patch (once per set of patches) the tree ``spec`` names."""
     if spec.tree.is_dir():
-        base_root = spec.tree
         identity = "dir:" + _dir_identity(spec.tree)
         base_name = _git_describe(spec.tree) or _makefile_version(spec.tree, spec.tree)
+        base = Tree(base_name, hashlib.sha256(identity.encode()).hexdigest(), spec.tree)
     else:
         digest = _tarball_sha256(spec.tree)
-        base_root = _extracted(spec.tree, digest)
+        root = _extracted(spec.tree, digest)
         identity = "tarball:" + digest
-        base_name = _makefile_version(base_root, spec.tree)
+        base_name = _makefile_version(root, spec.tree)
+        base = Tree(base_name, hashlib.sha256(identity.encode()).hexdigest(), root, packed=True)
     if not spec.patches:
-        return Tree(base_name, hashlib.sha256(identity.encode()).hexdigest(), base_root)
+        return base
 
     h = hashlib.sha256(identity.encode())
     blobs: list[bytes] = []
@@ -214,8 +246,8 @@ def open_tree(spec: TreeSpec) -> Tree:
     name = base_name + " + " + _series_name(series)
     root = trees_dir() / "patched" / key
     if not root.is_dir():
-        _make_patched(root, base_root, series)
-    return Tree(name, key, root)
+        _make_patched(root, base, series)
+    return Tree(name, key, root, base=base)
 
 
 def _series_name(series: list[_patches.Patch]) -> str:
@@ -225,67 +257,26 @@ def _series_name(series: list[_patches.Patch]) -> str:
     return ", ".join(labels)
 
 
-def _make_patched(root: Path, base_root: Path, series: list[_patches.Patch]) -> None:
+def _make_patched(root: Path, base: Tree, series: list[_patches.Patch]) -> None:
+    """``root``: the files the patches change, and the list of those they delete."""
     from . import patches as _patches
 
-    def read(rel: str) -> str | None:
-        try:
-            return (base_root / rel).read_bytes().decode("utf-8", errors="surrogateescape")
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
-
     try:
-        changed = _patches.apply(series, read, available)
+        changed = _patches.apply(series, base.read, available)
     except _patches.PatchError as e:
         raise TreeSpecError(str(e)) from None
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name[:16]}."))
     try:
-        _populate(tmp, base_root.resolve(), changed)
+        for rel, text in sorted(changed.items()):
+            if text is not None:
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(text.encode("utf-8", errors="surrogateescape"))
+        deleted = [rel + "\n" for rel, text in sorted(changed.items()) if text is None]
+        (tmp / DELETED).write_text("".join(deleted), encoding="utf-8", errors="surrogateescape")
         _publish(tmp, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _populate(into: Path, base: Path, changed: dict[str, str | None]) -> None:
-    """The private copy: the changed files written out, everything else a symbolic link to
-    ``base``, whole directories where no file in them changed (mm/, include/linux/ and
-    include/asm-generic/ are 3,200 files: one link each costs a second on a slow disk).
-    Nothing is ever written through these links."""
-    touched = {os.path.dirname(rel) for rel in changed}
-    touched |= {d for rel in list(touched) for d in _parents(rel)}
-
-    def fill(rel_dir: str) -> None:
-        (into / rel_dir).mkdir(parents=True, exist_ok=True)
-        try:
-            entries = sorted(os.scandir(base / rel_dir), key=lambda e: e.name)
-        except FileNotFoundError:
-            entries = []
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if entry.is_dir():
-                if rel in touched:
-                    fill(rel)
-                elif any(rel == d or rel.startswith(d + "/") for d in _LINKED_DIRS):
-                    os.symlink(base / rel, into / rel)
-                elif any(f.startswith(rel + "/") for f in _LINKED_DIRS | AVAILABLE_FILES):
-                    fill(rel)
-            elif available(rel) and rel not in changed and entry.is_file():
-                os.symlink(base / rel, into / rel)
-
-    fill("")
-    for rel, text in changed.items():
-        if text is not None:
-            (into / rel).parent.mkdir(parents=True, exist_ok=True)
-            (into / rel).write_bytes(text.encode("utf-8", errors="surrogateescape"))
-
-
-_LINKED_DIRS = frozenset(d.rstrip("/") for d, _ in AVAILABLE_DIRS)
-
-
-def _parents(rel_dir: str) -> list[str]:
-    parts = rel_dir.split("/")
-    return ["/".join(parts[:k]) for k in range(1, len(parts))]
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -424,7 +415,8 @@ def _tarball_sha256(path: Path) -> str:
 
 
 def _extracted(tarball: Path, digest: str) -> Path:
-    """The made-available files of ``tarball``, extracted once into trees/<sha256>/."""
+    """The made-available files of ``tarball``, taken once into trees/<sha256>/: a pack of all
+    of them, and those the cut reads as files."""
     final = trees_dir() / digest
     if final.is_dir():
         return final
@@ -432,17 +424,95 @@ def _extracted(tarball: Path, digest: str) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{digest[:16]}."))
     try:
         prefix = _tar_prefix(tarball)
-        if shutil.which("tar") is not None and _gnu_tar():
-            _extract_with_tar(tarball, prefix, tmp)
-        else:
-            _extract_with_tarfile(tarball, prefix, tmp)
-        if not (tmp / "Makefile").is_file() or not (tmp / "mm").is_dir():
+        found = _read_members(tarball, prefix)
+        if "Makefile" not in found.files or not any(r.startswith("mm/") for r in found.files):
             raise TreeSpecError(f"{tarball}: not a kernel source tarball (no Makefile and mm/ "
                                 f"under {prefix or 'its top'})")
+        _write_extraction(tmp, found)
         _publish(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _read_members(tarball: Path, prefix: str) -> _tarread.Found:
+    from . import tarread
+    try:
+        if tarball.name.endswith(".tar.xz"):
+            found = tarread.extract_xz(tarball, prefix, AVAILABLE_FILES,
+                                       [d for d, _ in AVAILABLE_DIRS], available)
+            if found is not None:
+                return found
+        return _extract_stream(tarball, prefix)
+    except tarread.TarReadError as e:
+        raise TreeSpecError(f"{tarball}: cannot extract: {e}") from None
+    except OSError as e:
+        raise TreeSpecError(f"{tarball}: cannot extract: {e.strerror or e}") from None
+
+
+#: Decompressors run as a second process (the tar is read on one core, decompressed on another).
+_DECOMPRESSORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (".tar.xz", ("xz", "-dc")), (".tar.gz", ("gzip", "-dc")), (".tgz", ("gzip", "-dc")),
+    (".tar.bz2", ("bzip2", "-dc")))
+
+
+def _extract_stream(tarball: Path, prefix: str) -> _tarread.Found:
+    """The whole tar in one pass: from a decompressor process, or Python's own modules."""
+    import subprocess
+
+    from . import tarread
+    command = next((cmd for sfx, cmd in _DECOMPRESSORS if tarball.name.endswith(sfx)), None)
+    if command is not None and shutil.which(command[0]) is not None:
+        proc = subprocess.Popen([*command, str(tarball)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            found = tarread.extract_stream(proc.stdout, prefix, available)
+            while proc.stdout.read(1 << 16):  # the rest (padding): the check comes last
+                pass
+            why = proc.stderr.read().decode(errors="replace").strip()
+            if proc.wait() != 0:
+                raise tarread.TarReadError(f"{command[0]}: {why.splitlines()[-1] if why else ''}"
+                                           f" (exit status {proc.returncode})")
+            return found
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    import bz2
+    import gzip
+    import lzma
+    opener = {".xz": lzma.open, ".gz": gzip.open, ".tgz": gzip.open, ".bz2": bz2.open}.get(
+        tarball.suffix, open)
+    try:
+        with opener(tarball, "rb") as f:  # type: ignore[operator]
+            found = tarread.extract_stream(f, prefix, available)
+            while f.read(1 << 16):
+                pass
+            return found
+    except (lzma.LZMAError, EOFError, gzip.BadGzipFile, OSError) as e:
+        raise tarread.TarReadError(str(e)) from None
+
+
+def _write_extraction(into: Path, found: _tarread.Found) -> None:
+    from . import pack, recipe
+    writer = pack.PackWriter(into)
+    try:
+        for rel in sorted(found.files):
+            writer.add(rel, found.files[rel])
+        for rel, target in found.symlinks.items():
+            writer.symlink(rel, target)
+        for rel, target in found.hardlinks.items():
+            writer.hardlink(rel, target)
+    finally:
+        entries = writer.close()
+    for rel in recipe.files():
+        where = entries.get(rel)
+        if where is not None:
+            (into / rel).parent.mkdir(parents=True, exist_ok=True)
+            (into / rel).write_bytes(pack.read(into, where))
 
 
 def _tar_prefix(tarball: Path) -> str:
@@ -461,49 +531,3 @@ def _tar_prefix(tarball: Path) -> str:
     if top in ("Makefile", "mm", "include", "") or (not first.isdir() and "/" not in name):
         return lead
     return f"{lead}{top}/"
-
-
-def _gnu_tar() -> bool:
-    import subprocess
-    out = subprocess.run(["tar", "--version"], capture_output=True, text=True)
-    return "GNU tar" in out.stdout
-
-
-def _extract_with_tar(tarball: Path, prefix: str, into: Path) -> None:
-    # One pass over the (single-stream, hence single-threaded) xz: 8-10 s for a whole kernel.
-    import subprocess
-    patterns = [prefix + f for f in sorted(AVAILABLE_FILES)]
-    patterns += [f"{prefix}{d}*{s}" for d, sfx in AVAILABLE_DIRS for s in sfx]
-    depth = prefix.count("/")
-    strip = [f"--strip-components={depth}"] if depth else []
-    result = subprocess.run(
-        ["tar", "-x", "-f", str(tarball), "-C", str(into), *strip, "--no-same-owner",
-         "--no-same-permissions", "--wildcards", "--wildcards-match-slash", "--ignore-failed-read",
-         *patterns], capture_output=True, text=True)
-    # Exit status 2 with "Not found in archive" is fine: e.g. spelling.txt appeared in 4.x.
-    errors = [line for line in result.stderr.splitlines()
-              if "Not found in archive" not in line and "Exiting with failure" not in line]
-    if result.returncode not in (0, 2) or errors:
-        raise TreeSpecError(f"{tarball}: cannot extract: "
-                            + (errors[0] if errors else f"tar exit status {result.returncode}"))
-
-
-def _extract_with_tarfile(tarball: Path, prefix: str, into: Path) -> None:
-    """Python's tarfile (several times slower than GNU tar): for systems without GNU tar."""
-    import tarfile
-    try:
-        with tarfile.open(tarball, "r|*") as tf:
-            for member in tf:
-                if not member.isfile() or not member.name.startswith(prefix):
-                    continue
-                rel = member.name[len(prefix):]
-                if not available(rel):
-                    continue
-                src = tf.extractfile(member)
-                assert src is not None
-                dst = into / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                with open(dst, "wb") as out:
-                    shutil.copyfileobj(src, out)
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise TreeSpecError(f"{tarball}: cannot extract: {e}") from None

@@ -10,7 +10,11 @@
  * Slab objects get a page each (a window of KT_PAGE_SLOTS, then packed slots), are filled
  * with 0x5a before the constructor, poisoned with 0x6b when freed and never reused; a freed
  * page becomes PROT_NONE, so a use after free faults at a known object.  A fault inside the
- * tree's code is caught (SIGSEGV/SIGBUS handler, siglongjmp) and reported as a crash.
+ * tree's code is caught (SIGSEGV/SIGBUS handler, siglongjmp) and reported as a crash, and so
+ * are abort() (SIGABRT), a trap or an invalid instruction (SIGILL), an arithmetic exception
+ * (SIGFPE) and a call that runs longer than kt_set_timeout()'s CPU seconds (an endless loop:
+ * SIGVTALRM from ITIMER_VIRTUAL, armed for each call; when it fires inside the glue's own
+ * malloc/realloc it is taken at the next safe point, so that no malloc lock is left held).
  */
 #include <setjmp.h>
 #include <stdio.h>
@@ -18,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 
 #define KT_PAGE		4096L
 #define KT_PAGE_SLOTS	4096L
@@ -27,12 +32,12 @@
 
 enum kt_op {
 	KT_OP_PREPARE = 1, KT_OP_FORK, KT_OP_CLONE, KT_OP_UNLINK, KT_OP_REKEY,
-	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_FIND,
+	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_FIND, KT_OP_ANON_VMA_MERGE,
 };
 
 enum kt_record {
 	KT_R_NEWVMA = 1, KT_R_INS, KT_R_DEL, KT_R_ALLOC, KT_R_FREE, KT_R_EVENT, KT_R_VMA,
-	KT_R_AV, KT_R_CRASH, KT_R_RESULT,
+	KT_R_AV, KT_R_CRASH, KT_R_RESULT, KT_R_PAIR,
 };
 
 enum kt_slot_state { KT_SLOT_UNUSED, KT_SLOT_LIVE, KT_SLOT_FREED };
@@ -73,6 +78,23 @@ static sigjmp_buf kt_jmp;
 static void *volatile kt_fault_addr;
 static volatile int kt_fault_code;
 static char kt_altstack[65536];
+static volatile sig_atomic_t kt_in_alloc, kt_late_timeout, kt_batch;
+static struct timeval kt_timeout = { 30, 0 };
+
+/* malloc and friends, with a timer that fires meanwhile taken when they return */
+static void kt_alloc_begin(void)
+{
+	kt_in_alloc = 1;
+}
+
+static void kt_alloc_end(void)
+{
+	kt_in_alloc = 0;
+	if (kt_late_timeout) {
+		kt_late_timeout = 0;
+		raise(SIGVTALRM);
+	}
+}
 
 static void *kt_grow(void *p, long *cap, long need, size_t size)
 {
@@ -80,10 +102,40 @@ static void *kt_grow(void *p, long *cap, long need, size_t size)
 		return p;
 	while (*cap < need)
 		*cap = *cap ? *cap * 2 : 1024;
+	kt_alloc_begin();
 	p = realloc(p, *cap * size);
 	if (!p)
 		abort();
+	kt_alloc_end();
 	return p;
+}
+
+static void *kt_calloc(size_t n, size_t size)
+{
+	void *p;
+
+	kt_alloc_begin();
+	p = calloc(n, size);
+	if (!p)
+		abort();
+	kt_alloc_end();
+	return p;
+}
+
+/* The CPU seconds one call may take before it is stopped as an endless loop. */
+void kt_set_timeout(double seconds)
+{
+	kt_timeout.tv_sec = (long)seconds;
+	kt_timeout.tv_usec = (long)((seconds - (long)seconds) * 1e6);
+}
+
+static void kt_arm(int on)
+{
+	struct itimerval it = { { 0, 0 }, { 0, 0 } };
+
+	if (on)
+		it.it_value = kt_timeout;
+	setitimer(ITIMER_VIRTUAL, &it, NULL);
 }
 
 static void kt_emit(long v)
@@ -309,10 +361,14 @@ int kt_reset(void)
 static struct mm_struct *kt_mm(long id)
 {
 	while (kt_nr_mms <= id) {
-		struct mm_struct *mm = calloc(1, sizeof(*mm));
+		struct mm_struct *mm = kt_calloc(1, sizeof(*mm));
 
+		kt_alloc_begin();
 		kt_mms = realloc(kt_mms, (kt_nr_mms + 1) * sizeof(*kt_mms));
-		mm->kt_window = calloc(3, sizeof(*mm->kt_window));
+		if (!kt_mms)
+			abort();
+		kt_alloc_end();
+		mm->kt_window = kt_calloc(3, sizeof(*mm->kt_window));
 		kt_mms[kt_nr_mms++] = mm;
 	}
 	return kt_mms[id];
@@ -320,7 +376,7 @@ static struct mm_struct *kt_mm(long id)
 
 static struct vm_area_struct *kt_vma_new(void)
 {
-	struct vm_area_struct *vma = calloc(1, sizeof(*vma));
+	struct vm_area_struct *vma = kt_calloc(1, sizeof(*vma));
 
 	INIT_LIST_HEAD(&vma->anon_vma_chain);
 	kt_vmas = kt_grow(kt_vmas, &kt_cap_vmas, kt_nr_vmas + 1, sizeof(*kt_vmas));
@@ -459,23 +515,49 @@ static long kt_do(long op, struct vm_area_struct **v, const long *arg)
 	case KT_OP_REKEY:
 		anon_vma_interval_tree_post_update_vma(v[0]);
 		return 0;
+	case KT_OP_ANON_VMA_MERGE:	/* vma_merge() removing v[1] into v[0] */
+#ifdef KT_ANON_VMA_MERGE
+		anon_vma_merge(v[0], v[1]);
+#else
+		unlink_anon_vmas(v[1]);
+#endif
+		return 0;
 	}
 	return 0;
 }
 
-static struct sigaction kt_old_segv, kt_old_bus;
+/* The signals a call's failure can raise, and what was installed for each before. */
+static const int kt_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGVTALRM };
+#define KT_NR_SIGNALS	(sizeof(kt_signals) / sizeof(kt_signals[0]))
+static struct sigaction kt_old[KT_NR_SIGNALS];
 static volatile int kt_in_call;
 
 static void kt_on_fault(int sig, siginfo_t *si, void *uc)
 {
+	unsigned int i;
+
 	if (!kt_in_call) {
-		/* not ours: give the fault back to whoever handled it before (faulthandler) */
-		sigaction(sig, sig == SIGBUS ? &kt_old_bus : &kt_old_segv, NULL);
+		if (sig == SIGVTALRM) {
+			if (kt_batch)	/* between two pairs of kt_fork_all(): at the next */
+				kt_late_timeout = 1;
+			return;		/* else a timer of a call that ended meanwhile */
+		}
+		/* not ours: give the signal back to whoever handled it before (faulthandler) */
+		for (i = 0; i < KT_NR_SIGNALS; i++)
+			if (kt_signals[i] == sig)
+				sigaction(sig, &kt_old[i], NULL);
+		return;
+	}
+	if (sig == SIGVTALRM && kt_in_alloc) {
+		kt_late_timeout = 1;
 		return;
 	}
 	kt_in_call = 0;
-	kt_fault_addr = si->si_addr;
-	kt_fault_code = si->si_code;
+	kt_in_alloc = 0;
+	kt_arm(0);
+	kt_fault_addr = sig == SIGVTALRM || sig == SIGABRT ? NULL : si->si_addr;
+	kt_fault_code = sig == SIGVTALRM ? (int)(kt_timeout.tv_sec * 1000 + kt_timeout.tv_usec / 1000)
+					 : si->si_code;
 	siglongjmp(kt_jmp, sig);
 }
 
@@ -484,6 +566,7 @@ static void kt_install_handlers(void)
 {
 	struct sigaction sa, cur;
 	stack_t ss;
+	unsigned int i;
 
 	sigaction(SIGSEGV, NULL, &cur);
 	if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == kt_on_fault)
@@ -494,10 +577,10 @@ static void kt_install_handlers(void)
 	sigaltstack(&ss, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = kt_on_fault;
-	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &kt_old_segv);
-	sigaction(SIGBUS, &sa, &kt_old_bus);
+	for (i = 0; i < KT_NR_SIGNALS; i++)
+		sigaction(kt_signals[i], &sa, &kt_old[i]);
 }
 
 #define KT_DESC	9
@@ -531,6 +614,7 @@ long kt_call(const long *in)
 	sig = sigsetjmp(kt_jmp, 0);
 	if (!sig) {
 		kt_in_call = 1;
+		kt_arm(1);
 		for (i = 0; i < nr; i++)
 			kt_dirty_chain(v[i]);
 		if (op == KT_OP_REKEY)
@@ -575,6 +659,7 @@ long kt_call(const long *in)
 			kt_dirty_add(av->parent);
 		}
 		kt_in_call = 0;
+		kt_arm(0);
 		kt_emit(KT_R_RESULT);
 		kt_emit(rc);
 	} else {
@@ -584,6 +669,106 @@ long kt_call(const long *in)
 		kt_emit(slot >= 0 ? kt_state[slot] : -1);
 		kt_emit(kt_fault_code);
 	}
+	return kt_out_len;
+}
+
+static void kt_emit_dirty(void)
+{
+	long i;
+
+	for (i = 0; i < kt_nr_dirty; i++) {
+		struct anon_vma *av = kt_dirty[i];
+
+		if (!kt_live(av))
+			continue;
+		kt_emit_av(av);
+		kt_dirty_add(av->root);
+		kt_dirty_add(av->parent);
+	}
+}
+
+/*
+ * One dup_mmap(): anon_vma_fork(child, parent) for each pair, in order, as kt_call() would
+ * do it pair by pair, except that the state of the anon_vmas touched is emitted once, at the
+ * end (or before a free, by kmem_cache_free()): a KT_R_PAIR record (its index and the child's
+ * pointer), the records of the fork, the child's chain; then the anon_vmas.
+ * in: the number of pairs, then per pair the parent's descriptor (as kt_call()'s) and the
+ * child's mm id; the child is the parent's vm_area_dup() in that mm, not attached.  A crash
+ * ends the stream, after the anon_vmas' state as the crash left it.
+ */
+long kt_fork_all(const long *in)
+{
+	long n = in[0];
+	volatile long at;
+	int sig;
+
+	kt_out_len = 0;
+	kt_nr_dirty = 0;
+	kt_gen++;
+	kt_late_timeout = 0;
+	kt_batch = 1;
+	kt_arm(1);
+	for (at = 0; at < n; at++) {
+		const long *d = in + 1 + at * (KT_DESC + 1);
+		struct vm_area_struct *pv, *cv;
+		struct mm_struct *pmm, *cmm;
+		long rc;
+
+		cv = kt_vma_new();
+		kt_emit3(KT_R_PAIR, at, (long)cv);
+		pv = d[0] ? (struct vm_area_struct *)d[0] : kt_vma_new();
+		if (!d[0])
+			kt_emit3(KT_R_NEWVMA, 1, (long)pv);
+		sig = sigsetjmp(kt_jmp, 0);
+		if (sig) {
+			long slot = kt_slot_of(kt_fault_addr);
+
+			kt_batch = 0;
+			kt_emit_dirty();
+			kt_emit3(KT_R_CRASH, sig, (long)kt_fault_addr);
+			kt_emit(slot >= 0 ? kt_state[slot] : -1);
+			kt_emit(kt_fault_code);
+			return kt_out_len;
+		}
+		kt_in_call = 1;
+		if (kt_late_timeout) {	/* fired in the glue's malloc between two pairs */
+			kt_late_timeout = 0;
+			raise(SIGVTALRM);
+		}
+		kt_dirty_chain(pv);
+		pmm = kt_mm(d[1]);
+		cmm = kt_mm(d[KT_DESC]);
+		pv->vm_mm = pmm;
+		pv->vm_start = (unsigned long)d[2] << PAGE_SHIFT;
+		pv->vm_end = (unsigned long)d[3] << PAGE_SHIFT;
+		pv->vm_pgoff = d[4];
+		pv->vm_flags = d[5];
+		pv->vm_file = (struct file *)d[6];
+		pv->anon_vma = (struct anon_vma *)d[7];
+		pv->kt_attached = d[8];
+		cv->vm_mm = cmm;
+		cv->vm_start = pv->vm_start;
+		cv->vm_end = pv->vm_end;
+		cv->vm_pgoff = pv->vm_pgoff;
+		cv->vm_flags = pv->vm_flags;
+		cv->vm_file = pv->vm_file;
+		cv->anon_vma = pv->anon_vma;
+		cv->kt_attached = 0;
+		pmm->kt_mmap_lock = cmm->kt_mmap_lock = 2;
+		pmm->kt_nr_window = cmm->kt_nr_window = 0;
+		rc = anon_vma_fork(cv, pv);
+		kt_emit_vma(cv);
+		kt_dirty_chain(cv);
+		kt_in_call = 0;
+		if (rc) {
+			kt_emit(KT_R_RESULT);
+			kt_emit(rc);
+		}
+	}
+	kt_arm(0);
+	kt_batch = 0;
+	kt_late_timeout = 0;
+	kt_emit_dirty();
 	return kt_out_len;
 }
 
