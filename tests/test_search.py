@@ -302,6 +302,32 @@ def test_ctrl_c_ends_the_search_like_its_time_budget() -> None:
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize("delay", [0.4, 0.6, 0.8, 1.1])
+def test_ctrl_c_while_the_workers_start_prints_no_traceback(delay: float) -> None:
+    """Ctrl-C in the first second, while the fork server imports anondiff or a worker is
+    still unpickling what the parent sent it: before, either printed its traceback (the
+    parent, gone, had unlinked the pool's semaphore: FileNotFoundError in SemLock._rebuild).
+    Now it ends like any Ctrl-C: quiet 130 before the search starts, or the one summary line."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "anondiff", "search", "-p", "split-counters",
+                          "--invariants", "--events", NO_MREMAP, "--time", "60", "-j", "2"],
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert "Traceback" not in err and "Error" not in err, err
+    assert out == ""
+    if p.returncode == 130:
+        assert err == ""
+    else:
+        assert p.returncode == 0, err
+        assert err.count("\n") == 1 and "interrupted" in err, err
+
+
 def test_batch_replays_pair_each_scenario_with_its_own() -> None:
     """The hot loop replays through engine.replay_many (for each scenario, each policy in
     order): every scenario gets the verdict a replay of it alone gives."""

@@ -11,10 +11,12 @@ finding is kept from the lowest chunk that found it.
 from __future__ import annotations
 
 import os
+import signal
 import time
+from contextlib import contextmanager
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import AnondiffError
 from ..policies import get
@@ -143,23 +145,53 @@ class _InProcess:
         pass
 
 
-def _ignore_sigint() -> None:
+def _worker_start(started: Any) -> None:
     """Workers leave Ctrl-C to the main process, which stops the search and keeps what was
     found (a worker's KeyboardInterrupt would only print a traceback and break the pool)."""
-    import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    started.wait()
 
 
 def _pool(jobs: int):  # type: ignore[no-untyped-def]
+    """A pool of ``jobs`` worker processes, every one started and ready when it returns.  Call
+    with SIGINT blocked (:func:`_sigint_blocked`): a Ctrl-C while the fork server imports
+    anondiff, or while a worker unpickles what the parent sent it, printed their tracebacks
+    (the parent, gone, had already unlinked the pool's semaphore) and could hang the pool."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
+    if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["anondiff.search.runner"])
+        from multiprocessing import forkserver
+        forkserver.ensure_running()     # born with the caller's mask: SIGINT blocked, for good
     else:  # pragma: no cover - not Linux
         ctx = multiprocessing.get_context()
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint)
+    # every worker waits at the barrier until all have started (and so unpickled what the
+    # parent sent them), then the parent goes on
+    started = ctx.Barrier(jobs + 1)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_start,
+                               initargs=(started,))
+    for _ in range(jobs):
+        pool.submit(os.getpid)          # a worker is spawned for each while none is idle
+    started.wait()
+    return pool
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Ctrl-C held back: SIGINT blocked in this thread (the mask survives fork and exec, so the
+    processes started meanwhile keep it blocked), and a SIGINT that another thread takes only
+    noted; it is raised as a KeyboardInterrupt when the block ends."""
+    caught: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class _Cluster:
@@ -215,9 +247,16 @@ def search(goal: Goal, budget: Budget, seed: int = 0, count: int | None = None,
         raise ValueError("a search needs a count or a time budget")
     judge_for(goal)                     # unknown policies fail here, not in a worker
     state = Progress()
-    executor = _Cluster(cluster) if cluster else _pool(jobs) if jobs > 1 else _InProcess()
+    executor: Any = None
     pending: list[Future[ChunkResult]] = []
     try:
+        if cluster:
+            executor = _Cluster(cluster)
+        elif jobs > 1:
+            with _sigint_blocked():
+                executor = _pool(jobs)
+        else:
+            executor = _InProcess()
         _collect(executor, 64 if cluster else 2 * jobs, _chunks(goal, budget, seed, count, all_),
                  seconds, all_, state, pending, progress)
     except KeyboardInterrupt:
@@ -227,7 +266,7 @@ def search(goal: Goal, budget: Budget, seed: int = 0, count: int | None = None,
             fut.cancel()
         if isinstance(executor, _Cluster):
             executor.shutdown()
-        elif not isinstance(executor, _InProcess):
+        elif executor is not None and not isinstance(executor, _InProcess):
             executor.shutdown(wait=not state.interrupted, cancel_futures=True)
     return state
 
