@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from ..topology import ProcessView, Replay, Topology, VmaView
@@ -337,7 +337,7 @@ def _single(topo: Topology, opts: RenderOptions) -> list[str]:
     return chart_lines(topo, charts[0], list(charts[0]), parts, notes, opts)
 
 
-def render_run(replays: Sequence[Replay], opts: RenderOptions) -> str:
+def render_run(replays: Sequence[Replay], opts: RenderOptions) -> Iterator[str]:
     return _render_headed(replays, opts, lambda topo, width: _single(topo, opts))
 
 
