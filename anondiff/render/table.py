@@ -28,7 +28,8 @@ def _table_lines(rows: list[list[object]], headers: list[str]) -> list[str]:
             widths[i] = widest
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join([c.ljust(w) for c, w in zip(row, widths)]).rstrip() for row in cells]
+    row_format = "  ".join(f"{{:<{w}}}" for w in widths)     # str.ljust, in one C call a row
+    lines += [row_format.format(*row).rstrip() for row in cells]
     if not lines[-1]:
         lines.pop()     # a last row with nothing in it ends the text: splitlines() dropped it
     return lines
