@@ -50,6 +50,14 @@ _BOOLS = _constructor.bool_values
 _HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
 
 
+class _Everything:
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_EVERYTHING = _Everything()
+
+
 def yaml_int(text: str) -> int:
     """The value of a scalar tagged int, as PyYAML's SafeConstructor gives it."""
     if text.isascii() and text.isdigit() and (text[0] != "0" or text == "0"):
@@ -201,6 +209,8 @@ def _read_list(text: str, pos: int, indent: int, line: int,
     clearly ends (at the end of the text or at a line no deeper than the key)."""
     specs: list[VmaSpec] = []
     item_match, empty_match, pairs = _ITEM.match, _EMPTY.match, _PAIRS.findall
+    # a plain scalar is a string unless its first character is one the resolver looks at
+    triggers = _TRIGGERS if not _WILDCARD else _EVERYTHING
     end = len(text)
     column = -1
     progress = None
@@ -222,7 +232,8 @@ def _read_list(text: str, pos: int, indent: int, line: int,
             return None
         if progress and not len(specs) % EVERY:
             progress.update(len(specs))
-        spec = vma_from_scalars([(k, _tag(v, cache), v) for k, v in pairs(m.group(2))], line)
+        spec = vma_from_scalars([(k, TAG_STR if v[0] not in triggers else _tag(v, cache), v)
+                                 for k, v in pairs(m.group(2))], line)
         if spec is None:
             return None
         specs.append(spec)
