@@ -258,22 +258,23 @@ def compose(text: str, path: str) -> yaml.Node | FastDocument:
     pieces: list[str] = []
     lists: dict[int, list[VmaSpec]] = {}      # 0-based line of the vmas: key -> its VMAs
     done = 0                                  # text[:done] is in pieces
-    line = 0                                  # 0-based line number of text[done]
+    seen, line = 0, 0                         # line: the 0-based line number of text[seen]
     for m in _VMAS.finditer(text):
         if m.start() < done:
             continue
-        key_line = line + text.count("\n", done, m.start())
+        line += text.count("\n", seen, m.start())
+        seen = m.start()
         after = m.end() + 1
         if after > len(text):
             break
-        got = _read_list(text, after, len(m.group(1)), key_line + 2, cache)
+        got = _read_list(text, after, len(m.group(1)), line + 2, cache)
         if got is None:
             continue
         specs, stop = got
-        lists[key_line] = specs
+        lists[line] = specs
         breaks = text.count("\n", m.end(), stop)
         pieces += [text[done:m.end()], " []", "\n" * breaks]
-        done, line = stop, key_line + breaks
+        done, seen, line = stop, stop, line + breaks
     if not lists:
         return compose_nodes(text, path)
     pieces.append(text[done:])

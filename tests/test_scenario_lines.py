@@ -89,6 +89,9 @@ def lines(*items: str, tail: str = STEPS) -> str:
     # blank and comment lines inside the list, a second process after it
     (lines(vma(0), "\n", "      # a comment\n", vma(1),
            tail="  - name: Q\n    vmas:\n" + vma(5).replace("v5", "q5") + STEPS), True),
+    # a list the careful path reads, then one read line by line (its line numbers)
+    (lines("      - {name: 'a', start: 4096, pages: 1}\n",
+           tail="  - name: Q\n    vmas:\n" + vma(5) + vma(6) + STEPS), True),
     # no newline at the end of the file
     (HEAD + vma(0) + vma(1).rstrip("\n"), True),
     # every key the fast path reads, decimal and hex, end instead of pages, a file
@@ -138,6 +141,8 @@ def test_fast_path_only_where_it_is_exact(text: str, fast: bool) -> None:
     (lines(vma(0), vma(1), vma(0)), "VMA name 'v0' is already used in process 'P' at line 5"),
     (lines(vma(0), vma(1), vma(1).replace("v1", "w1")), "overlaps VMA 'v1'"),
     (lines(vma(0), tail="  - name: Q\n    vmas:\n" + vma(5)), "is used in processes P and Q"),
+    (lines("      - {name: 'a', start: 4096, pages: 1}\n",
+           tail="  - name: Q\n    vmas:\n" + vma(5) + vma(6) + vma(5)), "t.yaml:10: "),
     (lines(vma(0), vma(1, "file: x, faulted: true, anon_vma: AV0")), "must agree on 'file'"),
     (lines(vma(0), tail="steps:\n  - {fork: Q}\n"), "'Q' is not a process"),
     (lines(vma(0), tail="steps: [\n"), "YAML syntax error"),
