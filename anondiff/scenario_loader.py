@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import permutations
 from pathlib import Path
 
 import yaml
@@ -18,18 +17,10 @@ from .scenario import (
     Step, TASK_SIZE, TOP_KEYS, Target, VMA_FLAGS, VMA_KEYS, VmaSpec,
 )
 
+from .scenario_lines import (DEFAULT_PROT as _DEFAULT_PROT, FastDocument, FastVmas,
+                             PROT_LETTERS as _PROT_LETTERS, compose, vma_from_scalars)
 from .yamlnodes import (_NAME_RE, TAG_BOOL, TAG_INT, TAG_MAP, TAG_NULL, TAG_STR, Entries, Loc,
-                        NodeReader, choices, compose, hexaddr, num, quote)
-
-_PROT_LETTERS = {"r": "read", "w": "write", "x": "exec"}
-_DEFAULT_PROT = frozenset({"read", "write"})
-#: every protection string prot() accepts, and what it means
-_PROTS = {"none": frozenset(), "": frozenset(), **{
-    "".join(p): frozenset(_PROT_LETTERS[c] for c in p)
-    for n in (1, 2, 3) for p in permutations("rwx", n)}}
-_NO_FLAGS: frozenset[str] = frozenset()
-#: the keys _fast_vma() reads (not ``flags``: its list goes the careful way)
-_FAST_VMA_KEYS = frozenset(VMA_KEYS) - {"flags", "offset"}
+                        NodeReader, choices, hexaddr, num, quote)
 
 __all__ = ["Loader", "compose"]
 
@@ -81,7 +72,9 @@ class Loader(NodeReader):
 
     # -- the document --------------------------------------------------------------------------
 
-    def scenario(self, root: yaml.Node) -> Scenario:
+    def scenario(self, root: yaml.Node | FastDocument) -> Scenario:
+        if isinstance(root, FastDocument):      # VMA lists read line by line (scenario_lines)
+            return root.read(self)
         top = Loc("")
         if not isinstance(root, yaml.MappingNode) or root.tag != TAG_MAP:
             self.fail(root, "the top level must be a mapping with keys "
@@ -129,34 +122,39 @@ class Loader(NodeReader):
     def vmas(self, node: yaml.Node, loc: Loc, process: str,
              labels: dict[str, _LabelUse]) -> tuple[VmaSpec, ...]:
         specs: list[VmaSpec] = []
-        where: dict[str, tuple[int, yaml.Node]] = {}
+        where: dict[str, tuple[int, int]] = {}      # name -> (index, line)
+        if isinstance(node, FastVmas):          # read line by line: nodes only for messages
+            got: list = [(spec, None, None, None) for spec in node.specs]
+            progress = None
+        else:
+            items = self.sequence(node, loc, "a list of VMAs")
+            got = items
+            progress = bar(f"reading the VMAs of {process}", len(items))
         fast = self._fast_vma
-        items = self.sequence(node, loc, "a list of VMAs")
-        progress = bar(f"reading the VMAs of {process}", len(items))
-        for i, item in enumerate(items):
+        for i, item in enumerate(got):
             if progress and not i % EVERY:
                 progress.update(i)
-            got = fast(item)
-            if got is None:
+            if type(item) is tuple:
+                spec, name_node, label_node, item = item
+            elif (read := fast(item)) is not None:
+                spec, name_node, label_node = read
+            else:
                 vloc = loc.item(i)
                 entries = self.mapping(item, vloc, VMA_KEYS, ("name", "start"))
                 spec = self.vma(item, entries, vloc)
                 name_node, label_node = entries["name"][1], entries.get("anon_vma", (None, None))[1]
-            else:
-                spec, name_node, label_node = got
             if spec.name in where:
-                self.fail(name_node, loc.item(i).say(
+                self.fail(name_node or _At(spec.line), loc.item(i).say(
                     f"VMA name {quote(spec.name)} is already used in process "
-                    f"{quote(process)} at line {where[spec.name][1].start_mark.line + 1}"))
+                    f"{quote(process)} at line {where[spec.name][1]}"))
             if spec.anon_vma is not None:
                 first = labels.get(spec.anon_vma)
                 if first is None:
                     labels[spec.anon_vma] = _LabelUse(process, spec)
                 elif first.process != process or first.vma.file != spec.file:
-                    assert label_node is not None
-                    self.label(label_node, loc.item(i), spec, process, labels)
+                    self.label(label_node or _At(spec.line), loc.item(i), spec, process, labels)
             specs.append(spec)
-            where[spec.name] = (i, item)
+            where[spec.name] = (i, spec.line)
         if progress:
             progress.close()
         ordered = sorted(specs, key=lambda v: v.start)
@@ -164,7 +162,7 @@ class Loader(NodeReader):
             if b.start < a.end:
                 # name both; point at the one that comes later in the file
                 later, other = (a, b) if a.line > b.line else (b, a)
-                self.fail(where[later.name][1], loc.item(where[later.name][0]).say(
+                self.fail(_At(later.line), loc.item(where[later.name][0]).say(
                     f"VMA {quote(later.name)} {_span(later)} overlaps VMA "
                     f"{quote(other.name)} {_span(other)} (line {other.line})"))
         return tuple(ordered)
@@ -175,75 +173,22 @@ class Loader(NodeReader):
         anything is unusual, and :meth:`vma` then reads it (and reports what is wrong)."""
         if type(node) is not yaml.MappingNode or node.tag != TAG_MAP:
             return None
-        values: dict[str, yaml.Node] = {}
+        items = []
+        name_node = label_node = None
         for knode, vnode in node.value:
+            if type(knode) is not yaml.ScalarNode or knode.tag != TAG_STR \
+                    or type(vnode) is not yaml.ScalarNode:
+                return None
             key = knode.value
-            if type(knode) is not yaml.ScalarNode or knode.tag != TAG_STR or key in values \
-                    or key not in _FAST_VMA_KEYS or type(vnode) is not yaml.ScalarNode:
-                return None
-            if vnode.tag == TAG_NULL:
-                if key in ("name", "start", "prot"):
-                    return None
-                continue
-            values[key] = vnode
-        name_node, start_node = values.get("name"), values.get("start")
-        if name_node is None or start_node is None or name_node.tag != TAG_STR \
-                or not _NAME_RE.match(name_node.value) or start_node.tag != TAG_INT:
+            items.append((key, vnode.tag, vnode.value))
+            if key == "name":
+                name_node = vnode
+            elif key == "anon_vma":
+                label_node = vnode
+        spec = vma_from_scalars(items, node.start_mark.line + 1)
+        if spec is None:
             return None
-        construct = self._constructor
-        try:
-            start = construct.construct_yaml_int(start_node)
-            pnode, enode = values.get("pages"), values.get("end")
-            if (pnode is None) == (enode is None):
-                return None
-            if pnode is not None:
-                if pnode.tag != TAG_INT:
-                    return None
-                pages = construct.construct_yaml_int(pnode)
-                if pages < 1:
-                    return None
-                end = start + pages * PAGE_SIZE
-            else:
-                if enode.tag != TAG_INT:      # type: ignore[union-attr]
-                    return None
-                end = construct.construct_yaml_int(enode)
-                if end % PAGE_SIZE:
-                    return None
-            if start < PAGE_SIZE or start % PAGE_SIZE or start > TASK_SIZE \
-                    or end > TASK_SIZE or end <= start:
-                return None
-            prot = _DEFAULT_PROT
-            if (prot_node := values.get("prot")) is not None:
-                if prot_node.tag != TAG_STR or prot_node.value not in _PROTS:
-                    return None
-                prot = _PROTS[prot_node.value]
-            shared = faulted = False
-            if (snode := values.get("shared")) is not None:
-                if snode.tag != TAG_BOOL:
-                    return None
-                shared = construct.construct_yaml_bool(snode)
-            file = None
-            if (fnode := values.get("file")) is not None:
-                if fnode.tag != TAG_STR or not fnode.value.strip():
-                    return None
-                file = fnode.value
-            if (qnode := values.get("faulted")) is not None:
-                if qnode.tag != TAG_BOOL:
-                    return None
-                faulted = construct.construct_yaml_bool(qnode)
-                if faulted and (end - start) // PAGE_SIZE > MAX_FAULT_ALL_PAGES:
-                    return None
-        except Exception:       # the careful path says what is wrong
-            return None
-        label = None
-        if (lnode := values.get("anon_vma")) is not None:
-            if lnode.tag != TAG_STR or not _NAME_RE.match(lnode.value) or not faulted:
-                return None
-            label = lnode.value
-        if shared and faulted:
-            return None
-        return (VmaSpec(name_node.value, start, end, prot, _NO_FLAGS, shared, file, faulted, None,
-                        label, node.start_mark.line + 1), name_node, lnode)
+        return spec, name_node, label_node   # type: ignore[return-value]
 
     def vma(self, node: yaml.Node, entries: Entries, loc: Loc,
             mmap: bool = False) -> VmaSpec:
@@ -778,6 +723,14 @@ class Loader(NodeReader):
                 pairs.append((key, tuple(av_name(item, vloc.item(i))
                                          for i, item in enumerate(chain))))
         return tuple(pairs)
+
+
+class _At:
+    """Where a VMA read line by line is, for :meth:`Loader.fail` (its value nodes, all on the
+    VMA's line, are never built)."""
+
+    def __init__(self, line: int) -> None:
+        self.start_mark = yaml.Mark("", 0, line - 1, 0, None, None)
 
 
 @dataclass(frozen=True)

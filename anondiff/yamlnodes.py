@@ -44,6 +44,8 @@ def _nesting_bound(text: str) -> int:
     flow = deepest = 0
     quote = ""
     for line in text.split("\n"):
+        if not line:
+            continue        # adds nothing (and the fast loader leaves many)
         stripped = line.lstrip(" ")
         block = len(line) - len(stripped) + 1
         if not quote and "'" not in stripped and '"' not in stripped and "#" not in stripped:

@@ -19,7 +19,8 @@ against a baseline taken in the same run, never asserted).
    run against its Python policy (aim: under 0.1 s more), the 65,000-VMA fork through the
    compiled code against the Python policy (``python -m bench trees`` runs only these).
 
-``python -m bench big N`` runs item 5 for N VMAs alone (e.g. 768000).
+``python -m bench big N [N...] [--format F ...]`` runs item 5 for those sizes alone (e.g.
+``python -m bench big 65000 768000 --format list``: linear?).
 """
 from __future__ import annotations
 
@@ -222,16 +223,29 @@ def run_child(args: list[str], env: dict[str, str] | None = None) -> tuple[float
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def bench_big(sizes: tuple[int, ...] = (16_000, 65_000)) -> None:
+def bench_big(sizes: tuple[int, ...] = (16_000, 65_000),
+              formats: tuple[str, ...] = ("list", "table", "json", "ascii")) -> None:
+    """Each size in each format; from the second size on, the CPU time and the peak per VMA
+    against the first size's (1.0: linear)."""
+    first: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             path = Path(tmp) / f"big-{n}.yaml"
             write_big(n, path)
-            for fmt in ("list", "table", "json", "ascii"):
+            for fmt in formats:
                 wall, cpu, rss = run_child([sys.executable, "-m", "anondiff", "run", str(path),
                                             "-p", "split-counters", "--format", fmt])
+                linear = ""
+                if fmt in first:
+                    cpu0, rss0 = first[fmt]
+                    linear = (f"; per VMA x{cpu / n / cpu0:.2f} CPU, x{rss / n / rss0:.2f} "
+                              f"memory of {sizes[0]:,}")
+                else:
+                    first[fmt] = cpu / n, rss / n
                 print(f"anondiff run, {n:>6} VMAs + fork, {fmt:5}: {wall:6.2f} s wall, "
-                      f"{cpu:6.2f} s CPU ({cpu / n * 1e6:5.1f} us/VMA), peak RSS {rss:5.0f} MiB")
+                      f"{cpu:6.2f} s CPU ({cpu / n * 1e6:5.1f} us/VMA), peak RSS {rss:5.0f} MiB"
+                      f"{linear}", flush=True)
+            path.unlink()
 
 
 # -- 6: start-up --------------------------------------------------------------------------------
@@ -409,7 +423,11 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["fork"]:
         _engine_fork(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:2] == ["big"]:
-        bench_big(tuple(int(a) for a in sys.argv[2:]))
+        args = sys.argv[2:]
+        fmts = tuple(args[i + 1] for i, a in enumerate(args) if a == "--format")
+        nums = tuple(int(a) for i, a in enumerate(args)
+                     if a != "--format" and (i == 0 or args[i - 1] != "--format"))
+        bench_big(nums or (16_000, 65_000), fmts or ("list", "table", "json", "ascii"))
     elif sys.argv[1:2] == ["search"]:
         bench_search()
     elif sys.argv[1:2] == ["tree-first"]:

@@ -16,12 +16,29 @@ import pytest
 
 from anondiff.diff import Comparison, SnapshotDiff, TotalDiff, VmaDiff
 from anondiff.errors import AnondiffError, RenderError
-from anondiff.render import RenderOptions, ascii, dot, listing
+from anondiff.render import RenderOptions, dot, text
+from anondiff.render import ascii as _ascii, listing as _listing
 from anondiff.topology import (AnonVmaView, Finding, PageView, ProcessView, Replay, Topology,
                                VmaView)
 
 DEGREE_CITE = 'commit 7a3ef208e662 ("mm: prevent endless growth of anon_vma hierarchy")'
 WEI_CITE = 'commit 4e4a9eb92133 ("mm/rmap.c: reuse mergeable anon_vma as parent when fork")'
+
+
+class _Joined:
+    """A format module whose render functions give the whole text (they stream chunks)."""
+
+    def __init__(self, module: object) -> None:
+        self.module = module
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self.module, name)
+        if name.startswith("render_"):
+            return lambda *args, **kwargs: text(attr(*args, **kwargs))
+        return attr
+
+
+ascii, listing = _Joined(_ascii), _Joined(_listing)
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz 'dot' not installed (apt-get install graphviz)")
 

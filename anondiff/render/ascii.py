@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from ..topology import ProcessView, Replay, Topology, VmaView
@@ -195,23 +195,30 @@ def bands(rows: Sequence[Row], ncols: int, width: int) -> list[range]:
 # -- drawing ----------------------------------------------------------------------------------
 
 class Canvas:
-    """A grid of characters; line art is remembered so that unicode mode converts only it."""
+    """A grid of characters; line art is remembered so that unicode mode converts only it
+    (only when ``track_art``: plain ASCII needs no such memory)."""
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, track_art: bool = True) -> None:
         self.grid = [[" "] * width for _ in range(height)]
         self.art: set[tuple[int, int]] = set()
+        self.track_art = track_art
 
     def put(self, y: int, x: int, ch: str, art: bool = True) -> None:
         self.grid[y][x] = ch
-        (self.art.add if art else self.art.discard)((y, x))
+        if self.track_art:
+            (self.art.add if art else self.art.discard)((y, x))
 
     def text(self, y: int, x: int, text: str) -> None:
-        for i, ch in enumerate(text):
-            self.put(y, x + i, ch, art=False)
+        self.grid[y][x:x + len(text)] = text
+        if self.track_art:
+            self.art.difference_update([(y, x + i) for i in range(len(text))])
 
     def hline(self, y: int, x0: int, x1: int, ch: str = "-") -> None:
-        for x in range(x0, x1 + 1):
-            self.put(y, x, ch)
+        if x1 < x0:
+            return
+        self.grid[y][x0:x1 + 1] = ch * (x1 + 1 - x0)
+        if self.track_art:
+            self.art.update([(y, x) for x in range(x0, x1 + 1)])
 
     def box(self, y: int, x: int, width: int, label: str) -> None:
         for row in (y, y + 2):
@@ -244,16 +251,18 @@ class Canvas:
         return out
 
 
-def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool) -> list[str]:
-    """The chart of one process in one part: anon_vma row, arrows, VMA boxes, markers."""
-    box, col = geometry(rows, band)
+def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool,
+         geom: tuple[dict[int, int], dict[int, int]] | None = None) -> list[str]:
+    """The chart of one process in one part: anon_vma row, arrows, VMA boxes, markers
+    (``geom``: ``geometry(rows, band)``, if the caller has it)."""
+    box, col = geom or geometry(rows, band)
     left = {}
     x = MARGIN
     for i in band:
         left[i] = x
         x += col[i]
     marked = any(cell is not None and cell.marked for cell in (row[i] for i in band))
-    canvas = Canvas(x, 8 if marked else 7)
+    canvas = Canvas(x, 8 if marked else 7, track_art=unicode)
     for text, hung in segments(row, band):
         start = left[hung[0]] + GAP
         canvas.box(0, start, len(text) + 4, f" {text} ")
@@ -307,13 +316,14 @@ def chart_lines(topo: Topology, rows: tuple[Row, ...], every: Sequence[Row],
     lines: list[str] = []
     for n, band in enumerate(parts, 1):
         part = f" (part {n}/{len(parts)})" if len(parts) > 1 else ""
+        geom = geometry(every, band)
         for proc, row in zip(topo.processes, rows, strict=True):
             if not any(row[i] is not None for i in band):
                 where = " in this part" if proc.vmas else ""
                 lines += [f"Process {proc.name}:{part} no VMAs{where}", ""]
             else:
                 lines += [f"Process {proc.name}:{part}", ""]
-                lines += draw(row, band, every, opts.unicode) + [""]
+                lines += draw(row, band, every, opts.unicode, geom) + [""]
     if not topo.processes:
         lines += ["(no processes)", ""]
     for section in (notes + _legend(rows, opts.width), anon_vma_lines(topo, opts.width),
@@ -337,7 +347,7 @@ def _single(topo: Topology, opts: RenderOptions) -> list[str]:
     return chart_lines(topo, charts[0], list(charts[0]), parts, notes, opts)
 
 
-def render_run(replays: Sequence[Replay], opts: RenderOptions) -> str:
+def render_run(replays: Sequence[Replay], opts: RenderOptions) -> Iterator[str]:
     return _render_headed(replays, opts, lambda topo, width: _single(topo, opts))
 
 

@@ -16,7 +16,7 @@ The small text helpers here (anon_vma descriptions, findings, headings, wrapping
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import RenderError
@@ -274,21 +274,40 @@ def _chosen(items: Sequence[T], opts: RenderOptions) -> Sequence[T]:
 
 
 def render_run(replays: Sequence[Replay], opts: RenderOptions,
-               body: Callable[[Topology, int], list[str]] | None = None) -> str:
-    """Headings per policy and snapshot around ``body`` (default: the list of one snapshot)."""
+               body: Callable[[Topology, int], list[str]] | None = None) -> Iterator[str]:
+    """Headings per policy and snapshot around ``body`` (default: the list of one snapshot),
+    in chunks (one snapshot at a time: a large run is never one string)."""
     check_width(opts)
     draw = body or (lambda topo, width: snapshot_lines(topo, width))
-    blocks: list[list[str]] = []
-    for replay in replays:
-        blocks.append(policy_heading(replay, opts.width))
-        for topo in _chosen(replay.snapshots, opts):
-            blocks.append(snapshot_heading(topo, opts.width) + [""] + draw(topo, opts.width))
-    return join_blocks(blocks)
+
+    def blocks() -> Iterator[list[str]]:
+        for replay in replays:
+            yield policy_heading(replay, opts.width)
+            for topo in _chosen(replay.snapshots, opts):
+                yield snapshot_heading(topo, opts.width) + [""] + draw(topo, opts.width)
+    return stream_blocks(blocks())
 
 
 def join_blocks(blocks: Sequence[list[str]]) -> str:
-    text = "\n\n".join("\n".join(b) for b in blocks if b)
-    return text + "\n" if text else ""
+    return "".join(stream_blocks(blocks))
+
+
+#: lines per chunk when a block is long
+CHUNK_LINES = 4096
+
+
+def stream_blocks(blocks: Iterable[list[str]]) -> Iterator[str]:
+    """The blocks (lists of lines), a blank line between two, a newline at the end, in chunks
+    of at most :data:`CHUNK_LINES` lines."""
+    first = True
+    for b in blocks:
+        if not b:
+            continue
+        if not first:
+            yield "\n"
+        first = False
+        for i in range(0, len(b), CHUNK_LINES):
+            yield "\n".join(b[i:i + CHUNK_LINES]) + "\n"
 
 
 def diff_lines(cmp: Comparison, snap: SnapshotDiff, width: int) -> list[str]:

@@ -2,7 +2,7 @@
 table of anon_vmas, then the findings.  Plain ASCII, no trailing spaces."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from ..topology import AnonVmaView, Finding, Replay, Topology
 from . import RenderOptions
@@ -12,6 +12,10 @@ if TYPE_CHECKING:  # the differ is not needed to draw a run
 
 
 def _table(rows: list[list[object]], headers: list[str]) -> str:
+    return "\n".join(_table_lines(rows, headers))
+
+
+def _table_lines(rows: list[list[object]], headers: list[str]) -> list[str]:
     """What ``tabulate(rows, headers, tablefmt="simple", disable_numparse=True)`` prints, with
     trailing spaces stripped: every column left-aligned, as wide as its widest cell or its
     header plus two, columns two spaces apart, the header underlined with dashes.  Written out
@@ -24,10 +28,11 @@ def _table(rows: list[list[object]], headers: list[str]) -> str:
             widths[i] = widest
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join([c.ljust(w) for c, w in zip(row, widths)]).rstrip() for row in cells]
+    row_format = "  ".join(f"{{:<{w}}}" for w in widths)     # str.ljust, in one C call a row
+    lines += [row_format.format(*row).rstrip() for row in cells]
     if not lines[-1]:
         lines.pop()     # a last row with nothing in it ends the text: splitlines() dropped it
-    return "\n".join(lines)
+    return lines
 
 
 def _some(items: Sequence[str], most: int = 8) -> str:
@@ -50,7 +55,11 @@ def finding_line(f: Finding) -> str:
 
 
 def topology(t: Topology) -> str:
-    out: list[str] = []
+    return "\n".join(topology_lines(t))
+
+
+def topology_lines(t: Topology) -> Iterator[str]:
+    """The lines of one snapshot, a process at a time."""
     parents = {a.name: a for a in t.anon_vmas}
     for p in t.processes:
         rows = []
@@ -67,40 +76,62 @@ def topology(t: Topology) -> str:
                 " ".join(f"{pg.name}>{pg.mapping}{'' if pg.in_chain else '!'}" for pg in v.pages[:4])
                 + (f" +{len(v.pages) - 4}" if len(v.pages) > 4 else ""),
             ])
-        out.append(f"process {p.name}")
-        out.append(_table(rows, ["vma", "range", "prot", "flags", "anon_vma", "parent", "root",
-                                 "chain (head first)", "pages"]) if rows else "  (no VMAs)")
-        out.append("")
+        yield f"process {p.name}"
+        if rows:
+            yield from _table_lines(rows, ["vma", "range", "prot", "flags", "anon_vma", "parent",
+                                           "root", "chain (head first)", "pages"])
+        else:
+            yield "  (no VMAs)"
+        yield ""
     if t.anon_vmas:
         rows = [[a.name, a.parent or "-", a.root, _counters(a), str(a.refcount),
                  _some(a.users), "freed" if a.freed else "live"] for a in t.anon_vmas]
-        out.append(_table(rows, ["anon_vma", "parent", "root", "counters", "refcount",
-                                 "used by", "state"]))
-        out.append("")
+        yield from _table_lines(rows, ["anon_vma", "parent", "root", "counters", "refcount",
+                                       "used by", "state"])
+        yield ""
     if t.findings:
-        out.append("findings:")
-        out.extend(finding_line(f) for f in t.findings)
+        yield "findings:"
+        yield from (finding_line(f) for f in t.findings)
     else:
-        out.append("findings: none")
+        yield "findings: none"
     if t.crashed:
-        out.append("the replay stopped: the kernel code of this version crashes here")
-    return "\n".join(out)
+        yield "the replay stopped: the kernel code of this version crashes here"
 
 
 def heading(r: Replay) -> str:
     return f"== {r.policy}: {r.policy_cite}"
 
 
-def render_run(replays: Sequence[Replay], opts: RenderOptions) -> str:
-    out: list[str] = []
-    for r in replays:
-        out.append(heading(r))
-        snaps = r.snapshots if opts.snapshots else r.snapshots[-1:]
-        for t in snaps:
-            out.append(f"-- {r.scenario}, {t.label} (after step {t.step})")
-            out.append(topology(t))
-            out.append("")
-    return "\n".join(out).rstrip("\n") + "\n"
+#: lines per chunk
+CHUNK_LINES = 4096
+
+
+def render_run(replays: Sequence[Replay], opts: RenderOptions) -> Iterator[str]:
+    """The text in chunks of at most :data:`CHUNK_LINES` lines (never one string)."""
+    def lines() -> Iterator[str]:
+        for r in replays:
+            yield heading(r)
+            snaps = r.snapshots if opts.snapshots else r.snapshots[-1:]
+            for t in snaps:
+                yield f"-- {r.scenario}, {t.label} (after step {t.step})"
+                yield from topology_lines(t)
+                yield ""
+    # what "\n".join(lines).rstrip("\n") + "\n" gives: blank lines are held back until a
+    # line with text follows them
+    batch: list[str] = []
+    blanks = 0
+    for line in lines():
+        if not line:
+            blanks += 1
+            continue
+        if blanks:
+            batch += [""] * blanks
+            blanks = 0
+        batch.append(line)
+        if len(batch) >= CHUNK_LINES:
+            yield "\n".join(batch) + "\n"
+            batch = []
+    yield "\n".join(batch) + "\n"
 
 
 def render_compare(cmp: Comparison, opts: RenderOptions) -> str:

@@ -1,0 +1,183 @@
+"""The line-by-line fast path of the scenario loader (anondiff.scenario_lines) against the
+careful node-by-node path: the same Scenario on every shipped scenario and on generated big
+files, the same message for every error, and no use of the fast path where the lines do not mean
+what they look like."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from anondiff import scenario_lines, yamlnodes
+from anondiff.errors import ScenarioError
+from anondiff.scenario import loads
+from anondiff.scenario_loader import Loader
+from bench.__main__ import write_big
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((ROOT / "scenarios").rglob("*.yaml"))
+
+
+def full(text: str, path: str = "t.yaml"):  # type: ignore[no-untyped-def]
+    """The careful path alone: every value a YAML node."""
+    return Loader(path).scenario(yamlnodes.compose(text, path))
+
+
+class Failed(str):
+    """The message of a load that failed."""
+
+
+def outcome(load, text: str):  # type: ignore[no-untyped-def]
+    try:
+        return load(text, "t.yaml")
+    except ScenarioError as e:
+        return Failed(e)
+
+
+def fast_used(text: str) -> bool:
+    try:
+        return isinstance(scenario_lines.compose(text, "t.yaml"), scenario_lines.FastDocument)
+    except ScenarioError:
+        return False
+
+
+def same(text: str, fast_expected: bool | None = None) -> object:
+    """Load *text* both ways; they must agree (Scenario or message).  With *fast_expected*,
+    whether the fast path took any VMA list."""
+    got = outcome(loads, text)
+    assert got == outcome(full, text)
+    if fast_expected is not None:
+        assert fast_used(text) is fast_expected
+    return got
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_scenarios_load_the_same_both_ways(path: Path) -> None:
+    text = path.read_text()
+    sc = same(text)
+    assert not isinstance(sc, Failed), sc
+
+
+def test_most_shipped_scenarios_take_the_fast_path() -> None:
+    used = [p for p in SHIPPED if fast_used(p.read_text())]
+    assert len(used) >= len(SHIPPED) // 2
+
+
+@pytest.mark.parametrize("n", [1, 2, 5000])
+def test_generated_big_files_load_the_same_both_ways(tmp_path: Path, n: int) -> None:
+    path = tmp_path / "big.yaml"
+    write_big(n, path)
+    sc = same(path.read_text(), fast_expected=True)
+    assert len(sc.processes[0].vmas) == n     # type: ignore[attr-defined]
+
+
+HEAD = "description: d\nprocesses:\n  - name: P\n    vmas:\n"
+STEPS = "steps:\n  - {fork: P, child: C}\n"
+
+
+def vma(i: int, extra: str = "faulted: true, anon_vma: AV0") -> str:
+    return f"      - {{name: v{i}, start: {0x7f0000000000 + i * 4096:#x}, pages: 1, {extra}}}\n"
+
+
+def lines(*items: str, tail: str = STEPS) -> str:
+    return HEAD + "".join(items) + tail
+
+
+@pytest.mark.parametrize("text, fast", [
+    (lines(vma(0), vma(1)), True),
+    # blank and comment lines inside the list, a second process after it
+    (lines(vma(0), "\n", "      # a comment\n", vma(1),
+           tail="  - name: Q\n    vmas:\n" + vma(5).replace("v5", "q5") + STEPS), True),
+    # a list the careful path reads, then one read line by line (its line numbers)
+    (lines("      - {name: 'a', start: 4096, pages: 1}\n",
+           tail="  - name: Q\n    vmas:\n" + vma(5) + vma(6) + STEPS), True),
+    # no newline at the end of the file
+    (HEAD + vma(0) + vma(1).rstrip("\n"), True),
+    # every key the fast path reads, decimal and hex, end instead of pages, a file
+    (lines("      - {name: a, start: 4096, end: 0x3000, prot: rx, shared: false, "
+           "file: lib.so, faulted: false}\n", vma(9, "prot: none")), True),
+    # null values count as absent, except where they are an error
+    (lines("      - {name: a, start: 4096, pages: 1, file: Null, anon_vma: null}\n"), True),
+    (lines("      - {name: a, start: null, pages: 1}\n"), False),
+    # a key twice, the second after a null: the careful path says so
+    (lines("      - {name: a, start: 4096, pages: 1, file: null, file: x}\n"), False),
+    # names and values the resolver makes something else than a string
+    (lines("      - {name: yes, start: 4096, pages: 1}\n"), False),
+    (lines("      - {name: a, start: 4096, pages: 1, prot: true}\n"), False),
+    (lines("      - {name: .5, start: 4096, pages: 1}\n"), False),
+    # YAML 1.1 integers and booleans as PyYAML reads them
+    (lines("      - {name: a, start: 010000, pages: 1}\n"), True),    # octal
+    (lines("      - {name: a, start: 0b1000000000000, pages: 1_0}\n"), True),
+    (lines("      - {name: a, start: 4_096, pages: 1}\n"), True),
+    (lines("      - {name: a, start: 4096, pages: 1, faulted: yes}\n"), True),
+    (lines("      - {name: a, start: 4096, pages: 1, faulted: True}\n"), True),
+    # quoted, tagged or multi-line items, flags, a trailing comment: the careful path
+    (lines("      - {name: 'a', start: 4096, pages: 1}\n"), False),
+    (lines("      - {name: !!str a, start: 4096, pages: 1}\n"), False),
+    (lines("      - {name: a, start: 4096, pages: 1, flags: [dontcopy]}\n"), False),
+    (lines("      - {name: a, start: 4096,\n         pages: 1}\n"), False),
+    (lines("      - {name: a, start: 4096, pages: 1}  # the heap\n"), False),
+    (lines("      - name: a\n        start: 4096\n        pages: 1\n"), False),
+    (lines(vma(0), "      - name: b\n        start: 0x7f0000010000\n        pages: 1\n"), False),
+    # an indentless list, items at two columns, something deeper after the list
+    (HEAD.replace("    vmas:\n", "    vmas:\n") + vma(0).replace("      -", "    -") + STEPS, False),
+    (lines(vma(0), vma(1).replace("      -", "       -")), False),
+    (lines(vma(0), tail="       x: 1\n" + STEPS), False),
+    # looks like a VMA list but is text in a block scalar: the description must not change
+    ("description: |\n  a\n  vmas:\n" + vma(0).replace("      -", "    -") + "processes:\n"
+     "  - name: P\n", False),
+    ("description: |\n    vmas:\n" + vma(0) + "processes:\n  - name: P\n", False),
+    # a vmas key outside processes
+    ("description: d\nvmas:\n" + vma(0) + "processes:\n  - name: P\n", False),
+    # carriage returns: YAML counts lines differently
+    (lines(vma(0)).replace("\n", "\r\n"), False),
+])
+def test_fast_path_only_where_it_is_exact(text: str, fast: bool) -> None:
+    same(text, fast_expected=fast)
+
+
+@pytest.mark.parametrize("text, message", [
+    (lines(vma(0), vma(1), vma(0)), "VMA name 'v0' is already used in process 'P' at line 5"),
+    (lines(vma(0), vma(1), vma(1).replace("v1", "w1")), "overlaps VMA 'v1'"),
+    (lines(vma(0), tail="  - name: Q\n    vmas:\n" + vma(5)), "is used in processes P and Q"),
+    (lines("      - {name: 'a', start: 4096, pages: 1}\n",
+           tail="  - name: Q\n    vmas:\n" + vma(5) + vma(6) + vma(5)), "t.yaml:10: "),
+    (lines(vma(0), vma(1, "file: x, faulted: true, anon_vma: AV0")), "must agree on 'file'"),
+    (lines(vma(0), tail="steps:\n  - {fork: Q}\n"), "'Q' is not a process"),
+    (lines(vma(0), tail="steps: [\n"), "YAML syntax error"),
+    (lines(vma(0), "    vmas:\n" + vma(1)), "duplicate key 'vmas'"),
+    (lines(vma(0), "  - name: P\n"), "process name 'P' is already used"),
+    (lines(vma(0), tail="bogus: 1\n"), "unknown key 'bogus'"),
+    (lines(vma(0), "      - {name: a, start: 4096, pages: 1, file: null, file: x}\n"),
+     "duplicate key 'file'"),
+])
+def test_errors_are_the_careful_paths(text: str, message: str) -> None:
+    got = same(text)
+    assert isinstance(got, Failed) and message in got, got
+
+
+def test_error_line_of_a_duplicate_read_line_by_line() -> None:
+    text = lines(*(vma(i) for i in range(50)), vma(7))
+    with pytest.raises(ScenarioError) as e:
+        loads(text, "t.yaml")
+    assert e.value.line == 55 and "[50]" in e.value.message and "at line 12" in e.value.message
+
+
+@pytest.mark.parametrize("value", [
+    "v0", "AV0", "rw", "r", "x", "none", "null", "Null", "NULL", "~", "true", "True", "TRUE",
+    "false", "yes", "no", "on", "off", "y", "n", "0", "1", "10", "010", "0x10", "0x7f0000000000",
+    "0xDEAD", "0b11", "1_0", "1.5", ".5", ".inf", ".nan", "1e3", "2001-12-14", "1:20", "lib.so",
+    "_x", "a-b", "a.b", "foo", "one", "tree", "O", "ON", "off_", "nan", "inf", "NaN",
+])
+def test_tags_are_the_resolvers(value: str) -> None:
+    expected = yaml.resolver.Resolver().resolve(yaml.ScalarNode, value, (True, False))
+    assert scenario_lines._tag(value, {}) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "7", "4096", "0x1000", "0x7F0000000000", "010", "0b101",
+                                  "1_000", "-5", "+5", "0x_1", "1:30"])
+def test_integers_are_the_constructors(text: str) -> None:
+    expected = yaml.constructor.SafeConstructor().construct_yaml_int(
+        yaml.ScalarNode("tag:yaml.org,2002:int", text))
+    assert scenario_lines.yaml_int(text) == expected
