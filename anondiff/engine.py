@@ -198,6 +198,7 @@ class _Replayer:
     def replay(self) -> Replay:
         """:meth:`run` without switching the garbage collector off (the caller did)."""
         self.steps()
+        self.checker = None         # its per-VMA state is not needed for the last freeze
         self.snapshots.append(self.freeze("final"))
         return Replay(self.sc.name, self.policy.name, self.policy.cite, tuple(self.snapshots))
 
