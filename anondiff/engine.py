@@ -35,7 +35,6 @@ from .topology import Finding, Replay, Topology
 
 #: VMA flags whose merge rules differ by era (anondiff.kernel.merge): a kernel-tree policy does
 #: not state its era's rules for them yet
-_MERGE_RULE_FLAGS = frozenset({"softdirty", "guard", "close"})
 
 ADVICE_FLAGS = {
     "dontfork": (VM_DONTCOPY, True),
@@ -277,24 +276,12 @@ class _Replayer:
                 del self.active[v]
 
     # -- starting layout ---------------------------------------------------------------------
-    def tree_flags(self, spec: VmaSpec) -> None:
-        """A policy compiled from a kernel tree does not say yet which merge rules its era
-        has for these flags (Policy.sticky_flags, close_forbids): refuse, not guess."""
-        bad = spec.flags & _MERGE_RULE_FLAGS
-        if bad:
-            self.line = spec.line
-            raise self.error(f"flag {sorted(bad)[0]!r} is not supported for kernel-tree "
-                             "policies yet")
-
     def layout(self) -> None:
         k = self.k
-        tree = not counts_allocations(self.policy)
         for p in self.sc.processes:
             for v in p.vmas:
                 if v.anon_vma is not None:
                     k.reserve(v.anon_vma)
-                if tree:
-                    self.tree_flags(v)
         for p in self.sc.processes:
             mm = Mm(p.name)
             k.mms[p.name] = mm
@@ -541,8 +528,6 @@ class _Replayer:
                          "or the anon_vma rule refuses)")
 
     def mmap(self, step: Mmap) -> None:
-        if not counts_allocations(self.policy):
-            self.tree_flags(step.vma)
         mm = self.mm(step.process)
         vma = _vma_from_spec(mm, step.vma)
         hit = mm.overlapping(vma.start, vma.end)

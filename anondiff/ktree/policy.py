@@ -16,7 +16,7 @@ from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, Mm, Vma, VmaOp
 from ..kernel.rmap import ref
 from ..kernel.state import Kernel, KernelCrash
 from ..policies.base import Policy
-from . import binding, build
+from . import binding, build, recipe
 from .source import TreeSpec, open_tree
 
 
@@ -37,6 +37,12 @@ class KernelTreePolicy(Policy):
         # vma_merge() of the maple-tree era (v6.1+) imports next's anon_vma first
         self.merge_both_exports_next = True                     # type: ignore[misc]
         self.mprotect_unaccounts_unfaulted = feats.mprotect_unaccounts  # type: ignore[misc]
+        # the merge rules of soft-dirty, the guard marker and vm_ops->close, from the tree's
+        # own mm.h / vma.c / mmap.c (recipe.merge_rules)
+        rules = recipe.merge_rules(tree.read)
+        self.sticky_flags = rules.sticky_flags                  # type: ignore[misc]
+        self.close_forbids = rules.close_forbids                # type: ignore[misc]
+        self.merge_nomem_fails = rules.merge_nomem_fails        # type: ignore[misc]
         self.features = feats
         self.library = binding.Library(built.library)
         self._b: binding.Binding | None = None
