@@ -25,7 +25,7 @@ from .kernel.snapshot import freeze
 from .kernel.state import Enomem, Kernel, KernelCrash
 from .policies import get as get_policy
 from .progress import EVERY, bar
-from .policies.base import Policy, counts_allocations
+from .policies.base import Policy
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
 from .scenario import (PAGE_SHIFT, PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
                        Munmap, Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
@@ -366,8 +366,6 @@ class _Replayer:
     def fail_nth(self, step: FailNth) -> None:
         """A step with ``enomem: N`` (see :class:`~anondiff.scenario.FailNth`): arm the
         allocation counter of the kernel model, run the step, and say what came of it."""
-        if not counts_allocations(self.policy):
-            raise self.error("enomem is not supported for kernel-tree policies yet")
         inner = step.step
         k = self.k
         kind = type(inner).__name__.lower()

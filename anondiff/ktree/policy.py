@@ -81,9 +81,9 @@ class KernelTreePolicy(Policy):
         left empty), in two passes: the child's VMAs and the forks, then the child's list and
         pages. A crash stops where the loop would have: the VMAs before it copied, it not.
         False (the model's loop, one anon_vma_fork() hook call per VMA) under explain, which
-        observes each call."""
-        if self.trace is not None:
-            return False
+        observes each call, and in a step with ``enomem``, whose failure stops the loop."""
+        if self.trace is not None or k.fail_nth:
+            return False    # (an armed ``enomem`` step: each anon_vma_fork() may fail)
         copies: list[tuple[Vma, Vma, bool]] = []
         pairs: list[tuple[Vma, Vma]] = []
         for mpnt in parent.vmas:
