@@ -25,7 +25,7 @@ from .kernel.snapshot import freeze
 from .kernel.state import Enomem, Kernel, KernelCrash
 from .policies import get as get_policy
 from .progress import EVERY, bar
-from .policies.base import Policy, counts_allocations
+from .policies.base import Policy
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
 from .scenario import (PAGE_SHIFT, PROT_BITS, Exit, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
                        Munmap, Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
@@ -35,7 +35,6 @@ from .topology import Finding, Replay, Topology
 
 #: VMA flags whose merge rules differ by era (anondiff.kernel.merge): a kernel-tree policy does
 #: not state its era's rules for them yet
-_MERGE_RULE_FLAGS = frozenset({"softdirty", "guard", "close"})
 
 ADVICE_FLAGS = {
     "dontfork": (VM_DONTCOPY, True),
@@ -278,24 +277,12 @@ class _Replayer:
                 del self.active[v]
 
     # -- starting layout ---------------------------------------------------------------------
-    def tree_flags(self, spec: VmaSpec) -> None:
-        """A policy compiled from a kernel tree does not say yet which merge rules its era
-        has for these flags (Policy.sticky_flags, close_forbids): refuse, not guess."""
-        bad = spec.flags & _MERGE_RULE_FLAGS
-        if bad:
-            self.line = spec.line
-            raise self.error(f"flag {sorted(bad)[0]!r} is not supported for kernel-tree "
-                             "policies yet")
-
     def layout(self) -> None:
         k = self.k
-        tree = not counts_allocations(self.policy)
         for p in self.sc.processes:
             for v in p.vmas:
                 if v.anon_vma is not None:
                     k.reserve(v.anon_vma)
-                if tree:
-                    self.tree_flags(v)
         for p in self.sc.processes:
             mm = Mm(p.name)
             k.mms[p.name] = mm
@@ -380,8 +367,6 @@ class _Replayer:
     def fail_nth(self, step: FailNth) -> None:
         """A step with ``enomem: N`` (see :class:`~anondiff.scenario.FailNth`): arm the
         allocation counter of the kernel model, run the step, and say what came of it."""
-        if not counts_allocations(self.policy):
-            raise self.error("enomem is not supported for kernel-tree policies yet")
         inner = step.step
         k = self.k
         kind = type(inner).__name__.lower()
@@ -542,8 +527,6 @@ class _Replayer:
                          "or the anon_vma rule refuses)")
 
     def mmap(self, step: Mmap) -> None:
-        if not counts_allocations(self.policy):
-            self.tree_flags(step.vma)
         mm = self.mm(step.process)
         vma = _vma_from_spec(mm, step.vma)
         hit = mm.overlapping(vma.start, vma.end)

@@ -19,7 +19,6 @@ import pytest
 from anondiff.engine import replay
 from anondiff.errors import ReplayError, ScenarioError
 from anondiff.policies import get
-from anondiff.policies.base import counts_allocations
 from anondiff.scenario import loads
 from anondiff.topology import Topology
 
@@ -250,43 +249,7 @@ def test_mremap_copy_fails_and_nothing_moves(policy: str) -> None:
     assert notes(t)[-1].endswith("mremap() returns -ENOMEM")
 
 
-# -- what is refused ---------------------------------------------------------------------------
-
-def test_kernel_tree_policies_are_refused() -> None:
-    """A policy compiled from a kernel tree (anondiff.ktree's KernelTreePolicy: its C code
-    allocates) cannot count allocations yet: a clear error, not an answer without the failure.
-    (An instance without a built tree: the layout below makes no call into it.)"""
-    from anondiff.kernel.counters import SplitCounters
-    from anondiff.ktree.policy import KernelTreePolicy
-
-    tree = KernelTreePolicy.__new__(KernelTreePolicy)
-    tree.name, tree.cite, tree.counters = "tree", "a tree", SplitCounters()  # type: ignore[misc]
-    sc = loads("description: t\nprocesses:\n  - name: P\n    vmas:\n"
-               "      - {name: A, start: 0x10000, pages: 1}\n"
-               "steps:\n  - {fork: P, child: C, enomem: 1}\n", "t.yaml")
-    assert counts_allocations(get("split-counters")) and not counts_allocations(tree)
-    with pytest.raises(ReplayError, match=r"t.yaml:7: steps\[0\]: enomem is not supported for "
-                       "kernel-tree policies yet"):
-        replay(sc, tree)
-
-
-def test_kernel_tree_policies_refuse_flags_with_era_merge_rules() -> None:
-    """softdirty, guard and close change merges differently by era (test_merge_flags.py); a
-    tree policy does not state its era's rules for them yet: refused, naming the line."""
-    from anondiff.kernel.counters import SplitCounters
-    from anondiff.ktree.policy import KernelTreePolicy
-
-    tree = KernelTreePolicy.__new__(KernelTreePolicy)
-    tree.name, tree.cite, tree.counters = "tree", "a tree", SplitCounters()  # type: ignore[misc]
-    for where in ("      - {name: A, start: 0x10000, pages: 1, flags: [close]}\nsteps: []\n",
-                  "      - {name: A, start: 0x10000, pages: 1}\nsteps:\n"
-                  "  - {mmap: P, name: B, start: 0x20000, pages: 1, flags: [close]}\n"):
-        sc = loads("description: t\nprocesses:\n  - name: P\n    vmas:\n" + where, "t.yaml")
-        with pytest.raises(ReplayError, match=r"t.yaml:\d: .*flag 'close' is not supported for "
-                           "kernel-tree policies yet"):
-            replay(sc, tree)
-        assert replay(sc, "clone-rework-2026").final.processes
-
+# -- bad input -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("step,message", [
     ("{fork: C, child: G, enomem: 0}", r"steps\[1\].fork: 'enomem' 0 must be >= 1"),

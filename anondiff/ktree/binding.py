@@ -33,13 +33,13 @@ from pathlib import Path
 from ..kernel.counters import NoCounters
 from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, AnonVma,
                               AnonVmaChain, Mm, Vma, VmaOp)
-from ..kernel.state import Kernel, KernelCrash
+from ..kernel.state import Enomem, Kernel, KernelCrash
 
 # enum kt_op and enum kt_record of shim/glue.c
 PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH, FIND, ANON_VMA_MERGE = \
     range(1, 11)
-R_NEWVMA, R_INS, R_DEL, R_ALLOC, R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT, R_PAIR = \
-    range(1, 12)
+R_NEWVMA, R_INS, R_DEL, R_ALLOC, R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT, R_PAIR, \
+    R_NOMEM = range(1, 13)
 OP_NAMES = {PREPARE: "__anon_vma_prepare", FORK: "anon_vma_fork", CLONE: "anon_vma_clone",
             UNLINK: "unlink_anon_vmas", REKEY: "anon_vma_interval_tree_post_update_vma",
             DUP_ANON_VMA: "anon_vma_clone (dup_anon_vma)", MERGEABLE: "is_mergeable_anon_vma",
@@ -83,10 +83,50 @@ class Library:
         lib.kt_fork_all.argtypes = (ctypes.c_void_p,)
         lib.kt_set_timeout.argtypes = (ctypes.c_double,)
         lib.kt_set_timeout(timeout())
+        lib.kt_set_fail_nth.argtypes = (ctypes.c_long,)
+        lib.kt_fail_allocs.restype = ctypes.c_long
+        self.path = str(path)
         self.lib = lib
         self.kt_call = lib.kt_call
         self.kt_fork_all = lib.kt_fork_all
         self.kt_records = lib.kt_records
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+class _Elf64Sym(ctypes.Structure):
+    _fields_ = [("st_name", ctypes.c_uint32), ("st_info", ctypes.c_ubyte),
+                ("st_other", ctypes.c_ubyte), ("st_shndx", ctypes.c_uint16),
+                ("st_value", ctypes.c_uint64), ("st_size", ctypes.c_uint64)]
+
+
+#: dladdr1()'s RTLD_DL_SYMENT: the ELF symbol (with its size) of an address
+_RTLD_DL_SYMENT = 1
+#: the functions an anon_vma or anon_vma_chain allocation of the anon_vma code is made in
+ALLOCATORS = ("__anon_vma_prepare", "anon_vma_clone", "anon_vma_fork")
+
+
+def function_at(address: int) -> str | None:
+    """The name of the exported function of the compiled tree whose code holds ``address``
+    (dladdr1() with the ELF symbol's size: an address in a static function the tree did not
+    inline is None, not its exported neighbour's)."""
+    try:
+        dladdr1 = ctypes.CDLL(None).dladdr1
+    except AttributeError:      # pragma: no cover - a libc without dladdr1()
+        return None
+    dladdr1.argtypes = (ctypes.c_void_p, ctypes.POINTER(_DlInfo),
+                        ctypes.POINTER(ctypes.c_void_p), ctypes.c_int)
+    info, sym = _DlInfo(), ctypes.c_void_p()
+    if not dladdr1(address, ctypes.byref(info), ctypes.byref(sym), _RTLD_DL_SYMENT) \
+            or not info.dli_sname or not sym.value or not info.dli_saddr:
+        return None
+    size = ctypes.cast(sym, ctypes.POINTER(_Elf64Sym)).contents.st_size
+    if not info.dli_saddr <= address < info.dli_saddr + size:
+        return None
+    return info.dli_sname.decode()
 
 
 class Binding:
@@ -111,6 +151,8 @@ class Binding:
         #: a Python AnonVma waiting for the C one the next call allocates (starting layout)
         self.bind_next: AnonVma | None = None
         self.orphan_events: list[tuple[str, str, str]] = []
+        #: the failed allocation of an armed call (KT_R_NOMEM: cache, number, caller)
+        self.nomem: tuple[int, int, int] | None = None
 
     def adopt(self, k: Kernel) -> None:
         """The replay's Kernel, first known now: events seen before it go to it."""
@@ -131,9 +173,38 @@ class Binding:
         for vma in vmas:
             words += self._describe(vma)
         buf = array("l", words)
+        k = self.k
+        if k is not None and k.fail_nth:
+            return self._armed(k, op, lambda: self.library.kt_call(buf.buffer_info()[0]), vmas)
         n = self.library.kt_call(buf.buffer_info()[0])
         return self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
                            vmas, op)
+
+    def _armed(self, k: Kernel, op: int, run, vmas: list[Vma]) -> int:  # type: ignore[no-untyped-def]
+        """One call with the step's allocation counter (``enomem: N``) handed to the C slab:
+        the allocations it made are added to ``k.allocs``; when the N-th is among them, the
+        tree's own error path ran, its state is read back, then Enomem is raised as a Python
+        policy raises it from the same hook."""
+        lib = self.library.lib
+        before = k.allocs
+        lib.kt_set_fail_nth(k.fail_nth - before if k.failed is None else -1)
+        self.nomem = None
+        try:
+            n = run()
+            rc = self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
+                             vmas, op)
+        finally:
+            k.allocs = before + lib.kt_fail_allocs()
+            lib.kt_set_fail_nth(0)
+        if self.nomem is not None:
+            what, nth, address = self.nomem
+            self.nomem = None
+            func = function_at(address)
+            if func not in ALLOCATORS:
+                func = OP_NAMES[op] if op != DUP_ANON_VMA else "anon_vma_clone"
+            k.failed = Enomem("anon_vma" if what == 0 else "anon_vma_chain", func, before + nth)
+            raise k.failed
+        return rc
 
     def fork(self, vma: Vma, pvma: Vma) -> None:
         """anon_vma_fork(vma, pvma) from dup_mmap(): vma is pvma's vm_area_dup() in the child,
@@ -145,6 +216,10 @@ class Binding:
         av = vma.anon_vma
         child = [0, mm_id, *parent[2:7], 0 if av is None else self.av_ptr.get(av, 0), 0]
         buf = array("l", [FORK, 2, 0, 0, -1, *child, *parent])
+        k = self.k
+        if k is not None and k.fail_nth:
+            self._armed(k, FORK, lambda: self.library.kt_call(buf.buffer_info()[0]), [vma, pvma])
+            return
         n = self.library.kt_call(buf.buffer_info()[0])
         self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
                     [vma, pvma], FORK)
@@ -329,6 +404,9 @@ class Binding:
             elif t == R_RESULT:
                 rc = recs[i + 1]
                 i += 2
+            elif t == R_NOMEM:
+                self.nomem = (recs[i + 1], recs[i + 2], recs[i + 3])
+                i += 4
             elif t == R_CRASH:
                 if pending:
                     for j in pending.values():

@@ -16,7 +16,7 @@ from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, Mm, Vma, VmaOp
 from ..kernel.rmap import ref
 from ..kernel.state import Kernel, KernelCrash
 from ..policies.base import Policy
-from . import binding, build
+from . import binding, build, recipe
 from .source import TreeSpec, open_tree
 
 
@@ -37,6 +37,12 @@ class KernelTreePolicy(Policy):
         # vma_merge() of the maple-tree era (v6.1+) imports next's anon_vma first
         self.merge_both_exports_next = True                     # type: ignore[misc]
         self.mprotect_unaccounts_unfaulted = feats.mprotect_unaccounts  # type: ignore[misc]
+        # the merge rules of soft-dirty, the guard marker and vm_ops->close, from the tree's
+        # own mm.h / vma.c / mmap.c (recipe.merge_rules)
+        rules = recipe.merge_rules(tree.read)
+        self.sticky_flags = rules.sticky_flags                  # type: ignore[misc]
+        self.close_forbids = rules.close_forbids                # type: ignore[misc]
+        self.merge_nomem_fails = rules.merge_nomem_fails        # type: ignore[misc]
         self.features = feats
         self.library = binding.Library(built.library)
         self._b: binding.Binding | None = None
@@ -75,9 +81,9 @@ class KernelTreePolicy(Policy):
         left empty), in two passes: the child's VMAs and the forks, then the child's list and
         pages. A crash stops where the loop would have: the VMAs before it copied, it not.
         False (the model's loop, one anon_vma_fork() hook call per VMA) under explain, which
-        observes each call."""
-        if self.trace is not None:
-            return False
+        observes each call, and in a step with ``enomem``, whose failure stops the loop."""
+        if self.trace is not None or k.fail_nth:
+            return False    # (an armed ``enomem`` step: each anon_vma_fork() may fail)
         copies: list[tuple[Vma, Vma, bool]] = []
         pairs: list[tuple[Vma, Vma]] = []
         for mpnt in parent.vmas:

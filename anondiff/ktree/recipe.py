@@ -9,7 +9,7 @@ recognised by what its code contains.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 RMAP_H = "include/linux/rmap.h"
 INTERNAL_H = "mm/internal.h"
@@ -183,3 +183,41 @@ def files() -> tuple[str, ...]:
     """Every file the cut and the build read (extractions keep these as files)."""
     found = {f for section in SECTIONS + (PROBES,) for item in section for f in item.files}
     return tuple(sorted(found | set(HEADER_COPIES) | set(EXTRA_UNITS) | {"Makefile"}))
+
+
+class MergeRules(NamedTuple):
+    """The merge rules of the tree's mm (read, not compiled: the Python mm does the merges) for
+    the flags a merge treats specially (:class:`anondiff.policies.base.Policy`'s attributes of
+    the same names)."""
+
+    #: VMA_STICKY_FLAGS (or VM_STICKY) in include/linux/mm.h: "softdirty", "guard"
+    sticky_flags: frozenset[str]
+    #: "removed": can_merge_remove_vma() (v6.12+, only the removal of a VMA with
+    #: vm_ops->close is refused); "neighbour": is_mergeable_vma() refuses any VMA with one
+    close_forbids: str
+    #: vmg->state = VMA_MERGE_ERROR_NOMEM (v6.12+): a merge whose anon_vma_clone() fails is
+    #: -ENOMEM for mprotect()/madvise()
+    merge_nomem_fails: bool
+
+
+#: the sticky bits' names, as the two spellings of include/linux/mm.h write them
+_STICKY_BITS = {"softdirty": r"VMA?_SOFTDIRTY(?:_BIT)?\b", "guard": r"VMA?_MAYBE_GUARD(?:_BIT)?\b"}
+_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(VMA_STICKY_FLAGS|VM_STICKY)\b((?:[^\n]*\\\n)*[^\n]*)",
+                     re.M)
+
+
+def merge_rules(read: Callable[[str], "str | None"]) -> MergeRules:
+    """From the tree's own files (``read(relpath)``): the definitions of VMA_STICKY_FLAGS /
+    VM_STICKY (every ``#define`` of them: the CONFIG_MEM_SOFT_DIRTY branch names soft-dirty,
+    the other one only the guard marker), can_merge_remove_vma() and VMA_MERGE_ERROR_NOMEM in
+    mm/vma.c, else mm/mmap.c."""
+    mm_h = read(MM_H) or ""
+    sticky: set[str] = set()
+    for m in _DEFINE.finditer(mm_h):
+        for name, pattern in _STICKY_BITS.items():
+            if re.search(pattern, m.group(2)):
+                sticky.add(name)
+    merge_src = "\n".join(read(f) or "" for f in (VMA_C, MMAP_C))
+    close = "removed" if re.search(r"\bcan_merge_remove_vma\s*\(", merge_src) else "neighbour"
+    nomem = re.search(r"=\s*VMA_MERGE_ERROR_NOMEM\b", merge_src) is not None
+    return MergeRules(frozenset(sticky), close, nomem)

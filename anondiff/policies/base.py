@@ -29,12 +29,11 @@ def vma_is_fork_child(vma: Vma | None) -> bool:
 
 def counts_allocations(policy: object) -> bool:
     """Do the allocation hooks of :class:`~anondiff.kernel.state.Kernel` (a step's ``enomem``)
-    see every allocation ``policy`` makes?  Only for a Python policy, which runs the Python
-    kernel's primitives: one compiled from a kernel tree (a class of anondiff.ktree, which
-    ``explain`` or a test may subclass) allocates in C.  (A function, not a method: explain
-    reports every public method call of a policy.)"""
-    return isinstance(policy, Policy) and not any(
-        c.__module__.startswith("anondiff.ktree") for c in type(policy).__mro__)
+    see every allocation ``policy`` makes?  Every policy's do: a Python policy runs the Python
+    kernel's primitives, one compiled from a kernel tree (anondiff.ktree) counts its C slab's
+    allocations into the same counter (shim/glue.c's kmem_cache_alloc()).  (A function, not a
+    method: explain reports every public method call of a policy.)"""
+    return isinstance(policy, Policy)
 
 
 class Policy:

@@ -37,7 +37,7 @@ enum kt_op {
 
 enum kt_record {
 	KT_R_NEWVMA = 1, KT_R_INS, KT_R_DEL, KT_R_ALLOC, KT_R_FREE, KT_R_EVENT, KT_R_VMA,
-	KT_R_AV, KT_R_CRASH, KT_R_RESULT, KT_R_PAIR,
+	KT_R_AV, KT_R_CRASH, KT_R_RESULT, KT_R_PAIR, KT_R_NOMEM,
 };
 
 enum kt_slot_state { KT_SLOT_UNUSED, KT_SLOT_LIVE, KT_SLOT_FREED };
@@ -202,11 +202,45 @@ struct kmem_cache *kmem_cache_create(const char *name, unsigned int size,
 	return c;
 }
 
+/*
+ * Fault injection, the step's ``enomem: N`` (like /proc/self/fail-nth): while kt_fail_nth is
+ * set, every allocation from the slab caches (anon_vma, anon_vma_chain) is counted, and the
+ * kt_fail_nth-th returns NULL (a KT_R_NOMEM record: which cache, its number, the caller).  A
+ * failed GFP_NOWAIT try and the GFP_KERNEL retry that follows it (anon_vma_clone() before the
+ * 2026 rework) are one allocation, as in the Python model: the retry fails too, uncounted.
+ */
+static long kt_fail_nth, kt_fail_count;
+static int kt_fail_retry;
+
+void kt_set_fail_nth(long nth)
+{
+	kt_fail_nth = nth;
+	kt_fail_count = 0;
+	kt_fail_retry = 0;
+}
+
+long kt_fail_allocs(void)
+{
+	return kt_fail_count;
+}
+
 void *kmem_cache_alloc(struct kmem_cache *c, gfp_t flags)
 {
 	char *p;
 	long slot;
 
+	if (kt_fail_nth) {
+		if (kt_fail_retry) {
+			kt_fail_retry = 0;
+			return NULL;
+		}
+		if (++kt_fail_count == kt_fail_nth) {
+			kt_emit3(KT_R_NOMEM, c->is_anon_vma ? 0 : 1, kt_fail_count);
+			kt_emit((long)__builtin_return_address(0));
+			kt_fail_retry = (flags & GFP_NOWAIT) != 0;
+			return NULL;
+		}
+	}
 	if (kt_used_pages < KT_PAGE_SLOTS) {
 		slot = kt_used_pages++;
 		p = kt_pages + slot * KT_PAGE;
