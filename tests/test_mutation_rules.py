@@ -72,3 +72,120 @@ def test_clone_rework_check_anon_vma_clone_warnings(case: tuple, expected: list[
     VMA_OP_MERGE_UNFAULTED && !list_is_singular(&src->anon_vma_chain)).  Each fires on its own
     condition and on no other, under the text a user reads in the findings."""
     assert _warnings(*case) == expected
+
+
+from anondiff.policies import UnknownPolicyError, release_table, resolve_version
+
+
+@pytest.mark.parametrize("text, policy, backport", [
+    ("v2.6.34-rc1", "always-new", None),   # commit 5beb49305251, v2.6.34-rc1: anon_vma_chain
+    ("2.6.34", "always-new", None),
+    ("v2.6.36-rc2", "always-new", None),
+    ("v2.6.35.4", "always-new", "2.6.35.y took the backport of 7a3ef208e662"),
+    ("v3.19-rc3", "always-new", None),     # commit 7a3ef208e662 came after v3.19-rc3
+    ("v3.19-rc4", "degree", None),
+    ("v4.8.5", "degree", None),            # 2555283eb40d went to 4.9+ stable only
+    ("v4.9.1", "degree", "4.9.y took the backport of 2555283eb40d"),
+    ("v6.0-rc3", "v5.10", None),
+    ("v6.1", "v6.1", None),                # commit 2555283eb40d, v6.0-rc4
+    ("v6.12", "v6.12", None),              # commit 9b9143298585, v6.7-rc1
+    ("v7.2", "clone-rework-2026", None),   # the newest release modelled
+])
+def test_kernel_version_resolves_to_its_era(text: str, policy: str, backport: str | None) -> None:
+    """-p VERSION picks the rule of the release that version is in (spec section 10): the
+    first version of each era is its commit's release (rc included), and a stable point
+    release of a branch that took a backport says so."""
+    cls, note = resolve_version(text)
+    assert cls.name == policy
+    assert note.startswith(f"{text}: policy {policy} ({cls.versions})")
+    if backport is None:
+        assert "backport of" not in note.partition(f"({cls.versions})")[2]
+    else:
+        assert f"; {backport} at a stable release not recorded here" in note
+    doubt = "; the release of the 2025 merge fix (taken as v6.16) is unverified"
+    assert resolve_version("v6.16")[1].endswith(doubt)
+
+
+@pytest.mark.parametrize("text", ["v2.6", "v6.1.2-rc1", "v4.19.1.2", "v2.6.35.1-rc2"])
+def test_not_a_kernel_version(text: str) -> None:
+    """A 2.6 version needs its sublevel; an rc of a stable point release does not exist."""
+    assert resolve_version(text) is None
+
+
+def test_versions_outside_the_modelled_range() -> None:
+    """Before v2.6.34 there is no anon_vma_chain (commit 5beb49305251); after v7.2 nothing
+    is modelled."""
+    with pytest.raises(UnknownPolicyError, match=r"'v2\.6\.33' \(before v2\.6\.34 there is"):
+        resolve_version("v2.6.33")
+    with pytest.raises(UnknownPolicyError, match=r"'v2\.6\.34-rc0' \(before v2\.6\.34"):
+        resolve_version("v2.6.34-rc0")
+    with pytest.raises(UnknownPolicyError,
+                       match=r"'v7\.3' \(newer than the newest release modelled, v7\.2: "
+                             r"clone-rework-2026\)"):
+        resolve_version("v7.3")
+
+
+def test_release_table() -> None:
+    """``anondiff policies``: the first release of each era and its policy."""
+    assert release_table() == [
+        ("v2.6.34-rc1", "always-new", ""),
+        ("v3.19-rc4", "degree", ""),
+        ("v5.5-rc1", "wei-4e4a9eb92133", ""),
+        ("v5.6-rc3", "v5.10", ""),
+        ("v6.0-rc4", "v6.1", ""),
+        ("v6.7-rc1", "v6.12", ""),
+        ("v6.16-rc1", "split-counters",
+         "the release of the 2025 merge fix (taken as v6.16) is unverified"),
+        ("v7.0-rc1", "clone-rework-2026 (up to v7.2)", ""),
+    ]
+
+
+from anondiff.engine import replay
+from anondiff.policies import ERA_VARIANTS, names
+from anondiff.scenario import loads
+from anondiff.topology import Topology
+
+EVERY = names() + [c.name for c in ERA_VARIANTS]
+
+
+def run(text: str, policy: str) -> Topology:
+    return replay(loads(text, "mutation.yaml"), policy).final
+
+
+def layout(t: Topology, proc: str = "P") -> list[tuple[int, int, str | None]]:
+    return [(v.start, v.end, v.anon_vma) for v in t.process(proc).vmas]
+
+
+# three adjacent private mappings, the middle one read-only; mprotect makes it rw again
+THREE = """
+description: prev and next around a read-only middle
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw%s}
+      - {name: B, start: 0x11000, pages: 1, prot: r}
+      - {name: C, start: 0x12000, pages: 1, prot: rw%s}
+steps:
+  - {mprotect: P/B, prot: rw}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_merge_of_prev_middle_next_with_one_anon_vma(policy: str) -> None:
+    """vma_merge() case 1 (v4.19 mm/mmap.c; vma_merge_existing_range() in 6.x): prev, the
+    middle and next merge into prev when prev's and next's anon_vmas are compatible, which
+    is_mergeable_anon_vma(prev->anon_vma, next->anon_vma) allows when one is NULL: A (faulted)
+    takes B and C (never faulted) whole."""
+    t = run(THREE % (", faulted: [0]", ""), policy)
+    assert layout(t) == [(0x10000, 0x13000, "AV1")]
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_merge_of_prev_middle_next_with_two_anon_vmas(policy: str) -> None:
+    """The same mprotect when prev and next have different anon_vmas: is_mergeable_anon_vma()
+    refuses prev+next (vma_merge() case 1 needs both compatible), so only prev takes the
+    middle (case 2/5 in v4.19's numbering) and next stays, with its own anon_vma; no
+    anon_vma_merge() VM_BUG_ON."""
+    t = run(THREE % (", faulted: [0]", ", faulted: [0]"), policy)
+    assert layout(t) == [(0x10000, 0x12000, "AV1"), (0x12000, 0x13000, "AV2")]
+    assert not [f for f in t.findings if f.kind.startswith("VM_")]
