@@ -189,3 +189,89 @@ def test_merge_of_prev_middle_next_with_two_anon_vmas(policy: str) -> None:
     t = run(THREE % (", faulted: [0]", ", faulted: [0]"), policy)
     assert layout(t) == [(0x10000, 0x12000, "AV1"), (0x12000, 0x13000, "AV2")]
     assert not [f for f in t.findings if f.kind.startswith("VM_")]
+
+
+# -- a user's policy file (-p FILE.py): one line naming the file, the line and the error -------
+
+from anondiff.policies import explain, get as get_policy, user_error
+
+
+def _policy_file(tmp_path, body: str, name: str = "mine.py") -> str:
+    path = tmp_path / name
+    path.write_text("from anondiff.policies.split_counters import SplitCountersPolicy\n" + body)
+    return str(path)
+
+
+def _load_error(path: str) -> str:
+    with pytest.raises(UnknownPolicyError) as e:
+        get_policy(path)
+    return str(e.value)
+
+
+def test_policy_file_missing(tmp_path) -> None:
+    """-p nowhere.py: the file is named, nothing else is tried."""
+    path = str(tmp_path / "nowhere.py")
+    assert _load_error(path) == f"{path}: no such policy file"
+
+
+def test_policy_file_syntax_error(tmp_path) -> None:
+    path = _policy_file(tmp_path, "class P(SplitCountersPolicy:\n    name = 'p'\n")
+    assert _load_error(path).startswith(f"{path}:2: cannot load policy: SyntaxError: ")
+
+
+def test_policy_file_raises_at_import(tmp_path) -> None:
+    path = _policy_file(tmp_path, "x = 1\nraise ValueError('boom')\n")
+    assert _load_error(path) == f"{path}:3: cannot load policy: ValueError: boom"
+
+
+def test_policy_file_exits_at_import(tmp_path) -> None:
+    path = _policy_file(tmp_path, "import sys\nsys.exit(3)\n")
+    assert _load_error(path) == f"{path}:3: cannot load policy: called sys.exit(3)"
+
+
+def test_policy_file_without_its_own_name(tmp_path) -> None:
+    """A subclass that sets no 'name' would show under its base class's: refused, naming it."""
+    path = _policy_file(tmp_path, "class Mine(SplitCountersPolicy):\n    pass\n")
+    assert _load_error(path) == (
+        f"{path}: expected exactly one Policy subclass setting its own 'name', found 0 (Mine "
+        "must set its own 'name'; it would otherwise show under its base class's)")
+    path = _policy_file(tmp_path, "class A(SplitCountersPolicy):\n    name = 'a'\n"
+                        "class B(SplitCountersPolicy):\n    name = 'b'\n", "two.py")
+    assert _load_error(path) == (f"{path}: expected exactly one Policy subclass setting its "
+                                 "own 'name', found 2")
+
+
+def test_policy_file_name_taken(tmp_path) -> None:
+    path = _policy_file(tmp_path, "class Mine(SplitCountersPolicy):\n    name = 'degree'\n")
+    assert _load_error(path) == (f"{path}: Mine.name 'degree' is taken by the built-in policy "
+                                 "degree: choose another name")
+
+
+def test_policy_file_constructor_fails(tmp_path) -> None:
+    """An exception without a message shows as its type alone."""
+    path = _policy_file(tmp_path, "class Mine(SplitCountersPolicy):\n    name = 'mine'\n"
+                        "    def __init__(self):\n        raise RuntimeError\n")
+    assert _load_error(path) == f"{path}:5: cannot create the policy: RuntimeError"
+
+
+def test_policy_file_error_later_names_the_file_and_line(tmp_path) -> None:
+    """An error raised later inside a loaded policy file (user_error() without a path) names
+    the file as given and the innermost line of it; an error from elsewhere names no line."""
+    path = _policy_file(tmp_path, "class Mine(SplitCountersPolicy):\n    name = 'mine2'\n"
+                        "    def boom(self):\n        raise RecursionError('deep')\n")
+    p = get_policy(path)
+    try:
+        p.boom()
+    except RecursionError as e:
+        assert user_error(e) == f"{path}:5: policy failed: RecursionError: recursion too deep"
+        assert user_error(e, "other.py", "x") == f"{path}:5: x: RecursionError: recursion too deep"
+    assert user_error(KeyError()) == "<policy>: policy failed: KeyError"
+    assert user_error(KeyError(), "f.py") == "f.py: policy failed: KeyError"
+
+
+def test_explain_says_what_a_version_resolved_to() -> None:
+    """Only a kernel version gets a resolution line; names, aliases and files do not."""
+    assert explain("v6.2") == resolve_version("v6.2")[1] != resolve_version("v6.2.1")[1]
+    assert explain("v6.1") is None                # the era variant's own name
+    assert explain("degree") is None and explain("v7.0") is None
+    assert explain("x.py") is None and explain("nonsense") is None
