@@ -275,3 +275,47 @@ def test_explain_says_what_a_version_resolved_to() -> None:
     assert explain("v6.1") is None                # the era variant's own name
     assert explain("degree") is None and explain("v7.0") is None
     assert explain("x.py") is None and explain("nonsense") is None
+
+
+# -- anondiff explain: the reuse predicate says which of its conditions failed ---------------
+
+from pathlib import Path
+
+from anondiff.explain.core import explain as explain_replay, render
+from anondiff.scenario import load
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+@pytest.mark.parametrize("policy, verdict", [("split-counters", "false"),
+                                             ("clone-rework-2026", "no change")])
+def test_explain_names_the_failed_reuse_condition(policy: str, verdict: str) -> None:
+    """commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to double-reuse"):
+    anon_vma_clone() reuses an anon_vma only if !anon_vma->num_active_vmas &&
+    anon_vma->num_children < 2 (maybe_reuse_anon_vma() in the 2026 rework); explain says
+    which of the two failed, and only those."""
+    text = "\n".join(render(explain_replay(load(str(SCENARIOS / name)), policy), width=1000)
+                     for name in ("endless-growth.yaml", "cve-2022-42703.yaml"))
+    for counters, outcome in [
+            ("0 and num_children 0", "reused"),
+            ("0 and num_children 1", "reused"),
+            ("0 and num_children 2", f"not reused: num_children >= 2 => {verdict}"),
+            ("1 and num_children 1", f"not reused: num_active_vmas != 0 => {verdict}"),
+            ("1 and num_children 2",
+             f"not reused: num_active_vmas != 0 and num_children >= 2 => {verdict}")]:
+        assert f" has num_active_vmas {counters} -> {outcome}" in text, (counters, outcome)
+    assert "src->anon_vma is NULL: a copy, never a reuse" not in text
+
+
+def test_explain_v1_says_why_the_child_prev_was_not_shared() -> None:
+    """Konstantin Khlebnikov's v1 (<157830736034.8148.7070851958306750616.stgit@buzz>) shares
+    the child prev's anon_vma only when the parent's prev shares pvma->anon_vma and starts where
+    the child's prev does; explain names the condition that failed first."""
+    def text(name: str) -> str:
+        return render(explain_replay(load(str(SCENARIOS / name)), "v1"), width=1000)
+    sharers = text("file-between-sharers.yaml")
+    assert "no pprev" in sharers and "no prev" not in sharers
+    assert "pprev P/LIB uses NULL, not pvma->anon_vma AV0" in sharers
+    assert "start apart" not in sharers
+    first = text("dontcopy-first.yaml")
+    assert "no prev" in first and "no pprev" not in first
