@@ -103,7 +103,8 @@ def test_kernel_version_resolves_to_its_era(text: str, policy: str, backport: st
     else:
         assert f"; {backport} at a stable release not recorded here" in note
     doubt = "; the release of the 2025 merge fix (taken as v6.16) is unverified"
-    assert resolve_version("v6.16")[1].endswith(doubt)
+    cls, note = resolve_version("v6.16")
+    assert note == f"v6.16: policy split-counters ({cls.versions}){doubt}"
 
 
 @pytest.mark.parametrize("text", ["v2.6", "v6.1.2-rc1", "v4.19.1.2", "v2.6.35.1-rc2"])
@@ -239,6 +240,18 @@ def test_policy_file_without_its_own_name(tmp_path) -> None:
                         "class B(SplitCountersPolicy):\n    name = 'b'\n", "two.py")
     assert _load_error(path) == (f"{path}: expected exactly one Policy subclass setting its "
                                  "own 'name', found 2")
+    path = _policy_file(tmp_path, "class A(SplitCountersPolicy):\n    pass\n"
+                        "class B(SplitCountersPolicy):\n    pass\n", "two_unnamed.py")
+    assert _load_error(path) == (
+        f"{path}: expected exactly one Policy subclass setting its own 'name', found 0 (A, B "
+        "must set its own 'name'; it would otherwise show under its base class's)")
+    path = _policy_file(tmp_path, "class A(SplitCountersPolicy):\n    name = 'a'\n"
+                        "class B(SplitCountersPolicy):\n    name = 'b'\n"
+                        "class C(SplitCountersPolicy):\n    pass\n", "mixed.py")
+    assert _load_error(path).endswith("own 'name', found 2")
+    path = _policy_file(tmp_path, "x = 1\n", "none.py")
+    assert _load_error(path) == (f"{path}: expected exactly one Policy subclass setting its "
+                                 "own 'name', found 0")
 
 
 def test_policy_file_name_taken(tmp_path) -> None:
