@@ -332,3 +332,24 @@ def test_explain_v1_says_why_the_child_prev_was_not_shared() -> None:
     assert "start apart" not in sharers
     first = text("dontcopy-first.yaml")
     assert "no prev" in first and "no pprev" not in first
+
+
+from anondiff.kernel.rmap import anon_vma_chain_assign, interval_tree_insert
+
+
+def test_interval_tree_insert_into_a_freed_anon_vma_is_a_uaf_naming_it() -> None:
+    """anon_vma_clone() of the 2026 rework (mm/rmap.c @ 0014dde7e945) assigns the chains first
+    and inserts them into the interval trees in a second pass (anon_vma_interval_tree_insert()):
+    an insert into a freed anon_vma writes freed memory, reported as a UAF on the VMA naming
+    the anon_vma; an anon_vma never linked before gets its name on that first insert."""
+    k = Kernel(get("clone-rework-2026"))
+    vma = _vma(Mm("P"), "A", 0x10)
+    freed, fresh = AnonVma(), AnonVma()
+    k.name(freed, "AV7")
+    freed.freed = True
+    for av in (freed, fresh):
+        interval_tree_insert(k, anon_vma_chain_assign(k, vma, av))
+    assert [(e.kind, e.where, e.detail) for e in k.events] == [
+        ("UAF", vma, "anon_vma_interval_tree_insert into freed AV7")]
+    assert fresh.name == "AV1" and list(fresh.tree) == [vma.avcs[-1]]
+    assert [avc.seq for avc in vma.same_vma()] == [2, 1]
