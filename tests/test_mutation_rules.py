@@ -353,3 +353,30 @@ def test_interval_tree_insert_into_a_freed_anon_vma_is_a_uaf_naming_it() -> None
         ("UAF", vma, "anon_vma_interval_tree_insert into freed AV7")]
     assert fresh.name == "AV1" and list(fresh.tree) == [vma.avcs[-1]]
     assert [avc.seq for avc in vma.same_vma()] == [2, 1]
+
+
+from anondiff.kernel.rmap import avname
+from anondiff.scenario import loads as loads_text
+
+from .test_kernel_rules import FORKED_SOURCE
+
+
+def test_explain_case_1_names_the_fork_child_and_its_chain() -> None:
+    """The 2025 three-case rule, case 1 (mm/vma.c, "mm/vma: fix incorrectly disallowed
+    anonymous VMA merges"): an unfaulted target may import the source's anon_vma unless the
+    source is a fork child; in merge.c's forked_source_vma the source C/ptr is one, and
+    explain gives the length of its chain."""
+    text = render(explain_replay(loads_text(FORKED_SOURCE, "forked_source.yaml"),
+                                 "split-counters"), width=1000)
+    assert ("is_mergeable_anon_vma(C/ptr, C/ptr2): case 1, C/ptr2 imports AV2: source a fork "
+            "child (chain of 2) -> refused => false") in text
+
+
+def test_anon_vma_names_in_findings() -> None:
+    """A finding names an anon_vma by its label, NULL for none, (unnamed) for one never
+    linked (the kernel's pointer has no label)."""
+    assert avname(None) == "NULL"
+    assert avname(AnonVma()) == "(unnamed)"
+    av = AnonVma()
+    av.name = "AV3"
+    assert avname(av) == "AV3"
