@@ -358,7 +358,7 @@ def test_interval_tree_insert_into_a_freed_anon_vma_is_a_uaf_naming_it() -> None
 from anondiff.kernel.rmap import avname
 from anondiff.scenario import loads as loads_text
 
-from .test_kernel_rules import FORKED_SOURCE
+from .test_kernel_rules import FORKED_SOURCE, FORKED_TARGET as FORKED_TARGET_EXPLAIN
 
 
 def test_explain_case_1_names_the_fork_child_and_its_chain() -> None:
@@ -380,3 +380,136 @@ def test_anon_vma_names_in_findings() -> None:
     av = AnonVma()
     av.name = "AV3"
     assert avname(av) == "AV3"
+
+
+# -- vma_merge_new_range() for an mmap next to existing VMAs ----------------------------------
+
+HOLE = """
+description: an mmap into the hole between two VMAs
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw%s}
+      - {name: C, start: 0x12000, pages: 1, prot: rw%s}
+steps:
+  - {mmap: P, name: B, start: 0x11000, pages: 1, prot: rw}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_mmap_filling_a_hole_merges_prev_new_and_next(policy: str) -> None:
+    """vma_merge_new_range() (mm/vma.c; vma_merge() case 1 in v4.19): a new mapping that
+    touches a compatible prev and next merges all three into prev, which imports next's
+    anon_vma when it has none (dup_anon_vma()); next's range goes to prev."""
+    t = run(HOLE % ("", ", faulted: [0]"), policy)
+    assert layout(t) == [(0x10000, 0x13000, "AV1")]
+    assert not [f for f in t.findings if f.kind.startswith(("VM_", "I", "UAF"))]
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_mmap_between_two_anon_vmas_merges_with_prev_only(policy: str) -> None:
+    """prev and next with different anon_vmas cannot both merge (is_mergeable_anon_vma() of
+    the two): the new range joins prev (vma_merge() tries the left side first), next stays."""
+    t = run(HOLE % (", faulted: [0]", ", faulted: [0]"), policy)
+    assert layout(t) == [(0x10000, 0x12000, "AV1"), (0x12000, 0x13000, "AV2")]
+
+
+@pytest.mark.parametrize("policy", EVERY)
+@pytest.mark.parametrize("start, expected", [
+    (0x11000, [(0x10000, 0x12000, "AV1"), (0x20000, 0x21000, None)]),   # prev expands up
+    (0x1f000, [(0x10000, 0x11000, "AV1"), (0x1f000, 0x21000, None)]),   # next expands down
+    (0x18000, [(0x10000, 0x11000, "AV1"), (0x18000, 0x19000, None),
+               (0x20000, 0x21000, None)]),                              # touches neither
+])
+def test_mmap_next_to_one_vma(policy: str, start: int, expected: list) -> None:
+    """A new anonymous mapping right after prev extends prev (vma_expand()); right below next,
+    next starts lower (its pgoff follows); touching neither, it is a VMA of its own."""
+    text = f"""
+description: an mmap next to one VMA
+processes:
+  - name: P
+    vmas:
+      - {{name: A, start: 0x10000, pages: 1, prot: rw, faulted: [0]}}
+      - {{name: C, start: 0x20000, pages: 1, prot: rw}}
+steps:
+  - {{mmap: P, name: B, start: {start:#x}, pages: 1, prot: rw}}
+"""
+    t = run(text, policy)
+    assert layout(t) == expected
+    # an anonymous VMA's pgoff is its address >> PAGE_SHIFT, kept when next expands downward
+    assert [v.pgoff for v in t.process("P").vmas] == [s >> 12 for s, _, _ in expected]
+
+
+TWO = """
+description: two faulted neighbours, the second read-only, made rw again
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: [0]}
+      - {name: B, start: 0x11000, pages: 1, prot: r, faulted: [0]}
+steps:
+  - {mprotect: P/B, prot: rw}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_two_anon_vmas_never_merge(policy: str) -> None:
+    """is_mergeable_anon_vma() (commit 965f55dea0e3 and every later form): two VMAs with
+    different anon_vmas do not merge, even when the target's chain is singular."""
+    t = run(TWO, policy)
+    assert layout(t) == [(0x10000, 0x11000, "AV1"), (0x11000, 0x12000, "AV2")]
+
+
+@pytest.mark.parametrize("policy, fragment", [
+    ("v6.1", "both anon_vmas NULL -> merge"),
+    ("v6.1", "one anon_vma is NULL but C/ptr's chain has 2 entries, not 1 -> refused"),
+    ("v6.1", "AV2 != AV1 -> refused"),
+    ("v6.1", "src->anon_vma is NULL and P/A's chain is singular -> merge"),
+])
+def test_explain_the_pre_2025_merge_rule(policy: str, fragment: str) -> None:
+    """commit 965f55dea0e3 ("mmap: avoid merging cloned VMAs"): explain says which branch of
+    is_mergeable_anon_vma() decided."""
+    texts = [render(explain_replay(loads_text(doc, "m.yaml"), policy), width=1000)
+             for doc in (FORKED_TARGET_EXPLAIN, TWO, HOLE % ("", ""), HOLE % (", faulted: [0]", ""))]
+    assert any(fragment in t for t in texts), fragment
+
+
+from anondiff.kernel.merge import remove_merged
+from anondiff.kernel.rmap import put_anon_vma
+
+
+def test_anon_vma_merge_of_different_anon_vmas_is_a_vm_bug_on() -> None:
+    """anon_vma_merge() (mm/rmap.h, up to 6.x): VM_BUG_ON_VMA(vma->anon_vma !=
+    next->anon_vma, vma) before the removed VMA's chain is unlinked; the finding names both
+    anon_vmas and the VMA that goes."""
+    k = Kernel(get("v6.1"))
+    mm = Mm("P")
+    kept, gone = _vma(mm, "A", 0x10), _vma(mm, "B", 0x11)
+    mm.insert(kept)
+    mm.insert(gone)
+    kept.anon_vma, gone.anon_vma = AnonVma(), AnonVma()
+    k.name(kept.anon_vma, "AV1")
+    k.name(gone.anon_vma, "AV2")
+    remove_merged(k, kept, gone)
+    assert [(e.kind, e.where, e.detail) for e in k.events] == [
+        ("VM_BUG_ON", "P/A", "anon_vma_merge: AV1 != AV2 of B")]
+    assert mm.vmas == [kept]
+
+
+def test_put_anon_vma_of_a_freed_anon_vma_is_a_uaf() -> None:
+    """put_anon_vma() on a freed anon_vma decrements freed memory: a UAF naming it, and
+    nothing else happens (no second free, the root's reference stays)."""
+    k = Kernel(get("split-counters"))
+    root, child = AnonVma(), AnonVma()
+    k.name(root, "AV1")
+    k.name(child, "AV2")
+    child.root = root
+    root.refcount = 2
+    child.freed = True
+    put_anon_vma(k, child)
+    assert [(e.kind, e.where, e.detail) for e in k.events] == [
+        ("UAF", "AV2", "put_anon_vma on a freed anon_vma")]
+    assert root.refcount == 2 and not root.freed
+    child.freed = False
+    put_anon_vma(k, child)           # the last reference: freed, and the root's dropped
+    assert child.freed and root.refcount == 1 and not root.freed and len(k.events) == 1
