@@ -513,3 +513,36 @@ def test_put_anon_vma_of_a_freed_anon_vma_is_a_uaf() -> None:
     child.freed = False
     put_anon_vma(k, child)           # the last reference: freed, and the root's dropped
     assert child.freed and root.refcount == 1 and not root.freed and len(k.events) == 1
+
+
+ACCOUNT = """
+description: a writable private VMA without VM_ACCOUNT made rwx, then rw again
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw}
+      - {name: B, start: 0x11000, pages: 1, prot: rw}
+steps:
+  - {setflags: P/B, clear: [account]}
+  - {mprotect: P/B, prot: rwx}
+  - {mprotect: P/B, prot: rw}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_mprotect_charges_only_a_vma_turning_writable(policy: str) -> None:
+    """mprotect_fixup() (mm/mprotect.c): newflags |= VM_ACCOUNT only when the VMA was not
+    writable before (!(oldflags & (VM_ACCOUNT|VM_WRITE|VM_HUGETLB|VM_SHARED|VM_NORESERVE))).
+    B, writable but not accounted, stays unaccounted through rw -> rwx -> rw, so it never
+    merges with the accounted A (vma_merge() compares VM_ACCOUNT)."""
+    t = run(ACCOUNT, policy)
+    assert [(v.start, v.end) for v in t.process("P").vmas] == [(0x10000, 0x11000), (0x11000, 0x12000)]
+
+
+def test_explain_degree_never_reuses_the_source_anon_vma() -> None:
+    """commit 7a3ef208e662 ("mm: prevent endless growth of anon_vma hierarchy"): anon_vma_clone()
+    skips src->anon_vma itself (anon_vma != src->anon_vma && anon_vma->degree < 2); explain
+    says so rather than quoting its degree."""
+    text = render(explain_replay(load(str(SCENARIOS / "seed-thread.yaml")), "degree"), width=1000)
+    assert "AV0 is src->anon_vma -> not reused" in text
+    assert "AV0 has degree" not in text
