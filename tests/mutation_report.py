@@ -58,6 +58,8 @@ def main() -> int:
     for name, what in status.items():
         if what == "survived" and name in explained:
             what = "equivalent"
+        elif what == "timeout":          # the mutant made a replay loop: a user notices
+            what = "killed"
         rows[module(name)][what] += 1
         secs[module(name)] += spent.get(name, 0.0)
     print(f"{'module':40} {'mutants':>7} {'killed':>6} {'surv.':>5} {'equiv.':>6} "

@@ -513,6 +513,11 @@ def test_put_anon_vma_of_a_freed_anon_vma_is_a_uaf() -> None:
     child.freed = False
     put_anon_vma(k, child)           # the last reference: freed, and the root's dropped
     assert child.freed and root.refcount == 1 and not root.freed and len(k.events) == 1
+    other = AnonVma()
+    k.name(other, "AV3")
+    other.root = root
+    put_anon_vma(k, other)           # __put_anon_vma(): the root's last reference goes too
+    assert other.freed and root.freed and root.refcount == 0 and len(k.events) == 1
 
 
 ACCOUNT = """
