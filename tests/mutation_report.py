@@ -58,7 +58,7 @@ def main() -> int:
     for name, what in status.items():
         if what == "survived" and name in explained:
             what = "equivalent"
-        elif what == "timeout":          # the mutant made a replay loop: a user notices
+        elif what == "timeout":          # the mutated replay does not finish: a user notices
             what = "killed"
         rows[module(name)][what] += 1
         secs[module(name)] += spent.get(name, 0.0)
