@@ -1,0 +1,553 @@
+"""Scenario tests that kill mutants of the kernel model and the policies (issue 12, make
+mutation): each pins one kernel rule, with the kernel reason and the commit in its docstring."""
+from __future__ import annotations
+
+import pytest
+
+from anondiff.kernel.objects import AnonVma, AnonVmaChain, Mm, Vma, VmaOp
+from anondiff.kernel.state import Kernel
+from anondiff.policies import get
+
+
+def _vma(mm: Mm, name: str, start: int) -> Vma:
+    return Vma(mm, start, start + 1, start, frozenset({"r", "w"}), frozenset(), None, name)
+
+
+def _chain(vma: Vma, *avs: AnonVma) -> None:
+    """vma's same_vma list, given head first."""
+    vma.avcs = [AnonVmaChain(vma, av, 0) for av in reversed(avs)]
+
+
+def _warnings(src_av: bool, src_chain: int, dst_av: str, dst_chain: int, op: VmaOp) -> list[str]:
+    """check_anon_vma_clone() of clone-rework-2026 on a hand-built src/dst pair: the details
+    of the VM_WARN_ON_ONCE events it raises, in order.  ``dst_av``: "none", "src" or "other"."""
+    policy = get("clone-rework-2026")
+    k = Kernel(policy)
+    mm = Mm("P")
+    src, dst = _vma(mm, "src", 0x10), _vma(mm, "dst", 0x20)
+    a, b, other = AnonVma(), AnonVma(), AnonVma()
+    src.anon_vma = a if src_av else None
+    _chain(src, *[a, b][:src_chain])
+    dst.anon_vma = {"none": None, "src": src.anon_vma, "other": other}[dst_av]
+    _chain(dst, *[other][:dst_chain])
+    policy.check_anon_vma_clone(k, dst, src, op)
+    assert all(e.kind == "VM_WARN_ON_ONCE" and e.where is dst for e in k.events)
+    return [e.detail.removeprefix("check_anon_vma_clone: ") for e in k.events]
+
+
+SRC_NULL = "src without anon_vma has a chain or dst has an anon_vma"
+DST_CHAIN = "dst chain not empty on entry"
+DST_OTHER = "dst->anon_vma neither NULL nor src's"
+NOT_SET = "dst->anon_vma not set for a non-fork clone"
+MERGE = "merge of an unfaulted VMA from a non-singular chain"
+
+
+@pytest.mark.parametrize("case, expected", [
+    # the calls the kernel makes: no warning
+    ((True, 2, "none", 0, VmaOp.FORK), []),
+    ((True, 1, "src", 0, VmaOp.SPLIT), []),
+    ((True, 2, "src", 0, VmaOp.REMAP), []),
+    ((True, 1, "src", 0, VmaOp.MERGE_UNFAULTED), []),
+    ((False, 0, "none", 0, VmaOp.SPLIT), []),
+    ((False, 0, "none", 0, VmaOp.FORK), []),
+    # each check alone
+    ((False, 1, "none", 0, VmaOp.SPLIT), [SRC_NULL]),
+    ((False, 0, "other", 0, VmaOp.FORK), [SRC_NULL, DST_OTHER]),
+    ((True, 1, "src", 1, VmaOp.SPLIT), [DST_CHAIN]),
+    ((True, 1, "other", 0, VmaOp.FORK), [DST_OTHER]),
+    ((True, 1, "none", 0, VmaOp.SPLIT), [NOT_SET]),
+    ((True, 1, "none", 0, VmaOp.REMAP), [NOT_SET]),
+    ((True, 2, "src", 0, VmaOp.MERGE_UNFAULTED), [MERGE]),
+    ((False, 0, "none", 0, VmaOp.MERGE_UNFAULTED), [MERGE]),
+    # several at once, in the kernel's order
+    ((True, 2, "none", 1, VmaOp.MERGE_UNFAULTED), [DST_CHAIN, NOT_SET, MERGE]),
+])
+def test_clone_rework_check_anon_vma_clone_warnings(case: tuple, expected: list[str]) -> None:
+    """mm/rmap.c @ 0014dde7e945 check_anon_vma_clone() (Lorenzo Stoakes, "mm: clean up
+    anon_vma implementation", 2026): VM_WARN_ON_ONCE(!src->anon_vma && !list_empty(&src->
+    anon_vma_chain)) and VM_WARN_ON_ONCE(!src->anon_vma && dst->anon_vma) (one warning in the
+    model); VM_WARN_ON_ONCE(!list_empty(&dst->anon_vma_chain));
+    VM_WARN_ON_ONCE(dst->anon_vma && dst->anon_vma != src->anon_vma); VM_WARN_ON_ONCE(operation
+    != VMA_OP_FORK && src->anon_vma && !dst->anon_vma); VM_WARN_ON_ONCE(operation ==
+    VMA_OP_MERGE_UNFAULTED && !list_is_singular(&src->anon_vma_chain)).  Each fires on its own
+    condition and on no other, under the text a user reads in the findings."""
+    assert _warnings(*case) == expected
+
+
+from anondiff.policies import UnknownPolicyError, release_table, resolve_version
+
+
+@pytest.mark.parametrize("text, policy, backport", [
+    ("v2.6.34-rc1", "always-new", None),   # commit 5beb49305251, v2.6.34-rc1: anon_vma_chain
+    ("2.6.34", "always-new", None),
+    ("v2.6.36-rc2", "always-new", None),
+    ("v2.6.35.4", "always-new", "2.6.35.y took the backport of 7a3ef208e662"),
+    ("v3.19-rc3", "always-new", None),     # commit 7a3ef208e662 came after v3.19-rc3
+    ("v3.19-rc4", "degree", None),
+    ("v4.8.5", "degree", None),            # 2555283eb40d went to 4.9+ stable only
+    ("v4.9.1", "degree", "4.9.y took the backport of 2555283eb40d"),
+    ("v6.0-rc3", "v5.10", None),
+    ("v6.1", "v6.1", None),                # commit 2555283eb40d, v6.0-rc4
+    ("v6.12", "v6.12", None),              # commit 9b9143298585, v6.7-rc1
+    ("v7.2", "clone-rework-2026", None),   # the newest release modelled
+])
+def test_kernel_version_resolves_to_its_era(text: str, policy: str, backport: str | None) -> None:
+    """-p VERSION picks the rule of the release that version is in (spec section 10): the
+    first version of each era is its commit's release (rc included), and a stable point
+    release of a branch that took a backport says so."""
+    cls, note = resolve_version(text)
+    assert cls.name == policy
+    assert note.startswith(f"{text}: policy {policy} ({cls.versions})")
+    if backport is None:
+        assert "backport of" not in note.partition(f"({cls.versions})")[2]
+    else:
+        assert f"; {backport} at a stable release not recorded here" in note
+    doubt = "; the release of the 2025 merge fix (taken as v6.16) is unverified"
+    cls, note = resolve_version("v6.16")
+    assert note == f"v6.16: policy split-counters ({cls.versions}){doubt}"
+
+
+@pytest.mark.parametrize("text", ["v2.6", "v6.1.2-rc1", "v4.19.1.2", "v2.6.35.1-rc2"])
+def test_not_a_kernel_version(text: str) -> None:
+    """A 2.6 version needs its sublevel; an rc of a stable point release does not exist."""
+    assert resolve_version(text) is None
+
+
+def test_versions_outside_the_modelled_range() -> None:
+    """Before v2.6.34 there is no anon_vma_chain (commit 5beb49305251); after v7.2 nothing
+    is modelled."""
+    with pytest.raises(UnknownPolicyError, match=r"'v2\.6\.33' \(before v2\.6\.34 there is"):
+        resolve_version("v2.6.33")
+    with pytest.raises(UnknownPolicyError, match=r"'v2\.6\.34-rc0' \(before v2\.6\.34"):
+        resolve_version("v2.6.34-rc0")
+    with pytest.raises(UnknownPolicyError,
+                       match=r"'v7\.3' \(newer than the newest release modelled, v7\.2: "
+                             r"clone-rework-2026\)"):
+        resolve_version("v7.3")
+
+
+def test_release_table() -> None:
+    """``anondiff policies``: the first release of each era and its policy."""
+    assert release_table() == [
+        ("v2.6.34-rc1", "always-new", ""),
+        ("v3.19-rc4", "degree", ""),
+        ("v5.5-rc1", "wei-4e4a9eb92133", ""),
+        ("v5.6-rc3", "v5.10", ""),
+        ("v6.0-rc4", "v6.1", ""),
+        ("v6.7-rc1", "v6.12", ""),
+        ("v6.16-rc1", "split-counters",
+         "the release of the 2025 merge fix (taken as v6.16) is unverified"),
+        ("v7.0-rc1", "clone-rework-2026 (up to v7.2)", ""),
+    ]
+
+
+from anondiff.engine import replay
+from anondiff.policies import ERA_VARIANTS, names
+from anondiff.scenario import loads
+from anondiff.topology import Topology
+
+EVERY = names() + [c.name for c in ERA_VARIANTS]
+
+
+def run(text: str, policy: str) -> Topology:
+    return replay(loads(text, "mutation.yaml"), policy).final
+
+
+def layout(t: Topology, proc: str = "P") -> list[tuple[int, int, str | None]]:
+    return [(v.start, v.end, v.anon_vma) for v in t.process(proc).vmas]
+
+
+# three adjacent private mappings, the middle one read-only; mprotect makes it rw again
+THREE = """
+description: prev and next around a read-only middle
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw%s}
+      - {name: B, start: 0x11000, pages: 1, prot: r}
+      - {name: C, start: 0x12000, pages: 1, prot: rw%s}
+steps:
+  - {mprotect: P/B, prot: rw}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_merge_of_prev_middle_next_with_one_anon_vma(policy: str) -> None:
+    """vma_merge() case 1 (v4.19 mm/mmap.c; vma_merge_existing_range() in 6.x): prev, the
+    middle and next merge into prev when prev's and next's anon_vmas are compatible, which
+    is_mergeable_anon_vma(prev->anon_vma, next->anon_vma) allows when one is NULL: A (faulted)
+    takes B and C (never faulted) whole."""
+    t = run(THREE % (", faulted: [0]", ""), policy)
+    assert layout(t) == [(0x10000, 0x13000, "AV1")]
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_merge_of_prev_middle_next_with_two_anon_vmas(policy: str) -> None:
+    """The same mprotect when prev and next have different anon_vmas: is_mergeable_anon_vma()
+    refuses prev+next (vma_merge() case 1 needs both compatible), so only prev takes the
+    middle (case 2/5 in v4.19's numbering) and next stays, with its own anon_vma; no
+    anon_vma_merge() VM_BUG_ON."""
+    t = run(THREE % (", faulted: [0]", ", faulted: [0]"), policy)
+    assert layout(t) == [(0x10000, 0x12000, "AV1"), (0x12000, 0x13000, "AV2")]
+    assert not [f for f in t.findings if f.kind.startswith("VM_")]
+
+
+# -- a user's policy file (-p FILE.py): one line naming the file, the line and the error -------
+
+from anondiff.policies import explain, get as get_policy, user_error
+
+
+def _policy_file(tmp_path, body: str, name: str = "mine.py") -> str:
+    path = tmp_path / name
+    path.write_text("from anondiff.policies.split_counters import SplitCountersPolicy\n" + body)
+    return str(path)
+
+
+def _load_error(path: str) -> str:
+    with pytest.raises(UnknownPolicyError) as e:
+        get_policy(path)
+    return str(e.value)
+
+
+def test_policy_file_missing(tmp_path) -> None:
+    """-p nowhere.py: the file is named, nothing else is tried."""
+    path = str(tmp_path / "nowhere.py")
+    assert _load_error(path) == f"{path}: no such policy file"
+
+
+def test_policy_file_syntax_error(tmp_path) -> None:
+    path = _policy_file(tmp_path, "class P(SplitCountersPolicy:\n    name = 'p'\n")
+    assert _load_error(path).startswith(f"{path}:2: cannot load policy: SyntaxError: ")
+
+
+def test_policy_file_raises_at_import(tmp_path) -> None:
+    path = _policy_file(tmp_path, "x = 1\nraise ValueError('boom')\n")
+    assert _load_error(path) == f"{path}:3: cannot load policy: ValueError: boom"
+
+
+def test_policy_file_exits_at_import(tmp_path) -> None:
+    path = _policy_file(tmp_path, "import sys\nsys.exit(3)\n")
+    assert _load_error(path) == f"{path}:3: cannot load policy: called sys.exit(3)"
+
+
+def test_policy_file_without_its_own_name(tmp_path) -> None:
+    """A subclass that sets no 'name' would show under its base class's: refused, naming it."""
+    path = _policy_file(tmp_path, "class Mine(SplitCountersPolicy):\n    pass\n")
+    assert _load_error(path) == (
+        f"{path}: expected exactly one Policy subclass setting its own 'name', found 0 (Mine "
+        "must set its own 'name'; it would otherwise show under its base class's)")
+    path = _policy_file(tmp_path, "class A(SplitCountersPolicy):\n    name = 'a'\n"
+                        "class B(SplitCountersPolicy):\n    name = 'b'\n", "two.py")
+    assert _load_error(path) == (f"{path}: expected exactly one Policy subclass setting its "
+                                 "own 'name', found 2")
+    path = _policy_file(tmp_path, "class A(SplitCountersPolicy):\n    pass\n"
+                        "class B(SplitCountersPolicy):\n    pass\n", "two_unnamed.py")
+    assert _load_error(path) == (
+        f"{path}: expected exactly one Policy subclass setting its own 'name', found 0 (A, B "
+        "must set its own 'name'; it would otherwise show under its base class's)")
+    path = _policy_file(tmp_path, "class A(SplitCountersPolicy):\n    name = 'a'\n"
+                        "class B(SplitCountersPolicy):\n    name = 'b'\n"
+                        "class C(SplitCountersPolicy):\n    pass\n", "mixed.py")
+    assert _load_error(path).endswith("own 'name', found 2")
+    path = _policy_file(tmp_path, "x = 1\n", "none.py")
+    assert _load_error(path) == (f"{path}: expected exactly one Policy subclass setting its "
+                                 "own 'name', found 0")
+
+
+def test_policy_file_name_taken(tmp_path) -> None:
+    path = _policy_file(tmp_path, "class Mine(SplitCountersPolicy):\n    name = 'degree'\n")
+    assert _load_error(path) == (f"{path}: Mine.name 'degree' is taken by the built-in policy "
+                                 "degree: choose another name")
+
+
+def test_policy_file_constructor_fails(tmp_path) -> None:
+    """An exception without a message shows as its type alone."""
+    path = _policy_file(tmp_path, "class Mine(SplitCountersPolicy):\n    name = 'mine'\n"
+                        "    def __init__(self):\n        raise RuntimeError\n")
+    assert _load_error(path) == f"{path}:5: cannot create the policy: RuntimeError"
+
+
+def test_policy_file_error_later_names_the_file_and_line(tmp_path) -> None:
+    """An error raised later inside a loaded policy file (user_error() without a path) names
+    the file as given and the innermost line of it; an error from elsewhere names no line."""
+    path = _policy_file(tmp_path, "class Mine(SplitCountersPolicy):\n    name = 'mine2'\n"
+                        "    def boom(self):\n        raise RecursionError('deep')\n")
+    p = get_policy(path)
+    try:
+        p.boom()
+    except RecursionError as e:
+        assert user_error(e) == f"{path}:5: policy failed: RecursionError: recursion too deep"
+        assert user_error(e, "other.py", "x") == f"{path}:5: x: RecursionError: recursion too deep"
+    assert user_error(KeyError()) == "<policy>: policy failed: KeyError"
+    assert user_error(KeyError(), "f.py") == "f.py: policy failed: KeyError"
+
+
+def test_explain_says_what_a_version_resolved_to() -> None:
+    """Only a kernel version gets a resolution line; names, aliases and files do not."""
+    assert explain("v6.2") == resolve_version("v6.2")[1] != resolve_version("v6.2.1")[1]
+    assert explain("v6.1") is None                # the era variant's own name
+    assert explain("degree") is None and explain("v7.0") is None
+    assert explain("x.py") is None and explain("nonsense") is None
+
+
+# -- anondiff explain: the reuse predicate says which of its conditions failed ---------------
+
+from pathlib import Path
+
+from anondiff.explain.core import explain as explain_replay, render
+from anondiff.scenario import load
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+@pytest.mark.parametrize("policy, verdict", [("split-counters", "false"),
+                                             ("clone-rework-2026", "no change")])
+def test_explain_names_the_failed_reuse_condition(policy: str, verdict: str) -> None:
+    """commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to double-reuse"):
+    anon_vma_clone() reuses an anon_vma only if !anon_vma->num_active_vmas &&
+    anon_vma->num_children < 2 (maybe_reuse_anon_vma() in the 2026 rework); explain says
+    which of the two failed, and only those."""
+    text = "\n".join(render(explain_replay(load(str(SCENARIOS / name)), policy), width=1000)
+                     for name in ("endless-growth.yaml", "cve-2022-42703.yaml"))
+    for counters, outcome in [
+            ("0 and num_children 0", "reused"),
+            ("0 and num_children 1", "reused"),
+            ("0 and num_children 2", f"not reused: num_children >= 2 => {verdict}"),
+            ("1 and num_children 1", f"not reused: num_active_vmas != 0 => {verdict}"),
+            ("1 and num_children 2",
+             f"not reused: num_active_vmas != 0 and num_children >= 2 => {verdict}")]:
+        assert f" has num_active_vmas {counters} -> {outcome}" in text, (counters, outcome)
+    assert "src->anon_vma is NULL: a copy, never a reuse" not in text
+
+
+def test_explain_v1_says_why_the_child_prev_was_not_shared() -> None:
+    """Konstantin Khlebnikov's v1 (<157830736034.8148.7070851958306750616.stgit@buzz>) shares
+    the child prev's anon_vma only when the parent's prev shares pvma->anon_vma and starts where
+    the child's prev does; explain names the condition that failed first."""
+    def text(name: str) -> str:
+        return render(explain_replay(load(str(SCENARIOS / name)), "v1"), width=1000)
+    sharers = text("file-between-sharers.yaml")
+    assert "no pprev" in sharers and "no prev" not in sharers
+    assert "pprev P/LIB uses NULL, not pvma->anon_vma AV0" in sharers
+    assert "start apart" not in sharers
+    first = text("dontcopy-first.yaml")
+    assert "no prev" in first and "no pprev" not in first
+
+
+from anondiff.kernel.rmap import anon_vma_chain_assign, interval_tree_insert
+
+
+def test_interval_tree_insert_into_a_freed_anon_vma_is_a_uaf_naming_it() -> None:
+    """anon_vma_clone() of the 2026 rework (mm/rmap.c @ 0014dde7e945) assigns the chains first
+    and inserts them into the interval trees in a second pass (anon_vma_interval_tree_insert()):
+    an insert into a freed anon_vma writes freed memory, reported as a UAF on the VMA naming
+    the anon_vma; an anon_vma never linked before gets its name on that first insert."""
+    k = Kernel(get("clone-rework-2026"))
+    vma = _vma(Mm("P"), "A", 0x10)
+    freed, fresh = AnonVma(), AnonVma()
+    k.name(freed, "AV7")
+    freed.freed = True
+    for av in (freed, fresh):
+        interval_tree_insert(k, anon_vma_chain_assign(k, vma, av))
+    assert [(e.kind, e.where, e.detail) for e in k.events] == [
+        ("UAF", vma, "anon_vma_interval_tree_insert into freed AV7")]
+    assert fresh.name == "AV1" and list(fresh.tree) == [vma.avcs[-1]]
+    assert [avc.seq for avc in vma.same_vma()] == [2, 1]
+
+
+from anondiff.kernel.rmap import avname
+from anondiff.scenario import loads as loads_text
+
+from .test_kernel_rules import FORKED_SOURCE, FORKED_TARGET as FORKED_TARGET_EXPLAIN
+
+
+def test_explain_case_1_names_the_fork_child_and_its_chain() -> None:
+    """The 2025 three-case rule, case 1 (mm/vma.c, "mm/vma: fix incorrectly disallowed
+    anonymous VMA merges"): an unfaulted target may import the source's anon_vma unless the
+    source is a fork child; in merge.c's forked_source_vma the source C/ptr is one, and
+    explain gives the length of its chain."""
+    text = render(explain_replay(loads_text(FORKED_SOURCE, "forked_source.yaml"),
+                                 "split-counters"), width=1000)
+    assert ("is_mergeable_anon_vma(C/ptr, C/ptr2): case 1, C/ptr2 imports AV2: source a fork "
+            "child (chain of 2) -> refused => false") in text
+
+
+def test_anon_vma_names_in_findings() -> None:
+    """A finding names an anon_vma by its label, NULL for none, (unnamed) for one never
+    linked (the kernel's pointer has no label)."""
+    assert avname(None) == "NULL"
+    assert avname(AnonVma()) == "(unnamed)"
+    av = AnonVma()
+    av.name = "AV3"
+    assert avname(av) == "AV3"
+
+
+# -- vma_merge_new_range() for an mmap next to existing VMAs ----------------------------------
+
+HOLE = """
+description: an mmap into the hole between two VMAs
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw%s}
+      - {name: C, start: 0x12000, pages: 1, prot: rw%s}
+steps:
+  - {mmap: P, name: B, start: 0x11000, pages: 1, prot: rw}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_mmap_filling_a_hole_merges_prev_new_and_next(policy: str) -> None:
+    """vma_merge_new_range() (mm/vma.c; vma_merge() case 1 in v4.19): a new mapping that
+    touches a compatible prev and next merges all three into prev, which imports next's
+    anon_vma when it has none (dup_anon_vma()); next's range goes to prev."""
+    t = run(HOLE % ("", ", faulted: [0]"), policy)
+    assert layout(t) == [(0x10000, 0x13000, "AV1")]
+    assert not [f for f in t.findings if f.kind.startswith(("VM_", "I", "UAF"))]
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_mmap_between_two_anon_vmas_merges_with_prev_only(policy: str) -> None:
+    """prev and next with different anon_vmas cannot both merge (is_mergeable_anon_vma() of
+    the two): the new range joins prev (vma_merge() tries the left side first), next stays."""
+    t = run(HOLE % (", faulted: [0]", ", faulted: [0]"), policy)
+    assert layout(t) == [(0x10000, 0x12000, "AV1"), (0x12000, 0x13000, "AV2")]
+
+
+@pytest.mark.parametrize("policy", EVERY)
+@pytest.mark.parametrize("start, expected", [
+    (0x11000, [(0x10000, 0x12000, "AV1"), (0x20000, 0x21000, None)]),   # prev expands up
+    (0x1f000, [(0x10000, 0x11000, "AV1"), (0x1f000, 0x21000, None)]),   # next expands down
+    (0x18000, [(0x10000, 0x11000, "AV1"), (0x18000, 0x19000, None),
+               (0x20000, 0x21000, None)]),                              # touches neither
+])
+def test_mmap_next_to_one_vma(policy: str, start: int, expected: list) -> None:
+    """A new anonymous mapping right after prev extends prev (vma_expand()); right below next,
+    next starts lower (its pgoff follows); touching neither, it is a VMA of its own."""
+    text = f"""
+description: an mmap next to one VMA
+processes:
+  - name: P
+    vmas:
+      - {{name: A, start: 0x10000, pages: 1, prot: rw, faulted: [0]}}
+      - {{name: C, start: 0x20000, pages: 1, prot: rw}}
+steps:
+  - {{mmap: P, name: B, start: {start:#x}, pages: 1, prot: rw}}
+"""
+    t = run(text, policy)
+    assert layout(t) == expected
+    # an anonymous VMA's pgoff is its address >> PAGE_SHIFT, kept when next expands downward
+    assert [v.pgoff for v in t.process("P").vmas] == [s >> 12 for s, _, _ in expected]
+
+
+TWO = """
+description: two faulted neighbours, the second read-only, made rw again
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: [0]}
+      - {name: B, start: 0x11000, pages: 1, prot: r, faulted: [0]}
+steps:
+  - {mprotect: P/B, prot: rw}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_two_anon_vmas_never_merge(policy: str) -> None:
+    """is_mergeable_anon_vma() (commit 965f55dea0e3 and every later form): two VMAs with
+    different anon_vmas do not merge, even when the target's chain is singular."""
+    t = run(TWO, policy)
+    assert layout(t) == [(0x10000, 0x11000, "AV1"), (0x11000, 0x12000, "AV2")]
+
+
+@pytest.mark.parametrize("policy, fragment", [
+    ("v6.1", "both anon_vmas NULL -> merge"),
+    ("v6.1", "one anon_vma is NULL but C/ptr's chain has 2 entries, not 1 -> refused"),
+    ("v6.1", "AV2 != AV1 -> refused"),
+    ("v6.1", "src->anon_vma is NULL and P/A's chain is singular -> merge"),
+])
+def test_explain_the_pre_2025_merge_rule(policy: str, fragment: str) -> None:
+    """commit 965f55dea0e3 ("mmap: avoid merging cloned VMAs"): explain says which branch of
+    is_mergeable_anon_vma() decided."""
+    texts = [render(explain_replay(loads_text(doc, "m.yaml"), policy), width=1000)
+             for doc in (FORKED_TARGET_EXPLAIN, TWO, HOLE % ("", ""), HOLE % (", faulted: [0]", ""))]
+    assert any(fragment in t for t in texts), fragment
+
+
+from anondiff.kernel.merge import remove_merged
+from anondiff.kernel.rmap import put_anon_vma
+
+
+def test_anon_vma_merge_of_different_anon_vmas_is_a_vm_bug_on() -> None:
+    """anon_vma_merge() (mm/rmap.h, up to 6.x): VM_BUG_ON_VMA(vma->anon_vma !=
+    next->anon_vma, vma) before the removed VMA's chain is unlinked; the finding names both
+    anon_vmas and the VMA that goes."""
+    k = Kernel(get("v6.1"))
+    mm = Mm("P")
+    kept, gone = _vma(mm, "A", 0x10), _vma(mm, "B", 0x11)
+    mm.insert(kept)
+    mm.insert(gone)
+    kept.anon_vma, gone.anon_vma = AnonVma(), AnonVma()
+    k.name(kept.anon_vma, "AV1")
+    k.name(gone.anon_vma, "AV2")
+    remove_merged(k, kept, gone)
+    assert [(e.kind, e.where, e.detail) for e in k.events] == [
+        ("VM_BUG_ON", "P/A", "anon_vma_merge: AV1 != AV2 of B")]
+    assert mm.vmas == [kept]
+
+
+def test_put_anon_vma_of_a_freed_anon_vma_is_a_uaf() -> None:
+    """put_anon_vma() on a freed anon_vma decrements freed memory: a UAF naming it, and
+    nothing else happens (no second free, the root's reference stays)."""
+    k = Kernel(get("split-counters"))
+    root, child = AnonVma(), AnonVma()
+    k.name(root, "AV1")
+    k.name(child, "AV2")
+    child.root = root
+    root.refcount = 2
+    child.freed = True
+    put_anon_vma(k, child)
+    assert [(e.kind, e.where, e.detail) for e in k.events] == [
+        ("UAF", "AV2", "put_anon_vma on a freed anon_vma")]
+    assert root.refcount == 2 and not root.freed
+    child.freed = False
+    put_anon_vma(k, child)           # the last reference: freed, and the root's dropped
+    assert child.freed and root.refcount == 1 and not root.freed and len(k.events) == 1
+    other = AnonVma()
+    k.name(other, "AV3")
+    other.root = root
+    put_anon_vma(k, other)           # __put_anon_vma(): the root's last reference goes too
+    assert other.freed and root.freed and root.refcount == 0 and len(k.events) == 1
+
+
+ACCOUNT = """
+description: a writable private VMA without VM_ACCOUNT made rwx, then rw again
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw}
+      - {name: B, start: 0x11000, pages: 1, prot: rw}
+steps:
+  - {setflags: P/B, clear: [account]}
+  - {mprotect: P/B, prot: rwx}
+  - {mprotect: P/B, prot: rw}
+"""
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_mprotect_charges_only_a_vma_turning_writable(policy: str) -> None:
+    """mprotect_fixup() (mm/mprotect.c): newflags |= VM_ACCOUNT only when the VMA was not
+    writable before (!(oldflags & (VM_ACCOUNT|VM_WRITE|VM_HUGETLB|VM_SHARED|VM_NORESERVE))).
+    B, writable but not accounted, stays unaccounted through rw -> rwx -> rw, so it never
+    merges with the accounted A (vma_merge() compares VM_ACCOUNT)."""
+    t = run(ACCOUNT, policy)
+    assert [(v.start, v.end) for v in t.process("P").vmas] == [(0x10000, 0x11000), (0x11000, 0x12000)]
+
+
+def test_explain_degree_never_reuses_the_source_anon_vma() -> None:
+    """commit 7a3ef208e662 ("mm: prevent endless growth of anon_vma hierarchy"): anon_vma_clone()
+    skips src->anon_vma itself (anon_vma != src->anon_vma && anon_vma->degree < 2); explain
+    says so rather than quoting its degree."""
+    text = render(explain_replay(load(str(SCENARIOS / "seed-thread.yaml")), "degree"), width=1000)
+    assert "AV0 is src->anon_vma -> not reused" in text
+    assert "AV0 has degree" not in text
