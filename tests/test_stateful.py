@@ -570,10 +570,15 @@ class Steps(RuleBasedStateMachine):
     def draw_range(self, data: st.DataObject, contiguous: bool) -> tuple[str, int, int, Target]:
         """A range starting in one VMA and ending in it or in one of the next two (with no
         hole in between when ``contiguous``, as mprotect and madvise need); shrinks towards
-        one whole VMA, named."""
+        one whole VMA, named.  For a step with ``enomem``, a VMA with an anon_vma (in the
+        reference policy) when there is one: splitting it is what allocates."""
         process = data.draw(st.sampled_from(self.with_vmas()), label="process")
         vmas = self.vmas(process)
-        i = data.draw(st.integers(0, len(vmas) - 1), label="vma")
+        faulted = [k for k, v in enumerate(vmas) if v.anon_vma is not None]
+        if self.enomem is not None and faulted:
+            i = data.draw(st.sampled_from(faulted), label="faulted vma")
+        else:
+            i = data.draw(st.integers(0, len(vmas) - 1), label="vma")
         j = i
         for _ in range(data.draw(st.integers(0, 2), label="more vmas")):
             if j + 1 < len(vmas) and (not contiguous or vmas[j + 1].start == vmas[j].end):
@@ -1071,7 +1076,7 @@ class Steps(RuleBasedStateMachine):
     @precondition(lambda self: self.counting() and self.has_vmas())
     @rule(data=st.data())
     def syscall_enomem(self, data: st.DataObject) -> None:
-        """mprotect, munmap, madvise, mmap, mremap or brk with ``enomem: N`` (N from 1 to 4):
+        """mprotect, munmap, madvise, mmap, mremap or brk with ``enomem: N`` (N 1 or 2):
         the N-th anon_vma/anon_vma_chain allocation of the step fails, wherever it is (a split's
         anon_vma_clone(), a merge's dup_anon_vma(), mremap's copy_vma()), or none when the step
         makes fewer.  How far the step got differs by era and by policy (whether a VMA has an
@@ -1082,7 +1087,7 @@ class Steps(RuleBasedStateMachine):
         which = data.draw(st.sampled_from(self.SYSCALLS), label="syscall")
         if which == "mmap" and not self.with_room():
             return
-        nth = data.draw(st.integers(1, 4), label="enomem")
+        nth = data.draw(st.integers(1, 2), label="enomem")
         saved = copy.deepcopy((self.space, self.anon, self.unaccounted))
         count = len(self.steps)
         self.enomem = nth
