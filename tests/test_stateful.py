@@ -611,7 +611,8 @@ class Steps(RuleBasedStateMachine):
         prot = PROTS[data.draw(st.sampled_from(sorted(PROTS)), label="prot")]
         flags: frozenset[str] = frozenset()
         faulted, offsets = False, None
-        if data.draw(st.booleans(), label="merge flags"):
+        # (kernel-tree policies refuse these flags for now: tests/test_ktree_equivalence.py)
+        if self.counting() and data.draw(st.booleans(), label="merge flags"):
             flags = frozenset(data.draw(st.sets(st.sampled_from(sorted(MERGE_FLAGS)), min_size=1),
                                         label="which"))
         if layout:
