@@ -1094,6 +1094,8 @@ class Steps(RuleBasedStateMachine):
         which = data.draw(st.sampled_from(self.SYSCALLS), label="syscall")
         if which == "mmap" and not self.with_room():
             return
+        if getattr(type(self), which) is not getattr(Steps, which):
+            return      # a subclass turned the rule off (test_live.py's machine: mremap)
         nth = data.draw(st.integers(1, 2), label="enomem")
         saved = copy.deepcopy((self.space, self.anon, self.unaccounted))
         count = len(self.steps)
