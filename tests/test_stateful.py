@@ -1,9 +1,10 @@
 """Random step sequences under every policy (hypothesis stateful testing).
 
 A state machine builds a scenario one step at a time: a few processes with a few small VMAs in
-a 16-page window (so that adjacency, splits and merges happen often), then fork, exit, write
-faults, mprotect, munmap, mmap and madvise.  After every step the whole scenario is replayed
-under each policy and checked:
+a 16-page window (so that adjacency, splits and merges happen often), some soft-dirty, with the
+guard marker or with vm_ops->close, then fork, exit, write faults, mprotect, munmap, mmap,
+madvise, mremap, brk, spawn, and forks, faults and the other syscalls with ``enomem: N``.  After
+every step the whole scenario is replayed under each policy and checked:
 
 * no exception, and in particular no ReplayError: every generated step is one the kernel accepts;
 * the policies that are correct for these operations report no invariant finding and no kernel
@@ -15,6 +16,9 @@ under each policy and checked:
   mapped, with which protection and flags, and which anonymous pages exist);
 * replaying the same scenario again gives the same topology, and the scenario survives a trip
   through YAML and the loader.
+* what each step did to soft-dirty, the guard marker and vm_ops->close is what the era's
+  merge rules say (merge_flag_problems(): the page model leaves these three out, as which VMAs
+  merge differs between policies).
 
 A second machine checks that ``docs/examples/clone_rework_2026_ordered.py`` (the 2026 code with
 the pre-rework chain order) matches ``split-counters`` exactly, as the spec (section 8) says.
@@ -26,11 +30,13 @@ stateful_step_count=40, deadline=None))``.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
@@ -83,6 +89,11 @@ FILE = "lib"                          # the one file: private file VMAs are pgof
 PROTS = {"rw": frozenset({"read", "write"}), "r": frozenset({"read"}),
          "rx": frozenset({"read", "exec"})}
 KINDS = ("anon", "anon", "file", "shared")     # sampled_from shrinks towards anonymous
+#: flags that merges ignore but that decide what a merged VMA is (VM_SOFTDIRTY, VM_MAYBE_GUARD,
+#: vm_ops->close): which VMAs merge differs between policies, so the page model leaves them out
+#: and check_merge_flags() follows them from one step to the next under each policy
+STICKY = frozenset({"softdirty", "guard"})
+MERGE_FLAGS = STICKY | {"close"}
 
 @dataclasses.dataclass(frozen=True)
 class PageAttr:
@@ -218,7 +229,8 @@ def model_layout(topo: Topology) -> dict[str, Space]:
     for p in topo.processes:
         space: Space = {}
         for v in p.vmas:
-            attr = PageAttr(frozenset(v.prot), frozenset(v.flags) - {"file", "shared"},
+            attr = PageAttr(frozenset(v.prot),
+                            frozenset(v.flags) - {"file", "shared"} - MERGE_FLAGS,
                             FILE if "file" in v.flags else None, "shared" in v.flags,
                             v.pgoff - (v.start >> PAGE_SHIFT))
             for page in range(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT):
@@ -344,6 +356,121 @@ def renamed(topo: Topology, policy: str, transient: int | None = None) -> Topolo
     return topo._replace(policy=policy, transient_anon_vmas=transient)
 
 
+def _step_range(topo: Topology, t: Target) -> tuple[int, int]:
+    """The pages [first, end) a target names, resolved in the topology before the step."""
+    if t.vma is None:
+        assert t.end is not None
+        return t.first >> PAGE_SHIFT, t.end >> PAGE_SHIFT
+    v = topo.vma(f"{t.process}/{t.vma}")
+    first = (v.start >> PAGE_SHIFT) + t.first
+    return first, (v.end >> PAGE_SHIFT) if t.end is None else (v.start >> PAGE_SHIFT) + t.end
+
+
+def merge_flag_problems(policy: Policy, before: Topology, after: Topology,
+                        step: Step) -> list[str]:
+    """What one step did to VM_SOFTDIRTY, VM_MAYBE_GUARD and vm_ops->close of the VMAs of the
+    process it touched, against the era's merge rules (anondiff/kernel/merge.py):
+
+    * a VMA that is not a merge keeps the flags of the one VMA (or the mmap) its pages came from;
+    * a merge (pages of several VMAs, or of a VMA and a new range) keeps the vm_ops of the VMA
+      whose name it keeps; before v6.12 (``close_forbids`` "neighbour": is_mergeable_vma(),
+      mm/mmap.c@v6.1.176) no neighbour with ->close takes part, so the merged VMA has none; from
+      v6.12 (can_merge_remove_vma(), mm/vma.c@v6.12.117) no VMA with ->close is removed;
+    * soft-dirty and the guard marker: mprotect/madvise give the merged VMA the flags of the
+      range they changed (vm_flags_reset()); mmap keeps the expanded VMA's and adds the new
+      range's soft-dirty bit; brk keeps the expanded VMA's; the 2026 tree (VMA_STICKY_FLAGS,
+      ``sticky_flags``) adds the sticky flags of every VMA merged.
+
+    munmap and faults (no stack in the machine) merge nothing.  Other steps are not looked at.
+    """
+    inner = step.step if isinstance(step, FailNth) else step
+    new_flags: frozenset[str] = frozenset()
+    changed: Callable[[VmaView], bool] | None = None
+    span: tuple[int, int] | None = None
+    if isinstance(inner, (Mprotect, Madvise)):
+        process = inner.target.process
+        span = _step_range(before, inner.target)
+        if isinstance(inner, Mprotect):
+            prot = inner.prot
+            changed = lambda v: frozenset(v.prot) != prot        # noqa: E731
+        else:
+            flag, on = {"dontfork": ("dontcopy", True), "dofork": ("dontcopy", False),
+                        "wipeonfork": ("wipeonfork", True),
+                        "keeponfork": ("wipeonfork", False)}[inner.advice]
+            changed = lambda v: (flag in v.flags) != on           # noqa: E731
+    elif isinstance(inner, Mmap):
+        process, new_flags = inner.process, inner.vma.flags & MERGE_FLAGS
+    elif isinstance(inner, Brk) and inner.end > inner.start:
+        process = inner.process
+    elif isinstance(inner, (Munmap, Fault, Brk)):
+        process = inner.target.process if isinstance(inner, Munmap) else inner.process
+    else:
+        return []
+    problems: list[str] = []
+    old = {}
+    for v in before.process(process).vmas:
+        for page in range(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT):
+            old[page] = v
+    gone = {v.name for v in before.process(process).vmas} - {
+        v.name for v in after.process(process).vmas}
+    sticky = policy.sticky_flags
+    for v in after.process(process).vmas:
+        ref = f"{process}/{v.name}"
+        sources: list[VmaView] = []
+        fresh = False
+        for page in range(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT):
+            src = old.get(page)
+            if src is None:
+                fresh = True
+            elif not sources or sources[-1] is not src:
+                sources.append(src)
+        have = frozenset(v.flags) & MERGE_FLAGS
+        if len(sources) + fresh < 2:
+            want = frozenset(sources[0].flags) & MERGE_FLAGS if sources else new_flags
+            if have != want:
+                problems.append(f"{ref}: flags {sorted(have)}, not merged, from "
+                                f"{sorted(want)}")
+            continue
+        if isinstance(inner, (Munmap, Fault)):
+            problems.append(f"{ref}: merged {[s.name for s in sources]} in a "
+                            f"{type(inner).__name__.lower()}")
+            continue
+        survivor = next((s for s in sources if s.name == v.name), None)
+        if survivor is None:
+            problems.append(f"{ref}: merged, with none of the names {[s.name for s in sources]}")
+            continue
+        if changed is not None:
+            assert span is not None
+            modified = [s for s in sources if s.start >> PAGE_SHIFT < span[1]
+                        and s.end >> PAGE_SHIFT > span[0] and changed(s)]
+            if not modified:
+                problems.append(f"{ref}: merged {[s.name for s in sources]}, none changed")
+                continue
+            want = frozenset(modified[-1].flags) & STICKY
+            neighbours = [s for s in sources if s not in modified]
+        else:
+            want = frozenset(survivor.flags) & STICKY
+            if isinstance(inner, Mmap):
+                want |= new_flags & ({"softdirty"} | sticky)
+            neighbours = sources
+        for s in sources:
+            want |= frozenset(s.flags) & sticky
+        want |= {"close"} & frozenset(survivor.flags)
+        if have != want:
+            problems.append(f"{ref}: merged {[s.name for s in sources]} with flags "
+                            f"{sorted(have)}, expected {sorted(want)}")
+        if policy.close_forbids == "neighbour":
+            bad = [s.name for s in neighbours if "close" in s.flags]
+            if "close" in have or bad:
+                problems.append(f"{ref}: merged {[s.name for s in sources]} before v6.12 with "
+                                f"vm_ops->close on {bad or [v.name]}")
+        else:
+            bad = [s.name for s in sources if s.name in gone and "close" in s.flags]
+            if bad:
+                problems.append(f"{ref}: the merge removed {bad}, which have vm_ops->close")
+    return problems
+
+
 # -- the machine ------------------------------------------------------------------------------
 
 class Steps(RuleBasedStateMachine):
@@ -369,6 +496,8 @@ class Steps(RuleBasedStateMachine):
         self.serial = 0
         self.replays: dict[str, Replay] = {}
         self.by_name = self.policies()       # name -> Policy, one instance per machine
+        #: set by syscall_enomem(): the step being made gets ``enomem: N``
+        self.enomem: int | None = None
         #: policy -> process -> pages whose VM_ACCOUNT mprotect() cleared, in the eras from v6.7
         #: (commit 9b9143298585: an anonymous VMA with no anon_vma made non-writable); whether
         #: the VMA had an anon_vma depends on the policy's merges, so each keeps its own
@@ -395,8 +524,18 @@ class Steps(RuleBasedStateMachine):
         self.replays = {name: replay(sc, policy) for name, policy in self.by_name.items()}
 
     def apply(self, step: Step) -> None:
+        if self.enomem is not None:
+            step = FailNth(step, self.enomem)
+        before = self.replays
         self.steps.append(step)
         self.replay_all()
+        self.after_step(before, step)
+
+    def after_step(self, before: dict[str, Replay], step: Step) -> None:
+        """Checks of one step's transition (the topologies before it and after it)."""
+
+    def check_now(self) -> None:
+        """The invariants, for a step about to be taken back (see syscall_enomem())."""
 
     def explain(self, what: str, problems: Iterable[str]) -> str:
         return (f"{what}:\n  " + "\n  ".join(problems)
@@ -436,10 +575,15 @@ class Steps(RuleBasedStateMachine):
     def draw_range(self, data: st.DataObject, contiguous: bool) -> tuple[str, int, int, Target]:
         """A range starting in one VMA and ending in it or in one of the next two (with no
         hole in between when ``contiguous``, as mprotect and madvise need); shrinks towards
-        one whole VMA, named."""
+        one whole VMA, named.  For a step with ``enomem``, a VMA with an anon_vma (in the
+        reference policy) when there is one: splitting it is what allocates."""
         process = data.draw(st.sampled_from(self.with_vmas()), label="process")
         vmas = self.vmas(process)
-        i = data.draw(st.integers(0, len(vmas) - 1), label="vma")
+        faulted = [k for k, v in enumerate(vmas) if v.anon_vma is not None]
+        if self.enomem is not None and faulted:
+            i = data.draw(st.sampled_from(faulted), label="faulted vma")
+        else:
+            i = data.draw(st.integers(0, len(vmas) - 1), label="vma")
         j = i
         for _ in range(data.draw(st.integers(0, 2), label="more vmas")):
             if j + 1 < len(vmas) and (not contiguous or vmas[j + 1].start == vmas[j].end):
@@ -459,16 +603,23 @@ class Steps(RuleBasedStateMachine):
     def draw_vma_spec(self, data: st.DataObject, name: str, start: int, room: int,
                       layout: bool) -> VmaSpec:
         """A new VMA at page ``start`` with at most ``room`` pages: anonymous, private file or
-        shared.  In the starting layout it may be faulted (and share a label) and carry the
-        madvise flags; an mmap has neither."""
+        shared, sometimes with soft-dirty, the guard marker or vm_ops->close.  In the starting
+        layout it may be faulted (and share a label) and carry the madvise flags; an mmap has
+        neither."""
         pages = data.draw(st.integers(1, min(MAX_PAGES, room)), label="pages")
         kind = data.draw(st.sampled_from(KINDS), label="kind")
         prot = PROTS[data.draw(st.sampled_from(sorted(PROTS)), label="prot")]
         flags: frozenset[str] = frozenset()
         faulted, offsets = False, None
+        # (kernel-tree policies refuse these flags for now: tests/test_ktree_equivalence.py;
+        # a live run cannot set them up: test_live.py's machine, which turns off brk)
+        if self.counting() and type(self).brk is Steps.brk \
+                and data.draw(st.booleans(), label="merge flags"):
+            flags = frozenset(data.draw(st.sets(st.sampled_from(sorted(MERGE_FLAGS)), min_size=1),
+                                        label="which"))
         if layout:
             allowed = ["dontcopy", "wipeonfork"] if kind == "anon" else ["dontcopy"]
-            flags = frozenset(data.draw(st.sets(st.sampled_from(allowed)), label="flags"))
+            flags |= frozenset(data.draw(st.sets(st.sampled_from(allowed)), label="flags"))
             if kind != "shared":    # shared mappings never get an anon_vma
                 how = data.draw(st.sampled_from(["all", "no", "some"]), label="faulted")
                 faulted = how != "no"
@@ -481,7 +632,7 @@ class Steps(RuleBasedStateMachine):
 
     @staticmethod
     def attr(v: VmaSpec) -> PageAttr:
-        flags = set(v.flags)
+        flags = set(v.flags) - MERGE_FLAGS
         # VM_ACCOUNT: accountable_mapping() at mmap for a private writable mapping; a faulted
         # private VMA of a starting layout was writable once (the engine's convention)
         if not v.shared and ("write" in v.prot or v.faulted):
@@ -522,6 +673,15 @@ class Steps(RuleBasedStateMachine):
         space = self.space[process]
         for page in range(start, end):
             space[page] = how(space[page])
+
+    def era_space(self, policy: Policy) -> dict[str, Space]:
+        """The page model as a policy's era sees it (VM_ACCOUNT cleared by mprotect from v6.7)."""
+        if not policy.mprotect_unaccounts_unfaulted:
+            return self.space
+        return {p: {page: dataclasses.replace(a, flags=a.flags - {"account"})
+                    if page in self.unaccounted[policy.name][p] else a
+                    for page, a in space.items()}
+                for p, space in self.space.items()}
 
     # -- the starting layout --------------------------------------------------------------------
     @initialize(data=st.data())
@@ -755,6 +915,11 @@ class Steps(RuleBasedStateMachine):
             if free and at_end == {True}:
                 if start + new_len > BASE + WINDOW:
                     return      # it would grow in place, out of the window
+                if any("close" in h.flags for h in homes) and any(
+                        p.close_forbids == "neighbour" for p in self.by_name.values()):
+                    # before v6.12 vma_merge_extend() is vma_merge() with the VMA as prev,
+                    # which is_mergeable_vma() refuses for vm_ops->close: -ENOMEM
+                    return
                 for p in range(end, start + new_len):
                     space[p] = attr
                 for era in self.unaccounted.values():
@@ -866,7 +1031,8 @@ class Steps(RuleBasedStateMachine):
             return []
         return [p for p in sorted(self.space) if self.forkable_allocations(p)]
 
-    @precondition(lambda self: len(self.used_process_names) < MAX_PROCESSES
+    @precondition(lambda self: self.fork_enomem_on
+                  and len(self.used_process_names) < MAX_PROCESSES
                   and bool(self.fork_can_fail()))
     @rule(data=st.data())
     def fork_enomem(self, data: st.DataObject) -> None:
@@ -910,8 +1076,76 @@ class Steps(RuleBasedStateMachine):
                 f"{topo.policy}: the fault with enomem: 1 prepared an anon_vma", [])
 
 
+    #: what syscall_enomem() may make fail, each by its own rule
+    SYSCALLS = ("mprotect", "munmap", "madvise", "mmap", "mremap", "brk")
+    #: fork_enomem() and syscall_enomem() are on (OrderedMatchesSplitCounters turns them off)
+    fork_enomem_on = True
+    syscall_enomem_on = True
+
+    @precondition(lambda self: self.syscall_enomem_on and self.counting() and self.has_vmas()
+                  and type(self).brk is Steps.brk)
+    @rule(data=st.data())
+    def syscall_enomem(self, data: st.DataObject) -> None:
+        """mprotect, munmap, madvise, mmap, mremap or brk with ``enomem: N`` (N 1 or 2):
+        the N-th anon_vma/anon_vma_chain allocation of the step fails, wherever it is (a split's
+        anon_vma_clone(), a merge's dup_anon_vma(), mremap's copy_vma()), or none when the step
+        makes fewer.  How far the step got differs by era and by policy (whether a VMA has an
+        anon_vma, hence allocates, depends on earlier merges): the step is kept when every
+        running policy either did all of it (the page model as the rule leaves it) or none of it
+        (as before); otherwise the invariants are checked on that state and the step is taken
+        back."""
+        which = data.draw(st.sampled_from(self.SYSCALLS), label="syscall")
+        if which == "mmap" and not self.with_room():
+            return
+        if getattr(type(self), which) is not getattr(Steps, which):
+            return      # a subclass turned the rule off (test_live.py's machine: mremap)
+        nth = data.draw(st.integers(1, 2), label="enomem")
+        saved = copy.deepcopy((self.space, self.anon, self.unaccounted))
+        count = len(self.steps)
+        self.enomem = nth
+        try:
+            getattr(self, which)(data)
+        finally:
+            self.enomem = None
+        if len(self.steps) == count:
+            self.space, self.anon, self.unaccounted = saved
+            return
+        done = copy.deepcopy((self.space, self.anon, self.unaccounted))
+        outcomes = set()
+        for topo in self.live_topologies():
+            policy = self.by_name[topo.policy]
+            got = model_layout(topo)
+            self.space, self.anon, self.unaccounted = done
+            if got == self.era_space(policy):
+                outcomes.add("done")
+                continue
+            self.space, self.anon, self.unaccounted = saved
+            outcomes.add("failed" if got == self.era_space(policy) else "partly")
+        self.space, self.anon, self.unaccounted = done
+        if outcomes <= {"done"}:
+            return
+        self.space, self.anon, self.unaccounted = saved
+        if outcomes == {"failed"}:
+            return
+        self.check_now()
+        self.steps.pop()
+        self.replay_all()
+
 class AllPolicies(Steps):
     """Every policy, with the invariants its place in the kernel's history promises."""
+
+    def check_now(self) -> None:
+        self.no_broken_promises()
+        self.snapshots_agree_with_themselves()
+
+    def after_step(self, before: dict[str, Replay], step: Step) -> None:
+        for name, rep in self.replays.items():
+            if name in BROKEN or rep.final.crashed or before[name].final.crashed:
+                continue
+            problems = merge_flag_problems(self.by_name[name], before[name].final, rep.final,
+                                           step)
+            assert not problems, self.explain(f"{name}: merge flags after the last step",
+                                              problems)
 
     @invariant()
     def no_broken_promises(self) -> None:
@@ -935,15 +1169,6 @@ class AllPolicies(Steps):
         for name, rep in self.replays.items():
             problems = structure_problems(rep.final)
             assert not problems, self.explain(f"{name}: inconsistent snapshot", problems)
-
-    def era_space(self, policy: Policy) -> dict[str, Space]:
-        """The page model as a policy's era sees it (VM_ACCOUNT cleared by mprotect from v6.7)."""
-        if not policy.mprotect_unaccounts_unfaulted:
-            return self.space
-        return {p: {page: dataclasses.replace(a, flags=a.flags - {"account"})
-                    if page in self.unaccounted[policy.name][p] else a
-                    for page, a in space.items()}
-                for p, space in self.space.items()}
 
     @invariant()
     def layout_matches_the_page_model(self) -> None:
@@ -1009,7 +1234,18 @@ class OrderedMatchesSplitCounters(Steps):
     """The spec (section 8, end): the 2026 code walking the source chain tail to head "would
     match split-counters exactly".  The other 2026 changes (the VM_WARN_ON_ONCE checks in
     check_anon_vma_clone(), unlink_anon_vmas() returning early for an unfaulted VMA, the fork
-    preallocation freed unused) change no outcome on sequences the kernel accepts."""
+    preallocation freed unused) change no outcome on sequences the kernel accepts.
+
+    A fork with ``enomem: N`` is left out: the 2026 anon_vma_fork() allocates its anon_vma
+    first, so the same N fails another allocation, and a fork whose first VMAs were copied
+    before the failure leaves another set of anon_vmas linked and freed, named differently from
+    then on (found with ``enomem: 3`` on a process of three VMAs): the outcome, no child, is
+    the same, which AllPolicies checks."""
+
+    fork_enomem_on = False
+    #: the ordered policy's anon_vma_clone() does not count its allocations: an enomem step
+    #: fails nothing under it (test_ordered_policy_counts_clone_allocations, xfail)
+    syscall_enomem_on = False
 
     @classmethod
     def policies(cls) -> dict[str, Policy]:
@@ -1028,6 +1264,11 @@ class OrderedMatchesSplitCounters(Steps):
             f._replace(detail=f.detail.split(" of the step")[0]) if f.kind == "NOTE"
             and f.detail.startswith("enomem: allocation") else f for f in t.findings))
             for t in (a, b))
+        # the 2026 tree keeps VM_SOFTDIRTY and VM_MAYBE_GUARD over merges (VMA_STICKY_FLAGS),
+        # 6.18 does not: a flag difference, never a merge difference (merges ignore both)
+        a, b = (t._replace(processes=tuple(p._replace(vmas=tuple(
+            v._replace(flags=tuple(f for f in v.flags if f not in STICKY)) for v in p.vmas))
+            for p in t.processes)) for t in (a, b))
         if a == b:
             return
         problems = []
@@ -1044,7 +1285,8 @@ class OrderedMatchesSplitCounters(Steps):
 
 
 # Each step replays the whole scenario under every policy, so a run costs about steps^2/2
-# replays: these settings take ~16 s (all policies) and ~6 s (two policies) on two cores.
+# replays: these settings take ~16 s (all policies) and ~6 s (two policies) on two idle cores
+# (36 s and 15 s on a loaded machine, the same as before the merge flags and syscall_enomem).
 TestAllPolicies = AllPolicies.TestCase
 TestAllPolicies.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 TestOrderedMatchesSplitCounters = OrderedMatchesSplitCounters.TestCase
@@ -1158,3 +1400,31 @@ def test_recomputed_invariants_see_the_cve() -> None:
     fixed = replay(sc, "split-counters")
     assert not [p for snap in fixed.snapshots
                 for p in correctness_problems(snap) + structure_problems(snap)]
+
+
+#: Found by OrderedMatchesSplitCounters with syscall_enomem: MREMAP_FIXED onto the middle of a
+#: faulted VMA splits it (unmapping the destination), and the split's anon_vma_clone() allocates
+#: one anon_vma_chain, which ``enomem: 1`` fails under every built-in policy.
+ORDERED_CLONE_ENOMEM = """\
+description: enomem in the split that MREMAP_FIXED's unmap makes
+processes:
+  - name: P
+    vmas:
+      - {name: v1, start: 0x10000, pages: 5, prot: rx, file: lib, faulted: [1]}
+      - {name: v3, start: 0x17000, pages: 2, prot: rx}
+steps:
+  - {mremap: P, start: 0x18000, end: 0x19000, flags: [maymove, fixed], to: 0x14000, name: r4, enomem: 1}
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="docs/examples/clone_rework_2026_ordered.py: its "
+                   "anon_vma_clone() allocates without counting, so enomem fails nothing")
+def test_ordered_policy_counts_clone_allocations() -> None:
+    sc = loads(ORDERED_CLONE_ENOMEM, "ordered-enomem.yaml")
+    want = replay(sc, "clone-rework-2026").final
+    assert [f.detail for f in want.findings] == [
+        "enomem: allocation 1 of the step (anon_vma_chain in anon_vma_clone()) fails: "
+        "mremap() returns -ENOMEM"]
+    got = replay(sc, ordered_policy()).final
+    assert [f.detail for f in got.findings] == [f.detail for f in want.findings]
+    assert got.process("P") == want.process("P")
