@@ -45,8 +45,13 @@ class CloneRework2026Ordered(CloneRework2026):
         if src.anon_vma is None:
             return
         # Tail (root) to head, each pushed at dst's head: dst's chain has src's order.
-        # (``src.avcs`` is stored tail first; see Vma.avcs.)
-        for pavc in src.avcs:
+        # (``src.avcs`` is stored tail first; see Vma.avcs.)  Each chain is an allocation that
+        # a step's ``enomem: N`` can fail (Kernel.anon_vma_chain_alloc_fails()): then, as in the
+        # 2026 code, cleanup_partial_anon_vmas() frees the chains allocated so far.
+        for pavc in list(src.avcs):
+            if k.fail_nth and k.anon_vma_chain_alloc_fails("anon_vma_clone"):
+                self.cleanup_partial_anon_vmas(k, dst)
+                raise k.enomem()
             anon_vma_chain_assign(k, dst, pavc.anon_vma)
         for avc in list(dst.avcs):                    # dst tail to head: root first
             interval_tree_insert(k, avc)
