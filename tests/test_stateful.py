@@ -612,7 +612,7 @@ class Steps(RuleBasedStateMachine):
         flags: frozenset[str] = frozenset()
         faulted, offsets = False, None
         # (a live run cannot set them up: test_live.py's machine, which turns off brk)
-        if self.counting() and type(self).brk is Steps.brk \
+        if self.merge_flags_on and type(self).brk is Steps.brk \
                 and data.draw(st.booleans(), label="merge flags"):
             flags = frozenset(data.draw(st.sets(st.sampled_from(sorted(MERGE_FLAGS)), min_size=1),
                                         label="which"))
@@ -1080,6 +1080,8 @@ class Steps(RuleBasedStateMachine):
     #: fork_enomem() and syscall_enomem() are on (OrderedMatchesSplitCounters turns them off)
     fork_enomem_on = True
     syscall_enomem_on = True
+    #: soft-dirty, the guard marker and vm_ops->close on new VMAs
+    merge_flags_on = True
 
     @precondition(lambda self: self.syscall_enomem_on and self.counting() and self.has_vmas()
                   and type(self).brk is Steps.brk)

@@ -110,18 +110,22 @@ class _Live:
                                    length=spec.end - spec.start, advice=advice)
 
     def layout(self) -> None:
+        """Faulted VMAs first, then the others: a faulted VMA is mapped writable to be written,
+        and mapped next to an unfaulted writable neighbour it would merge with it and lend it
+        its anon_vma when mprotect splits them again (an unfaulted rw VMA before a faulted r
+        one came out sharing its anon_vma)."""
         for p in self.sc.processes:
             self.procs.start(p.name)
             done: set[str] = set()
             for v in p.vmas:
-                if v.name in done:
+                if v.name in done or not v.faulted:
                     continue
                 group = [v] if v.anon_vma is None else \
                     [x for x in p.vmas if x.anon_vma == v.anon_vma]
                 done.update(x.name for x in group)
-                if v.faulted:
-                    self.fault_group(p.name, group)
-                else:
+                self.fault_group(p.name, group)
+            for v in p.vmas:
+                if v.name not in done:
                     self.mmap(p.name, v)
                     self.flags(p.name, v)
 
