@@ -49,8 +49,6 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
     parent_links, child_links = era.vm_prev == PARENT, era.vm_prev == CHILD
     prev: Vma | None = None
     ctx = ForkContext()
-    pptes, cptes = parent.ptes, child.ptes
-    cvmas, cstarts = child.vmas, child.starts
     progress = bar(f"fork {parent.name} -> {child.name}", len(pvmas))
     for i, mpnt in enumerate(pvmas):
         if progress and not i % EVERY:
@@ -84,23 +82,29 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
             except KernelCrash as crash:
                 crash.where = ref(tmp)
                 raise
-        if child.dirty is None:
-            cvmas.append(tmp)
-            cstarts.append(tmp.start)
-        else:
-            child.append(tmp)
-        if not wipe and (mpnt.anon_vma is not None or mpnt.avcs):
-            start, end = mpnt.start, mpnt.end
-            if end - start == 1:            # copy_page_range() of one page, inline
-                page = pptes.get(start)
-                if page is not None:
-                    page.mapcount += 1
-                    cptes[start] = page
-            else:
-                copy_page_range(parent, child, mpnt)
+        child_takes(parent, child, tmp, mpnt, wipe)
         prev = tmp
     if progress:
         progress.close()
+
+
+def child_takes(parent: Mm, child: Mm, tmp: Vma, mpnt: Vma, wipe: bool) -> None:
+    """The end of dup_mmap()'s loop for one VMA: the copy ``tmp`` of ``mpnt`` goes into the
+    child's list and, unless VM_WIPEONFORK emptied it, maps the parent's anonymous pages."""
+    if child.dirty is None:
+        child.vmas.append(tmp)
+        child.starts.append(tmp.start)
+    else:
+        child.append(tmp)
+    if not wipe and (mpnt.anon_vma is not None or mpnt.avcs):
+        start = mpnt.start
+        if mpnt.end - start == 1:           # copy_page_range() of one page, inline
+            page = parent.ptes.get(start)
+            if page is not None:
+                page.mapcount += 1
+                child.ptes[start] = page
+        else:
+            copy_page_range(parent, child, mpnt)
 
 
 def copy_page_range(parent: Mm, child: Mm, vma: Vma) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
-from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext, copy_page_range
+from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext, child_takes
 from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, Mm, Vma, VmaOp
 from ..kernel.rmap import ref
 from ..kernel.state import Kernel, KernelCrash
@@ -104,27 +104,12 @@ class KernelTreePolicy(Policy):
                 self._bind(k).fork_all(pairs)
             except KernelCrash as crash:
                 crashed, stop = crash, pairs[crash.pair][0]  # type: ignore[attr-defined]
-        pptes, cptes = parent.ptes, child.ptes
-        cvmas, cstarts = child.vmas, child.starts
         for tmp, mpnt, wipe in copies:
             if tmp is stop:
                 assert crashed is not None
                 crashed.where = ref(tmp)
                 raise crashed
-            if child.dirty is None:
-                cvmas.append(tmp)
-                cstarts.append(tmp.start)
-            else:
-                child.append(tmp)
-            if not wipe and (mpnt.anon_vma is not None or mpnt.avcs):
-                start, end = mpnt.start, mpnt.end
-                if end - start == 1:
-                    page = pptes.get(start)
-                    if page is not None:
-                        page.mapcount += 1
-                        cptes[start] = page
-                else:
-                    copy_page_range(parent, child, mpnt)
+            child_takes(parent, child, tmp, mpnt, wipe)
         return True
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,

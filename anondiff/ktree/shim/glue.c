@@ -620,6 +620,21 @@ static void kt_install_handlers(void)
 #define KT_DESC	9
 #define KT_MAX_VMAS	3
 
+static void kt_emit_dirty(void)
+{
+	long i;
+
+	for (i = 0; i < kt_nr_dirty; i++) {
+		struct anon_vma *av = kt_dirty[i];
+
+		if (!kt_live(av))
+			continue;
+		kt_emit_av(av);
+		kt_dirty_add(av->root);
+		kt_dirty_add(av->parent);
+	}
+}
+
 /*
  * in: op, nr of VMAs, the op's two arguments, the window index of the VMA the lookup is
  * for (or -1), then per VMA: C pointer (0: a new one, a vm_area_dup()), mm id, start, end,
@@ -683,15 +698,7 @@ long kt_call(const long *in)
 			kt_emit_vma(v[i]);
 			kt_dirty_chain(v[i]);
 		}
-		for (i = 0; i < kt_nr_dirty; i++) {
-			struct anon_vma *av = kt_dirty[i];
-
-			if (!kt_live(av))
-				continue;
-			kt_emit_av(av);
-			kt_dirty_add(av->root);
-			kt_dirty_add(av->parent);
-		}
+		kt_emit_dirty();
 		kt_in_call = 0;
 		kt_arm(0);
 		kt_emit(KT_R_RESULT);
@@ -706,20 +713,6 @@ long kt_call(const long *in)
 	return kt_out_len;
 }
 
-static void kt_emit_dirty(void)
-{
-	long i;
-
-	for (i = 0; i < kt_nr_dirty; i++) {
-		struct anon_vma *av = kt_dirty[i];
-
-		if (!kt_live(av))
-			continue;
-		kt_emit_av(av);
-		kt_dirty_add(av->root);
-		kt_dirty_add(av->parent);
-	}
-}
 
 /*
  * One dup_mmap(): anon_vma_fork(child, parent) for each pair, in order, as kt_call() would
