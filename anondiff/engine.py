@@ -551,10 +551,15 @@ class _Replayer:
         while step.name is None and mm.by_name(name) is not None:
             n += 1
             name = f"heap.{n}"
-        try:
-            brk(self.k, mm, step.start >> PAGE_SHIFT, step.end >> PAGE_SHIFT, name)
-        except ExpandError as e:
-            raise self.error(f"brk: {e}") from None
+
+        def op() -> None:
+            try:
+                brk(self.k, mm, step.start >> PAGE_SHIFT, step.end >> PAGE_SHIFT, name)
+            except ExpandError as e:
+                raise self.error(f"brk: {e}") from None
+
+        # a lower break unmaps like munmap: a VMA it cuts in two has its pieces named
+        self.reshape(mm, (), op)
 
     def mremap(self, step: Mremap) -> None:
         mm, start, end = self.range(step.target, "mremap", whole=False)

@@ -75,6 +75,18 @@ def test_brk_shrinks_by_unmapping(policy: str) -> None:
     assert [p.name for p in t.vma("P/heap").pages] == ["pg0"]
 
 
+@pytest.mark.parametrize("policy", EVERY)
+def test_brk_shrinking_through_a_vma_names_its_pieces(policy: str) -> None:
+    """A lower break unmaps [new, old) whatever is mapped there (do_vmi_align_munmap() from
+    brk()): a VMA cut in two keeps its name on the lower piece and the upper one is NAME.1, as
+    after munmap (two VMAs named alike made every later step naming them ambiguous; found by
+    tests/test_stateful.py)."""
+    vmas = "      - {name: v1, start: 0x17000, pages: 6, faulted: true}\n"
+    t = run(vmas, "  - {brk: P, from: 0x1a000, to: 0x18000}\n", policy)
+    assert layout(t) == [("v1", 0x17000, 0x18000, 0x17), ("v1.1", 0x1a000, 0x1d000, 0x1a)]
+    assert t.vma("P/v1").anon_vma == t.vma("P/v1.1").anon_vma is not None
+
+
 def test_brk_keeps_a_page_before_the_next_vma() -> None:
     vmas = ("      - {name: heap, start: 0x10000, pages: 1}\n"
             "      - {name: lib, start: 0x13000, pages: 1, file: lib}\n")

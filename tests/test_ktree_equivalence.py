@@ -112,13 +112,8 @@ def test_6_1_differs_from_clone_rework_in_chain_order() -> None:
 
 
 class TreesMatchPython(Steps):
-    """Random sequences: each tree's final snapshot equals its Python policy's.  The merge
-    flags and enomem on the other syscalls stay off here: tests/test_ktree_flags.py and
-    tests/test_ktree_enomem.py compare them case by case, and with them on this machine took
-    six minutes and failed (to be looked at: see the stop-15 note)."""
-
-    syscall_enomem_on = False
-    merge_flags_on = False
+    """Random sequences, every step of the machine (merge flags and enomem on every syscall
+    included): each tree's final snapshot equals its Python policy's."""
 
     @classmethod
     def policies(cls) -> dict[str, Policy]:

@@ -411,7 +411,8 @@ def merge_flag_problems(policy: Policy, before: Topology, after: Topology,
     for v in before.process(process).vmas:
         for page in range(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT):
             old[page] = v
-    gone = {v.name for v in before.process(process).vmas} - {
+    names_before = {v.name for v in before.process(process).vmas}
+    gone = names_before - {
         v.name for v in after.process(process).vmas}
     sticky = policy.sticky_flags
     for v in after.process(process).vmas:
@@ -436,6 +437,12 @@ def merge_flag_problems(policy: Policy, before: Topology, after: Topology,
                             f"{type(inner).__name__.lower()}")
             continue
         survivor = next((s for s in sources if s.name == v.name), None)
+        if survivor is None:
+            # The engine gives a VMA split in this step its name on the lowest piece and
+            # NAME.1, NAME.2 ... on the others: a merge into a piece split off a source keeps
+            # that piece's new name (mprotect of [v1's upper half, all of its right neighbour)).
+            survivor = next((s for s in sources if v.name.startswith(s.name + ".")
+                             and v.name not in names_before), None)
         if survivor is None:
             problems.append(f"{ref}: merged, with none of the names {[s.name for s in sources]}")
             continue
@@ -544,6 +551,14 @@ class Steps(RuleBasedStateMachine):
 
     def reference(self) -> Topology:
         return self.replays[REFERENCE].final
+
+    def policy_of(self, topo: Topology) -> Policy:
+        """The policy a topology was replayed under (a topology carries the policy's name,
+        which for a compiled tree is its version, "6.1.176", not the machine's key)."""
+        for policy in self.by_name.values():
+            if policy.name == topo.policy:
+                return policy
+        raise KeyError(topo.policy)
 
     def live_topologies(self) -> list[Topology]:
         """Final topologies of the replays that ran every step (a crash stops a replay)."""
@@ -677,8 +692,10 @@ class Steps(RuleBasedStateMachine):
         """The page model as a policy's era sees it (VM_ACCOUNT cleared by mprotect from v6.7)."""
         if not policy.mprotect_unaccounts_unfaulted:
             return self.space
+        # keyed like by_name (a compiled tree's key, "tree-6.1", is not its name, "6.1.176")
+        unaccounted = next(self.unaccounted[k] for k, p in self.by_name.items() if p is policy)
         return {p: {page: dataclasses.replace(a, flags=a.flags - {"account"})
-                    if page in self.unaccounted[policy.name][p] else a
+                    if page in unaccounted[p] else a
                     for page, a in space.items()}
                 for p, space in self.space.items()}
 
@@ -1114,7 +1131,7 @@ class Steps(RuleBasedStateMachine):
         done = copy.deepcopy((self.space, self.anon, self.unaccounted))
         outcomes = set()
         for topo in self.live_topologies():
-            policy = self.by_name[topo.policy]
+            policy = self.policy_of(topo)
             got = model_layout(topo)
             self.space, self.anon, self.unaccounted = done
             if got == self.era_space(policy):
@@ -1175,7 +1192,7 @@ class AllPolicies(Steps):
     def layout_matches_the_page_model(self) -> None:
         for topo in self.live_topologies():
             got = model_layout(topo)
-            want = self.era_space(self.by_name[topo.policy])
+            want = self.era_space(self.policy_of(topo))
             if got != want:
                 problems = [f"{p}: model {sorted(want.get(p, {}).items())} vs "
                             f"{sorted(got.get(p, {}).items())}"
@@ -1187,7 +1204,7 @@ class AllPolicies(Steps):
     def anon_pages_match_the_page_model(self) -> None:
         for topo in self.live_topologies():
             # always-new's era has no VM_WIPEONFORK: its fork copies those pages too
-            model = self.anon[self.by_name[topo.policy].dup_mmap.wipeonfork != ABSENT]
+            model = self.anon[self.policy_of(topo).dup_mmap.wipeonfork != ABSENT]
             got: dict[str, set[int]] = {}
             for p in topo.processes:
                 got[p.name] = set()
