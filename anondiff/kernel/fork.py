@@ -107,6 +107,30 @@ def child_takes(parent: Mm, child: Mm, tmp: Vma, mpnt: Vma, wipe: bool) -> None:
             copy_page_range(parent, child, mpnt)
 
 
+def children_take(parent: Mm, child: Mm, tmps: list[Vma], mpnts: list[Vma],
+                  wipes: list[bool]) -> None:
+    """:func:`child_takes` for each copy ``tmps[i]`` of ``mpnts[i]`` in order, in bulk (a
+    compiled tree's dup_mmap(), whose anon_vma_fork() calls were one call into C)."""
+    if child.dirty is None and (not child.vmas or not tmps or child.vmas[-1].end <= tmps[0].start):
+        child.vmas.extend(tmps)
+        child.starts.extend(tmp.start for tmp in tmps)
+    else:
+        for tmp in tmps:
+            child.append(tmp)
+    pptes, cptes = parent.ptes, child.ptes
+    for mpnt, wipe in zip(mpnts, wipes):
+        if wipe or (mpnt.anon_vma is None and not mpnt.avcs):
+            continue
+        start = mpnt.start
+        if mpnt.end - start == 1:           # copy_page_range() of one page, inline
+            page = pptes.get(start)
+            if page is not None:
+                page.mapcount += 1
+                cptes[start] = page
+        else:
+            copy_page_range(parent, child, mpnt)
+
+
 def copy_page_range(parent: Mm, child: Mm, vma: Vma) -> None:
     """Share the anonymous pages: the child maps the same pages, mapping unchanged."""
     if vma.anon_vma is None and not vma.avcs:

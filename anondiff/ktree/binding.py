@@ -28,6 +28,9 @@ import os
 import signal
 from array import array
 from bisect import bisect_left
+from collections import deque
+from itertools import accumulate, repeat
+from operator import attrgetter, setitem
 from pathlib import Path
 
 from ..kernel.counters import NoCounters
@@ -50,6 +53,28 @@ VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK:
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
              VM_WIPEONFORK: 64}
 SLOT_FREED = 2
+_START, _END, _PGOFF, _FILE, _ANON_VMA = (attrgetter(f) for f in ("start", "end", "pgoff",
+                                                                 "file", "anon_vma"))
+_PROT_FLAGS = attrgetter("prot", "flags")
+_TREE = attrgetter("tree")
+#: run an iterator for its effects, in C (map(setattr, ...))
+_drain = deque(maxlen=0).extend
+
+
+class _FlagBits(dict):  # type: ignore[type-arg]
+    """(prot, flags) -> the shim's vm_flags word, computed once per pair of sets."""
+
+    def __missing__(self, key: tuple[frozenset[str], frozenset[str]]) -> int:
+        bits = self[key] = sum(FLAG_BITS.get(f, 0) for f in key[0] | key[1])
+        return bits
+
+
+class _FileIds(dict):  # type: ignore[type-arg]
+    """vm_file -> the small integer C sees (None: 0)."""
+
+    def __missing__(self, key: object) -> int:
+        fid = self[key] = len(self) + 1
+        return fid
 
 
 #: The CPU seconds one call into the compiled tree may take: then it is stopped, reported as a
@@ -81,6 +106,7 @@ class Library:
         lib.kt_tree.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long)
         lib.kt_fork_all.restype = ctypes.c_long
         lib.kt_fork_all.argtypes = (ctypes.c_void_p,)
+        lib.kt_fork_fast.restype = ctypes.c_void_p
         lib.kt_set_timeout.argtypes = (ctypes.c_double,)
         lib.kt_set_timeout(timeout())
         lib.kt_set_fail_nth.argtypes = (ctypes.c_long,)
@@ -89,6 +115,7 @@ class Library:
         self.lib = lib
         self.kt_call = lib.kt_call
         self.kt_fork_all = lib.kt_fork_all
+        self.kt_fork_fast = lib.kt_fork_fast
         self.kt_records = lib.kt_records
 
 
@@ -145,8 +172,8 @@ class Binding:
         self.av_ptr: dict[AnonVma, int] = {}
         self.avc_at: dict[int, AnonVmaChain] = {}
         self.mm_id: dict[Mm, int] = {}
-        self.file_id: dict[str, int] = {}
-        self.flag_bits: dict[tuple[frozenset[str], frozenset[str]], int] = {}
+        self.file_id: dict[object, int] = _FileIds({None: 0})
+        self.flag_bits: dict[tuple[frozenset[str], frozenset[str]], int] = _FlagBits()
         self.allocated: set[int] = set()
         #: a Python AnonVma waiting for the C one the next call allocates (starting layout)
         self.bind_next: AnonVma | None = None
@@ -224,37 +251,119 @@ class Binding:
         self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
                     [vma, pvma], FORK)
 
-    def fork_all(self, pairs: list[tuple[Vma, Vma]]) -> None:
-        """anon_vma_fork(child, parent) for each pair of one dup_mmap(), in order, in one C
-        call (:meth:`fork` pair by pair, but each anon_vma's state read once, at the end); a
-        crash is raised with its pair's index as ``crash.pair``."""
-        words = [len(pairs)]
-        extend, mm_id, vma_ptr, av_ptr = words.extend, self.mm_id, self.vma_ptr, self.av_ptr
-        flag_bits, file_id = self.flag_bits, self.file_id
-        last_mm: Mm | None = None
-        pid = cid = 0
-        for child, parent in pairs:   # _describe(parent) + the child's mm id, inline
-            if parent.mm is not last_mm:
-                last_mm = parent.mm
-                pid = self._mm_id(parent.mm)
-                cid = self._mm_id(child.mm)
-                starts, vmas = last_mm.starts, last_mm.vmas
-            key = (parent.prot, parent.flags)
-            flags = flag_bits.get(key)
-            if flags is None:
-                flags = flag_bits[key] = sum(FLAG_BITS.get(f, 0) for f in key[0] | key[1])
-            file = 0
-            if parent.file is not None:
-                file = file_id.setdefault(parent.file, len(file_id) + 1)
-            av = parent.anon_vma
-            i = bisect_left(starts, parent.start)
-            extend((vma_ptr.get(parent, 0), pid, parent.start, parent.end, parent.pgoff, flags,
-                    file, 0 if av is None else av_ptr.get(av, 0),
-                    int(i < len(vmas) and vmas[i] is parent), cid))
-        buf = array("l", words)
-        n = self.library.kt_fork_all(buf.buffer_info()[0])
-        self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:], [], FORK,
-                    pairs)
+    def fork_all(self, children: list[Vma], parents: list[Vma]) -> None:
+        """anon_vma_fork(child, parent) for each pair of one dup_mmap() (every parent in the
+        parent mm's list, each child its copy in the child mm), in order, in one C call
+        (:meth:`fork` pair by pair, but each anon_vma's state read once, at the end); a crash
+        is raised with its pair's index as ``crash.pair``.  The descriptors go as columns
+        (built by C loops: map() over the VMAs), and the records come back split by kind
+        (:meth:`_apply_fork`) unless something out of the ordinary happened."""
+        n = len(parents)
+        if not n:
+            return
+        flag_bits, file_id, av_ptr = self.flag_bits, self.file_id, self.av_ptr
+        words = array("l", (n, self._mm_id(parents[0].mm), self._mm_id(children[0].mm)))
+        words.extend(map(self.vma_ptr.get, parents, repeat(0, n)))
+        words.extend(map(_START, parents))
+        words.extend(map(_END, parents))
+        words.extend(map(_PGOFF, parents))
+        words.extend(map(flag_bits.__getitem__, map(_PROT_FLAGS, parents)))
+        words.extend(map(file_id.__getitem__, map(_FILE, parents)))
+        words.extend(map(av_ptr.get, map(_ANON_VMA, parents), repeat(0, n)))
+        lib = self.library
+        count = lib.kt_fork_all(words.buffer_info()[0])
+        fast = lib.kt_fork_fast()
+        if ctypes.c_long.from_address(fast).value:
+            self._apply_fork(fast, children, parents)
+            return
+        self._apply((ctypes.c_long * count).from_address(lib.kt_records())[:], [], FORK,
+                    list(zip(children, parents)))
+
+    def _apply_fork(self, fast: int, children: list[Vma], parents: list[Vma]) -> None:
+        """The records of a :meth:`fork_all` split by kind (glue.c: kt_fork_split()), applied
+        kind by kind, each in bulk, with the result :meth:`_apply` gives them one by one: the
+        children's and new parents' pointers, the allocations, the insertions in order (an
+        anon_vma named at its first, each chain numbered as inserted), the children's
+        anon_vmas and chains, then the anon_vmas' state."""
+        k = self.k
+        assert k is not None
+        head = (ctypes.c_long * 8).from_address(fast)
+        n_ins, n_pairs, n_chain, n_avs, n_allocs, n_new, own = head[1:]
+        total = 8 + 3 * n_ins + 3 * n_pairs + n_chain + 6 * n_avs + n_allocs + 2 * n_new
+        recs = memoryview((ctypes.c_long * total).from_address(fast)).cast("B").cast("l")
+        at = 8
+        ins, at = recs[at:at + 3 * n_ins], at + 3 * n_ins
+        vrec, at = recs[at:at + 3 * n_pairs], at + 3 * n_pairs
+        chain, at = recs[at:at + n_chain], at + n_chain
+        avs, at = recs[at:at + 6 * n_avs], at + 6 * n_avs
+        allocs, at = recs[at:at + n_allocs], at + n_allocs
+        new = recs[at:at + 2 * n_new].tolist()
+        vma_at, vma_ptr, av_at, av_ptr, avc_at = (self.vma_at, self.vma_ptr, self.av_at,
+                                                  self.av_ptr, self.avc_at)
+        cptrs = vrec[0::3].tolist()
+        vma_ptr.update(zip(children, cptrs))
+        vma_at.update(zip(cptrs, children))
+        for j in range(0, len(new), 2):
+            vma = parents[new[j]]
+            vma_ptr[vma] = new[j + 1]
+            vma_at[new[j + 1]] = vma
+        self.allocated.update(allocs)
+        # the insertions: the anon_vmas first seen here, named in order of first insertion
+        ins_av = ins[1::3].tolist()
+        order = list(dict.fromkeys(ins_av))
+        if self.bind_next is None:
+            fresh = [p for p in order if p not in av_at]
+            made = [AnonVma() for _ in fresh]
+            av_at.update(zip(fresh, made))
+            av_ptr.update(zip(made, fresh))
+        name = k.name
+        for av in map(self._av if self.bind_next is not None else av_at.__getitem__, order):
+            if av.name is None:
+                name(av)
+        avs_l = list(map(av_at.__getitem__, ins_av))
+        vmas_l = list(map(vma_at.__getitem__, ins[2::3].tolist()))
+        seq = k._avc_seq
+        k._avc_seq = seq + n_ins
+        avcs = list(map(AnonVmaChain, vmas_l, avs_l, range(seq + 1, seq + 1 + n_ins)))
+        avc_at.update(zip(ins[0::3].tolist(), avcs))
+        _drain(map(setitem, map(_TREE, avs_l), avcs, repeat(None)))   # av.tree[avc] = None
+        dirty_vmas, dirty_avs = k.dirty_vmas, k.dirty_avs
+        dirty_vmas.update(vmas_l)
+        dirty_avs.update(avs_l)
+        # the children's anon_vmas and chains (tail first): each its own insertions, or
+        # looked up
+        objs = avcs if own else list(map(avc_at.__getitem__, chain.tolist()))
+        ptrs = vrec[1::3].tolist()
+        anons = list(map(av_at.get, ptrs))
+        if None in anons:           # NULL, or an anon_vma not seen before (its own object)
+            anons = [self._av(ptr) if ptr else None for ptr in ptrs]
+        _drain(map(setattr, children, repeat("anon_vma"), anons))
+        cnts = vrec[2::3].tolist()
+        _drain(map(setattr, children, repeat("avcs"),
+                   map(objs.__getitem__, map(slice, accumulate(cnts, initial=0), accumulate(cnts)))))
+        dirty_vmas.update(children)
+        dirty_avs.update(anons)
+        dirty_avs.discard(None)         # type: ignore[arg-type]
+        # the anon_vmas' state
+        fields = avs.tolist()
+        ptrs = fields[0::6]
+        try:
+            state = list(map(av_at.__getitem__, ptrs))
+            roots = list(map(av_at.__getitem__, fields[2::6]))
+            parents_ = list(map(av_at.__getitem__, fields[3::6]))
+        except KeyError:            # an anon_vma not seen before: one by one
+            for j in range(0, len(fields), 6):
+                dirty_avs.add(self._set_av(fields, j - 1))
+            return
+        _drain(map(setattr, state, repeat("refcount"), fields[1::6]))
+        _drain(map(setattr, state, repeat("root"), roots))
+        _drain(map(setattr, state, repeat("parent"), parents_))
+        if self.split:
+            _drain(map(setattr, state, repeat("num_children"), fields[4::6]))
+            _drain(map(setattr, state, repeat("num_active_vmas"), fields[5::6]))
+        else:
+            _drain(map(setattr, state, repeat("degree"), fields[4::6]))
+        dirty_avs.update(state)
 
     def _mm_id(self, mm: Mm) -> int:
         mm_id = self.mm_id.get(mm)
@@ -267,13 +376,8 @@ class Binding:
         mm_id = self.mm_id.get(mm)
         if mm_id is None:
             mm_id = self.mm_id[mm] = len(self.mm_id)
-        key = (vma.prot, vma.flags)
-        flags = self.flag_bits.get(key)
-        if flags is None:
-            flags = self.flag_bits[key] = sum(FLAG_BITS.get(f, 0) for f in vma.prot | vma.flags)
-        file = 0
-        if vma.file is not None:
-            file = self.file_id.setdefault(vma.file, len(self.file_id) + 1)
+        flags = self.flag_bits[vma.prot, vma.flags]
+        file = self.file_id[vma.file]
         av = vma.anon_vma
         i = bisect_left(mm.starts, vma.start)
         attached = int(i < len(mm.vmas) and mm.vmas[i] is vma)
@@ -367,8 +471,9 @@ class Binding:
                 vma_ptr[vmas[0]] = ptr
                 vma_at[ptr] = vmas[0]
                 i += 3
-            elif t == R_NEWVMA:
-                vma, ptr = vmas[recs[i + 1]], recs[i + 2]
+            elif t == R_NEWVMA:     # (of a fork_all: the current pair's parent)
+                vma = vmas[recs[i + 1]] if pairs is None else pairs[at][1]  # type: ignore[index]
+                ptr = recs[i + 2]
                 vma_ptr[vma] = ptr
                 vma_at[ptr] = vma
                 i += 3

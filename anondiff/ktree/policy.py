@@ -9,15 +9,20 @@ behaviour from the neighbour lookup (a maple tree, v6.1+, means vm_area_dup() le
 """
 from __future__ import annotations
 
+from itertools import repeat
+from operator import attrgetter
 
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
-from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext, child_takes
+from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext, children_take
 from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, Mm, Vma, VmaOp
 from ..kernel.rmap import ref
 from ..kernel.state import Kernel, KernelCrash
 from ..policies.base import Policy
 from . import binding, build, recipe
 from .source import TreeSpec, open_tree
+
+_START, _END, _PGOFF, _PROT, _FLAGS, _FILE, _NAME = (
+    attrgetter(f) for f in ("start", "end", "pgoff", "prot", "flags", "file", "name"))
 
 
 class KernelTreePolicy(Policy):
@@ -84,32 +89,31 @@ class KernelTreePolicy(Policy):
         observes each call, and in a step with ``enomem``, whose failure stops the loop."""
         if self.trace is not None or k.fail_nth:
             return False    # (an armed ``enomem`` step: each anon_vma_fork() may fail)
-        copies: list[tuple[Vma, Vma, bool]] = []
-        pairs: list[tuple[Vma, Vma]] = []
-        for mpnt in parent.vmas:
-            flags = mpnt.flags
-            if VM_DONTCOPY in flags:
-                continue
-            tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, flags, mpnt.file,
-                      rename[mpnt.name])
-            wipe = VM_WIPEONFORK in flags
-            if not wipe:
-                tmp.anon_vma = mpnt.anon_vma
-                pairs.append((tmp, mpnt))
-            copies.append((tmp, mpnt, wipe))
+        copies = [mpnt for mpnt in parent.vmas if VM_DONTCOPY not in mpnt.flags]
+        # vm_area_dup() of each (Vma.dup), by map(): C loops, not one Python loop per VMA;
+        # each copy's anon_vma is what anon_vma_fork() leaves there (read back)
+        tmps = list(map(Vma, repeat(child), map(_START, copies), map(_END, copies),
+                        map(_PGOFF, copies), map(_PROT, copies), map(_FLAGS, copies),
+                        map(_FILE, copies), map(rename.__getitem__, map(_NAME, copies))))
+        wipes = [VM_WIPEONFORK in mpnt.flags for mpnt in copies]
+        if any(wipes):
+            pairs = [(tmp, mpnt) for tmp, mpnt, wipe in zip(tmps, copies, wipes) if not wipe]
+            children, parents = [p[0] for p in pairs], [p[1] for p in pairs]
+        else:
+            children, parents = tmps, copies
         crashed: KernelCrash | None = None
         stop: Vma | None = None
-        if pairs:
+        if parents:
             try:
-                self._bind(k).fork_all(pairs)
+                self._bind(k).fork_all(children, parents)
             except KernelCrash as crash:
-                crashed, stop = crash, pairs[crash.pair][0]  # type: ignore[attr-defined]
-        for tmp, mpnt, wipe in copies:
-            if tmp is stop:
-                assert crashed is not None
-                crashed.where = ref(tmp)
-                raise crashed
-            child_takes(parent, child, tmp, mpnt, wipe)
+                crashed, stop = crash, children[crash.pair]  # type: ignore[attr-defined]
+        if crashed is not None:
+            i = tmps.index(stop)
+            children_take(parent, child, tmps[:i], copies[:i], wipes[:i])
+            crashed.where = ref(stop)
+            raise crashed
+        children_take(parent, child, tmps, copies, wipes)
         return True
 
     def anon_vma_clone(self, k: Kernel, dst: Vma, src: Vma, op: VmaOp,

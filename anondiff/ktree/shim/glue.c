@@ -73,6 +73,13 @@ static struct kmem_cache *kt_caches[8];
 static int kt_nr_caches;
 static struct anon_vma **kt_dirty;
 static long kt_nr_dirty, kt_cap_dirty;
+/* per slab slot: has Python been told of this anon_vma_chain (an insertion or a chain)? */
+static unsigned char *kt_known;
+/* kt_fork_all(): did an insertion re-insert a known chain, or a chain hold an unknown one? */
+static int kt_surprise;
+/* kt_fork_all()'s records, split by kind (kt_fork_split()) */
+static long *kt_fast;
+static long kt_fast_cap;
 
 static sigjmp_buf kt_jmp;
 static void *volatile kt_fault_addr;
@@ -330,8 +337,19 @@ void *mas_prev(struct ma_state *mas, unsigned long min)
 
 /* -- the interval tree, logged --------------------------------------------------------- */
 
+static void kt_know(const void *avc)
+{
+	long slot = kt_slot_of(avc);
+
+	if (slot < 0)
+		return;
+	kt_surprise |= kt_known[slot];
+	kt_known[slot] = 1;
+}
+
 void anon_vma_interval_tree_insert(struct anon_vma_chain *node, struct rb_root_cached *root)
 {
+	kt_know(node);
 	kt_emit3(KT_R_INS, (long)node, (long)node->anon_vma);
 	kt_emit((long)node->vma);
 	kt_cut_anon_vma_interval_tree_insert(node, root);
@@ -356,6 +374,7 @@ static void kt_release(void)
 	kt_pages = kt_packed = NULL;
 	free(kt_state);
 	free(kt_mark);
+	free(kt_known);
 	for (i = 0; i < kt_nr_vmas; i++)
 		free(kt_vmas[i]);
 	for (i = 0; i < kt_nr_mms; i++) {
@@ -385,6 +404,9 @@ int kt_reset(void)
 	kt_used_pages = kt_used_packed = 0;
 	kt_state = calloc(KT_SLOTS, 1);
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
+	kt_known = calloc(KT_SLOTS, 1);
+	if (!kt_state || !kt_mark || !kt_known)
+		return -ENOMEM;
 	kt_nr_events = 0;
 	kt_out_len = 0;
 	kt_install_handlers();
@@ -449,6 +471,12 @@ static void kt_emit_vma(struct vm_area_struct *vma)
 	at = kt_out_len;
 	kt_emit(0);
 	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma) {
+		long slot = kt_slot_of(avc);
+
+		if (slot >= 0) {	/* Python makes a chain it was not told of */
+			kt_surprise |= !kt_known[slot];
+			kt_known[slot] = 1;
+		}
 		kt_emit((long)avc);
 		kt_emit((long)avc->anon_vma);
 		n++;
@@ -715,17 +743,149 @@ long kt_call(const long *in)
 
 
 /*
+ * kt_fork_all()'s record stream split by kind, for a reader that applies each kind in bulk
+ * (anondiff.ktree.binding.Binding._apply_fork): kt_fast[0] is 1 when the stream holds nothing
+ * but pairs, new VMAs, anon_vma allocations, insertions of chains Python was not told of, the
+ * children's chains (of chains it was told of) and the anon_vmas' state; else 0 and nothing
+ * more (the reader takes the stream record by record).  Then the counts: insertions, pairs,
+ * chain entries, anon_vmas, allocations, new VMAs; then the sections: per insertion the chain,
+ * its anon_vma and its VMA; per pair the child, its anon_vma and its chain's length; the chains
+ * of the children in order, each tail first; per anon_vma its KT_R_AV fields; the allocated
+ * anon_vmas; per new VMA its pair's index and pointer.  kt_fast[KT_F_OWN] is 1 when each
+ * child's chain, tail first, is the chains inserted during its fork, in order, each for it
+ * (list_add() at the head, as anon_vma_chain_link() does): the reader then takes the chains
+ * from the insertions.
+ */
+enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_ALLOCS, KT_F_NEW, KT_F_OWN,
+       KT_F_HEAD };
+
+static long kt_fork_split(long npairs)
+{
+	long cnt[KT_F_HEAD] = { 0 }, at[KT_F_HEAD], i, j, len, pair = -1, child = 0, *f;
+	long own = 1, pair_ins = 0;	/* the insertions since the current pair began */
+
+	kt_fast[0] = 0;
+	if (kt_surprise)
+		return 0;
+	for (i = 0; i < kt_out_len; i += len) {
+		switch (kt_out[i]) {
+		case KT_R_PAIR:
+			len = 3;
+			pair = kt_out[i + 1];
+			child = kt_out[i + 2];
+			pair_ins = i + 3;
+			break;
+		case KT_R_NEWVMA:
+			len = 3;
+			cnt[KT_F_NEW]++;
+			break;
+		case KT_R_INS:
+			len = 4;
+			cnt[KT_F_INS]++;
+			break;
+		case KT_R_ALLOC:
+			len = 2;
+			cnt[KT_F_ALLOCS]++;
+			break;
+		case KT_R_VMA:	/* the child of the current pair, once */
+			len = 4 + 2 * kt_out[i + 3];
+			if (pair != cnt[KT_F_PAIRS] || kt_out[i + 1] != child)
+				return 0;
+			if (own) {	/* the records since the pair began: its insertions? */
+				long k = pair_ins, nr = 0;
+
+				for (; k < i && own; k += kt_out[k] == KT_R_INS ? 4 :
+						kt_out[k] == KT_R_ALLOC ? 2 : 3) {
+					if (kt_out[k] != KT_R_INS)
+						continue;
+					own = nr < kt_out[i + 3] && kt_out[k + 3] == child &&
+					      kt_out[k + 1] == kt_out[i + 4 + 2 * (kt_out[i + 3] - 1 - nr)];
+					nr++;
+				}
+				own = own && nr == kt_out[i + 3];
+			}
+			cnt[KT_F_PAIRS]++;
+			cnt[KT_F_CHAIN] += kt_out[i + 3];
+			break;
+		case KT_R_AV:
+			len = 7;
+			cnt[KT_F_AVS]++;
+			break;
+		default:
+			return 0;
+		}
+	}
+	if (cnt[KT_F_PAIRS] != npairs)
+		return 0;
+	at[KT_F_INS] = KT_F_HEAD;
+	at[KT_F_PAIRS] = at[KT_F_INS] + 3 * cnt[KT_F_INS];
+	at[KT_F_CHAIN] = at[KT_F_PAIRS] + 3 * cnt[KT_F_PAIRS];
+	at[KT_F_AVS] = at[KT_F_CHAIN] + cnt[KT_F_CHAIN];
+	at[KT_F_ALLOCS] = at[KT_F_AVS] + 6 * cnt[KT_F_AVS];
+	at[KT_F_NEW] = at[KT_F_ALLOCS] + cnt[KT_F_ALLOCS];
+	kt_fast = kt_grow(kt_fast, &kt_fast_cap, at[KT_F_NEW] + 2 * cnt[KT_F_NEW], sizeof(long));
+	f = kt_fast;
+	for (i = 1; i < KT_F_OWN; i++)
+		f[i] = cnt[i];
+	pair = -1;
+	for (i = 0; i < kt_out_len; i += len) {
+		const long *r = kt_out + i;
+
+		switch (r[0]) {
+		case KT_R_PAIR:
+			len = 3;
+			pair = r[1];
+			break;
+		case KT_R_NEWVMA:
+			len = 3;
+			f[at[KT_F_NEW]++] = pair;
+			f[at[KT_F_NEW]++] = r[2];
+			break;
+		case KT_R_INS:
+			len = 4;
+			memcpy(f + at[KT_F_INS], r + 1, 3 * sizeof(long));
+			at[KT_F_INS] += 3;
+			break;
+		case KT_R_ALLOC:
+			len = 2;
+			f[at[KT_F_ALLOCS]++] = r[1];
+			break;
+		case KT_R_VMA:
+			len = 4 + 2 * r[3];
+			memcpy(f + at[KT_F_PAIRS], r + 1, 3 * sizeof(long));
+			at[KT_F_PAIRS] += 3;
+			for (j = r[3] - 1; j >= 0; j--)		/* tail first */
+				f[at[KT_F_CHAIN]++] = r[4 + 2 * j];
+			break;
+		case KT_R_AV:
+			len = 7;
+			memcpy(f + at[KT_F_AVS], r + 1, 6 * sizeof(long));
+			at[KT_F_AVS] += 6;
+			break;
+		}
+	}
+	f[KT_F_OWN] = own;
+	f[0] = 1;
+	return at[KT_F_NEW];
+}
+
+/*
  * One dup_mmap(): anon_vma_fork(child, parent) for each pair, in order, as kt_call() would
  * do it pair by pair, except that the state of the anon_vmas touched is emitted once, at the
  * end (or before a free, by kmem_cache_free()): a KT_R_PAIR record (its index and the child's
  * pointer), the records of the fork, the child's chain; then the anon_vmas.
- * in: the number of pairs, then per pair the parent's descriptor (as kt_call()'s) and the
- * child's mm id; the child is the parent's vm_area_dup() in that mm, not attached.  A crash
- * ends the stream, after the anon_vmas' state as the crash left it.
+ * in: the number of pairs n, the parent's mm id, the child's mm id, then n parent pointers (0:
+ * a VMA C has not seen), n starts, n ends, n pgoffs, n flag words, n file ids and n anon_vmas
+ * (parent VMAs are attached; each child is its parent's vm_area_dup() in the child's mm, not
+ * attached).  A crash ends the stream, after the anon_vmas' state as the crash left it.  The
+ * stream is also split by kind into kt_fork_fast() (see kt_fork_split()).
  */
 long kt_fork_all(const long *in)
 {
 	long n = in[0];
+	const long *ptr = in + 3, *start = ptr + n, *end = start + n, *pgoff = end + n,
+		   *flags = pgoff + n, *file = flags + n, *anon_vma = file + n;
+	struct mm_struct *pmm, *cmm;
 	volatile long at;
 	int sig;
 
@@ -733,18 +893,21 @@ long kt_fork_all(const long *in)
 	kt_nr_dirty = 0;
 	kt_gen++;
 	kt_late_timeout = 0;
+	kt_surprise = 0;
 	kt_batch = 1;
+	kt_fast = kt_grow(kt_fast, &kt_fast_cap, KT_F_HEAD, sizeof(long));
+	kt_fast[0] = 0;
+	pmm = kt_mm(in[1]);
+	cmm = kt_mm(in[2]);
 	kt_arm(1);
 	for (at = 0; at < n; at++) {
-		const long *d = in + 1 + at * (KT_DESC + 1);
 		struct vm_area_struct *pv, *cv;
-		struct mm_struct *pmm, *cmm;
 		long rc;
 
 		cv = kt_vma_new();
 		kt_emit3(KT_R_PAIR, at, (long)cv);
-		pv = d[0] ? (struct vm_area_struct *)d[0] : kt_vma_new();
-		if (!d[0])
+		pv = ptr[at] ? (struct vm_area_struct *)ptr[at] : kt_vma_new();
+		if (!ptr[at])
 			kt_emit3(KT_R_NEWVMA, 1, (long)pv);
 		sig = sigsetjmp(kt_jmp, 0);
 		if (sig) {
@@ -763,16 +926,14 @@ long kt_fork_all(const long *in)
 			raise(SIGVTALRM);
 		}
 		kt_dirty_chain(pv);
-		pmm = kt_mm(d[1]);
-		cmm = kt_mm(d[KT_DESC]);
 		pv->vm_mm = pmm;
-		pv->vm_start = (unsigned long)d[2] << PAGE_SHIFT;
-		pv->vm_end = (unsigned long)d[3] << PAGE_SHIFT;
-		pv->vm_pgoff = d[4];
-		pv->vm_flags = d[5];
-		pv->vm_file = (struct file *)d[6];
-		pv->anon_vma = (struct anon_vma *)d[7];
-		pv->kt_attached = d[8];
+		pv->vm_start = (unsigned long)start[at] << PAGE_SHIFT;
+		pv->vm_end = (unsigned long)end[at] << PAGE_SHIFT;
+		pv->vm_pgoff = pgoff[at];
+		pv->vm_flags = flags[at];
+		pv->vm_file = (struct file *)file[at];
+		pv->anon_vma = (struct anon_vma *)anon_vma[at];
+		pv->kt_attached = 1;
 		cv->vm_mm = cmm;
 		cv->vm_start = pv->vm_start;
 		cv->vm_end = pv->vm_end;
@@ -796,7 +957,14 @@ long kt_fork_all(const long *in)
 	kt_batch = 0;
 	kt_late_timeout = 0;
 	kt_emit_dirty();
+	kt_fork_split(n);
 	return kt_out_len;
+}
+
+/* The split records of the last kt_fork_all() (kt_fork_split()); kt_fast[0] 0: none. */
+const long *kt_fork_fast(void)
+{
+	return kt_fast;
 }
 
 const long *kt_records(void)
