@@ -248,3 +248,36 @@ steps:
   - {fork: P, child: C4}
   - {exit: P}
 """
+
+
+@pytest.mark.parametrize("version", sorted(TREES))
+def test_bulk_fork_readback_equals_record_by_record(version: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork's records read back split by kind and applied in bulk (chains taken from the
+    insertions, or looked up) give the snapshots the record-by-record readback gives, in
+    every shipped scenario; and the bulk reader is the one forks take."""
+    from anondiff.ktree import binding
+    tree = tree_policy(version)
+    bulk = 0
+    apply_fork = binding.Binding._apply_fork
+
+    def counting(self, *args):  # type: ignore[no-untyped-def]
+        nonlocal bulk
+        bulk += 1
+        return apply_fork(self, *args)
+
+    monkeypatch.setattr(binding.Binding, "_apply_fork", counting)
+    runs: dict[str, list[list[Topology]]] = {}
+    for mode, bulk_fork, own_chains in (("own", True, True), ("lookup", True, False),
+                                        ("records", False, True)):
+        monkeypatch.setattr(binding.Binding, "bulk_fork", bulk_fork)
+        monkeypatch.setattr(binding.Binding, "own_chains", own_chains)
+        runs[mode] = [replay(load(str(ROOT / path)), tree).snapshots for path in SCENARIOS]
+        if mode == "lookup":
+            assert bulk > 40, f"the bulk reader took only {bulk} forks"
+            forks_in_bulk = bulk
+    assert bulk == forks_in_bulk    # (bulk_fork False: never)
+    for path, own, lookup, records in zip(SCENARIOS, runs["own"], runs["lookup"],
+                                          runs["records"]):
+        assert own == records, path
+        assert lookup == records, path

@@ -159,6 +159,12 @@ def function_at(address: int) -> str | None:
 class Binding:
     """The C kernel behind one replay: the map between Python objects and C pointers."""
 
+    #: read a fork's records split by kind when the glue could split them (False: record by
+    #: record, as every other call; the two must agree, tests/test_ktree_equivalence.py)
+    bulk_fork = True
+    #: take the children's chains from the insertions when the glue says they are theirs
+    own_chains = True
+
     def __init__(self, library: Library, k: Kernel | None, counters: NoCounters) -> None:
         self.library = library
         #: None until the first hook that knows the Kernel (is_mergeable_anon_vma() does not)
@@ -273,7 +279,7 @@ class Binding:
         lib = self.library
         count = lib.kt_fork_all(words.buffer_info()[0])
         fast = lib.kt_fork_fast()
-        if ctypes.c_long.from_address(fast).value:
+        if self.bulk_fork and ctypes.c_long.from_address(fast).value:
             self._apply_fork(fast, children, parents)
             return
         self._apply((ctypes.c_long * count).from_address(lib.kt_records())[:], [], FORK,
@@ -332,7 +338,7 @@ class Binding:
         dirty_avs.update(avs_l)
         # the children's anon_vmas and chains (tail first): each its own insertions, or
         # looked up
-        objs = avcs if own else list(map(avc_at.__getitem__, chain.tolist()))
+        objs = avcs if own and self.own_chains else list(map(avc_at.__getitem__, chain.tolist()))
         ptrs = vrec[1::3].tolist()
         anons = list(map(av_at.get, ptrs))
         if None in anons:           # NULL, or an anon_vma not seen before (its own object)
