@@ -61,62 +61,6 @@ _TREE = attrgetter("tree")
 _drain = deque(maxlen=0).extend
 
 
-# -- many kernel objects at once ----------------------------------------------------------------
-# What the constructors of anondiff.kernel.objects do, one attribute at a time over all the
-# objects (map(setattr, ...), C loops) instead of one Python __init__ call per object: a fork
-# of 65,024 VMAs makes 65,024 VMAs, 65,024 anon_vmas and 130,048 chains.  Only while the
-# classes have exactly the slots below (else the constructors; tests/test_ktree_equivalence.py
-# compares the objects made both ways).
-_VMA_SLOTS = ("mm", "start", "end", "pgoff", "prot", "flags", "file", "anon_vma", "avcs", "name")
-_AV_SLOTS = ("root", "parent", "refcount", "degree", "num_children", "num_active_vmas", "tree",
-             "freed", "name", "seq")
-_AVC_SLOTS = ("vma", "anon_vma", "seq")
-BULK = (tuple(Vma.__slots__) == _VMA_SLOTS and tuple(AnonVma.__slots__) == _AV_SLOTS
-        and tuple(AnonVmaChain.__slots__) == _AVC_SLOTS)
-
-
-def new_vmas(mm: Mm, starts: list[int], ends: list[int], pgoffs: list[int],
-             prots: list[frozenset[str]], flags: list[frozenset[str]], files: list[object],
-             names: list[str]) -> list[Vma]:
-    """[Vma(mm, start, end, pgoff, prot, flags, file, name) for each], in bulk."""
-    if not BULK:
-        return list(map(Vma, repeat(mm), starts, ends, pgoffs, prots, flags, files, names))
-    n = len(starts)
-    vmas = list(map(Vma.__new__, repeat(Vma, n)))
-    for attr, values in (("mm", repeat(mm, n)), ("start", starts), ("end", ends),
-                         ("pgoff", pgoffs), ("prot", prots), ("flags", flags), ("file", files),
-                         ("anon_vma", repeat(None, n)), ("avcs", map(list, repeat((), n))),
-                         ("name", names)):
-        _drain(map(setattr, vmas, repeat(attr), values))
-    return vmas
-
-
-def new_anon_vmas(n: int) -> list[AnonVma]:
-    """[AnonVma() for each of n], in bulk."""
-    if not BULK:
-        return [AnonVma() for _ in range(n)]
-    avs = list(map(AnonVma.__new__, repeat(AnonVma, n)))
-    for attr, values in (("root", avs), ("parent", avs), ("refcount", repeat(1, n)),
-                         ("degree", repeat(0, n)), ("num_children", repeat(0, n)),
-                         ("num_active_vmas", repeat(0, n)), ("tree", map(dict, repeat((), n))),
-                         ("freed", repeat(False, n)), ("name", repeat(None, n)),
-                         ("seq", repeat(0, n))):
-        _drain(map(setattr, avs, repeat(attr), values))
-    return avs
-
-
-def new_chains(vmas: list[Vma], avs: list[AnonVma], seq: int) -> list[AnonVmaChain]:
-    """[AnonVmaChain(vma, av, seq + 1 + i) for each pair i], in bulk."""
-    n = len(vmas)
-    if not BULK:
-        return list(map(AnonVmaChain, vmas, avs, range(seq + 1, seq + 1 + n)))
-    avcs = list(map(AnonVmaChain.__new__, repeat(AnonVmaChain, n)))
-    _drain(map(setattr, avcs, repeat("vma"), vmas))
-    _drain(map(setattr, avcs, repeat("anon_vma"), avs))
-    _drain(map(setattr, avcs, repeat("seq"), range(seq + 1, seq + 1 + n)))
-    return avcs
-
-
 class _FlagBits(dict):  # type: ignore[type-arg]
     """(prot, flags) -> the shim's vm_flags word, computed once per pair of sets."""
 
@@ -232,7 +176,8 @@ class Binding:
         self.vma_at: dict[int, Vma] = {}
         self.av_at: dict[int, AnonVma] = {}
         self.av_ptr: dict[AnonVma, int] = {}
-        self.avc_at: dict[int, AnonVmaChain] = {}
+        #: the chains by their number in the records (glue.c: kt_known), in order
+        self.avc_at: list[AnonVmaChain] = []
         self.mm_id: dict[Mm, int] = {}
         self.file_id: dict[object, int] = _FileIds({None: 0})
         self.flag_bits: dict[tuple[frozenset[str], frozenset[str]], int] = _FlagBits()
@@ -375,7 +320,7 @@ class Binding:
         order = list(dict.fromkeys(ins_av))
         if self.bind_next is None:
             fresh = [p for p in order if p not in av_at]
-            made = new_anon_vmas(len(fresh))
+            made = [AnonVma() for _ in fresh]
             av_at.update(zip(fresh, made))
             av_ptr.update(zip(made, fresh))
         name = k.name
@@ -386,8 +331,10 @@ class Binding:
         vmas_l = list(map(vma_at.__getitem__, ins[2::3].tolist()))
         seq = k._avc_seq
         k._avc_seq = seq + n_ins
-        avcs = new_chains(vmas_l, avs_l, seq)
-        avc_at.update(zip(ins[0::3].tolist(), avcs))
+        avcs = list(map(AnonVmaChain, vmas_l, avs_l, range(seq + 1, seq + 1 + n_ins)))
+        if n_ins:                   # chains numbered in order from the next number
+            assert ins[0] == len(avc_at), (ins[0], len(avc_at))
+        avc_at.extend(avcs)
         _drain(map(setitem, map(_TREE, avs_l), avcs, repeat(None)))   # av.tree[avc] = None
         dirty_vmas, dirty_avs = k.dirty_vmas, k.dirty_avs
         dirty_vmas.update(vmas_l)
@@ -493,11 +440,14 @@ class Binding:
         while i < n:
             t = recs[i]
             if t == R_INS:
-                avc_p, av_p = recs[i + 1], recs[i + 2]
+                avc_id, av_p = recs[i + 1], recs[i + 2]
                 av = av_at.get(av_p) or new_av(av_p)
-                avc = avc_at.get(avc_p)
-                if avc is None:
-                    avc = avc_at[avc_p] = AnonVmaChain(vma_at[recs[i + 3]], av, 0)
+                if avc_id < len(avc_at):
+                    avc = avc_at[avc_id]
+                else:                   # a new chain: the next number
+                    assert avc_id == len(avc_at), (avc_id, len(avc_at))
+                    avc = AnonVmaChain(vma_at[recs[i + 3]], av, 0)
+                    avc_at.append(avc)
                 k._avc_seq += 1
                 avc.seq = k._avc_seq
                 av.tree[avc] = None
@@ -510,13 +460,12 @@ class Binding:
                 vma = vma_at[recs[i + 1]]
                 av_p, cnt = recs[i + 2], recs[i + 3]
                 vma.anon_vma = (av_at.get(av_p) or new_av(av_p)) if av_p else None
-                chain = []
-                for j in range(i + 4 + 2 * cnt - 2, i + 3, -2):   # tail first
-                    avc = avc_at.get(recs[j])
-                    if avc is None:
-                        avc = avc_at[recs[j]] = AnonVmaChain(vma, new_av(recs[j + 1]), 0)
-                    chain.append(avc)
-                vma.avcs = chain
+                ids = recs[i + 4:i + 4 + 2 * cnt:2]                # head to tail
+                for j, avc_id in enumerate(ids):
+                    if avc_id >= len(avc_at):   # a chain never inserted: the next number
+                        assert avc_id == len(avc_at), (avc_id, len(avc_at))
+                        avc_at.append(AnonVmaChain(vma, new_av(recs[i + 5 + 2 * j]), 0))
+                vma.avcs = [avc_at[avc_id] for avc_id in reversed(ids)]  # tail first
                 add_vma(vma)
                 if vma.anon_vma is not None:
                     add_av(vma.anon_vma)

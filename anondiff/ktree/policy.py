@@ -9,6 +9,7 @@ behaviour from the neighbour lookup (a maple tree, v6.1+, means vm_area_dup() le
 """
 from __future__ import annotations
 
+from itertools import repeat
 from operator import attrgetter
 
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
@@ -91,10 +92,9 @@ class KernelTreePolicy(Policy):
         copies = [mpnt for mpnt in parent.vmas if VM_DONTCOPY not in mpnt.flags]
         # vm_area_dup() of each (Vma.dup), by map(): C loops, not one Python loop per VMA;
         # each copy's anon_vma is what anon_vma_fork() leaves there (read back)
-        tmps = binding.new_vmas(child, list(map(_START, copies)), list(map(_END, copies)),
-                                list(map(_PGOFF, copies)), list(map(_PROT, copies)),
-                                list(map(_FLAGS, copies)), list(map(_FILE, copies)),
-                                list(map(rename.__getitem__, map(_NAME, copies))))
+        tmps = list(map(Vma, repeat(child), map(_START, copies), map(_END, copies),
+                        map(_PGOFF, copies), map(_PROT, copies), map(_FLAGS, copies),
+                        map(_FILE, copies), map(rename.__getitem__, map(_NAME, copies))))
         wipes = [VM_WIPEONFORK in mpnt.flags for mpnt in copies]
         if any(wipes):
             pairs = [(tmp, mpnt) for tmp, mpnt, wipe in zip(tmps, copies, wipes) if not wipe]

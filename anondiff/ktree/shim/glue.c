@@ -73,8 +73,13 @@ static struct kmem_cache *kt_caches[8];
 static int kt_nr_caches;
 static struct anon_vma **kt_dirty;
 static long kt_nr_dirty, kt_cap_dirty;
-/* per slab slot: has Python been told of this anon_vma_chain (an insertion or a chain)? */
-static unsigned char *kt_known;
+/*
+ * per slab slot: the number Python knows this anon_vma_chain by, plus one (0: not told of it
+ * yet).  Chains are numbered 0, 1, ... in the order the records first name them, so that
+ * Python keeps them in a list (appending each new one) rather than a map from pointers.
+ */
+static long *kt_known;
+static long kt_nr_known;
 /* kt_fork_all(): did an insertion re-insert a known chain, or a chain hold an unknown one? */
 static int kt_surprise;
 /* kt_fork_all()'s records, split by kind (kt_fork_split()) */
@@ -337,27 +342,38 @@ void *mas_prev(struct ma_state *mas, unsigned long min)
 
 /* -- the interval tree, logged --------------------------------------------------------- */
 
-static void kt_know(const void *avc)
+/* The number of a chain in the records (see kt_known); a new one when Python does not know
+ * it yet (a chain outside the slab, which the tree's code should never make: each time). */
+static long kt_avc_id(const void *avc, int *known)
 {
 	long slot = kt_slot_of(avc);
 
-	if (slot < 0)
-		return;
-	kt_surprise |= kt_known[slot];
-	kt_known[slot] = 1;
+	if (slot >= 0 && kt_known[slot]) {
+		*known = 1;
+		return kt_known[slot] - 1;
+	}
+	*known = 0;
+	if (slot >= 0)
+		kt_known[slot] = kt_nr_known + 1;
+	return kt_nr_known++;
 }
 
 void anon_vma_interval_tree_insert(struct anon_vma_chain *node, struct rb_root_cached *root)
 {
-	kt_know(node);
-	kt_emit3(KT_R_INS, (long)node, (long)node->anon_vma);
+	int known;
+	long id = kt_avc_id(node, &known);
+
+	kt_surprise |= known;		/* a re-insertion */
+	kt_emit3(KT_R_INS, id, (long)node->anon_vma);
 	kt_emit((long)node->vma);
 	kt_cut_anon_vma_interval_tree_insert(node, root);
 }
 
 void anon_vma_interval_tree_remove(struct anon_vma_chain *node, struct rb_root_cached *root)
 {
-	kt_emit3(KT_R_DEL, (long)node, (long)node->anon_vma);
+	int known;
+
+	kt_emit3(KT_R_DEL, kt_avc_id(node, &known), (long)node->anon_vma);
 	kt_cut_anon_vma_interval_tree_remove(node, root);
 }
 
@@ -404,7 +420,8 @@ int kt_reset(void)
 	kt_used_pages = kt_used_packed = 0;
 	kt_state = calloc(KT_SLOTS, 1);
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
-	kt_known = calloc(KT_SLOTS, 1);
+	kt_known = calloc(KT_SLOTS, sizeof(*kt_known));
+	kt_nr_known = 0;
 	if (!kt_state || !kt_mark || !kt_known)
 		return -ENOMEM;
 	kt_nr_events = 0;
@@ -471,13 +488,11 @@ static void kt_emit_vma(struct vm_area_struct *vma)
 	at = kt_out_len;
 	kt_emit(0);
 	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma) {
-		long slot = kt_slot_of(avc);
+		int known;
+		long id = kt_avc_id(avc, &known);
 
-		if (slot >= 0) {	/* Python makes a chain it was not told of */
-			kt_surprise |= !kt_known[slot];
-			kt_known[slot] = 1;
-		}
-		kt_emit((long)avc);
+		kt_surprise |= !known;	/* Python makes a chain it was not told of */
+		kt_emit(id);
 		kt_emit((long)avc->anon_vma);
 		n++;
 	}
@@ -748,9 +763,9 @@ long kt_call(const long *in)
  * but pairs, new VMAs, anon_vma allocations, insertions of chains Python was not told of, the
  * children's chains (of chains it was told of) and the anon_vmas' state; else 0 and nothing
  * more (the reader takes the stream record by record).  Then the counts: insertions, pairs,
- * chain entries, anon_vmas, allocations, new VMAs; then the sections: per insertion the chain,
- * its anon_vma and its VMA; per pair the child, its anon_vma and its chain's length; the chains
- * of the children in order, each tail first; per anon_vma its KT_R_AV fields; the allocated
+ * chain entries, anon_vmas, allocations, new VMAs; then the sections: per insertion the chain's
+ * number (kt_known), its anon_vma and its VMA; per pair the child, its anon_vma and its chain's length; the chains
+ * of the children in order, each tail first (numbers); per anon_vma its KT_R_AV fields; the allocated
  * anon_vmas; per new VMA its pair's index and pointer.  kt_fast[KT_F_OWN] is 1 when each
  * child's chain, tail first, is the chains inserted during its fork, in order, each for it
  * (list_add() at the head, as anon_vma_chain_link() does): the reader then takes the chains
@@ -995,8 +1010,10 @@ long kt_tree(const struct anon_vma *av, long *buf, long max)
 	long n = 0;
 
 	for (node = rb_first_cached(&av->rb_root); node; node = rb_next(node)) {
+		int known;
+
 		if (n < max)
-			buf[n] = (long)rb_entry(node, struct anon_vma_chain, rb);
+			buf[n] = kt_avc_id(rb_entry(node, struct anon_vma_chain, rb), &known);
 		n++;
 	}
 	return n;
