@@ -271,7 +271,8 @@ class Binding:
         flag_bits, file_id, av_ptr = self.flag_bits, self.file_id, self.av_ptr
         words = array("l", (n, self._mm_id(parents[0].mm), self._mm_id(children[0].mm)))
         words.extend(map(self.vma_ptr.get, parents, repeat(0, n)))
-        words.extend(map(_START, parents))
+        mm = parents[0].mm
+        words.extend(mm.starts if parents is mm.vmas else map(_START, parents))
         words.extend(map(_END, parents))
         words.extend(map(_PGOFF, parents))
         words.extend(map(flag_bits.__getitem__, map(_PROT_FLAGS, parents)))
@@ -318,15 +319,19 @@ class Binding:
         # the insertions: the anon_vmas first seen here, named in order of first insertion
         ins_av = ins[1::3].tolist()
         order = list(dict.fromkeys(ins_av))
-        if self.bind_next is None:
-            fresh = [p for p in order if p not in av_at]
+        name = k.name
+        fresh = [p for p in order if p not in av_at]
+        if self.bind_next is None and all(av_at[p].name is not None for p in order
+                                          if p in av_at):
+            # the known anon_vmas named already: the new ones take the next names in order
             made = [AnonVma() for _ in fresh]
             av_at.update(zip(fresh, made))
             av_ptr.update(zip(made, fresh))
-        name = k.name
-        for av in map(self._av if self.bind_next is not None else av_at.__getitem__, order):
-            if av.name is None:
-                name(av)
+            _drain(map(name, made))
+        else:
+            for av in map(self._av, order):
+                if av.name is None:
+                    name(av)
         avs_l = list(map(av_at.__getitem__, ins_av))
         vmas_l = list(map(vma_at.__getitem__, ins[2::3].tolist()))
         seq = k._avc_seq

@@ -90,6 +90,8 @@ class KernelTreePolicy(Policy):
         if self.trace is not None or k.fail_nth:
             return False    # (an armed ``enomem`` step: each anon_vma_fork() may fail)
         copies = [mpnt for mpnt in parent.vmas if VM_DONTCOPY not in mpnt.flags]
+        if len(copies) == len(parent.vmas):
+            copies = parent.vmas    # (fork_all() then takes their starts from parent.starts)
         # vm_area_dup() of each (Vma.dup), by map(): C loops, not one Python loop per VMA;
         # each copy's anon_vma is what anon_vma_fork() leaves there (read back)
         tmps = list(map(Vma, repeat(child), map(_START, copies), map(_END, copies),
