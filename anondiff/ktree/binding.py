@@ -30,6 +30,7 @@ from array import array
 from bisect import bisect_left
 from collections import deque
 from itertools import accumulate, repeat
+from itertools import chain as chains_of
 from operator import attrgetter, setitem
 from pathlib import Path
 
@@ -333,7 +334,12 @@ class Binding:
                 if av.name is None:
                     name(av)
         avs_l = list(map(av_at.__getitem__, ins_av))
-        vmas_l = list(map(vma_at.__getitem__, ins[2::3].tolist()))
+        own = own and self.own_chains
+        cnts = vrec[2::3].tolist()
+        if own:     # each insertion is for the child whose fork made it (and in its chain)
+            vmas_l = list(chains_of.from_iterable(map(repeat, children, cnts)))
+        else:
+            vmas_l = list(map(vma_at.__getitem__, ins[2::3].tolist()))
         seq = k._avc_seq
         k._avc_seq = seq + n_ins
         avcs = list(map(AnonVmaChain, vmas_l, avs_l, range(seq + 1, seq + 1 + n_ins)))
@@ -342,17 +348,17 @@ class Binding:
         avc_at.extend(avcs)
         _drain(map(setitem, map(_TREE, avs_l), avcs, repeat(None)))   # av.tree[avc] = None
         dirty_vmas, dirty_avs = k.dirty_vmas, k.dirty_avs
-        dirty_vmas.update(vmas_l)
+        if not own:
+            dirty_vmas.update(vmas_l)
         dirty_avs.update(avs_l)
         # the children's anon_vmas and chains (tail first): each its own insertions, or
         # looked up
-        objs = avcs if own and self.own_chains else list(map(avc_at.__getitem__, chain.tolist()))
+        objs = avcs if own else list(map(avc_at.__getitem__, chain.tolist()))
         ptrs = vrec[1::3].tolist()
         anons = list(map(av_at.get, ptrs))
         if None in anons:           # NULL, or an anon_vma not seen before (its own object)
             anons = [self._av(ptr) if ptr else None for ptr in ptrs]
         _drain(map(setattr, children, repeat("anon_vma"), anons))
-        cnts = vrec[2::3].tolist()
         _drain(map(setattr, children, repeat("avcs"),
                    map(objs.__getitem__, map(slice, accumulate(cnts, initial=0), accumulate(cnts)))))
         dirty_vmas.update(children)
