@@ -25,16 +25,16 @@ Layout decisions:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass, replace
 
 from ..topology import ProcessView, Replay, Topology, VmaView
 from . import RenderOptions
-from .listing import (ELIDE_MIN, ELISION_NOTE, anon_vma_lines, check_width, compare_heading,
-                      diff_lines, differing_refs, finding_kinds, finding_lines, join_blocks,
-                      policy_heading, render_run as _render_headed, runs, snapshot_heading, wrap)
+from .listing import (ELIDE_MIN, ELISION_NOTE, _kinds_by_vma, anon_vma_lines, check_width,
+                      compare_heading, diff_lines, differing_refs, finding_kinds, finding_lines,
+                      join_blocks, policy_heading, render_run as _render_headed, runs,
+                      snapshot_heading, wrap)
 
 if TYPE_CHECKING:  # the differ is not needed to draw a run
     from ..diff import Comparison
@@ -56,8 +56,7 @@ _JOINTS = {
 _UNICODE = {"-": "─", "|": "│", "<": "◀"}
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
     """One VMA, or an elided run of identical VMAs, of one process in one column."""
 
     name: str                 # "SRC1", or "SRC2..SRC9" for an elided run
@@ -91,6 +90,7 @@ def av_limit(width: int) -> int:
 
 def _cell(topo: Topology, proc: ProcessView, vma: VmaView, differs: frozenset[str],
           width: int) -> Cell:
+    """The cell of one VMA (:func:`rows_of` makes them all at once, the same way)."""
     av = vma.anon_vma
     if av is not None:
         try:
@@ -111,12 +111,30 @@ def columns(topos: Sequence[Topology]) -> tuple[int, ...]:
 
 def rows_of(topo: Topology, cols: Sequence[int], differs: frozenset[str],
             width: int) -> tuple[Row, ...]:
+    """:func:`_cell` of every VMA in its column, with what it looks up done once per topology
+    (a large process has tens of thousands of VMAs and few findings)."""
     index = {start: i for i, start in enumerate(cols)}
+    freed = {a.name: a.freed for a in topo.anon_vmas}      # as topo.anon_vma() finds them
+    banged = _kinds_by_vma(topo) if topo.findings else {}
+    av_max, vma_max = av_limit(width), vma_limit(width)
+    boxes: dict[str, str] = {}      # anon_vma name -> the text of its box
     out = []
     for proc in topo.processes:
         row: list[Cell | None] = [None] * len(cols)
+        pname = proc.name
+        prefix = pname + "/"
         for vma in proc.vmas:
-            row[index[vma.start]] = _cell(topo, proc, vma, differs, width)
+            name = vma.name
+            av = vma.anon_vma
+            text = None
+            if av is not None:
+                text = boxes.get(av)
+                if text is None:
+                    text = boxes[av] = clip(av + " (freed!)" if freed.get(av) else av, av_max)
+            bang = (pname, name) in banged
+            marked = bool(differs) and prefix + name in differs
+            row[index[vma.start]] = Cell(clip(name, vma_max - bang), text, bang, marked,
+                                         (av, vma.chain, bang, marked))
         out.append(tuple(row))
     return tuple(out)
 
@@ -145,7 +163,7 @@ def _merge(row: Row, first: int, last: int, width: int) -> Cell | None:
     if cell is None or end is None or first == last:
         return cell
     name = clip(f"{cell.name}..{end.name} ({last - first + 1})", vma_limit(width) - cell.bang)
-    return replace(cell, name=name)
+    return cell._replace(name=name)
 
 
 # -- geometry ---------------------------------------------------------------------------------
@@ -176,16 +194,63 @@ def geometry(rows: Sequence[Row], band: range) -> tuple[dict[int, int], dict[int
 
 
 def _band_width(rows: Sequence[Row], band: range) -> int:
+    """The width of a part drawn with the columns of ``band`` (the definition :func:`bands`
+    computes faster)."""
     return MARGIN + sum(geometry(rows, band)[1].values())
 
 
 def bands(rows: Sequence[Row], ncols: int, width: int) -> list[range]:
-    """Split the columns greedily into parts that fit ``width``."""
+    """Split the columns greedily into parts that fit ``width``: each part takes columns while
+    its :func:`_band_width` stays within ``width`` (one at least).
+
+    A column's width in a part depends only on the columns left of it in that part: the width
+    of its VMA boxes, and the arrows that start in it (the first VMA of a row hanging off an
+    anon_vma box in this part).  That is the case unless the VMA before it in its row (the
+    nearest one with an anon_vma) hangs off the same box; that VMA may be in an earlier part,
+    and then this column starts the arrow.  So a part grows a column at a time, and the whole
+    split is linear in the number of columns (:func:`_band_width` of every prefix of every
+    part is quadratic: minutes for a 65,000-VMA process)."""
+    box = [0] * ncols
+    fixed = [GAP] * ncols       # a column's width whatever part it is in (at least GAP)
+    #: column -> (column of the VMA before it with the same anon_vma box, arrow width)
+    joined: dict[int, list[tuple[int, int]]] = {}
+    for row in rows:
+        before, before_text = -1, None
+        for i in range(ncols):
+            cell = row[i]
+            if cell is None:
+                continue
+            b = max(len(cell.label), MIN_INNER) + 3
+            if b > box[i]:
+                box[i] = b
+            text = cell.anon_vma
+            if text is None:
+                continue
+            arrow = GAP + len(text) + 4 + ARROW
+            if before >= 0 and text == before_text:
+                joined.setdefault(i, []).append((before, arrow))
+            elif arrow > fixed[i]:
+                fixed[i] = arrow
+            before, before_text = i, text
+    for i in range(ncols):
+        fixed[i] = max(fixed[i], GAP + box[i])
+
+    def column(i: int, start: int) -> int:
+        w = fixed[i]
+        for j, arrow in joined.get(i, ()):
+            if j < start and arrow > w:
+                w = arrow
+        return w
+
     out: list[range] = []
     start = 0
     while start < ncols:
+        used = MARGIN + column(start, start)
         end = start + 1
-        while end < ncols and _band_width(rows, range(start, end + 1)) <= width:
+        while end < ncols:
+            used += column(end, start)
+            if used > width:
+                break
             end += 1
         out.append(range(start, end))
         start = end
@@ -262,7 +327,14 @@ def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool,
         left[i] = x
         x += col[i]
     marked = any(cell is not None and cell.marked for cell in (row[i] for i in band))
-    canvas = Canvas(x, 8 if marked else 7, track_art=unicode)
+    draw_with = _draw_canvas if unicode else _draw_plain
+    return draw_with(row, band, box, col, left, x, marked, unicode)
+
+
+def _draw_canvas(row: Row, band: range, box: dict[int, int], col: dict[int, int],
+                 left: dict[int, int], width: int, marked: bool, unicode: bool) -> list[str]:
+    """:func:`draw` on a :class:`Canvas` (unicode needs what it remembers of the line art)."""
+    canvas = Canvas(width, 8 if marked else 7, track_art=unicode)
     for text, hung in segments(row, band):
         start = left[hung[0]] + GAP
         canvas.box(0, start, len(text) + 4, f" {text} ")
@@ -282,6 +354,52 @@ def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool,
         if cell.marked:
             canvas.text(7, bx, "^" * box[i])
     lines = canvas.lines(unicode)
+    while lines and not lines[0]:       # no anon_vma row: the boxes come first
+        lines.pop(0)
+    return lines
+
+
+def _draw_plain(row: Row, band: range, box: dict[int, int], col: dict[int, int],
+                left: dict[int, int], width: int, marked: bool, unicode: bool = False) -> list[str]:
+    """:func:`_draw_canvas` without unicode: the same characters put in the same order, written
+    straight into the rows of the grid (a large run draws tens of thousands of parts)."""
+    grid = [[" "] * width for _ in range(8 if marked else 7)]
+    top, middle, bottom, down = grid[0], grid[1], grid[2], grid[3]
+    for text, hung in segments(row, band):
+        start = left[hung[0]] + GAP
+        right = start + len(text) + 3          # the box's right edge
+        dashes = "-" * (right - start - 1)
+        for line in (top, bottom):
+            line[start + 1:right] = dashes
+            line[start] = line[right] = "+"
+        middle[start] = middle[right] = "|"
+        middle[start + 1:right] = f" {text} "
+        middle[right + 1] = "<"
+        last = left[hung[-1]] + col[hung[-1]] - 1
+        if last >= right + 2:
+            middle[right + 2:last + 1] = "-" * (last - right - 1)
+        for i in hung:
+            j = left[i] + col[i] - 1
+            middle[j] = "+"
+            bottom[j] = down[j] = "|"
+    upper, label_row, lower = grid[4], grid[5], grid[6]
+    for i in band:
+        cell = row[i]
+        if cell is None:
+            continue
+        w = box[i]
+        bx = left[i] + col[i] - w
+        right = bx + w - 1
+        if right - 1 >= bx + 1:
+            dashes = "-" * (right - bx - 1)
+            upper[bx + 1:right] = lower[bx + 1:right] = dashes
+        upper[bx] = upper[right] = lower[bx] = lower[right] = "+"
+        label_row[bx] = label_row[right] = "|"
+        label = cell.label
+        label_row[bx + 1:bx + 1 + len(label)] = label
+        if cell.marked:
+            grid[7][bx:bx + w] = "^" * w
+    lines = ["".join(line).rstrip() for line in grid]
     while lines and not lines[0]:       # no anon_vma row: the boxes come first
         lines.pop(0)
     return lines
