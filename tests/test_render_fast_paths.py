@@ -68,7 +68,7 @@ def test_ascii_parts_as_the_greedy_definition(rows: list, width: int) -> None:
 @settings(max_examples=300, deadline=None)
 @given(_ascii_rows(), st.data())
 def test_ascii_plain_drawing_as_the_canvas(rows: list, data: st.DataObject) -> None:
-    from anondiff.render.ascii import MARGIN, _draw_canvas, _draw_plain, geometry
+    from anondiff.render.ascii import MARGIN, _draw_canvas, _draw_plain, geometry, segments
     ncols = len(rows[0])
     lo = data.draw(st.integers(0, ncols - 1))
     band = range(lo, data.draw(st.integers(lo + 1, ncols)))
@@ -79,5 +79,13 @@ def test_ascii_plain_drawing_as_the_canvas(rows: list, data: st.DataObject) -> N
         x += col[i]
     for row in rows:
         marked = any(row[i] is not None and row[i].marked for i in band)
-        assert _draw_plain(row, band, box, col, left, x, marked) == \
-            _draw_canvas(row, band, box, col, left, x, marked, False)
+        segs = segments(row, band)
+        assert _draw_plain(row, band, box, col, left, x, marked, False, segs) == \
+            _draw_canvas(row, band, box, col, left, x, marked, False, segs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ascii_rows(), st.integers(20, 120))
+def test_ascii_fits_as_one_part(rows: list, width: int) -> None:
+    from anondiff.render.ascii import bands, fits
+    assert fits(rows, len(rows[0]), width) == (len(bands(rows, len(rows[0]), width)) <= 1)

@@ -240,8 +240,9 @@ def _vma_text(avs: Mapping[str, AnonVmaView], most: int, vma: VmaView) -> str:
 
 
 def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
-                   width: int) -> tuple[list[str], bool]:
-    """Lines for one process; the flag says whether a run was elided."""
+                   width: int, avs: Mapping[str, AnonVmaView] | None = None) -> tuple[list[str], bool]:
+    """Lines for one process; the flag says whether a run was elided (``avs``: the anon_vmas by
+    name, if the caller has them)."""
     lines = [f"Process {proc.name}:"]
     vmas = proc.vmas
     if not vmas:
@@ -249,7 +250,9 @@ def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
     # one description per (anon_vma, chain), one kinds lookup per VMA: a large process has
     # thousands of VMAs and few distinct ones
     texts: dict[tuple[str | None, tuple[str, ...]], str] = {}
-    avs, most = anon_vmas_by_name(topo), len(topo.anon_vmas)
+    if avs is None:
+        avs = {a.name: a for a in topo.anon_vmas}
+    most = len(topo.anon_vmas)
     all_kinds = _kinds_by_vma(topo) if topo.findings else {}
     pname = proc.name
     prefix = pname + "/"
@@ -288,8 +291,11 @@ def snapshot_lines(topo: Topology, width: int, differs: frozenset[str] = frozens
     """The list for one snapshot, without headings."""
     lines: list[str] = []
     elided = False
+    # looked up here, not in Topology's cache: that would keep a large topology alive until the
+    # interpreter's exit, whose last collection then walks all of it
+    avs = {a.name: a for a in topo.anon_vmas}
     for proc in topo.processes:
-        more, was_elided = _process_lines(topo, proc, differs, width)
+        more, was_elided = _process_lines(topo, proc, differs, width, avs)
         lines += more
         elided |= was_elided
     if not topo.processes:
