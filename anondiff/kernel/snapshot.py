@@ -41,6 +41,8 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
     new_vma_view = VmaView.__new__   # positional construction, as the fields are declared
     new_page_view = PageView.__new__
     prots, flag_names = _PROT, _FLAGS
+    #: anon_vma -> the names of a one-link chain to it (one tuple for all its VMAs)
+    single: dict[AnonVma, tuple[str, ...]] = {}
     for mm in k.mms.values():
         ptes = mm.ptes
         npte = len(ptes)
@@ -51,8 +53,15 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
             if progress and not i % EVERY:
                 progress.update(i)
             avcs = vma.avcs
-            chain = [avc.anon_vma for avc in reversed(avcs)] if len(avcs) != 1 \
-                else [avcs[0].anon_vma]
+            if len(avcs) == 1:          # most VMAs: one link, shared names
+                only = avcs[0].anon_vma
+                chain = [only]
+                names = single.get(only)
+                if names is None:
+                    names = single[only] = (only.name or "(unnamed)",)
+            else:
+                chain = [avc.anon_vma for avc in reversed(avcs)]
+                names = tuple([a.name or "(unnamed)" for a in chain])
             ref = mm_prefix + vma.name
             if vma.mm is mm:
                 refs[vma] = ref
@@ -67,16 +76,22 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
             if npte:
                 start, end = vma.start, vma.end
                 if end - start == 1:
-                    nums = [start] if start in ptes else []
-                elif end - start <= npte:
-                    nums = [p for p in range(start, end) if p in ptes]
+                    page = ptes.get(start)
+                    if page is not None:
+                        mapping = page.mapping
+                        pages = (new_page_view(PageView, page.name, start << PAGE_SHIFT,
+                                               page.index, mapping.name or "(unnamed)",
+                                               mapping in chain, mapping.freed),)
                 else:
-                    nums = sorted(p for p in ptes if start <= p < end)
-                if nums:
-                    pages = tuple([new_page_view(PageView, page.name, p << PAGE_SHIFT, page.index,
-                                                 page.mapping.name or "(unnamed)",
-                                                 page.mapping in chain, page.mapping.freed)
-                                   for p in nums for page in (ptes[p],)])
+                    if end - start <= npte:
+                        nums = [p for p in range(start, end) if p in ptes]
+                    else:
+                        nums = sorted(p for p in ptes if start <= p < end)
+                    if nums:
+                        pages = tuple([new_page_view(PageView, page.name, p << PAGE_SHIFT,
+                                                     page.index, page.mapping.name or "(unnamed)",
+                                                     page.mapping in chain, page.mapping.freed)
+                                       for p in nums for page in (ptes[p],)])
             prot = prots.get(vma.prot)
             if prot is None:
                 prot = _prot(vma.prot)
@@ -86,7 +101,7 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
             vmas.append(new_vma_view(
                 VmaView, vma.name, vma.start << PAGE_SHIFT, vma.end << PAGE_SHIFT, vma.pgoff,
                 prot, flags, None if av is None else (av.name or "(unnamed)"),
-                tuple([a.name or "(unnamed)" for a in chain]), pages))
+                names, pages))
         if progress:
             progress.close()
         processes.append(ProcessView(mm.name, tuple(vmas)))
