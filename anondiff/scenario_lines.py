@@ -18,9 +18,9 @@ path gives.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from itertools import permutations
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import yaml
 
@@ -200,22 +200,66 @@ class FastDocument:
             return loader.scenario(compose_nodes(self.text, self.path))
 
 
+#: an item whose first two keys are a name (as NAME_PATTERN) and a start address (hex, or
+#: decimal without a leading zero), the rest of it in group 4: ``, pages: 1, prot: rw`` (a
+#: line :data:`_ITEM` matches too)
+_NAMED_ITEM = re.compile(r"( +)- \{ *name: +([A-Za-z_][A-Za-z0-9_.-]*), +start: +"
+                         r"(0x[0-9a-fA-F]+|[1-9][0-9]*)((?:, +" + _PAIR + r")*) *\} *(?:\n|\Z)")
+
+
+class _Shape(NamedTuple):
+    """What the rest of a one-line VMA after its name and start says, the same for every line
+    written alike (a generated layout has a handful of such rests): the VMA it makes at the
+    lowest address, and its length."""
+
+    spec: VmaSpec
+    length: int
+
+
+def _shape(rest: str, cache: dict[str, str], triggers: Container[str]) -> _Shape | None:
+    """The :class:`_Shape` of a rest with ``pages`` (not ``end``, which is no offset from the
+    start), made by :func:`vma_from_scalars` itself with a name and start that pass its checks;
+    None if it has no such meaning (each line is then read on its own)."""
+    items = [(k, TAG_STR if v[0] not in triggers else _tag(v, cache), v)
+             for k, v in _PAIRS.findall(rest)]
+    if "pages" not in {k for k, _, _ in items}:
+        return None
+    spec = vma_from_scalars([("name", TAG_STR, "a"), ("start", TAG_INT, str(PAGE_SIZE))] + items,
+                            0)
+    if spec is None:
+        return None
+    return _Shape(spec, spec.end - spec.start)
+
+
+def _no_match(text: str, pos: int) -> None:
+    return None
+
+
 def _read_list(text: str, pos: int, indent: int, line: int,
                cache: dict[str, str]) -> tuple[list[VmaSpec], int] | None:
     """The VMAs of the block list starting at *pos*, the line after a ``vmas:`` key at column
     *indent*; *line* is the (1-based) number of the line at *pos*.  Gives the VMAs and the
     position of the first line after the list; None unless every item is a one-line VMA
     :func:`vma_from_scalars` accepts, all at one column deeper than the key, and the list
-    clearly ends (at the end of the text or at a line no deeper than the key)."""
+    clearly ends (at the end of the text or at a line no deeper than the key).
+
+    A line whose rest after its name and start was seen before (:data:`_NAMED_ITEM`) is read
+    by that rest's :class:`_Shape`: only the checks on its name and start are made for it.
+    Not with resolvers of one's own (:data:`_WILDCARD`): the tags of the name and start would
+    no longer be certain."""
     specs: list[VmaSpec] = []
     item_match, empty_match, pairs = _ITEM.match, _EMPTY.match, _PAIRS.findall
+    named_match = _NAMED_ITEM.match if not _WILDCARD else _no_match
+    shapes: dict[str, _Shape | None] = {}
     # a plain scalar is a string unless its first character is one the resolver looks at
     triggers = _TRIGGERS if not _WILDCARD else _EVERYTHING
+    new_spec = VmaSpec.__new__
     end = len(text)
     column = -1
     progress = None
     while pos < end:
-        m = item_match(text, pos)
+        named = named_match(text, pos)
+        m = named if named is not None else item_match(text, pos)
         if m is None:
             e = empty_match(text, pos)
             if e is None:
@@ -232,10 +276,28 @@ def _read_list(text: str, pos: int, indent: int, line: int,
             return None
         if progress and not len(specs) % EVERY:
             progress.update(len(specs))
-        spec = vma_from_scalars([(k, TAG_STR if v[0] not in triggers else _tag(v, cache), v)
-                                 for k, v in pairs(m.group(2))], line)
+        spec = None
+        if named is not None:
+            name, start_text, rest = named.group(2, 3, 4)
+            shape = shapes.get(rest)
+            if shape is None and rest not in shapes:
+                shape = shapes[rest] = _shape(rest, cache, triggers)
+            # vma_from_scalars's checks on the name (a string as the resolver has it) and the
+            # start (the address checks; an int, as the pattern says)
+            if shape is not None and (name[0] not in triggers or _tag(name, cache) == TAG_STR):
+                start = int(start_text[2:], 16) if start_text[1:2] == "x" else int(start_text)
+                stop = start + shape.length
+                if start >= PAGE_SIZE and not start % PAGE_SIZE and stop <= TASK_SIZE:
+                    proto = shape.spec
+                    spec = new_spec(VmaSpec, name, start, stop, proto.prot, proto.flags,
+                                    proto.shared, proto.file, proto.faulted, proto.pages,
+                                    proto.anon_vma, line, proto.offset)
         if spec is None:
-            return None
+            body = (m if named is None else item_match(text, pos)).group(2)  # type: ignore[union-attr]
+            spec = vma_from_scalars([(k, TAG_STR if v[0] not in triggers else _tag(v, cache), v)
+                                     for k, v in pairs(body)], line)
+            if spec is None:
+                return None
         specs.append(spec)
         pos = m.end()
         line += 1

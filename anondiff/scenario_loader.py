@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 import yaml
@@ -23,6 +24,32 @@ from .yamlnodes import (_NAME_RE, TAG_BOOL, TAG_INT, TAG_MAP, TAG_NULL, TAG_STR,
                         NodeReader, choices, hexaddr, num, quote)
 
 __all__ = ["Loader", "compose"]
+
+
+def _sound_vmas(specs: list[VmaSpec], process: str,
+                labels: dict[str, _LabelUse]) -> tuple[VmaSpec, ...] | None:
+    """What :meth:`Loader.vmas` gives for VMAs read line by line when nothing is wrong with
+    them (names unique, labels used as :meth:`Loader.label` allows, no overlap), checked a list
+    at a time; None if anything is (the VMAs are then checked one by one, to say what)."""
+    if len({spec.name for spec in specs}) != len(specs):
+        return None
+    new: dict[str, _LabelUse] = {}
+    for spec in specs:
+        label = spec.anon_vma
+        if label is not None:
+            first = new.get(label)
+            if first is None:
+                first = labels.get(label)
+            if first is None:
+                new[label] = _LabelUse(process, spec)
+            elif first.process != process or first.vma.file != spec.file:
+                return None
+    ordered = sorted(specs, key=attrgetter("start"))
+    for a, b in zip(ordered, ordered[1:]):
+        if b.start < a.end:
+            return None
+    labels.update(new)
+    return tuple(ordered)
 
 
 class Loader(NodeReader):
@@ -124,6 +151,8 @@ class Loader(NodeReader):
         specs: list[VmaSpec] = []
         where: dict[str, tuple[int, int]] = {}      # name -> (index, line)
         if isinstance(node, FastVmas):          # read line by line: nodes only for messages
+            if (done := _sound_vmas(node.specs, process, labels)) is not None:
+                return done
             got: list = [(spec, None, None, None) for spec in node.specs]
             progress = None
         else:

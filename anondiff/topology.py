@@ -91,17 +91,44 @@ class Topology(NamedTuple):
     transient_anon_vmas: int = 0
 
     def process(self, name: str) -> ProcessView:
-        return _index(self)[1][name]
+        return _index(self).processes()[name]
 
     def vma(self, ref: str) -> VmaView:
         """A VMA by ``"PROC/NAME"``."""
-        return _index(self)[2][ref]
+        return _index(self).vmas()[ref]
 
     def anon_vma(self, name: str) -> AnonVmaView:
-        return _index(self)[3][name]
+        return _index(self).anon_vmas()[name]
 
 
-_Index = tuple[Topology, dict[str, ProcessView], dict[str, VmaView], dict[str, AnonVmaView]]
+class _Index:
+    """Lookup tables of one topology, each made the first time it is asked for (a renderer
+    that looks up anon_vmas has no use for a table of 130,000 VMA references)."""
+
+    __slots__ = ("topo", "_processes", "_vmas", "_anon_vmas")
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self._processes: dict[str, ProcessView] | None = None
+        self._vmas: dict[str, VmaView] | None = None
+        self._anon_vmas: dict[str, AnonVmaView] | None = None
+
+    def processes(self) -> dict[str, ProcessView]:
+        if self._processes is None:
+            self._processes = {p.name: p for p in self.topo.processes}
+        return self._processes
+
+    def vmas(self) -> dict[str, VmaView]:
+        if self._vmas is None:
+            self._vmas = {f"{p.name}/{v.name}": v for p in self.topo.processes for v in p.vmas}
+        return self._vmas
+
+    def anon_vmas(self) -> dict[str, AnonVmaView]:
+        if self._anon_vmas is None:
+            self._anon_vmas = {a.name: a for a in self.topo.anon_vmas}
+        return self._anon_vmas
+
+
 #: lookup tables of the last few topologies looked into (a Topology is an immutable tuple, so
 #: they cannot live on it); each entry holds its topology, so an id is never reused under it
 _INDEXES: dict[int, _Index] = {}
@@ -109,14 +136,17 @@ _INDEXES: dict[int, _Index] = {}
 
 def _index(t: Topology) -> _Index:
     hit = _INDEXES.get(id(t))
-    if hit is None or hit[0] is not t:
+    if hit is None or hit.topo is not t:
         if len(_INDEXES) >= 16:
             _INDEXES.clear()
-        hit = _INDEXES[id(t)] = (
-            t, {p.name: p for p in t.processes},
-            {f"{p.name}/{v.name}": v for p in t.processes for v in p.vmas},
-            {a.name: a for a in t.anon_vmas})
+        hit = _INDEXES[id(t)] = _Index(t)
     return hit
+
+
+def anon_vmas_by_name(t: Topology) -> dict[str, AnonVmaView]:
+    """``{name: view}`` of a topology's anon_vmas (what :meth:`Topology.anon_vma` looks in), for
+    code that looks up many: do not change it."""
+    return _index(t).anon_vmas()
 
 
 class Replay(NamedTuple):

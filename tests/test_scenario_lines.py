@@ -181,3 +181,52 @@ def test_integers_are_the_constructors(text: str) -> None:
     expected = yaml.constructor.SafeConstructor().construct_yaml_int(
         yaml.ScalarNode("tag:yaml.org,2002:int", text))
     assert scenario_lines.yaml_int(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    # lines alike but for their name and start, read by the shape of their rest: the checks on
+    # each name and start are still made (a bad one sends the document the careful way)
+    lines(*(vma(i) for i in range(5)), vma(5).replace("v5", "yes")),
+    lines(*(vma(i) for i in range(5)), vma(5).replace("v5", "n5"), vma(6).replace("v6", "on")),
+    lines(*(vma(i) for i in range(3)), vma(3).replace("0x7f0000003000", "0x7f0000003001")),
+    lines(*(vma(i) for i in range(3)), "      - {name: z, start: 0x7ffffffff000, pages: 1, "
+          "faulted: true, anon_vma: AV0}\n"),
+    lines(*(vma(i) for i in range(3)), "      - {name: z, start: 0x7ffffffff000, pages: 2, "
+          "faulted: true, anon_vma: AV0}\n", "      - {name: y, start: 0x7ffffffff000, pages: 2, "
+          "faulted: true, anon_vma: AV0}\n"),
+    lines(*(vma(i) for i in range(3)), vma(3).replace("0x7f0000003000", "0x900000000000")),
+    lines(*(vma(i) for i in range(3)), "      - {name: z, start: 4096, pages: 1, "
+          "faulted: true, anon_vma: AV0}\n", "      - {name: y, start: 0, pages: 1, "
+          "faulted: true, anon_vma: AV0}\n"),
+    # shapes interleaved; a rest with end (no shape); a rest naming a key twice
+    lines(*(vma(i, "prot: r" if i % 2 else "prot: rw, faulted: true") for i in range(6))),
+    lines(*(f"      - {{name: e{i}, start: {4096 * (i + 1)}, end: {4096 * (i + 2)}}}\n"
+            for i in range(4))),
+    lines(vma(0), vma(1, "faulted: true, name: again")),
+    lines(vma(0), vma(1, "faulted: true, start: 0x1000")),
+    # a label that needs faulted; shared and faulted; more pages than may be faulted
+    lines(vma(0, "anon_vma: AV0"), vma(1, "anon_vma: AV0")),
+    lines(vma(0, "shared: true, faulted: true"), vma(1, "shared: true, faulted: true")),
+    lines("      - {name: big, start: 0x100000000, pages: 2000000, faulted: true}\n",
+          "      - {name: big2, start: 0x200000000, pages: 2000000, faulted: true}\n"),
+])
+def test_lines_read_by_shape_as_the_careful_path(text: str) -> None:
+    same(text)
+
+
+def test_shapes_are_the_common_case() -> None:
+    """A generated layout is read by the shapes of a handful of rests."""
+    text = lines(*(vma(i, "prot: r" if i % 2 else "faulted: true") for i in range(100)))
+    seen: list[str] = []
+    real = scenario_lines._shape
+
+    def counting(rest, *args):  # type: ignore[no-untyped-def]
+        seen.append(rest)
+        return real(rest, *args)
+
+    import unittest.mock
+    with unittest.mock.patch.object(scenario_lines, "_shape", counting):
+        sc = loads(text, "t.yaml")
+    assert sc == same(text, fast_expected=True)
+    assert len(sc.processes[0].vmas) == 100
+    assert sorted(seen) == [", pages: 1, faulted: true", ", pages: 1, prot: r"]

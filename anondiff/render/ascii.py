@@ -25,16 +25,16 @@ Layout decisions:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass, replace
 
 from ..topology import ProcessView, Replay, Topology, VmaView
 from . import RenderOptions
-from .listing import (ELIDE_MIN, ELISION_NOTE, anon_vma_lines, check_width, compare_heading,
-                      diff_lines, differing_refs, finding_kinds, finding_lines, join_blocks,
-                      policy_heading, render_run as _render_headed, runs, snapshot_heading, wrap)
+from .listing import (ELIDE_MIN, ELISION_NOTE, _kinds_by_vma, anon_vma_lines, check_width,
+                      compare_heading, diff_lines, differing_refs, finding_kinds, finding_lines,
+                      join_blocks, policy_heading, render_run as _render_headed, runs,
+                      snapshot_heading, wrap)
 
 if TYPE_CHECKING:  # the differ is not needed to draw a run
     from ..diff import Comparison
@@ -56,8 +56,7 @@ _JOINTS = {
 _UNICODE = {"-": "─", "|": "│", "<": "◀"}
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
     """One VMA, or an elided run of identical VMAs, of one process in one column."""
 
     name: str                 # "SRC1", or "SRC2..SRC9" for an elided run
@@ -91,6 +90,7 @@ def av_limit(width: int) -> int:
 
 def _cell(topo: Topology, proc: ProcessView, vma: VmaView, differs: frozenset[str],
           width: int) -> Cell:
+    """The cell of one VMA (:func:`rows_of` makes them all at once, the same way)."""
     av = vma.anon_vma
     if av is not None:
         try:
@@ -111,12 +111,32 @@ def columns(topos: Sequence[Topology]) -> tuple[int, ...]:
 
 def rows_of(topo: Topology, cols: Sequence[int], differs: frozenset[str],
             width: int) -> tuple[Row, ...]:
+    """:func:`_cell` of every VMA in its column, with what it looks up done once per topology
+    (a large process has tens of thousands of VMAs and few findings)."""
     index = {start: i for i, start in enumerate(cols)}
+    freed = {a.name: a.freed for a in topo.anon_vmas}      # as topo.anon_vma() finds them
+    banged = _kinds_by_vma(topo) if topo.findings else {}
+    av_max, vma_max = av_limit(width), vma_limit(width)
+    boxes: dict[str, str] = {}      # anon_vma name -> the text of its box
+    new_cell = tuple.__new__        # Cell(...) without its argument handling
     out = []
     for proc in topo.processes:
         row: list[Cell | None] = [None] * len(cols)
+        pname = proc.name
+        prefix = pname + "/"
         for vma in proc.vmas:
-            row[index[vma.start]] = _cell(topo, proc, vma, differs, width)
+            name = vma.name
+            av = vma.anon_vma
+            text = None
+            if av is not None:
+                text = boxes.get(av)
+                if text is None:
+                    text = boxes[av] = clip(av + " (freed!)" if freed.get(av) else av, av_max)
+            bang = bool(banged) and (pname, name) in banged
+            marked = bool(differs) and prefix + name in differs
+            row[index[vma.start]] = new_cell(Cell, (
+                name if len(name) <= vma_max - bang else clip(name, vma_max - bang), text,
+                bang, marked, (av, vma.chain, bang, marked)))
         out.append(tuple(row))
     return tuple(out)
 
@@ -125,13 +145,13 @@ def elide(charts: Sequence[tuple[Row, ...]], width: int) -> list[tuple[Row, ...]
     """Collapse each run of columns that is identical in every row of every chart into one."""
     every = [row for rows in charts for row in rows]
     ncols = len(every[0]) if every else 0
-
-    def key(i: int) -> Hashable:
-        return tuple(_key(row[i]) for row in every)
+    keys = list(zip(*[[_key(cell) for cell in row] for row in every])) if every else []
 
     spans: list[tuple[int, int]] = []
-    for a, b in runs(range(ncols), key):
+    for a, b in runs(range(ncols), keys.__getitem__):
         spans += [(a, b)] if b - a + 1 >= ELIDE_MIN else [(i, i) for i in range(a, b + 1)]
+    if len(spans) == ncols:         # nothing to elide
+        return [tuple(tuple(row) for row in rows) for rows in charts]
     return [tuple(tuple(_merge(row, a, b, width) for a, b in spans) for row in rows)
             for rows in charts]
 
@@ -145,51 +165,134 @@ def _merge(row: Row, first: int, last: int, width: int) -> Cell | None:
     if cell is None or end is None or first == last:
         return cell
     name = clip(f"{cell.name}..{end.name} ({last - first + 1})", vma_limit(width) - cell.bang)
-    return replace(cell, name=name)
+    return cell._replace(name=name)
 
 
 # -- geometry ---------------------------------------------------------------------------------
 
 def segments(row: Row, band: range) -> list[tuple[str, list[int]]]:
-    """(anon_vma box text, columns hanging off its arrow), left to right, within one band."""
-    hung = [(i, text) for i in band if (text := _av_text(row[i])) is not None]
-    groups = runs(hung, lambda item: item[1])
-    return [(hung[a][1], [i for i, _ in hung[a:b + 1]]) for a, b in groups]
+    """(anon_vma box text, columns hanging off its arrow), left to right, within one band: the
+    runs of VMAs (cells with an anon_vma) with the same box text, cells between without one
+    left out."""
+    out: list[tuple[str, list[int]]] = []
+    last = None
+    for i in band:
+        cell = row[i]
+        if cell is None:
+            continue
+        text = cell.anon_vma
+        if text is None:
+            continue
+        if out and text == last:
+            out[-1][1].append(i)
+        else:
+            out.append((text, [i]))
+        last = text
+    return out
 
 
-def _av_text(cell: Cell | None) -> str | None:
-    return None if cell is None else cell.anon_vma
-
-
-def geometry(rows: Sequence[Row], band: range) -> tuple[dict[int, int], dict[int, int]]:
-    """Box width and column width for each column of the band (shared by every row)."""
+def geometry(rows: Sequence[Row], band: range,
+             segs: Sequence[list[tuple[str, list[int]]]] | None = None,
+             ) -> tuple[dict[int, int], dict[int, int]]:
+    """Box width and column width for each column of the band (shared by every row);
+    ``segs``: the :func:`segments` of each row, if the caller has them."""
     box = {i: 0 for i in band}
     col = {i: 0 for i in band}
-    for row in rows:
+    for n, row in enumerate(rows):
         for i in band:
             cell = row[i]
             if cell is not None:
                 box[i] = max(box[i], max(len(cell.label), MIN_INNER) + 3)
-        for text, hung in segments(row, band):
+        for text, hung in (segments(row, band) if segs is None else segs[n]):
             col[hung[0]] = max(col[hung[0]], GAP + len(text) + 4 + ARROW)
     return box, {i: max(col[i], GAP + box[i]) for i in band}
 
 
 def _band_width(rows: Sequence[Row], band: range) -> int:
+    """The width of a part drawn with the columns of ``band`` (the definition :func:`bands`
+    computes faster)."""
     return MARGIN + sum(geometry(rows, band)[1].values())
 
 
 def bands(rows: Sequence[Row], ncols: int, width: int) -> list[range]:
-    """Split the columns greedily into parts that fit ``width``."""
+    """Split the columns greedily into parts that fit ``width``: each part takes columns while
+    its :func:`_band_width` stays within ``width`` (one at least).
+
+    A column's width in a part depends only on the columns left of it in that part: the width
+    of its VMA boxes, and the arrows that start in it (the first VMA of a row hanging off an
+    anon_vma box in this part).  That is the case unless the VMA before it in its row (the
+    nearest one with an anon_vma) hangs off the same box; that VMA may be in an earlier part,
+    and then this column starts the arrow.  So a part grows a column at a time, and the whole
+    split is linear in the number of columns (:func:`_band_width` of every prefix of every
+    part is quadratic: minutes for a 65,000-VMA process)."""
+    box = [0] * ncols
+    fixed = [GAP] * ncols       # a column's width whatever part it is in (at least GAP)
+    #: column -> (column of the VMA before it with the same anon_vma box, arrow width)
+    joined: dict[int, list[tuple[int, int]]] = {}
+    for row in rows:
+        before, before_text = -1, None
+        for i in range(ncols):
+            cell = row[i]
+            if cell is None:
+                continue
+            b = max(len(cell.name) + cell.bang, MIN_INNER) + 3      # len(cell.label)
+            if b > box[i]:
+                box[i] = b
+            text = cell.anon_vma
+            if text is None:
+                continue
+            arrow = GAP + len(text) + 4 + ARROW
+            if before >= 0 and text == before_text:
+                joined.setdefault(i, []).append((before, arrow))
+            elif arrow > fixed[i]:
+                fixed[i] = arrow
+            before, before_text = i, text
+    for i in range(ncols):
+        fixed[i] = max(fixed[i], GAP + box[i])
+
+    def column(i: int, start: int) -> int:
+        w = fixed[i]
+        for j, arrow in joined.get(i, ()):
+            if j < start and arrow > w:
+                w = arrow
+        return w
+
     out: list[range] = []
     start = 0
     while start < ncols:
+        used = MARGIN + column(start, start)
         end = start + 1
-        while end < ncols and _band_width(rows, range(start, end + 1)) <= width:
+        while end < ncols:
+            used += fixed[end] if end not in joined else column(end, start)
+            if used > width:
+                break
             end += 1
         out.append(range(start, end))
         start = end
     return out
+
+
+def fits(rows: Sequence[Row], ncols: int, width: int) -> bool:
+    """Whether :func:`bands` makes one part (or none) of the columns: their widths in a part
+    that starts at the first, summed until they pass ``width`` (a large chart does at once)."""
+    used = MARGIN
+    last: list[str | None] = [None] * len(rows)     # each row's last anon_vma box so far
+    for i in range(ncols):
+        box, col = 0, GAP
+        for r, row in enumerate(rows):
+            cell = row[i]
+            if cell is None:
+                continue
+            box = max(box, max(len(cell.label), MIN_INNER) + 3)
+            text = cell.anon_vma
+            if text is not None:
+                if text != last[r]:
+                    col = max(col, GAP + len(text) + 4 + ARROW)
+                last[r] = text
+        used += max(col, GAP + box)
+        if used > width and i > 0:
+            return False
+    return True
 
 
 # -- drawing ----------------------------------------------------------------------------------
@@ -252,9 +355,11 @@ class Canvas:
 
 
 def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool,
-         geom: tuple[dict[int, int], dict[int, int]] | None = None) -> list[str]:
+         geom: tuple[dict[int, int], dict[int, int]] | None = None,
+         segs: list[tuple[str, list[int]]] | None = None) -> list[str]:
     """The chart of one process in one part: anon_vma row, arrows, VMA boxes, markers
-    (``geom``: ``geometry(rows, band)``, if the caller has it)."""
+    (``geom``: ``geometry(rows, band)``, ``segs``: ``segments(row, band)``, if the caller has
+    them)."""
     box, col = geom or geometry(rows, band)
     left = {}
     x = MARGIN
@@ -262,8 +367,17 @@ def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool,
         left[i] = x
         x += col[i]
     marked = any(cell is not None and cell.marked for cell in (row[i] for i in band))
-    canvas = Canvas(x, 8 if marked else 7, track_art=unicode)
-    for text, hung in segments(row, band):
+    draw_with = _draw_canvas if unicode else _draw_plain
+    return draw_with(row, band, box, col, left, x, marked, unicode,
+                     segments(row, band) if segs is None else segs)
+
+
+def _draw_canvas(row: Row, band: range, box: dict[int, int], col: dict[int, int],
+                 left: dict[int, int], width: int, marked: bool, unicode: bool,
+                 segs: list[tuple[str, list[int]]]) -> list[str]:
+    """:func:`draw` on a :class:`Canvas` (unicode needs what it remembers of the line art)."""
+    canvas = Canvas(width, 8 if marked else 7, track_art=unicode)
+    for text, hung in segs:
         start = left[hung[0]] + GAP
         canvas.box(0, start, len(text) + 4, f" {text} ")
         joints = [left[i] + col[i] - 1 for i in hung]
@@ -287,6 +401,59 @@ def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool,
     return lines
 
 
+def _draw_plain(row: Row, band: range, box: dict[int, int], col: dict[int, int],
+                left: dict[int, int], width: int, marked: bool, unicode: bool,
+                segs: list[tuple[str, list[int]]]) -> list[str]:
+    """:func:`_draw_canvas` without unicode, each line written left to right as a string (a
+    large run draws tens of thousands of parts).  Nothing overlaps: an anon_vma box and its
+    arrow fit in the column of its first VMA (:func:`geometry`), a VMA's box and its joint in
+    its column, and the line art of a box row comes after the arrows that end before it."""
+    top: list[str] = []         # each line's pieces, and how far it reaches
+    arrow: list[str] = []
+    bottom: list[str] = []
+    down: list[str] = []
+    at_top = at_arrow = at_bottom = at_down = 0
+    for text, hung in segs:
+        start = left[hung[0]] + GAP
+        edge = "+" + "-" * (len(text) + 2) + "+"
+        top += (" " * (start - at_top), edge)
+        bottom += (" " * (start - at_bottom), edge)
+        arrow += (" " * (start - at_arrow), "| ", text, " |<")
+        at_top = at_bottom = start + len(text) + 4
+        at_arrow = at_top + 1
+        for i in hung:
+            j = left[i] + col[i] - 1
+            arrow += ("-" * (j - at_arrow), "+")
+            bottom += (" " * (j - at_bottom), "|")
+            down += (" " * (j - at_down), "|")
+            at_arrow = at_bottom = at_down = j + 1
+    upper: list[str] = []
+    label_row: list[str] = []
+    marks: list[str] = []
+    at_box = at_marks = 0
+    for i in band:
+        cell = row[i]
+        if cell is None:
+            continue
+        w = box[i]
+        bx = left[i] + col[i] - w
+        pad = " " * (bx - at_box)
+        upper += (pad, "+", "-" * (w - 2), "+")
+        label_row += (pad, "|", cell.label.ljust(w - 2), "|")
+        at_box = bx + w
+        if cell.marked:
+            marks += (" " * (bx - at_marks), "^" * w)
+            at_marks = bx + w
+    boxes = "".join(upper).rstrip()
+    lines = ["".join(top).rstrip(), "".join(arrow).rstrip(), "".join(bottom).rstrip(),
+             "".join(down).rstrip(), boxes, "".join(label_row).rstrip(), boxes]
+    if marked:
+        lines.append("".join(marks).rstrip())
+    while lines and not lines[0]:       # no anon_vma row: the boxes come first
+        lines.pop(0)
+    return lines
+
+
 # -- charts -----------------------------------------------------------------------------------
 
 def layout(topos: Sequence[Topology], differs: frozenset[str],
@@ -295,9 +462,10 @@ def layout(topos: Sequence[Topology], differs: frozenset[str],
     cols = columns(topos)
     charts = [rows_of(t, cols, differs, width) for t in topos]
     every = [row for rows in charts for row in rows]
-    parts = bands(every, len(cols), width)
+    # bands() of the columns as they are only to see if they fit in one part
+    parts = [range(0, len(cols))] if cols else []
     notes: list[str] = []
-    if len(parts) > 1:
+    if not fits(every, len(cols), width):
         charts = elide(charts, width)
         every = [row for rows in charts for row in rows]
         ncols = len(every[0]) if every else 0
@@ -316,14 +484,16 @@ def chart_lines(topo: Topology, rows: tuple[Row, ...], every: Sequence[Row],
     lines: list[str] = []
     for n, band in enumerate(parts, 1):
         part = f" (part {n}/{len(parts)})" if len(parts) > 1 else ""
-        geom = geometry(every, band)
+        segs = [segments(row, band) for row in every]
+        by_row = {id(row): got for row, got in zip(every, segs)}
+        geom = geometry(every, band, segs)
         for proc, row in zip(topo.processes, rows, strict=True):
             if not any(row[i] is not None for i in band):
                 where = " in this part" if proc.vmas else ""
                 lines += [f"Process {proc.name}:{part} no VMAs{where}", ""]
             else:
                 lines += [f"Process {proc.name}:{part}", ""]
-                lines += draw(row, band, every, opts.unicode, geom) + [""]
+                lines += draw(row, band, every, opts.unicode, geom, by_row.get(id(row))) + [""]
     if not topo.processes:
         lines += ["(no processes)", ""]
     for section in (notes + _legend(rows, opts.width), anon_vma_lines(topo, opts.width),

@@ -118,14 +118,87 @@ def _finding(f: Finding, ind: str) -> str:
 
 def _list(items: Sequence[Any], item: Callable[[Any, str], str], ind: str) -> Iterator[str]:
     """A list that is a member at ``ind``, its items written by ``item``, 512 to a chunk."""
+    return _batched(items, lambda batch, inner: [item(x, inner) for x in batch], ind)
+
+
+def _batched(items: Sequence[Any], texts: Callable[[Sequence[Any], str], list[str]],
+             ind: str) -> Iterator[str]:
+    """:func:`_list`, the items written 512 at a time by ``texts``."""
     if not items:
         yield "[]"
         return
     sep, inner = "[\n  " + ind, ind + "    "
     for lo in range(0, len(items), 512):
-        yield sep + (",\n  " + ind).join([item(x, inner) for x in items[lo:lo + 512]])
+        yield sep + (",\n  " + ind).join(texts(items[lo:lo + 512], inner))
         sep = ",\n  " + ind
     yield "\n" + ind + "]"
+
+
+def _vmas(vmas: Sequence[VmaView], ind: str) -> list[str]:
+    """``[_vma(v, ind) for v in vmas]``, written inline: one VMA is a dozen calls of the helpers
+    above, and a large process has tens of thousands (the common one-page, one-link VMA
+    written without them; prot and flags once per distinct tuple)."""
+    out = []
+    lists: dict[tuple[str, ...], str] = {}      # prot and flags tuples, as _strings gives them
+    i2, up = ind + "    ", ind[:-2]
+    for v in vmas:
+        prot = lists.get(v.prot)
+        if prot is None:
+            prot = lists[v.prot] = _strings(v.prot, ind)
+        flags = lists.get(v.flags)
+        if flags is None:
+            flags = lists[v.flags] = _strings(v.flags, ind)
+        chain = v.chain
+        chain_text = (f"[\n  {ind}{_s(chain[0])}\n{ind}]" if len(chain) == 1
+                      else _strings(chain, ind))
+        pages = v.pages
+        if len(pages) == 1:
+            pg = pages[0]
+            mapping = "null" if pg.mapping is None else _s(pg.mapping)
+            pages_text = (
+                f'[\n  {ind}{{\n{i2}"name": {_s(pg.name)},\n{i2}"addr": {pg.addr},\n'
+                f'{i2}"index": {pg.index},\n{i2}"mapping": {mapping},\n'
+                f'{i2}"in_chain": {"true" if pg.in_chain else "false"},\n'
+                f'{i2}"mapping_freed": {"true" if pg.mapping_freed else "false"}\n{ind}  }}\n'
+                f'{ind}]')
+        elif pages:
+            pages_text = ("[\n  " + ind + (",\n  " + ind).join([_page(pg, i2) for pg in pages])
+                          + "\n" + ind + "]")
+        else:
+            pages_text = "[]"
+        av = v.anon_vma
+        out.append(
+            f'{{\n{ind}"name": {_s(v.name)},\n{ind}"start": {v.start},\n{ind}"end": {v.end},\n'
+            f'{ind}"pgoff": {v.pgoff},\n{ind}"prot": {prot},\n{ind}"flags": {flags},\n'
+            f'{ind}"anon_vma": {"null" if av is None else _s(av)},\n{ind}"chain": {chain_text},\n'
+            f'{ind}"pages": {pages_text}\n{up}}}')
+    return out
+
+
+def _anon_vmas(avs: Sequence[AnonVmaView], ind: str) -> list[str]:
+    """``[_anon_vma(a, ind) for a in avs]``, written inline (see :func:`_vmas`)."""
+    out = []
+    counters_texts: dict[tuple[tuple[str, int], ...], str] = {}
+    up = ind[:-2]
+    for a in avs:
+        counters = counters_texts.get(a.counters)
+        if counters is None:
+            counters = counters_texts[a.counters] = (
+                "{\n" + ",\n".join(f"{ind}  {_s(k)}: {v}" for k, v in a.counters) + "\n" + ind
+                + "}" if a.counters else "{}")
+        users, tree = a.users, a.tree
+        users_text = (f"[\n  {ind}{_s(users[0])}\n{ind}]" if len(users) == 1
+                      else _strings(users, ind))
+        tree_text = (f"[\n  {ind}{_s(tree[0])}\n{ind}]" if len(tree) == 1
+                     else _strings(tree, ind))
+        parent = a.parent
+        out.append(
+            f'{{\n{ind}"name": {_s(a.name)},\n{ind}"root": {_s(a.root)},\n'
+            f'{ind}"parent": {"null" if parent is None else _s(parent)},\n'
+            f'{ind}"refcount": {a.refcount},\n{ind}"counters": {counters},\n'
+            f'{ind}"freed": {"true" if a.freed else "false"},\n'
+            f'{ind}"users": {users_text},\n{ind}"tree": {tree_text}\n{up}}}')
+    return out
 
 
 def _topology(t: Topology, ind: str) -> Iterator[str]:
@@ -137,13 +210,13 @@ def _topology(t: Topology, ind: str) -> Iterator[str]:
         yield "["
         for n, p in enumerate(t.processes):
             yield (",\n" if n else "\n") + f'{i2}{{\n{i3}"name": {_s(p.name)},\n{i3}"vmas": '
-            yield from _list(p.vmas, _vma, i3)
+            yield from _batched(p.vmas, _vmas, i3)
             yield f"\n{i2}}}"
         yield "\n" + ind + "]"
     else:
         yield "[]"
     yield f',\n{ind}"anon_vmas": '
-    yield from _list(t.anon_vmas, _anon_vma, ind)
+    yield from _batched(t.anon_vmas, _anon_vmas, ind)
     yield f',\n{ind}"transient_anon_vmas": {t.transient_anon_vmas},\n{ind}"findings": '
     yield from _list(t.findings, _finding, ind)
     yield f"\n{ind[:-2]}}}"

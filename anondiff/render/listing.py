@@ -15,12 +15,14 @@ The small text helpers here (anon_vma descriptions, findings, headings, wrapping
 """
 from __future__ import annotations
 
+import itertools
 import textwrap
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import RenderError
-from ..topology import AnonVmaView, Finding, ProcessView, Replay, Topology, VmaView
+from ..topology import (AnonVmaView, Finding, ProcessView, Replay, Topology, VmaView,
+                        anon_vmas_by_name)
 from . import RenderOptions
 
 if TYPE_CHECKING:  # the differ is not needed to draw a run
@@ -93,9 +95,13 @@ def has_parent(av: AnonVmaView) -> bool:
 
 def describe_av(topo: Topology, name: str) -> str:
     """``AV1 (child of AV0)``, ``AV0 (root)``, ``AV2 (freed!, child of AV1, root AV0)``."""
-    try:
-        av = topo.anon_vma(name)
-    except KeyError:
+    return _describe(anon_vmas_by_name(topo), name)
+
+
+def _describe(avs: Mapping[str, AnonVmaView], name: str) -> str:
+    """:func:`describe_av`, the anon_vmas by name given."""
+    av = avs.get(name)
+    if av is None:
         return f"{name} (unknown!)"
     notes = ["freed!"] if av.freed else []
     if is_root(av):
@@ -111,11 +117,15 @@ def describe_av(topo: Topology, name: str) -> str:
 
 def lineage(topo: Topology, name: str) -> tuple[str, ...]:
     """``(name, parent, grandparent, ..., root)``; without parents, ``(name, root)``."""
+    return _lineage(anon_vmas_by_name(topo), name, len(topo.anon_vmas))
+
+
+def _lineage(avs: Mapping[str, AnonVmaView], name: str, most: int) -> tuple[str, ...]:
+    """:func:`lineage`, the anon_vmas by name given; ``most``: how many there are."""
     out = [name]
-    while len(out) <= len(topo.anon_vmas):
-        try:
-            av = topo.anon_vma(out[-1])
-        except KeyError:
+    while len(out) <= most:
+        av = avs.get(out[-1])
+        if av is None:
             break
         up = av.parent if has_parent(av) else (None if is_root(av) else av.root)
         if up is None or up in out:
@@ -128,11 +138,13 @@ def referenced(topo: Topology) -> set[str]:
     """anon_vma names some VMA or page still points to."""
     names: set[str] = set()
     for proc in topo.processes:
-        for vma in proc.vmas:
-            names.update(vma.chain)
-            names.update(p.mapping for p in vma.pages if p.mapping)
-            if vma.anon_vma:
-                names.add(vma.anon_vma)
+        vmas = proc.vmas
+        names.update(itertools.chain.from_iterable([v.chain for v in vmas]))
+        pointers: set[str | None] = {p.mapping for v in vmas if v.pages for p in v.pages}
+        pointers.update([v.anon_vma for v in vmas])
+        pointers.discard(None)      # no mapping, no anon_vma
+        pointers.discard("")
+        names.update(pointers)      # type: ignore[arg-type]
     return names
 
 
@@ -140,12 +152,23 @@ def shown_anon_vmas(topo: Topology) -> list[AnonVmaView]:
     """Live anon_vmas, freed ones still referenced (a use-after-free) and the ancestors of
     those shown, in allocation order."""
     shown = {a.name for a in topo.anon_vmas if not a.freed} | referenced(topo)
-    size = -1
-    while size != len(shown):
-        size = len(shown)
+    # and what they lead to: every anon_vma of a shown name brings its parent and root in
+    todo = []
+    for av in topo.anon_vmas:
+        if av.name in shown:
+            for x in (av.parent, av.root):
+                if x is not None and x not in shown:
+                    shown.add(x)
+                    todo.append(x)
+    if todo:        # names brought in whose anon_vmas came earlier in the list
+        up: dict[str, list[str]] = {}
         for av in topo.anon_vmas:
-            if av.name in shown:
-                shown.update(x for x in (av.parent, av.root) if x is not None)
+            up.setdefault(av.name, []).extend(x for x in (av.parent, av.root) if x is not None)
+        while todo:
+            for x in up.get(todo.pop(), ()):
+                if x not in shown:
+                    shown.add(x)
+                    todo.append(x)
     return [a for a in topo.anon_vmas if a.name in shown]
 
 
@@ -203,50 +226,64 @@ def finding_lines(topo: Topology, width: int) -> list[str]:
 
 # -- the list format --------------------------------------------------------------------------
 
-def _vma_text(topo: Topology, vma: VmaView) -> str:
+def _vma_text(avs: Mapping[str, AnonVmaView], most: int, vma: VmaView) -> str:
+    """What the list says of a VMA after its name (``avs``, ``most``: see :func:`_lineage`)."""
     if vma.anon_vma is None:
         text = "no anon_vma"
         expected: tuple[str, ...] = ()
     else:
-        text = describe_av(topo, vma.anon_vma)
-        expected = lineage(topo, vma.anon_vma)
+        text = _describe(avs, vma.anon_vma)
+        expected = _lineage(avs, vma.anon_vma, most)
     if vma.chain != expected:
         text += f", chain [{', '.join(vma.chain)}]"
     return text
 
 
 def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
-                   width: int) -> tuple[list[str], bool]:
-    """Lines for one process; the flag says whether a run was elided."""
+                   width: int, avs: Mapping[str, AnonVmaView] | None = None) -> tuple[list[str], bool]:
+    """Lines for one process; the flag says whether a run was elided (``avs``: the anon_vmas by
+    name, if the caller has them)."""
     lines = [f"Process {proc.name}:"]
-    if not proc.vmas:
+    vmas = proc.vmas
+    if not vmas:
         return lines + ["  (no VMAs)"], False
     # one description per (anon_vma, chain), one kinds lookup per VMA: a large process has
     # thousands of VMAs and few distinct ones
     texts: dict[tuple[str | None, tuple[str, ...]], str] = {}
+    if avs is None:
+        avs = {a.name: a for a in topo.anon_vmas}
+    most = len(topo.anon_vmas)
     all_kinds = _kinds_by_vma(topo) if topo.findings else {}
-    prefix = proc.name + "/"
-    keys = []
-    for v in proc.vmas:
+    pname = proc.name
+    prefix = pname + "/"
+    keys: list[tuple[str, tuple[str, ...], bool]] = []
+    for v in vmas:
         tk = (v.anon_vma, v.chain)
         text = texts.get(tk)
         if text is None:
-            text = texts[tk] = _vma_text(topo, v)
-        keys.append((text, all_kinds.get((proc.name, v.name), ()), prefix + v.name in differs))
+            text = texts[tk] = _vma_text(avs, most, v)
+        keys.append((text, all_kinds.get((pname, v.name), ()) if all_kinds else (),
+                     bool(differs) and prefix + v.name in differs))
     elided = False
-    for first, last in runs(range(len(keys)), keys.__getitem__):
+    n = len(keys)
+    first = 0
+    while first < n:
+        key = keys[first]
+        last = first
+        while last + 1 < n and keys[last + 1] == key:
+            last += 1
         if last - first + 1 >= ELIDE_MIN:
             # the count: splits keep their names (A, A2, ...), so FIRST..LAST alone hides how
             # many VMAs there are
-            entries = [(f"{proc.vmas[first].name}..{proc.vmas[last].name} ({last - first + 1})",
-                        first)]
+            entries = [(f"{vmas[first].name}..{vmas[last].name} ({last - first + 1})", first)]
             elided = True
         else:
-            entries = [(proc.vmas[i].name, i) for i in range(first, last + 1)]
+            entries = [(vmas[i].name, i) for i in range(first, last + 1)]
         for name, i in entries:
             vma_text, kinds, differ = keys[i]
             text = f"{name} - {vma_text}" + (f"  ! {','.join(kinds)}" if kinds else "")
             lines += wrap(("* " if differ else "  ") + text, width, "", "      ")
+        first = last + 1
     return lines, elided
 
 
@@ -254,8 +291,11 @@ def snapshot_lines(topo: Topology, width: int, differs: frozenset[str] = frozens
     """The list for one snapshot, without headings."""
     lines: list[str] = []
     elided = False
+    # looked up here, not in Topology's cache: that would keep a large topology alive until the
+    # interpreter's exit, whose last collection then walks all of it
+    avs = {a.name: a for a in topo.anon_vmas}
     for proc in topo.processes:
-        more, was_elided = _process_lines(topo, proc, differs, width)
+        more, was_elided = _process_lines(topo, proc, differs, width, avs)
         lines += more
         elided |= was_elided
     if not topo.processes:

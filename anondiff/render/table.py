@@ -2,13 +2,18 @@
 table of anon_vmas, then the findings.  Plain ASCII, no trailing spaces."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from itertools import chain, repeat
+from typing import TYPE_CHECKING, TypeVar
 
-from ..topology import AnonVmaView, Finding, Replay, Topology
+from ..topology import AnonVmaView, Finding, PageView, Replay, Topology
 from . import RenderOptions
 
 if TYPE_CHECKING:  # the differ is not needed to draw a run
     from ..diff import Comparison
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 def _table(rows: list[list[object]], headers: list[str]) -> str:
@@ -20,19 +25,52 @@ def _table_lines(rows: list[list[object]], headers: list[str]) -> list[str]:
     trailing spaces stripped: every column left-aligned, as wide as its widest cell or its
     header plus two, columns two spaces apart, the header underlined with dashes.  Written out
     because tabulate's type inference of every cell costs more than the whole table here."""
-    cells = [["" if c is None else str(c).strip() for c in row] for row in rows]
+    cells = [["" if c is None else str(c) for c in row] for row in rows]
+    return _columns_table([list(column) for column in zip(*cells)] if cells
+                          else [[] for _ in headers], headers)
+
+
+def _columns_table(columns: list[list[str]], headers: list[str]) -> list[str]:
+    """:func:`_table_lines` of the table whose columns (lists of str cells, of equal length)
+    are given: a large table is made a column at a time."""
+    columns = [list(map(str.strip, column)) for column in columns]
     widths = [len(h) + 2 for h in headers]
-    for i, column in enumerate(zip(*cells)):
-        widest = max(map(len, column))
+    for i, column in enumerate(columns):
+        widest = max(map(len, column), default=0)
         if widest > widths[i]:
             widths[i] = widest
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    row_format = "  ".join(f"{{:<{w}}}" for w in widths)     # str.ljust, in one C call a row
-    lines += [row_format.format(*row).rstrip() for row in cells]
+    # a row is its cells padded (str.ljust, as tabulate pads) and joined, trailing spaces cut;
+    # done a column, then a row at a time by C loops (map), for tables of 65,000 rows
+    padded = [list(map(str.ljust, column, repeat(w, len(column))))
+              for column, w in zip(columns, widths)]
+    lines += map(str.rstrip, map("  ".join, zip(*padded)))
     if not lines[-1]:
         lines.pop()     # a last row with nothing in it ends the text: splitlines() dropped it
     return lines
+
+
+def _cached(make: Callable[[K], V], items: list[K]) -> list[V]:
+    """``[make(x) for x in items]``, made once per distinct x (few prots, flags, counters)."""
+    made = {x: make(x) for x in set(items)}
+    return list(map(made.__getitem__, items))
+
+
+def _prot(prot: tuple[str, ...]) -> str:
+    return "".join(c[0] for c in prot) or "-"
+
+
+def _flags(flags: tuple[str, ...]) -> str:
+    return ",".join(flags) or "-"
+
+
+def _pages(pages: tuple[PageView, ...]) -> str:
+    if len(pages) == 1:
+        pg = pages[0]
+        return f"{pg.name}>{pg.mapping}{'' if pg.in_chain else '!'}"
+    return (" ".join(f"{pg.name}>{pg.mapping}{'' if pg.in_chain else '!'}" for pg in pages[:4])
+            + (f" +{len(pages) - 4}" if len(pages) > 4 else ""))
 
 
 def _some(items: Sequence[str], most: int = 8) -> str:
@@ -43,8 +81,8 @@ def _some(items: Sequence[str], most: int = 8) -> str:
     return " ".join(items[:most]) + more
 
 
-def _counters(a: AnonVmaView) -> str:
-    return " ".join(f"{k}={v}" for k, v in a.counters) or "-"
+def _counters(counters: tuple[tuple[str, int], ...]) -> str:
+    return " ".join(f"{k}={v}" for k, v in counters) or "-"
 
 
 def finding_line(f: Finding) -> str:
@@ -60,42 +98,55 @@ def topology(t: Topology) -> str:
 
 def topology_lines(t: Topology) -> Iterator[str]:
     """The lines of one snapshot, a process at a time."""
+    return chain.from_iterable(topology_blocks(t))
+
+
+def topology_blocks(t: Topology) -> Iterator[list[str]]:
+    """:func:`topology_lines` in lists of lines (a table is one list)."""
     parents = {a.name: a for a in t.anon_vmas}
+
+    def lineage(name: str | None) -> tuple[str, str]:
+        av = parents.get(name) if name else None
+        return ((av.parent or "-") if av else "-", av.root if av else "-")
+
     for p in t.processes:
-        rows = []
-        for v in p.vmas:
-            av = parents.get(v.anon_vma) if v.anon_vma else None
-            rows.append([
-                v.name, f"{v.start:#x}-{v.end:#x}",
-                "".join(c[0] for c in v.prot) or "-",
-                ",".join(v.flags) or "-",
-                v.anon_vma or "-",
-                (av.parent or "-") if av else "-",
-                av.root if av else "-",
-                " ".join(v.chain) or "-",
-                " ".join(f"{pg.name}>{pg.mapping}{'' if pg.in_chain else '!'}" for pg in v.pages[:4])
-                + (f" +{len(v.pages) - 4}" if len(v.pages) > 4 else ""),
-            ])
-        yield f"process {p.name}"
-        if rows:
-            yield from _table_lines(rows, ["vma", "range", "prot", "flags", "anon_vma", "parent",
-                                           "root", "chain (head first)", "pages"])
+        vmas = p.vmas
+        yield [f"process {p.name}"]
+        if vmas:
+            ups = _cached(lineage, [v.anon_vma for v in vmas])
+            yield _columns_table([
+                [v.name for v in vmas],
+                [f"{v.start:#x}-{v.end:#x}" for v in vmas],
+                _cached(_prot, [v.prot for v in vmas]),
+                _cached(_flags, [v.flags for v in vmas]),
+                [v.anon_vma or "-" for v in vmas],
+                [up[0] for up in ups],
+                [up[1] for up in ups],
+                [" ".join(v.chain) or "-" for v in vmas],
+                [_pages(v.pages) if v.pages else "" for v in vmas],
+            ], ["vma", "range", "prot", "flags", "anon_vma", "parent", "root",
+                "chain (head first)", "pages"])
         else:
-            yield "  (no VMAs)"
-        yield ""
+            yield ["  (no VMAs)"]
+        yield [""]
     if t.anon_vmas:
-        rows = [[a.name, a.parent or "-", a.root, _counters(a), str(a.refcount),
-                 _some(a.users), "freed" if a.freed else "live"] for a in t.anon_vmas]
-        yield from _table_lines(rows, ["anon_vma", "parent", "root", "counters", "refcount",
-                                       "used by", "state"])
-        yield ""
+        avs = t.anon_vmas
+        yield _columns_table([
+            [a.name for a in avs],
+            [a.parent or "-" for a in avs],
+            [a.root for a in avs],
+            _cached(_counters, [a.counters for a in avs]),
+            [str(a.refcount) for a in avs],
+            [_some(a.users) for a in avs],
+            ["freed" if a.freed else "live" for a in avs],
+        ], ["anon_vma", "parent", "root", "counters", "refcount", "used by", "state"])
+        yield [""]
     if t.findings:
-        yield "findings:"
-        yield from (finding_line(f) for f in t.findings)
+        yield ["findings:"] + [finding_line(f) for f in t.findings]
     else:
-        yield "findings: none"
+        yield ["findings: none"]
     if t.crashed:
-        yield "the replay stopped: the kernel code of this version crashes here"
+        yield ["the replay stopped: the kernel code of this version crashes here"]
 
 
 def heading(r: Replay) -> str:
@@ -108,29 +159,40 @@ CHUNK_LINES = 4096
 
 def render_run(replays: Sequence[Replay], opts: RenderOptions) -> Iterator[str]:
     """The text in chunks of at most :data:`CHUNK_LINES` lines (never one string)."""
-    def lines() -> Iterator[str]:
+    def blocks() -> Iterator[list[str]]:
         for r in replays:
-            yield heading(r)
+            yield [heading(r)]
             snaps = r.snapshots if opts.snapshots else r.snapshots[-1:]
             for t in snaps:
-                yield f"-- {r.scenario}, {t.label} (after step {t.step})"
-                yield from topology_lines(t)
-                yield ""
+                yield [f"-- {r.scenario}, {t.label} (after step {t.step})"]
+                yield from topology_blocks(t)
+                yield [""]
     # what "\n".join(lines).rstrip("\n") + "\n" gives: blank lines are held back until a
     # line with text follows them
     batch: list[str] = []
     blanks = 0
-    for line in lines():
-        if not line:
-            blanks += 1
-            continue
-        if blanks:
-            batch += [""] * blanks
-            blanks = 0
-        batch.append(line)
-        if len(batch) >= CHUNK_LINES:
-            yield "\n".join(batch) + "\n"
-            batch = []
+    for block in blocks():
+        if "" not in block:
+            if block:
+                if blanks:
+                    batch += [""] * blanks
+                    blanks = 0
+                batch += block
+        else:
+            for line in block:
+                if not line:
+                    blanks += 1
+                    continue
+                if blanks:
+                    batch += [""] * blanks
+                    blanks = 0
+                batch.append(line)
+        size = CHUNK_LINES
+        if len(batch) >= size:
+            full = len(batch) - len(batch) % size
+            for i in range(0, full, size):
+                yield "\n".join(batch[i:i + size]) + "\n"
+            del batch[:full]
     yield "\n".join(batch) + "\n"
 
 
