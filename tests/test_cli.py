@@ -446,3 +446,26 @@ def test_readme_examples_reproduce(args: tuple[str, ...], monkeypatch: pytest.Mo
     monkeypatch.chdir(ROOT)
     out = invoke(*args).stdout
     assert f"```\n{out}```\n" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("how", ["python -m anondiff", "anondiff"])
+def test_ctrl_c_during_the_imports_is_a_quiet_130(how: str) -> None:
+    """Ctrl-C before click and yaml are imported (the first few hundred milliseconds on a
+    loaded machine) printed KeyboardInterrupt's traceback; now it ends like any Ctrl-C.  The
+    interrupt is made to land exactly there: ``import click`` raises it."""
+    import subprocess
+    import sys
+    entry = ("runpy.run_module('anondiff', run_name='__main__')" if how != "anondiff" else
+             "from importlib.metadata import entry_points\n"
+             "[ep] = [e for e in entry_points(group='console_scripts') if e.name == 'anondiff']\n"
+             "ep.load()()")
+    code = ("import builtins, runpy\n"
+            "real = builtins.__import__\n"
+            "def imp(name, *a, **k):\n"
+            "    if name == 'click':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = imp\n" + entry + "\n")
+    p = subprocess.run([sys.executable, "-c", code, "run", "scenarios/seed-thread.yaml"],
+                       capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert (p.returncode, p.stdout, p.stderr) == (130, "", "")
