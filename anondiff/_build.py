@@ -108,9 +108,15 @@ def build(force: bool = False, jobs: int | None = None, quiet: bool = False) -> 
             return _notice("the mypyc build did not produce every module")
         with open(os.path.join(staged, _compiled.MANIFEST), "w") as f:
             f.writelines(sorted(lines))
-        if os.path.exists(dest):
-            shutil.rmtree(dest)
-        os.replace(staged, dest)
+        if force and os.path.exists(dest):
+            shutil.rmtree(dest, ignore_errors=True)
+        try:
+            os.replace(staged, dest)
+        except OSError:
+            # another build of the same sources (another checkout) got there first: the same
+            # key, the same code
+            if not os.path.exists(os.path.join(dest, _compiled.MANIFEST)):
+                raise
     if not quiet:
         print(f"anondiff: compiled the kernel model with mypyc ({len(_compiled.MODULES)} modules, "
               f"{time.perf_counter() - t0:.0f} s) into {dest}", file=sys.stderr)

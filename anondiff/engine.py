@@ -166,7 +166,7 @@ class _Replayer:
                  snapshots: bool = True) -> None:
         self.sc = scenario
         self.policy = policy
-        self.k = Kernel(policy)  # type: ignore[arg-type]
+        self.k = Kernel(policy)
         checks = default_checks() if checks is None else checks
         if checks not in CHECKS:
             raise ValueError(f"unknown checks: {checks!r} (must be one of {list(CHECKS)})")
