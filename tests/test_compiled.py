@@ -162,3 +162,18 @@ def test_interpreted_subclasses_of_compiled_classes_work():
 
     Replayer(sc, Mine()).replay()
     assert Replayer.steps_seen == len(sc.steps)
+
+
+def test_without_a_c_compiler_the_build_says_so_in_one_line_and_succeeds(tmp_path, monkeypatch,
+                                                                          capsys):
+    """make .venv/.installed on a machine without gcc: one line, exit status 0, no build (the
+    package then runs as Python)."""
+    from anondiff import _build
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(_build, "_compiler", lambda: None)
+    assert _build.build() == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pure Python" in err
+    assert "no C compiler" in err or "mypyc is not installed" in err
+    assert not (tmp_path / "anondiff" / "mypyc" / _compiled.key()).exists()
