@@ -8,7 +8,7 @@ SCENARIO ?= scenarios/seed-thread.yaml
 .PHONY: run test golden bench mutation clean compiled
 
 # The kernel model is also compiled with mypyc (the `compiled` extra) into
-# ~/.cache/anondiff/mypyc/<hash of the sources>/: about a minute of gcc, once per version of the
+# ~/.cache/anondiff/mypyc/<hash of the sources>/: about 90 s of CPU, once per version of the
 # sources; a source edited since is run as Python until `make compiled` (which run, test and
 # bench do first: a no-op when the build matches). Without gcc: one line, and pure Python.
 $(VENV)/.installed: setup.cfg pyproject.toml
