@@ -12,6 +12,11 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from .errors import ReplayError
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:                  # no mypy (so nothing compiled): a no-op
+    from ._compiled import mypyc_attr  # type: ignore[assignment]
 from .kernel import checks as checks_mod
 from .kernel.fork import dup_mmap
 from .kernel.merge import merge_existing, merge_new
@@ -20,7 +25,8 @@ from .kernel.mremap import MremapError
 from .kernel.mremap import mremap as do_mremap
 from .kernel.mm import (VM_NORESERVE, change_vmas, do_munmap, dup_mm_failed, exit_mmap,
                         mprotect_flags, split_vma, write_fault)
-from .kernel.objects import VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, Mm, ShmemFile, Vma
+from .kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, AnonVma, Mm, ShmemFile,
+                             Vma)
 from .kernel.snapshot import freeze
 from .kernel.state import Enomem, Kernel, KernelCrash
 from .policies import get as get_policy
@@ -149,6 +155,12 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
                spec.name)
 
 
+#: what teardown() points the anon_vmas' root and parent at (not None: they are typed AnonVma,
+#: which the compiled model enforces): no longer themselves, so that their cycles are broken
+_NOBODY = AnonVma()
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)     # explain's and --metrics' replayers
 class _Replayer:
     def __init__(self, scenario: Scenario, policy: Policy, checks: str | None = None,
                  snapshots: bool = True) -> None:
@@ -225,14 +237,13 @@ class _Replayer:
         k = self.k
         for av in k.anon_vmas:
             av.tree.clear()
-            av.root = av.parent = None  # type: ignore[assignment]
+            av.root = av.parent = _NOBODY
         for mm in k.mms.values():
             for vma in mm.vmas:
                 vma.avcs.clear()
-                av = vma.anon_vma
-                if av is not None:
-                    av.tree.clear()
-                    av.root = av.parent = None  # type: ignore[assignment]
+                if vma.anon_vma is not None:
+                    vma.anon_vma.tree.clear()
+                    vma.anon_vma.root = vma.anon_vma.parent = _NOBODY
             mm.vmas.clear()
             mm.dirty = None
         k.mms.clear()
@@ -286,7 +297,7 @@ class _Replayer:
         for p in self.sc.processes:
             mm = Mm(p.name)
             k.mms[p.name] = mm
-            labelled = {}
+            labelled: dict[str, AnonVma] = {}
             progress = bar(f"laying out {p.name}", len(p.vmas))
             for i, spec in enumerate(p.vmas):
                 if progress and not i % EVERY:
@@ -453,10 +464,10 @@ class _Replayer:
             elif step.pages == "none":
                 pages = []
             else:
-                bad = [o for o in step.pages if not 0 <= o < size]  # type: ignore[union-attr]
+                bad = [o for o in step.pages if not 0 <= o < size]  # type: ignore[union-attr,operator]
                 if bad:
                     raise self.error(f"page offset {bad[0]} is outside {mm.name}/{vma.name} ({size} pages)")
-                pages = [vma.start + o for o in step.pages]  # type: ignore[union-attr]
+                pages = [vma.start + o for o in step.pages]  # type: ignore[union-attr,operator]
         if VM_SHARED in vma.flags:
             return
         if not pages:

@@ -19,6 +19,10 @@ against a baseline taken in the same run, never asserted).
    run against its Python policy (aim: under 0.1 s more), the 65,000-VMA fork through the
    compiled code against the Python policy (``python -m bench trees`` runs only these).
 
+0. the mypyc-compiled model against the pure-Python one (ANONDIFF_PURE=1), side by side: the
+   65,024-VMA fork (and each one's ratio to the live kernel), random scenarios per CPU second,
+   ``anondiff run`` of a 65,000-VMA file (``python -m bench compiled`` runs only these).
+
 ``python -m bench big N [N...] [--format F ...]`` runs item 5 for those sizes alone (e.g.
 ``python -m bench big 65000 768000 --format list``: linear?).
 """
@@ -70,6 +74,11 @@ def best(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
     return min(fn() for _ in range(repeat))
 
 
+def _env(pure: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "ANONDIFF_PURE"}
+    return {**env, "ANONDIFF_PURE": "1"} if pure else env
+
+
 # -- 1, 2: fork and checks ----------------------------------------------------------------------
 
 def kernel_forkbench() -> Path | None:
@@ -94,10 +103,11 @@ def kernel_fork(exe: Path, n: int) -> tuple[float, float] | None:
     return int(cpu) / 1e9, int(wall) / 1e9
 
 
-def engine_fork(policy: str, n: int) -> dict[str, float]:
-    """In a fresh interpreter, so that its peak RSS is this benchmark's alone."""
+def engine_fork(policy: str, n: int, pure: bool = False) -> dict[str, float]:
+    """In a fresh interpreter, so that its peak RSS is this benchmark's alone (``pure``: the
+    Python model, ANONDIFF_PURE=1)."""
     out = subprocess.run([sys.executable, "-m", "bench", "fork", policy, str(n)], cwd=ROOT,
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, env=_env(pure)).stdout
     return {k: float(v) for k, v in (item.split("=") for item in out.split())}
 
 
@@ -161,6 +171,61 @@ def bench_fork(policies: tuple[str, ...] = ("split-counters", "degree", "clone-r
 
 
 # -- 3, 4: many small scenarios; the chain -------------------------------------------------------
+
+def random_rate(count: int = 300) -> float:
+    """Random scenarios per CPU second through findings_many (split-counters, checks on)."""
+    from bench.randomsc import scenario
+    scenarios = [scenario(seed) for seed in range(count)]
+    policies = [get("split-counters")]
+
+    def once() -> float:
+        t0 = time.process_time()
+        for _ in findings_many(scenarios, policies, checks="incremental"):
+            pass
+        return time.process_time() - t0
+    return count / best(once, 3)
+
+
+def bench_compiled() -> None:
+    """The mypyc-compiled model (anondiff/_compiled.py) against the pure-Python one
+    (ANONDIFF_PURE=1), each in fresh interpreters, side by side: the 65,024-VMA fork (and its
+    ratio to the live kernel's fork()), random small scenarios, and `anondiff run` of a
+    65,000-VMA file."""
+    from anondiff import _compiled
+    if _compiled.active is None:
+        print("compiled model: not built for these sources (make compiled); nothing to compare")
+        return
+    exe = kernel_forkbench()
+    n = SIZES[-1]
+    k = kernel_fork(exe, n) if exe else None
+    for policy in ("split-counters", "degree"):
+        c, p = engine_fork(policy, n), engine_fork(policy, n, pure=True)
+        vs = (f"; live kernel {k[0] * 1e3:.1f} ms: compiled x{c['cpu'] / k[0]:.1f}, pure "
+              f"x{p['cpu'] / k[0]:.1f} the kernel (aim x2)" if k else "")
+        print(f"fork {n:,} VMAs, {policy:14}: compiled {c['cpu'] * 1e3:6.1f} ms CPU, pure "
+              f"{p['cpu'] * 1e3:6.1f} ms: x{p['cpu'] / c['cpu']:.2f} faster compiled{vs}; "
+              f"checks after it x{p['inc'] / c['inc']:.2f}", flush=True)
+    rates = {}
+    for pure in (False, True):
+        rates[pure] = float(subprocess.run(
+            [sys.executable, "-m", "bench", "random-rate"], cwd=ROOT, env=_env(pure), check=True,
+            capture_output=True, text=True).stdout)
+    print(f"random scenarios per CPU second (findings_many, split-counters, checks on): "
+          f"compiled {rates[False]:5.0f}, pure {rates[True]:5.0f}: x{rates[False] / rates[True]:.2f} "
+          f"(aim 5,000)", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.yaml"
+        write_big(65_000, path)
+        for fmt in ("list", "table"):
+            args = [sys.executable, "-m", "anondiff", "run", str(path), "-p", "split-counters",
+                    "--format", fmt]
+            c = run_child(args, env=_env(False))
+            p = run_child(args, env=_env(True))
+            print(f"anondiff run, 65,000 VMAs + fork, {fmt:5}: compiled {c[1]:5.2f} s CPU "
+                  f"({c[0]:5.2f} s wall), pure {p[1]:5.2f} s CPU ({p[0]:5.2f} s wall): "
+                  f"x{p[1] / c[1]:.2f} (aim 2 s)", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f}")
+
 
 def bench_random(count: int = 300) -> None:
     from bench.randomsc import scenario
@@ -405,6 +470,7 @@ def bench_trees(rounds: int = 11) -> None:
 
 
 def main() -> None:
+    bench_compiled()
     bench_fork()
     bench_random()
     for policy in ("degree", "split-counters"):
@@ -434,5 +500,9 @@ if __name__ == "__main__":
         _bench_tree_first(sys.argv[2])
     elif sys.argv[1:2] == ["trees"]:
         bench_trees()
+    elif sys.argv[1:2] == ["compiled"]:
+        bench_compiled()
+    elif sys.argv[1:2] == ["random-rate"]:
+        print(random_rate())
     else:
         main()

@@ -123,7 +123,7 @@ def test_explaining_changes_nothing(policy: str) -> None:
 def test_outside_explain_the_trace_is_none() -> None:
     for cls in BUILT_IN:
         assert get(cls.name).trace is None
-    assert Policy.trace is None
+    assert Policy().trace is None      # (a class attribute in Python, an instance one compiled)
 
 
 def test_each_fork_decision_names_the_anon_vma_the_vma_ends_with() -> None:

@@ -15,9 +15,9 @@ Two layers, both active only while explaining, so a normal replay pays nothing:
 from __future__ import annotations
 
 import functools
-import inspect
 import re
 import textwrap
+import types
 from typing import Any, Callable, NamedTuple, Sequence
 
 from ..engine import _Replayer
@@ -83,7 +83,8 @@ def hooks(cls: type) -> tuple[str, ...]:
         owner = _owner(cls, name)
         if owner is None or not issubclass(owner, Policy):
             continue
-        if inspect.isfunction(owner.__dict__[name]):
+        # a function, or a compiled policy's method (anondiff/_compiled.py: mypyc's descriptor)
+        if isinstance(owner.__dict__[name], (types.FunctionType, types.MethodDescriptorType)):
             out.append(name)
     return tuple(out)
 
@@ -108,7 +109,7 @@ def traced(policy: Policy, tracer: "Tracer") -> Policy:
         wrappers["__module__"] = cls.__module__
         wrappers["__doc__"] = cls.__doc__
         sub = _TRACED[cls] = type(cls.__name__, (cls,), wrappers)
-    twin = object.__new__(sub)
+    twin = sub.__new__(sub)       # (object.__new__ refuses a compiled policy's subclass)
     twin.__dict__.update(getattr(policy, "__dict__", {}))
     twin.trace = tracer
     return twin

@@ -255,6 +255,9 @@ class IncrementalChecks:
         """Re-check what changed; return (violations now true that were not, in :func:`check`'s
         order; violations no longer true)."""
         k = self.k
+        av: AnonVma | None              # (declared for mypyc: a VMA's may be NULL)
+        group: dict[AnonVma, set[Vma]] | None
+        members: set[Vma] | None
         dirty = k.dirty_vmas
         avs = k.dirty_avs
         touched: Touched = {}
@@ -429,7 +432,7 @@ class IncrementalChecks:
         one's share in its parent's children and its root's descendants up to date."""
         live = self.k.live
         children, descendants, contribs = self.children, self.descendants, self.contrib
-        extra = []
+        extra: list[AnonVma | None] = []
         for av in avs:
             parent, root = av.parent, av.root
             if av in live:
@@ -455,7 +458,7 @@ class IncrementalChecks:
             if parent is not None:
                 extra.append(parent)
             extra.append(root)
-        avs.update(extra)
+        avs.update(extra)  # type: ignore[arg-type]
         avs.discard(None)  # type: ignore[arg-type]
         counters = self.k.counters
         agree = _AGREE.get(type(counters))

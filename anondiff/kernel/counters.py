@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from .objects import AnonVma
 
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:                  # no mypy (so nothing compiled): a no-op
+    from .._compiled import mypyc_attr  # type: ignore[assignment]
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)   # a policy may bring its own
 class NoCounters:
     """Before v3.19: no ``anon_vma->parent`` and no counters."""
 
@@ -42,11 +48,12 @@ class NoCounters:
         return ()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)   # a policy may bring its own
 class DegreeCounters(NoCounters):
     """commit 7a3ef208e662 ("mm: prevent endless growth of anon_vma hierarchy") (v3.19) until
     commit 2555283eb40d (v6.0-rc4): ``degree`` = VMAs using it + live children + self link."""
 
-    fields = ("degree",)
+    fields: tuple[str, ...] = ("degree",)
     has_parent = True
 
     def vma_attached(self, av: AnonVma) -> None:
@@ -71,11 +78,12 @@ class DegreeCounters(NoCounters):
         return (("degree", vmas + children + int(is_root_linked)),)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)   # a policy may bring its own
 class SplitCounters(NoCounters):
     """commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to double-reuse")
     (v6.0-rc4) onward: ``num_children`` (live children + self link) and ``num_active_vmas``."""
 
-    fields = ("num_children", "num_active_vmas")
+    fields: tuple[str, ...] = ("num_children", "num_active_vmas")
     has_parent = True
 
     def vma_attached(self, av: AnonVma) -> None:

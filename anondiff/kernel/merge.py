@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from .objects import VM_CLOSE, VM_SOFTDIRTY, Mm, Vma, VmaOp, flags_match
+from .objects import VM_CLOSE, VM_SOFTDIRTY, Mm, ShmemFile, Vma, VmaOp, flags_match
 from .rmap import avname, ref
 from .state import Enomem, Kernel
 
@@ -42,7 +42,8 @@ CLOSE_NEIGHBOUR = "neighbour"
 CLOSE_REMOVED = "removed"
 
 
-def _same_vma_props(a: Vma, prot: frozenset[str], flags: frozenset[str], file: str | None) -> bool:
+def _same_vma_props(a: Vma, prot: frozenset[str], flags: frozenset[str],
+                    file: str | ShmemFile | None) -> bool:
     """is_mergeable_vma(): flags (VM_READ|WRITE|EXEC included; VM_SOFTDIRTY, VM_MAYBE_GUARD and
     vm_ops ignored), file; no mempolicy, uffd or anon_vma_name in the model."""
     return a.prot == prot and a.file == file and flags_match(a.flags, flags)

@@ -154,7 +154,7 @@ def write_fault(k: Kernel, vma: Vma, page_no: int) -> None:
     index = vma.pgoff + (page_no - vma.start)
     page = mm.ptes.get(page_no)
     if page is not None and page.mapcount == 1:
-        page.mapping = vma.anon_vma     # folio_move_anon_rmap()
+        page.mapping = vma.anon_vma  # type: ignore[assignment]  # folio_move_anon_rmap()
         return
     if page is not None:
         page.mapcount -= 1              # COW: the copy is the new page

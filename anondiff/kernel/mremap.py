@@ -108,7 +108,8 @@ def merge_new_range(k: Kernel, mm: Mm, start: int, end: int, pgoff: int, like: V
         if copied_from is not None and not dup_or_give_up(k, prev, copied_from, new_range=True):
             return None
         # vma_expand(): the target keeps its flags (2026: plus the range's and next's sticky ones)
-        prev.flags = merged_flags(k, prev, prev.flags, (like, next) if right else (like,))
+        prev.flags = merged_flags(k, prev, prev.flags,
+                                  (like, next) if right else (like,))  # type: ignore[arg-type]
         prev.end = next.end if right and next is not None else end
         k.dirty_vmas.add(prev)      # (for the incremental checks: range and maybe anon_vma)
         k.policy.rekey(k, prev)

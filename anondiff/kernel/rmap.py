@@ -10,6 +10,13 @@ def ref(vma: Vma) -> str:
     return f"{vma.mm.name}/{vma.name}"
 
 
+def drop_anon_vma(vma: Vma) -> None:
+    """``vma->anon_vma = NULL`` where the caller reads the field again after calls that may set
+    it: a call, not an assignment, so that mypy (and so the compiled model, which checks the
+    type it reads against mypy's) does not take the field to stay NULL."""
+    vma.anon_vma = None
+
+
 def avname(av: AnonVma | None) -> str:
     return "NULL" if av is None else (av.name or "(unnamed)")
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .objects import AnonVma, Mm, Page, Vma
 
 if TYPE_CHECKING:
-    from .ops import KernelOps
+    from ..policies.base import Policy
 
 
 class KernelCrash(Exception):
@@ -16,7 +16,9 @@ class KernelCrash(Exception):
 
     ``where`` names the VMA being worked on, when the caller knows it."""
 
-    where = ""
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.where = ""     # (set here: a compiled exception class's defaults are not applied)
 
 
 class Enomem(Exception):
@@ -41,7 +43,9 @@ class Event(NamedTuple):
 
 
 class Kernel:
-    def __init__(self, policy: KernelOps) -> None:
+    # (every policy is a Policy, the compiled trees' too: typed so, the compiled model calls
+    # its hooks natively; the contract is anondiff.kernel.ops.KernelOps)
+    def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.counters = policy.counters
         self.mms: dict[str, Mm] = {}

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from ..kernel.fork import ABSENT, PARENT, DupMmap
 from .base import ChainCopyPolicy, NoCounters
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class AlwaysNew(ChainCopyPolicy):
     name = "always-new"
     aliases = ("v3.10", "v3.13")

@@ -13,8 +13,14 @@ from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel import merge, rmap
 from ..kernel.fork import DupMmap, ForkContext
 from ..kernel.objects import AnonVma, Vma, VmaOp
-from ..kernel.rmap import anon_vma_chain_link, anon_vma_fork_tail, new_child_anon_vma
+from ..kernel.rmap import (anon_vma_chain_link, anon_vma_fork_tail, drop_anon_vma,
+                           new_child_anon_vma)
 from ..kernel.state import Enomem, Kernel
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:                  # no mypy (so nothing compiled): a no-op
+    from .._compiled import mypyc_attr  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from ..explain.core import Tracer
@@ -36,6 +42,7 @@ def counts_allocations(policy: object) -> bool:
     return isinstance(policy, Policy)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Policy:
     """One Python implementation of :class:`anondiff.kernel.ops.KernelOps`."""
 
@@ -134,6 +141,7 @@ class Policy:
         rmap.attach_anon_vma(k, vma, av)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ChainCopyPolicy(Policy):
     """anon_vma_clone()/anon_vma_fork() as in every release from v2.6.34 to the 6.x series.
 
@@ -205,7 +213,7 @@ class ChainCopyPolicy(Policy):
             if self.trace:
                 self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
-        vma.anon_vma = None          # drop the pointer the byte copy inherited
+        drop_anon_vma(vma)           # drop the pointer the byte copy inherited
         try:                         # (_fork_clone() inline: the hot path of a fork)
             self.anon_vma_clone(k, vma, pvma, VmaOp.FORK, ctx)
         except Enomem:

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from ..kernel.fork import ForkContext
 from ..kernel.objects import AnonVma, Vma
-from ..kernel.rmap import anon_vma_chain_assign, interval_tree_insert, new_child_anon_vma
+from ..kernel.rmap import (anon_vma_chain_assign, drop_anon_vma, interval_tree_insert,
+                           new_child_anon_vma)
 from ..kernel.state import Enomem, Kernel
 from .base import VmaOp
 from .split_counters import SplitCountersPolicy, _why_reuse
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class CloneRework2026(SplitCountersPolicy):
     name = "clone-rework-2026"
     aliases = ("v7.0",)
@@ -110,7 +113,7 @@ class CloneRework2026(SplitCountersPolicy):
             if self.trace:
                 self.trace.why("pvma->anon_vma is NULL: nothing to share")
             return
-        vma.anon_vma = None
+        drop_anon_vma(vma)
         # anon_vma_fork() (mm/rmap.c@7.2.13): the anon_vma and its chain are allocated first;
         # whatever fails, the preallocated anon_vma is put unused and -ENOMEM returned
         if k.fail_nth:

@@ -17,25 +17,29 @@ commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to double-
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..kernel.fork import PARENT, PREPARE, DupMmap
 from ..kernel.objects import AnonVma, Vma
 from .base import ChainCopyPolicy, DegreeCounters
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Degree(ChainCopyPolicy):
     name = "degree"
-    aliases = ("v4.14", "v4.19", "v5.4")
+    aliases: ClassVar[tuple[str, ...]] = ("v4.14", "v4.19", "v5.4")
     versions = "v3.19 .. v5.4, v5.6 .. v6.0-rc3; stable trees until the 2555283eb40d backport"
     cite = 'commit 7a3ef208e662 ("mm: prevent endless growth of anon_vma hierarchy")'
     rule = "link all of the parent's chain; reuse its oldest entry != parent's with degree < 2, else a new child"
     counters = DegreeCounters()
     dup_mmap = DupMmap(vm_prev=PARENT, wipeonfork=PREPARE)
     #: MREMAP_DONTUNMAP came in v5.7 (commit e346b3813067)
-    mremap_dontunmap = None
+    mremap_dontunmap: ClassVar[str | None] = None
 
     #: v5.5's "mm/rmap.c: don't reuse anon_vma if we just want a copy" (Wei Yang's v4 1/2) adds
     #: ``src->anon_vma &&`` to the reuse test; it changes nothing at fork.
-    src_guard = False
+    src_guard: ClassVar[bool] = False
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
         if self.src_guard and src.anon_vma is None:

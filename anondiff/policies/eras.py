@@ -14,13 +14,17 @@ releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..kernel.fork import EMPTY, NONE, DupMmap
 from ..kernel.objects import AnonVma, Vma
 from .base import Policy
 from .degree import Degree
 from .split_counters import SplitCountersPolicy
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class DegreeV510(Degree):
     name = "v5.10"
     aliases = ("v5.6", "v5.15")
@@ -32,9 +36,10 @@ class DegreeV510(Degree):
     mremap_dontunmap = "anon"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SplitCountersV61(SplitCountersPolicy):
     name = "v6.1"
-    aliases = ("v6.0", "v6.6")
+    aliases: ClassVar[tuple[str, ...]] = ("v6.0", "v6.6")
     versions = "v6.0-rc4 .. the 2025 merge fix (6.1.y, 6.6.y)"
     rule = "split-counters; merges with the old is_mergeable_anon_vma() rule"
     #: 6.1 and 6.6 predate commit 9b9143298585 (v6.7): mprotect never clears VM_ACCOUNT
@@ -49,6 +54,7 @@ class SplitCountersV61(SplitCountersPolicy):
         return Policy.is_mergeable_anon_vma(self, src, tgt, copied_from, anon_vma)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SplitCountersV612(SplitCountersV61):
     name = "v6.12"
     aliases = ()

@@ -24,8 +24,10 @@ from ..kernel.state import Kernel
 from .base import VmaOp
 from .degree import Degree
 from ..kernel.rmap import anon_vma_fork_tail
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class KkV1(Degree):
     name = "v1"
     aliases = ("kk-v1",)

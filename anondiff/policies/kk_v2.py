@@ -24,8 +24,10 @@ from ..kernel.objects import Vma
 from ..kernel.state import Kernel
 from .base import VmaOp
 from .degree import Degree
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class KkV2(Degree):
     name = "v2"
     aliases = ("kk-v2",)

@@ -14,8 +14,10 @@ from ..kernel.objects import AnonVma, Vma
 from ..kernel.state import Kernel
 from .base import VmaOp
 from .split_counters import SplitCountersPolicy
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MirrorParent(SplitCountersPolicy):
     name = "mirror-parent"
     aliases = ()

@@ -16,14 +16,18 @@ mprotect() clears VM_ACCOUNT of an unfaulted anonymous VMA made non-writable (v6
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..kernel.fork import EMPTY, NONE, DupMmap
 from ..kernel.objects import AnonVma, Vma
 from .base import ChainCopyPolicy, SplitCounters, vma_is_fork_child
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SplitCountersPolicy(ChainCopyPolicy):
     name = "split-counters"
-    aliases = ("v6.18",)
+    aliases: ClassVar[tuple[str, ...]] = ("v6.18",)
     versions = "v6.0-rc4 .. the last release before the 2026 rework (the running 6.18.y); 4.9+ stable backports"
     cite = 'commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to double-reuse")'
     rule = "reuse the oldest entry with num_active_vmas == 0 && num_children < 2, else a new child"

@@ -16,16 +16,20 @@ it.  The tree stays valid (that anon_vma is in the copied chain), just not what 
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..kernel.fork import ForkContext
 from ..kernel.objects import Vma
 from ..kernel.state import Kernel
 from .base import VmaOp
 from .degree import Degree
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Wei4e4a9eb92133(Degree):
     name = "wei-4e4a9eb92133"
-    aliases = ("v5.5",)
+    aliases: ClassVar[tuple[str, ...]] = ("v5.5",)
     versions = "v5.5-rc1 .. v5.5 (+ v5.6-rc1/rc2, until the revert)"
     cite = 'commit 4e4a9eb92133 ("mm/rmap.c: reuse mergeable anon_vma as parent when fork")'
     rule = "if the parent's vm_prev shares the parent VMA's anon_vma A, the child uses A itself; else degree"
@@ -44,11 +48,11 @@ class Wei4e4a9eb92133(Degree):
             pprev = ctx.pvma_prev
             if pprev is not None and pprev.anon_vma is src.anon_vma:
                 prev = self.child_prev(k, ctx)
-                dst.anon_vma = prev.anon_vma
+                dst.anon_vma = prev.anon_vma  # type: ignore[union-attr]
                 if self.trace:
                     self.trace.why("pprev %s shares src->anon_vma %s -> dst->anon_vma = "
                                    "prev->anon_vma (%s of %s)", pprev, src.anon_vma,
-                                   prev.anon_vma, prev)
+                                   prev.anon_vma, prev)  # type: ignore[union-attr]
             elif self.trace:
                 if pprev is None:
                     self.trace.why("pprev NULL -> prologue not taken")

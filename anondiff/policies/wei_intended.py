@@ -15,8 +15,10 @@ from ..kernel.objects import Vma
 from ..kernel.rmap import ref
 from ..kernel.state import Kernel, KernelCrash
 from .wei_4e4a9eb92133 import Wei4e4a9eb92133
+from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class WeiIntended(Wei4e4a9eb92133):
     name = "wei-intended"
     aliases = ()
@@ -31,5 +33,5 @@ class WeiIntended(Wei4e4a9eb92133):
         if ctx.vm_prev is None:
             raise KernelCrash(
                 f"NULL pointer dereference: prev->anon_vma in anon_vma_clone() "
-                f"(the parent's {ref(ctx.pvma_prev)} has no copy before this VMA in the child)")
+                f"(the parent's {ref(ctx.pvma_prev)} has no copy before this VMA in the child)")  # type: ignore[arg-type]
         return ctx.vm_prev
