@@ -267,7 +267,13 @@ def search(goal: Goal, budget: Budget, seed: int = 0, count: int | None = None,
         if isinstance(executor, _Cluster):
             executor.shutdown()
         elif executor is not None and not isinstance(executor, _InProcess):
-            executor.shutdown(wait=not state.interrupted, cancel_futures=True)
+            if state.interrupted:
+                # the workers ignore SIGINT and would finish their chunks first: stop them,
+                # then wait for the pool's threads (left to the interpreter's exit, they could
+                # find its pipes closed: "OSError: [Errno 9] Bad file descriptor" on stderr)
+                for proc in list((getattr(executor, "_processes", None) or {}).values()):
+                    proc.terminate()
+            executor.shutdown(wait=True, cancel_futures=True)
     return state
 
 
