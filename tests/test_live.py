@@ -350,6 +350,8 @@ class _LiveCounts:
     compared = 0
     steps = 0
     unbuildable = 0
+    #: step kind -> how many ran live (in the sequences compared)
+    kinds: dict[str, int] = {}
 
 
 def _live_machine():  # type: ignore[no-untyped-def]
@@ -366,15 +368,15 @@ def _live_machine():  # type: ignore[no-untyped-def]
 
         reader: Reader | None = None
 
-        # mremap and brk are not run live (yet): never drawn here
-        @precondition(lambda self: False)
-        @rule()
-        def mremap(self) -> None:  # type: ignore[override]
-            pass
+        # a live run cannot set vm_ops->close, soft-dirty or the guard marker up, nor make the
+        # n-th allocation of a syscall fail (this kernel has no CONFIG_FAULT_INJECTION)
+        merge_flags_on = False
+        fork_enomem_on = False
+        syscall_enomem_on = False
 
         @precondition(lambda self: False)
         @rule()
-        def brk(self) -> None:  # type: ignore[override]
+        def fault_enomem(self) -> None:  # type: ignore[override]
             pass
 
         @classmethod
@@ -401,6 +403,9 @@ def _live_machine():  # type: ignore[no-untyped-def]
                 + _differences(cmp) + "\n--- scenario ---\n" + scenario_yaml(sc))
             _LiveCounts.compared += 1
             _LiveCounts.steps += len(sc.steps)
+            for step in sc.steps:
+                kind = type(step).__name__.lower()
+                _LiveCounts.kinds[kind] = _LiveCounts.kinds.get(kind, 0) + 1
 
     return LiveMatchesSplitCounters
 

@@ -14,11 +14,12 @@ from typing import NamedTuple, Sequence
 from ..engine import replay
 from ..errors import AnondiffError, ScenarioError
 from ..policies.base import Policy
-from ..scenario import (PAGE_SHIFT, Exit, FailNth, Fault, Fork, Madvise, Merge, Mmap, Mprotect, Munmap,
-                        Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
+from ..scenario import (PAGE_SHIFT, Brk, Exit, FailNth, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
+                        Mremap, Munmap, Scenario, SetFlags, Snapshot, Spawn, Split, Step, Target,
+                        VmaSpec)
 from ..topology import Finding, Replay, Topology
 from . import convert
-from .procs import Processes
+from .procs import DriverError, Processes
 from .reader import PAGE_SIZE, RawTask, Reader
 
 PROT = {"read": 1, "write": 2, "exec": 4}
@@ -42,7 +43,7 @@ def supported(sc: Scenario) -> str | None:
         if isinstance(step, FailNth):
             return f"{sc.path}:{step.line}: 'enomem' (fault injection) is not run live (yet)"
         if not isinstance(step, (Fork, Exit, Fault, Mprotect, Munmap, Madvise, Mmap, Snapshot,
-                                 Split, SetFlags, Merge)):
+                                 Split, SetFlags, Merge, Mremap, Brk, Spawn)):
             return f"{sc.path}:{step.line}: step '{kind}' is not run live (yet)"
         if isinstance(step, (Split, SetFlags, Merge)):
             return f"{sc.path}:{step.line}: step '{kind}' is kernel-internal: no syscall does it alone"
@@ -204,8 +205,43 @@ class _Live:
         elif isinstance(step, Mmap):
             self.mmap(step.process, step.vma)
             self.flags(step.process, step.vma)
+        elif isinstance(step, Mremap):
+            self.mremap(before, step)
+        elif isinstance(step, Brk):
+            self.brk(step)
+        elif isinstance(step, Spawn):
+            self.procs.start(step.process)
         elif not isinstance(step, Snapshot):  # pragma: no cover - supported() refuses the rest
             raise Unsupported(f"{self.sc.path}:{step.line}: cannot run this step live")
+
+    def mremap(self, before: Topology, step: Mremap) -> None:
+        """mremap(2) with the scenario's old range, new size, flags and address: the driver
+        leaves get_unmapped_area() only ``to`` for a MREMAP_MAYMOVE move (see driver.do_mremap).
+        The policy predicted success (it refuses the scenario otherwise): an error, or a
+        mapping the kernel put elsewhere than the old address or ``to``, is reported."""
+        lo, hi = self.target(before, step.target)
+        new_len = hi - lo if step.new_pages is None else step.new_pages << PAGE_SHIFT
+        got = self.procs.request(step.target.process, "mremap", addr=lo, old_len=hi - lo,
+                                 new_len=new_len, flags=sorted(step.flags), to=step.to)
+        what = f"mremap({lo:#x}, {hi - lo:#x}, {new_len:#x}, [{', '.join(sorted(step.flags))}]" \
+            + (f", {step.to:#x})" if step.to is not None else ")")
+        if "errno" in got:
+            raise DriverError(f"process {step.target.process}: {what}: the kernel returns "
+                              f"{got['errno']}, the policy predicts success")
+        if "addr" in got and got["addr"] not in (lo, step.to):
+            raise DriverError(f"process {step.target.process}: {what}: the kernel moved the "
+                              f"mapping to {got['addr']:#x}")
+
+    def brk(self, step: Brk) -> None:
+        """brk(2) from ``start`` to ``end`` (the driver puts the break at ``start`` first).
+        sys_brk() returns the old break when it refuses; it also does so for a lower break over
+        nothing mapped (nothing to unmap: the same outcome as the policy's)."""
+        got = self.procs.request(step.process, "brk", start=step.start, end=step.end)
+        if "brk" in got and got["brk"] != step.end and not (
+                step.end < step.start and got["brk"] == step.start):
+            raise DriverError(f"process {step.process}: brk({step.end:#x}) from {step.start:#x}: "
+                              f"the kernel left the break at {got['brk']:#x}, the policy "
+                              "predicts it moves")
 
     def fault(self, before: Topology, step: Fault) -> None:
         if step.vma is None:
@@ -316,11 +352,19 @@ def _range(sc: Scenario, pred: Topology) -> tuple[int, int]:
         if isinstance(s, Mmap):
             starts.append(s.vma.start)
             ends.append(s.vma.end)
+        elif isinstance(s, Brk):
+            starts.append(min(s.start, s.end))
+            ends.append(max(s.start, s.end))
+        elif isinstance(s, Mremap) and s.to is not None:
+            # (the new length is at most the old range's plus what the VMA grew: any range
+            # the kernel maps there overlaps [to, to + 1 page) at least)
+            starts.append(s.to)
+            ends.append(s.to + PAGE_SIZE)
     for p in pred.processes:
         for v in p.vmas:
             starts.append(v.start)
             ends.append(v.end)
-    return min(starts), max(ends)
+    return min(starts, default=0), max(ends, default=0)
 
 
 def _perms(prot: tuple[str, ...] | frozenset[str], shared: bool) -> str:
