@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from anondiff.cli import main
 from anondiff.diff import compare
+from anondiff.engine import replay
 from anondiff.policies import get
 from anondiff.scenario import load
 
@@ -355,12 +356,15 @@ class _LiveCounts:
 
 
 def _live_machine():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
     from hypothesis.stateful import precondition, rule
 
-    from tests.test_stateful import Steps, scenario_yaml
+    from tests.test_stateful import BASE, WINDOW, Steps, scenario_yaml
 
+    from anondiff.errors import ReplayError
     from anondiff.live.reader import Reader
-    from anondiff.live.replay import Unsupported, run
+    from anondiff.live.replay import Refused, Unsupported, refusal, run
+    from anondiff.scenario import MREMAP_FLAGS, PAGE_SHIFT, Brk, Mremap, Target
 
     class LiveMatchesSplitCounters(Steps):
         """The state machine of tests/test_stateful.py under split-counters alone; at the end of
@@ -379,6 +383,50 @@ def _live_machine():  # type: ignore[no-untyped-def]
         def fault_enomem(self) -> None:  # type: ignore[override]
             pass
 
+        def __init__(self) -> None:
+            super().__init__()
+            #: mremap and brk steps split-counters refuses, tried live after their step
+            self.refused: list[Refused] = []
+
+        def try_refusal(self, step: Mremap | Brk) -> None:
+            """Keeps ``step`` to be tried live if split-counters refuses it with an error a
+            program sees (a step it accepts is dropped: the page model knows nothing of it)."""
+            sc = self.scenario()
+            try:
+                replay(sc._replace(steps=sc.steps + (step,)), self.by_name["split-counters"])
+            except ReplayError as e:
+                error = refusal(step, e.message)
+                if error is not None and "no destination address" not in e.message:
+                    self.refused.append(Refused(len(self.steps), step, error))
+
+        @precondition(Steps.has_vmas)
+        @rule(data=st.data())
+        def mremap_refused(self, data: st.DataObject) -> None:
+            """Any old range starting in a VMA (maybe running past its end), new size, flags
+            and new address: mremap() must fail on the kernel with the errno the policy says."""
+            process = data.draw(st.sampled_from(self.with_vmas()), label="process")
+            vmas = self.vmas(process)
+            vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
+            lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
+            start = data.draw(st.integers(lo, hi - 1), label="start")
+            end = data.draw(st.integers(start + 1, hi + 2), label="end")
+            new_pages = data.draw(st.one_of(st.none(), st.integers(1, 6)), label="new pages")
+            flags = frozenset(data.draw(st.sets(st.sampled_from(MREMAP_FLAGS)), label="flags"))
+            to = data.draw(st.one_of(st.none(), st.integers(BASE, BASE + WINDOW - 1)), label="to")
+            self.try_refusal(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                                    new_pages, flags, None if to is None else to << PAGE_SHIFT))
+
+        @precondition(Steps.has_vmas)
+        @rule(data=st.data())
+        def brk_refused(self, data: st.DataObject) -> None:
+            """A break moving up from anywhere in the window (a VMA's end, inside a VMA, a free
+            page) by 1 to 6 pages: where the policy says brk() keeps the old break, so must
+            the kernel."""
+            process = data.draw(st.sampled_from(self.with_vmas()), label="process")
+            start = data.draw(st.integers(BASE, BASE + WINDOW - 1), label="from")
+            end = start + data.draw(st.integers(1, 6), label="pages")
+            self.try_refusal(Brk(process, start << PAGE_SHIFT, end << PAGE_SHIFT))
+
         @classmethod
         def policies(cls):  # type: ignore[no-untyped-def]
             return {"split-counters": get("split-counters")}
@@ -391,20 +439,26 @@ def _live_machine():  # type: ignore[no-untyped-def]
                 LiveMatchesSplitCounters.reader = Reader()
             for _ in range(ATTEMPTS):        # see ATTEMPTS
                 try:
-                    lr = run(sc, get("split-counters"), LiveMatchesSplitCounters.reader)
+                    lr = run(sc, get("split-counters"), LiveMatchesSplitCounters.reader,
+                             self.refused)
                 except Unsupported:
                     _LiveCounts.unbuildable += 1     # a layout the kernel merges at once
                     return
                 cmp = compare(lr.predicted, lr.live)
-                if same(cmp) and not lr.layout:
+                if same(cmp) and not lr.layout and not lr.refusals:
                     break
-            assert same(cmp) and not lr.layout, (
-                "live 6.18 differs from split-counters:\n" + "\n".join(lr.layout) + "\n"
-                + _differences(cmp) + "\n--- scenario ---\n" + scenario_yaml(sc))
+            assert same(cmp) and not lr.layout and not lr.refusals, (
+                "live 6.18 differs from split-counters:\n" + "\n".join(lr.layout + lr.refusals)
+                + "\n" + _differences(cmp) + "\n--- scenario ---\n" + scenario_yaml(sc)
+                + "--- refused steps (after step n: step, error) ---\n"
+                + "\n".join(f"{r.after}: {r.step} {r.error}" for r in self.refused))
             _LiveCounts.compared += 1
             _LiveCounts.steps += len(sc.steps)
             for step in sc.steps:
                 kind = type(step).__name__.lower()
+                _LiveCounts.kinds[kind] = _LiveCounts.kinds.get(kind, 0) + 1
+            for r in self.refused:
+                kind = f"refused {type(r.step).__name__.lower()} ({r.error})"
                 _LiveCounts.kinds[kind] = _LiveCounts.kinds.get(kind, 0) + 1
 
     return LiveMatchesSplitCounters

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from typing import NamedTuple, Sequence
 
@@ -34,6 +35,34 @@ class LiveRun(NamedTuple):
     live: Replay
     #: "file:line: step n: process P: ..." for every layout the maps did not match
     layout: tuple[str, ...]
+    #: "after step n: ...: the kernel ..., the policy predicts ..." for every refused step
+    #: (``refused`` of :func:`run`) whose outcome on the kernel differs from the policy's
+    refusals: tuple[str, ...] = ()
+
+
+class Refused(NamedTuple):
+    """A step the policy refuses with an error the program would see (mremap's errno, brk()
+    returning the old break), to be tried on the kernel after step ``after`` of the scenario:
+    the kernel must refuse it the same way, changing nothing."""
+
+    after: int
+    step: Step
+    #: "EINVAL", "EFAULT", "ENOMEM" ...; "old break" for brk
+    error: str
+
+
+_ERRNO = re.compile(r"the kernel returns (E[A-Z]+)")
+
+
+def refusal(step: Step, message: str) -> str | None:
+    """The error a program sees, from the policy's refusal of a mremap or brk step (None: the
+    scenario is wrong, or the model cannot say, e.g. where get_unmapped_area() would go)."""
+    if isinstance(step, Mremap) and "get_unmapped_area" not in message:
+        m = _ERRNO.search(message)
+        return m.group(1) if m else None
+    if isinstance(step, Brk) and "brk() returns the old break" in message:
+        return "old break"
+    return None
 
 
 def supported(sc: Scenario) -> str | None:
@@ -243,6 +272,27 @@ class _Live:
                               f"the kernel left the break at {got['brk']:#x}, the policy "
                               "predicts it moves")
 
+    def try_refused(self, before: Topology, r: Refused) -> str | None:
+        """Performs a step the policy refuses; None when the kernel refuses it the same way."""
+        step = r.step
+        if isinstance(step, Brk):
+            got = self.procs.request(step.process, "brk", start=step.start, end=step.end)
+            if got["brk"] == step.start:
+                return None
+            return f"brk({step.end:#x}) from {step.start:#x}: the kernel moved the break to " \
+                f"{got['brk']:#x}, the policy predicts it stays"
+        assert isinstance(step, Mremap)
+        lo, hi = self.target(before, step.target)
+        new_len = hi - lo if step.new_pages is None else step.new_pages << PAGE_SHIFT
+        got = self.procs.request(step.target.process, "mremap", addr=lo, old_len=hi - lo,
+                                 new_len=new_len, flags=sorted(step.flags), to=step.to)
+        if got.get("errno") == r.error:
+            return None
+        what = f"mremap({lo:#x}, {hi - lo:#x}, {new_len:#x}, [{', '.join(sorted(step.flags))}]" \
+            + (f", {step.to:#x})" if step.to is not None else ")")
+        kernel = f"returns {got['errno']}" if "errno" in got else f"maps it at {got['addr']:#x}"
+        return f"{what}: the kernel {kernel}, the policy predicts {r.error}"
+
     def fault(self, before: Topology, step: Fault) -> None:
         if step.vma is None:
             assert step.addr is not None
@@ -391,7 +441,11 @@ def _live_name() -> str:
     return f"live {platform.release()}"
 
 
-def run(sc: Scenario, policy: Policy, reader: Reader) -> LiveRun:
+def run(sc: Scenario, policy: Policy, reader: Reader,
+        refused: Sequence[Refused] = ()) -> LiveRun:
+    """``refused``: steps the policy refuses, each tried on the kernel after its step (before
+    the next step runs): a refusal that changes nothing keeps the comparison going; the
+    outcome is reported in ``LiveRun.refusals`` when it differs."""
     why = supported(sc)
     if why:
         raise Unsupported(why)
@@ -414,9 +468,18 @@ def run(sc: Scenario, policy: Policy, reader: Reader) -> LiveRun:
             except AnondiffError as e:
                 raise Unsupported(f"{sc.path}: the starting layout cannot be built: {e}") from None
             live.append(lv.capture(preds[0], namer, findings, active, 0, 0))
+            refusals: list[str] = []
+
+            def try_refused(after: int) -> None:
+                for r in refused:
+                    if r.after == after:
+                        why = lv.try_refused(preds[after], r)
+                        if why is not None:
+                            refusals.append(f"{sc.path}: after step {after}: {why}")
             if lv.layout_msgs:
                 raise Unsupported(f"the starting layout cannot be built on this kernel: "
                                   f"{lv.layout_msgs[0]}")
+            try_refused(0)
             for i, pred in enumerate(preds[1:], 1):
                 step = sc.steps[i - 1]
                 try:
@@ -424,10 +487,11 @@ def run(sc: Scenario, policy: Policy, reader: Reader) -> LiveRun:
                 except AnondiffError as e:
                     raise ScenarioError(sc.path, step.line, f"steps[{i - 1}]: {e}") from None
                 live.append(lv.capture(pred, namer, findings, active, i, step.line))
+                try_refused(i)
         predicted = Replay(sc.name, policy.name, policy.cite, tuple(preds))
         return LiveRun(predicted, Replay(sc.name, _live_name(),
                                          f"Linux {platform.release()} (captured)", tuple(live)),
-                       tuple(lv.layout_msgs))
+                       tuple(lv.layout_msgs), tuple(refusals))
     finally:
         for fd in files.values():
             os.close(fd)
