@@ -445,6 +445,32 @@ def test_shrink_or_same_size_in_place_may_cross_vmas(policy: str) -> None:
             "to: 0x40000}\n", policy, vmas)
 
 
+@pytest.mark.parametrize("policy", EVERY)
+def test_fixed_move_of_several_vmas_from_6_17(policy: str) -> None:
+    """6.17+ do_mremap(): MREMAP_FIXED of the same size is remap_move() (mm/mremap.c of the
+    7.2 tree, which 6.18 runs): every VMA of the old range moves, each one's part, with the
+    gaps between them kept; a gap after the last one is allowed, one at the start is EFAULT.
+    Before (v6.1, v6.12 and the older eras) the range must lie in one VMA: EFAULT.  The model
+    returned EFAULT for split-counters (found by anondiff live on 6.18)."""
+    vmas = ("      - {name: A, start: 0x10000, pages: 2, faulted: true}\n"
+            "      - {name: B, start: 0x12000, pages: 2, prot: r}\n"
+            "      - {name: C, start: 0x15000, pages: 2, faulted: true}\n")
+    step = "  - {mremap: P, start: 0x11000, pages: 7, flags: [maymove, fixed], to: 0x40000}\n"
+    if policy not in NEW_RULE and policy != "mirror-parent":
+        with pytest.raises(ReplayError, match="EFAULT"):
+            run(step, policy, vmas)
+        return
+    t = run(step, policy, vmas)
+    assert [(v.name, v.start, v.end) for v in t.process("P").vmas] == [
+        ("A", 0x10000, 0x11000), ("A.1", 0x40000, 0x41000), ("B", 0x41000, 0x43000),
+        ("C", 0x44000, 0x46000)]
+    assert t.vma("P/A.1").anon_vma == t.vma("P/A").anon_vma is not None
+    assert problems(t) == []
+    with pytest.raises(ReplayError, match="EFAULT"):       # a gap at the start
+        run("  - {mremap: P, start: 0x14000, pages: 2, flags: [maymove, fixed], "
+            "to: 0x40000}\n", policy, vmas)
+
+
 def test_fixed_replaces_what_is_at_the_destination() -> None:
     vmas = ("      - {name: A, start: 0x10000, pages: 2, faulted: true}\n"
             "      - {name: B, start: 0x20000, pages: 4, prot: r, faulted: true}\n")
