@@ -213,7 +213,102 @@ CASES = {
           - {mmap: C, name: M4, start: 0x7f0000003000, pages: 1, prot: rw}
           - {write: C/M4, pages: all}
         """,
+    # mremap(2) as the steps say: a MREMAP_MAYMOVE growth that cannot happen in place goes to
+    # 'to' (the driver leaves get_unmapped_area() no other room), also in a fork child;
+    # MREMAP_DONTUNMAP of a whole VMA (its anon_vma dropped) and of a part
+    "mremap-maymove-dontunmap": """
+        processes:
+          - name: P
+            vmas:
+              - {name: A, start: 0x7f0000010000, pages: 2, prot: rw, faulted: true}
+              - {name: X, start: 0x7f0000012000, pages: 1, prot: r}
+              - {name: B, start: 0x7f0000020000, pages: 4, prot: rw, faulted: true}
+        steps:
+          - {mremap: P/A, new_pages: 4, flags: [maymove], to: 0x7f0000100000}
+          - {fork: P, child: C}
+          - {mremap: C/A, new_pages: 6, flags: [maymove], to: 0x7f0000200000}
+          - {mremap: P/B, offset: 1, pages: 2, flags: [maymove, dontunmap], to: 0x7f0000300000}
+          - {mremap: C/B, flags: [maymove, dontunmap], to: 0x7f0000400000, name: N}
+          - {write: C/B, pages: all}
+        """,
+    # growth in place merging with the next VMA, shrink across VMAs (no EFAULT: found live),
+    # MREMAP_FIXED of the same size over several VMAs (6.17+ remap_move(): found live)
+    "mremap-in-place-and-several-vmas": """
+        processes:
+          - name: P
+            vmas:
+              - {name: A, start: 0x10000, pages: 2, prot: rw, faulted: true}
+              - {name: B, start: 0x14000, pages: 2, prot: rw}
+              - {name: C, start: 0x20000, pages: 2, prot: rw, faulted: true}
+              - {name: D, start: 0x22000, pages: 2, prot: r}
+              - {name: E, start: 0x30000, pages: 2, prot: rw, faulted: true}
+              - {name: F, start: 0x32000, pages: 2, prot: r}
+              - {name: G, start: 0x35000, pages: 2, prot: rw, faulted: true}
+        steps:
+          - {mremap: P/A, new_pages: 4}
+          - {mremap: P, start: 0x20000, pages: 4, new_pages: 1}
+          - {fork: P, child: K}
+          - {mremap: K, start: 0x31000, pages: 7, flags: [maymove, fixed], to: 0x40000}
+        """,
+    # brk(2) after prctl(PR_SET_MM_MAP) put the break at 'from': grows a heap, maps a new VMA
+    # beside an incompatible one and in a fork child, shrinks through a VMA
+    "brk": """
+        processes:
+          - name: P
+            vmas:
+              - {name: H, start: 0x7f0000010000, pages: 2, prot: rw}
+              - {name: F, start: 0x7f0000020000, pages: 2, prot: rw, faulted: true}
+              - {name: R, start: 0x7f0000030000, pages: 2, prot: r}
+              - {name: Y, start: 0x7f0000040000, pages: 8, prot: rw, faulted: true}
+        steps:
+          - {brk: P, from: 0x7f0000012000, to: 0x7f0000014000}
+          - {brk: P, from: 0x7f0000022000, to: 0x7f0000023000}
+          - {brk: P, from: 0x7f0000032000, to: 0x7f0000034000}
+          - {fork: P, child: C}
+          - {brk: C, from: 0x7f0000023000, to: 0x7f0000025000}
+          - {brk: P, from: 0x7f0000046000, to: 0x7f0000043000}
+          - {spawn: S}
+          - {brk: S, from: 0x7f0000050000, to: 0x7f0000052000}
+        """,
 }
+
+
+@needs_capture
+def test_refused_steps_fail_on_the_kernel_as_the_policy_says(reader, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from anondiff.errors import ReplayError
+    from anondiff.live.replay import Refused, refusal, run
+    from anondiff.scenario import Brk, Mremap, Target
+
+    path = _scenario(tmp_path, """
+        processes:
+          - name: P
+            vmas:
+              - {name: A, start: 0x10000, pages: 4, prot: rw, faulted: true}
+              - {name: B, start: 0x20000, pages: 1, prot: r}
+        steps:
+          - {fork: P, child: C}
+        """)
+    sc = load(str(path))
+    refused = [
+        # an old break inside A: sys_brk() finds A with vma_find() and keeps the break
+        Refused(0, Brk("P", 0x12000, 0x16000), "old break"),
+        # a growth across A's end: check_prep_vma() -> EFAULT
+        Refused(1, Mremap(Target("C", None, 0x10000, 0x16000), 8, frozenset({"maymove"}),
+                          0x40000), "EFAULT"),
+        # MREMAP_FIXED without MREMAP_MAYMOVE: check_mremap_params() -> EINVAL
+        Refused(1, Mremap(Target("P", "A"), None, frozenset({"fixed"}), 0x40000), "EINVAL"),
+    ]
+    for r in refused:      # what split-counters says
+        with pytest.raises(ReplayError) as e:
+            replay(sc._replace(steps=sc.steps[:r.after] + (r.step,)), get("split-counters"))
+        assert refusal(r.step, e.value.message) == r.error
+    lr = run(sc, get("split-counters"), reader, refused)
+    assert lr.refusals == () and not lr.layout and same(compare(lr.predicted, lr.live))
+    # a refusal the kernel does not make is reported
+    lr = run(sc, get("split-counters"), reader, [Refused(0, Brk("P", 0x14000, 0x15000),
+                                                         "old break")])
+    assert len(lr.refusals) == 1 and "after step 0: brk(0x15000) from 0x14000: the kernel " \
+        "moved the break to 0x15000, the policy predicts it stays" in lr.refusals[0]
 
 
 @needs_capture
@@ -479,8 +574,10 @@ def test_random_sequences_live_match_split_counters() -> None:
     finally:
         if machine.reader is not None:
             machine.reader.close()
-    # most layouts are buildable: the comparison really ran
+    # most layouts are buildable: the comparison really ran, mremap and brk steps included
     assert _LiveCounts.compared >= 10, vars(_LiveCounts)
+    assert _LiveCounts.kinds.get("mremap", 0) and _LiveCounts.kinds.get("brk", 0), \
+        _LiveCounts.kinds
 
 
 @needs_capture
