@@ -556,6 +556,49 @@ def _live_machine():  # type: ignore[no-untyped-def]
 
         @precondition(Steps.has_vmas)
         @rule(data=st.data())
+        def mremap_grow_elsewhere(self, data: st.DataObject) -> None:
+            """A growth with MREMAP_MAYMOVE alone that cannot happen in place (the range ends
+            inside its VMA, or the pages after the VMA are taken): the kernel chooses where it
+            goes, and the driver leaves it only 'to' (the random machine draws few of these)."""
+            process = data.draw(st.sampled_from(self.with_vmas()), label="process")
+            vmas = self.vmas(process)
+            vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
+            lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
+            start = lo + data.draw(st.integers(0, hi - lo - 1), label="skip")
+            # mostly a range that ends inside the VMA, which never grows in place
+            end = hi - data.draw(st.integers(min(1, hi - start - 1), hi - start - 1), label="leave")
+            old_len = end - start
+            new_len = old_len + data.draw(st.integers(1, 3), label="by")
+            space = self.space[process]
+            if end == hi and all(p not in space for p in range(end, start + new_len)):
+                return      # it would grow in place
+            places = [t for t in range(BASE, BASE + WINDOW - new_len + 1)
+                      if (t + new_len <= start or t >= end)
+                      and all(p not in space for p in range(t, t + new_len))]
+            if not places:
+                return
+            to = places[data.draw(st.integers(0, len(places) - 1), label="to")]
+            attr = space[start]
+            moved = dataclasses.replace(attr, delta=0) if vma.anon_vma is None \
+                and attr.anon_private else dataclasses.replace(attr, delta=attr.delta - (to - start))
+            for pages in ([anon[process] for anon in self.anon.values()]
+                          + [era[process] for era in self.unaccounted.values()]):
+                carried = {p for p in pages if start <= p < end}
+                pages -= carried
+                pages |= {p - start + to for p in carried}
+            for era in self.unaccounted.values():
+                if to + old_len - 1 in era[process]:
+                    era[process].update(range(to + old_len, to + new_len))
+            for p in range(start, end):
+                space.pop(p)
+            for p in range(to, to + new_len):
+                space[p] = moved
+            self.apply(Mremap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
+                              new_len, frozenset({"maymove"}), to << PAGE_SHIFT,
+                              self.fresh("g")))
+
+        @precondition(Steps.has_vmas)
+        @rule(data=st.data())
         def brk_refused(self, data: st.DataObject) -> None:
             """A break moving up from anywhere in the window (a VMA's end, inside a VMA, a free
             page) by 1 to 6 pages: where the policy says brk() keeps the old break, so must
