@@ -655,12 +655,14 @@ def test_random_sequences_live_match_split_counters() -> None:
     machine = _live_machine()
     try:
         run_state_machine_as_test(machine, settings=settings(
-            max_examples=40, stateful_step_count=12, deadline=None,
+            max_examples=30, stateful_step_count=12, deadline=None,
             suppress_health_check=list(HealthCheck)))
     finally:
         if machine.reader is not None:
             machine.reader.close()
     # most layouts are buildable: the comparison really ran, mremap and brk steps included
+    # (30 derandomized examples under CI: 34 sequences, 344 steps, 19 refused steps tried;
+    # before, 40 examples compared 31 sequences, 259 steps, and skipped 23 with spawn or enomem)
     assert _LiveCounts.compared >= 10, vars(_LiveCounts)
     assert any(k.startswith("mremap") for k in _LiveCounts.kinds) and \
         _LiveCounts.kinds.get("brk", 0), _LiveCounts.kinds
