@@ -128,6 +128,18 @@ CASES = {
         steps:
           - {fork: P, child: C}
         """,
+    # found by the random sequences: an unfaulted VM_DONTCOPY VMA mapped beside a faulted
+    # writable one merged with it at mmap and kept its anon_vma when madvise split it off
+    "unfaulted-dontcopy-beside-faulted-layout": """
+        processes:
+          - name: P
+            vmas:
+              - {name: v2, start: 0x10000, pages: 1, prot: r, shared: true}
+              - {name: v1, start: 0x11000, pages: 1, prot: rw, flags: [dontcopy]}
+              - {name: v3, start: 0x12000, pages: 1, prot: rw, faulted: true}
+        steps:
+          - {fork: P, child: C}
+        """,
     # G forks M, M forks C, M exits: C's fork then reuses M's anon_vma (no VMA, one child)
     "grandchild-reuse-after-middle-exit": """
         processes:

@@ -155,9 +155,22 @@ class _Live:
                 done.update(x.name for x in group)
                 self.fault_group(p.name, group)
             for v in p.vmas:
-                if v.name not in done:
-                    self.mmap(p.name, v)
+                if v.name in done:
+                    continue
+                if {"dontcopy", "wipeonfork"} & v.flags:
+                    # mapped PROT_NONE, given its madvise flags, then its protection: mapped
+                    # as it is, it would merge with a faulted neighbour at once and keep its
+                    # anon_vma when madvise split it off again (found by the live machine)
+                    self.mmap(p.name, v, prot=0)
                     self.flags(p.name, v)
+                    want = _prot(v.prot)
+                    first = want | 2 if "account" in v.flags and not v.shared else want
+                    for prot in dict.fromkeys((first, want)):
+                        self.procs.request(p.name, "mprotect", start=v.start,
+                                           length=v.end - v.start, prot=prot)
+                    continue
+                self.mmap(p.name, v)
+                self.flags(p.name, v)
 
     def fault_group(self, proc: str, group: list[VmaSpec]) -> None:
         """Faulted VMAs sharing one anon_vma: one writable mapping over them all, written, its
