@@ -95,6 +95,19 @@ def test_brk_keeps_a_page_before_the_next_vma() -> None:
         run(vmas, "  - {brk: P, from: 0x11000, to: 0x13000}\n", "split-counters")
 
 
+@pytest.mark.parametrize("policy", EVERY)
+@pytest.mark.parametrize("old", [0x10000, 0x12000])
+def test_brk_refuses_an_old_break_inside_or_at_the_start_of_a_vma(policy: str, old: int) -> None:
+    """sys_brk() (mm/mmap.c of 6.18 and 7.2) finds the next VMA with vma_find(&vmi,
+    newbrk + PAGE_SIZE + stack_guard_gap) from oldbrk: a VMA that contains the old break or
+    starts at it is found too, and newbrk + PAGE_SIZE > its vm_start refuses the growth (brk()
+    returns the old break).  The model looked only past VMAs starting above the old break and
+    mapped a heap over A (found by anondiff live on 6.18)."""
+    vmas = "      - {name: A, start: 0x10000, pages: 4, prot: rw}\n"
+    with pytest.raises(ReplayError, match="brk: the new break leaves no page before A"):
+        run(vmas, f"  - {{brk: P, from: {old:#x}, to: 0x16000}}\n", policy)
+
+
 def test_brk_step_loads_and_refuses_bad_input() -> None:
     head = "description: x\nprocesses:\n  - {name: P, vmas: []}\nsteps:\n"
     sc = loads(head + "  - {brk: P, from: 0x10000, to: 0x12000, name: H}\n", "b.yaml")

@@ -421,6 +421,56 @@ def test_refused(steps: str, match: str) -> None:
         run(steps, "split-counters", vmas)
 
 
+@pytest.mark.parametrize("policy", EVERY)
+def test_shrink_or_same_size_in_place_may_cross_vmas(policy: str) -> None:
+    """do_mremap() checks that the old range lies in one VMA only for a growth or a move
+    (6.18 check_prep_vma(): "Below only meaningful if we expand or move a VMA", "We permit
+    crossing of boundaries for the range being unmapped due to a shrink"; 6.1 and 6.12 shrink
+    before vma_to_resize()): a shrink unmaps [addr + new_len, addr + old_len) whatever it
+    crosses, a same-size call does nothing, and MREMAP_FIXED with a shrink checks only
+    new_len.  The model returned EFAULT for all three (found by anondiff live on 6.18)."""
+    vmas = ("      - {name: A, start: 0x10000, pages: 2}\n"
+            "      - {name: B, start: 0x12000, pages: 2, prot: r}\n")
+    shrink = "  - {mremap: P, start: 0x10000, pages: 4, new_pages: 1}\n"
+    assert spans(run(shrink, policy, vmas)) == [(0x10000, 0x11000)]
+    same = "  - {mremap: P, start: 0x11000, pages: 3, flags: [maymove]}\n"
+    assert spans(run(same, policy, vmas)) == [(0x10000, 0x12000), (0x12000, 0x14000)]
+    fixed = ("  - {mremap: P, start: 0x10000, pages: 3, new_pages: 2, flags: [maymove, fixed], "
+             "to: 0x40000}\n")
+    t = run(fixed, policy, vmas)
+    assert [(v.name, v.start, v.end) for v in t.process("P").vmas] == [
+        ("B", 0x13000, 0x14000), ("A", 0x40000, 0x42000)]
+    with pytest.raises(ReplayError, match="EFAULT"):     # a growth may not cross
+        run("  - {mremap: P, start: 0x11000, pages: 2, new_pages: 3, flags: [maymove], "
+            "to: 0x40000}\n", policy, vmas)
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_fixed_move_of_several_vmas_from_6_17(policy: str) -> None:
+    """6.17+ do_mremap(): MREMAP_FIXED of the same size is remap_move() (mm/mremap.c of the
+    7.2 tree, which 6.18 runs): every VMA of the old range moves, each one's part, with the
+    gaps between them kept; a gap after the last one is allowed, one at the start is EFAULT.
+    Before (v6.1, v6.12 and the older eras) the range must lie in one VMA: EFAULT.  The model
+    returned EFAULT for split-counters (found by anondiff live on 6.18)."""
+    vmas = ("      - {name: A, start: 0x10000, pages: 2, faulted: true}\n"
+            "      - {name: B, start: 0x12000, pages: 2, prot: r}\n"
+            "      - {name: C, start: 0x15000, pages: 2, faulted: true}\n")
+    step = "  - {mremap: P, start: 0x11000, pages: 7, flags: [maymove, fixed], to: 0x40000}\n"
+    if policy not in NEW_RULE and policy != "mirror-parent":
+        with pytest.raises(ReplayError, match="EFAULT"):
+            run(step, policy, vmas)
+        return
+    t = run(step, policy, vmas)
+    assert [(v.name, v.start, v.end) for v in t.process("P").vmas] == [
+        ("A", 0x10000, 0x11000), ("A.1", 0x40000, 0x41000), ("B", 0x41000, 0x43000),
+        ("C", 0x44000, 0x46000)]
+    assert t.vma("P/A.1").anon_vma == t.vma("P/A").anon_vma is not None
+    assert problems(t) == []
+    with pytest.raises(ReplayError, match="EFAULT"):       # a gap at the start
+        run("  - {mremap: P, start: 0x14000, pages: 2, flags: [maymove, fixed], "
+            "to: 0x40000}\n", policy, vmas)
+
+
 def test_fixed_replaces_what_is_at_the_destination() -> None:
     vmas = ("      - {name: A, start: 0x10000, pages: 2, faulted: true}\n"
             "      - {name: B, start: 0x20000, pages: 4, prot: r, faulted: true}\n")

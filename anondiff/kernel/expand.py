@@ -50,7 +50,11 @@ def brk(k: Kernel, mm: Mm, oldbrk: int, newbrk: int, name: str) -> Vma | None:
     if newbrk <= oldbrk:
         do_munmap(k, mm, newbrk, oldbrk)
         return None
+    # vma_find(&vmi, ...) from oldbrk: the VMA containing oldbrk, else the next one (one that
+    # starts at or below the old break is in the way too: found by anondiff live)
     i = bisect_right(mm.starts, oldbrk)
+    if i and mm.vmas[i - 1].end > oldbrk:
+        i -= 1
     nxt = mm.vmas[i] if i < len(mm.vmas) else None
     if nxt is not None and newbrk + 1 > vm_start_gap(nxt):
         raise ExpandError(f"the new break leaves no page before {nxt.name}: brk() returns "

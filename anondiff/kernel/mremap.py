@@ -20,7 +20,7 @@ decides (the merge rule and the clone) and where MREMAP_DONTUNMAP exists:
   old rule that dup_anon_vma() never has anything to do (a faulted source only merges into a
   VMA with its own anon_vma), so one code path serves every era.
 
-Not modelled: the moves of several VMAs at once (6.17+), the 6.12 ``keep_source`` guard against
+Not modelled: the 6.12 ``keep_source`` guard against
 a MREMAP_DONTUNMAP self-merge, hugetlb, uffd, KSM, mlock accounting (VM_ACCOUNT is cleared and
 restored around the unmap, which leaves the flags as they were).
 """
@@ -229,10 +229,21 @@ def mremap(k: Kernel, mm: Mm, addr: int, old_len: int, new_len: int, flags: froz
     vma = mm.find(addr)
     if vma is None:
         raise MremapError("EFAULT", "no VMA at the old address")
-    if old_len > vma.end - addr:
-        raise MremapError("EFAULT", f"the range crosses the end of {vma.name}")
     if DONTUNMAP in flags and "dontexpand" in vma.flags:
         raise MremapError("EINVAL", f"MREMAP_DONTUNMAP of {vma.name}, a VM_DONTEXPAND mapping")
+    # check_prep_vma() (6.18: "Below only meaningful if we expand or move a VMA"; before, the
+    # shrink of do_mremap() and of mremap_to() ran before vma_to_resize()): a shrink or a same
+    # size call in place may cross VMAs ("We permit crossing of boundaries for the range being
+    # unmapped due to a shrink"); a move or growth may not, a shrink then counting new_len
+    # (found by anondiff live on 6.18: EFAULT predicted, the kernel shrank)
+    # 6.17+ do_mremap() (mm/mremap.c of the 7.2 Debian tree, as 6.18 runs it): a move of the
+    # same size with MREMAP_FIXED (vrm_move_only()) is remap_move(), which moves every VMA of
+    # the old range (found by anondiff live on 6.18: EFAULT predicted, the kernel moved them)
+    move_only = FIXED in flags and old_len == new_len and getattr(k.policy, "mremap_moves_several",
+                                                                  False)
+    if (FIXED in flags or DONTUNMAP in flags or new_len > old_len) and not move_only \
+            and min(old_len, new_len) > vma.end - addr:
+        raise MremapError("EFAULT", f"the range crosses the end of {vma.name}")
     if new_len > old_len and "dontexpand" in vma.flags:
         raise MremapError("EFAULT", f"{vma.name} is VM_DONTEXPAND and cannot grow")
     if DONTUNMAP in flags and dontunmap_era == DONTUNMAP_ANON and not vma_is_anonymous(vma):
@@ -246,6 +257,8 @@ def mremap(k: Kernel, mm: Mm, addr: int, old_len: int, new_len: int, flags: froz
             raise MremapError("EINVAL", "the destination ends beyond TASK_SIZE")
         if addr + old_len > new_addr and new_addr + new_len > addr:
             raise MremapError("EINVAL", "the old and new ranges overlap")
+        if move_only and vma.end < addr + old_len:
+            return remap_move(k, mm, addr, old_len, new_addr, DONTUNMAP in flags)
         if FIXED not in flags:
             _must_be_free(mm, new_addr, new_len)
         elif mm.overlapping(new_addr, new_addr + new_len):
@@ -280,6 +293,36 @@ def mremap(k: Kernel, mm: Mm, addr: int, old_len: int, new_len: int, flags: froz
         raise MremapError("ENOMEM", "the destination ends beyond TASK_SIZE")
     _must_be_free(mm, new_addr, new_len)
     return move_vma(k, vma, addr, old_len, new_len, new_addr, False)
+
+
+def remap_move(k: Kernel, mm: Mm, addr: int, length: int, new_addr: int,
+               dontunmap: bool) -> Remapped:
+    """remap_move() (6.18 mm/mremap.c): MREMAP_FIXED of the same size over several VMAs moves
+    each one's part of [addr, addr + length) in turn, the gaps between them kept ("we map B' at
+    A'->vm_end + X"): for each, mremap_to() unmaps its destination and move_vma() moves it.  No
+    gap is allowed at the start of the range; one after the last VMA is.  (vma_multi_allowed()
+    refuses only uffd VMAs and files with an unknown get_unmapped_area(), neither modelled.)
+    Returns what the first move did."""
+    end = addr + length
+    pieces: list[tuple[int, int, int]] = []
+    last_end = None
+    for v in mm.overlapping(addr, end):
+        a = max(v.start, addr)
+        pieces.append((a, min(end, v.end) - a, 0 if last_end is None else v.start - last_end))
+        last_end = v.end
+    first: Remapped | None = None
+    target = new_addr
+    for a, n, offset in pieces:
+        target += offset
+        if mm.overlapping(target, target + n):
+            do_munmap(k, mm, target, target + n)
+        vma = mm.find(a)
+        assert vma is not None
+        done = move_vma(k, vma, a, n, n, target, dontunmap)
+        first = first or done
+        target += n
+    assert first is not None
+    return first
 
 
 def _must_be_free(mm: Mm, start: int, length: int) -> None:

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from typing import NamedTuple, Sequence
 
 from ..engine import replay
 from ..errors import AnondiffError, ScenarioError
 from ..policies.base import Policy
-from ..scenario import (PAGE_SHIFT, Exit, FailNth, Fault, Fork, Madvise, Merge, Mmap, Mprotect, Munmap,
-                        Scenario, SetFlags, Snapshot, Split, Step, Target, VmaSpec)
+from ..scenario import (PAGE_SHIFT, Brk, Exit, FailNth, Fault, Fork, Madvise, Merge, Mmap, Mprotect,
+                        Mremap, Munmap, Scenario, SetFlags, Snapshot, Spawn, Split, Step, Target,
+                        VmaSpec)
 from ..topology import Finding, Replay, Topology
 from . import convert
-from .procs import Processes
+from .procs import DriverError, Processes
 from .reader import PAGE_SIZE, RawTask, Reader
 
 PROT = {"read": 1, "write": 2, "exec": 4}
@@ -33,6 +35,34 @@ class LiveRun(NamedTuple):
     live: Replay
     #: "file:line: step n: process P: ..." for every layout the maps did not match
     layout: tuple[str, ...]
+    #: "after step n: ...: the kernel ..., the policy predicts ..." for every refused step
+    #: (``refused`` of :func:`run`) whose outcome on the kernel differs from the policy's
+    refusals: tuple[str, ...] = ()
+
+
+class Refused(NamedTuple):
+    """A step the policy refuses with an error the program would see (mremap's errno, brk()
+    returning the old break), to be tried on the kernel after step ``after`` of the scenario:
+    the kernel must refuse it the same way, changing nothing."""
+
+    after: int
+    step: Step
+    #: "EINVAL", "EFAULT", "ENOMEM" ...; "old break" for brk
+    error: str
+
+
+_ERRNO = re.compile(r"the kernel returns (E[A-Z]+)")
+
+
+def refusal(step: Step, message: str) -> str | None:
+    """The error a program sees, from the policy's refusal of a mremap or brk step (None: the
+    scenario is wrong, or the model cannot say, e.g. where get_unmapped_area() would go)."""
+    if isinstance(step, Mremap) and "get_unmapped_area" not in message:
+        m = _ERRNO.search(message)
+        return m.group(1) if m else None
+    if isinstance(step, Brk) and "brk() returns the old break" in message:
+        return "old break"
+    return None
 
 
 def supported(sc: Scenario) -> str | None:
@@ -42,7 +72,7 @@ def supported(sc: Scenario) -> str | None:
         if isinstance(step, FailNth):
             return f"{sc.path}:{step.line}: 'enomem' (fault injection) is not run live (yet)"
         if not isinstance(step, (Fork, Exit, Fault, Mprotect, Munmap, Madvise, Mmap, Snapshot,
-                                 Split, SetFlags, Merge)):
+                                 Split, SetFlags, Merge, Mremap, Brk, Spawn)):
             return f"{sc.path}:{step.line}: step '{kind}' is not run live (yet)"
         if isinstance(step, (Split, SetFlags, Merge)):
             return f"{sc.path}:{step.line}: step '{kind}' is kernel-internal: no syscall does it alone"
@@ -125,9 +155,22 @@ class _Live:
                 done.update(x.name for x in group)
                 self.fault_group(p.name, group)
             for v in p.vmas:
-                if v.name not in done:
-                    self.mmap(p.name, v)
+                if v.name in done:
+                    continue
+                if {"dontcopy", "wipeonfork"} & v.flags:
+                    # mapped PROT_NONE, given its madvise flags, then its protection: mapped
+                    # as it is, it would merge with a faulted neighbour at once and keep its
+                    # anon_vma when madvise split it off again (found by the live machine)
+                    self.mmap(p.name, v, prot=0)
                     self.flags(p.name, v)
+                    want = _prot(v.prot)
+                    first = want | 2 if "account" in v.flags and not v.shared else want
+                    for prot in dict.fromkeys((first, want)):
+                        self.procs.request(p.name, "mprotect", start=v.start,
+                                           length=v.end - v.start, prot=prot)
+                    continue
+                self.mmap(p.name, v)
+                self.flags(p.name, v)
 
     def fault_group(self, proc: str, group: list[VmaSpec]) -> None:
         """Faulted VMAs sharing one anon_vma: one writable mapping over them all, written, its
@@ -204,8 +247,64 @@ class _Live:
         elif isinstance(step, Mmap):
             self.mmap(step.process, step.vma)
             self.flags(step.process, step.vma)
+        elif isinstance(step, Mremap):
+            self.mremap(before, step)
+        elif isinstance(step, Brk):
+            self.brk(step)
+        elif isinstance(step, Spawn):
+            self.procs.start(step.process)
         elif not isinstance(step, Snapshot):  # pragma: no cover - supported() refuses the rest
             raise Unsupported(f"{self.sc.path}:{step.line}: cannot run this step live")
+
+    def mremap(self, before: Topology, step: Mremap) -> None:
+        """mremap(2) with the scenario's old range, new size, flags and address: the driver
+        leaves get_unmapped_area() only ``to`` for a MREMAP_MAYMOVE move (see driver.do_mremap).
+        The policy predicted success (it refuses the scenario otherwise): an error, or a
+        mapping the kernel put elsewhere than the old address or ``to``, is reported."""
+        lo, hi = self.target(before, step.target)
+        new_len = hi - lo if step.new_pages is None else step.new_pages << PAGE_SHIFT
+        got = self.procs.request(step.target.process, "mremap", addr=lo, old_len=hi - lo,
+                                 new_len=new_len, flags=sorted(step.flags), to=step.to)
+        what = f"mremap({lo:#x}, {hi - lo:#x}, {new_len:#x}, [{', '.join(sorted(step.flags))}]" \
+            + (f", {step.to:#x})" if step.to is not None else ")")
+        if "errno" in got:
+            raise DriverError(f"process {step.target.process}: {what}: the kernel returns "
+                              f"{got['errno']}, the policy predicts success")
+        if "addr" in got and got["addr"] not in (lo, step.to):
+            raise DriverError(f"process {step.target.process}: {what}: the kernel moved the "
+                              f"mapping to {got['addr']:#x}")
+
+    def brk(self, step: Brk) -> None:
+        """brk(2) from ``start`` to ``end`` (the driver puts the break at ``start`` first).
+        sys_brk() returns the old break when it refuses; it also does so for a lower break over
+        nothing mapped (nothing to unmap: the same outcome as the policy's)."""
+        got = self.procs.request(step.process, "brk", start=step.start, end=step.end)
+        if "brk" in got and got["brk"] != step.end and not (
+                step.end < step.start and got["brk"] == step.start):
+            raise DriverError(f"process {step.process}: brk({step.end:#x}) from {step.start:#x}: "
+                              f"the kernel left the break at {got['brk']:#x}, the policy "
+                              "predicts it moves")
+
+    def try_refused(self, before: Topology, r: Refused) -> str | None:
+        """Performs a step the policy refuses; None when the kernel refuses it the same way."""
+        step = r.step
+        if isinstance(step, Brk):
+            got = self.procs.request(step.process, "brk", start=step.start, end=step.end)
+            if got["brk"] == step.start:
+                return None
+            return f"brk({step.end:#x}) from {step.start:#x}: the kernel moved the break to " \
+                f"{got['brk']:#x}, the policy predicts it stays"
+        assert isinstance(step, Mremap)
+        lo, hi = self.target(before, step.target)
+        new_len = hi - lo if step.new_pages is None else step.new_pages << PAGE_SHIFT
+        got = self.procs.request(step.target.process, "mremap", addr=lo, old_len=hi - lo,
+                                 new_len=new_len, flags=sorted(step.flags), to=step.to)
+        if got.get("errno") == r.error:
+            return None
+        what = f"mremap({lo:#x}, {hi - lo:#x}, {new_len:#x}, [{', '.join(sorted(step.flags))}]" \
+            + (f", {step.to:#x})" if step.to is not None else ")")
+        kernel = f"returns {got['errno']}" if "errno" in got else f"maps it at {got['addr']:#x}"
+        return f"{what}: the kernel {kernel}, the policy predicts {r.error}"
 
     def fault(self, before: Topology, step: Fault) -> None:
         if step.vma is None:
@@ -316,11 +415,19 @@ def _range(sc: Scenario, pred: Topology) -> tuple[int, int]:
         if isinstance(s, Mmap):
             starts.append(s.vma.start)
             ends.append(s.vma.end)
+        elif isinstance(s, Brk):
+            starts.append(min(s.start, s.end))
+            ends.append(max(s.start, s.end))
+        elif isinstance(s, Mremap) and s.to is not None:
+            # (the new length is at most the old range's plus what the VMA grew: any range
+            # the kernel maps there overlaps [to, to + 1 page) at least)
+            starts.append(s.to)
+            ends.append(s.to + PAGE_SIZE)
     for p in pred.processes:
         for v in p.vmas:
             starts.append(v.start)
             ends.append(v.end)
-    return min(starts), max(ends)
+    return min(starts, default=0), max(ends, default=0)
 
 
 def _perms(prot: tuple[str, ...] | frozenset[str], shared: bool) -> str:
@@ -347,7 +454,11 @@ def _live_name() -> str:
     return f"live {platform.release()}"
 
 
-def run(sc: Scenario, policy: Policy, reader: Reader) -> LiveRun:
+def run(sc: Scenario, policy: Policy, reader: Reader,
+        refused: Sequence[Refused] = ()) -> LiveRun:
+    """``refused``: steps the policy refuses, each tried on the kernel after its step (before
+    the next step runs): a refusal that changes nothing keeps the comparison going; the
+    outcome is reported in ``LiveRun.refusals`` when it differs."""
     why = supported(sc)
     if why:
         raise Unsupported(why)
@@ -370,9 +481,18 @@ def run(sc: Scenario, policy: Policy, reader: Reader) -> LiveRun:
             except AnondiffError as e:
                 raise Unsupported(f"{sc.path}: the starting layout cannot be built: {e}") from None
             live.append(lv.capture(preds[0], namer, findings, active, 0, 0))
+            refusals: list[str] = []
+
+            def try_refused(after: int) -> None:
+                for r in refused:
+                    if r.after == after:
+                        why = lv.try_refused(preds[after], r)
+                        if why is not None:
+                            refusals.append(f"{sc.path}: after step {after}: {why}")
             if lv.layout_msgs:
                 raise Unsupported(f"the starting layout cannot be built on this kernel: "
                                   f"{lv.layout_msgs[0]}")
+            try_refused(0)
             for i, pred in enumerate(preds[1:], 1):
                 step = sc.steps[i - 1]
                 try:
@@ -380,10 +500,11 @@ def run(sc: Scenario, policy: Policy, reader: Reader) -> LiveRun:
                 except AnondiffError as e:
                     raise ScenarioError(sc.path, step.line, f"steps[{i - 1}]: {e}") from None
                 live.append(lv.capture(pred, namer, findings, active, i, step.line))
+                try_refused(i)
         predicted = Replay(sc.name, policy.name, policy.cite, tuple(preds))
         return LiveRun(predicted, Replay(sc.name, _live_name(),
                                          f"Linux {platform.release()} (captured)", tuple(live)),
-                       tuple(lv.layout_msgs))
+                       tuple(lv.layout_msgs), tuple(refusals))
     finally:
         for fd in files.values():
             os.close(fd)

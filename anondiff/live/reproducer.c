@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,6 +27,9 @@
 #define WRITE_ONCE(x, val)	(*(volatile typeof(x) *)&(x) = (val))
 
 #ifndef MADV_WIPEONFORK
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
 #define MADV_WIPEONFORK 18
 #define MADV_KEEPONFORK 19
 #endif
@@ -128,6 +132,7 @@ int main(void)
 /* -- the scenario processes --------------------------------------------------------------- */
 enum op {
 	OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_MADVISE, OP_WRITE, OP_FORCE_WRITE, OP_FORK, OP_EXIT,
+	OP_MREMAP,
 };
 
 struct cmd {
@@ -136,8 +141,9 @@ struct cmd {
 	unsigned long addr;
 	unsigned long len;
 	int prot;		/* mmap, mprotect: PROT_*; madvise: MADV_* */
-	int flags;		/* mmap: MAP_* */
-	unsigned long off;	/* mmap of a file: the offset */
+	int flags;		/* mmap: MAP_*; mremap: MREMAP_* */
+	unsigned long off;	/* mmap of a file: the offset; mremap: the new length */
+	unsigned long to;	/* mremap: the new address (0: none) */
 };
 
 struct proc {
@@ -200,6 +206,15 @@ static long perform(int *memfds, int *me, const struct cmd *c)
 		return pid;
 	case OP_EXIT:
 		_exit(0);
+	case OP_MREMAP:
+		/* 0 when the mapping is where the policy put it: at the new address with
+		 * MREMAP_FIXED or MREMAP_DONTUNMAP, else in place
+		 */
+		p = (void *)syscall(SYS_mremap, c->addr, c->len, c->off, c->flags, c->to);
+		if (p == MAP_FAILED)
+			return -errno;
+		return p == (void *)(c->flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) ? c->to : c->addr)
+			? 0 : -EEXIST;
 	}
 	return -EINVAL;
 }
@@ -224,7 +239,7 @@ static void serve(struct proc *procs, int *memfds, int me)
 static long request(struct proc *procs, int who, int op, int arg, unsigned long addr,
 		    unsigned long len, int prot, int flags, unsigned long off)
 {
-	struct cmd c = { op, arg, addr, len, prot, flags, off };
+	struct cmd c = { op, arg, addr, len, prot, flags, off, 0 };
 	long ret;
 
 	if (write(procs[who].cmd[1], &c, sizeof(c)) != sizeof(c))
@@ -240,6 +255,20 @@ static long request(struct proc *procs, int who, int op, int arg, unsigned long 
 			return -EPIPE;
 		return ret == procs[arg].pid ? 0 : -ECHILD;
 	}
+	if (read(procs[who].reply[0], &ret, sizeof(ret)) != sizeof(ret))
+		return -EPIPE;
+	return ret;
+}
+
+static long __attribute__((unused))
+request_mremap(struct proc *procs, int who, unsigned long addr,
+	       unsigned long old_len, unsigned long new_len, int flags, unsigned long to)
+{
+	struct cmd c = { OP_MREMAP, 0, addr, old_len, 0, flags, new_len, to };
+	long ret;
+
+	if (write(procs[who].cmd[1], &c, sizeof(c)) != sizeof(c))
+		return -EPIPE;
 	if (read(procs[who].reply[0], &ret, sizeof(ret)) != sizeof(ret))
 		return -EPIPE;
 	return ret;

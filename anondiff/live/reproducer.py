@@ -77,6 +77,22 @@ class _Recorder:
         elif op == "write":
             for addr in a["addrs"]:  # type: ignore[attr-defined]
                 self._call(name, "OP_WRITE" if a["writable"] else "OP_FORCE_WRITE", "0", addr)
+        elif op == "mremap":
+            flags = set(a["flags"])  # type: ignore[call-overload]
+            if flags == {"maymove"} and int(a["new_len"]) > int(a["old_len"]):  # type: ignore[call-overload]
+                # live steers get_unmapped_area() with placeholders (driver.do_mremap)
+                raise Unsupported("a reproducer does not run mremap with MREMAP_MAYMOVE alone "
+                                  "growing a mapping (where the kernel moves it is not steered "
+                                  "there yet): use MREMAP_FIXED, or anondiff live")
+            names = " | ".join(f"MREMAP_{f.upper()}" for f in sorted(flags)) or "0"
+            self.lines.append(
+                f"\tASSERT_EQ(0, request_mremap(self->proc, {self._idx(name)}, {a['addr']:#x}, "
+                f"{a['old_len']:#x}, {a['new_len']:#x}, {names}, {a['to'] or 0:#x}));"
+                f"\t/* {name} */")
+            return {"ok": True, "addr": a["to"] if flags & {"fixed", "dontunmap"} else a["addr"]}
+        elif op == "brk":
+            raise Unsupported("a reproducer does not run brk steps (yet): anondiff live does "
+                              "(prctl(PR_SET_MM_MAP) first)")
         else:  # pragma: no cover - _Live sends nothing else
             raise Unsupported(f"reproducer: unknown request {op!r}")
         return {"ok": True}

@@ -48,6 +48,8 @@ class SplitCountersV61(SplitCountersPolicy):
     merge_nomem_fails = False
     #: before v6.12 is_mergeable_vma() refuses a neighbour with vm_ops->close
     close_forbids = "neighbour"
+    #: remap_move() is 6.17+
+    mremap_moves_several = False
 
     def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
                               anon_vma: AnonVma | None = None) -> bool:

@@ -38,6 +38,8 @@ class SplitCountersPolicy(ChainCopyPolicy):
     merge_nomem_fails = True
     #: the 6.12 merge code: a VMA with vm_ops->close is only never removed by a merge
     close_forbids = "removed"
+    #: 6.17+: MREMAP_FIXED of the same size moves every VMA of the range (remap_move())
+    mremap_moves_several = True
 
     def reusable(self, av: AnonVma, src: Vma) -> bool:
         ok = src.anon_vma is not None and av.num_children < 2 and av.num_active_vmas == 0
