@@ -84,6 +84,8 @@ def test_merge_rules_read_from_the_tree(version: str) -> None:
     got = (tree.sticky_flags, tree.close_forbids, tree.merge_nomem_fails)
     assert got == EXPECTED[version]
     assert got == (python.sticky_flags, python.close_forbids, python.merge_nomem_fails)
+    # remap_move() (v6.17+): the 7.2 tree moves several VMAs with one MREMAP_FIXED call
+    assert tree.mremap_moves_several is python.mremap_moves_several is (version == "7.2")
 
 
 @pytest.mark.parametrize("version", sorted(TREES))
@@ -103,3 +105,32 @@ def test_the_comparison_sees_the_close_rule() -> None:
     old, new = replay(sc, tree_policy("6.1")).final, replay(sc, tree_policy("6.12")).final
     assert [v.name for v in old.process("P").vmas] == ["P0"]
     assert [v.name for v in new.process("P").vmas] == ["P0", "V"]
+
+
+REMAP_SEVERAL = """
+description: one MREMAP_FIXED move of the same size over three VMAs (remap_move(), v6.17+)
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 2, faulted: true}
+      - {name: B, start: 0x12000, pages: 2, prot: r}
+      - {name: C, start: 0x15000, pages: 2, faulted: true}
+steps:
+  - {mremap: P, start: 0x11000, pages: 7, flags: [maymove, fixed], to: 0x40000}
+"""
+
+
+@pytest.mark.parametrize("version", sorted(TREES))
+def test_mremap_of_several_vmas_as_the_tree_has_it(version: str) -> None:
+    """The 7.2 tree has remap_move(): the move succeeds as under clone-rework-2026; 6.1 and
+    6.12 refuse it (EFAULT) as v6.1 and v6.12 do."""
+    from anondiff.errors import ReplayError
+    sc = loads(REMAP_SEVERAL, "remap-several.yaml")
+    if version != "7.2":
+        for policy in (tree_policy(version), get(TREES[version])):
+            with pytest.raises(ReplayError, match="EFAULT"):
+                replay(sc, policy)
+        return
+    ours, theirs = replay(sc, tree_policy(version)), replay(sc, get(TREES[version]))
+    assert [v.name for v in ours.final.process("P").vmas] == ["A", "A.1", "B", "C"]
+    assert not differences(ours.final, theirs.final)

@@ -239,8 +239,7 @@ def mremap(k: Kernel, mm: Mm, addr: int, old_len: int, new_len: int, flags: froz
     # 6.17+ do_mremap() (mm/mremap.c of the 7.2 Debian tree, as 6.18 runs it): a move of the
     # same size with MREMAP_FIXED (vrm_move_only()) is remap_move(), which moves every VMA of
     # the old range (found by anondiff live on 6.18: EFAULT predicted, the kernel moved them)
-    move_only = FIXED in flags and old_len == new_len and getattr(k.policy, "mremap_moves_several",
-                                                                  False)
+    move_only = FIXED in flags and old_len == new_len and k.policy.mremap_moves_several
     if (FIXED in flags or DONTUNMAP in flags or new_len > old_len) and not move_only \
             and min(old_len, new_len) > vma.end - addr:
         raise MremapError("EFAULT", f"the range crosses the end of {vma.name}")

@@ -198,6 +198,9 @@ class MergeRules(NamedTuple):
     #: vmg->state = VMA_MERGE_ERROR_NOMEM (v6.12+): a merge whose anon_vma_clone() fails is
     #: -ENOMEM for mprotect()/madvise()
     merge_nomem_fails: bool
+    #: remap_move() in mm/mremap.c (v6.17+): an MREMAP_FIXED move of the same size may span
+    #: several VMAs, each moved in turn, the gaps kept (``mremap_moves_several``)
+    mremap_moves_several: bool = False
 
 
 #: the sticky bits' names, as the two spellings of include/linux/mm.h write them
@@ -210,7 +213,7 @@ def merge_rules(read: Callable[[str], "str | None"]) -> MergeRules:
     """From the tree's own files (``read(relpath)``): the definitions of VMA_STICKY_FLAGS /
     VM_STICKY (every ``#define`` of them: the CONFIG_MEM_SOFT_DIRTY branch names soft-dirty,
     the other one only the guard marker), can_merge_remove_vma() and VMA_MERGE_ERROR_NOMEM in
-    mm/vma.c, else mm/mmap.c."""
+    mm/vma.c, else mm/mmap.c; remap_move() in mm/mremap.c."""
     mm_h = read(MM_H) or ""
     sticky: set[str] = set()
     for m in _DEFINE.finditer(mm_h):
@@ -220,4 +223,5 @@ def merge_rules(read: Callable[[str], "str | None"]) -> MergeRules:
     merge_src = "\n".join(read(f) or "" for f in (VMA_C, MMAP_C))
     close = "removed" if re.search(r"\bcan_merge_remove_vma\s*\(", merge_src) else "neighbour"
     nomem = re.search(r"=\s*VMA_MERGE_ERROR_NOMEM\b", merge_src) is not None
-    return MergeRules(frozenset(sticky), close, nomem)
+    several = re.search(r"\bremap_move\s*\(", read("mm/mremap.c") or "") is not None
+    return MergeRules(frozenset(sticky), close, nomem, several)

@@ -68,6 +68,9 @@ class Policy:
     #: -ENOMEM (VMA_MERGE_ERROR_NOMEM); before, vma_merge() returned NULL and the caller split
     #: (see anondiff.kernel.merge.dup_or_give_up)
     merge_nomem_fails: ClassVar[bool] = False
+    #: v6.17+ (remap_move(), mm/mremap.c): mremap(MREMAP_FIXED) of the same size may span
+    #: several VMAs, each moved in turn and the gaps kept; before, -EFAULT
+    mremap_moves_several: ClassVar[bool] = False
     #: VMA_STICKY_FLAGS (2026 tree): flags a merge ignores and the merged VMA keeps (the union
     #: over every VMA merged); before, only VM_SOFTDIRTY is ignored and the merged VMA takes the
     #: flags the operation sets (see anondiff.kernel.merge.merged_flags)
