@@ -551,3 +551,126 @@ def test_explain_degree_never_reuses_the_source_anon_vma() -> None:
     text = render(explain_replay(load(str(SCENARIOS / "seed-thread.yaml")), "degree"), width=1000)
     assert "AV0 is src->anon_vma -> not reused" in text
     assert "AV0 has degree" not in text
+
+
+# -- the step semantics of brk(), the stack and madvise() ----------------------------------------
+
+from anondiff.engine import ReplayError
+
+
+def _run1(vmas: str, steps: str, policy: str = "split-counters") -> Topology:
+    return replay(loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + vmas
+                        + "steps:\n" + steps, "x.yaml"), policy).final
+
+
+def _layout(t: Topology, proc: str = "P") -> list[tuple[str, int, int]]:
+    return [(v.name, v.start, v.end) for v in t.process(proc).vmas]
+
+
+LIB = "      - {name: lib, start: 0x10000, pages: 1, file: lib}\n"
+
+
+@pytest.mark.parametrize("policy", ["always-new", "degree", "split-counters", "clone-rework-2026"])
+def test_brk_into_empty_space_makes_heaps_named_in_turn(policy: str) -> None:
+    """sys_brk() with no VMA ending at the old break: do_brk_flags() makes a new anonymous VMA
+    (read-write, VM_ACCOUNT) for [oldbrk, newbrk); each gets a name no other VMA of the mm has
+    (heap, heap.1, heap.2 ... in the order they are made, wherever they lie: an existing VMA
+    is never renamed), and it is a VMA of its mm like any other: written, then forked, the
+    heap gets its own anon_vma and the child's copy links to it."""
+    steps = "".join(f"  - {{brk: P, from: {a:#x}, to: {a + 0x1000:#x}}}\n"
+                    for a in (0x40000, 0x20000, 0x30000))
+    t = _run1(LIB, steps + "  - {write: P/heap.2, pages: all}\n  - {fork: P, child: C}\n",
+              policy)
+    assert _layout(t) == [("lib", 0x10000, 0x11000), ("heap.1", 0x20000, 0x21000),
+                          ("heap.2", 0x30000, 0x31000), ("heap", 0x40000, 0x41000)]
+    h = t.vma("P/heap.2")
+    assert (h.prot, h.anon_vma is not None) == (("read", "write"), True)
+    assert t.vma("C/heap.2").chain[-1] == h.anon_vma and len(t.vma("C/heap.2").pages) == 1
+
+
+def test_brk_name_taken_is_refused() -> None:
+    """A brk step's name must be free in the mm, as for mmap and split (bad input: a one-line
+    error, nothing replayed past it)."""
+    with pytest.raises(ReplayError, match=r"brk: P already has a VMA named 'lib'$"):
+        _run1(LIB, "  - {brk: P, from: 0x20000, to: 0x21000, name: lib}\n")
+
+
+def test_brk_to_the_same_break_changes_nothing() -> None:
+    """sys_brk(): ``if (brk <= mm->brk)`` shrinks (do_vmi_munmap of an empty range when equal):
+    no VMA is made for an empty range."""
+    t = _run1(LIB, "  - {brk: P, from: 0x20000, to: 0x20000}\n")
+    assert _layout(t) == [("lib", 0x10000, 0x11000)]
+
+
+def test_brk_grows_a_one_page_heap() -> None:
+    """do_brk_flags() extends the VMA that ends at the old break (vma = vma_prev(); here one
+    page long) instead of making a second one."""
+    t = _run1("      - {name: heap, start: 0x20000, pages: 1}\n",
+              "  - {brk: P, from: 0x21000, to: 0x23000}\n")
+    assert _layout(t) == [("heap", 0x20000, 0x23000)]
+
+
+def test_brk_next_to_a_vma_says_what_brk_returns() -> None:
+    """sys_brk(): ``if (next && newbrk + PAGE_SIZE > vm_start_gap(next)) goto out;`` - the
+    break stays where it was; the one-line error says so."""
+    with pytest.raises(ReplayError) as e:
+        _run1("      - {name: heap, start: 0x20000, pages: 1}\n"
+              "      - {name: lib, start: 0x23000, pages: 1, file: lib}\n",
+              "  - {brk: P, from: 0x21000, to: 0x23000}\n")
+    assert str(e.value).endswith("brk: the new break leaves no page before lib: brk() returns "
+                                 "the old break"), str(e.value)
+
+
+STACK = "      - {name: stack, start: 0x7ff000000, pages: 2, flags: [growsdown]}\n"
+
+
+def test_stack_grows_to_touch_an_inaccessible_vma() -> None:
+    """expand_downwards(): the stack guard gap is kept only from an accessible VMA
+    (``if (!(prev->vm_flags & VM_GROWSDOWN) && vma_is_accessible(prev))``); a PROT_NONE one
+    right below may be touched: a write at the page where it ends grows the stack down to it."""
+    t = _run1("      - {name: guard, start: 0x7feffe000, pages: 1, prot: none}\n" + STACK,
+              "  - {write: P, addr: 0x7fefff000}\n")
+    assert _layout(t) == [("guard", 0x7feffe000, 0x7fefff000), ("stack", 0x7fefff000, 0x7ff002000)]
+
+
+def test_stack_guard_gap_is_exactly_256_pages() -> None:
+    """stack_guard_gap (256 pages since v4.12, commit 1be7107fbe18 ("mm: larger stack guard
+    gap, between vmas")): expand_downwards() refuses when ``address - prev->vm_end <
+    stack_guard_gap``, so a fault exactly 256 pages above an accessible VMA grows the stack and
+    one page lower does not, with a one-line error naming that VMA and the gap."""
+    lib = "      - {name: lib, start: 0x7fee00000, pages: 1, file: lib}\n"
+    t = _run1(lib + STACK, "  - {write: P, addr: 0x7fef01000}\n")
+    assert t.vma("P/stack").start == 0x7fef01000
+    with pytest.raises(ReplayError) as e:
+        _run1(lib + STACK, "  - {write: P, addr: 0x7fef00000}\n")
+    assert str(e.value) == ("x.yaml:8: steps[0]: the stack P/stack cannot grow down to "
+                            "0x7fef00000 (lib is within the stack guard gap (256 pages)): the "
+                            "kernel would send SIGSEGV")
+
+
+def test_madvise_over_a_hole_is_enomem() -> None:
+    """madvise_walk_vmas(): a range not fully mapped returns -ENOMEM ("unmapped_error"); the
+    engine refuses such a step, naming the first unmapped address and the errno, whether the
+    range is given by address or inside a VMA."""
+    vmas = ("      - {name: a, start: 0x10000, pages: 2}\n"
+            "      - {name: b, start: 0x13000, pages: 1}\n")
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {madvise: P, start: 0x10000, end: 0x14000, advice: dontfork}\n")
+    assert str(e.value).endswith("madvise: 0x12000 in the range is not mapped in P: the kernel "
+                                 "returns ENOMEM"), str(e.value)
+    t = _run1(vmas, "  - {madvise: P, start: 0x11000, end: 0x12000, advice: dontfork}\n")
+    assert [(v.name, "dontcopy" in v.flags) for v in t.process("P").vmas] == [
+        ("a", False), ("a.1", True), ("b", False)]
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {madvise: P/a, offset: 1, pages: 2, advice: dontfork}\n")
+    assert str(e.value).endswith("madvise: pages [1, 3) are not inside P/a (2 pages)"), \
+        str(e.value)
+
+
+def test_madvise_wipeonfork_on_a_file_mapping_is_einval() -> None:
+    """madvise_behavior_valid()/madvise_vma_behavior(): MADV_WIPEONFORK on a file or shared
+    mapping returns -EINVAL (``if (vma->vm_file || vma->vm_flags & VM_SHARED)``)."""
+    with pytest.raises(ReplayError) as e:
+        _run1(LIB, "  - {madvise: P/lib, advice: wipeonfork}\n")
+    assert str(e.value).endswith("madvise(MADV_WIPEONFORK) on P/lib, a file or shared mapping: "
+                                 "the kernel returns EINVAL"), str(e.value)
