@@ -674,3 +674,68 @@ def test_madvise_wipeonfork_on_a_file_mapping_is_einval() -> None:
         _run1(LIB, "  - {madvise: P/lib, advice: wipeonfork}\n")
     assert str(e.value).endswith("madvise(MADV_WIPEONFORK) on P/lib, a file or shared mapping: "
                                  "the kernel returns EINVAL"), str(e.value)
+
+
+def test_brk_keeps_the_stack_guard_gap_below_a_stack() -> None:
+    """sys_brk(): ``if (next && newbrk + PAGE_SIZE > vm_start_gap(next))`` with vm_start_gap()
+    of a VM_GROWSDOWN next being vm_start - stack_guard_gap: the break may come up to 256
+    pages and one below the stack, not one page closer."""
+    low = 0x7ff000000 - (257 << 12)
+    t = _run1(STACK, f"  - {{brk: P, from: {low - 0x1000:#x}, to: {low:#x}}}\n")
+    assert _layout(t)[0] == ("heap", low - 0x1000, low)
+    with pytest.raises(ReplayError, match="brk: the new break leaves no page before stack"):
+        _run1(STACK, f"  - {{brk: P, from: {low - 0x1000:#x}, to: {low + 0x1000:#x}}}\n")
+
+
+def test_stack_expansion_reuses_the_anon_vma_of_the_vma_above() -> None:
+    """expand_downwards() first runs anon_vma_prepare() on the stack, and
+    find_mergeable_anon_vma() looks at both neighbours: a compatible VMA right above (same
+    flags, pgoff linear) whose anon_vma has a singular chain lends it."""
+    vmas = ("      - {name: s1, start: 0x7ff000000, pages: 2, flags: [growsdown]}\n"
+            "      - {name: s2, start: 0x7ff002000, pages: 1, flags: [growsdown], faulted: true}\n")
+    t = _run1(vmas, "  - {write: P, addr: 0x7fefff000}\n")
+    s1, s2 = t.vma("P/s1"), t.vma("P/s2")
+    assert s1.start == 0x7fefff000 and s1.anon_vma == s2.anon_vma is not None
+
+
+@pytest.mark.parametrize("step, message", [
+    ("{mremap: P/a, new_pages: 2, flags: [maymove], to: 0x11000}",
+     "mremap: the destination overlaps b, which get_unmapped_area() would never return: the "
+     "kernel returns EINVAL"),
+    ("{mremap: P/io, new_pages: 2}",
+     "mremap: io is VM_SPECIAL: vma_merge() will not extend it: the kernel returns ENOMEM"),
+])
+def test_mremap_refusals_name_the_errno(step: str, message: str) -> None:
+    """do_mremap(): a destination the caller says get_unmapped_area() returned cannot be mapped
+    (the model refuses: EINVAL), and vma_merge_extend() never extends a VM_SPECIAL VMA
+    (-ENOMEM); each is a one-line error with the errno mremap() returns."""
+    vmas = ("      - {name: a, start: 0x10000, pages: 1}\n"
+            "      - {name: b, start: 0x11000, pages: 1, file: lib}\n"
+            "      - {name: io, start: 0x30000, pages: 1, flags: [io]}\n")
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, f"  - {step}\n")
+    assert str(e.value).endswith(message), str(e.value)
+
+
+def test_mremap_growing_up_to_a_vma_it_cannot_merge_with() -> None:
+    """vma_merge_extend(): the VMA grows over the free range up to an incompatible next (a file
+    mapping) without merging it: no MERGED finding, two VMAs."""
+    t = _run1("      - {name: a, start: 0x10000, pages: 1}\n" + LIB.replace("0x10000", "0x12000"),
+              "  - {mremap: P/a, new_pages: 2}\n")
+    assert _layout(t) == [("a", 0x10000, 0x12000), ("lib", 0x12000, 0x13000)]
+    assert [f.kind for f in t.findings] == []
+
+
+def test_batch_replays_take_policies_and_skip_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """replay_many()/findings_many() take Policy objects as well as names, and
+    ``snapshots=False`` gives what replay() gives without the snapshot steps."""
+    from pathlib import Path
+
+    from anondiff.engine import findings_many, replay_many
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    sc = load("scenarios/cve-2022-42703.yaml")
+    policies = [get_policy("degree"), get_policy("split-counters")]
+    got = list(replay_many([sc], policies, snapshots=False))
+    assert got == [replay(sc, p, snapshots=False) for p in policies]
+    assert [len(r.snapshots) for r in got] == [1, 1] and len(replay(sc, "degree").snapshots) > 1
+    assert [o.findings for o in findings_many([sc], policies)] == [r.final.findings for r in got]
