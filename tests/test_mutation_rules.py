@@ -739,3 +739,15 @@ def test_batch_replays_take_policies_and_skip_snapshots(monkeypatch: pytest.Monk
     assert got == [replay(sc, p, snapshots=False) for p in policies]
     assert [len(r.snapshots) for r in got] == [1, 1] and len(replay(sc, "degree").snapshots) > 1
     assert [o.findings for o in findings_many([sc], policies)] == [r.final.findings for r in got]
+
+
+def test_clone_rework_failed_fork_adds_to_the_transient_anon_vmas() -> None:
+    """mm/rmap.c@7.2.13 anon_vma_fork(): the anon_vma is preallocated; when its chain's
+    allocation fails, put_anon_vma() frees it unlinked.  The JSON output's count of such
+    anon_vmas grows by one over those already put (here two, from G1's fork reusing an
+    ancestor once C exited)."""
+    from .test_enomem import run as enomem_run
+    before = "  - {fork: C, child: G1}\n  - {exit: C}\n  - {fork: G1, child: G2}\n"
+    base = enomem_run(before, "clone-rework-2026").transient_anon_vmas
+    t = enomem_run(before + "  - {fork: G1, child: G3, enomem: 2}\n", "clone-rework-2026")
+    assert (base, t.transient_anon_vmas) == (2, 3)
