@@ -741,13 +741,27 @@ def test_batch_replays_take_policies_and_skip_snapshots(monkeypatch: pytest.Monk
     assert [o.findings for o in findings_many([sc], policies)] == [r.final.findings for r in got]
 
 
-def test_clone_rework_failed_fork_adds_to_the_transient_anon_vmas() -> None:
+@pytest.mark.parametrize("nth", [2, 3])
+def test_clone_rework_failed_fork_adds_to_the_transient_anon_vmas(nth: int) -> None:
     """mm/rmap.c@7.2.13 anon_vma_fork(): the anon_vma is preallocated; when its chain's
-    allocation fails, put_anon_vma() frees it unlinked.  The JSON output's count of such
+    allocation (nth 2) or anon_vma_clone() (nth 3) fails, put_anon_vma() frees it unlinked.  The JSON output's count of such
     anon_vmas grows by one over those already put (here two, from G1's fork reusing an
     ancestor once C exited)."""
     from .test_enomem import run as enomem_run
     before = "  - {fork: C, child: G1}\n  - {exit: C}\n  - {fork: G1, child: G2}\n"
     base = enomem_run(before, "clone-rework-2026").transient_anon_vmas
-    t = enomem_run(before + "  - {fork: G1, child: G3, enomem: 2}\n", "clone-rework-2026")
+    t = enomem_run(before + f"  - {{fork: G1, child: G3, enomem: {nth}}}\n", "clone-rework-2026")
     assert (base, t.transient_anon_vmas) == (2, 3)
+
+
+@pytest.mark.xfail(strict=True, reason="model bug found by mutant expand.x_brk__mutmut_38: a brk "
+                   "step whose old break lies inside a VMA makes a heap VMA overlapping it")
+def test_brk_from_inside_a_vma_is_refused() -> None:
+    """sys_brk() takes the old break from mm->brk, which is always the end of the heap (or
+    mm->start_brk): it never lies inside a VMA.  A scenario that says it does describes a
+    state the kernel cannot be in, so the engine should refuse the step with a one-line error;
+    today it inserts [0x21000, 0x24000) over a's [0x20000, 0x23000) (two overlapping VMAs, no
+    finding)."""
+    with pytest.raises(ReplayError, match="brk"):
+        _run1("      - {name: a, start: 0x20000, pages: 3}\n",
+              "  - {brk: P, from: 0x21000, to: 0x24000}\n")
