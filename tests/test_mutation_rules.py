@@ -765,3 +765,18 @@ def test_brk_from_inside_a_vma_is_refused() -> None:
     with pytest.raises(ReplayError, match="brk"):
         _run1("      - {name: a, start: 0x20000, pages: 3}\n",
               "  - {brk: P, from: 0x21000, to: 0x24000}\n")
+
+
+def test_mremap_growing_in_place_fails_with_enomem_when_the_merge_cannot_allocate() -> None:
+    """do_mremap(): ``vma = vma_merge_extend(&vmi, vma, delta); if (!vma) { ret = -ENOMEM;
+    goto out; }``: growing a (no anon_vma) up to b (faulted) merges b into it, which needs
+    anon_vma_clone() of b's chain into a; when that allocation fails nothing changes and
+    mremap() returns -ENOMEM (a NOTE, not an error of the scenario)."""
+    vmas = ("      - {name: a, start: 0x10000, pages: 1}\n"
+            "      - {name: b, start: 0x12000, pages: 1, faulted: true}\n")
+    t = _run1(vmas, "  - {mremap: P/a, new_pages: 2, enomem: 1}\n")
+    assert _layout(t) == [("a", 0x10000, 0x11000), ("b", 0x12000, 0x13000)]
+    assert t.findings[-1].detail == ("enomem: allocation 1 of the step (anon_vma_chain in "
+                                     "anon_vma_clone()) fails: mremap() returns -ENOMEM")
+    t = _run1(vmas, "  - {mremap: P/a, new_pages: 2}\n")
+    assert _layout(t) == [("a", 0x10000, 0x13000)]
