@@ -744,9 +744,9 @@ def test_batch_replays_take_policies_and_skip_snapshots(monkeypatch: pytest.Monk
 @pytest.mark.parametrize("nth", [2, 3])
 def test_clone_rework_failed_fork_adds_to_the_transient_anon_vmas(nth: int) -> None:
     """mm/rmap.c@7.2.13 anon_vma_fork(): the anon_vma is preallocated; when its chain's
-    allocation (nth 2) or anon_vma_clone() (nth 3) fails, put_anon_vma() frees it unlinked.  The JSON output's count of such
-    anon_vmas grows by one over those already put (here two, from G1's fork reusing an
-    ancestor once C exited)."""
+    allocation (nth 2) or anon_vma_clone() (nth 3) fails, put_anon_vma() frees it unlinked.
+    The JSON output's count of such anon_vmas grows by one over those already put (here two,
+    from G1's fork reusing an ancestor once C exited)."""
     from .test_enomem import run as enomem_run
     before = "  - {fork: C, child: G1}\n  - {exit: C}\n  - {fork: G1, child: G2}\n"
     base = enomem_run(before, "clone-rework-2026").transient_anon_vmas
