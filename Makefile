@@ -37,9 +37,11 @@ bench: $(VENV)/.installed compiled
 # Mutation testing of the kernel model, the policies and the step semantics (not part of
 # `make test`): `mutmut results` lists survivors; tests/mutation-equivalent.txt explains the
 # ones no observable result can tell apart.  CI=1: hypothesis derandomized, so verdicts repeat.
+# mutmut's workers (each forks one mutant's tests); the machine has 2 cores
+MUTATION_CHILDREN ?= 2
 mutation: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,mutation]'
-	CI=1 $(VENV)/bin/mutmut run
+	CI=1 ANONDIFF_PURE=1 $(VENV)/bin/mutmut run --max-children $(MUTATION_CHILDREN)
 	$(PY) -m tests.mutation_report
 
 clean:

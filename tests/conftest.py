@@ -14,7 +14,8 @@ if os.environ.get("CI"):
 #: make mutation (mutmut sets MUTANT_UNDER_TEST): a mutant dies at its first failing test (-x),
 #: so the focused rule tests run first and the broad golden/CLI/parser tests last
 _MUTATION_ORDER = ("test_mutation_rules", "test_kernel_rules", "test_policies", "test_engine",
-                   "test_expand", "test_mremap", "test_offsets", "test_kernel_runs", "test_golden")
+                   "test_enomem", "test_merge_flags", "test_expand", "test_mremap", "test_offsets",
+                   "test_kernel_runs", "test_explain", "test_mutation_checks", "test_golden")
 
 
 def pytest_collection_modifyitems(config, items) -> None:  # type: ignore[no-untyped-def]

@@ -61,7 +61,8 @@ def main() -> int:
         elif what == "timeout":          # the mutated replay does not finish: a user notices
             what = "killed"
         rows[module(name)][what] += 1
-        secs[module(name)] += spent.get(name, 0.0)
+        if what != "not checked":      # a verdict reset since keeps the time of its old run
+            secs[module(name)] += spent.get(name, 0.0)
     print(f"{'module':40} {'mutants':>7} {'killed':>6} {'surv.':>5} {'equiv.':>6} "
           f"{'unrun':>5} {'other':>5} {'time':>7}")
     total: Counter[str] = Counter()

@@ -551,3 +551,232 @@ def test_explain_degree_never_reuses_the_source_anon_vma() -> None:
     text = render(explain_replay(load(str(SCENARIOS / "seed-thread.yaml")), "degree"), width=1000)
     assert "AV0 is src->anon_vma -> not reused" in text
     assert "AV0 has degree" not in text
+
+
+# -- the step semantics of brk(), the stack and madvise() ----------------------------------------
+
+from anondiff.engine import ReplayError
+
+
+def _run1(vmas: str, steps: str, policy: str = "split-counters") -> Topology:
+    return replay(loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + vmas
+                        + "steps:\n" + steps, "x.yaml"), policy).final
+
+
+def _layout(t: Topology, proc: str = "P") -> list[tuple[str, int, int]]:
+    return [(v.name, v.start, v.end) for v in t.process(proc).vmas]
+
+
+LIB = "      - {name: lib, start: 0x10000, pages: 1, file: lib}\n"
+
+
+@pytest.mark.parametrize("policy", ["always-new", "degree", "split-counters", "clone-rework-2026"])
+def test_brk_into_empty_space_makes_heaps_named_in_turn(policy: str) -> None:
+    """sys_brk() with no VMA ending at the old break: do_brk_flags() makes a new anonymous VMA
+    (read-write, VM_ACCOUNT) for [oldbrk, newbrk); each gets a name no other VMA of the mm has
+    (heap, heap.1, heap.2 ... in the order they are made, wherever they lie: an existing VMA
+    is never renamed), and it is a VMA of its mm like any other: written, then forked, the
+    heap gets its own anon_vma and the child's copy links to it."""
+    steps = "".join(f"  - {{brk: P, from: {a:#x}, to: {a + 0x1000:#x}}}\n"
+                    for a in (0x40000, 0x20000, 0x30000))
+    t = _run1(LIB, steps + "  - {write: P/heap.2, pages: all}\n  - {fork: P, child: C}\n",
+              policy)
+    assert _layout(t) == [("lib", 0x10000, 0x11000), ("heap.1", 0x20000, 0x21000),
+                          ("heap.2", 0x30000, 0x31000), ("heap", 0x40000, 0x41000)]
+    h = t.vma("P/heap.2")
+    assert (h.prot, h.anon_vma is not None) == (("read", "write"), True)
+    assert t.vma("C/heap.2").chain[-1] == h.anon_vma and len(t.vma("C/heap.2").pages) == 1
+
+
+def test_brk_name_taken_is_refused() -> None:
+    """A brk step's name must be free in the mm, as for mmap and split (bad input: a one-line
+    error, nothing replayed past it)."""
+    with pytest.raises(ReplayError, match=r"brk: P already has a VMA named 'lib'$"):
+        _run1(LIB, "  - {brk: P, from: 0x20000, to: 0x21000, name: lib}\n")
+
+
+def test_brk_to_the_same_break_changes_nothing() -> None:
+    """sys_brk(): ``if (brk <= mm->brk)`` shrinks (do_vmi_munmap of an empty range when equal):
+    no VMA is made for an empty range."""
+    t = _run1(LIB, "  - {brk: P, from: 0x20000, to: 0x20000}\n")
+    assert _layout(t) == [("lib", 0x10000, 0x11000)]
+
+
+def test_brk_grows_a_one_page_heap() -> None:
+    """do_brk_flags() extends the VMA that ends at the old break (vma = vma_prev(); here one
+    page long) instead of making a second one."""
+    t = _run1("      - {name: heap, start: 0x20000, pages: 1}\n",
+              "  - {brk: P, from: 0x21000, to: 0x23000}\n")
+    assert _layout(t) == [("heap", 0x20000, 0x23000)]
+
+
+def test_brk_next_to_a_vma_says_what_brk_returns() -> None:
+    """sys_brk(): ``if (next && newbrk + PAGE_SIZE > vm_start_gap(next)) goto out;`` - the
+    break stays where it was; the one-line error says so."""
+    with pytest.raises(ReplayError) as e:
+        _run1("      - {name: heap, start: 0x20000, pages: 1}\n"
+              "      - {name: lib, start: 0x23000, pages: 1, file: lib}\n",
+              "  - {brk: P, from: 0x21000, to: 0x23000}\n")
+    assert str(e.value).endswith("brk: the new break leaves no page before lib: brk() returns "
+                                 "the old break"), str(e.value)
+
+
+STACK = "      - {name: stack, start: 0x7ff000000, pages: 2, flags: [growsdown]}\n"
+
+
+def test_stack_grows_to_touch_an_inaccessible_vma() -> None:
+    """expand_downwards(): the stack guard gap is kept only from an accessible VMA
+    (``if (!(prev->vm_flags & VM_GROWSDOWN) && vma_is_accessible(prev))``); a PROT_NONE one
+    right below may be touched: a write at the page where it ends grows the stack down to it."""
+    t = _run1("      - {name: guard, start: 0x7feffe000, pages: 1, prot: none}\n" + STACK,
+              "  - {write: P, addr: 0x7fefff000}\n")
+    assert _layout(t) == [("guard", 0x7feffe000, 0x7fefff000), ("stack", 0x7fefff000, 0x7ff002000)]
+
+
+def test_stack_guard_gap_is_exactly_256_pages() -> None:
+    """stack_guard_gap (256 pages since v4.12, commit 1be7107fbe18 ("mm: larger stack guard
+    gap, between vmas")): expand_downwards() refuses when ``address - prev->vm_end <
+    stack_guard_gap``, so a fault exactly 256 pages above an accessible VMA grows the stack and
+    one page lower does not, with a one-line error naming that VMA and the gap."""
+    lib = "      - {name: lib, start: 0x7fee00000, pages: 1, file: lib}\n"
+    t = _run1(lib + STACK, "  - {write: P, addr: 0x7fef01000}\n")
+    assert t.vma("P/stack").start == 0x7fef01000
+    with pytest.raises(ReplayError) as e:
+        _run1(lib + STACK, "  - {write: P, addr: 0x7fef00000}\n")
+    assert str(e.value) == ("x.yaml:8: steps[0]: the stack P/stack cannot grow down to "
+                            "0x7fef00000 (lib is within the stack guard gap (256 pages)): the "
+                            "kernel would send SIGSEGV")
+
+
+def test_madvise_over_a_hole_is_enomem() -> None:
+    """madvise_walk_vmas(): a range not fully mapped returns -ENOMEM ("unmapped_error"); the
+    engine refuses such a step, naming the first unmapped address and the errno, whether the
+    range is given by address or inside a VMA."""
+    vmas = ("      - {name: a, start: 0x10000, pages: 2}\n"
+            "      - {name: b, start: 0x13000, pages: 1}\n")
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {madvise: P, start: 0x10000, end: 0x14000, advice: dontfork}\n")
+    assert str(e.value).endswith("madvise: 0x12000 in the range is not mapped in P: the kernel "
+                                 "returns ENOMEM"), str(e.value)
+    t = _run1(vmas, "  - {madvise: P, start: 0x11000, end: 0x12000, advice: dontfork}\n")
+    assert [(v.name, "dontcopy" in v.flags) for v in t.process("P").vmas] == [
+        ("a", False), ("a.1", True), ("b", False)]
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {madvise: P/a, offset: 1, pages: 2, advice: dontfork}\n")
+    assert str(e.value).endswith("madvise: pages [1, 3) are not inside P/a (2 pages)"), \
+        str(e.value)
+
+
+def test_madvise_wipeonfork_on_a_file_mapping_is_einval() -> None:
+    """madvise_behavior_valid()/madvise_vma_behavior(): MADV_WIPEONFORK on a file or shared
+    mapping returns -EINVAL (``if (vma->vm_file || vma->vm_flags & VM_SHARED)``)."""
+    with pytest.raises(ReplayError) as e:
+        _run1(LIB, "  - {madvise: P/lib, advice: wipeonfork}\n")
+    assert str(e.value).endswith("madvise(MADV_WIPEONFORK) on P/lib, a file or shared mapping: "
+                                 "the kernel returns EINVAL"), str(e.value)
+
+
+def test_brk_keeps_the_stack_guard_gap_below_a_stack() -> None:
+    """sys_brk(): ``if (next && newbrk + PAGE_SIZE > vm_start_gap(next))`` with vm_start_gap()
+    of a VM_GROWSDOWN next being vm_start - stack_guard_gap: the break may come up to 256
+    pages and one below the stack, not one page closer."""
+    low = 0x7ff000000 - (257 << 12)
+    t = _run1(STACK, f"  - {{brk: P, from: {low - 0x1000:#x}, to: {low:#x}}}\n")
+    assert _layout(t)[0] == ("heap", low - 0x1000, low)
+    with pytest.raises(ReplayError, match="brk: the new break leaves no page before stack"):
+        _run1(STACK, f"  - {{brk: P, from: {low - 0x1000:#x}, to: {low + 0x1000:#x}}}\n")
+
+
+def test_stack_expansion_reuses_the_anon_vma_of_the_vma_above() -> None:
+    """expand_downwards() first runs anon_vma_prepare() on the stack, and
+    find_mergeable_anon_vma() looks at both neighbours: a compatible VMA right above (same
+    flags, pgoff linear) whose anon_vma has a singular chain lends it."""
+    vmas = ("      - {name: s1, start: 0x7ff000000, pages: 2, flags: [growsdown]}\n"
+            "      - {name: s2, start: 0x7ff002000, pages: 1, flags: [growsdown], faulted: true}\n")
+    t = _run1(vmas, "  - {write: P, addr: 0x7fefff000}\n")
+    s1, s2 = t.vma("P/s1"), t.vma("P/s2")
+    assert s1.start == 0x7fefff000 and s1.anon_vma == s2.anon_vma is not None
+
+
+@pytest.mark.parametrize("step, message", [
+    ("{mremap: P/a, new_pages: 2, flags: [maymove], to: 0x11000}",
+     "mremap: the destination overlaps b, which get_unmapped_area() would never return: the "
+     "kernel returns EINVAL"),
+    ("{mremap: P/io, new_pages: 2}",
+     "mremap: io is VM_SPECIAL: vma_merge() will not extend it: the kernel returns ENOMEM"),
+])
+def test_mremap_refusals_name_the_errno(step: str, message: str) -> None:
+    """do_mremap(): a destination the caller says get_unmapped_area() returned cannot be mapped
+    (the model refuses: EINVAL), and vma_merge_extend() never extends a VM_SPECIAL VMA
+    (-ENOMEM); each is a one-line error with the errno mremap() returns."""
+    vmas = ("      - {name: a, start: 0x10000, pages: 1}\n"
+            "      - {name: b, start: 0x11000, pages: 1, file: lib}\n"
+            "      - {name: io, start: 0x30000, pages: 1, flags: [io]}\n")
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, f"  - {step}\n")
+    assert str(e.value).endswith(message), str(e.value)
+
+
+def test_mremap_growing_up_to_a_vma_it_cannot_merge_with() -> None:
+    """vma_merge_extend(): the VMA grows over the free range up to an incompatible next (a file
+    mapping) without merging it: no MERGED finding, two VMAs."""
+    t = _run1("      - {name: a, start: 0x10000, pages: 1}\n" + LIB.replace("0x10000", "0x12000"),
+              "  - {mremap: P/a, new_pages: 2}\n")
+    assert _layout(t) == [("a", 0x10000, 0x12000), ("lib", 0x12000, 0x13000)]
+    assert [f.kind for f in t.findings] == []
+
+
+def test_batch_replays_take_policies_and_skip_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """replay_many()/findings_many() take Policy objects as well as names, and
+    ``snapshots=False`` gives what replay() gives without the snapshot steps."""
+    from pathlib import Path
+
+    from anondiff.engine import findings_many, replay_many
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    sc = load("scenarios/cve-2022-42703.yaml")
+    policies = [get_policy("degree"), get_policy("split-counters")]
+    got = list(replay_many([sc], policies, snapshots=False))
+    assert got == [replay(sc, p, snapshots=False) for p in policies]
+    assert [len(r.snapshots) for r in got] == [1, 1] and len(replay(sc, "degree").snapshots) > 1
+    assert [o.findings for o in findings_many([sc], policies)] == [r.final.findings for r in got]
+
+
+@pytest.mark.parametrize("nth", [2, 3])
+def test_clone_rework_failed_fork_adds_to_the_transient_anon_vmas(nth: int) -> None:
+    """mm/rmap.c@7.2.13 anon_vma_fork(): the anon_vma is preallocated; when its chain's
+    allocation (nth 2) or anon_vma_clone() (nth 3) fails, put_anon_vma() frees it unlinked.
+    The JSON output's count of such anon_vmas grows by one over those already put (here two,
+    from G1's fork reusing an ancestor once C exited)."""
+    from .test_enomem import run as enomem_run
+    before = "  - {fork: C, child: G1}\n  - {exit: C}\n  - {fork: G1, child: G2}\n"
+    base = enomem_run(before, "clone-rework-2026").transient_anon_vmas
+    t = enomem_run(before + f"  - {{fork: G1, child: G3, enomem: {nth}}}\n", "clone-rework-2026")
+    assert (base, t.transient_anon_vmas) == (2, 3)
+
+
+@pytest.mark.xfail(strict=True, reason="model bug found by mutant expand.x_brk__mutmut_38: a brk "
+                   "step whose old break lies inside a VMA makes a heap VMA overlapping it")
+def test_brk_from_inside_a_vma_is_refused() -> None:
+    """sys_brk() takes the old break from mm->brk, which is always the end of the heap (or
+    mm->start_brk): it never lies inside a VMA.  A scenario that says it does describes a
+    state the kernel cannot be in, so the engine should refuse the step with a one-line error;
+    today it inserts [0x21000, 0x24000) over a's [0x20000, 0x23000) (two overlapping VMAs, no
+    finding)."""
+    with pytest.raises(ReplayError, match="brk"):
+        _run1("      - {name: a, start: 0x20000, pages: 3}\n",
+              "  - {brk: P, from: 0x21000, to: 0x24000}\n")
+
+
+def test_mremap_growing_in_place_fails_with_enomem_when_the_merge_cannot_allocate() -> None:
+    """do_mremap(): ``vma = vma_merge_extend(&vmi, vma, delta); if (!vma) { ret = -ENOMEM;
+    goto out; }``: growing a (no anon_vma) up to b (faulted) merges b into it, which needs
+    anon_vma_clone() of b's chain into a; when that allocation fails nothing changes and
+    mremap() returns -ENOMEM (a NOTE, not an error of the scenario)."""
+    vmas = ("      - {name: a, start: 0x10000, pages: 1}\n"
+            "      - {name: b, start: 0x12000, pages: 1, faulted: true}\n")
+    t = _run1(vmas, "  - {mremap: P/a, new_pages: 2, enomem: 1}\n")
+    assert _layout(t) == [("a", 0x10000, 0x11000), ("b", 0x12000, 0x13000)]
+    assert t.findings[-1].detail == ("enomem: allocation 1 of the step (anon_vma_chain in "
+                                     "anon_vma_clone()) fails: mremap() returns -ENOMEM")
+    t = _run1(vmas, "  - {mremap: P/a, new_pages: 2}\n")
+    assert _layout(t) == [("a", 0x10000, 0x13000)]

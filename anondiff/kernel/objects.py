@@ -42,7 +42,7 @@ class ShmemFile:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # pragma: no mutate block (debug repr)
         return f"<shmem of {self.name}>"
 
 
@@ -79,7 +79,7 @@ class AnonVma:
         self.name: str | None = None      # given when first linked
         self.seq = 0                      # naming order
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # pragma: no mutate block (debug repr)
         return f"<anon_vma {self.name or hex(id(self))}>"
 
 
@@ -143,7 +143,7 @@ class Vma:
     def shared(self) -> bool:
         return VM_SHARED in self.flags
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # pragma: no mutate block (debug repr)
         return f"<vma {self.mm.name}/{self.name} [{self.start:#x},{self.end:#x})>"
 
 
@@ -164,7 +164,7 @@ class Mm:
         self.dirty: set[Vma] | None = None
         self.dirty_ranges: list[tuple[int, int]] = []
 
-    def __iter__(self) -> Iterator[Vma]:
+    def __iter__(self) -> Iterator[Vma]:  # pragma: no mutate block
         return iter(self.vmas)
 
     def touch(self, vma: Vma) -> None:
