@@ -754,14 +754,12 @@ def test_clone_rework_failed_fork_adds_to_the_transient_anon_vmas(nth: int) -> N
     assert (base, t.transient_anon_vmas) == (2, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="model bug found by mutant expand.x_brk__mutmut_38: a brk "
-                   "step whose old break lies inside a VMA makes a heap VMA overlapping it")
 def test_brk_from_inside_a_vma_is_refused() -> None:
-    """sys_brk() takes the old break from mm->brk, which is always the end of the heap (or
-    mm->start_brk): it never lies inside a VMA.  A scenario that says it does describes a
-    state the kernel cannot be in, so the engine should refuse the step with a one-line error;
-    today it inserts [0x21000, 0x24000) over a's [0x20000, 0x23000) (two overlapping VMAs, no
-    finding)."""
+    """sys_brk(): ``vma_find(&vmi, newbrk + PAGE_SIZE + stack_guard_gap)`` from the old break
+    finds the VMA that contains it, and brk() returns the old break: the step is refused with
+    a one-line error.  Found twice: by mutant expand.x_brk__mutmut_38 (the model inserted
+    [0x21000, 0x24000) over a's [0x20000, 0x23000): two overlapping VMAs, no finding) and by
+    anondiff live on 6.18 (fixed in anondiff/kernel/expand.py brk())."""
     with pytest.raises(ReplayError, match="brk"):
         _run1("      - {name: a, start: 0x20000, pages: 3}\n",
               "  - {brk: P, from: 0x21000, to: 0x24000}\n")
