@@ -375,8 +375,8 @@ def bench_search(count: int = 1_536) -> None:
     from anondiff.search.generate import Budget, generate
     from anondiff.search.runner import Goal, search
 
-    # without mremap: the model's copy_vma() reports a VM_BUG_ON on one-page moves (a model
-    # bug, reported), which would end the search early
+    # without mremap, as when this figure was first taken (so that it compares across
+    # sessions); the copy_vma() VM_BUG_ON that kept mremap out then is fixed
     budget = Budget(events=("fork", "exit", "write", "mprotect", "madvise", "munmap", "mmap"))
     goal = Goal(("split-counters", "clone-rework-2026"), difference=False)
     scenarios = [generate(0, i, budget) for i in range(count)]
