@@ -41,6 +41,10 @@ bench: $(VENV)/.installed compiled
 MUTATION_CHILDREN ?= 2
 mutation: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,mutation]'
+	@# a resumed run re-copies the .py sources into mutants/ but not the package's other files
+	@# (the kernel-tree shim, glue.c): a stale copy built a library the new binding cannot use
+	if [ -d mutants/anondiff ]; then (cd anondiff && find . -type f ! -name '*.py' \
+	    ! -path '*/__pycache__/*' -exec install -D -m 644 {} ../mutants/anondiff/{} \;); fi
 	CI=1 ANONDIFF_PURE=1 $(VENV)/bin/mutmut run --max-children $(MUTATION_CHILDREN)
 	$(PY) -m tests.mutation_report
 
