@@ -261,3 +261,23 @@ def test_bad_enomem_is_a_scenario_error(step: str, message: str) -> None:
     with pytest.raises(ScenarioError, match=message) as e:
         loads(LAYOUT + f"  - {step}\n", "e.yaml")
     assert e.value.line == 9
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_mremap_whose_old_range_cannot_be_split_still_moves(policy: str) -> None:
+    """move_vma(): the copy is made and the page tables moved before the old range is
+    unmapped; when that unmap cannot split the old VMA, ``/* OOM: unable to split vma, just get
+    accounts right */`` and mremap() returns the new address (mm/mremap.c@v6.1.176, v6.12.117;
+    unmap_source_vma() in 7.2.13): both VMAs stay, the old range without its pages.  The model
+    said -ENOMEM (found by the AllPolicies state machine: the destination's page was gone)."""
+    layout = ("      - {name: A, start: 0x10000, pages: 3, faulted: true}\n"
+              "      - {name: D, start: 0x1c000, pages: 2, faulted: true}\n")
+    step = ("  - {mremap: P, start: 0x11000, end: 0x13000, flags: [maymove, fixed], to: 0x1c000, "
+            "name: R, enomem: 2}\n")
+    t = replay(loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + layout
+                     + "steps:\n" + step, "x.yaml"), policy).final
+    assert [(v.name, v.start, v.end) for v in t.process("P").vmas] == [
+        ("A", 0x10000, 0x13000), ("R", 0x1c000, 0x1e000)]
+    assert [p.name for p in t.vma("P/A").pages] == ["pg0"]
+    assert [p.name for p in t.vma("P/R").pages] == ["pg1", "pg2"]
+    assert "move_vma() could not split the old range" in t.findings[-1].detail

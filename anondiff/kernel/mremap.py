@@ -33,7 +33,7 @@ from .merge import (VM_SPECIAL, close_allows_neighbour, dup_or_give_up, may_remo
 from .mm import do_munmap
 from .objects import VM_SHARED, AnonVma, Mm, Vma, VmaOp, flags_match
 from .rmap import ref
-from .state import Kernel
+from .state import Enomem, Kernel
 
 #: mremap() flags, as the scenario names them.
 MAYMOVE = "maymove"
@@ -189,7 +189,17 @@ def move_vma(k: Kernel, vma: Vma, old_addr: int, old_len: int, new_len: int, new
                 # 6.x unlink_anon_vmas(): "vma would still be needed after unlink"
                 vma.anon_vma = None
     else:
-        do_munmap(k, vma.mm, old_addr, old_addr + old_len)
+        try:
+            do_munmap(k, vma.mm, old_addr, old_addr + old_len)
+        except Enomem as e:
+            # move_vma(): ``if (do_munmap(mm, old_addr, old_len, uf_unmap) < 0) { /* OOM:
+            # unable to split vma, just get accounts right */ ... }`` and on to ``return
+            # new_addr`` (mm/mremap.c@v6.1.176, v6.12.117; unmap_source_vma() in 7.2.13): the
+            # old range stays mapped, its pages gone with the page tables, and mremap()
+            # succeeds (the model said -ENOMEM; found by the AllPolicies state machine)
+            k.event("NOTE", vma.mm.name, f"enomem: {e}: move_vma() could not split the old "
+                    "range to unmap it (\"OOM: unable to split vma\"): it stays mapped, "
+                    "without its pages, and mremap() returns the new address")
     return Remapped(new_vma, created, True)
 
 
