@@ -534,12 +534,7 @@ def _live_machine():  # type: ignore[no-untyped-def]
             the pages move, the old range stays mapped and empty; with MREMAP_FIXED over
             whatever is at the destination, else to a free place (the kernel takes 'to' as its
             hint)."""
-            process = data.draw(st.sampled_from(self.with_vmas()), label="process")
-            vmas = self.vmas(process)
-            vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
-            lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
-            start = lo + data.draw(st.integers(0, hi - lo - 1), label="skip")
-            end = hi - data.draw(st.integers(0, hi - start - 1), label="leave")
+            process, vma, start, end = self.draw_part(data)
             n = end - start
             space = self.space[process]
             fixed = data.draw(st.booleans(), label="fixed")
@@ -572,17 +567,13 @@ def _live_machine():  # type: ignore[no-untyped-def]
             """A growth with MREMAP_MAYMOVE alone that cannot happen in place (the range ends
             inside its VMA, or the pages after the VMA are taken): the kernel chooses where it
             goes, and the driver leaves it only 'to' (the random machine draws few of these)."""
-            process = data.draw(st.sampled_from(self.with_vmas()), label="process")
-            vmas = self.vmas(process)
-            vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
-            lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
-            start = lo + data.draw(st.integers(0, hi - lo - 1), label="skip")
             # mostly a range that ends inside the VMA, which never grows in place
-            end = hi - data.draw(st.integers(min(1, hi - start - 1), hi - start - 1), label="leave")
+            process, vma, start, end = self.draw_part(data, leave_one=True)
             old_len = end - start
             new_len = old_len + data.draw(st.integers(1, 3), label="by")
             space = self.space[process]
-            if end == hi and all(p not in space for p in range(end, start + new_len)):
+            if end == vma.end >> PAGE_SHIFT \
+                    and all(p not in space for p in range(end, start + new_len)):
                 return      # it would grow in place
             places = [t for t in range(BASE, BASE + WINDOW - new_len + 1)
                       if (t + new_len <= start or t >= end)

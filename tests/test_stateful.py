@@ -560,6 +560,19 @@ class Steps(RuleBasedStateMachine):
                 return policy
         raise KeyError(topo.policy)
 
+    def draw_part(self, data: st.DataObject, leave_one: bool = False
+                  ) -> tuple[str, VmaView, int, int]:
+        """A process, one of its VMAs and a part [start, end) of it (page numbers); with
+        ``leave_one``, mostly a part that ends before the VMA does."""
+        process = data.draw(st.sampled_from(self.with_vmas()), label="process")
+        vmas = self.vmas(process)
+        vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
+        lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
+        start = lo + data.draw(st.integers(0, hi - lo - 1), label="skip")
+        least = min(1, hi - start - 1) if leave_one else 0
+        end = hi - data.draw(st.integers(least, hi - start - 1), label="leave")
+        return process, vma, start, end
+
     def live_topologies(self) -> list[Topology]:
         """Final topologies of the replays that ran every step (a crash stops a replay)."""
         return [r.final for r in self.replays.values() if not r.final.crashed]
@@ -894,12 +907,7 @@ class Steps(RuleBasedStateMachine):
         VMA with the same "has an anon_vma" (merges differ between policies, and an unfaulted
         anonymous VMA takes the pgoff of its new place): otherwise the step is skipped.
         (MREMAP_DONTUNMAP is left out: it does not exist before v5.7.)"""
-        process = data.draw(st.sampled_from(self.with_vmas()), label="process")
-        vmas = self.vmas(process)
-        vma = vmas[data.draw(st.integers(0, len(vmas) - 1), label="vma")]
-        lo, hi = vma.start >> PAGE_SHIFT, vma.end >> PAGE_SHIFT
-        start = lo + data.draw(st.integers(0, hi - lo - 1), label="skip")
-        end = hi - data.draw(st.integers(0, hi - start - 1), label="leave")
+        process, vma, start, end = self.draw_part(data)
         homes = []
         for topo in self.live_topologies():
             home = next((v for v in topo.process(process).vmas
