@@ -262,6 +262,20 @@ CASES = {
           - {fork: P, child: K}
           - {mremap: K, start: 0x31000, pages: 7, flags: [maymove, fixed], to: 0x40000}
         """,
+    # a one-page file mapping moved, then grown by mremap() past the end of the file the
+    # scenario's mappings alone need, then written: the memfd must cover the growth (a page past
+    # its end is SIGBUS on the kernel, and the model has no end of file; found by the random
+    # machine)
+    "mremap-grows-file-mapping": """
+        processes:
+          - name: P
+            vmas:
+              - {name: F, start: 0x10000, pages: 1, prot: r, file: f, faulted: true}
+        steps:
+          - {mremap: P/F, flags: [maymove, fixed], to: 0x20000}
+          - {mremap: P/F, new_pages: 2}
+          - {write: P/F, pages: all}
+        """,
     # brk(2) after prctl(PR_SET_MM_MAP) put the break at 'from': grows a heap, maps a new VMA
     # beside an incompatible one and in a fork child, shrinks through a VMA
     "brk": """

@@ -402,10 +402,13 @@ def _offset(spec: VmaSpec) -> int:
 
 
 def file_size(sc: Scenario) -> int:
-    """Big enough for every file mapping of the scenario (the memfds are sparse)."""
+    """Big enough for every file mapping of the scenario, and for every mremap() that grows one
+    (the memfds are sparse).  The model has no end of file: a page past it would be SIGBUS on
+    the kernel's side (a file VMA grown by mremap() past a one-page memfd died writing there)."""
     specs = [v for p in sc.processes for v in p.vmas if v.file] + \
         [s.vma for s in sc.steps if isinstance(s, Mmap) and s.vma.file]
-    return max((_offset(v) + v.end - v.start for v in specs), default=0)
+    grown = sum(s.new_pages for s in sc.steps if isinstance(s, Mremap) and s.new_pages)
+    return max((_offset(v) + v.end - v.start for v in specs), default=0) + (grown << PAGE_SHIFT)
 
 
 def _range(sc: Scenario, pred: Topology) -> tuple[int, int]:
