@@ -53,8 +53,12 @@ def fork_words(parents: list[Vma], pmm: int, cmm: int, vma_ptr: dict[Vma, int],
         words[i + n] = vma.start
         words[i + 2 * n] = vma.end
         words[i + 3 * n] = vma.pgoff
-        words[i + 4 * n] = flag_bits[vma.prot, vma.flags]
-        words[i + 5 * n] = file_id[vma.file]
+        # (get(): the dict's own lookup; [] reaches the binding's __missing__ for a new one)
+        key = (vma.prot, vma.flags)
+        bits = flag_bits.get(key, -1)
+        words[i + 4 * n] = bits if bits >= 0 else flag_bits[key]
+        fid = file_id.get(vma.file, -1)
+        words[i + 5 * n] = fid if fid >= 0 else file_id[vma.file]
         av = vma.anon_vma
         words[i + 6 * n] = 0 if av is None else av_ptr.get(av, 0)
         i += 1
@@ -142,11 +146,21 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
             child.avcs = [avc_at[c] for c in chain[at:at + cnt]]
         at += cnt
         dirty_vmas.add(child)
-    # the anon_vmas' state (KT_R_AV: pointer, refcount, root, parent, two counters)
+    # the anon_vmas' state (KT_R_AV: pointer, refcount, root, parent, two counters); the
+    # anon_vmas a fork makes share their root and parent: the last ones looked up are kept
+    root_ptr = parent_ptr = 0
+    root: AnonVma | None = None
+    up: AnonVma | None = None
     for j in range(0, len(avs), 6):
         av = _known(avs[j], av_at, av_ptr, new_av)
-        av.root = _known(avs[j + 2], av_at, av_ptr, new_av)
-        av.parent = _known(avs[j + 3], av_at, av_ptr, new_av)
+        ptr = avs[j + 2]
+        if root is None or ptr != root_ptr:
+            root, root_ptr = _known(ptr, av_at, av_ptr, new_av), ptr
+        av.root = root
+        ptr = avs[j + 3]
+        if up is None or ptr != parent_ptr:
+            up, parent_ptr = _known(ptr, av_at, av_ptr, new_av), ptr
+        av.parent = up
         av.refcount = avs[j + 1]
         if split:
             av.num_children = avs[j + 4]

@@ -150,9 +150,10 @@ static void kt_arm(int on)
 	setitimer(ITIMER_VIRTUAL, &it, NULL);
 }
 
-static void kt_emit(long v)
+static inline void kt_emit(long v)
 {
-	kt_out = kt_grow(kt_out, &kt_out_cap, kt_out_len + 1, sizeof(long));
+	if (kt_out_len == kt_out_cap)
+		kt_out = kt_grow(kt_out, &kt_out_cap, kt_out_len + 1, sizeof(long));
 	kt_out[kt_out_len++] = v;
 }
 
@@ -427,11 +428,6 @@ static void kt_release(void)
 {
 	long i;
 
-	if (kt_pages)
-		munmap(kt_pages, KT_PAGE_SLOTS * KT_PAGE);
-	if (kt_packed)
-		munmap(kt_packed, KT_PACK_SLOTS * KT_PACK_SIZE);
-	kt_pages = kt_packed = NULL;
 	free(kt_state);
 	free(kt_mark);
 	free(kt_known);
@@ -455,12 +451,29 @@ static void kt_install_handlers(void);
 int kt_reset(void)
 {
 	kt_release();
-	kt_pages = mmap(NULL, KT_PAGE_SLOTS * KT_PAGE, PROT_NONE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	kt_packed = mmap(NULL, KT_PACK_SLOTS * KT_PACK_SIZE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (kt_pages == MAP_FAILED || kt_packed == MAP_FAILED)
-		return -ENOMEM;
+	/*
+	 * The arenas are mapped once and kept: a new replay takes the slots from the start again
+	 * (each object is filled with 0x5a when allocated), the page slots it used made
+	 * inaccessible again and the packed ones left to the kernel to take back when it needs
+	 * memory (MADV_FREE): another replay's objects land on pages mapped already, without
+	 * a page fault each.
+	 */
+	if (!kt_pages) {
+		kt_pages = mmap(NULL, KT_PAGE_SLOTS * KT_PAGE, PROT_NONE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		kt_packed = mmap(NULL, KT_PACK_SLOTS * KT_PACK_SIZE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (kt_pages == MAP_FAILED || kt_packed == MAP_FAILED) {
+			kt_pages = kt_packed = NULL;
+			return -ENOMEM;
+		}
+	} else {
+		if (kt_used_pages &&
+		    mprotect(kt_pages, kt_used_pages * KT_PAGE, PROT_NONE))
+			return -ENOMEM;
+		if (kt_used_packed)
+			madvise(kt_packed, kt_used_packed * KT_PACK_SIZE, MADV_FREE);
+	}
 	kt_used_pages = kt_used_packed = 0;
 	kt_state = calloc(KT_SLOTS, 1);
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
