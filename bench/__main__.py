@@ -467,6 +467,32 @@ def bench_trees(rounds: int = 11) -> None:
         print(f"anondiff run seed-thread.yaml, tree {version} (cached) {tree_t * 1000:6.1f} ms, "
               f"{python} {py_t * 1000:6.1f} ms: {(tree_t - py_t) * 1000:+.1f} ms")
         bench_fork((python, tarball), SIZES[-1:])
+        bench_tree_fork(version, tarball, python)
+    print(f"load average {os.getloadavg()[0]:.1f}")
+
+
+def bench_tree_fork(version: str, tarball: str, python: str, rounds: int = 3) -> None:
+    """The 65,024-VMA fork through the tree against its Python policy, compiled (the default)
+    and pure (ANONDIFF_PURE=1, which also runs the tree's readback as Python), each pair of
+    runs side by side so that both see the same load: CPU per VMA, the best of ``rounds``."""
+    from anondiff import _compiled
+    n = SIZES[-1]
+    got: dict[tuple[str, bool], list[float]] = {}
+    modes = (False, True) if _compiled.active is not None else (True,)
+    for _ in range(rounds):
+        for pure in modes:
+            for policy in (tarball, python):
+                got.setdefault((policy, pure), []).append(engine_fork(policy, n, pure)["cpu"])
+    for pure in modes:
+        tree, py = min(got[tarball, pure]), min(got[python, pure])
+        print(f"fork {n:,} VMAs, {'pure' if pure else 'compiled'}: tree {version} "
+              f"{tree / n * 1e6:5.2f} us/VMA, {python} {py / n * 1e6:5.2f} us/VMA: tree "
+              f"x{tree / py:.2f} (aim: x1.00 or less)", flush=True)
+    if _compiled.active is not None:
+        tree, py = min(got[tarball, False]), min(got[python, True])
+        print(f"fork {n:,} VMAs: tree {version} compiled x{tree / py:.2f} the pure {python}")
+    else:
+        print("(the compiled model is not built for these sources: make compiled)")
 
 
 def main() -> None:

@@ -19,7 +19,9 @@ the C result exactly as they see a Python policy's:
 A fork is one call, ``kt_fork_all`` (:meth:`Binding.fork_all`): every anon_vma_fork() of the
 dup_mmap() in order, each anon_vma's state read back once at the end.
 
-Pointers are the identities: the slab never reuses an object within a replay.
+Pointers are the identities (the slab never reuses an object within a replay), as numbers:
+each pointer rotated right past its alignment bits (glue.c: kt_vma_id(), kt_av_id()), so that
+they hash well as keys of the binding's dicts.
 """
 from __future__ import annotations
 
@@ -28,16 +30,13 @@ import os
 import signal
 from array import array
 from bisect import bisect_left
-from collections import deque
-from itertools import accumulate, repeat
-from itertools import chain as chains_of
-from operator import attrgetter, setitem
 from pathlib import Path
 
 from ..kernel.counters import NoCounters
 from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, AnonVma,
                               AnonVmaChain, Mm, Vma, VmaOp)
 from ..kernel.state import Enomem, Kernel, KernelCrash
+from . import readback
 
 # enum kt_op and enum kt_record of shim/glue.c
 PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH, FIND, ANON_VMA_MERGE = \
@@ -54,12 +53,15 @@ VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK:
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
              VM_WIPEONFORK: 64}
 SLOT_FREED = 2
-_START, _END, _PGOFF, _FILE, _ANON_VMA = (attrgetter(f) for f in ("start", "end", "pgoff",
-                                                                 "file", "anon_vma"))
-_PROT_FLAGS = attrgetter("prot", "flags")
-_TREE = attrgetter("tree")
-#: run an iterator for its effects, in C (map(setattr, ...))
-_drain = deque(maxlen=0).extend
+#: glue.c's KT_AV_ROT: an anon_vma's number is its pointer rotated right by this many bits
+AV_ROT = 8
+
+
+def av_id(address: int) -> int:
+    """The number the records give the anon_vma at ``address`` (glue.c: kt_av_id())."""
+    v = address & (1 << 64) - 1
+    v = (v >> AV_ROT | v << (64 - AV_ROT)) & (1 << 64) - 1
+    return v - (1 << 64) if v >> 63 else v
 
 
 class _FlagBits(dict):  # type: ignore[type-arg]
@@ -104,7 +106,7 @@ class Library:
         lib.kt_event_field.restype = ctypes.c_char_p
         lib.kt_event_field.argtypes = (ctypes.c_long, ctypes.c_long)
         lib.kt_tree.restype = ctypes.c_long
-        lib.kt_tree.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long)
+        lib.kt_tree.argtypes = (ctypes.c_long, ctypes.c_void_p, ctypes.c_long)
         lib.kt_fork_all.restype = ctypes.c_long
         lib.kt_fork_all.argtypes = (ctypes.c_void_p,)
         lib.kt_fork_fast.restype = ctypes.c_void_p
@@ -266,19 +268,11 @@ class Binding:
         is raised with its pair's index as ``crash.pair``.  The descriptors go as columns
         (built by C loops: map() over the VMAs), and the records come back split by kind
         (:meth:`_apply_fork`) unless something out of the ordinary happened."""
-        n = len(parents)
-        if not n:
+        if not parents:
             return
-        flag_bits, file_id, av_ptr = self.flag_bits, self.file_id, self.av_ptr
-        words = array("l", (n, self._mm_id(parents[0].mm), self._mm_id(children[0].mm)))
-        words.extend(map(self.vma_ptr.get, parents, repeat(0, n)))
-        mm = parents[0].mm
-        words.extend(mm.starts if parents is mm.vmas else map(_START, parents))
-        words.extend(map(_END, parents))
-        words.extend(map(_PGOFF, parents))
-        words.extend(map(flag_bits.__getitem__, map(_PROT_FLAGS, parents)))
-        words.extend(map(file_id.__getitem__, map(_FILE, parents)))
-        words.extend(map(av_ptr.get, map(_ANON_VMA, parents), repeat(0, n)))
+        words = array("l", readback.fork_words(parents, self._mm_id(parents[0].mm),
+                                               self._mm_id(children[0].mm), self.vma_ptr,
+                                               self.flag_bits, self.file_id, self.av_ptr))
         lib = self.library
         count = lib.kt_fork_all(words.buffer_info()[0])
         fast = lib.kt_fork_fast()
@@ -290,100 +284,30 @@ class Binding:
 
     def _apply_fork(self, fast: int, children: list[Vma], parents: list[Vma]) -> None:
         """The records of a :meth:`fork_all` split by kind (glue.c: kt_fork_split()), applied
-        kind by kind, each in bulk, with the result :meth:`_apply` gives them one by one: the
-        children's and new parents' pointers, the allocations, the insertions in order (an
-        anon_vma named at its first, each chain numbered as inserted), the children's
-        anon_vmas and chains, then the anon_vmas' state."""
+        kind by kind with the result :meth:`_apply` gives them one by one
+        (:func:`.readback.apply_fork`)."""
         k = self.k
         assert k is not None
         head = (ctypes.c_long * 8).from_address(fast)
         n_ins, n_pairs, n_chain, n_avs, n_allocs, n_new, own = head[1:]
+        own = own and self.own_chains
         total = 8 + 3 * n_ins + 3 * n_pairs + n_chain + 6 * n_avs + n_allocs + 2 * n_new
         recs = memoryview((ctypes.c_long * total).from_address(fast)).cast("B").cast("l")
         at = 8
         ins, at = recs[at:at + 3 * n_ins], at + 3 * n_ins
-        vrec, at = recs[at:at + 3 * n_pairs], at + 3 * n_pairs
+        pairs, at = recs[at:at + 3 * n_pairs], at + 3 * n_pairs
         chain, at = recs[at:at + n_chain], at + n_chain
         avs, at = recs[at:at + 6 * n_avs], at + 6 * n_avs
         allocs, at = recs[at:at + n_allocs], at + n_allocs
-        new = recs[at:at + 2 * n_new].tolist()
-        vma_at, vma_ptr, av_at, av_ptr, avc_at = (self.vma_at, self.vma_ptr, self.av_at,
-                                                  self.av_ptr, self.avc_at)
-        cptrs = vrec[0::3].tolist()
-        vma_ptr.update(zip(children, cptrs))
-        vma_at.update(zip(cptrs, children))
-        for j in range(0, len(new), 2):
-            vma = parents[new[j]]
-            vma_ptr[vma] = new[j + 1]
-            vma_at[new[j + 1]] = vma
-        self.allocated.update(allocs)
-        # the insertions: the anon_vmas first seen here, named in order of first insertion
-        ins_av = ins[1::3].tolist()
-        order = list(dict.fromkeys(ins_av))
-        name = k.name
-        fresh = [p for p in order if p not in av_at]
-        if self.bind_next is None and all(av_at[p].name is not None for p in order
-                                          if p in av_at):
-            # the known anon_vmas named already: the new ones take the next names in order
-            made = [AnonVma() for _ in fresh]
-            av_at.update(zip(fresh, made))
-            av_ptr.update(zip(made, fresh))
-            _drain(map(name, made))
-        else:
-            for av in map(self._av, order):
-                if av.name is None:
-                    name(av)
-        avs_l = list(map(av_at.__getitem__, ins_av))
-        own = own and self.own_chains
-        cnts = vrec[2::3].tolist()
-        if own:     # each insertion is for the child whose fork made it (and in its chain)
-            vmas_l = list(chains_of.from_iterable(map(repeat, children, cnts)))
-        else:
-            vmas_l = list(map(vma_at.__getitem__, ins[2::3].tolist()))
-        seq = k._avc_seq
-        k._avc_seq = seq + n_ins
-        avcs = list(map(AnonVmaChain, vmas_l, avs_l, range(seq + 1, seq + 1 + n_ins)))
-        if n_ins:                   # chains numbered in order from the next number
-            assert ins[0] == len(avc_at), (ins[0], len(avc_at))
-        avc_at.extend(avcs)
-        _drain(map(setitem, map(_TREE, avs_l), avcs, repeat(None)))   # av.tree[avc] = None
-        dirty_vmas, dirty_avs = k.dirty_vmas, k.dirty_avs
-        if not own:
-            dirty_vmas.update(vmas_l)
-        dirty_avs.update(avs_l)
-        # the children's anon_vmas and chains (tail first): each its own insertions, or
-        # looked up
-        objs = avcs if own else list(map(avc_at.__getitem__, chain.tolist()))
-        ptrs = vrec[1::3].tolist()
-        anons = list(map(av_at.get, ptrs))
-        if None in anons:           # NULL, or an anon_vma not seen before (its own object)
-            anons = [self._av(ptr) if ptr else None for ptr in ptrs]
-        _drain(map(setattr, children, repeat("anon_vma"), anons))
-        _drain(map(setattr, children, repeat("avcs"),
-                   map(objs.__getitem__, map(slice, accumulate(cnts, initial=0), accumulate(cnts)))))
-        dirty_vmas.update(children)
-        dirty_avs.update(anons)
-        dirty_avs.discard(None)         # type: ignore[arg-type]
-        # the anon_vmas' state
-        fields = avs.tolist()
-        ptrs = fields[0::6]
-        try:
-            state = list(map(av_at.__getitem__, ptrs))
-            roots = list(map(av_at.__getitem__, fields[2::6]))
-            parents_ = list(map(av_at.__getitem__, fields[3::6]))
-        except KeyError:            # an anon_vma not seen before: one by one
-            for j in range(0, len(fields), 6):
-                dirty_avs.add(self._set_av(fields, j - 1))
-            return
-        _drain(map(setattr, state, repeat("refcount"), fields[1::6]))
-        _drain(map(setattr, state, repeat("root"), roots))
-        _drain(map(setattr, state, repeat("parent"), parents_))
-        if self.split:
-            _drain(map(setattr, state, repeat("num_children"), fields[4::6]))
-            _drain(map(setattr, state, repeat("num_active_vmas"), fields[5::6]))
-        else:
-            _drain(map(setattr, state, repeat("degree"), fields[4::6]))
-        dirty_avs.update(state)
+        new = recs[at:at + 2 * n_new]
+        # (the sections read as lists: the chains and the insertions' VMAs only when the
+        # children's chains are not their own insertions)
+        readback.apply_fork(k, ins[0] if n_ins else 0, ins[1::3].tolist(),
+                            None if own else ins[2::3].tolist(), pairs.tolist(),
+                            None if own else chain.tolist(), avs.tolist(), allocs.tolist(),
+                            new.tolist(), children, parents, self.vma_ptr, self.vma_at,
+                            self.av_ptr, self.av_at, self.avc_at, self.allocated,
+                            None if self.bind_next is None else self._av, self.split)
 
     def _mm_id(self, mm: Mm) -> int:
         mm_id = self.mm_id.get(mm)
@@ -562,7 +486,7 @@ class Binding:
             return f"{where}: arithmetic exception at {addr:#x} (a division by zero?, SIGFPE)"
         signame = "SIGBUS" if sig == signal.SIGBUS else "SIGSEGV"
         if slot_state == SLOT_FREED:
-            av = self.av_at.get(addr & ~0xFFF) or self.av_at.get(addr)
+            av = self.av_at.get(av_id(addr & ~0xFFF)) or self.av_at.get(av_id(addr))
             what = f"use after free of {av.name}" if av is not None and av.name else "use after free"
             return f"{where}: {what} (the tree's code touched freed slab object at {addr:#x}, {signame})"
         if code == 0x80:

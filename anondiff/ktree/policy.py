@@ -9,20 +9,14 @@ behaviour from the neighbour lookup (a maple tree, v6.1+, means vm_area_dup() le
 """
 from __future__ import annotations
 
-from itertools import repeat
-from operator import attrgetter
-
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext, children_take
-from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, Mm, Vma, VmaOp
+from ..kernel.objects import AnonVma, Mm, Vma, VmaOp
 from ..kernel.rmap import ref
 from ..kernel.state import Kernel, KernelCrash
 from ..policies.base import Policy
-from . import binding, build, recipe
+from . import binding, build, readback, recipe
 from .source import TreeSpec, open_tree
-
-_START, _END, _PGOFF, _PROT, _FLAGS, _FILE, _NAME = (
-    attrgetter(f) for f in ("start", "end", "pgoff", "prot", "flags", "file", "name"))
 
 
 class KernelTreePolicy(Policy):
@@ -90,20 +84,9 @@ class KernelTreePolicy(Policy):
         observes each call, and in a step with ``enomem``, whose failure stops the loop."""
         if self.trace is not None or k.fail_nth:
             return False    # (an armed ``enomem`` step: each anon_vma_fork() may fail)
-        copies = [mpnt for mpnt in parent.vmas if VM_DONTCOPY not in mpnt.flags]
-        if len(copies) == len(parent.vmas):
-            copies = parent.vmas    # (fork_all() then takes their starts from parent.starts)
-        # vm_area_dup() of each (Vma.dup), by map(): C loops, not one Python loop per VMA;
-        # each copy's anon_vma is what anon_vma_fork() leaves there (read back)
-        tmps = list(map(Vma, repeat(child), map(_START, copies), map(_END, copies),
-                        map(_PGOFF, copies), map(_PROT, copies), map(_FLAGS, copies),
-                        map(_FILE, copies), map(rename.__getitem__, map(_NAME, copies))))
-        wipes = [VM_WIPEONFORK in mpnt.flags for mpnt in copies]
-        if any(wipes):
-            pairs = [(tmp, mpnt) for tmp, mpnt, wipe in zip(tmps, copies, wipes) if not wipe]
-            children, parents = [p[0] for p in pairs], [p[1] for p in pairs]
-        else:
-            children, parents = tmps, copies
+        # vm_area_dup() of each VMA copied; each copy's anon_vma is what anon_vma_fork() leaves
+        # there (read back)
+        copies, tmps, wipes, children, parents = readback.dup_vmas(parent, child, rename)
         crashed: KernelCrash | None = None
         stop: Vma | None = None
         if parents:

@@ -150,9 +150,10 @@ static void kt_arm(int on)
 	setitimer(ITIMER_VIRTUAL, &it, NULL);
 }
 
-static void kt_emit(long v)
+static inline void kt_emit(long v)
 {
-	kt_out = kt_grow(kt_out, &kt_out_cap, kt_out_len + 1, sizeof(long));
+	if (kt_out_len == kt_out_cap)
+		kt_out = kt_grow(kt_out, &kt_out_cap, kt_out_len + 1, sizeof(long));
 	kt_out[kt_out_len++] = v;
 }
 
@@ -184,6 +185,50 @@ void kt_mmap_assert(struct mm_struct *mm, int write, const char *file, int line)
 }
 
 static void kt_emit_av(struct anon_vma *av);
+
+/*
+ * The numbers Python knows VMAs and anon_vmas by: their pointers rotated right past the bits
+ * that alignment leaves zero (16 bytes for a VMA, 256 or a page for a slab object), so that
+ * as keys of Python's dicts (an int hashes to itself) they spread over its slots instead of
+ * piling up in a few of them.  A bijection, NULL is 0: a pointer the tree's code left
+ * dangling or uninitialised is a number of its own as well.
+ */
+#define KT_VMA_ROT	4
+#define KT_AV_ROT	8
+
+static inline long kt_rotr(const void *p, int bits)
+{
+	unsigned long v = (unsigned long)p;
+
+	return (long)(v >> bits | v << (64 - bits));
+}
+
+static inline void *kt_rotl(long id, int bits)
+{
+	unsigned long v = (unsigned long)id;
+
+	return (void *)(v << bits | v >> (64 - bits));
+}
+
+static inline long kt_vma_id(const struct vm_area_struct *vma)
+{
+	return kt_rotr(vma, KT_VMA_ROT);
+}
+
+static inline struct vm_area_struct *kt_vma_at(long id)
+{
+	return kt_rotl(id, KT_VMA_ROT);
+}
+
+static inline long kt_av_id(const struct anon_vma *av)
+{
+	return kt_rotr(av, KT_AV_ROT);
+}
+
+static inline struct anon_vma *kt_av_at(long id)
+{
+	return kt_rotl(id, KT_AV_ROT);
+}
 
 /* -- slab ---------------------------------------------------------------------------- */
 
@@ -270,7 +315,7 @@ void *kmem_cache_alloc(struct kmem_cache *c, gfp_t flags)
 	kt_state[slot] = KT_SLOT_LIVE;
 	if (c->is_anon_vma) {
 		kt_emit(KT_R_ALLOC);
-		kt_emit((long)p);
+		kt_emit(kt_av_id((struct anon_vma *)p));
 	}
 	return p;
 }
@@ -294,7 +339,7 @@ void kmem_cache_free(struct kmem_cache *c, void *p)
 		mprotect(p, KT_PAGE, PROT_NONE);
 	if (c->is_anon_vma) {
 		kt_emit(KT_R_FREE);
-		kt_emit((long)p);
+		kt_emit(kt_av_id(p));
 	}
 }
 
@@ -364,8 +409,8 @@ void anon_vma_interval_tree_insert(struct anon_vma_chain *node, struct rb_root_c
 	long id = kt_avc_id(node, &known);
 
 	kt_surprise |= known;		/* a re-insertion */
-	kt_emit3(KT_R_INS, id, (long)node->anon_vma);
-	kt_emit((long)node->vma);
+	kt_emit3(KT_R_INS, id, kt_av_id(node->anon_vma));
+	kt_emit(kt_vma_id(node->vma));
 	kt_cut_anon_vma_interval_tree_insert(node, root);
 }
 
@@ -373,7 +418,7 @@ void anon_vma_interval_tree_remove(struct anon_vma_chain *node, struct rb_root_c
 {
 	int known;
 
-	kt_emit3(KT_R_DEL, kt_avc_id(node, &known), (long)node->anon_vma);
+	kt_emit3(KT_R_DEL, kt_avc_id(node, &known), kt_av_id(node->anon_vma));
 	kt_cut_anon_vma_interval_tree_remove(node, root);
 }
 
@@ -383,11 +428,6 @@ static void kt_release(void)
 {
 	long i;
 
-	if (kt_pages)
-		munmap(kt_pages, KT_PAGE_SLOTS * KT_PAGE);
-	if (kt_packed)
-		munmap(kt_packed, KT_PACK_SLOTS * KT_PACK_SIZE);
-	kt_pages = kt_packed = NULL;
 	free(kt_state);
 	free(kt_mark);
 	free(kt_known);
@@ -411,12 +451,29 @@ static void kt_install_handlers(void);
 int kt_reset(void)
 {
 	kt_release();
-	kt_pages = mmap(NULL, KT_PAGE_SLOTS * KT_PAGE, PROT_NONE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	kt_packed = mmap(NULL, KT_PACK_SLOTS * KT_PACK_SIZE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (kt_pages == MAP_FAILED || kt_packed == MAP_FAILED)
-		return -ENOMEM;
+	/*
+	 * The arenas are mapped once and kept: a new replay takes the slots from the start again
+	 * (each object is filled with 0x5a when allocated), the page slots it used made
+	 * inaccessible again and the packed ones left to the kernel to take back when it needs
+	 * memory (MADV_FREE): another replay's objects land on pages mapped already, without
+	 * a page fault each.
+	 */
+	if (!kt_pages) {
+		kt_pages = mmap(NULL, KT_PAGE_SLOTS * KT_PAGE, PROT_NONE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		kt_packed = mmap(NULL, KT_PACK_SLOTS * KT_PACK_SIZE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (kt_pages == MAP_FAILED || kt_packed == MAP_FAILED) {
+			kt_pages = kt_packed = NULL;
+			return -ENOMEM;
+		}
+	} else {
+		if (kt_used_pages &&
+		    mprotect(kt_pages, kt_used_pages * KT_PAGE, PROT_NONE))
+			return -ENOMEM;
+		if (kt_used_packed)
+			madvise(kt_packed, kt_used_packed * KT_PACK_SIZE, MADV_FREE);
+	}
 	kt_used_pages = kt_used_packed = 0;
 	kt_state = calloc(KT_SLOTS, 1);
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
@@ -484,7 +541,7 @@ static void kt_emit_vma(struct vm_area_struct *vma)
 	struct anon_vma_chain *avc;
 	long n = 0, at;
 
-	kt_emit3(KT_R_VMA, (long)vma, (long)vma->anon_vma);
+	kt_emit3(KT_R_VMA, kt_vma_id(vma), kt_av_id(vma->anon_vma));
 	at = kt_out_len;
 	kt_emit(0);
 	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma) {
@@ -493,7 +550,7 @@ static void kt_emit_vma(struct vm_area_struct *vma)
 
 		kt_surprise |= !known;	/* Python makes a chain it was not told of */
 		kt_emit(id);
-		kt_emit((long)avc->anon_vma);
+		kt_emit(kt_av_id(avc->anon_vma));
 		n++;
 	}
 	kt_out[at] = n;
@@ -501,9 +558,9 @@ static void kt_emit_vma(struct vm_area_struct *vma)
 
 static void kt_emit_av(struct anon_vma *av)
 {
-	kt_emit3(KT_R_AV, (long)av, atomic_read(&av->refcount));
-	kt_emit((long)av->root);
-	kt_emit((long)av->parent);
+	kt_emit3(KT_R_AV, kt_av_id(av), atomic_read(&av->refcount));
+	kt_emit(kt_av_id(av->root));
+	kt_emit(kt_av_id(av->parent));
 #ifdef KT_SPLIT_COUNTERS
 	kt_emit((long)av->num_children);
 	kt_emit((long)av->num_active_vmas);
@@ -585,9 +642,9 @@ static long kt_do(long op, struct vm_area_struct **v, const long *arg)
 	case KT_OP_MERGEABLE:
 		return kt_mergeable(v[0], v[1], arg[0]);
 	case KT_OP_FIND:	/* arg[2]: the VMA's index in the window */
-		return (long)find_mergeable_anon_vma(v[arg[2]]);
+		return kt_av_id(find_mergeable_anon_vma(v[arg[2]]));
 	case KT_OP_ATTACH:
-		kt_attach(v[0], (struct anon_vma *)arg[0]);
+		kt_attach(v[0], kt_av_at(arg[0]));
 		return 0;
 	case KT_OP_REKEY:
 		anon_vma_interval_tree_post_update_vma(v[0]);
@@ -680,8 +737,8 @@ static void kt_emit_dirty(void)
 
 /*
  * in: op, nr of VMAs, the op's two arguments, the window index of the VMA the lookup is
- * for (or -1), then per VMA: C pointer (0: a new one, a vm_area_dup()), mm id, start, end,
- * pgoff (pages), flags, file id, anon_vma, attached.  Returns the length of the record
+ * for (or -1), then per VMA: its number (kt_vma_id(); 0: a new one, a vm_area_dup()), mm id,
+ * start, end, pgoff (pages), flags, file id, anon_vma (kt_av_id()), attached.  Returns the length of the record
  * stream, read with kt_records().
  */
 long kt_call(const long *in)
@@ -698,9 +755,9 @@ long kt_call(const long *in)
 		abort();
 	for (i = 0; i < nr; i++) {
 		d = in + 5 + i * KT_DESC;
-		v[i] = d[0] ? (struct vm_area_struct *)d[0] : kt_vma_new();
+		v[i] = d[0] ? kt_vma_at(d[0]) : kt_vma_new();
 		if (!d[0])
-			kt_emit3(KT_R_NEWVMA, i, (long)v[i]);
+			kt_emit3(KT_R_NEWVMA, i, kt_vma_id(v[i]));
 	}
 
 	sig = sigsetjmp(kt_jmp, 0);
@@ -722,7 +779,7 @@ long kt_call(const long *in)
 			v[i]->vm_pgoff = d[4];
 			v[i]->vm_flags = d[5];
 			v[i]->vm_file = (struct file *)d[6];
-			v[i]->anon_vma = (struct anon_vma *)d[7];
+			v[i]->anon_vma = kt_av_at(d[7]);
 			v[i]->kt_attached = d[8];
 			mm->kt_mmap_lock = op == KT_OP_PREPARE || op == KT_OP_FIND ? 1 : 2;
 			mm->kt_nr_window = 0;
@@ -766,7 +823,7 @@ long kt_call(const long *in)
  * chain entries, anon_vmas, allocations, new VMAs; then the sections: per insertion the chain's
  * number (kt_known), its anon_vma and its VMA; per pair the child, its anon_vma and its chain's length; the chains
  * of the children in order, each tail first (numbers); per anon_vma its KT_R_AV fields; the allocated
- * anon_vmas; per new VMA its pair's index and pointer.  kt_fast[KT_F_OWN] is 1 when each
+ * anon_vmas; per new VMA its pair's index and number.  kt_fast[KT_F_OWN] is 1 when each
  * child's chain, tail first, is the chains inserted during its fork, in order, each for it
  * (list_add() at the head, as anon_vma_chain_link() does): the reader then takes the chains
  * from the insertions.
@@ -888,8 +945,8 @@ static long kt_fork_split(long npairs)
  * One dup_mmap(): anon_vma_fork(child, parent) for each pair, in order, as kt_call() would
  * do it pair by pair, except that the state of the anon_vmas touched is emitted once, at the
  * end (or before a free, by kmem_cache_free()): a KT_R_PAIR record (its index and the child's
- * pointer), the records of the fork, the child's chain; then the anon_vmas.
- * in: the number of pairs n, the parent's mm id, the child's mm id, then n parent pointers (0:
+ * number), the records of the fork, the child's chain; then the anon_vmas.
+ * in: the number of pairs n, the parent's mm id, the child's mm id, then n parents' numbers (0:
  * a VMA C has not seen), n starts, n ends, n pgoffs, n flag words, n file ids and n anon_vmas
  * (parent VMAs are attached; each child is its parent's vm_area_dup() in the child's mm, not
  * attached).  A crash ends the stream, after the anon_vmas' state as the crash left it.  The
@@ -920,10 +977,10 @@ long kt_fork_all(const long *in)
 		long rc;
 
 		cv = kt_vma_new();
-		kt_emit3(KT_R_PAIR, at, (long)cv);
-		pv = ptr[at] ? (struct vm_area_struct *)ptr[at] : kt_vma_new();
+		kt_emit3(KT_R_PAIR, at, kt_vma_id(cv));
+		pv = ptr[at] ? kt_vma_at(ptr[at]) : kt_vma_new();
 		if (!ptr[at])
-			kt_emit3(KT_R_NEWVMA, 1, (long)pv);
+			kt_emit3(KT_R_NEWVMA, 1, kt_vma_id(pv));
 		sig = sigsetjmp(kt_jmp, 0);
 		if (sig) {
 			long slot = kt_slot_of(kt_fault_addr);
@@ -947,7 +1004,7 @@ long kt_fork_all(const long *in)
 		pv->vm_pgoff = pgoff[at];
 		pv->vm_flags = flags[at];
 		pv->vm_file = (struct file *)file[at];
-		pv->anon_vma = (struct anon_vma *)anon_vma[at];
+		pv->anon_vma = kt_av_at(anon_vma[at]);
 		pv->kt_attached = 1;
 		cv->vm_mm = cmm;
 		cv->vm_start = pv->vm_start;
@@ -1003,9 +1060,10 @@ const char *kt_event_field(long i, long field)
 	return kt_events[i].cond;
 }
 
-/* The interval tree of an anon_vma in order (for tests: the log must agree with it). */
-long kt_tree(const struct anon_vma *av, long *buf, long max)
+/* The interval tree of an anon_vma (its number) in order (for tests: the log must agree). */
+long kt_tree(long id, long *buf, long max)
 {
+	const struct anon_vma *av = kt_av_at(id);
 	struct rb_node *node;
 	long n = 0;
 

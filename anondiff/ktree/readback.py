@@ -1,0 +1,184 @@
+"""The hot loops of a compiled tree's dup_mmap(): the child's VMAs, the parents' descriptors
+for C, and the fork's records (split by kind, glue.c: kt_fork_split()) applied to the model.
+
+Compiled with mypyc with the kernel model (anondiff/_compiled.py: MODULES), so that these loops
+set the model's native objects' fields directly; plain loops, the same code on the pure-Python
+path (ANONDIFF_PURE=1). No ctypes here: :mod:`.binding` hands over the records as a list.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, AnonVmaChain, Mm, Vma
+from ..kernel.state import Kernel
+
+def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
+        list[Vma], list[Vma], list[bool], list[Vma], list[Vma]]:
+    """The copies of dup_mmap()'s loop: the parent's VMAs but VM_DONTCOPY ones (``copies``),
+    the vm_area_dup() of each into ``child`` under its child name with no anon_vma yet (what
+    anon_vma_fork() leaves there is read back: ``tmps``), which of them VM_WIPEONFORK empties
+    (``wipes``), and the pairs anon_vma_fork() is called for (``children``, ``parents``: the
+    others)."""
+    copies: list[Vma] = []
+    tmps: list[Vma] = []
+    wipes: list[bool] = []
+    children: list[Vma] = []
+    parents: list[Vma] = []
+    for m in parent.vmas:
+        flags = m.flags
+        if VM_DONTCOPY in flags:
+            continue
+        tmp = Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, rename[m.name])
+        copies.append(m)
+        tmps.append(tmp)
+        wipe = VM_WIPEONFORK in flags
+        wipes.append(wipe)
+        if not wipe:
+            children.append(tmp)
+            parents.append(m)
+    return copies, tmps, wipes, children, parents
+
+
+def fork_words(parents: list[Vma], pmm: int, cmm: int, vma_ptr: dict[Vma, int],
+               flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
+               file_id: dict[object, int], av_ptr: dict[AnonVma, int]) -> list[int]:
+    """kt_fork_all()'s input: the number of pairs, the two mm ids, then the parents' columns
+    (pointer, 0 for a VMA C has not seen; start; end; pgoff; flag word; file id; anon_vma)."""
+    n = len(parents)
+    words = [0] * (3 + 7 * n)
+    words[0], words[1], words[2] = n, pmm, cmm
+    i = 3
+    for vma in parents:
+        words[i] = vma_ptr.get(vma, 0)
+        words[i + n] = vma.start
+        words[i + 2 * n] = vma.end
+        words[i + 3 * n] = vma.pgoff
+        # (get(): the dict's own lookup; [] reaches the binding's __missing__ for a new one)
+        key = (vma.prot, vma.flags)
+        bits = flag_bits.get(key, -1)
+        words[i + 4 * n] = bits if bits >= 0 else flag_bits[key]
+        fid = file_id.get(vma.file, -1)
+        words[i + 5 * n] = fid if fid >= 0 else file_id[vma.file]
+        av = vma.anon_vma
+        words[i + 6 * n] = 0 if av is None else av_ptr.get(av, 0)
+        i += 1
+    return words
+
+
+def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] | None,
+               pairs: list[int], chain: list[int] | None, avs: list[int], allocs: list[int],
+               new: list[int], children: list[Vma], parents: list[Vma],
+               vma_ptr: dict[Vma, int], vma_at: dict[int, Vma], av_ptr: dict[AnonVma, int],
+               av_at: dict[int, AnonVma], avc_at: list[AnonVmaChain], allocated: set[int],
+               new_av: Callable[[int], AnonVma] | None, split: bool) -> None:
+    """Apply kt_fork_fast()'s sections to the model: the children's and new parents'
+    pointers, the allocations, the insertions in order (an anon_vma named at its first, each
+    chain numbered as inserted, ``first_id`` the first's number), the children's anon_vmas and
+    chains (tail first), then the anon_vmas' state; what changed is noted in the Kernel's
+    dirty sets. ``ins_vma`` and ``chain`` (the insertions' VMAs, the children's chains) are
+    None when each child's chain is its own insertions, in order (KT_F_OWN): they are taken
+    from there. ``new_av``: the binding's lookup of an anon_vma not seen before when one is
+    waiting to be bound (Binding.bind_next), else None (a new AnonVma each)."""
+    # the children's pointers, then those of the parents C had not seen
+    j = 0
+    for child in children:
+        ptr = pairs[j]
+        vma_ptr[child] = ptr
+        vma_at[ptr] = child
+        j += 3
+    for j in range(0, len(new), 2):
+        vma = parents[new[j]]
+        ptr = new[j + 1]
+        vma_ptr[vma] = ptr
+        vma_at[ptr] = vma
+    for ptr in allocs:
+        allocated.add(ptr)
+    dirty_vmas, dirty_avs = k.dirty_vmas, k.dirty_avs
+    # the insertions: an anon_vma first seen here is named at its first insertion
+    if ins_av:              # chains numbered in order from the next number
+        assert first_id == len(avc_at), (first_id, len(avc_at))
+    seq = k._avc_seq
+    k._avc_seq = seq + len(ins_av)
+    first = len(avc_at)
+    pair = 0
+    left = pairs[2] if pairs else 0     # insertions left to the current child
+    for j in range(len(ins_av)):
+        ptr = ins_av[j]
+        av = av_at.get(ptr)
+        if av is None:
+            if new_av is None:
+                av = AnonVma()
+                av_at[ptr] = av
+                av_ptr[av] = ptr
+            else:
+                av = new_av(ptr)
+        if av.name is None:
+            k.name(av)
+        if ins_vma is None:     # each insertion is the next one of the current child's
+            while not left:
+                pair += 1
+                left = pairs[3 * pair + 2]
+            vma = children[pair]
+            left -= 1
+        else:
+            vma = vma_at[ins_vma[j]]
+            dirty_vmas.add(vma)
+        seq += 1
+        avc = AnonVmaChain(vma, av, seq)
+        avc_at.append(avc)
+        av.tree[avc] = None
+        dirty_avs.add(av)
+    # the children's anon_vmas and chains, tail first: their own insertions, or looked up
+    at = first if chain is None else 0
+    j = 0
+    for child in children:
+        ptr, cnt = pairs[j + 1], pairs[j + 2]
+        j += 3
+        if ptr:
+            av = _known(ptr, av_at, av_ptr, new_av)
+            child.anon_vma = av
+            dirty_avs.add(av)
+        else:
+            child.anon_vma = None
+        if chain is None:
+            child.avcs = avc_at[at:at + cnt]
+        else:
+            child.avcs = [avc_at[c] for c in chain[at:at + cnt]]
+        at += cnt
+        dirty_vmas.add(child)
+    # the anon_vmas' state (KT_R_AV: pointer, refcount, root, parent, two counters); the
+    # anon_vmas a fork makes share their root and parent: the last ones looked up are kept
+    root_ptr = parent_ptr = 0
+    root: AnonVma | None = None
+    up: AnonVma | None = None
+    for j in range(0, len(avs), 6):
+        av = _known(avs[j], av_at, av_ptr, new_av)
+        ptr = avs[j + 2]
+        if root is None or ptr != root_ptr:
+            root, root_ptr = _known(ptr, av_at, av_ptr, new_av), ptr
+        av.root = root
+        ptr = avs[j + 3]
+        if up is None or ptr != parent_ptr:
+            up, parent_ptr = _known(ptr, av_at, av_ptr, new_av), ptr
+        av.parent = up
+        av.refcount = avs[j + 1]
+        if split:
+            av.num_children = avs[j + 4]
+            av.num_active_vmas = avs[j + 5]
+        else:
+            av.degree = avs[j + 4]
+        dirty_avs.add(av)
+
+
+def _known(ptr: int, av_at: dict[int, AnonVma], av_ptr: dict[AnonVma, int],
+           new_av: Callable[[int], AnonVma] | None) -> AnonVma:
+    """The anon_vma C knows at ``ptr``: a new one at the first sight of it."""
+    av = av_at.get(ptr)
+    if av is None:
+        if new_av is None:
+            av = AnonVma()
+            av_at[ptr] = av
+            av_ptr[av] = ptr
+        else:
+            av = new_av(ptr)
+    return av
