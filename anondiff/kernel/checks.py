@@ -5,9 +5,9 @@ Each returns (kind, where, detail); the engine turns new ones into findings.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Iterator
+from typing import AbstractSet, Callable, Iterator
 
-from ..progress import EVERY, bar
+from ..progress import EVERY, THRESHOLD, bar
 from .counters import DegreeCounters, NoCounters, SplitCounters
 from .objects import AnonVma, Mm, Vma
 from .rmap import avname
@@ -155,6 +155,9 @@ class _Group:
         self.out: dict[Vma, Violation] = {}
 
 
+#: no VMA is new this round (never added to)
+_NO_VMAS: frozenset[Vma] = frozenset()
+
 #: I3 groups to look at again -> the members that changed (None: all of them)
 Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
 
@@ -200,6 +203,8 @@ class IncrementalChecks:
         self.counted: dict[AnonVma, list[Violation]] = {}
         self._before: dict[Violation, bool] = {}
         self._keys: dict[Violation, Key] = {}
+        #: the counters' quick agreement test (:data:`_AGREE`), looked up once
+        self.agree = _AGREE.get(type(k.counters))
 
     def current(self) -> set[Violation]:
         return set(self.count)
@@ -262,7 +267,7 @@ class IncrementalChecks:
         avs = k.dirty_avs
         touched: Touched = {}
         mms = list(k.mms.values())
-        fresh: set[Vma] = set()
+        fresh: AbstractSet[Vma] = _NO_VMAS
         if mms != self.mm_list:
             fresh = self._mms_changed(mms, touched)
         for mm in mms:
@@ -272,11 +277,11 @@ class IncrementalChecks:
                 mm.dirty_ranges.clear()
         if k.freed_any or k.named_any:
             dirty.update(self.sick)
-            # their I3 groups' text or truth may change too
-            for av in avs:
-                for mm, group in self.users.items():
-                    if av in group:
-                        touched[(mm, av)] = None
+            # the text of an I3 group's findings names its anon_vma (a group without findings
+            # has nothing a name or a free could change: I3 compares chains alone)
+            for key, state in self.groups.items():
+                if state.out and key[1] in avs:
+                    touched[key] = None
             k.freed_any = k.named_any = False
         if not dirty and not avs and not touched:
             return [], []
@@ -285,7 +290,7 @@ class IncrementalChecks:
         seen_vmas, users, nvmas, sick = self.vmas, self.users, self.nvmas, self.sick
         todo = list(dirty)
         dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
-        progress = bar("checking the invariants", len(todo))
+        progress = bar("checking the invariants", len(todo)) if len(todo) >= THRESHOLD else None
         for i, vma in enumerate(todo):
             if progress and not i % EVERY:
                 progress.update(i)
@@ -430,6 +435,8 @@ class IncrementalChecks:
     def _counters(self, avs: set[AnonVma]) -> None:
         """I4 and I5 of the anon_vmas in ``avs``, their parents and roots, after bringing each
         one's share in its parent's children and its root's descendants up to date."""
+        if not avs:
+            return
         live = self.k.live
         children, descendants, contribs = self.children, self.descendants, self.contrib
         extra: list[AnonVma | None] = []
@@ -461,7 +468,7 @@ class IncrementalChecks:
         avs.update(extra)  # type: ignore[arg-type]
         avs.discard(None)  # type: ignore[arg-type]
         counters = self.k.counters
-        agree = _AGREE.get(type(counters))
+        agree = self.agree
         nvmas, counted = self.nvmas, self.counted
         for av in avs:
             old_out = counted.pop(av, None)
