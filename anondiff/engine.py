@@ -226,15 +226,16 @@ class _Replayer:
         """The layout and every step, each followed by the checks (until a crash)."""
         self.layout()
         self.record()
-        do, record = self.do, self.record
+        # (self.do(), not a bound method in a local: the compiled model calls its own methods
+        # directly, a bound method through the interpreter's calling convention)
         for i, step in enumerate(self.sc.steps, 1):
             self.step_no, self.line = i, step.line
             try:
-                do(step)
+                self.do(step)
             except KernelCrash as crash:
                 self.k.event("CRASH", crash.where, str(crash))
                 self.crashed = True
-            record()
+            self.record()
             if self.crashed:
                 break
 
@@ -250,9 +251,10 @@ class _Replayer:
         for mm in k.mms.values():
             for vma in mm.vmas:
                 vma.avcs.clear()
-                if vma.anon_vma is not None:
-                    vma.anon_vma.tree.clear()
-                    vma.anon_vma.root = vma.anon_vma.parent = _NOBODY
+                own = vma.anon_vma
+                if own is not None and own.name is None:   # never linked: not in anon_vmas
+                    own.tree.clear()
+                    own.root = own.parent = _NOBODY
             mm.vmas.clear()
             mm.dirty = None
         k.mms.clear()
@@ -273,10 +275,12 @@ class _Replayer:
 
     def record(self) -> None:
         """Turn kernel events and newly broken invariants into findings."""
-        for ev in self.k.events:
-            where = ev.where if isinstance(ev.where, str) else f"{ev.where.mm.name}/{ev.where.name}"
-            self.findings.append(Finding(ev.kind, where, ev.detail, self.step_no, self.line, False))
-        self.k.events.clear()
+        if self.k.events:
+            for ev in self.k.events:
+                where = ev.where if isinstance(ev.where, str) else f"{ev.where.mm.name}/{ev.where.name}"
+                self.findings.append(Finding(ev.kind, where, ev.detail, self.step_no, self.line,
+                                             False))
+            self.k.events.clear()
         if self.checker is not None:
             new, gone = self.checker.update()
             for v in gone:
