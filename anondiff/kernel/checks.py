@@ -223,11 +223,10 @@ class IncrementalChecks:
             if old is None or kv < old:
                 keys[v] = kv
 
-    def _mms_changed(self, mms: list[Mm], touched: Touched) -> set[Vma]:
+    def _mms_changed(self, mms: list[Mm], touched: Touched) -> AbstractSet[Vma]:
         """Forget the mms that exited, take on new ones; returns the new ones' VMAs."""
         dirty = self.k.dirty_vmas
-        alive = set(mms)
-        for mm in [mm for mm in self.by_mm if mm not in alive]:      # exited
+        for mm in [mm for mm in self.by_mm if mm not in mms]:        # exited
             for vma in self.by_mm.pop(mm):
                 dirty.add(vma)
             # every group of it is looked at again (and dropped), so its VMAs need not leave
@@ -235,14 +234,14 @@ class IncrementalChecks:
             for av in self.users.pop(mm):
                 touched[(mm, av)] = None
             mm.dirty = None
-        fresh: set[Vma] = set()
+        fresh: AbstractSet[Vma] = _NO_VMAS
         for mm in mms:
             if mm not in self.by_mm:                                  # new: checked whole
                 self.by_mm[mm] = set()
                 self.users[mm] = {}
                 mm.dirty = dirty
                 mm.dirty_ranges.clear()
-                fresh.update(mm.vmas)
+                fresh = fresh | set(mm.vmas) if fresh else set(mm.vmas)
         dirty.update(fresh)
         self.mm_list = mms
         self.order = {mm: i for i, mm in enumerate(mms)}
