@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import AbstractSet, Final, Iterator
 
-from ..progress import EVERY, THRESHOLD, bar
+from ..progress import EVERY, bar
 from .counters import DegreeCounters, NoCounters, SplitCounters
 from .objects import AnonVma, Checked, Mm, Vma
 from .rmap import avname
@@ -282,7 +282,7 @@ class IncrementalChecks:
         users, sick = self.users, self.sick
         todo = list(dirty)
         dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
-        progress = bar("checking the invariants", len(todo)) if len(todo) >= THRESHOLD else None
+        progress = bar("checking the invariants", len(todo))
         for i, vma in enumerate(todo):
             if progress and not i % EVERY:
                 progress.update(i)
