@@ -130,7 +130,11 @@ def _replayers(scenarios: Iterable[Scenario], policies: Sequence[Policy | str],
                 r.teardown()
                 done += 1
                 if done % 256 == 0:
-                    gc.collect()
+                    # the young generation only: what the batch left (the model's own
+                    # objects are freed by teardown(); a policy of the user's may leave
+                    # cycles); a full collection would walk the caller's objects too, the
+                    # scenarios among them, every time
+                    gc.collect(0)
 
 
 def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
@@ -153,6 +157,11 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
         file = ShmemFile(spec.name)
     return Vma(mm, start, spec.end >> PAGE_SHIFT, pgoff, spec.prot, frozenset(flags), file,
                spec.name)
+
+
+def _advised(vma: Vma, flag: str, on: bool) -> tuple[frozenset[str], frozenset[str]]:
+    """madvise_update_vma()'s new (prot, flags): ``flag`` set or cleared."""
+    return vma.prot, (vma.flags | {flag}) if on else (vma.flags - {flag})
 
 
 #: what teardown() points the anon_vmas' root and parent at (not None: they are typed AnonVma,
@@ -217,15 +226,16 @@ class _Replayer:
         """The layout and every step, each followed by the checks (until a crash)."""
         self.layout()
         self.record()
-        do, record = self.do, self.record
+        # (self.do(), not a bound method in a local: the compiled model calls its own methods
+        # directly, a bound method through the interpreter's calling convention)
         for i, step in enumerate(self.sc.steps, 1):
             self.step_no, self.line = i, step.line
             try:
-                do(step)
+                self.do(step)
             except KernelCrash as crash:
                 self.k.event("CRASH", crash.where, str(crash))
                 self.crashed = True
-            record()
+            self.record()
             if self.crashed:
                 break
 
@@ -241,9 +251,10 @@ class _Replayer:
         for mm in k.mms.values():
             for vma in mm.vmas:
                 vma.avcs.clear()
-                if vma.anon_vma is not None:
-                    vma.anon_vma.tree.clear()
-                    vma.anon_vma.root = vma.anon_vma.parent = _NOBODY
+                own = vma.anon_vma
+                if own is not None and own.name is None:   # never linked: not in anon_vmas
+                    own.tree.clear()
+                    own.root = own.parent = _NOBODY
             mm.vmas.clear()
             mm.dirty = None
         k.mms.clear()
@@ -264,10 +275,12 @@ class _Replayer:
 
     def record(self) -> None:
         """Turn kernel events and newly broken invariants into findings."""
-        for ev in self.k.events:
-            where = ev.where if isinstance(ev.where, str) else f"{ev.where.mm.name}/{ev.where.name}"
-            self.findings.append(Finding(ev.kind, where, ev.detail, self.step_no, self.line, False))
-        self.k.events.clear()
+        if self.k.events:
+            for ev in self.k.events:
+                where = ev.where if isinstance(ev.where, str) else f"{ev.where.mm.name}/{ev.where.name}"
+                self.findings.append(Finding(ev.kind, where, ev.detail, self.step_no, self.line,
+                                             False))
+            self.k.events.clear()
         if self.checker is not None:
             new, gone = self.checker.update()
             for v in gone:
@@ -508,10 +521,11 @@ class _Replayer:
                     raise self.error(f"madvise(MADV_WIPEONFORK) on {mm.name}/{vma.name}, a file or "
                                      "shared mapping: the kernel returns EINVAL")
 
-        def change(v: Vma) -> tuple[frozenset[str], frozenset[str]]:
-            return v.prot, (v.flags | {flag}) if on else (v.flags - {flag})
-
-        self.reshape(mm, step.names, lambda: change_vmas(self.k, mm, start, end, change))
+        # (lambdas, no local function: in the compiled model a nested function kept in a local
+        # and the environment object holding that local point at each other, a cycle that kept
+        # the whole replay alive until the cyclic collector ran)
+        self.reshape(mm, step.names, lambda: change_vmas(
+            self.k, mm, start, end, lambda v: _advised(v, flag, on)))
 
     def split(self, step: Split) -> None:
         mm = self.mm(step.process)
@@ -563,14 +577,14 @@ class _Replayer:
             n += 1
             name = f"heap.{n}"
 
-        def op() -> None:
-            try:
-                brk(self.k, mm, step.start >> PAGE_SHIFT, step.end >> PAGE_SHIFT, name)
-            except ExpandError as e:
-                raise self.error(f"brk: {e}") from None
-
         # a lower break unmaps like munmap: a VMA it cuts in two has its pieces named
-        self.reshape(mm, (), op)
+        self.reshape(mm, (), lambda: self._brk(mm, step, name))
+
+    def _brk(self, mm: Mm, step: Brk, name: str) -> None:
+        try:
+            brk(self.k, mm, step.start >> PAGE_SHIFT, step.end >> PAGE_SHIFT, name)
+        except ExpandError as e:
+            raise self.error(f"brk: {e}") from None
 
     def mremap(self, step: Mremap) -> None:
         mm, start, end = self.range(step.target, "mremap", whole=False)
@@ -580,26 +594,28 @@ class _Replayer:
         if step.name is not None and mm.by_name(step.name) is not None:
             raise self.error(f"mremap: {mm.name} already has a VMA named {step.name!r}")
 
-        def op() -> None:
-            try:
-                done = do_mremap(self.k, mm, start, old_len, new_len, step.flags, to,
-                                 TASK_SIZE >> PAGE_SHIFT)
-            except MremapError as e:
-                raise self.error(f"mremap: {e}") from None
-            if not done.created:
-                return
-            # a VMA copy_vma() made: the step's name, else the source's if that is gone
-            vma = done.vma
-            if step.name is not None:
-                vma.name = step.name
-            elif any(v.name == vma.name and v is not vma for v in mm.vmas):
-                taken = {v.name for v in mm.vmas}
-                n = 1
-                while f"{vma.name}.{n}" in taken:
-                    n += 1
-                vma.name = f"{vma.name}.{n}"
+        self.reshape(mm, step.names,
+                     lambda: self._mremap(mm, step, start, old_len, new_len, to))
 
-        self.reshape(mm, step.names, op)
+    def _mremap(self, mm: Mm, step: Mremap, start: int, old_len: int, new_len: int,
+                to: int | None) -> None:
+        try:
+            done = do_mremap(self.k, mm, start, old_len, new_len, step.flags, to,
+                             TASK_SIZE >> PAGE_SHIFT)
+        except MremapError as e:
+            raise self.error(f"mremap: {e}") from None
+        if not done.created:
+            return
+        # a VMA copy_vma() made: the step's name, else the source's if that is gone
+        vma = done.vma
+        if step.name is not None:
+            vma.name = step.name
+        elif any(v.name == vma.name and v is not vma for v in mm.vmas):
+            taken = {v.name for v in mm.vmas}
+            n = 1
+            while f"{vma.name}.{n}" in taken:
+                n += 1
+            vma.name = f"{vma.name}.{n}"
 
     def reshape(self, mm: Mm, names: tuple[str, ...], op) -> None:  # type: ignore[no-untyped-def]
         """Run an operation that may split VMAs, then name the pieces: of the VMAs now sharing a

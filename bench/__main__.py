@@ -8,7 +8,9 @@ against a baseline taken in the same run, never asserted).
 2. the invariant checks: after that fork (the whole child is new) and after a one-VMA step on
    the 65,024-VMA pair, incremental against the full recount;
 3. random small scenarios (20-60 steps, bench/randomsc.py) replayed through
-   ``engine.replay_many``, per second of CPU, checks on (incremental and full);
+   ``engine.replay_many``, per second of CPU, checks on (incremental and full)
+   (``python -m bench random`` runs only these; ``python -m bench search`` the rate of
+   ``anondiff search`` for two policies with checks, alone);
 4. a 10,000-generation fork-then-exit chain under degree and split-counters (linear?);
 5. ``anondiff run`` of a 65,000-VMA scenario file (generated) in every format but dot: wall
    clock, CPU, peak RSS; and 16,000 VMAs for linearity;
@@ -249,7 +251,7 @@ def bench_random(count: int = 300) -> None:
     print(f"random scenarios ({count}, {steps:.0f} steps on average), split-counters, checks on, "
           f"per CPU second: findings_many {rates['findings_many']:5.0f}, "
           f"replay_many(snapshots=False) {rates['replay_many']:5.0f}; with the full recount "
-          f"{rates['full']:5.0f} (aim: 5,000)")
+          f"{rates['full']:5.0f} (aim: 5,000); load average {os.getloadavg()[0]:.1f}")
 
 
 def bench_chain(policy: str, generations: int) -> float:
@@ -522,6 +524,8 @@ if __name__ == "__main__":
         bench_big(nums or (16_000, 65_000), fmts or ("list", "table", "json", "ascii"))
     elif sys.argv[1:2] == ["search"]:
         bench_search()
+    elif sys.argv[1:2] == ["random"]:
+        bench_random()
     elif sys.argv[1:2] == ["tree-first"]:
         _bench_tree_first(sys.argv[2])
     elif sys.argv[1:2] == ["trees"]:

@@ -5,11 +5,11 @@ Each returns (kind, where, detail); the engine turns new ones into findings.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Iterator
+from typing import AbstractSet, Final, Iterator
 
 from ..progress import EVERY, bar
 from .counters import DegreeCounters, NoCounters, SplitCounters
-from .objects import AnonVma, Mm, Vma
+from .objects import AnonVma, Checked, Mm, Vma
 from .rmap import avname
 from .state import Kernel
 
@@ -67,7 +67,7 @@ def _counters(k: Kernel, users: Counter[AnonVma]) -> Iterator[Violation]:
 #: per mm (in ``k.mms`` order) the VMA checks by address, then that mm's I3 groups by their
 #: lowest member, each by member address; the counters last, by anon_vma naming order.
 Key = tuple[int, int, int, int]
-_COUNTERS = 1 << 62
+_COUNTERS: Final = 1 << 62
 
 
 def vma_violations(vma: Vma) -> list[Violation]:
@@ -129,18 +129,6 @@ def _vma_ok(vma: Vma, chain: tuple[AnonVma, ...]) -> bool:
     return True
 
 
-class _Seen:
-    """What the incremental checks last saw of one VMA."""
-
-    __slots__ = ("out", "anon_vma", "chain")
-
-    def __init__(self, out: list[Violation], anon_vma: AnonVma | None,
-                 chain: tuple[AnonVma, ...]) -> None:
-        self.out = out
-        self.anon_vma = anon_vma
-        self.chain = chain
-
-
 class _Group:
     """An I3 group (the VMAs of one mm using one anon_vma) as last checked: its lowest member,
     that member's chain, and the violation of each member whose chain differs."""
@@ -155,8 +143,18 @@ class _Group:
         self.out: dict[Vma, Violation] = {}
 
 
+#: no VMA is new this round (never added to)
+_NO_VMAS: frozenset[Vma] = frozenset()
+
 #: I3 groups to look at again -> the members that changed (None: all of them)
 Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
+
+
+def _chain_set(vma: Vma) -> frozenset[AnonVma]:
+    """The chain of a VMA the checks have seen, as a set (what I3 compares)."""
+    seen = vma.checked
+    assert seen is not None
+    return frozenset(seen.chain)
 
 
 def _touch(touched: Touched, group: tuple[Mm, AnonVma], vma: Vma) -> None:
@@ -185,7 +183,6 @@ class IncrementalChecks:
         self.k = k
         #: violation -> how many sources (a VMA, an I3 group, an anon_vma) report it now
         self.count: dict[Violation, int] = {}
-        self.vmas: dict[Vma, _Seen] = {}
         self.mm_list: list[Mm] = []
         self.order: dict[Mm, int] = {}
         self.by_mm: dict[Mm, set[Vma]] = {}
@@ -193,13 +190,12 @@ class IncrementalChecks:
         #: per mm, anon_vma -> the VMAs using it (I3 groups), and each group's violations
         self.users: dict[Mm, dict[AnonVma, set[Vma]]] = {}
         self.groups: dict[tuple[Mm, AnonVma], _Group] = {}
-        self.nvmas: dict[AnonVma, int] = {}         # VMAs using it, every mm
-        self.children: dict[AnonVma, int] = {}      # linked live children (parent != self)
-        self.descendants: dict[AnonVma, int] = {}   # live anon_vmas with this root (not self)
-        self.contrib: dict[AnonVma, tuple[AnonVma | None, AnonVma | None]] = {}
-        self.counted: dict[AnonVma, list[Violation]] = {}
+        # per VMA: Vma.checked; per anon_vma: its chk_* fields (VMAs using it in every mm,
+        # linked live children with parent != self, live anon_vmas with it as root not self,
+        # where it counts in those, its I4/I5 violations)
         self._before: dict[Violation, bool] = {}
         self._keys: dict[Violation, Key] = {}
+        self.kind = _counters_kind(k.counters)
 
     def current(self) -> set[Violation]:
         return set(self.count)
@@ -227,24 +223,25 @@ class IncrementalChecks:
             if old is None or kv < old:
                 keys[v] = kv
 
-    def _mms_changed(self, mms: list[Mm], touched: Touched) -> set[Vma]:
+    def _mms_changed(self, mms: list[Mm], touched: Touched) -> AbstractSet[Vma]:
         """Forget the mms that exited, take on new ones; returns the new ones' VMAs."""
         dirty = self.k.dirty_vmas
-        alive = set(mms)
-        for mm in [mm for mm in self.by_mm if mm not in alive]:      # exited
+        for mm in [mm for mm in self.by_mm if mm not in mms]:        # exited
             for vma in self.by_mm.pop(mm):
                 dirty.add(vma)
-            for av in self.users[mm]:
+            # every group of it is looked at again (and dropped), so its VMAs need not leave
+            # them one by one
+            for av in self.users.pop(mm):
                 touched[(mm, av)] = None
             mm.dirty = None
-        fresh: set[Vma] = set()
+        fresh: AbstractSet[Vma] = _NO_VMAS
         for mm in mms:
             if mm not in self.by_mm:                                  # new: checked whole
                 self.by_mm[mm] = set()
                 self.users[mm] = {}
                 mm.dirty = dirty
                 mm.dirty_ranges.clear()
-                fresh.update(mm.vmas)
+                fresh = fresh | set(mm.vmas) if fresh else set(mm.vmas)
         dirty.update(fresh)
         self.mm_list = mms
         self.order = {mm: i for i, mm in enumerate(mms)}
@@ -262,7 +259,7 @@ class IncrementalChecks:
         avs = k.dirty_avs
         touched: Touched = {}
         mms = list(k.mms.values())
-        fresh: set[Vma] = set()
+        fresh: AbstractSet[Vma] = _NO_VMAS
         if mms != self.mm_list:
             fresh = self._mms_changed(mms, touched)
         for mm in mms:
@@ -272,17 +269,17 @@ class IncrementalChecks:
                 mm.dirty_ranges.clear()
         if k.freed_any or k.named_any:
             dirty.update(self.sick)
-            # their I3 groups' text or truth may change too
-            for av in avs:
-                for mm, group in self.users.items():
-                    if av in group:
-                        touched[(mm, av)] = None
+            # the text of an I3 group's findings names its anon_vma (a group without findings
+            # has nothing a name or a free could change: I3 compares chains alone)
+            for key, state in self.groups.items():
+                if state.out and key[1] in avs:
+                    touched[key] = None
             k.freed_any = k.named_any = False
         if not dirty and not avs and not touched:
             return [], []
 
         order = self.order
-        seen_vmas, users, nvmas, sick = self.vmas, self.users, self.nvmas, self.sick
+        users, sick = self.users, self.sick
         todo = list(dirty)
         dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
         progress = bar("checking the invariants", len(todo))
@@ -290,7 +287,7 @@ class IncrementalChecks:
             if progress and not i % EVERY:
                 progress.update(i)
             mm = vma.mm
-            seen = seen_vmas.get(vma)
+            seen = vma.checked
             if seen is not None and seen.anon_vma is vma.anon_vma and mm in order \
                     and mm.contains(vma):
                 chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
@@ -307,17 +304,13 @@ class IncrementalChecks:
                     avs.update(chain)
                     continue
             if seen is not None:
-                del seen_vmas[vma]
+                vma.checked = None
                 if seen.out:
                     self._drop(seen.out)
                     sick.discard(vma)
                 av = seen.anon_vma
                 if av is not None:
-                    n = nvmas[av] - 1
-                    if n:
-                        nvmas[av] = n
-                    else:
-                        del nvmas[av]
+                    av.chk_vmas -= 1
                     avs.add(av)
                     group = users.get(mm)
                     if group is not None:
@@ -335,13 +328,13 @@ class IncrementalChecks:
             chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
             out = [] if _vma_ok(vma, chain) else vma_violations(vma)
             av = vma.anon_vma
-            seen_vmas[vma] = _Seen(out, av, chain)
+            vma.checked = Checked(out, av, chain)
             self.by_mm[mm].add(vma)
             if out:
                 sick.add(vma)
                 self._add(out, (order[mm], 0, vma.start))
             if av is not None:
-                nvmas[av] = nvmas.get(av, 0) + 1
+                av.chk_vmas += 1
                 avs.add(av)
                 group = users[mm]
                 members = group.get(av)
@@ -373,7 +366,7 @@ class IncrementalChecks:
         keys.clear()
         return new, gone
 
-    def _recheck(self, vma: Vma, seen: _Seen, chain: tuple[AnonVma, ...], mm_order: int) -> None:
+    def _recheck(self, vma: Vma, seen: Checked, chain: tuple[AnonVma, ...], mm_order: int) -> None:
         """The VMA checks of a VMA whose anon_vma and chain did not change."""
         out = [] if _vma_ok(vma, chain) else vma_violations(vma)
         if out == seen.out:
@@ -397,29 +390,28 @@ class IncrementalChecks:
                 self._drop(list(state.out.values()))
                 del self.groups[(mm, av)]
             return
-        seen = self.vmas
         if state is not None and changed is not None:
             first = state.first
             if first in members and all(v.start >= first.start for v in changed if v in members) \
                     and (first not in changed or (first.name == state.first_name
                                                   and first.start <= state.first_start
-                                                  and frozenset(seen[first].chain) == state.first_set)):
+                                                  and _chain_set(first) == state.first_set)):
                 out = state.out
                 for v in changed:
                     old = out.pop(v, None)
                     if old is not None:
                         self._drop([old])
                     if v in members and v is not first \
-                            and frozenset(seen[v].chain) != state.first_set:
+                            and _chain_set(v) != state.first_set:
                         out[v] = v3 = self._i3(mm, first, v, av)
                         self._add([v3], (self.order[mm], 1, first.start), v.start)
                 return
         if state is not None:
             self._drop(list(state.out.values()))
         first = min(members, key=lambda v: v.start)
-        state = self.groups[(mm, av)] = _Group(first, frozenset(seen[first].chain))
+        state = self.groups[(mm, av)] = _Group(first, _chain_set(first))
         for v in members:
-            if v is not first and frozenset(seen[v].chain) != state.first_set:
+            if v is not first and _chain_set(v) != state.first_set:
                 state.out[v] = v3 = self._i3(mm, first, v, av)
                 self._add([v3], (self.order[mm], 1, first.start), v.start)
 
@@ -430,52 +422,62 @@ class IncrementalChecks:
     def _counters(self, avs: set[AnonVma]) -> None:
         """I4 and I5 of the anon_vmas in ``avs``, their parents and roots, after bringing each
         one's share in its parent's children and its root's descendants up to date."""
+        if not avs:
+            return
         live = self.k.live
-        children, descendants, contribs = self.children, self.descendants, self.contrib
-        extra: list[AnonVma | None] = []
+        todo: set[AnonVma] = set()
         for av in avs:
             parent, root = av.parent, av.root
-            if av in live:
-                contrib = (parent if av.tree and parent is not None and parent is not av else None,
-                           root if root is not av else None)
-            else:
-                contrib = (None, None)
-            old = contribs.get(av, (None, None))
-            if contrib != old:
-                if old[0] is not None:
-                    children[old[0]] -= 1
-                if old[1] is not None:
-                    descendants[old[1]] -= 1
-                if contrib[0] is not None:
-                    children[contrib[0]] = children.get(contrib[0], 0) + 1
-                if contrib[1] is not None:
-                    descendants[contrib[1]] = descendants.get(contrib[1], 0) + 1
-                if contrib == (None, None):
-                    del contribs[av]
-                else:
-                    contribs[av] = contrib
-                extra.extend(old)
+            alive = av in live
+            # where av counts now: its parent's linked children, its root's descendants
+            now_parent = parent if alive and av.tree and parent is not None and parent is not av \
+                else None
+            now_root = root if alive and root is not av else None
+            old = av.chk_parent
+            if old is not now_parent:
+                if old is not None:
+                    old.chk_children -= 1
+                    todo.add(old)
+                if now_parent is not None:
+                    now_parent.chk_children += 1
+                av.chk_parent = now_parent
+            old = av.chk_root
+            if old is not now_root:
+                if old is not None:
+                    old.chk_descendants -= 1
+                    todo.add(old)
+                if now_root is not None:
+                    now_root.chk_descendants += 1
+                av.chk_root = now_root
+            todo.add(av)
             if parent is not None:
-                extra.append(parent)
-            extra.append(root)
-        avs.update(extra)  # type: ignore[arg-type]
-        avs.discard(None)  # type: ignore[arg-type]
+                todo.add(parent)
+            todo.add(root)
         counters = self.k.counters
-        agree = _AGREE.get(type(counters))
-        nvmas, counted = self.nvmas, self.counted
-        for av in avs:
-            old_out = counted.pop(av, None)
-            if old_out:
-                self._drop(old_out)
+        kind = self.kind
+        for av in todo:
+            old_out = av.chk_out
+            if old_out is not None:
+                av.chk_out = None
+                if old_out:
+                    self._drop(old_out)
             if av not in live:
                 continue
             linked = bool(av.tree)
-            vmas, kids = nvmas.get(av, 0), children.get(av, 0)
+            vmas, kids = av.chk_vmas, av.chk_children
             root_linked = linked and av.parent is av
-            if av.refcount == int(linked) + descendants.get(av, 0) and (
-                    agree(av, vmas, kids, root_linked) if agree is not None else
-                    counters.values(av) == counters.expected(vmas, kids, root_linked)):
-                continue
+            if av.refcount == int(linked) + av.chk_descendants:
+                # counters.values(av) == counters.expected(...) without building the tuples for
+                # the built-in eras (the common case: they agree)
+                if kind == _SPLIT:
+                    if av.num_children == kids + int(root_linked) and av.num_active_vmas == vmas:
+                        continue
+                elif kind == _DEGREE:
+                    if av.degree == vmas + kids + int(root_linked):
+                        continue
+                elif kind == _NONE or \
+                        counters.values(av) == counters.expected(vmas, kids, root_linked):
+                    continue
             out = []
             have = counters.values(av)
             want = counters.expected(vmas, kids, root_linked)
@@ -483,20 +485,21 @@ class IncrementalChecks:
                 got = ", ".join(f"{n} {v}" for n, v in have)
                 exp = ", ".join(f"{n} {v}" for n, v in want)
                 out.append(("I4", avname(av), f"{got}; recount gives {exp}"))
-            refs = int(linked) + descendants.get(av, 0)
+            refs = int(linked) + av.chk_descendants
             if av.refcount != refs:
                 out.append(("I5", avname(av), f"refcount {av.refcount}; expected {refs}"))
-            counted[av] = out
+            av.chk_out = out
             self._add(out, (_COUNTERS, av.seq, 0))
 
 
-#: ``counters.values(av) == counters.expected(vmas, children, root_linked)`` for the counters
-#: of the built-in eras, without building the tuples (the common case: they agree).  A
+#: The counters of the built-in eras, checked inline (:meth:`IncrementalChecks._counters`); a
 #: policy's own counters class, even a subclass, is compared the long way.
-_AGREE: dict[type, Callable[[AnonVma, int, int, bool], bool]] = {
-    NoCounters: lambda av, vmas, children, root_linked: True,
-    DegreeCounters: lambda av, vmas, children, root_linked:
-        av.degree == vmas + children + root_linked,
-    SplitCounters: lambda av, vmas, children, root_linked:
-        av.num_children == children + root_linked and av.num_active_vmas == vmas,
-}
+_OTHER: Final = 0
+_NONE: Final = 1
+_DEGREE: Final = 2
+_SPLIT: Final = 3
+
+
+def _counters_kind(counters: NoCounters) -> int:
+    kinds = {NoCounters: _NONE, DegreeCounters: _DEGREE, SplitCounters: _SPLIT}
+    return kinds.get(type(counters), _OTHER)

@@ -67,7 +67,11 @@ def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
 
 
 def exit_mmap(k: Kernel, mm: Mm) -> None:
-    zap_pages(mm, 0, 1 << 64)
+    # zap_pages() of the whole address space: every pte goes
+    mm.touch_range(0, 1 << 64)
+    for page in mm.ptes.values():
+        page.mapcount -= 1
+    mm.ptes.clear()
     for vma in mm.vmas:
         k.policy.unlink_anon_vmas(k, vma)
     mm.vmas.clear()

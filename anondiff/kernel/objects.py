@@ -65,7 +65,8 @@ class AnonVma:
     """
 
     __slots__ = ("root", "parent", "refcount", "degree", "num_children", "num_active_vmas",
-                 "tree", "freed", "name", "seq")
+                 "tree", "freed", "name", "seq", "chk_vmas", "chk_children", "chk_descendants",
+                 "chk_parent", "chk_root", "chk_out")
 
     def __init__(self) -> None:
         self.root: AnonVma = self
@@ -78,6 +79,16 @@ class AnonVma:
         self.freed = False
         self.name: str | None = None      # given when first linked
         self.seq = 0                      # naming order
+        # What the incremental invariant checks (anondiff.kernel.checks) counted of it, kept
+        # here (like the kernel's own debug fields) so that finding it is a field load, not a
+        # hash lookup: VMAs using it, its linked live children and live descendants, the parent
+        # and root it counts in, and its I4/I5 violations (None: none).  One checker per Kernel.
+        self.chk_vmas = 0
+        self.chk_children = 0
+        self.chk_descendants = 0
+        self.chk_parent: AnonVma | None = None
+        self.chk_root: AnonVma | None = None
+        self.chk_out: list[tuple[str, str, str]] | None = None
 
     def __repr__(self) -> str:  # pragma: no mutate block (debug repr)
         return f"<anon_vma {self.name or hex(id(self))}>"
@@ -110,7 +121,7 @@ class Vma:
     """``struct vm_area_struct``; addresses in pages (address >> PAGE_SHIFT)."""
 
     __slots__ = ("mm", "start", "end", "pgoff", "prot", "flags", "file", "anon_vma", "avcs",
-                 "name")
+                 "name", "checked")
 
     def __init__(self, mm: Mm, start: int, end: int, pgoff: int, prot: frozenset[str],
                  flags: frozenset[str], file: str | ShmemFile | None, name: str) -> None:
@@ -126,6 +137,9 @@ class Vma:
         #: the head is an append: ``avcs[-1]`` is the head; iterate head to tail with same_vma()
         self.avcs: list[AnonVmaChain] = []
         self.name = name
+        #: what the incremental invariant checks last saw of it (None: not checked yet, or
+        #: forgotten since it left its mm)
+        self.checked: Checked | None = None
 
     def dup(self, mm: Mm | None = None, name: str | None = None) -> Vma:
         """vm_area_dup(): a byte copy, anon_vma included, with an empty chain (for a fork, in
@@ -145,6 +159,19 @@ class Vma:
 
     def __repr__(self) -> str:  # pragma: no mutate block (debug repr)
         return f"<vma {self.mm.name}/{self.name} [{self.start:#x},{self.end:#x})>"
+
+
+class Checked:
+    """What the incremental invariant checks (:mod:`anondiff.kernel.checks`) last saw of one
+    VMA: its VMA-level violations, its anon_vma and its chain (head first)."""
+
+    __slots__ = ("out", "anon_vma", "chain")
+
+    def __init__(self, out: list[tuple[str, str, str]], anon_vma: AnonVma | None,
+                 chain: tuple[AnonVma, ...]) -> None:
+        self.out = out
+        self.anon_vma = anon_vma
+        self.chain = chain
 
 
 class Mm:

@@ -174,25 +174,26 @@ def _layout_vma(st: _State, process: str, label: str) -> VmaSpec | None:
         return None
     start = _pick(r, free)
     room = _room(st.space[process], start)
-    spec = _vma_spec(st, st.fresh("v"), start, room)
-    if spec.shared:
+    name = st.fresh("v")
+    size, kind, prot = _draw_vma(r, room)
+    if kind == "shared":
+        spec = _make_spec(name, start, size, prot, kind)
         _map(st, process, spec)
         return spec
-    flags = set()
-    if r.random() < 0.1:
-        flags.add("dontcopy")
-    if spec.file is None and r.random() < 0.1:
-        flags.add("wipeonfork")
+    file = FILE if kind == "file" else None
+    dontcopy = r.random() < 0.1
+    wipeonfork = file is None and r.random() < 0.1
+    flags = _FLAGS[dontcopy, wipeonfork]
     how = r.random()
     faulted, offsets = how < 0.75, None
-    size = (spec.end - spec.start) >> PAGE_SHIFT
     if faulted and how > 0.6:
         offsets = tuple(sorted(r.sample(range(size), r.randint(0, size))))
         if len(offsets) == size:
             offsets = None                   # every page: faulted: true
-    anon_vma = label if faulted and spec.file is None and r.random() < 0.5 else None
+    anon_vma = label if faulted and file is None and r.random() < 0.5 else None
+    spec = VmaSpec(name, start << PAGE_SHIFT, (start + size) << PAGE_SHIFT, prot, flags,
+                   False, file, faulted, offsets, anon_vma)
     # the model's page table: reserve before the next draw sees the space
-    spec = spec._replace(flags=frozenset(flags), faulted=faulted, pages=offsets, anon_vma=anon_vma)
     _map(st, process, spec)
     return spec
 
@@ -204,14 +205,27 @@ def _room(space: dict[int, int], start: int) -> int:
     return room
 
 
-def _vma_spec(st: _State, name: str, start: int, room: int) -> VmaSpec:
-    r = st.r
+def _draw_vma(r: random.Random, room: int) -> tuple[int, str, frozenset[str]]:
+    """A new VMA's size in pages (at most ``room``), kind and protection."""
     pages = r.randint(1, min(MAX_PAGES, room))
     kind = _pick(r, _KINDS)
-    prot = PROTS[_pick(r, _LAYOUT_PROTS)]
-    return VmaSpec(name=name, start=start << PAGE_SHIFT, end=(start + pages) << PAGE_SHIFT,
-                   prot=prot, flags=frozenset(), shared=kind == "shared",
-                   file=FILE if kind == "file" else None)
+    return pages, kind, PROTS[_pick(r, _LAYOUT_PROTS)]
+
+
+def _make_spec(name: str, start: int, pages: int, prot: frozenset[str], kind: str) -> VmaSpec:
+    return VmaSpec(name, start << PAGE_SHIFT, (start + pages) << PAGE_SHIFT, prot, _NO_FLAGS,
+                   kind == "shared", FILE if kind == "file" else None)
+
+
+def _vma_spec(st: _State, name: str, start: int, room: int) -> VmaSpec:
+    pages, kind, prot = _draw_vma(st.r, room)
+    return _make_spec(name, start, pages, prot, kind)
+
+
+_NO_FLAGS: frozenset[str] = frozenset()
+#: (dontcopy, wipeonfork) -> the layout VMA's flags
+_FLAGS = {(d, w): frozenset({"dontcopy"} if d else set()) | ({"wipeonfork"} if w else set())
+          for d in (False, True) for w in (False, True)}
 
 
 def _map(st: _State, process: str, spec: VmaSpec) -> None:
