@@ -112,7 +112,7 @@ def topology_blocks(t: Topology) -> Iterator[list[str]]:
             avs = [by_name(v.anon_vma) if v.anon_vma else None for v in vmas]
             yield _columns_table([
                 [v.name for v in vmas],
-                [f"{v.start:#x}-{v.end:#x}" for v in vmas],
+                ["%#x-%#x" % (v.start, v.end) for v in vmas],
                 _cached(_prot, [v.prot for v in vmas]),
                 _cached(_flags, [v.flags for v in vmas]),
                 [v.anon_vma or "-" for v in vmas],
