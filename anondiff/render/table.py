@@ -119,7 +119,10 @@ def topology_blocks(t: Topology) -> Iterator[list[str]]:
                 [(av.parent or "-") if av else "-" for av in avs],
                 [av.root if av else "-" for av in avs],
                 [" ".join(v.chain) or "-" for v in vmas],
-                [_pages(v.pages) if v.pages else "" for v in vmas],
+                # _pages(), the one-page VMA's inline (a call per VMA less)
+                [(f"{pg.name}>{pg.mapping}" if pg.in_chain else f"{pg.name}>{pg.mapping}!")
+                 if len(pages := v.pages) == 1 and (pg := pages[0])
+                 else _pages(pages) if pages else "" for v in vmas],
             ], ["vma", "range", "prot", "flags", "anon_vma", "parent", "root",
                 "chain (head first)", "pages"])
         else:
@@ -133,7 +136,8 @@ def topology_blocks(t: Topology) -> Iterator[list[str]]:
             [a.root for a in all_avs],
             _cached(_counters, [a.counters for a in all_avs]),
             [str(a.refcount) for a in all_avs],
-            [_some(a.users) for a in all_avs],
+            [" ".join(users) if 0 < len(users := a.users) <= 8 else _some(users)
+             for a in all_avs],       # _some(), the few users' inline
             ["freed" if a.freed else "live" for a in all_avs],
         ], ["anon_vma", "parent", "root", "counters", "refcount", "used by", "state"])
         yield [""]
