@@ -55,6 +55,7 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
         npte = len(ptes)
         mm_prefix = mm.name + "/"
         vmas = []
+        last_end, last_end_addr = -1, None     # the VMA below: its end, as a page and an object
         progress = bar(f"taking the snapshot of {mm.name}", len(mm.vmas))
         for i, vma in enumerate(mm.vmas):
             if progress and not i % EVERY:
@@ -84,14 +85,22 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
                 else:
                     got.append(ref)
             pages: tuple[PageView, ...] = ()
+            start, end = vma.start, vma.end
+            # the numbers as objects once each (compiled, an int field is boxed anew at each
+            # use): a VMA's start shares the end of the VMA below when they meet, a one-page
+            # VMA's page its address, and its index when it is pgoff
+            addr: object = last_end_addr if start == last_end else start << PAGE_SHIFT
+            end_addr: object = end << PAGE_SHIFT
+            last_end, last_end_addr = end, end_addr
+            pgoff: object = vma.pgoff
             if npte:
-                start, end = vma.start, vma.end
                 if end - start == 1:
                     page = ptes.get(start)
                     if page is not None:
                         mapping = page.mapping
+                        index = page.index
                         pages = (tuple_new(PageView, (
-                            page.name, start << PAGE_SHIFT, page.index,
+                            page.name, addr, pgoff if index == vma.pgoff else index,
                             mapping.name or "(unnamed)", _in_chain(mapping, avcs, head),
                             mapping.freed)),)
                 else:
@@ -114,7 +123,7 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
             if flags is None:
                 flags = _flags(vma.flags, file)
             vmas.append(tuple_new(VmaView, (
-                vma.name, vma.start << PAGE_SHIFT, vma.end << PAGE_SHIFT, vma.pgoff,
+                vma.name, addr, end_addr, pgoff,
                 prot, flags, None if av is None else (av.name or "(unnamed)"),
                 names, pages)))
         if progress:
