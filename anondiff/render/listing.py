@@ -105,6 +105,9 @@ def _describe(avs: Mapping[str, AnonVmaView], name: str) -> str:
     av = avs.get(name)
     if av is None:
         return f"{name} (unknown!)"
+    parent = av.parent
+    if not av.freed and parent is not None and parent != name and parent == av.root:
+        return f"{name} (child of {parent})"    # the common case below, without the list
     notes = ["freed!"] if av.freed else []
     if is_root(av):
         notes.append("root")
