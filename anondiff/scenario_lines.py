@@ -203,8 +203,9 @@ class FastDocument:
 #: an item whose first two keys are a name (as NAME_PATTERN) and a start address (hex, or
 #: decimal without a leading zero), the rest of it in group 4: ``, pages: 1, prot: rw`` (a
 #: line :data:`_ITEM` matches too)
-_NAMED_ITEM = re.compile(r"( +)- \{ *name: +([A-Za-z_][A-Za-z0-9_.-]*), +start: +"
-                         r"(0x[0-9a-fA-F]+|[1-9][0-9]*)((?:, +" + _PAIR + r")*) *\} *(?:\n|\Z)")
+_NAMED_TAIL = (r"- \{ *name: +([A-Za-z_][A-Za-z0-9_.-]*), +start: +"
+               r"(0x[0-9a-fA-F]+|[1-9][0-9]*)((?:, +" + _PAIR + r")*) *\} *(?:\n|\Z)")
+_NAMED_ITEM = re.compile(r"( +)" + _NAMED_TAIL)
 
 
 class _Shape(NamedTuple):
@@ -253,11 +254,33 @@ def _read_list(text: str, pos: int, indent: int, line: int,
     shapes: dict[str, _Shape | None] = {}
     # a plain scalar is a string unless its first character is one the resolver looks at
     triggers = _TRIGGERS if not _WILDCARD else _EVERYTHING
-    new_spec = VmaSpec.__new__
+    new_spec = tuple.__new__         # a VmaSpec as the tuple it is, as its __new__ makes it
     end = len(text)
     column = -1
     progress = None
+    #: the common line once the column is known: named, at that column, its rest's shape seen
+    fast_match = _no_match
     while pos < end:
+        # a loop of its own for the common line (the general one below reads the others)
+        while fast := fast_match(text, pos):
+            name, start_text, rest = fast.groups()
+            shape = shapes.get(rest)
+            if shape is None or (name[0] in triggers and _tag(name, cache) != TAG_STR):
+                break
+            start = int(start_text[2:], 16) if start_text[1:2] == "x" else int(start_text)
+            stop = start + shape.length
+            if start < PAGE_SIZE or start % PAGE_SIZE or stop > TASK_SIZE:
+                break
+            if progress and not len(specs) % EVERY:
+                progress.update(len(specs))
+            proto = shape.spec
+            specs.append(new_spec(VmaSpec, (name, start, stop, proto.prot, proto.flags,
+                                            proto.shared, proto.file, proto.faulted, proto.pages,
+                                            proto.anon_vma, line, proto.offset)))
+            pos = fast.end()
+            line += 1
+        if pos >= end:
+            break
         named = named_match(text, pos)
         m = named if named is not None else item_match(text, pos)
         if m is None:
@@ -272,6 +295,8 @@ def _read_list(text: str, pos: int, indent: int, line: int,
             if column <= indent:
                 return None
             progress = bar("reading the VMAs", text.count("\n", pos) + 1)
+            if not _WILDCARD:
+                fast_match = re.compile(" {%d}" % column + _NAMED_TAIL).match
         elif len(m.group(1)) != column:
             return None
         if progress and not len(specs) % EVERY:
@@ -289,9 +314,9 @@ def _read_list(text: str, pos: int, indent: int, line: int,
                 stop = start + shape.length
                 if start >= PAGE_SIZE and not start % PAGE_SIZE and stop <= TASK_SIZE:
                     proto = shape.spec
-                    spec = new_spec(VmaSpec, name, start, stop, proto.prot, proto.flags,
-                                    proto.shared, proto.file, proto.faulted, proto.pages,
-                                    proto.anon_vma, line, proto.offset)
+                    spec = new_spec(VmaSpec, (name, start, stop, proto.prot, proto.flags,
+                                              proto.shared, proto.file, proto.faulted,
+                                              proto.pages, proto.anon_vma, line, proto.offset))
         if spec is None:
             body = (m if named is None else item_match(text, pos)).group(2)  # type: ignore[union-attr]
             spec = vma_from_scalars([(k, TAG_STR if v[0] not in triggers else _tag(v, cache), v)
@@ -321,22 +346,23 @@ def compose(text: str, path: str) -> yaml.Node | FastDocument:
     lists: dict[int, list[VmaSpec]] = {}      # 0-based line of the vmas: key -> its VMAs
     done = 0                                  # text[:done] is in pieces
     seen, line = 0, 0                         # line: the 0-based line number of text[seen]
-    for m in _VMAS.finditer(text):
-        if m.start() < done:
-            continue
+    at = 0      # where the next key is searched for: after the last one, or the list read
+    # (finditer would scan every line of a list read, 6 MB for 65,000 VMAs)
+    while (m := _VMAS.search(text, at)) is not None:
         line += text.count("\n", seen, m.start())
-        seen = m.start()
+        seen = at = m.start()
         after = m.end() + 1
         if after > len(text):
             break
         got = _read_list(text, after, len(m.group(1)), line + 2, cache)
         if got is None:
+            at = m.end()
             continue
         specs, stop = got
         lists[line] = specs
         breaks = text.count("\n", m.end(), stop)
         pieces += [text[done:m.end()], " []", "\n" * breaks]
-        done, seen, line = stop, stop, line + breaks
+        done, seen, at, line = stop, stop, stop, line + breaks
     if not lists:
         return compose_nodes(text, path)
     pieces.append(text[done:])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, le, lt
 from pathlib import Path
 
 import yaml
@@ -33,21 +33,25 @@ def _sound_vmas(specs: list[VmaSpec], process: str,
     at a time; None if anything is (the VMAs are then checked one by one, to say what)."""
     if len({spec.name for spec in specs}) != len(specs):
         return None
+    # a label's first use (an earlier list's, else this one's first VMA with it), and every
+    # VMA with it in the same process and file as that one: checked once per (label, file)
+    firsts = {spec.anon_vma: spec for spec in reversed(specs) if spec.anon_vma is not None}
     new: dict[str, _LabelUse] = {}
-    for spec in specs:
-        label = spec.anon_vma
-        if label is not None:
-            first = new.get(label)
-            if first is None:
-                first = labels.get(label)
-            if first is None:
-                new[label] = _LabelUse(process, spec)
-            elif first.process != process or first.vma.file != spec.file:
-                return None
-    ordered = sorted(specs, key=attrgetter("start"))
-    for a, b in zip(ordered, ordered[1:]):
-        if b.start < a.end:
+    for label, file in {(spec.anon_vma, spec.file) for spec in specs
+                        if spec.anon_vma is not None}:
+        first = new.get(label) or labels.get(label)
+        if first is None:
+            first = new[label] = _LabelUse(process, firsts[label])
+        if first.process != process or first.vma.file != file:
             return None
+    starts = [spec.start for spec in specs]
+    if all(map(lt, starts, starts[1:])):         # in address order already (a C loop)
+        ordered = specs
+    else:
+        ordered = sorted(specs, key=attrgetter("start"))
+        starts = [spec.start for spec in ordered]
+    if not all(map(le, [spec.end for spec in ordered[:-1]], starts[1:])):
+        return None
     labels.update(new)
     return tuple(ordered)
 

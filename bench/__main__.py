@@ -125,9 +125,11 @@ def _engine_fork(policy: str, n: int) -> None:
         r.step_no = 1
         gc.collect()
         with r.no_gc():
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             c0, w0 = time.thread_time(), time.perf_counter()
             r.do(sc.steps[0])
             c1, w1 = time.thread_time(), time.perf_counter()
+            f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             r.record()
             c2 = time.thread_time()
             checks.check(r.k)
@@ -141,7 +143,7 @@ def _engine_fork(policy: str, n: int) -> None:
             c6 = time.thread_time()
             r.teardown()
         return {"cpu": c1 - c0, "wall": w1 - w0, "inc": c2 - c1, "full": c3 - c2,
-                "step": c4 - c3, "inc1": c5 - c4, "full1": c6 - c5}
+                "step": c4 - c3, "inc1": c5 - c4, "full1": c6 - c5, "faults": f1 - f0}
 
     runs = [once() for _ in range(3)]
     got = {k: min(r[k] for r in runs) for k in runs[0]}
@@ -161,9 +163,11 @@ def bench_fork(policies: tuple[str, ...] = ("split-counters", "degree", "clone-r
             k = kernel[n]
             vs = (f"kernel {k[0] * 1e3:6.1f} ms CPU {k[1] * 1e3:6.1f} ms wall; engine/kernel "
                   f"x{e['cpu'] / k[0]:4.1f} CPU x{e['wall'] / k[1]:4.1f} wall" if k else "no kernel")
+            # page faults: the fork's new objects on memory the process never touched before
+            # (a few microseconds each on a VM), a cost per VMA that grows with the heap
             print(f"fork {n:>6} VMAs {policy:17} engine {e['cpu'] * 1e3:6.1f} ms CPU "
                   f"({e['cpu'] / n * 1e6:4.2f} us/VMA; kernel {k[0] / n * 1e6 if k else 0:4.2f}), "
-                  f"{e['wall'] * 1e3:6.1f} ms wall; {vs}")
+                  f"{e['wall'] * 1e3:6.1f} ms wall, {e['faults'] / n:4.2f} page faults/VMA; {vs}")
             if n == SIZES[-1]:
                 print(f"  checks after that fork: incremental {e['inc'] * 1e3:6.1f} ms, full "
                       f"{e['full'] * 1e3:6.1f} ms (x{e['full'] / e['inc']:.1f}); after a one-VMA "

@@ -34,7 +34,7 @@ def test_goldens_have_no_trailing_spaces(ext: str) -> None:
     for f in sorted(GOLDEN.rglob(f"*.{ext}")):
         for n, line in enumerate(f.read_text().splitlines(), 1):
             assert line == line.rstrip(), f"{f}:{n}: trailing whitespace"
-            if ext != "dot":  # the graphviz package indents DOT with tabs
+            if ext != "dot":  # DOT is indented with tabs, as the graphviz package writes it
                 assert "\t" not in line, f"{f}:{n}: tab"
 
 

@@ -89,3 +89,22 @@ def test_ascii_plain_drawing_as_the_canvas(rows: list, data: st.DataObject) -> N
 def test_ascii_fits_as_one_part(rows: list, width: int) -> None:
     from anondiff.render.ascii import bands, fits
     assert fits(rows, len(rows[0]), width) == (len(bands(rows, len(rows[0]), width)) <= 1)
+
+
+# -- list: lineages from the parent's ------------------------------------------------------------
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ABCDEFG"), st.sampled_from("ABCDEFGX"),
+                          st.one_of(st.none(), st.sampled_from("ABCDEFGX"))),
+                max_size=7, unique_by=lambda t: t[0]),
+       st.lists(st.sampled_from("ABCDEFGX"), max_size=8))
+def test_lineages_as_the_walk(avs: list, asked: list) -> None:
+    """_Lineages (each from its parent's) gives _lineage's walk for any anon_vmas, cycles and
+    unknown names included, in any order of asking."""
+    from anondiff.render.listing import _Lineages, _lineage
+    from anondiff.topology import AnonVmaView
+    by_name = {name: AnonVmaView(name, root, parent, 1, (), False, (), ())
+               for name, root, parent in avs}
+    memo = _Lineages(by_name, len(by_name))
+    for name in asked + list(by_name):
+        assert memo[name] == _lineage(by_name, name, len(by_name))

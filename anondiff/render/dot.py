@@ -1,4 +1,4 @@
-"""``--format dot``: Graphviz source (built with the ``graphviz`` package), and images from it.
+"""``--format dot``: Graphviz source (written by :mod:`.dotsource`), and images drawn from it.
 
 Building the DOT text is pure; only :func:`write_image` runs the ``dot`` program.  The drawing is
 meant to be linked from a review, so it fits a page width and shows what anon_vma bugs are about:
@@ -27,18 +27,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import html
 import os
-import shutil
-import subprocess
 import textwrap
 from collections.abc import Callable, Sequence
-
-import graphviz
 
 from ..errors import RenderError
 from ..topology import AnonVmaView, PageView, ProcessView, Replay, Topology, VmaView
 from . import RenderOptions
+from .dotsource import Digraph, escape, nohtml
 from .listing import (differing_refs, finding_kinds, has_parent, is_root, lineage, runs,
                       shown_anon_vmas)
 
@@ -89,8 +85,8 @@ def label(*lines: str, left: bool = False) -> str:
     r"""A label of literal lines (backslashes, quotes and ``<...>`` lose their DOT meaning),
     joined by ``\n`` (centred) or ``\l`` (left-justified)."""
     sep = "\\l" if left else "\\n"
-    text = sep.join(graphviz.escape(" ".join(line.splitlines())) for line in lines)
-    return graphviz.nohtml(text + (sep if left else ""))
+    text = sep.join(escape(" ".join(line.splitlines())) for line in lines)
+    return nohtml(text + (sep if left else ""))
 
 
 def wrapped(*lines: str, width: int = TEXT_WIDTH) -> list[str]:
@@ -100,8 +96,10 @@ def wrapped(*lines: str, width: int = TEXT_WIDTH) -> list[str]:
 
 
 def h(text: str) -> str:
-    """Text for an HTML-like label."""
-    return html.escape(text, quote=True)
+    """Text for an HTML-like label: ``html.escape(text, quote=True)`` (without importing
+    :mod:`html`, whose entity tables cost start-up time)."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#x27;"))
 
 
 def prot_text(vma: VmaView) -> str:
@@ -191,7 +189,7 @@ class _Edges:
     writes them after every node (:meth:`flush`): dot's first ordering of a rank follows the
     order in which nodes first appear, so clusters stay in source order."""
 
-    def __init__(self, g: graphviz.Digraph) -> None:
+    def __init__(self, g: Digraph) -> None:
         self.g = g
         self.used: list[str] = []
         self.pending: list[tuple[str, str, dict[str, str]]] = []
@@ -207,7 +205,7 @@ class _Edges:
         self.pending = []
 
 
-def _legend(g: graphviz.Digraph, edges: _Edges, prefix: str = "") -> list[str]:
+def _legend(g: Digraph, edges: _Edges, prefix: str = "") -> list[str]:
     """One sample edge per style used, its meaning to the left of it; returns the text nodes
     (to be kept under the drawing)."""
     ids: list[str] = []
@@ -223,7 +221,7 @@ def _legend(g: graphviz.Digraph, edges: _Edges, prefix: str = "") -> list[str]:
     return ids
 
 
-def _findings(g: graphviz.Digraph, topo: Topology, node: str) -> list[str]:
+def _findings(g: Digraph, topo: Topology, node: str) -> list[str]:
     if not topo.findings:
         return []
     lines = wrapped(*(f"{f.kind} {f.where}: {f.detail} (step {f.step})" for f in topo.findings))
@@ -232,7 +230,7 @@ def _findings(g: graphviz.Digraph, topo: Topology, node: str) -> list[str]:
     return [node]
 
 
-def _keep_order(g: graphviz.Digraph, ids: Sequence[str], cluster: bool = False) -> None:
+def _keep_order(g: Digraph, ids: Sequence[str], cluster: bool = False) -> None:
     """Nodes on one rank, top to bottom in this order.  (dot lays out LR graphs as TB ones
     turned; inside a cluster a flat edge comes out the other way up, hence ``cluster``.)"""
     if cluster:
@@ -254,7 +252,7 @@ MAX_DEPTH = 5
 MAX_DEPTH_COMPARE = 4
 
 
-def _anon_vmas(c: graphviz.Digraph, topo: Topology, edges: _Edges,
+def _anon_vmas(c: Digraph, topo: Topology, edges: _Edges,
                av_id: Callable[[str], str], in_cluster: bool, max_depth: int = MAX_DEPTH) -> None:
     """The anon_vma boxes of one topology and their parent (or root) edges."""
     shown = shown_anon_vmas(topo)
@@ -300,7 +298,7 @@ class _Run:
     def av_id(self, name: str) -> str:
         return self.prefix + node_id("av", name)
 
-    def draw(self, c: graphviz.Digraph, edges: _Edges) -> list[str]:
+    def draw(self, c: Digraph, edges: _Edges) -> list[str]:
         """Returns the nodes of the left column, top to bottom."""
         c.node(self.table, self._table(), shape="plain")
         _anon_vmas(c, self.topo, edges, self.av_id, in_cluster=bool(self.prefix))
@@ -374,8 +372,8 @@ class _Run:
 
 # -- graphs -----------------------------------------------------------------------------------
 
-def _digraph(title: Sequence[str]) -> graphviz.Digraph:
-    return graphviz.Digraph(
+def _digraph(title: Sequence[str]) -> Digraph:
+    return Digraph(
         "anondiff",
         graph_attr={"rankdir": "LR", "fontname": FONT, "fontsize": FONTSIZE, "labelloc": "t",
                     "labeljust": "l", "label": label(*wrapped(*title), left=True),
@@ -475,7 +473,7 @@ class _Aligned:
                        key=lambda n: ((a.get(n) or b.get(n)).start, n))  # type: ignore[union-attr]
         return [(a.get(n), b.get(n)) for n in names]
 
-    def draw(self, c: graphviz.Digraph, edges: _Edges) -> list[str]:
+    def draw(self, c: Digraph, edges: _Edges) -> list[str]:
         """Returns the nodes of the left column, top to bottom."""
         c.node(self.table, self._table(), shape="plain")
         for side, topo, policy in (("a", self.snap.a, self.cmp.a.policy),
@@ -537,7 +535,7 @@ class _Aligned:
                      + value("a", va) + value("b", vb) + "</TABLE></TD>")
         return "<TR>" + "".join(cells) + "</TR>"
 
-    def _note(self, c: graphviz.Digraph) -> str:
+    def _note(self, c: Digraph) -> str:
         a, b = self.cmp.a.policy, self.cmp.b.policy
         snap = self.snap
         if snap.same:
@@ -600,6 +598,8 @@ def write_image(source: str, path: str) -> list[str]:
 def draw(source: str, fmt: str, path: str) -> tuple[bytes, list[str]]:
     """``dot -T<fmt>``: the image's bytes and dot's warnings.  *path* only names the target in
     messages."""
+    import shutil
+    import subprocess
     program = shutil.which("dot")
     if program is None:
         raise RenderError(f"cannot write {path}: the Graphviz 'dot' program is not installed "

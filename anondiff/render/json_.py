@@ -141,6 +141,17 @@ def _vmas(vmas: Sequence[VmaView], ind: str) -> list[str]:
     out = []
     lists: dict[tuple[str, ...], str] = {}      # prot and flags tuples, as _strings gives them
     i2, up = ind + "    ", ind[:-2]
+    # the text between the values, once per list (fewer pieces to join per VMA)
+    k_name, k_start, k_end = f'{{\n{ind}"name": ', f',\n{ind}"start": ', f',\n{ind}"end": '
+    k_pgoff, k_prot, k_flags = f',\n{ind}"pgoff": ', f',\n{ind}"prot": ', f',\n{ind}"flags": '
+    k_av, k_chain, k_pages = f',\n{ind}"anon_vma": ', f',\n{ind}"chain": ', f',\n{ind}"pages": '
+    k_end_vma = f"\n{up}}}"
+    p_name, p_addr = f'[\n  {ind}{{\n{i2}"name": ', f',\n{i2}"addr": '
+    p_index, p_mapping = f',\n{i2}"index": ', f',\n{i2}"mapping": '
+    p_true = f',\n{i2}"in_chain": true,\n{i2}"mapping_freed": '
+    p_false = f',\n{i2}"in_chain": false,\n{i2}"mapping_freed": '
+    p_end = f"\n{ind}  }}\n{ind}]"
+    c_one, c_end = f"[\n  {ind}", f"\n{ind}]"
     for v in vmas:
         prot = lists.get(v.prot)
         if prot is None:
@@ -149,18 +160,16 @@ def _vmas(vmas: Sequence[VmaView], ind: str) -> list[str]:
         if flags is None:
             flags = lists[v.flags] = _strings(v.flags, ind)
         chain = v.chain
-        chain_text = (f"[\n  {ind}{_s(chain[0])}\n{ind}]" if len(chain) == 1
+        chain_text = (f"{c_one}{_s(chain[0])}{c_end}" if len(chain) == 1
                       else _strings(chain, ind))
         pages = v.pages
         if len(pages) == 1:
             pg = pages[0]
             mapping = "null" if pg.mapping is None else _s(pg.mapping)
             pages_text = (
-                f'[\n  {ind}{{\n{i2}"name": {_s(pg.name)},\n{i2}"addr": {pg.addr},\n'
-                f'{i2}"index": {pg.index},\n{i2}"mapping": {mapping},\n'
-                f'{i2}"in_chain": {"true" if pg.in_chain else "false"},\n'
-                f'{i2}"mapping_freed": {"true" if pg.mapping_freed else "false"}\n{ind}  }}\n'
-                f'{ind}]')
+                f'{p_name}{_s(pg.name)}{p_addr}{pg.addr}{p_index}{pg.index}{p_mapping}{mapping}'
+                f'{p_true if pg.in_chain else p_false}'
+                f'{"true" if pg.mapping_freed else "false"}{p_end}')
         elif pages:
             pages_text = ("[\n  " + ind + (",\n  " + ind).join([_page(pg, i2) for pg in pages])
                           + "\n" + ind + "]")
@@ -168,10 +177,9 @@ def _vmas(vmas: Sequence[VmaView], ind: str) -> list[str]:
             pages_text = "[]"
         av = v.anon_vma
         out.append(
-            f'{{\n{ind}"name": {_s(v.name)},\n{ind}"start": {v.start},\n{ind}"end": {v.end},\n'
-            f'{ind}"pgoff": {v.pgoff},\n{ind}"prot": {prot},\n{ind}"flags": {flags},\n'
-            f'{ind}"anon_vma": {"null" if av is None else _s(av)},\n{ind}"chain": {chain_text},\n'
-            f'{ind}"pages": {pages_text}\n{up}}}')
+            f'{k_name}{_s(v.name)}{k_start}{v.start}{k_end}{v.end}{k_pgoff}{v.pgoff}'
+            f'{k_prot}{prot}{k_flags}{flags}{k_av}{"null" if av is None else _s(av)}'
+            f'{k_chain}{chain_text}{k_pages}{pages_text}{k_end_vma}')
     return out
 
 
@@ -180,6 +188,12 @@ def _anon_vmas(avs: Sequence[AnonVmaView], ind: str) -> list[str]:
     out = []
     counters_texts: dict[tuple[tuple[str, int], ...], str] = {}
     up = ind[:-2]
+    # the text between the values, once per list (see _vmas)
+    k_name, k_root, k_parent = f'{{\n{ind}"name": ', f',\n{ind}"root": ', f',\n{ind}"parent": '
+    k_ref, k_counters = f',\n{ind}"refcount": ', f',\n{ind}"counters": '
+    k_freed, k_users, k_tree = f',\n{ind}"freed": ', f',\n{ind}"users": ', f',\n{ind}"tree": '
+    k_end = f"\n{up}}}"
+    c_one, c_end = f"[\n  {ind}", f"\n{ind}]"
     for a in avs:
         counters = counters_texts.get(a.counters)
         if counters is None:
@@ -187,17 +201,17 @@ def _anon_vmas(avs: Sequence[AnonVmaView], ind: str) -> list[str]:
                 "{\n" + ",\n".join(f"{ind}  {_s(k)}: {v}" for k, v in a.counters) + "\n" + ind
                 + "}" if a.counters else "{}")
         users, tree = a.users, a.tree
-        users_text = (f"[\n  {ind}{_s(users[0])}\n{ind}]" if len(users) == 1
+        users_text = (f"{c_one}{_s(users[0])}{c_end}" if len(users) == 1
                       else _strings(users, ind))
-        tree_text = (f"[\n  {ind}{_s(tree[0])}\n{ind}]" if len(tree) == 1
+        tree_text = (f"{c_one}{_s(tree[0])}{c_end}" if len(tree) == 1
                      else _strings(tree, ind))
         parent = a.parent
         out.append(
-            f'{{\n{ind}"name": {_s(a.name)},\n{ind}"root": {_s(a.root)},\n'
-            f'{ind}"parent": {"null" if parent is None else _s(parent)},\n'
-            f'{ind}"refcount": {a.refcount},\n{ind}"counters": {counters},\n'
-            f'{ind}"freed": {"true" if a.freed else "false"},\n'
-            f'{ind}"users": {users_text},\n{ind}"tree": {tree_text}\n{up}}}')
+            f'{k_name}{_s(a.name)}{k_root}{_s(a.root)}'
+            f'{k_parent}{"null" if parent is None else _s(parent)}'
+            f'{k_ref}{a.refcount}{k_counters}{counters}'
+            f'{k_freed}{"true" if a.freed else "false"}'
+            f'{k_users}{users_text}{k_tree}{tree_text}{k_end}')
     return out
 
 

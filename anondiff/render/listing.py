@@ -54,8 +54,10 @@ def wrap(text: str, width: int, indent: str = "", more: str = "    ",
     """Wrap one logical line; continuation lines get ``indent + more``.  With ``whole_words``
     a word longer than the width gets a line of its own instead of being cut (a Message-ID must
     stay whole to be searched for)."""
-    if (text and len(indent) + len(text) <= width and not text[-1].isspace()
-            and _WRAP_WHITESPACE.isdisjoint(text)):
+    if text and len(indent) + len(text) <= width and (
+            # printable: no whitespace but the space (the cheap test, one C loop)
+            text[-1] != " " and text.isprintable()
+            or not text[-1].isspace() and _WRAP_WHITESPACE.isdisjoint(text)):
         return [indent + text]      # what textwrap gives a line that fits, without its cost
     return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + more,
                          break_long_words=not whole_words, break_on_hyphens=False) \
@@ -103,6 +105,9 @@ def _describe(avs: Mapping[str, AnonVmaView], name: str) -> str:
     av = avs.get(name)
     if av is None:
         return f"{name} (unknown!)"
+    parent = av.parent
+    if not av.freed and parent is not None and parent != name and parent == av.root:
+        return f"{name} (child of {parent})"    # the common case below, without the list
     notes = ["freed!"] if av.freed else []
     if is_root(av):
         notes.append("root")
@@ -134,6 +139,36 @@ def _lineage(avs: Mapping[str, AnonVmaView], name: str, most: int) -> tuple[str,
     return tuple(out)
 
 
+class _Lineages(dict):  # type: ignore[type-arg]
+    """:func:`_lineage` of each name asked for, made from its parent's (memoised): a VMA's
+    lineage is found without walking up to the root again for each of 65,000 children."""
+
+    def __init__(self, avs: Mapping[str, AnonVmaView], most: int) -> None:
+        super().__init__()
+        self.avs, self.most = avs, most
+
+    def __missing__(self, name: str) -> tuple[str, ...]:
+        av = self.avs.get(name)
+        if av is None:
+            out: tuple[str, ...] = (name,)
+        else:
+            up = av.parent if has_parent(av) else (None if is_root(av) else av.root)
+            if up is None:
+                out = (name,)
+            else:
+                # the walk from name is name, then the walk from up cut where it comes back
+                # to name (no longer than _lineage's limit: the names the two walks find are
+                # distinct anon_vmas, and an unknown one ends them)
+                rest = self.get(up)
+                if rest is None:    # walked, not asked for recursively (a deep lineage)
+                    rest = self[up] = _lineage(self.avs, up, self.most)
+                if name in rest:
+                    rest = rest[:rest.index(name)]
+                out = (name,) + rest
+        self[name] = out
+        return out
+
+
 def referenced(topo: Topology) -> set[str]:
     """anon_vma names some VMA or page still points to."""
     names: set[str] = set()
@@ -151,6 +186,8 @@ def referenced(topo: Topology) -> set[str]:
 def shown_anon_vmas(topo: Topology) -> list[AnonVmaView]:
     """Live anon_vmas, freed ones still referenced (a use-after-free) and the ancestors of
     those shown, in allocation order."""
+    if not any([a.freed for a in topo.anon_vmas]):
+        return list(topo.anon_vmas)         # every one is live, so every one is shown
     shown = {a.name for a in topo.anon_vmas if not a.freed} | referenced(topo)
     # and what they lead to: every anon_vma of a shown name brings its parent and root in
     todo = []
@@ -183,7 +220,10 @@ def anon_vma_lines(topo: Topology, width: int) -> list[str]:
             text = f"{name} -> {av.parent} (parent), root {av.root}"
         else:
             text = f"{name}, root {av.root}"
-        lines += wrap(text, width, "  ")
+        if len(text) + 2 <= width and text[-1] != " " and text.isprintable():
+            lines.append("  " + text)   # wrap()'s first case, inline
+        else:
+            lines += wrap(text, width, "  ")
     return lines if len(lines) > 1 else ["anon_vmas: none"]
 
 
@@ -240,28 +280,33 @@ def _vma_text(avs: Mapping[str, AnonVmaView], most: int, vma: VmaView) -> str:
 
 
 def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
-                   width: int, avs: Mapping[str, AnonVmaView] | None = None) -> tuple[list[str], bool]:
+                   width: int, avs: Mapping[str, AnonVmaView] | None = None,
+                   lineages: Mapping[str, tuple[str, ...]] | None = None) -> tuple[list[str], bool]:
     """Lines for one process; the flag says whether a run was elided (``avs``: the anon_vmas by
-    name, if the caller has them)."""
+    name, ``lineages``: a :class:`_Lineages` of them, if the caller has them)."""
     lines = [f"Process {proc.name}:"]
     vmas = proc.vmas
     if not vmas:
         return lines + ["  (no VMAs)"], False
-    # one description per (anon_vma, chain), one kinds lookup per VMA: a large process has
-    # thousands of VMAs and few distinct ones
-    texts: dict[tuple[str | None, tuple[str, ...]], str] = {}
+    # what _vma_text says, from one description and one lineage per anon_vma: a large process
+    # has tens of thousands of VMAs, often as many anon_vmas
     if avs is None:
         avs = {a.name: a for a in topo.anon_vmas}
     most = len(topo.anon_vmas)
+    if lineages is None:
+        lineages = _Lineages(avs, most)
+    described: dict[str | None, str] = {None: "no anon_vma"}
     all_kinds = _kinds_by_vma(topo) if topo.findings else {}
     pname = proc.name
     prefix = pname + "/"
     keys: list[tuple[str, tuple[str, ...], bool]] = []
     for v in vmas:
-        tk = (v.anon_vma, v.chain)
-        text = texts.get(tk)
+        name = v.anon_vma
+        text = described.get(name)
         if text is None:
-            text = texts[tk] = _vma_text(avs, most, v)
+            text = described[name] = _describe(avs, name)  # type: ignore[arg-type]
+        if v.chain != (lineages[name] if name is not None else ()):
+            text += f", chain [{', '.join(v.chain)}]"
         keys.append((text, all_kinds.get((pname, v.name), ()) if all_kinds else (),
                      bool(differs) and prefix + v.name in differs))
     elided = False
@@ -281,8 +326,12 @@ def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
             entries = [(vmas[i].name, i) for i in range(first, last + 1)]
         for name, i in entries:
             vma_text, kinds, differ = keys[i]
-            text = f"{name} - {vma_text}" + (f"  ! {','.join(kinds)}" if kinds else "")
-            lines += wrap(("* " if differ else "  ") + text, width, "", "      ")
+            text = (f"* {name} - {vma_text}" if differ else f"  {name} - {vma_text}") \
+                + (f"  ! {','.join(kinds)}" if kinds else "")
+            if len(text) <= width and text[-1] != " " and text.isprintable():
+                lines.append(text)      # wrap()'s first case, inline
+            else:
+                lines += wrap(text, width, "", "      ")
         first = last + 1
     return lines, elided
 
@@ -294,8 +343,9 @@ def snapshot_lines(topo: Topology, width: int, differs: frozenset[str] = frozens
     # looked up here, not in Topology's cache: that would keep a large topology alive until the
     # interpreter's exit, whose last collection then walks all of it
     avs = {a.name: a for a in topo.anon_vmas}
+    lineages = _Lineages(avs, len(topo.anon_vmas))
     for proc in topo.processes:
-        more, was_elided = _process_lines(topo, proc, differs, width, avs)
+        more, was_elided = _process_lines(topo, proc, differs, width, avs, lineages)
         lines += more
         elided |= was_elided
     if not topo.processes:

@@ -103,42 +103,42 @@ def topology_lines(t: Topology) -> Iterator[str]:
 
 def topology_blocks(t: Topology) -> Iterator[list[str]]:
     """:func:`topology_lines` in lists of lines (a table is one list)."""
-    parents = {a.name: a for a in t.anon_vmas}
-
-    def lineage(name: str | None) -> tuple[str, str]:
-        av = parents.get(name) if name else None
-        return ((av.parent or "-") if av else "-", av.root if av else "-")
+    by_name = {a.name: a for a in t.anon_vmas}.get
 
     for p in t.processes:
         vmas = p.vmas
         yield [f"process {p.name}"]
         if vmas:
-            ups = _cached(lineage, [v.anon_vma for v in vmas])
+            avs = [by_name(v.anon_vma) if v.anon_vma else None for v in vmas]
             yield _columns_table([
                 [v.name for v in vmas],
-                [f"{v.start:#x}-{v.end:#x}" for v in vmas],
+                ["%#x-%#x" % (v.start, v.end) for v in vmas],
                 _cached(_prot, [v.prot for v in vmas]),
                 _cached(_flags, [v.flags for v in vmas]),
                 [v.anon_vma or "-" for v in vmas],
-                [up[0] for up in ups],
-                [up[1] for up in ups],
+                [(av.parent or "-") if av else "-" for av in avs],
+                [av.root if av else "-" for av in avs],
                 [" ".join(v.chain) or "-" for v in vmas],
-                [_pages(v.pages) if v.pages else "" for v in vmas],
+                # _pages(), the one-page VMA's inline (a call per VMA less)
+                [(f"{pg.name}>{pg.mapping}" if pg.in_chain else f"{pg.name}>{pg.mapping}!")
+                 if len(pages := v.pages) == 1 and (pg := pages[0])
+                 else _pages(pages) if pages else "" for v in vmas],
             ], ["vma", "range", "prot", "flags", "anon_vma", "parent", "root",
                 "chain (head first)", "pages"])
         else:
             yield ["  (no VMAs)"]
         yield [""]
     if t.anon_vmas:
-        avs = t.anon_vmas
+        all_avs = t.anon_vmas
         yield _columns_table([
-            [a.name for a in avs],
-            [a.parent or "-" for a in avs],
-            [a.root for a in avs],
-            _cached(_counters, [a.counters for a in avs]),
-            [str(a.refcount) for a in avs],
-            [_some(a.users) for a in avs],
-            ["freed" if a.freed else "live" for a in avs],
+            [a.name for a in all_avs],
+            [a.parent or "-" for a in all_avs],
+            [a.root for a in all_avs],
+            _cached(_counters, [a.counters for a in all_avs]),
+            [str(a.refcount) for a in all_avs],
+            [" ".join(users) if 0 < len(users := a.users) <= 8 else _some(users)
+             for a in all_avs],       # _some(), the few users' inline
+            ["freed" if a.freed else "live" for a in all_avs],
         ], ["anon_vma", "parent", "root", "counters", "refcount", "used by", "state"])
         yield [""]
     if t.findings:
