@@ -86,6 +86,9 @@ def test_merge_rules_read_from_the_tree(version: str) -> None:
     assert got == (python.sticky_flags, python.close_forbids, python.merge_nomem_fails)
     # remap_move() (v6.17+): the 7.2 tree moves several VMAs with one MREMAP_FIXED call
     assert tree.mremap_moves_several is python.mremap_moves_several is (version == "7.2")
+    # sys_mremap()'s vma_lookup() before mremap_to()'s checks (v5.16 .. v6.15), not in 7.2's
+    # check_mremap_params() code
+    assert tree.mremap_finds_vma_first is python.mremap_finds_vma_first is (version != "7.2")
 
 
 @pytest.mark.parametrize("version", sorted(TREES))

@@ -323,6 +323,14 @@ def test_refused_steps_fail_on_the_kernel_as_the_policy_says(reader, tmp_path: P
                           0x40000), "EFAULT"),
         # MREMAP_FIXED without MREMAP_MAYMOVE: check_mremap_params() -> EINVAL
         Refused(1, Mremap(Target("P", "A"), None, frozenset({"fixed"}), 0x40000), "EINVAL"),
+        # a destination overlapping the old range is EINVAL before the old range's end is
+        # checked (check_mremap_params() before check_prep_vma(); found by the random machine:
+        # EFAULT was predicted) ...
+        Refused(1, Mremap(Target("P", None, 0x13000, 0x15000), None,
+                          frozenset({"maymove", "dontunmap"}), 0x14000), "EINVAL"),
+        # ... and, since the vma_remap_struct code, before the old VMA is looked up
+        Refused(1, Mremap(Target("P", None, 0x30000, 0x32000), None,
+                          frozenset({"maymove", "fixed"}), 0x31000), "EINVAL"),
     ]
     for r in refused:      # what split-counters says
         with pytest.raises(ReplayError) as e:

@@ -421,6 +421,27 @@ def test_refused(steps: str, match: str) -> None:
         run(steps, "split-counters", vmas)
 
 
+@pytest.mark.parametrize("policy", ["split-counters", "clone-rework-2026", "degree", "v5.10",
+                                    "v6.1", "v6.12"])
+def test_a_destination_is_checked_before_the_old_range(policy: str) -> None:
+    """A destination overlapping the old range (or past TASK_SIZE) is -EINVAL before the old
+    range's end is checked, in every era: mremap_to() checks it before vma_to_resize()
+    (mm/mremap.c@v6.1.176, v6.12.117), check_mremap_params() before check_prep_vma() (7.2's
+    tree, 6.18 live: the model said EFAULT, found by anondiff live).  With no VMA at the old
+    address at all, v5.16 .. v6.15 say -EFAULT first: sys_mremap() looks the VMA up before
+    mremap_to() (commit 550a7d60bd5e ("mm, hugepages: add mremap() support for hugepage
+    backed vma")); before, vma_to_resize() looked, and from the vma_remap_struct code
+    do_mremap() looks after check_mremap_params()."""
+    vmas = "      - {name: A, start: 0x10000, pages: 4}\n"
+    crossing = "  - {mremap: P, start: 0x13000, pages: 2, flags: [maymove, fixed], to: 0x14000}\n"
+    with pytest.raises(ReplayError, match="overlap.*EINVAL"):
+        run(crossing, policy, vmas)
+    nothing = "  - {mremap: P, start: 0x30000, pages: 2, flags: [maymove, fixed], to: 0x31000}\n"
+    errno = "EFAULT" if policy in ("v6.1", "v6.12") else "EINVAL"
+    with pytest.raises(ReplayError, match=errno):
+        run(nothing, policy, vmas)
+
+
 @pytest.mark.parametrize("policy", EVERY)
 def test_shrink_or_same_size_in_place_may_cross_vmas(policy: str) -> None:
     """do_mremap() checks that the old range lies in one VMA only for a growth or a move

@@ -236,9 +236,21 @@ def mremap(k: Kernel, mm: Mm, addr: int, old_len: int, new_len: int, flags: froz
         raise MremapError("EINVAL", "MREMAP_FIXED without MREMAP_MAYMOVE")
     if DONTUNMAP in flags and (MAYMOVE not in flags or old_len != new_len):
         raise MremapError("EINVAL", "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and old_len == new_len")
+    moves = FIXED in flags or DONTUNMAP in flags
+    vma_first = k.policy.mremap_finds_vma_first
+    if moves and not vma_first:
+        # check_mremap_params() (the vma_remap_struct code: 7.2's tree, 6.18 live), and
+        # mremap_to() before v5.16, check the destination before the old range is looked at
+        # (found by anondiff live on 6.18: EFAULT predicted for a MREMAP_DONTUNMAP past the
+        # end of its VMA onto itself, the kernel said EINVAL)
+        _check_destination(addr, old_len, new_len, new_addr, task_size)
     vma = mm.find(addr)
     if vma is None:
         raise MremapError("EFAULT", "no VMA at the old address")
+    if moves and vma_first:
+        # v5.16 .. v6.15: sys_mremap()'s vma_lookup(), then mremap_to() (mm/mremap.c@v6.1.176,
+        # v6.12.117), whose checks still come before vma_to_resize()'s
+        _check_destination(addr, old_len, new_len, new_addr, task_size)
     if DONTUNMAP in flags and "dontexpand" in vma.flags:
         raise MremapError("EINVAL", f"MREMAP_DONTUNMAP of {vma.name}, a VM_DONTEXPAND mapping")
     # check_prep_vma() (6.18: "Below only meaningful if we expand or move a VMA"; before, the
@@ -258,14 +270,9 @@ def mremap(k: Kernel, mm: Mm, addr: int, old_len: int, new_len: int, flags: froz
     if DONTUNMAP in flags and dontunmap_era == DONTUNMAP_ANON and not vma_is_anonymous(vma):
         raise MremapError("EINVAL", "MREMAP_DONTUNMAP of a shared or file mapping before v5.13")
 
-    if FIXED in flags or DONTUNMAP in flags:
+    if moves:
         # mremap_to()
-        if new_addr is None:
-            raise MremapError("EINVAL", "no destination address")
-        if new_addr + new_len > task_size:
-            raise MremapError("EINVAL", "the destination ends beyond TASK_SIZE")
-        if addr + old_len > new_addr and new_addr + new_len > addr:
-            raise MremapError("EINVAL", "the old and new ranges overlap")
+        assert new_addr is not None
         if move_only and vma.end < addr + old_len:
             return remap_move(k, mm, addr, old_len, new_addr, DONTUNMAP in flags)
         if FIXED not in flags:
@@ -332,6 +339,17 @@ def remap_move(k: Kernel, mm: Mm, addr: int, length: int, new_addr: int,
         target += n
     assert first is not None
     return first
+
+
+def _check_destination(addr: int, old_len: int, new_len: int, new_addr: int | None,
+                       task_size: int) -> None:
+    """mremap_to()'s (check_mremap_params()'s) checks of a destination: -EINVAL."""
+    if new_addr is None:
+        raise MremapError("EINVAL", "no destination address")
+    if new_addr + new_len > task_size:
+        raise MremapError("EINVAL", "the destination ends beyond TASK_SIZE")
+    if addr + old_len > new_addr and new_addr + new_len > addr:
+        raise MremapError("EINVAL", "the old and new ranges overlap")
 
 
 def _must_be_free(mm: Mm, start: int, length: int) -> None:

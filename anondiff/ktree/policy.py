@@ -43,6 +43,7 @@ class KernelTreePolicy(Policy):
         self.close_forbids = rules.close_forbids                # type: ignore[misc]
         self.merge_nomem_fails = rules.merge_nomem_fails        # type: ignore[misc]
         self.mremap_moves_several = rules.mremap_moves_several  # type: ignore[misc]
+        self.mremap_finds_vma_first = rules.mremap_finds_vma_first  # type: ignore[misc]
         self.features = feats
         self.library = binding.Library(built.library)
         self._b: binding.Binding | None = None

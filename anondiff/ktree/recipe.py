@@ -201,6 +201,10 @@ class MergeRules(NamedTuple):
     #: remap_move() in mm/mremap.c (v6.17+): an MREMAP_FIXED move of the same size may span
     #: several VMAs, each moved in turn, the gaps kept (``mremap_moves_several``)
     mremap_moves_several: bool = False
+    #: sys_mremap() looks the VMA up before mremap_to() checks the destination (v5.16 ..
+    #: v6.15: a vma_lookup() or find_vma() in the syscall before its call of mremap_to(), and
+    #: no check_mremap_params() with vrm_overlaps()) (``mremap_finds_vma_first``)
+    mremap_finds_vma_first: bool = False
 
 
 #: the sticky bits' names, as the two spellings of include/linux/mm.h write them
@@ -213,7 +217,7 @@ def merge_rules(read: Callable[[str], "str | None"]) -> MergeRules:
     """From the tree's own files (``read(relpath)``): the definitions of VMA_STICKY_FLAGS /
     VM_STICKY (every ``#define`` of them: the CONFIG_MEM_SOFT_DIRTY branch names soft-dirty,
     the other one only the guard marker), can_merge_remove_vma() and VMA_MERGE_ERROR_NOMEM in
-    mm/vma.c, else mm/mmap.c; remap_move() in mm/mremap.c."""
+    mm/vma.c, else mm/mmap.c; remap_move() and the order of sys_mremap()'s checks in mm/mremap.c."""
     mm_h = read(MM_H) or ""
     sticky: set[str] = set()
     for m in _DEFINE.finditer(mm_h):
@@ -223,5 +227,9 @@ def merge_rules(read: Callable[[str], "str | None"]) -> MergeRules:
     merge_src = "\n".join(read(f) or "" for f in (VMA_C, MMAP_C))
     close = "removed" if re.search(r"\bcan_merge_remove_vma\s*\(", merge_src) else "neighbour"
     nomem = re.search(r"=\s*VMA_MERGE_ERROR_NOMEM\b", merge_src) is not None
-    several = re.search(r"\bremap_move\s*\(", read("mm/mremap.c") or "") is not None
-    return MergeRules(frozenset(sticky), close, nomem, several)
+    mremap_c = read("mm/mremap.c") or ""
+    several = re.search(r"\bremap_move\s*\(", mremap_c) is not None
+    syscall = re.search(r"SYSCALL_DEFINE5\(\s*mremap\b(.*?)\bmremap_to\s*\(", mremap_c, re.S)
+    vma_first = syscall is not None and not re.search(r"\bvrm_overlaps\s*\(", mremap_c) \
+        and re.search(r"\b(?:vma_lookup|find_vma)\s*\(", syscall.group(1)) is not None
+    return MergeRules(frozenset(sticky), close, nomem, several, vma_first)

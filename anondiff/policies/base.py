@@ -71,6 +71,12 @@ class Policy:
     #: v6.17+ (remap_move(), mm/mremap.c): mremap(MREMAP_FIXED) of the same size may span
     #: several VMAs, each moved in turn and the gaps kept; before, -EFAULT
     mremap_moves_several: ClassVar[bool] = False
+    #: v5.16 .. v6.15: sys_mremap() looks the old VMA up (-EFAULT) before mremap_to() checks the
+    #: destination (-EINVAL for an overlap or one past TASK_SIZE); before (vma_to_resize() did
+    #: the lookup) and from the vma_remap_struct rework (check_mremap_params()), the
+    #: destination is checked first.  In every era the destination is checked before the old
+    #: range's end and VM_DONTEXPAND (see anondiff.kernel.mremap.mremap)
+    mremap_finds_vma_first: ClassVar[bool] = False
     #: VMA_STICKY_FLAGS (2026 tree): flags a merge ignores and the merged VMA keeps (the union
     #: over every VMA merged); before, only VM_SOFTDIRTY is ignored and the merged VMA takes the
     #: flags the operation sets (see anondiff.kernel.merge.merged_flags)

@@ -50,6 +50,10 @@ class SplitCountersV61(SplitCountersPolicy):
     close_forbids = "neighbour"
     #: remap_move() is 6.17+
     mremap_moves_several = False
+    #: 6.1's and 6.12's sys_mremap(): vma_lookup() (-EFAULT) before mremap_to()'s checks of
+    #: the destination (put there by commit 550a7d60bd5e ("mm, hugepages: add mremap() support
+    #: for hugepage backed vma"), v5.16)
+    mremap_finds_vma_first = True
 
     def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
                               anon_vma: AnonVma | None = None) -> bool:
