@@ -103,15 +103,7 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
     pair = 0
     left = pairs[2] if pairs else 0     # insertions left to the current child
     for j in range(len(ins_av)):
-        ptr = ins_av[j]
-        av = av_at.get(ptr)
-        if av is None:
-            if new_av is None:
-                av = AnonVma()
-                av_at[ptr] = av
-                av_ptr[av] = ptr
-            else:
-                av = new_av(ptr)
+        av = _known(ins_av[j], av_at, av_ptr, new_av)
         if av.name is None:
             k.name(av)
         if ins_vma is None:     # each insertion is the next one of the current child's
