@@ -471,6 +471,51 @@ def test_fixed_move_of_several_vmas_from_6_17(policy: str) -> None:
             "to: 0x40000}\n", policy, vmas)
 
 
+SEVERAL = ("      - {name: A, start: 0x10000, pages: 2, faulted: true}\n"
+           "      - {name: B, start: 0x12000, pages: 2, prot: r}\n"
+           "      - {name: D1, start: 0x3f000, pages: 2, file: lib}\n"
+           "      - {name: D2, start: 0x43000, pages: 2, file: lib}\n")
+
+
+@pytest.mark.parametrize("policy", NEW_RULE)
+def test_fixed_move_of_several_vmas_unmaps_each_destination(policy: str) -> None:
+    """6.17+ remap_move(): each VMA's part goes through mremap_to(), which with MREMAP_FIXED
+    unmaps [new_addr, new_addr + new_len) of that part first (``if (vrm->flags & MREMAP_FIXED)
+    { err = do_munmap(mm, vrm->new_addr, vrm->new_len, ...)``; commit d23cb648e365 ("mm/mremap:
+    permit mremap() move of multiple VMAs")): D1 and D2 lose exactly the pages A' and B' land
+    on, D1 for the first part and D2 for the second.  The step's name goes to the first part's
+    VMA (remap_move() returns the first new address).
+
+        0x3f 0x40 0x41 0x42 0x43 0x44      before: D1 D1 .  .  D2 D2
+                                            after:  D1 A' A' B' B' D2"""
+    step = "  - {mremap: P, start: 0x10000, pages: 4, flags: [maymove, fixed], to: 0x40000%s}\n"
+    t = run(step % "", policy, SEVERAL)
+    assert [(v.name, v.start, v.end, len(v.pages)) for v in t.process("P").vmas] == [
+        ("D1", 0x3f000, 0x40000, 0), ("A", 0x40000, 0x42000, 2), ("B", 0x42000, 0x44000, 0),
+        ("D2", 0x44000, 0x45000, 0)]
+    assert problems(t) == []
+    t = run(step % ", name: X", policy, SEVERAL)
+    assert [v.name for v in t.process("P").vmas] == ["D1", "X", "B", "D2"]
+
+
+@pytest.mark.parametrize("policy", NEW_RULE)
+def test_fixed_dontunmap_move_of_several_vmas_keeps_each_source(policy: str) -> None:
+    """6.17+ remap_move() with MREMAP_DONTUNMAP: mremap_to() -> move_vma() of each part keeps
+    its source mapped and empty (dontunmap_complete(): a VMA moved whole has its anon_vma
+    chain unlinked, commit e346b3813067 ("mm/mremap: add MREMAP_DONTUNMAP to mremap()")), for
+    every VMA of the range, not only the first: A and B stay where they were, without pages,
+    A without an anon_vma; A' keeps the anon_vma and the pages."""
+    step = ("  - {mremap: P, start: 0x10000, pages: 4, flags: [maymove, fixed, dontunmap], "
+            "to: 0x40000}\n")
+    t = run(step, policy, SEVERAL)
+    assert [(v.name, v.start, v.end, v.anon_vma is not None, len(v.pages))
+            for v in t.process("P").vmas] == [
+        ("A", 0x10000, 0x12000, False, 0), ("B", 0x12000, 0x14000, False, 0),
+        ("D1", 0x3f000, 0x40000, False, 0), ("A.1", 0x40000, 0x42000, True, 2),
+        ("B.1", 0x42000, 0x44000, False, 0), ("D2", 0x44000, 0x45000, False, 0)]
+    assert problems(t) == []
+
+
 def test_fixed_replaces_what_is_at_the_destination() -> None:
     vmas = ("      - {name: A, start: 0x10000, pages: 2, faulted: true}\n"
             "      - {name: B, start: 0x20000, pages: 4, prot: r, faulted: true}\n")

@@ -754,15 +754,19 @@ def test_clone_rework_failed_fork_adds_to_the_transient_anon_vmas(nth: int) -> N
     assert (base, t.transient_anon_vmas) == (2, 3)
 
 
-def test_brk_from_inside_a_vma_is_refused() -> None:
+@pytest.mark.parametrize("above", ["", "      - {name: far, start: 0x80000, pages: 1}\n"])
+@pytest.mark.parametrize("oldbrk", [0x20000, 0x21000])
+def test_brk_from_inside_a_vma_is_refused(above: str, oldbrk: int) -> None:
     """sys_brk(): ``vma_find(&vmi, newbrk + PAGE_SIZE + stack_guard_gap)`` from the old break
     finds the VMA that contains it, and brk() returns the old break: the step is refused with
-    a one-line error.  Found twice: by mutant expand.x_brk__mutmut_38 (the model inserted
-    [0x21000, 0x24000) over a's [0x20000, 0x23000): two overlapping VMAs, no finding) and by
-    anondiff live on 6.18 (fixed in anondiff/kernel/expand.py brk())."""
-    with pytest.raises(ReplayError, match="brk"):
-        _run1("      - {name: a, start: 0x20000, pages: 3}\n",
-              "  - {brk: P, from: 0x21000, to: 0x24000}\n")
+    a one-line error naming that VMA, whether the old break is its start or inside it and
+    whatever lies further up (the VMA after it, ``far``, is not the one in the way).  Found
+    twice: by a mutant of expand.brk() (the model inserted [0x21000, 0x24000) over a's
+    [0x20000, 0x23000): two overlapping VMAs, no finding) and by anondiff live on 6.18 (fixed
+    in anondiff/kernel/expand.py brk())."""
+    with pytest.raises(ReplayError, match="brk: the new break leaves no page before a: "):
+        _run1("      - {name: a, start: 0x20000, pages: 3}\n" + above,
+              f"  - {{brk: P, from: {oldbrk:#x}, to: 0x24000}}\n")
 
 
 def test_mremap_growing_in_place_fails_with_enomem_when_the_merge_cannot_allocate() -> None:
@@ -778,3 +782,81 @@ def test_mremap_growing_in_place_fails_with_enomem_when_the_merge_cannot_allocat
                                      "anon_vma_clone()) fails: mremap() returns -ENOMEM")
     t = _run1(vmas, "  - {mremap: P/a, new_pages: 2}\n")
     assert _layout(t) == [("a", 0x10000, 0x13000)]
+
+
+# -- dup_mmap()'s end of loop in bulk (a compiled tree's fork) -----------------------------------
+
+from anondiff.kernel.fork import child_takes, children_take
+from anondiff.kernel.objects import VM_WIPEONFORK, Page
+
+RW = frozenset({"read", "write"})
+
+
+def _parent() -> tuple[Mm, list[Vma], list[bool]]:
+    """A parent with, in address order: a faulted one-page VMA, a faulted four-page VMA with
+    pages at its first and third page, a VM_WIPEONFORK one with a page, one never faulted, and
+    a one-page VMA with an anon_vma whose page is not mapped (zapped); the copies dup_mmap()
+    made of each (anon_vma_fork() leaves the parent's anon_vma in them) and which are wiped."""
+    mm, av = Mm("P"), AnonVma()
+    layout = [(0x10, 0x11, True, (0x10,), False), (0x20, 0x24, True, (0x20, 0x22), False),
+              (0x30, 0x31, True, (0x30,), True), (0x40, 0x42, False, (), False),
+              (0x50, 0x51, True, (), False)]
+    wipes = []
+    for start, end, faulted, pages, wipe in layout:
+        v = Vma(mm, start, end, start, RW, frozenset({VM_WIPEONFORK} if wipe else ()), None,
+                f"v{start:x}")
+        if faulted:
+            v.anon_vma = av
+            v.avcs = [AnonVmaChain(v, av, 0)]
+        for p in pages:
+            mm.ptes[p] = Page(av, p, f"p{p:x}")
+        mm.append(v)
+        wipes.append(wipe)
+    return mm, mm.vmas, wipes
+
+
+def _copies(parent: Mm, child: Mm, wipes: list[bool]) -> list[Vma]:
+    tmps = [v.dup(child) for v in parent.vmas]
+    for tmp, wipe in zip(tmps, wipes):
+        if wipe:
+            tmp.anon_vma = None
+    return tmps
+
+
+@pytest.mark.parametrize("child_state", ["new", "checked"])
+def test_children_take_is_child_takes_in_bulk(child_state: str) -> None:
+    """dup_mmap()'s loop ends, for each copy, in vma_iter_bulk_store() of the child VMA and,
+    unless VM_WIPEONFORK emptied it, copy_page_range(), which maps the parent's anonymous pages
+    in the child (the same folio, one more mapcount).  children_take() does that for a compiled
+    tree's whole fork at once; it must leave the child exactly as child_takes() called for
+    each copy in turn: the same VMAs in address order, the same ptes to the same pages, each
+    page mapped once more per child, and (once the incremental checks know the child) every new
+    VMA marked dirty.  Checked for the whole fork and for a fork stopped after its first two
+    copies (a failed anon_vma_fork())."""
+    for n in (5, 2):
+        parent, _, wipes = _parent()
+        one, bulk = Mm("C"), Mm("C")
+        for child in (one, bulk):
+            if child_state == "checked":
+                child.dirty = set()
+        tmps_one = _copies(parent, one, wipes)[:n]
+        tmps_bulk = _copies(parent, bulk, wipes)[:n]
+        for tmp, mpnt, wipe in zip(tmps_one, parent.vmas, wipes):
+            child_takes(parent, one, tmp, mpnt, wipe)
+        after_one = {p: page.mapcount for p, page in parent.ptes.items()}
+        children_take(parent, bulk, tmps_bulk, parent.vmas[:n], wipes[:n])
+        assert [(v.name, v.start, v.end) for v in bulk.vmas] == \
+            [(v.name, v.start, v.end) for v in one.vmas]
+        assert bulk.starts == one.starts == [v.start for v in one.vmas]
+        assert {p: page.name for p, page in bulk.ptes.items()} == \
+            {p: page.name for p, page in one.ptes.items()}
+        assert all(bulk.ptes[p] is parent.ptes[p] for p in bulk.ptes)
+        assert {p: page.mapcount for p, page in parent.ptes.items()} == \
+            {p: c + (p in bulk.ptes) for p, c in after_one.items()}
+        # the wiped VMA's page stays the parent's alone
+        assert {p: page.mapcount for p, page in parent.ptes.items()} == \
+            {0x10: 3, 0x20: 3, 0x22: 3, 0x30: 1}
+        if child_state == "checked":
+            assert bulk.dirty == set(tmps_bulk) and one.dirty == set(tmps_one)
+        else:
+            assert bulk.dirty is one.dirty is None
