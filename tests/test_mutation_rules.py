@@ -860,3 +860,31 @@ def test_children_take_is_child_takes_in_bulk(child_state: str) -> None:
             assert bulk.dirty == set(tmps_bulk) and one.dirty == set(tmps_one)
         else:
             assert bulk.dirty is one.dirty is None
+
+
+from anondiff.kernel.state import KernelCrash
+
+
+def test_a_crash_whose_vma_is_unknown_is_reported_without_one() -> None:
+    """A KernelCrash carries the VMA being worked on only when its caller knows it (dup_mmap()
+    names the child VMA of a crashing anon_vma_fork()); one raised elsewhere, as a compiled
+    kernel tree's BUG in the anon_vma_clone() of a split, is still a CRASH finding, with an
+    empty ``where``, and the replay stops there (the later steps are not replayed)."""
+    base = type(get("split-counters"))
+
+    class CrashesOnSplit(base):  # type: ignore[misc, valid-type]
+        name = "crashes-on-split"
+
+        def anon_vma_clone(self, k, dst, src, op, ctx=None):  # type: ignore[no-untyped-def]
+            if op is VmaOp.SPLIT:
+                raise KernelCrash("BUG at mm/rmap.c: a split's clone")
+            return super().anon_vma_clone(k, dst, src, op, ctx)
+
+    sc = loads("description: x\nprocesses:\n  - name: P\n    vmas:\n"
+               "      - {name: a, start: 0x10000, pages: 2, faulted: true}\n"
+               "steps:\n  - {mprotect: P/a, offset: 1, pages: 1, prot: r}\n"
+               "  - {fork: P, child: C}\n", "x.yaml")
+    t = replay(sc, CrashesOnSplit()).final
+    assert t.crashed and [p.name for p in t.processes] == ["P"]
+    assert [(f.kind, f.where, f.detail, f.step) for f in t.findings if f.kind == "CRASH"] == [
+        ("CRASH", "", "BUG at mm/rmap.c: a split's clone", 1)]
