@@ -168,6 +168,27 @@ def test_mremap_correct_placed_faulted(policy: str) -> None:
     assert problems(t) == []
 
 
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_faulted_piece_moved_back_below_its_other_piece(policy: str) -> None:
+    """copy_vma(): the source VMA itself can be merged into the copy only when it was never
+    faulted (its vm_pgoff reset to the new address), hence ``VM_BUG_ON_VMA(faulted_in_anon_vma,
+    new_vma)`` when the VMA the copy merged into holds the source's start.  Here the first page
+    of a faulted Z is moved one page down (keeping its pgoff), then the rest of Z is moved right
+    behind it: the copy merges into that first piece (the same anon_vma, pgoff linear), which
+    ends exactly where the source starts, so it does not hold the source: no VM_BUG_ON, and Z
+    is whole again, one page lower, with both pages.
+
+        0x11 0x12 0x13                    Z  Z  .   ->   Z.1 Z  .   ->   Z.1 Z.1"""
+    vmas = "      - {name: Z, start: 0x12000, pages: 2, faulted: true}\n"
+    steps = ("  - {mremap: P/Z, offset: 0, pages: 1, flags: [maymove, fixed], to: 0x11000}\n"
+             "  - {mremap: P/Z, flags: [maymove, fixed], to: 0x12000}\n")
+    t = run(steps, policy, vmas)
+    assert [(v.name, v.start, v.end, len(v.pages)) for v in t.process("P").vmas] == [
+        ("Z.1", 0x11000, 0x13000, 2)]
+    assert problems(t) == []
+
+
 # -- tools/testing/selftests/mm/merge.c, fixture "merge_with_fork" ----------------------------
 
 def _with_fork(setup: str, later: str, forked: bool) -> str:

@@ -888,3 +888,43 @@ def test_a_crash_whose_vma_is_unknown_is_reported_without_one() -> None:
     assert t.crashed and [p.name for p in t.processes] == ["P"]
     assert [(f.kind, f.where, f.detail, f.step) for f in t.findings if f.kind == "CRASH"] == [
         ("CRASH", "", "BUG at mm/rmap.c: a split's clone", 1)]
+
+
+# -- the merge step: vma_merge() asked to extend hi's predecessor only ----------------------------
+
+def test_merge_step_across_a_gap_is_refused_as_not_adjacent() -> None:
+    """A ``merge`` step asks vma_merge() to extend ``lo`` over ``hi``: with a hole between
+    them (lo is hi's predecessor, but does not end where hi starts) nothing merges and the
+    finding says why: not adjacent."""
+    t = _run1("      - {name: a, start: 0x10000, pages: 1}\n"
+              "      - {name: c, start: 0x12000, pages: 1}\n", "  - {merge: P, lo: a, hi: c}\n")
+    assert _layout(t) == [("a", 0x10000, 0x11000), ("c", 0x12000, 0x13000)]
+    assert [(f.kind, f.where, f.detail) for f in t.findings] == [
+        ("MERGE_REFUSED", "P/a", "c not merged into a: not adjacent")]
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters", "clone-rework-2026"])
+def test_merge_step_leaves_the_vma_after_hi_alone(policy: str) -> None:
+    """The ``merge`` step merges hi into lo (prev) and nothing else, neither VMA split
+    (vma_merge() of prev and the middle only): c after b, which could merge with both, stays
+    a VMA of its own."""
+    t = _run1("      - {name: a, start: 0x10000, pages: 1}\n"
+              "      - {name: b, start: 0x11000, pages: 1, prot: r}\n"
+              "      - {name: c, start: 0x12000, pages: 1}\n",
+              "  - {merge: P, lo: a, hi: b}\n", policy)
+    assert _layout(t) == [("a", 0x10000, 0x12000), ("c", 0x12000, 0x13000)]
+
+
+# -- Enomem: what failed, for a policy file that catches it ---------------------------------------
+
+def test_a_failed_allocation_says_what_where_and_which() -> None:
+    """Kernel.arm_enomem(n) makes the step's n-th allocation fail: the Enomem it leaves in
+    ``k.failed`` names what was allocated (anon_vma or anon_vma_chain), the kernel function
+    that allocated it and n, as its message does."""
+    k = Kernel(get("split-counters"))
+    k.arm_enomem(2)
+    assert not k.anon_vma_chain_alloc_fails("anon_vma_clone")
+    assert k.anon_vma_alloc_fails("anon_vma_fork")
+    e = k.failed
+    assert (e.what, e.func, e.n) == ("anon_vma", "anon_vma_fork", 2)
+    assert str(e) == "allocation 2 of the step (anon_vma in anon_vma_fork()) fails"
