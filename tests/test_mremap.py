@@ -189,6 +189,24 @@ def test_faulted_piece_moved_back_below_its_other_piece(policy: str) -> None:
     assert problems(t) == []
 
 
+
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("policy", ("split-counters", "clone-rework-2026", "v5.10"))
+def test_dontunmap_of_part_of_a_vma_keeps_its_chain(policy: str, offset: int) -> None:
+    """move_vma() with MREMAP_DONTUNMAP unlinks the old VMA's anon_vma chain only when the
+    whole VMA moved (``if (new_vma != vma && vma->vm_start == old_addr && vma->vm_end ==
+    (old_addr + old_len)) unlink_anon_vmas(vma);``, commit e346b3813067): moving either page of
+    a faulted two-page VMA leaves the VMA its anon_vma and chain, for the page that stayed."""
+    vmas = "      - {name: A, start: 0x10000, pages: 2, faulted: true}\n"
+    t = run(f"  - {{mremap: P/A, offset: {offset}, pages: 1, flags: [maymove, dontunmap], "
+            "to: 0x40000}\n", policy, vmas)
+    assert [(v.name, v.start, v.end, v.anon_vma, v.chain, [p.name for p in v.pages])
+            for v in t.process("P").vmas] == [
+        ("A", 0x10000, 0x12000, "AV1", ("AV1",), [f"pg{1 - offset}"]),
+        ("A.1", 0x40000, 0x41000, "AV1", ("AV1",), [f"pg{offset}"])]
+    assert problems(t) == []
+
+
 # -- tools/testing/selftests/mm/merge.c, fixture "merge_with_fork" ----------------------------
 
 def _with_fork(setup: str, later: str, forked: bool) -> str:
