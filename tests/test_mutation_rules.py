@@ -928,3 +928,16 @@ def test_a_failed_allocation_says_what_where_and_which() -> None:
     e = k.failed
     assert (e.what, e.func, e.n) == ("anon_vma", "anon_vma_fork", 2)
     assert str(e) == "allocation 2 of the step (anon_vma in anon_vma_fork()) fails"
+
+
+@pytest.mark.parametrize("at", [2, 3])
+def test_split_step_outside_the_vma_is_refused(at: int) -> None:
+    """__split_vma() splits at an address strictly inside the VMA (``VM_WARN_ON(vma->vm_start
+    >= addr); VM_WARN_ON(vma->vm_end <= addr);``): a ``split`` step at or past the VMA's length
+    is bad input, a one-line error naming the VMA and its length (page 0 the loader refuses)."""
+    with pytest.raises(ReplayError) as e:
+        _run1("      - {name: a, start: 0x10000, pages: 2}\n",
+              f"  - {{split: P/a, at: {at}, new: b}}\n")
+    assert str(e.value).endswith(f"split: page {at} is not inside P/a (2 pages)"), str(e.value)
+    t = _run1("      - {name: a, start: 0x10000, pages: 2}\n", "  - {split: P/a, at: 1, new: b}\n")
+    assert _layout(t) == [("a", 0x10000, 0x11000), ("b", 0x11000, 0x12000)]
