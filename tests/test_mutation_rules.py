@@ -941,3 +941,35 @@ def test_split_step_outside_the_vma_is_refused(at: int) -> None:
     assert str(e.value).endswith(f"split: page {at} is not inside P/a (2 pages)"), str(e.value)
     t = _run1("      - {name: a, start: 0x10000, pages: 2}\n", "  - {split: P/a, at: 1, new: b}\n")
     assert _layout(t) == [("a", 0x10000, 0x11000), ("b", 0x11000, 0x12000)]
+
+
+def test_split_step_names_and_places_the_new_vma() -> None:
+    """The ``split`` step: the new VMA takes a name no VMA of the mm has (one taken is bad
+    input, a one-line error), and is the part below ``at`` with ``new_below`` (__split_vma()'s
+    new_below), the part above without."""
+    vmas = "      - {name: a, start: 0x10000, pages: 2}\n      - {name: c, start: 0x20000, pages: 1}\n"
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {split: P/a, at: 1, new: c}\n")
+    assert str(e.value).endswith("split: P already has a VMA named 'c'"), str(e.value)
+    t = _run1(vmas, "  - {split: P/a, at: 1, new: b, new_below: true}\n")
+    assert _layout(t) == [("b", 0x10000, 0x11000), ("a", 0x11000, 0x12000), ("c", 0x20000, 0x21000)]
+
+
+def test_mremap_flag_refusals_name_einval() -> None:
+    """do_mremap()'s flag checks return -EINVAL: MREMAP_DONTUNMAP before v5.7 (the flag does
+    not exist; commit e346b3813067 added it) and MREMAP_FIXED without MREMAP_MAYMOVE (which the
+    scenario loader refuses, but ``anondiff live`` builds such a step to compare the errno the
+    model predicts with the kernel's)."""
+    from anondiff.scenario import Mremap, Target
+    vmas = "      - {name: A, start: 0x10000, pages: 2}\n"
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mremap: P/A, flags: [maymove, dontunmap], to: 0x40000}\n", "degree")
+    assert str(e.value).endswith("mremap: MREMAP_DONTUNMAP does not exist before v5.7: the "
+                                 "kernel returns EINVAL"), str(e.value)
+    sc = loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + vmas + "steps: []\n",
+               "x.yaml")
+    step = Mremap(Target("P", "A"), None, frozenset({"fixed"}), 0x40000)
+    with pytest.raises(ReplayError) as e:
+        replay(sc._replace(steps=(step,)), "split-counters")
+    assert str(e.value).endswith("mremap: MREMAP_FIXED without MREMAP_MAYMOVE: the kernel "
+                                 "returns EINVAL"), str(e.value)
