@@ -973,3 +973,29 @@ def test_mremap_flag_refusals_name_einval() -> None:
         replay(sc._replace(steps=(step,)), "split-counters")
     assert str(e.value).endswith("mremap: MREMAP_FIXED without MREMAP_MAYMOVE: the kernel "
                                  "returns EINVAL"), str(e.value)
+
+
+@pytest.mark.parametrize("step, message", [
+    ("{mremap: P/A, new_pages: 3, flags: [maymove, dontunmap], to: 0x40000}",
+     "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and old_len == new_len: the kernel returns EINVAL"),
+    ("{mremap: P/A, new_pages: 1, flags: [maymove, dontunmap], to: 0x40000}",
+     "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and old_len == new_len: the kernel returns EINVAL"),
+    ("{mremap: P, start: 0x30000, pages: 1, flags: [maymove, fixed], to: 0x50000}",
+     "no VMA at the old address: the kernel returns EFAULT"),
+    ("{mremap: P/X, flags: [maymove, dontunmap], to: 0x40000}",
+     "MREMAP_DONTUNMAP of X, a VM_DONTEXPAND mapping: the kernel returns EINVAL"),
+    ("{mremap: P, start: 0x11000, pages: 2, new_pages: 3, flags: [maymove], to: 0x40000}",
+     "the range crosses the end of A: the kernel returns EFAULT"),
+])
+def test_mremap_refusals_say_why_and_the_errno(step: str, message: str) -> None:
+    """do_mremap()'s refusals, each a one-line error with the errno mremap() returns (which
+    ``anondiff live`` compares with the kernel's): MREMAP_DONTUNMAP with a new length, growing
+    or shrinking (check_mremap_params(): ``if (flags & MREMAP_DONTUNMAP && (!(flags &
+    MREMAP_MAYMOVE) || old_len != new_len)) return -EINVAL``), no VMA at the old address
+    (EFAULT), MREMAP_DONTUNMAP of a VM_DONTEXPAND mapping (EINVAL) and a growth across the
+    VMA's end (EFAULT)."""
+    vmas = ("      - {name: A, start: 0x10000, pages: 2}\n"
+            "      - {name: X, start: 0x20000, pages: 1, flags: [dontexpand]}\n")
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, f"  - {step}\n")
+    assert str(e.value) == f"x.yaml:8: steps[0]: mremap: {message}"
