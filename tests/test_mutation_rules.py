@@ -999,3 +999,47 @@ def test_mremap_refusals_say_why_and_the_errno(step: str, message: str) -> None:
     with pytest.raises(ReplayError) as e:
         _run1(vmas, f"  - {step}\n")
     assert str(e.value) == f"x.yaml:8: steps[0]: mremap: {message}"
+
+
+@pytest.mark.parametrize("step, policy, message", [
+    ("{mremap: P/X, new_pages: 2}", "split-counters",
+     "X is VM_DONTEXPAND and cannot grow: the kernel returns EFAULT"),
+    ("{mremap: P/F, flags: [maymove, dontunmap], to: 0x40000}", "v5.10",
+     "MREMAP_DONTUNMAP of a shared or file mapping before v5.13: the kernel returns EINVAL"),
+    ("{mremap: P/A, flags: [maymove, fixed], to: 0x7ffffffff000}", "split-counters",
+     "the destination ends beyond TASK_SIZE: the kernel returns EINVAL"),
+    ("{mremap: P/A, flags: [maymove, fixed], to: 0x11000}", "split-counters",
+     "the old and new ranges overlap: the kernel returns EINVAL"),
+    ("{mremap: P/A, new_pages: 17}", "split-counters",
+     "A cannot grow in place and MREMAP_MAYMOVE is not set: the kernel returns ENOMEM"),
+    ("{mremap: P/A, new_pages: 17, flags: [maymove]}", "split-counters",
+     "the mapping must move: give the address get_unmapped_area() returns ('to'): the kernel "
+     "returns ENOMEM"),
+    ("{mremap: P/A, new_pages: 17, flags: [maymove], to: 0x7fffffff0000}", "split-counters",
+     "the destination ends beyond TASK_SIZE: the kernel returns ENOMEM"),
+])
+def test_mremap_to_and_growth_refusals(step: str, policy: str, message: str) -> None:
+    """The refusals of do_mremap() past the flag checks: a VM_DONTEXPAND VMA cannot grow
+    (vma_to_resize(): EFAULT); MREMAP_DONTUNMAP of a file mapping before v5.13 (commit
+    a4609387859f extended it: EINVAL); mremap_to()'s destination beyond TASK_SIZE or overlapping
+    the old range (EINVAL); a growth blocked by the VMA 17 pages up without MREMAP_MAYMOVE, or
+    with it but no destination given (the model does not choose one), or one beyond TASK_SIZE
+    (ENOMEM)."""
+    vmas = ("      - {name: A, start: 0x10000, pages: 2}\n"
+            "      - {name: X, start: 0x20000, pages: 1, flags: [dontexpand]}\n"
+            "      - {name: F, start: 0x30000, pages: 1, file: lib}\n")
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, f"  - {step}\n", policy)
+    assert str(e.value) == f"x.yaml:9: steps[0]: mremap: {message}"
+
+
+def test_mremap_without_a_destination_is_einval() -> None:
+    """mremap_to() needs the destination: a MREMAP_DONTUNMAP step built without ``to`` (the
+    loader refuses one, ``anondiff live`` builds steps itself) is EINVAL."""
+    from anondiff.scenario import Mremap, Target
+    sc = loads("description: x\nprocesses:\n  - name: P\n    vmas:\n"
+               "      - {name: A, start: 0x10000, pages: 2}\nsteps: []\n", "x.yaml")
+    step = Mremap(Target("P", "A"), None, frozenset({"maymove", "dontunmap"}), None)
+    with pytest.raises(ReplayError) as e:
+        replay(sc._replace(steps=(step,)), "split-counters")
+    assert str(e.value).endswith("mremap: no destination address: the kernel returns EINVAL")
