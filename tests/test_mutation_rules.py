@@ -1043,3 +1043,16 @@ def test_mremap_without_a_destination_is_einval() -> None:
     with pytest.raises(ReplayError) as e:
         replay(sc._replace(steps=(step,)), "split-counters")
     assert str(e.value).endswith("mremap: no destination address: the kernel returns EINVAL")
+
+
+def test_mremap_destination_may_end_at_task_size() -> None:
+    """mremap_to(): ``if (new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len) return
+    -EINVAL;`` (and get_unmapped_area()'s same bound for a move of a growing mapping): a
+    destination ending exactly at TASK_SIZE (1 << 47 on x86-64) is allowed, by either path."""
+    top = 1 << 47
+    vmas = ("      - {name: A, start: 0x10000, pages: 2}\n"
+            "      - {name: X, start: 0x12000, pages: 1, file: lib}\n")
+    t = _run1(vmas, f"  - {{mremap: P/A, flags: [maymove, fixed], to: {top - 0x2000:#x}}}\n")
+    assert _layout(t) == [("X", 0x12000, 0x13000), ("A", top - 0x2000, top)]
+    t = _run1(vmas, f"  - {{mremap: P/A, new_pages: 3, flags: [maymove], to: {top - 0x3000:#x}}}\n")
+    assert _layout(t) == [("X", 0x12000, 0x13000), ("A", top - 0x3000, top)]
