@@ -207,6 +207,21 @@ def test_dontunmap_of_part_of_a_vma_keeps_its_chain(policy: str, offset: int) ->
     assert problems(t) == []
 
 
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_same_size_mremap_in_place_of_part_of_a_vma_changes_nothing(policy: str) -> None:
+    """do_mremap() without a move and with new_len == old_len: nothing to shrink (the
+    do_vmi_munmap() of [addr + new_len, addr + old_len) is only for old_len > new_len), nothing
+    to grow: the call returns addr and the VMA is not even split, whether the range ends
+    inside it or at its end."""
+    vmas = "      - {name: A, start: 0x10000, pages: 4, faulted: true}\n"
+    for pages in (1, 2, 4):
+        t = run(f"  - {{mremap: P, start: 0x10000, pages: {pages}}}\n", policy, vmas)
+        assert [(v.name, v.start, v.end, len(v.pages)) for v in t.process("P").vmas] == [
+            ("A", 0x10000, 0x14000, 4)]
+        assert problems(t) == []
+
+
 # -- tools/testing/selftests/mm/merge.c, fixture "merge_with_fork" ----------------------------
 
 def _with_fork(setup: str, later: str, forked: bool) -> str:

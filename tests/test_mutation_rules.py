@@ -1056,3 +1056,27 @@ def test_mremap_destination_may_end_at_task_size() -> None:
     assert _layout(t) == [("X", 0x12000, 0x13000), ("A", top - 0x2000, top)]
     t = _run1(vmas, f"  - {{mremap: P/A, new_pages: 3, flags: [maymove], to: {top - 0x3000:#x}}}\n")
     assert _layout(t) == [("X", 0x12000, 0x13000), ("A", top - 0x3000, top)]
+
+
+def test_mremap_in_place_keeps_the_vma_and_its_name() -> None:
+    """A shrink or a growth in place makes no VMA (do_mremap() returns the old address; the VMA
+    is cut, or vma_merge_extend() expands it): a ``name`` given for a VMA the step would create
+    names nothing, the VMA keeps its own."""
+    vmas = "      - {name: A, start: 0x10000, pages: 2}\n"
+    assert _layout(_run1(vmas, "  - {mremap: P/A, new_pages: 1, name: X}\n")) == [
+        ("A", 0x10000, 0x11000)]
+    assert _layout(_run1(vmas, "  - {mremap: P/A, new_pages: 3, name: X}\n")) == [
+        ("A", 0x10000, 0x13000)]
+
+
+def test_mremap_grows_in_place_up_to_task_size() -> None:
+    """vma_expandable(): ``if (vma->vm_end + delta > TASK_SIZE)`` (through
+    get_unmapped_area()'s bound) the VMA cannot grow in place: one ending a page below
+    TASK_SIZE grows by that page, not by two (without MREMAP_MAYMOVE: -ENOMEM)."""
+    top = 1 << 47
+    vmas = f"      - {{name: A, start: {top - 0x3000:#x}, pages: 2}}\n"
+    assert _layout(_run1(vmas, "  - {mremap: P/A, new_pages: 3}\n")) == [("A", top - 0x3000, top)]
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mremap: P/A, new_pages: 4}\n")
+    assert str(e.value).endswith("mremap: A cannot grow in place and MREMAP_MAYMOVE is not set: "
+                                 "the kernel returns ENOMEM"), str(e.value)
