@@ -1080,3 +1080,21 @@ def test_mremap_grows_in_place_up_to_task_size() -> None:
         _run1(vmas, "  - {mremap: P/A, new_pages: 4}\n")
     assert str(e.value).endswith("mremap: A cannot grow in place and MREMAP_MAYMOVE is not set: "
                                  "the kernel returns ENOMEM"), str(e.value)
+
+
+def test_mremap_step_names_its_copies_and_its_errors() -> None:
+    """The ``mremap`` step: a VMA the move creates while the source keeps a part is named
+    ``<source>.<n>``, n the first number free (A.1, then A.2); a ``name`` already taken in
+    the mm, or a range not inside the VMA, is bad input, a one-line error naming the step."""
+    vmas = ("      - {name: A, start: 0x10000, pages: 4}\n"
+            "      - {name: B, start: 0x20000, pages: 1, file: lib}\n")
+    t = _run1(vmas, "  - {mremap: P/A, offset: 0, pages: 1, flags: [maymove, fixed], to: 0x40000}\n"
+                    "  - {mremap: P/A, offset: 0, pages: 1, flags: [maymove, fixed], to: 0x50000}\n")
+    assert _layout(t) == [("A", 0x12000, 0x14000), ("B", 0x20000, 0x21000),
+                          ("A.1", 0x40000, 0x41000), ("A.2", 0x50000, 0x51000)]
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mremap: P/A, flags: [maymove, fixed], to: 0x40000, name: B}\n")
+    assert str(e.value).endswith("mremap: P already has a VMA named 'B'"), str(e.value)
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mremap: P/B, offset: 1, pages: 2, flags: [maymove, fixed], to: 0x40000}\n")
+    assert str(e.value).endswith("mremap: pages [1, 3) are not inside P/B (1 pages)"), str(e.value)
