@@ -1098,3 +1098,39 @@ def test_mremap_step_names_its_copies_and_its_errors() -> None:
     with pytest.raises(ReplayError) as e:
         _run1(vmas, "  - {mremap: P/B, offset: 1, pages: 2, flags: [maymove, fixed], to: 0x40000}\n")
     assert str(e.value).endswith("mremap: pages [1, 3) are not inside P/B (1 pages)"), str(e.value)
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters", "clone-rework-2026"])
+def test_three_way_merges_keep_the_right_flags_and_anon_vmas(policy: str) -> None:
+    """vma_merge_new_range() of a range filling the hole between prev and next:
+    * an mmap: prev takes the range and next and keeps its own flags (VM_DONTCOPY here); the
+      range's VM_SOFTDIRTY is kept (__mmap_region() sets it on a new mapping), and none is
+      invented when the range has none;
+    * a copy (mremap) of a never-faulted VMA between two faulted VMAs with different
+      anon_vmas: is_mergeable_anon_vma() allows each side, but prev and next may not merge
+      with each other (can_vma_merge_right(): ``is_mergeable_anon_vma(prev->anon_vma,
+      next->anon_vma, NULL)``), so prev takes the range alone;
+    * the same copy between two never-faulted VMAs takes next in, and next's VM_SOFTDIRTY
+      survives only in the 2026 tree (VMA_STICKY_FLAGS, mm/vma.c@7.2.13 vma_expand())."""
+    vmas = ("      - {name: a, start: 0x10000, pages: 1, flags: [dontcopy]}\n"
+            "      - {name: c, start: 0x12000, pages: 1, flags: [dontcopy]}\n")
+    for flags, want in (("[dontcopy]", ("account", "dontcopy")),
+                        ("[dontcopy, softdirty]", ("account", "dontcopy", "softdirty"))):
+        t = _run1(vmas, f"  - {{mmap: P, name: b, start: 0x11000, pages: 1, prot: rw, "
+                        f"flags: {flags}}}\n", policy)
+        assert [(v.name, v.start, v.end, v.flags) for v in t.process("P").vmas] == [
+            ("a", 0x10000, 0x13000, want)]
+    move = "  - {mremap: P/u, flags: [maymove, fixed], to: 0x11000}\n"
+    t = _run1("      - {name: a, start: 0x10000, pages: 1, faulted: true}\n"
+              "      - {name: c, start: 0x12000, pages: 1, faulted: true}\n"
+              "      - {name: u, start: 0x20000, pages: 1}\n", move, policy)
+    assert [(v.name, v.start, v.end, v.anon_vma) for v in t.process("P").vmas] == [
+        ("a", 0x10000, 0x12000, "AV1"), ("c", 0x12000, 0x13000, "AV2")]
+    assert [f.kind for f in t.findings] == ["MERGED"]
+    t = _run1("      - {name: a, start: 0x10000, pages: 1}\n"
+              "      - {name: c, start: 0x12000, pages: 1, flags: [softdirty]}\n"
+              "      - {name: u, start: 0x20000, pages: 1}\n", move, policy)
+    sticky = ("softdirty",) if policy == "clone-rework-2026" else ()
+    assert [(v.name, v.start, v.end, v.flags) for v in t.process("P").vmas] == [
+        ("a", 0x10000, 0x13000, ("account",) + sticky)]
+
