@@ -1134,3 +1134,19 @@ def test_three_way_merges_keep_the_right_flags_and_anon_vmas(policy: str) -> Non
     assert [(v.name, v.start, v.end, v.flags) for v in t.process("P").vmas] == [
         ("a", 0x10000, 0x13000, ("account",) + sticky)]
 
+
+
+@pytest.mark.parametrize("label, names", [
+    ("AV1", ["AV2", "AV1", "AV3", "AV4"]),
+    ("AV2", ["AV1", "AV2", "AV3", "AV4"]),
+    ("AV01", ["AV1", "AV01", "AV2", "AV3"]),
+    ("X", ["AV1", "X", "AV2", "AV3"]),
+])
+def test_anon_vma_names_skip_the_labels_the_layout_gives(label: str, names: list[str]) -> None:
+    """A layout may name a VMA's anon_vma (``anon_vma: LABEL``); the anon_vmas named in turn
+    (AV1, AV2, ...) skip a label of that form, whichever number it takes, and no other label
+    (AV01 or X does not hold AV1): P/a, P/b, then C/a and C/b after the fork."""
+    t = _run1("      - {name: a, start: 0x10000, pages: 1, faulted: true}\n"
+              f"      - {{name: b, start: 0x20000, pages: 1, faulted: true, anon_vma: {label}}}\n",
+              "  - {fork: P, child: C}\n")
+    assert [v.anon_vma for p in t.processes for v in p.vmas] == names
