@@ -795,12 +795,13 @@ RW = frozenset({"read", "write"})
 def _parent() -> tuple[Mm, list[Vma], list[bool]]:
     """A parent with, in address order: a faulted one-page VMA, a faulted four-page VMA with
     pages at its first and third page, a VM_WIPEONFORK one with a page, one never faulted, and
-    a one-page VMA with an anon_vma whose page is not mapped (zapped); the copies dup_mmap()
+    a one-page VMA with an anon_vma whose page is not mapped (zapped), and a faulted two-page
+    VMA with both pages after them; the copies dup_mmap()
     made of each (anon_vma_fork() leaves the parent's anon_vma in them) and which are wiped."""
     mm, av = Mm("P"), AnonVma()
     layout = [(0x10, 0x11, True, (0x10,), False), (0x20, 0x24, True, (0x20, 0x22), False),
               (0x30, 0x31, True, (0x30,), True), (0x40, 0x42, False, (), False),
-              (0x50, 0x51, True, (), False)]
+              (0x50, 0x51, True, (), False), (0x60, 0x62, True, (0x60, 0x61), False)]
     wipes = []
     for start, end, faulted, pages, wipe in layout:
         v = Vma(mm, start, end, start, RW, frozenset({VM_WIPEONFORK} if wipe else ()), None,
@@ -833,7 +834,7 @@ def test_children_take_is_child_takes_in_bulk(child_state: str) -> None:
     page mapped once more per child, and (once the incremental checks know the child) every new
     VMA marked dirty.  Checked for the whole fork and for a fork stopped after its first two
     copies (a failed anon_vma_fork())."""
-    for n in (5, 2):
+    for n in (6, 2):
         parent, _, wipes = _parent()
         one, bulk = Mm("C"), Mm("C")
         for child in (one, bulk):
@@ -853,9 +854,11 @@ def test_children_take_is_child_takes_in_bulk(child_state: str) -> None:
         assert all(bulk.ptes[p] is parent.ptes[p] for p in bulk.ptes)
         assert {p: page.mapcount for p, page in parent.ptes.items()} == \
             {p: c + (p in bulk.ptes) for p, c in after_one.items()}
-        # the wiped VMA's page stays the parent's alone
+        # the wiped VMA's page stays the parent's alone; the last VMA's go only with the
+        # whole fork
+        both = 3 if n == 6 else 1
         assert {p: page.mapcount for p, page in parent.ptes.items()} == \
-            {0x10: 3, 0x20: 3, 0x22: 3, 0x30: 1}
+            {0x10: 3, 0x20: 3, 0x22: 3, 0x30: 1, 0x60: both, 0x61: both}
         if child_state == "checked":
             assert bulk.dirty == set(tmps_bulk) and one.dirty == set(tmps_one)
         else:
