@@ -1153,3 +1153,34 @@ def test_anon_vma_names_skip_the_labels_the_layout_gives(label: str, names: list
               f"      - {{name: b, start: 0x20000, pages: 1, faulted: true, anon_vma: {label}}}\n",
               "  - {fork: P, child: C}\n")
     assert [v.anon_vma for p in t.processes for v in p.vmas] == names
+
+
+def test_mmap_step_errors_and_merge_finding() -> None:
+    """The ``mmap`` step: a range over a mapped page is refused (MAP_FIXED_NOREPLACE: -EEXIST),
+    so is a name the mm already has, each in one line; a new mapping vma_merge() joined to a
+    neighbour is a MERGED finding naming both."""
+    vmas = "      - {name: a, start: 0x10000, pages: 2}\n"
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mmap: P, name: b, start: 0x11000, pages: 1, prot: rw}\n")
+    assert str(e.value).endswith("mmap: b overlaps P/a (MAP_FIXED_NOREPLACE semantics: unmap it "
+                                 "first)"), str(e.value)
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mmap: P, name: a, start: 0x20000, pages: 1, prot: rw}\n")
+    assert str(e.value).endswith("mmap: P already has a VMA named 'a'"), str(e.value)
+    t = _run1(vmas, "  - {mmap: P, name: b, start: 0x12000, pages: 1, prot: rw}\n")
+    assert [(f.kind, f.where, f.detail) for f in t.findings] == [
+        ("MERGED", "P/a", "mmap of b merged into a")]
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters", "clone-rework-2026"])
+def test_mmap_merged_into_one_side_keeps_that_sides_flags(policy: str) -> None:
+    """vma_merge_new_range() of an mmap taken by prev alone or by next alone: the VMA that
+    takes it keeps its own flags (VM_DONTCOPY here), and gains no VM_SOFTDIRTY the range did
+    not ask for."""
+    for vmas, start in (("      - {name: a, start: 0x10000, pages: 1, flags: [dontcopy]}\n",
+                         0x11000),
+                        ("      - {name: a, start: 0x12000, pages: 1, flags: [dontcopy]}\n",
+                         0x11000)):
+        t = _run1(vmas, f"  - {{mmap: P, name: b, start: {start:#x}, pages: 1, prot: rw, "
+                        "flags: [dontcopy]}\n", policy)
+        assert [v.flags for v in t.process("P").vmas] == [("account", "dontcopy")]
