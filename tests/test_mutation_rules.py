@@ -1184,3 +1184,30 @@ def test_mmap_merged_into_one_side_keeps_that_sides_flags(policy: str) -> None:
         t = _run1(vmas, f"  - {{mmap: P, name: b, start: {start:#x}, pages: 1, prot: rw, "
                         "flags: [dontcopy]}\n", policy)
         assert [v.flags for v in t.process("P").vmas] == [("account", "dontcopy")]
+
+
+@pytest.mark.parametrize("handled", [True, False])
+def test_a_policy_may_do_anon_vma_merge_itself(handled: bool) -> None:
+    """remove_merged(): a policy with its own ``anon_vma_merge(k, kept, gone)`` (a compiled
+    kernel tree runs the tree's anon_vma_merge()) is asked first, with the VMA kept and the
+    one merged away; when it says it did the work the model's anon_vma_merge() (the
+    VM_BUG_ON check and unlink_anon_vmas() of the one gone) is skipped, else it runs."""
+    base = type(get("split-counters"))
+    calls: list[tuple] = []
+    unlinked: list[str] = []
+
+    class OwnMerge(base):  # type: ignore[misc, valid-type]
+        name = "own-merge"
+
+        def anon_vma_merge(self, k, kept, gone):  # type: ignore[no-untyped-def]
+            calls.append((type(k).__name__, kept.name, gone.name))
+            return handled
+
+        def unlink_anon_vmas(self, k, vma):  # type: ignore[no-untyped-def]
+            unlinked.append(vma.name)
+            return super().unlink_anon_vmas(k, vma)
+
+    t = replay(loads(THREE % (", faulted: [0]", ""), "x.yaml"), OwnMerge()).final
+    assert layout(t) == [(0x10000, 0x13000, "AV1")]
+    assert calls == [("Kernel", "A", "B"), ("Kernel", "A", "C")]
+    assert unlinked == ([] if handled else ["B", "C"])
