@@ -18,9 +18,34 @@ _MUTATION_ORDER = ("test_mutation_rules", "test_kernel_rules", "test_policies", 
                    "test_kernel_runs", "test_explain", "test_mutation_checks", "test_golden")
 
 
+#: make mutation: the slowest tests of the selection (a survivor runs every test that reached
+#: its function, and these took 10 of the 27 s a survivor of the step loop cost), run only for
+#: the mutants of the code they are about: test id -> the mutant name prefixes that keep it.
+#: A mutant elsewhere that changes what they would see changes a replay that test_golden,
+#: test_kernel_runs and the rule tests compare too.  (): never under mutmut: the CLI's
+#: subprocess start and shell completion, and the golden directory's file list, are no rule.
+_MUTATION_ONLY_FOR = {
+    "tests/test_mutation_checks.py::test_findings_many_and_replay_many_match_replay":
+        ("anondiff.engine.",),
+    "tests/test_mutation_checks.py::test_the_scenarios_find_every_kind_of_violation":
+        ("anondiff.kernel.checks.", "anondiff.engine."),
+    "tests/test_metrics.py::test_measured_replay_is_the_replay": ("anondiff.engine.",),
+    "tests/test_cli.py::test_python_dash_m": (),
+    "tests/test_cli.py::test_shell_completion_offers_policy_names": (),
+    "tests/test_golden.py::test_no_stale_goldens": (),
+}
+
+
 def pytest_collection_modifyitems(config, items) -> None:  # type: ignore[no-untyped-def]
     if "MUTANT_UNDER_TEST" not in os.environ:
         return
+    mutant = os.environ["MUTANT_UNDER_TEST"]
+    if "__mutmut_" in mutant:
+        keep = [item for item in items if item.nodeid not in _MUTATION_ONLY_FOR
+                or mutant.startswith(_MUTATION_ONLY_FOR[item.nodeid] or ("\0",))]
+        if keep and len(keep) < len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+            items[:] = keep
 
     def rank(item) -> int:  # type: ignore[no-untyped-def]
         module = item.nodeid.rpartition("/")[2].partition(".py")[0]

@@ -280,4 +280,59 @@ def test_mremap_whose_old_range_cannot_be_split_still_moves(policy: str) -> None
         ("A", 0x10000, 0x13000), ("R", 0x1c000, 0x1e000)]
     assert [p.name for p in t.vma("P/A").pages] == ["pg0"]
     assert [p.name for p in t.vma("P/R").pages] == ["pg1", "pg2"]
-    assert "move_vma() could not split the old range" in t.findings[-1].detail
+    note = t.findings[-1]
+    assert (note.kind, note.where) == ("NOTE", "P")
+    assert note.detail.startswith("enomem: allocation 2 of the step (")
+    assert note.detail.endswith(") fails: move_vma() could not split the old range to unmap it "
+                                "(\"OOM: unable to split vma\"): it stays mapped, without its "
+                                "pages, and mremap() returns the new address"), note.detail
+
+
+_NEW_RANGE_HEAD = "description: x\nprocesses:\n  - name: P\n    vmas:\n"
+_NEW_RANGE = {
+    # mmap of b fills the hole: a (never faulted) would take c's anon_vma
+    "mmap-between": ("      - {name: a, start: 0x10000, pages: 1}\n"
+                     "      - {name: c, start: 0x12000, pages: 1, faulted: true}\nsteps:\n",
+                     "  - {mmap: P, name: b, start: 0x11000, pages: 1, prot: rw, enomem: 1}\n",
+                     [("a", 0x10000, 0x11000), ("b", 0x11000, 0x12000), ("c", 0x12000, 0x13000)],
+                     "anon_vma_clone(a, c)"),
+    # the copy of S (a written private file page) would extend Q, which needs S's anon_vma
+    "copy-into-prev": ("      - {name: Q, start: 0x2f000, pages: 1, file: lib, offset: 0x4f000}\n"
+                       "      - {name: S, start: 0x10000, pages: 1, file: lib, offset: 0x50000, "
+                       "faulted: true}\nsteps:\n",
+                       "  - {mremap: P/S, flags: [maymove, fixed], to: 0x30000, enomem: 1}\n",
+                       [("Q", 0x2f000, 0x30000), ("S", 0x30000, 0x31000)], "anon_vma_clone(Q, S)"),
+    # ... would extend N downwards
+    "copy-into-next": ("      - {name: S, start: 0x10000, pages: 1, file: lib, offset: 0x50000, "
+                       "faulted: true}\n"
+                       "      - {name: N, start: 0x31000, pages: 1, file: lib, offset: 0x51000}\n"
+                       "steps:\n",
+                       "  - {mremap: P/S, flags: [maymove, fixed], to: 0x30000, enomem: 1}\n",
+                       [("S", 0x30000, 0x31000), ("N", 0x31000, 0x32000)], "anon_vma_clone(N, S)"),
+    # G, moved back between Q and F (its other piece), would join both into Q
+    "copy-between": ("      - {name: Q, start: 0x2f000, pages: 1, file: lib, offset: 0x4f000}\n"
+                     "      - {name: F, start: 0x10000, pages: 2, file: lib, offset: 0x50000, "
+                     "faulted: true}\nsteps:\n"
+                     "  - {mremap: P/F, offset: 0, pages: 1, flags: [maymove, fixed], to: 0x70000, "
+                     "name: G}\n  - {mremap: P/F, flags: [maymove, fixed], to: 0x31000}\n",
+                     "  - {mremap: P/G, flags: [maymove, fixed], to: 0x30000, enomem: 1}\n",
+                     [("Q", 0x2f000, 0x30000), ("G", 0x30000, 0x31000), ("F", 0x31000, 0x32000)],
+                     "anon_vma_clone(Q, F)"),
+}
+
+
+@pytest.mark.parametrize("policy, case", [("v6.12", "mmap-between")] + [
+    (policy, case) for policy in ("split-counters", "clone-rework-2026") for case in sorted(_NEW_RANGE)])
+def test_a_new_range_whose_merge_cannot_allocate_is_mapped_alone(policy: str, case: str) -> None:
+    """From v6.12 a merge of existing VMAs that cannot allocate fails the call with -ENOMEM
+    (vma_modify(): ``if (vmg_nomem(vmg)) return ERR_PTR(-ENOMEM)``), but a merge of a new
+    range gives up and the caller maps the range itself: __mmap_region() and copy_vma()
+    (mm/vma.c@v6.12.117: ``new_vma = vma_merge_new_range(&vmg); if (!new_vma) { new_vma =
+    vm_area_dup(vma); ...``): mmap() and mremap() succeed, the range a VMA of its own.  (Under
+    v6.12's merge rule a copy of a written page never merges into a never-faulted neighbour,
+    so only the mmap case runs there.)"""
+    layout, step, vmas, clone = _NEW_RANGE[case]
+    t = run(step, policy, _NEW_RANGE_HEAD + layout)
+    assert [(v.name, v.start, v.end) for v in t.process("P").vmas] == vmas
+    assert notes(t)[-1] == f"vma_merge(): {clone} failed: no merge (-ENOMEM not reported)"
+    assert problems(t) == []

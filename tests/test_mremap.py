@@ -168,6 +168,60 @@ def test_mremap_correct_placed_faulted(policy: str) -> None:
     assert problems(t) == []
 
 
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_faulted_piece_moved_back_below_its_other_piece(policy: str) -> None:
+    """copy_vma(): the source VMA itself can be merged into the copy only when it was never
+    faulted (its vm_pgoff reset to the new address), hence ``VM_BUG_ON_VMA(faulted_in_anon_vma,
+    new_vma)`` when the VMA the copy merged into holds the source's start.  Here the first page
+    of a faulted Z is moved one page down (keeping its pgoff), then the rest of Z is moved right
+    behind it: the copy merges into that first piece (the same anon_vma, pgoff linear), which
+    ends exactly where the source starts, so it does not hold the source: no VM_BUG_ON, and Z
+    is whole again, one page lower, with both pages.
+
+        0x11 0x12 0x13                    Z  Z  .   ->   Z.1 Z  .   ->   Z.1 Z.1"""
+    vmas = "      - {name: Z, start: 0x12000, pages: 2, faulted: true}\n"
+    steps = ("  - {mremap: P/Z, offset: 0, pages: 1, flags: [maymove, fixed], to: 0x11000}\n"
+             "  - {mremap: P/Z, flags: [maymove, fixed], to: 0x12000}\n")
+    t = run(steps, policy, vmas)
+    assert [(v.name, v.start, v.end, len(v.pages)) for v in t.process("P").vmas] == [
+        ("Z.1", 0x11000, 0x13000, 2)]
+    assert problems(t) == []
+
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("policy", ("split-counters", "clone-rework-2026", "v5.10"))
+def test_dontunmap_of_part_of_a_vma_keeps_its_chain(policy: str, offset: int) -> None:
+    """move_vma() with MREMAP_DONTUNMAP unlinks the old VMA's anon_vma chain only when the
+    whole VMA moved (``if (new_vma != vma && vma->vm_start == old_addr && vma->vm_end ==
+    (old_addr + old_len)) unlink_anon_vmas(vma);``, commit e346b3813067): moving either page of
+    a faulted two-page VMA leaves the VMA its anon_vma and chain, for the page that stayed."""
+    vmas = "      - {name: A, start: 0x10000, pages: 2, faulted: true}\n"
+    t = run(f"  - {{mremap: P/A, offset: {offset}, pages: 1, flags: [maymove, dontunmap], "
+            "to: 0x40000}\n", policy, vmas)
+    assert [(v.name, v.start, v.end, v.anon_vma, v.chain, [p.name for p in v.pages])
+            for v in t.process("P").vmas] == [
+        ("A", 0x10000, 0x12000, "AV1", ("AV1",), [f"pg{1 - offset}"]),
+        ("A.1", 0x40000, 0x41000, "AV1", ("AV1",), [f"pg{offset}"])]
+    assert problems(t) == []
+
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_same_size_mremap_in_place_of_part_of_a_vma_changes_nothing(policy: str) -> None:
+    """do_mremap() without a move and with new_len == old_len: nothing to shrink (the
+    do_vmi_munmap() of [addr + new_len, addr + old_len) is only for old_len > new_len), nothing
+    to grow: the call returns addr and the VMA is not even split, whether the range ends
+    inside it or at its end."""
+    vmas = "      - {name: A, start: 0x10000, pages: 4, faulted: true}\n"
+    for pages in (1, 2, 4):
+        t = run(f"  - {{mremap: P, start: 0x10000, pages: {pages}}}\n", policy, vmas)
+        assert [(v.name, v.start, v.end, len(v.pages)) for v in t.process("P").vmas] == [
+            ("A", 0x10000, 0x14000, 4)]
+        assert problems(t) == []
+
+
 # -- tools/testing/selftests/mm/merge.c, fixture "merge_with_fork" ----------------------------
 
 def _with_fork(setup: str, later: str, forked: bool) -> str:
@@ -490,6 +544,51 @@ def test_fixed_move_of_several_vmas_from_6_17(policy: str) -> None:
     with pytest.raises(ReplayError, match="EFAULT"):       # a gap at the start
         run("  - {mremap: P, start: 0x14000, pages: 2, flags: [maymove, fixed], "
             "to: 0x40000}\n", policy, vmas)
+
+
+SEVERAL = ("      - {name: A, start: 0x10000, pages: 2, faulted: true}\n"
+           "      - {name: B, start: 0x12000, pages: 2, prot: r}\n"
+           "      - {name: D1, start: 0x3f000, pages: 2, file: lib}\n"
+           "      - {name: D2, start: 0x43000, pages: 2, file: lib}\n")
+
+
+@pytest.mark.parametrize("policy", NEW_RULE)
+def test_fixed_move_of_several_vmas_unmaps_each_destination(policy: str) -> None:
+    """6.17+ remap_move(): each VMA's part goes through mremap_to(), which with MREMAP_FIXED
+    unmaps [new_addr, new_addr + new_len) of that part first (``if (vrm->flags & MREMAP_FIXED)
+    { err = do_munmap(mm, vrm->new_addr, vrm->new_len, ...)``; commit d23cb648e365 ("mm/mremap:
+    permit mremap() move of multiple VMAs")): D1 and D2 lose exactly the pages A' and B' land
+    on, D1 for the first part and D2 for the second.  The step's name goes to the first part's
+    VMA (remap_move() returns the first new address).
+
+        0x3f 0x40 0x41 0x42 0x43 0x44      before: D1 D1 .  .  D2 D2
+                                            after:  D1 A' A' B' B' D2"""
+    step = "  - {mremap: P, start: 0x10000, pages: 4, flags: [maymove, fixed], to: 0x40000%s}\n"
+    t = run(step % "", policy, SEVERAL)
+    assert [(v.name, v.start, v.end, len(v.pages)) for v in t.process("P").vmas] == [
+        ("D1", 0x3f000, 0x40000, 0), ("A", 0x40000, 0x42000, 2), ("B", 0x42000, 0x44000, 0),
+        ("D2", 0x44000, 0x45000, 0)]
+    assert problems(t) == []
+    t = run(step % ", name: X", policy, SEVERAL)
+    assert [v.name for v in t.process("P").vmas] == ["D1", "X", "B", "D2"]
+
+
+@pytest.mark.parametrize("policy", NEW_RULE)
+def test_fixed_dontunmap_move_of_several_vmas_keeps_each_source(policy: str) -> None:
+    """6.17+ remap_move() with MREMAP_DONTUNMAP: mremap_to() -> move_vma() of each part keeps
+    its source mapped and empty (dontunmap_complete(): a VMA moved whole has its anon_vma
+    chain unlinked, commit e346b3813067 ("mm/mremap: add MREMAP_DONTUNMAP to mremap()")), for
+    every VMA of the range, not only the first: A and B stay where they were, without pages,
+    A without an anon_vma; A' keeps the anon_vma and the pages."""
+    step = ("  - {mremap: P, start: 0x10000, pages: 4, flags: [maymove, fixed, dontunmap], "
+            "to: 0x40000}\n")
+    t = run(step, policy, SEVERAL)
+    assert [(v.name, v.start, v.end, v.anon_vma is not None, len(v.pages))
+            for v in t.process("P").vmas] == [
+        ("A", 0x10000, 0x12000, False, 0), ("B", 0x12000, 0x14000, False, 0),
+        ("D1", 0x3f000, 0x40000, False, 0), ("A.1", 0x40000, 0x42000, True, 2),
+        ("B.1", 0x42000, 0x44000, False, 0), ("D2", 0x44000, 0x45000, False, 0)]
+    assert problems(t) == []
 
 
 def test_fixed_replaces_what_is_at_the_destination() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from anondiff.engine import _Replayer, findings_many, replay, replay_many
 from anondiff.kernel import checks
-from anondiff.kernel.objects import AnonVma
+from anondiff.kernel.objects import AnonVma, AnonVmaChain
 from anondiff.kernel.rmap import avname
 from anondiff.policies import get, names
 from anondiff.policies.eras import ERA_VARIANTS
@@ -155,3 +155,45 @@ def test_a_wrong_refcount_is_an_i5_finding(policy: str) -> None:
     r.k.dirty_avs.update((root, leaf))
     new, gone = r.checker.update()
     assert new == [] and sorted(gone) == full and checks.check(r.k) == []
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters"])
+def test_a_violation_reported_twice_by_one_vma_keeps_its_first_place(policy: str) -> None:
+    """A chain that links the same freed anon_vma twice (a policy's bug: anon_vma_clone()
+    run twice over one source) reports "chain links freed AV1" at both places; the full
+    recount's findings take each violation at its first report, so AV1's comes before AV2's,
+    and the incremental checks must order them the same (by the first report's place, not
+    the last)."""
+    r = _forked_twice(policy)
+    av1, av2 = _av(r, "AV1"), _av(r, "AV2")
+    g = r.k.mms["G"].by_name("a")
+    assert g is not None and [avname(avc.anon_vma) for avc in g.same_vma()] == ["AV3", "AV2", "AV1"]
+    g.avcs.append(AnonVmaChain(g, av1, 0))          # head first: AV1, AV3, AV2, AV1
+    av1.freed = av2.freed = True
+    r.k.dirty_vmas.update(v for mm in r.k.mms.values() for v in mm.vmas)
+    r.k.freed_any = True
+    full, new = _both(r, av1, av2)
+    assert list(dict.fromkeys(full)) == new
+    assert [v for v in new if v[:2] == ("I7-UAF", "G/a")] == [
+        ("I7-UAF", "G/a", "chain links freed AV1"), ("I7-UAF", "G/a", "chain links freed AV2")]
+
+
+def test_a_part_moved_with_dontunmap_takes_its_rmap_misses_along() -> None:
+    """CVE-2022-42703's merge under v5.10 (degree counters, before commit 2555283eb40d) leaves
+    Y/lo mapping two pages of AV5, which its chain lacks (I6).  MREMAP_DONTUNMAP of those two
+    pages (v5.7+, commit e346b3813067) moves their ptes to a copy of the VMA and leaves Y/lo
+    whole, only emptier: its I6 findings stop holding and the copy, which cloned the same
+    chain, has them.  The incremental checks see that only from the page range the ptes left
+    (no VMA around it changed), so they must re-check it, as the full recount does."""
+    text = (ROOT / "scenarios" / "cve-2022-42703.yaml").read_text()
+    head = text.partition("  - snapshot: merged")[0]
+    sc = loads(head + "  - {mremap: Y/lo, offset: 2, pages: 2, flags: [maymove, dontunmap], "
+                      "to: 0x7f0000100000}\n", "cve-dontunmap.yaml")
+    full = replay(sc, "v5.10", checks="full")
+    assert replay(sc, "v5.10", checks="incremental") == full
+    assert [(f.where, f.detail, f.step, f.active) for f in full.final.findings
+            if f.kind == "I6"] == [
+        ("Y/lo", "pg4 mapping AV5 not in chain (rmap miss)", 13, False),
+        ("Y/lo", "pg5 mapping AV5 not in chain (rmap miss)", 13, False),
+        ("Y/lo.1", "pg4 mapping AV5 not in chain (rmap miss)", 14, True),
+        ("Y/lo.1", "pg5 mapping AV5 not in chain (rmap miss)", 14, True)]

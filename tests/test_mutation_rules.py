@@ -754,15 +754,19 @@ def test_clone_rework_failed_fork_adds_to_the_transient_anon_vmas(nth: int) -> N
     assert (base, t.transient_anon_vmas) == (2, 3)
 
 
-def test_brk_from_inside_a_vma_is_refused() -> None:
+@pytest.mark.parametrize("above", ["", "      - {name: far, start: 0x80000, pages: 1}\n"])
+@pytest.mark.parametrize("oldbrk", [0x20000, 0x21000])
+def test_brk_from_inside_a_vma_is_refused(above: str, oldbrk: int) -> None:
     """sys_brk(): ``vma_find(&vmi, newbrk + PAGE_SIZE + stack_guard_gap)`` from the old break
     finds the VMA that contains it, and brk() returns the old break: the step is refused with
-    a one-line error.  Found twice: by mutant expand.x_brk__mutmut_38 (the model inserted
-    [0x21000, 0x24000) over a's [0x20000, 0x23000): two overlapping VMAs, no finding) and by
-    anondiff live on 6.18 (fixed in anondiff/kernel/expand.py brk())."""
-    with pytest.raises(ReplayError, match="brk"):
-        _run1("      - {name: a, start: 0x20000, pages: 3}\n",
-              "  - {brk: P, from: 0x21000, to: 0x24000}\n")
+    a one-line error naming that VMA, whether the old break is its start or inside it and
+    whatever lies further up (the VMA after it, ``far``, is not the one in the way).  Found
+    twice: by a mutant of expand.brk() (the model inserted [0x21000, 0x24000) over a's
+    [0x20000, 0x23000): two overlapping VMAs, no finding) and by anondiff live on 6.18 (fixed
+    in anondiff/kernel/expand.py brk())."""
+    with pytest.raises(ReplayError, match="brk: the new break leaves no page before a: "):
+        _run1("      - {name: a, start: 0x20000, pages: 3}\n" + above,
+              f"  - {{brk: P, from: {oldbrk:#x}, to: 0x24000}}\n")
 
 
 def test_mremap_growing_in_place_fails_with_enomem_when_the_merge_cannot_allocate() -> None:
@@ -778,3 +782,432 @@ def test_mremap_growing_in_place_fails_with_enomem_when_the_merge_cannot_allocat
                                      "anon_vma_clone()) fails: mremap() returns -ENOMEM")
     t = _run1(vmas, "  - {mremap: P/a, new_pages: 2}\n")
     assert _layout(t) == [("a", 0x10000, 0x13000)]
+
+
+# -- dup_mmap()'s end of loop in bulk (a compiled tree's fork) -----------------------------------
+
+from anondiff.kernel.fork import child_takes, children_take
+from anondiff.kernel.objects import VM_WIPEONFORK, Page
+
+RW = frozenset({"read", "write"})
+
+
+def _parent() -> tuple[Mm, list[Vma], list[bool]]:
+    """A parent with, in address order: a faulted one-page VMA, a faulted four-page VMA with
+    pages at its first and third page, a VM_WIPEONFORK one with a page, one never faulted, and
+    a one-page VMA with an anon_vma whose page is not mapped (zapped), and a faulted two-page
+    VMA with both pages after them; the copies dup_mmap()
+    made of each (anon_vma_fork() leaves the parent's anon_vma in them) and which are wiped."""
+    mm, av = Mm("P"), AnonVma()
+    layout = [(0x10, 0x11, True, (0x10,), False), (0x20, 0x24, True, (0x20, 0x22), False),
+              (0x30, 0x31, True, (0x30,), True), (0x40, 0x42, False, (), False),
+              (0x50, 0x51, True, (), False), (0x60, 0x62, True, (0x60, 0x61), False)]
+    wipes = []
+    for start, end, faulted, pages, wipe in layout:
+        v = Vma(mm, start, end, start, RW, frozenset({VM_WIPEONFORK} if wipe else ()), None,
+                f"v{start:x}")
+        if faulted:
+            v.anon_vma = av
+            v.avcs = [AnonVmaChain(v, av, 0)]
+        for p in pages:
+            mm.ptes[p] = Page(av, p, f"p{p:x}")
+        mm.append(v)
+        wipes.append(wipe)
+    return mm, mm.vmas, wipes
+
+
+def _copies(parent: Mm, child: Mm, wipes: list[bool]) -> list[Vma]:
+    tmps = [v.dup(child) for v in parent.vmas]
+    for tmp, wipe in zip(tmps, wipes):
+        if wipe:
+            tmp.anon_vma = None
+    return tmps
+
+
+@pytest.mark.parametrize("child_state", ["new", "checked"])
+def test_children_take_is_child_takes_in_bulk(child_state: str) -> None:
+    """dup_mmap()'s loop ends, for each copy, in vma_iter_bulk_store() of the child VMA and,
+    unless VM_WIPEONFORK emptied it, copy_page_range(), which maps the parent's anonymous pages
+    in the child (the same folio, one more mapcount).  children_take() does that for a compiled
+    tree's whole fork at once; it must leave the child exactly as child_takes() called for
+    each copy in turn: the same VMAs in address order, the same ptes to the same pages, each
+    page mapped once more per child, and (once the incremental checks know the child) every new
+    VMA marked dirty.  Checked for the whole fork and for a fork stopped after its first two
+    copies (a failed anon_vma_fork())."""
+    for n in (6, 2):
+        parent, _, wipes = _parent()
+        one, bulk = Mm("C"), Mm("C")
+        for child in (one, bulk):
+            if child_state == "checked":
+                child.dirty = set()
+        tmps_one = _copies(parent, one, wipes)[:n]
+        tmps_bulk = _copies(parent, bulk, wipes)[:n]
+        for tmp, mpnt, wipe in zip(tmps_one, parent.vmas, wipes):
+            child_takes(parent, one, tmp, mpnt, wipe)
+        after_one = {p: page.mapcount for p, page in parent.ptes.items()}
+        children_take(parent, bulk, tmps_bulk, parent.vmas[:n], wipes[:n])
+        assert [(v.name, v.start, v.end) for v in bulk.vmas] == \
+            [(v.name, v.start, v.end) for v in one.vmas]
+        assert bulk.starts == one.starts == [v.start for v in one.vmas]
+        assert {p: page.name for p, page in bulk.ptes.items()} == \
+            {p: page.name for p, page in one.ptes.items()}
+        assert all(bulk.ptes[p] is parent.ptes[p] for p in bulk.ptes)
+        assert {p: page.mapcount for p, page in parent.ptes.items()} == \
+            {p: c + (p in bulk.ptes) for p, c in after_one.items()}
+        # the wiped VMA's page stays the parent's alone; the last VMA's go only with the
+        # whole fork
+        both = 3 if n == 6 else 1
+        assert {p: page.mapcount for p, page in parent.ptes.items()} == \
+            {0x10: 3, 0x20: 3, 0x22: 3, 0x30: 1, 0x60: both, 0x61: both}
+        if child_state == "checked":
+            assert bulk.dirty == set(tmps_bulk) and one.dirty == set(tmps_one)
+        else:
+            assert bulk.dirty is one.dirty is None
+
+
+from anondiff.kernel.state import KernelCrash
+
+
+def test_a_crash_whose_vma_is_unknown_is_reported_without_one() -> None:
+    """A KernelCrash carries the VMA being worked on only when its caller knows it (dup_mmap()
+    names the child VMA of a crashing anon_vma_fork()); one raised elsewhere, as a compiled
+    kernel tree's BUG in the anon_vma_clone() of a split, is still a CRASH finding, with an
+    empty ``where``, and the replay stops there (the later steps are not replayed)."""
+    base = type(get("split-counters"))
+
+    class CrashesOnSplit(base):  # type: ignore[misc, valid-type]
+        name = "crashes-on-split"
+
+        def anon_vma_clone(self, k, dst, src, op, ctx=None):  # type: ignore[no-untyped-def]
+            if op is VmaOp.SPLIT:
+                raise KernelCrash("BUG at mm/rmap.c: a split's clone")
+            return super().anon_vma_clone(k, dst, src, op, ctx)
+
+    sc = loads("description: x\nprocesses:\n  - name: P\n    vmas:\n"
+               "      - {name: a, start: 0x10000, pages: 2, faulted: true}\n"
+               "steps:\n  - {mprotect: P/a, offset: 1, pages: 1, prot: r}\n"
+               "  - {fork: P, child: C}\n", "x.yaml")
+    t = replay(sc, CrashesOnSplit()).final
+    assert t.crashed and [p.name for p in t.processes] == ["P"]
+    assert [(f.kind, f.where, f.detail, f.step) for f in t.findings if f.kind == "CRASH"] == [
+        ("CRASH", "", "BUG at mm/rmap.c: a split's clone", 1)]
+
+
+# -- the merge step: vma_merge() asked to extend hi's predecessor only ----------------------------
+
+def test_merge_step_across_a_gap_is_refused_as_not_adjacent() -> None:
+    """A ``merge`` step asks vma_merge() to extend ``lo`` over ``hi``: with a hole between
+    them (lo is hi's predecessor, but does not end where hi starts) nothing merges and the
+    finding says why: not adjacent."""
+    t = _run1("      - {name: a, start: 0x10000, pages: 1}\n"
+              "      - {name: c, start: 0x12000, pages: 1}\n", "  - {merge: P, lo: a, hi: c}\n")
+    assert _layout(t) == [("a", 0x10000, 0x11000), ("c", 0x12000, 0x13000)]
+    assert [(f.kind, f.where, f.detail) for f in t.findings] == [
+        ("MERGE_REFUSED", "P/a", "c not merged into a: not adjacent")]
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters", "clone-rework-2026"])
+def test_merge_step_leaves_the_vma_after_hi_alone(policy: str) -> None:
+    """The ``merge`` step merges hi into lo (prev) and nothing else, neither VMA split
+    (vma_merge() of prev and the middle only): c after b, which could merge with both, stays
+    a VMA of its own."""
+    t = _run1("      - {name: a, start: 0x10000, pages: 1}\n"
+              "      - {name: b, start: 0x11000, pages: 1, prot: r}\n"
+              "      - {name: c, start: 0x12000, pages: 1}\n",
+              "  - {merge: P, lo: a, hi: b}\n", policy)
+    assert _layout(t) == [("a", 0x10000, 0x12000), ("c", 0x12000, 0x13000)]
+
+
+# -- Enomem: what failed, for a policy file that catches it ---------------------------------------
+
+def test_a_failed_allocation_says_what_where_and_which() -> None:
+    """Kernel.arm_enomem(n) makes the step's n-th allocation fail: the Enomem it leaves in
+    ``k.failed`` names what was allocated (anon_vma or anon_vma_chain), the kernel function
+    that allocated it and n, as its message does."""
+    k = Kernel(get("split-counters"))
+    k.arm_enomem(2)
+    assert not k.anon_vma_chain_alloc_fails("anon_vma_clone")
+    assert k.anon_vma_alloc_fails("anon_vma_fork")
+    e = k.failed
+    assert (e.what, e.func, e.n) == ("anon_vma", "anon_vma_fork", 2)
+    assert str(e) == "allocation 2 of the step (anon_vma in anon_vma_fork()) fails"
+
+
+@pytest.mark.parametrize("at", [2, 3])
+def test_split_step_outside_the_vma_is_refused(at: int) -> None:
+    """__split_vma() splits at an address strictly inside the VMA (``VM_WARN_ON(vma->vm_start
+    >= addr); VM_WARN_ON(vma->vm_end <= addr);``): a ``split`` step at or past the VMA's length
+    is bad input, a one-line error naming the VMA and its length (page 0 the loader refuses)."""
+    with pytest.raises(ReplayError) as e:
+        _run1("      - {name: a, start: 0x10000, pages: 2}\n",
+              f"  - {{split: P/a, at: {at}, new: b}}\n")
+    assert str(e.value).endswith(f"split: page {at} is not inside P/a (2 pages)"), str(e.value)
+    t = _run1("      - {name: a, start: 0x10000, pages: 2}\n", "  - {split: P/a, at: 1, new: b}\n")
+    assert _layout(t) == [("a", 0x10000, 0x11000), ("b", 0x11000, 0x12000)]
+
+
+def test_split_step_names_and_places_the_new_vma() -> None:
+    """The ``split`` step: the new VMA takes a name no VMA of the mm has (one taken is bad
+    input, a one-line error), and is the part below ``at`` with ``new_below`` (__split_vma()'s
+    new_below), the part above without."""
+    vmas = "      - {name: a, start: 0x10000, pages: 2}\n      - {name: c, start: 0x20000, pages: 1}\n"
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {split: P/a, at: 1, new: c}\n")
+    assert str(e.value).endswith("split: P already has a VMA named 'c'"), str(e.value)
+    t = _run1(vmas, "  - {split: P/a, at: 1, new: b, new_below: true}\n")
+    assert _layout(t) == [("b", 0x10000, 0x11000), ("a", 0x11000, 0x12000), ("c", 0x20000, 0x21000)]
+
+
+def test_mremap_flag_refusals_name_einval() -> None:
+    """do_mremap()'s flag checks return -EINVAL: MREMAP_DONTUNMAP before v5.7 (the flag does
+    not exist; commit e346b3813067 added it) and MREMAP_FIXED without MREMAP_MAYMOVE (which the
+    scenario loader refuses, but ``anondiff live`` builds such a step to compare the errno the
+    model predicts with the kernel's)."""
+    from anondiff.scenario import Mremap, Target
+    vmas = "      - {name: A, start: 0x10000, pages: 2}\n"
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mremap: P/A, flags: [maymove, dontunmap], to: 0x40000}\n", "degree")
+    assert str(e.value).endswith("mremap: MREMAP_DONTUNMAP does not exist before v5.7: the "
+                                 "kernel returns EINVAL"), str(e.value)
+    sc = loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + vmas + "steps: []\n",
+               "x.yaml")
+    step = Mremap(Target("P", "A"), None, frozenset({"fixed"}), 0x40000)
+    with pytest.raises(ReplayError) as e:
+        replay(sc._replace(steps=(step,)), "split-counters")
+    assert str(e.value).endswith("mremap: MREMAP_FIXED without MREMAP_MAYMOVE: the kernel "
+                                 "returns EINVAL"), str(e.value)
+
+
+@pytest.mark.parametrize("step, message", [
+    ("{mremap: P/A, new_pages: 3, flags: [maymove, dontunmap], to: 0x40000}",
+     "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and old_len == new_len: the kernel returns EINVAL"),
+    ("{mremap: P/A, new_pages: 1, flags: [maymove, dontunmap], to: 0x40000}",
+     "MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and old_len == new_len: the kernel returns EINVAL"),
+    ("{mremap: P, start: 0x30000, pages: 1, flags: [maymove, fixed], to: 0x50000}",
+     "no VMA at the old address: the kernel returns EFAULT"),
+    ("{mremap: P/X, flags: [maymove, dontunmap], to: 0x40000}",
+     "MREMAP_DONTUNMAP of X, a VM_DONTEXPAND mapping: the kernel returns EINVAL"),
+    ("{mremap: P, start: 0x11000, pages: 2, new_pages: 3, flags: [maymove], to: 0x40000}",
+     "the range crosses the end of A: the kernel returns EFAULT"),
+])
+def test_mremap_refusals_say_why_and_the_errno(step: str, message: str) -> None:
+    """do_mremap()'s refusals, each a one-line error with the errno mremap() returns (which
+    ``anondiff live`` compares with the kernel's): MREMAP_DONTUNMAP with a new length, growing
+    or shrinking (check_mremap_params(): ``if (flags & MREMAP_DONTUNMAP && (!(flags &
+    MREMAP_MAYMOVE) || old_len != new_len)) return -EINVAL``), no VMA at the old address
+    (EFAULT), MREMAP_DONTUNMAP of a VM_DONTEXPAND mapping (EINVAL) and a growth across the
+    VMA's end (EFAULT)."""
+    vmas = ("      - {name: A, start: 0x10000, pages: 2}\n"
+            "      - {name: X, start: 0x20000, pages: 1, flags: [dontexpand]}\n")
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, f"  - {step}\n")
+    assert str(e.value) == f"x.yaml:8: steps[0]: mremap: {message}"
+
+
+@pytest.mark.parametrize("step, policy, message", [
+    ("{mremap: P/X, new_pages: 2}", "split-counters",
+     "X is VM_DONTEXPAND and cannot grow: the kernel returns EFAULT"),
+    ("{mremap: P/F, flags: [maymove, dontunmap], to: 0x40000}", "v5.10",
+     "MREMAP_DONTUNMAP of a shared or file mapping before v5.13: the kernel returns EINVAL"),
+    ("{mremap: P/A, flags: [maymove, fixed], to: 0x7ffffffff000}", "split-counters",
+     "the destination ends beyond TASK_SIZE: the kernel returns EINVAL"),
+    ("{mremap: P/A, flags: [maymove, fixed], to: 0x11000}", "split-counters",
+     "the old and new ranges overlap: the kernel returns EINVAL"),
+    ("{mremap: P/A, new_pages: 17}", "split-counters",
+     "A cannot grow in place and MREMAP_MAYMOVE is not set: the kernel returns ENOMEM"),
+    ("{mremap: P/A, new_pages: 17, flags: [maymove]}", "split-counters",
+     "the mapping must move: give the address get_unmapped_area() returns ('to'): the kernel "
+     "returns ENOMEM"),
+    ("{mremap: P/A, new_pages: 17, flags: [maymove], to: 0x7fffffff0000}", "split-counters",
+     "the destination ends beyond TASK_SIZE: the kernel returns ENOMEM"),
+])
+def test_mremap_to_and_growth_refusals(step: str, policy: str, message: str) -> None:
+    """The refusals of do_mremap() past the flag checks: a VM_DONTEXPAND VMA cannot grow
+    (vma_to_resize(): EFAULT); MREMAP_DONTUNMAP of a file mapping before v5.13 (commit
+    a4609387859f extended it: EINVAL); mremap_to()'s destination beyond TASK_SIZE or overlapping
+    the old range (EINVAL); a growth blocked by the VMA 17 pages up without MREMAP_MAYMOVE, or
+    with it but no destination given (the model does not choose one), or one beyond TASK_SIZE
+    (ENOMEM)."""
+    vmas = ("      - {name: A, start: 0x10000, pages: 2}\n"
+            "      - {name: X, start: 0x20000, pages: 1, flags: [dontexpand]}\n"
+            "      - {name: F, start: 0x30000, pages: 1, file: lib}\n")
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, f"  - {step}\n", policy)
+    assert str(e.value) == f"x.yaml:9: steps[0]: mremap: {message}"
+
+
+def test_mremap_without_a_destination_is_einval() -> None:
+    """mremap_to() needs the destination: a MREMAP_DONTUNMAP step built without ``to`` (the
+    loader refuses one, ``anondiff live`` builds steps itself) is EINVAL."""
+    from anondiff.scenario import Mremap, Target
+    sc = loads("description: x\nprocesses:\n  - name: P\n    vmas:\n"
+               "      - {name: A, start: 0x10000, pages: 2}\nsteps: []\n", "x.yaml")
+    step = Mremap(Target("P", "A"), None, frozenset({"maymove", "dontunmap"}), None)
+    with pytest.raises(ReplayError) as e:
+        replay(sc._replace(steps=(step,)), "split-counters")
+    assert str(e.value).endswith("mremap: no destination address: the kernel returns EINVAL")
+
+
+def test_mremap_destination_may_end_at_task_size() -> None:
+    """mremap_to(): ``if (new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len) return
+    -EINVAL;`` (and get_unmapped_area()'s same bound for a move of a growing mapping): a
+    destination ending exactly at TASK_SIZE (1 << 47 on x86-64) is allowed, by either path."""
+    top = 1 << 47
+    vmas = ("      - {name: A, start: 0x10000, pages: 2}\n"
+            "      - {name: X, start: 0x12000, pages: 1, file: lib}\n")
+    t = _run1(vmas, f"  - {{mremap: P/A, flags: [maymove, fixed], to: {top - 0x2000:#x}}}\n")
+    assert _layout(t) == [("X", 0x12000, 0x13000), ("A", top - 0x2000, top)]
+    t = _run1(vmas, f"  - {{mremap: P/A, new_pages: 3, flags: [maymove], to: {top - 0x3000:#x}}}\n")
+    assert _layout(t) == [("X", 0x12000, 0x13000), ("A", top - 0x3000, top)]
+
+
+def test_mremap_in_place_keeps_the_vma_and_its_name() -> None:
+    """A shrink or a growth in place makes no VMA (do_mremap() returns the old address; the VMA
+    is cut, or vma_merge_extend() expands it): a ``name`` given for a VMA the step would create
+    names nothing, the VMA keeps its own."""
+    vmas = "      - {name: A, start: 0x10000, pages: 2}\n"
+    assert _layout(_run1(vmas, "  - {mremap: P/A, new_pages: 1, name: X}\n")) == [
+        ("A", 0x10000, 0x11000)]
+    assert _layout(_run1(vmas, "  - {mremap: P/A, new_pages: 3, name: X}\n")) == [
+        ("A", 0x10000, 0x13000)]
+
+
+def test_mremap_grows_in_place_up_to_task_size() -> None:
+    """vma_expandable(): ``if (vma->vm_end + delta > TASK_SIZE)`` (through
+    get_unmapped_area()'s bound) the VMA cannot grow in place: one ending a page below
+    TASK_SIZE grows by that page, not by two (without MREMAP_MAYMOVE: -ENOMEM)."""
+    top = 1 << 47
+    vmas = f"      - {{name: A, start: {top - 0x3000:#x}, pages: 2}}\n"
+    assert _layout(_run1(vmas, "  - {mremap: P/A, new_pages: 3}\n")) == [("A", top - 0x3000, top)]
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mremap: P/A, new_pages: 4}\n")
+    assert str(e.value).endswith("mremap: A cannot grow in place and MREMAP_MAYMOVE is not set: "
+                                 "the kernel returns ENOMEM"), str(e.value)
+
+
+def test_mremap_step_names_its_copies_and_its_errors() -> None:
+    """The ``mremap`` step: a VMA the move creates while the source keeps a part is named
+    ``<source>.<n>``, n the first number free (A.1, then A.2); a ``name`` already taken in
+    the mm, or a range not inside the VMA, is bad input, a one-line error naming the step."""
+    vmas = ("      - {name: A, start: 0x10000, pages: 4}\n"
+            "      - {name: B, start: 0x20000, pages: 1, file: lib}\n")
+    t = _run1(vmas, "  - {mremap: P/A, offset: 0, pages: 1, flags: [maymove, fixed], to: 0x40000}\n"
+                    "  - {mremap: P/A, offset: 0, pages: 1, flags: [maymove, fixed], to: 0x50000}\n")
+    assert _layout(t) == [("A", 0x12000, 0x14000), ("B", 0x20000, 0x21000),
+                          ("A.1", 0x40000, 0x41000), ("A.2", 0x50000, 0x51000)]
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mremap: P/A, flags: [maymove, fixed], to: 0x40000, name: B}\n")
+    assert str(e.value).endswith("mremap: P already has a VMA named 'B'"), str(e.value)
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mremap: P/B, offset: 1, pages: 2, flags: [maymove, fixed], to: 0x40000}\n")
+    assert str(e.value).endswith("mremap: pages [1, 3) are not inside P/B (1 pages)"), str(e.value)
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters", "clone-rework-2026"])
+def test_three_way_merges_keep_the_right_flags_and_anon_vmas(policy: str) -> None:
+    """vma_merge_new_range() of a range filling the hole between prev and next:
+    * an mmap: prev takes the range and next and keeps its own flags (VM_DONTCOPY here); the
+      range's VM_SOFTDIRTY is kept (__mmap_region() sets it on a new mapping), and none is
+      invented when the range has none;
+    * a copy (mremap) of a never-faulted VMA between two faulted VMAs with different
+      anon_vmas: is_mergeable_anon_vma() allows each side, but prev and next may not merge
+      with each other (can_vma_merge_right(): ``is_mergeable_anon_vma(prev->anon_vma,
+      next->anon_vma, NULL)``), so prev takes the range alone;
+    * the same copy between two never-faulted VMAs takes next in, and next's VM_SOFTDIRTY
+      survives only in the 2026 tree (VMA_STICKY_FLAGS, mm/vma.c@7.2.13 vma_expand())."""
+    vmas = ("      - {name: a, start: 0x10000, pages: 1, flags: [dontcopy]}\n"
+            "      - {name: c, start: 0x12000, pages: 1, flags: [dontcopy]}\n")
+    for flags, want in (("[dontcopy]", ("account", "dontcopy")),
+                        ("[dontcopy, softdirty]", ("account", "dontcopy", "softdirty"))):
+        t = _run1(vmas, f"  - {{mmap: P, name: b, start: 0x11000, pages: 1, prot: rw, "
+                        f"flags: {flags}}}\n", policy)
+        assert [(v.name, v.start, v.end, v.flags) for v in t.process("P").vmas] == [
+            ("a", 0x10000, 0x13000, want)]
+    move = "  - {mremap: P/u, flags: [maymove, fixed], to: 0x11000}\n"
+    t = _run1("      - {name: a, start: 0x10000, pages: 1, faulted: true}\n"
+              "      - {name: c, start: 0x12000, pages: 1, faulted: true}\n"
+              "      - {name: u, start: 0x20000, pages: 1}\n", move, policy)
+    assert [(v.name, v.start, v.end, v.anon_vma) for v in t.process("P").vmas] == [
+        ("a", 0x10000, 0x12000, "AV1"), ("c", 0x12000, 0x13000, "AV2")]
+    assert [f.kind for f in t.findings] == ["MERGED"]
+    t = _run1("      - {name: a, start: 0x10000, pages: 1}\n"
+              "      - {name: c, start: 0x12000, pages: 1, flags: [softdirty]}\n"
+              "      - {name: u, start: 0x20000, pages: 1}\n", move, policy)
+    sticky = ("softdirty",) if policy == "clone-rework-2026" else ()
+    assert [(v.name, v.start, v.end, v.flags) for v in t.process("P").vmas] == [
+        ("a", 0x10000, 0x13000, ("account",) + sticky)]
+
+
+
+@pytest.mark.parametrize("label, names", [
+    ("AV1", ["AV2", "AV1", "AV3", "AV4"]),
+    ("AV2", ["AV1", "AV2", "AV3", "AV4"]),
+    ("AV01", ["AV1", "AV01", "AV2", "AV3"]),
+    ("X", ["AV1", "X", "AV2", "AV3"]),
+])
+def test_anon_vma_names_skip_the_labels_the_layout_gives(label: str, names: list[str]) -> None:
+    """A layout may name a VMA's anon_vma (``anon_vma: LABEL``); the anon_vmas named in turn
+    (AV1, AV2, ...) skip a label of that form, whichever number it takes, and no other label
+    (AV01 or X does not hold AV1): P/a, P/b, then C/a and C/b after the fork."""
+    t = _run1("      - {name: a, start: 0x10000, pages: 1, faulted: true}\n"
+              f"      - {{name: b, start: 0x20000, pages: 1, faulted: true, anon_vma: {label}}}\n",
+              "  - {fork: P, child: C}\n")
+    assert [v.anon_vma for p in t.processes for v in p.vmas] == names
+
+
+def test_mmap_step_errors_and_merge_finding() -> None:
+    """The ``mmap`` step: a range over a mapped page is refused (MAP_FIXED_NOREPLACE: -EEXIST),
+    so is a name the mm already has, each in one line; a new mapping vma_merge() joined to a
+    neighbour is a MERGED finding naming both."""
+    vmas = "      - {name: a, start: 0x10000, pages: 2}\n"
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mmap: P, name: b, start: 0x11000, pages: 1, prot: rw}\n")
+    assert str(e.value).endswith("mmap: b overlaps P/a (MAP_FIXED_NOREPLACE semantics: unmap it "
+                                 "first)"), str(e.value)
+    with pytest.raises(ReplayError) as e:
+        _run1(vmas, "  - {mmap: P, name: a, start: 0x20000, pages: 1, prot: rw}\n")
+    assert str(e.value).endswith("mmap: P already has a VMA named 'a'"), str(e.value)
+    t = _run1(vmas, "  - {mmap: P, name: b, start: 0x12000, pages: 1, prot: rw}\n")
+    assert [(f.kind, f.where, f.detail) for f in t.findings] == [
+        ("MERGED", "P/a", "mmap of b merged into a")]
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters", "clone-rework-2026"])
+def test_mmap_merged_into_one_side_keeps_that_sides_flags(policy: str) -> None:
+    """vma_merge_new_range() of an mmap taken by prev alone or by next alone: the VMA that
+    takes it keeps its own flags (VM_DONTCOPY here), and gains no VM_SOFTDIRTY the range did
+    not ask for."""
+    for vmas, start in (("      - {name: a, start: 0x10000, pages: 1, flags: [dontcopy]}\n",
+                         0x11000),
+                        ("      - {name: a, start: 0x12000, pages: 1, flags: [dontcopy]}\n",
+                         0x11000)):
+        t = _run1(vmas, f"  - {{mmap: P, name: b, start: {start:#x}, pages: 1, prot: rw, "
+                        "flags: [dontcopy]}\n", policy)
+        assert [v.flags for v in t.process("P").vmas] == [("account", "dontcopy")]
+
+
+@pytest.mark.parametrize("handled", [True, False])
+def test_a_policy_may_do_anon_vma_merge_itself(handled: bool) -> None:
+    """remove_merged(): a policy with its own ``anon_vma_merge(k, kept, gone)`` (a compiled
+    kernel tree runs the tree's anon_vma_merge()) is asked first, with the VMA kept and the
+    one merged away; when it says it did the work the model's anon_vma_merge() (the
+    VM_BUG_ON check and unlink_anon_vmas() of the one gone) is skipped, else it runs."""
+    base = type(get("split-counters"))
+    calls: list[tuple] = []
+    unlinked: list[str] = []
+
+    class OwnMerge(base):  # type: ignore[misc, valid-type]
+        name = "own-merge"
+
+        def anon_vma_merge(self, k, kept, gone):  # type: ignore[no-untyped-def]
+            calls.append((type(k).__name__, kept.name, gone.name))
+            return handled
+
+        def unlink_anon_vmas(self, k, vma):  # type: ignore[no-untyped-def]
+            unlinked.append(vma.name)
+            return super().unlink_anon_vmas(k, vma)
+
+    t = replay(loads(THREE % (", faulted: [0]", ""), "x.yaml"), OwnMerge()).final
+    assert layout(t) == [(0x10000, 0x13000, "AV1")]
+    assert calls == [("Kernel", "A", "B"), ("Kernel", "A", "C")]
+    assert unlinked == ([] if handled else ["B", "C"])
