@@ -50,11 +50,12 @@ def isolate(k: Kernel, mm: Mm, start: int, end: int) -> list[Vma]:
 
 
 def zap_pages(mm: Mm, start: int, end: int) -> None:
-    """zap_page_range: drop the ptes, and a page when its last mapping goes."""
+    """zap_page_range: drop the ptes, and a page when its last mapping goes (in any order:
+    only the mapcounts change, so the page numbers are not sorted)."""
     mm.touch_range(start, end)
-    for p in mm.pages_in(start, end):
-        page = mm.ptes.pop(p)
-        page.mapcount -= 1
+    ptes = mm.ptes
+    for p in mm.pages_in(start, end, ordered=False):
+        ptes.pop(p).mapcount -= 1
 
 
 def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
@@ -67,11 +68,7 @@ def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
 
 
 def exit_mmap(k: Kernel, mm: Mm) -> None:
-    # zap_pages() of the whole address space: every pte goes
-    mm.touch_range(0, 1 << 64)
-    for page in mm.ptes.values():
-        page.mapcount -= 1
-    mm.ptes.clear()
+    zap_pages(mm, 0, 1 << 64)
     for vma in mm.vmas:
         k.policy.unlink_anon_vmas(k, vma)
     mm.vmas.clear()

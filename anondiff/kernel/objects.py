@@ -273,8 +273,11 @@ class Mm:
                 return vma
         return None
 
-    def pages_in(self, start: int, end: int) -> list[int]:
-        """Page numbers with a pte in [start, end), ascending."""
+    def pages_in(self, start: int, end: int, ordered: bool = True) -> list[int]:
+        """Page numbers with a pte in [start, end), ascending (or as found: ``ordered`` false)."""
         if end - start <= len(self.ptes):
             return [p for p in range(start, end) if p in self.ptes]
-        return sorted(p for p in self.ptes if start <= p < end)
+        found = [p for p in self.ptes if start <= p < end]
+        if ordered:
+            found.sort()
+        return found

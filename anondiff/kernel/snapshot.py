@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from operator import attrgetter
+from typing import Iterable
 
 from ..progress import EVERY, bar
 from ..scenario import PAGE_SHIFT, PROT_BITS
@@ -132,17 +133,15 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
     values = k.counters.values
     anon_vmas = []
     for av in k.anon_vmas:
-        tree = av.tree
-        if len(tree) > 1:
+        order: Iterable[AnonVmaChain] = av.tree
+        if len(av.tree) > 1:
             # sorted by (pgoff, seq): by seq (the insertion order already, mostly), then
             # stably by pgoff, two sorts of int keys instead of one of tuples
-            order = sorted(tree, key=_seq)
-            order.sort(key=_pgoff)
-            tree_refs = tuple([refs.get(avc.vma) or f"{avc.vma.mm.name}/{avc.vma.name}"
-                               for avc in order])
-        else:
-            tree_refs = tuple([refs.get(avc.vma) or f"{avc.vma.mm.name}/{avc.vma.name}"
-                               for avc in tree])
+            ordered = sorted(av.tree, key=_seq)
+            ordered.sort(key=_pgoff)
+            order = ordered
+        tree_refs = tuple([refs.get(avc.vma) or f"{avc.vma.mm.name}/{avc.vma.name}"
+                           for avc in order])
         parent = av.parent
         got = users.get(av)
         anon_vmas.append(tuple_new(AnonVmaView, (
