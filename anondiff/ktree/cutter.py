@@ -16,6 +16,9 @@ CONFIG: dict[str, bool] = {
     "CONFIG_MMU": True,
     "CONFIG_DEBUG_VM": True,
     "CONFIG_PER_VMA_LOCK": True,
+    # the kernel-only part of a header (5.10's include/linux/mm.h puts vma_pages() under
+    # #ifdef __KERNEL__)
+    "__KERNEL__": True,
 }
 
 

@@ -6,13 +6,13 @@
 ``anondiff/debian/apt/``, the machine's own apt state is neither read nor changed), later calls
 only look at the file. ``cached(package)`` never touches the network.
 
-Each package comes from one suite, so a tree is a known kernel version: ``linux-source-6.1``
-from bookworm, ``linux-source-6.12`` from trixie (or bookworm-backports), ``linux-source-7.2``
+Each package comes from one suite, so a tree is a known kernel version: ``linux-source-5.10``
+from bullseye, ``linux-source-6.1`` from bookworm, ``linux-source-6.12`` from trixie (or bookworm-backports), ``linux-source-7.2``
 from sid. Their Release files are checked with the machine's ``debian-archive-keyring``; when
 a suite is signed by a key it does not know yet, the newer ``debian-archive-keyring`` package
 is fetched from a suite that does verify and its keyring used instead.
 
-    python -m anondiff.ktree.debian linux-source-6.1 linux-source-6.12 linux-source-7.2
+    python -m anondiff.ktree.debian linux-source-5.10 linux-source-6.1 linux-source-6.12 linux-source-7.2
 
 prints one tarball path per package (exit 2 with one line on stderr when a fetch fails).
 """
@@ -35,11 +35,12 @@ ARCHIVE = "http://deb.debian.org/debian"
 # Where each package is taken from, first suite first; unknown linux-source-N.M packages are
 # looked for in every suite, newest first.
 SUITES: dict[str, tuple[str, ...]] = {
+    "linux-source-5.10": ("bullseye",),
     "linux-source-6.1": ("bookworm",),
     "linux-source-6.12": ("trixie", "bookworm-backports"),
     "linux-source-7.2": ("sid",),
 }
-ALL_SUITES: tuple[str, ...] = ("sid", "trixie", "bookworm-backports", "bookworm")
+ALL_SUITES: tuple[str, ...] = ("sid", "trixie", "bookworm-backports", "bookworm", "bullseye")
 SYSTEM_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 _PACKAGE = re.compile(r"linux-source-\d+\.\d+")

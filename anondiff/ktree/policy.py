@@ -3,14 +3,15 @@
 Python keeps the mm (VMA list, geometry, pages, the dup_mmap loop, naming); the hooks of
 :class:`anondiff.kernel.ops.KernelOps` call the compiled tree through :mod:`.binding`.  The
 era's surroundings that the Python model needs come from what the cut contains, never from a
-version number: the counters class from ``struct anon_vma``'s fields, and dup_mmap's
-behaviour from the neighbour lookup (a maple tree, v6.1+, means vm_area_dup() leaves no
-``vm_prev`` to anon_vma_fork() and a VM_WIPEONFORK VMA stays unfaulted: NONE/EMPTY).
+version number: the counters class from ``struct anon_vma``'s fields, dup_mmap's behaviour
+(what ``tmp->vm_prev`` holds when anon_vma_fork() runs, what a VM_WIPEONFORK VMA gets) from the
+tree's own dup_mmap() and vm_area_dup() (:func:`recipe.fork_rules`), and the merge and mremap
+rules from its mm (:func:`recipe.merge_rules`).
 """
 from __future__ import annotations
 
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
-from ..kernel.fork import EMPTY, NONE, DupMmap, ForkContext, children_take
+from ..kernel.fork import EMPTY, NONE, ForkContext, children_take
 from ..kernel.objects import AnonVma, Mm, Vma, VmaOp
 from ..kernel.rmap import ref
 from ..kernel.state import Kernel, KernelCrash
@@ -32,13 +33,18 @@ class KernelTreePolicy(Policy):
         self.rule = "whatever the tree's C code decides"       # type: ignore[misc]
         counters: NoCounters = SplitCounters() if feats.split_counters else DegreeCounters()
         self.counters = counters                                # type: ignore[misc]
-        self.dup_mmap = DupMmap(vm_prev=NONE, wipeonfork=EMPTY)  # type: ignore[misc]
-        # vma_merge() of the maple-tree era (v6.1+) imports next's anon_vma first
-        self.merge_both_exports_next = True                     # type: ignore[misc]
+        # dup_mmap() of the tree's kernel/fork.c (mm/mmap.c in 7.x): v5.6+ NONE/EMPTY
+        try:
+            self.dup_mmap = recipe.fork_rules(tree.read, feats.maple)  # type: ignore[misc]
+        except recipe.TreeUnsupported as e:
+            raise build.UnsupportedTreeError(f"tree {tree.name}: {e}") from None
         self.mprotect_unaccounts_unfaulted = feats.mprotect_unaccounts  # type: ignore[misc]
-        # the merge rules of soft-dirty, the guard marker and vm_ops->close, from the tree's
-        # own mm.h / vma.c / mmap.c (recipe.merge_rules)
+        # the merge rules of soft-dirty, the guard marker and vm_ops->close, which anon_vma
+        # a three-way merge imports first, and mremap's, from the tree's own mm.h / vma.c /
+        # mmap.c / mremap.c (recipe.merge_rules)
         rules = recipe.merge_rules(tree.read)
+        self.merge_both_exports_next = rules.merge_both_exports_next  # type: ignore[misc]
+        self.mremap_dontunmap = rules.mremap_dontunmap          # type: ignore[misc]
         self.sticky_flags = rules.sticky_flags                  # type: ignore[misc]
         self.close_forbids = rules.close_forbids                # type: ignore[misc]
         self.merge_nomem_fails = rules.merge_nomem_fails        # type: ignore[misc]
@@ -85,6 +91,8 @@ class KernelTreePolicy(Policy):
         observes each call, and in a step with ``enomem``, whose failure stops the loop."""
         if self.trace is not None or k.fail_nth:
             return False    # (an armed ``enomem`` step: each anon_vma_fork() may fail)
+        if self.dup_mmap != (NONE, EMPTY):
+            return False    # a tree before v5.6: the model's loop passes vm_prev and prepares
         # vm_area_dup() of each VMA copied; each copy's anon_vma is what anon_vma_fork() leaves
         # there (read back)
         copies, tmps, wipes, children, parents = readback.dup_vmas(parent, child, rename)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Callable, NamedTuple
 
+from ..kernel.fork import ABSENT, EMPTY, NONE, PARENT, PREPARE, DupMmap
+
 RMAP_H = "include/linux/rmap.h"
 INTERNAL_H = "mm/internal.h"
 MM_H = "include/linux/mm.h"
@@ -18,6 +20,9 @@ RMAP_C = "mm/rmap.c"
 INTERVAL_C = "mm/interval_tree.c"
 VMA_C = "mm/vma.c"
 MMAP_C = "mm/mmap.c"
+FORK_C = "kernel/fork.c"
+#: where dup_mmap() and vm_area_dup() live (7.x moved dup_mmap() to mm/mmap.c)
+FORK_FILES = (FORK_C, MMAP_C)
 
 
 class Item(NamedTuple):
@@ -98,6 +103,9 @@ HEADER_COPIES: tuple[str, ...] = (
     "include/linux/rbtree.h", "include/linux/rbtree_types.h",
     "include/linux/rbtree_augmented.h", "include/linux/interval_tree_generic.h",
 )
+#: Header copies a tree may lack: a 5.10 tree has no rbtree_types.h (its rbtree.h defines
+#: struct rb_node and rb_root_cached itself; the types were split out later).
+OPTIONAL_HEADERS: frozenset[str] = frozenset({"include/linux/rbtree_types.h"})
 #: Compiled as a second unit.
 EXTRA_UNITS: tuple[str, ...] = ("lib/rbtree.c",)
 
@@ -118,7 +126,10 @@ class Features(NamedTuple):
     chain_link: bool            # anon_vma_chain_link() (else _assign + an explicit insert)
     clone_has_op: bool          # anon_vma_clone(dst, src, enum vma_operation)
     mergeable_vmg: bool         # is_mergeable_anon_vma(vmg, merge_next)
-    maple: bool                 # find_mergeable_anon_vma() looks neighbours up in a maple tree
+    #: find_mergeable_anon_vma() looks neighbours up in a maple tree (v6.1+: MA_STATE, then the
+    #: VMA iterator); False: it reads vma->vm_next and vma->vm_prev of the VMA list (v3.19 ..
+    #: v6.0), which the glue keeps up to date from its copy of the list
+    maple: bool
     #: mprotect_fixup() takes VM_ACCOUNT away from an unfaulted anonymous VMA made read-only
     #: (commit 9b9143298585 ("mm/mprotect: allow unfaulted VMAs to be unaccounted on
     #: mprotect()"), v6.7)
@@ -154,11 +165,18 @@ def features(cuts: dict[str, "object"]) -> Features:
     if not split and not degree:
         raise TreeUnsupported("struct anon_vma has neither degree nor num_children: a tree "
                               "before v3.19 (commit 7a3ef208e662), too old for this shim")
-    fma = cuts["find_mergeable_anon_vma"].text  # type: ignore[attr-defined]
+    fma = mask(cuts["find_mergeable_anon_vma"].text)  # type: ignore[attr-defined]
     maple = "MA_STATE" in fma or "VMA_ITERATOR" in fma
+    if not maple and not re.search(r"->\s*vm_(?:next|prev)\b", fma):
+        raise TreeUnsupported("find_mergeable_anon_vma() reads neither a maple tree nor "
+                              "vm_next/vm_prev: a neighbour lookup this shim does not know")
     if not maple:
-        raise TreeUnsupported("find_mergeable_anon_vma() reads vm_prev/vm_next: a tree before "
-                              "v6.1 (commit 524e00b36e8c), too old for this shim")
+        for name in ("anon_vma_clone", "anon_vma_fork"):
+            if re.search(r"->\s*vm_(?:prev|next)\b", mask(cuts[name].text)):  # type: ignore[attr-defined]
+                raise TreeUnsupported(
+                    f"{name}() reads the VMA list (vm_prev/vm_next), as commit 4e4a9eb92133 "
+                    "(\"mm/rmap.c: reuse mergeable anon_vma as parent when fork\") did in "
+                    "v5.5: the neighbours at fork are not served by this shim")
     clone = _params(cuts["anon_vma_clone"].signature)  # type: ignore[attr-defined]
     if len(clone) not in (2, 3) or (len(clone) == 3 and "vma_operation" not in clone[2]):
         raise TreeUnsupported(f"anon_vma_clone({', '.join(clone)}): a signature newer than "
@@ -205,6 +223,14 @@ class MergeRules(NamedTuple):
     #: v6.15: a vma_lookup() or find_vma() in the syscall before its call of mremap_to(), and
     #: no check_mremap_params() with vrm_overlaps()) (``mremap_finds_vma_first``)
     mremap_finds_vma_first: bool = False
+    #: which VMAs MREMAP_DONTUNMAP may move: None (no such flag, before v5.7), "anon" (vma_to_resize()
+    #: refuses all but private anonymous VMAs, v5.7 .. v5.12), "any" (``mremap_dontunmap``)
+    mremap_dontunmap: str | None = "any"
+    #: a merge of prev, middle and next into an unfaulted prev imports next's anon_vma when
+    #: next has one (the 6.x vma_merge() rewrite: ``dup_anon_vma(prev, next->anon_vma ? next :
+    #: vma, ...)``); False: middle's first (__vma_adjust()'s ``remove_next == 2 &&
+    #: !next->anon_vma``, up to 6.1) (``merge_both_exports_next``)
+    merge_both_exports_next: bool = True
 
 
 #: the sticky bits' names, as the two spellings of include/linux/mm.h write them
@@ -232,4 +258,56 @@ def merge_rules(read: Callable[[str], "str | None"]) -> MergeRules:
     syscall = re.search(r"SYSCALL_DEFINE5\(\s*mremap\b(.*?)\bmremap_to\s*\(", mremap_c, re.S)
     vma_first = syscall is not None and not re.search(r"\bvrm_overlaps\s*\(", mremap_c) \
         and re.search(r"\b(?:vma_lookup|find_vma)\s*\(", syscall.group(1)) is not None
-    return MergeRules(frozenset(sticky), close, nomem, several, vma_first)
+    if "MREMAP_DONTUNMAP" not in mremap_c:
+        dontunmap = None
+    elif re.search(r"MREMAP_DONTUNMAP\s*&&\s*\(\s*!\s*vma_is_anonymous\s*\(", mremap_c):
+        dontunmap = "anon"
+    else:
+        dontunmap = "any"
+    middle_first = re.search(r"remove_next\s*==\s*2\s*&&\s*!\s*next->anon_vma", merge_src)
+    return MergeRules(frozenset(sticky), close, nomem, several, vma_first, dontunmap,
+                      middle_first is None)
+
+
+def fork_rules(read: Callable[[str], "str | None"], maple: bool) -> DupMmap:
+    """dup_mmap() of the tree (kernel/fork.c, else mm/mmap.c where 7.x moved it), read, not
+    compiled (the Python mm runs the loop): what ``tmp->vm_prev``/``vm_next`` hold when
+    anon_vma_fork() runs, and what a VM_WIPEONFORK VMA gets (spec section 1.11).
+
+    ``vm_prev``: NONE when vm_area_dup() clears the list pointers (Li Xinhai's "mm: set vm_next
+    and vm_prev to NULL in vm_area_dup()", v5.6) or dup_mmap() does before anon_vma_fork(), or
+    when the VMAs have none (the maple tree, v6.1+); else PARENT (the byte copy keeps the
+    parent's neighbours until after the fork).  ``wipeonfork``: ABSENT without VM_WIPEONFORK
+    (before v4.14), PREPARE when its branch calls anon_vma_prepare() (v4.14 .. v5.5), else
+    EMPTY ("mm: don't prepare anon_vma if vma has VM_WIPEONFORK", v5.6).  TreeUnsupported
+    when a tree of the VMA list has no dup_mmap() to read."""
+    from .cutter import Source, mask
+    dup = vm_area_dup = None
+    for rel in FORK_FILES:
+        text = read(rel)
+        if text is None:
+            continue
+        src = Source(rel, text)
+        dup = dup or src.function("dup_mmap")
+        vm_area_dup = vm_area_dup or src.function("vm_area_dup")
+    if dup is None:
+        if maple:
+            return DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
+        raise TreeUnsupported(f"dup_mmap() not found in {' or '.join(FORK_FILES)}: what "
+                              "anon_vma_fork() sees of vm_prev, and what a VM_WIPEONFORK VMA "
+                              "gets, cannot be read from this tree")
+    body = mask(dup.text)
+    fork_at = body.find("anon_vma_fork(")
+    cleared = re.compile(r"\bvm_prev\s*=\s*(?:NULL|0)\b")
+    if maple or (vm_area_dup is not None and cleared.search(mask(vm_area_dup.text))) or \
+            any(m.start() < fork_at for m in cleared.finditer(body)):
+        vm_prev = NONE
+    else:
+        vm_prev = PARENT
+    wipe = re.search(r"WIPEONFORK", body)
+    if wipe is None:
+        wipeonfork = ABSENT
+    else:
+        branch = body[wipe.start():fork_at if fork_at > wipe.start() else len(body)]
+        wipeonfork = PREPARE if re.search(r"\banon_vma_prepare\s*\(", branch) else EMPTY
+    return DupMmap(vm_prev=vm_prev, wipeonfork=wipeonfork)

@@ -5,6 +5,12 @@ releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
   stable trees took commit 2555283eb40d): Li Xinhai's "mm: set vm_next and vm_prev to NULL in
   vm_area_dup()" and "mm: don't prepare anon_vma if vma has VM_WIPEONFORK" (v5.6-rc, spec
   section 6), and the ``src->anon_vma`` test of v5.5.
+* ``v5.10-stable`` — ``v5.10`` after the 5.10.y stable tree took commit 2555283eb40d: the
+  ``split-counters`` reuse rule (num_children/num_active_vmas), the old is_mergeable_anon_vma(),
+  the 5.10 surroundings: vm_area_dup() clearing vm_next/vm_prev, VM_WIPEONFORK children left
+  unfaulted, __vma_adjust() importing middle's anon_vma before next's, MREMAP_DONTUNMAP of private
+  anonymous VMAs only, sys_mremap() checking the destination in mremap_to() before looking the
+  old VMA up.  Debian's 5.10.223 tree compiled (anondiff.ktree) equals it.
 * ``v6.1`` — ``split-counters`` with is_mergeable_anon_vma() as before the 2025 fix ("mm/vma:
   fix incorrectly disallowed anonymous VMA merges"), the rule of the 6.6 code the kernel-runs
   known answers were made with, and VM_ACCOUNT never cleared by mprotect() (before v6.7).
@@ -61,6 +67,36 @@ class SplitCountersV61(SplitCountersPolicy):
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
+class SplitCountersV510(SplitCountersV61):
+    """5.10.y once it took commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading
+    to double-reuse") (Cc: stable, 4.9 up; Debian's 5.10.223 has it: struct anon_vma has
+    num_children and num_active_vmas).  anon_vma_clone(), anon_vma_fork() and
+    unlink_anon_vmas() are v6.1's; find_mergeable_anon_vma() walks vm_next/vm_prev instead of
+    the maple tree, with the same answer (anon_vma_compatible() wants adjacent VMAs).  What
+    differs from ``v6.1`` is the mm around it:
+
+    - __vma_adjust() (mm/mmap.c): a merge of prev, middle and next takes middle's anon_vma
+      first (``remove_next == 2 && !next->anon_vma``); the 6.x rewrite takes next's.  Under the
+      old is_mergeable_anon_vma() rule an unfaulted prev only merges with an unfaulted middle,
+      so the order shows nowhere, but it is the tree's.
+    - mremap(MREMAP_DONTUNMAP) moves private anonymous VMAs only (vma_to_resize(), v5.7 ..
+      v5.12; commit a4609387859f ("mm: extend MREMAP_DONTUNMAP to non-anonymous mappings"),
+      v5.13, lifted it).
+    - sys_mremap() leaves the old VMA's lookup to mremap_to() (vma_to_resize()), after the
+      destination checks: the lookup moved before them in v5.16 (commit 550a7d60bd5e ("mm,
+      hugepages: add mremap() support for hugepage backed vma")).
+    """
+    name = "v5.10-stable"
+    aliases = ()
+    versions = "5.10.y after its backport of 2555283eb40d (Debian bullseye's 5.10.223)"
+    rule = ("split-counters; the old is_mergeable_anon_vma() rule; the 5.10 mm "
+            "(vm_area_dup() clears vm_prev, MREMAP_DONTUNMAP of anonymous VMAs only)")
+    merge_both_exports_next = False
+    mremap_dontunmap = "anon"
+    mremap_finds_vma_first = False
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SplitCountersV612(SplitCountersV61):
     name = "v6.12"
     aliases = ()
@@ -73,4 +109,5 @@ class SplitCountersV612(SplitCountersV61):
     close_forbids = "removed"
 
 
-ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV61, SplitCountersV612)
+ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV510, SplitCountersV61,
+                                          SplitCountersV612)

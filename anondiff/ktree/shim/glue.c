@@ -784,11 +784,21 @@ long kt_call(const long *in)
 			mm->kt_mmap_lock = op == KT_OP_PREPARE || op == KT_OP_FIND ? 1 : 2;
 			mm->kt_nr_window = 0;
 		}
+		for (i = 0; i < nr; i++)
+			v[i]->vm_prev = v[i]->vm_next = NULL;
 		if (in[4] >= 0) {
 			struct mm_struct *mm = v[in[4]]->vm_mm;
 
-			for (i = 0; i < nr; i++)
+			/*
+			 * The window is the VMA and its neighbours in address order: the maple
+			 * tree of 6.x (mas_walk(), vma_iter_load()) and the VMA list of older
+			 * trees (find_mergeable_anon_vma() reading vma->vm_next and vm_prev).
+			 */
+			for (i = 0; i < nr; i++) {
 				mm->kt_window[mm->kt_nr_window++] = v[i];
+				v[i]->vm_prev = i ? v[i - 1] : NULL;
+				v[i]->vm_next = i + 1 < nr ? v[i + 1] : NULL;
+			}
 		}
 		rc = kt_do(op, v, in + 2);
 		for (i = 0; i < nr; i++) {
@@ -1006,6 +1016,7 @@ long kt_fork_all(const long *in)
 		pv->vm_file = (struct file *)file[at];
 		pv->anon_vma = kt_av_at(anon_vma[at]);
 		pv->kt_attached = 1;
+		pv->vm_prev = pv->vm_next = NULL;	/* anon_vma_fork() reads neither */
 		cv->vm_mm = cmm;
 		cv->vm_start = pv->vm_start;
 		cv->vm_end = pv->vm_end;
@@ -1014,6 +1025,7 @@ long kt_fork_all(const long *in)
 		cv->vm_file = pv->vm_file;
 		cv->anon_vma = pv->anon_vma;
 		cv->kt_attached = 0;
+		cv->vm_prev = cv->vm_next = NULL;	/* vm_area_dup() of v5.6+ clears them */
 		pmm->kt_mmap_lock = cmm->kt_mmap_lock = 2;
 		pmm->kt_nr_window = cmm->kt_nr_window = 0;
 		rc = anon_vma_fork(cv, pv);

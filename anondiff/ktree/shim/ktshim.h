@@ -240,6 +240,8 @@ struct mm_struct {
 struct vm_area_struct {
 	unsigned long vm_start;
 	unsigned long vm_end;
+	/* the VMA list of trees before the maple tree (v6.0 and older), from the window */
+	struct vm_area_struct *vm_next, *vm_prev;
 	struct mm_struct *vm_mm;
 	union {
 		vm_flags_t vm_flags;
@@ -261,7 +263,7 @@ void kt_mmap_assert(struct mm_struct *mm, int write, const char *file, int line)
 #define mmap_assert_locked(mm)		kt_mmap_assert(mm, 0, __FILE__, __LINE__)
 #define mmap_assert_write_locked(mm)	kt_mmap_assert(mm, 1, __FILE__, __LINE__)
 
-/* 6.1's maple state and 6.12+'s VMA iterator, over the window. */
+/* 6.1's maple state and 6.12+'s VMA iterator, over the window (older trees: vm_prev/vm_next). */
 struct ma_state {
 	struct mm_struct *kt_mm;
 	unsigned long index;
