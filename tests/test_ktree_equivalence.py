@@ -28,8 +28,9 @@ from .test_stateful import REFERENCE, Steps
 ROOT = Path(__file__).parent.parent
 #: Debian tree -> the Python policy it must equal.  6.12.117 is neither v6.1 nor
 #: split-counters: it keeps the pre-2025 is_mergeable_anon_vma() (v6.1's rule) but has v6.7's
-#: VM_ACCOUNT rule in mprotect_fixup(): the v6.12 era variant.
-TREES = {"6.1": "v6.1", "6.12": "v6.12", "7.2": "clone-rework-2026"}
+#: VM_ACCOUNT rule in mprotect_fixup(): the v6.12 era variant.  5.10.223 has the backport of
+#: commit 2555283eb40d (num_children/num_active_vmas) in the 5.10 mm: v5.10-stable.
+TREES = {"5.10": "v5.10-stable", "6.1": "v6.1", "6.12": "v6.12", "7.2": "clone-rework-2026"}
 SCENARIOS = sorted(str(p.relative_to(ROOT)) for pattern in
                    ("scenarios/*.yaml", "scenarios/kernel-runs/*.yaml", "scenarios/found/*.yaml")
                    for p in ROOT.glob(pattern))
@@ -109,6 +110,41 @@ def test_6_1_differs_from_clone_rework_in_chain_order() -> None:
     tree = tree_policy("6.1")
     sc = load(str(ROOT / "scenarios/kernel-runs/check4_o1_five_generations.yaml"))
     assert differences(replay(sc, tree).final, replay(sc, get("clone-rework-2026")).final)
+
+
+def test_5_10_is_neither_degree_nor_v6_1() -> None:
+    """The comparison can fail: the 5.10.223 tree has split counters (v5.10, 5.10.y before the
+    backport, has degree); its mremap() refuses MREMAP_DONTUNMAP of a file mapping
+    (vma_to_resize(), v5.7 .. v5.12) where v6.1 moves it, and checks a move's destination
+    before it looks for the old VMA (-EINVAL, where v6.1 says -EFAULT)."""
+    from anondiff.errors import ReplayError
+    from anondiff.scenario import loads
+    tree = tree_policy("5.10")
+    sc = load(str(ROOT / "scenarios/kernel-runs/check4_o1_five_generations.yaml"))
+    assert differences(replay(sc, tree).final, replay(sc, get("v5.10")).final)
+    sc = loads(DONTUNMAP_FILE, "dontunmap-file.yaml")
+    for policy in (tree, get("v5.10-stable")):
+        with pytest.raises(ReplayError, match="EINVAL"):
+            replay(sc, policy)
+    assert [v.name for v in replay(sc, get("v6.1")).final.process("P").vmas] == ["F", "F.1"]
+    sc = loads(DONTUNMAP_FILE.replace("{mremap: P/F, flags: [maymove, dontunmap], to: 0x40000}",
+                                      "{mremap: P, start: 0x30000, pages: 2, flags: [maymove, "
+                                      "fixed], to: 0x31000}"), "nothing-there.yaml")
+    for policy, errno in ((tree, "EINVAL"), (get("v5.10-stable"), "EINVAL"),
+                          (get("v6.1"), "EFAULT")):
+        with pytest.raises(ReplayError, match=errno):
+            replay(sc, policy)
+
+
+DONTUNMAP_FILE = """
+description: MREMAP_DONTUNMAP of a private file mapping (refused before v5.13)
+processes:
+  - name: P
+    vmas:
+      - {name: F, start: 0x10000, pages: 1, prot: r, file: lib.so}
+steps:
+  - {mremap: P/F, flags: [maymove, dontunmap], to: 0x40000}
+"""
 
 
 class TreesMatchPython(Steps):

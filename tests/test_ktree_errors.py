@@ -92,11 +92,23 @@ def test_symbol_the_shim_lacks(tree61: Path, tmp_path: Path) -> None:
 
 
 def test_tree_too_old(tree61: Path, tmp_path: Path) -> None:
+    """struct anon_vma with neither num_children nor degree: a tree before v3.19."""
+    tree = copy_tree(tree61, tmp_path, ("include/linux/rmap.h", "\tunsigned long num_children;",
+                                        "\tunsigned long kt_neither;"))
+    result = run(tree)
+    assert result.exit_code == 2
+    assert "before v3.19 (commit 7a3ef208e662), too old for this shim" in result.output
+    assert "\n" not in result.output.strip()
+
+
+def test_neighbour_lookup_unknown(tree61: Path, tmp_path: Path) -> None:
+    """find_mergeable_anon_vma() with neither a maple state nor vm_next/vm_prev."""
     tree = copy_tree(tree61, tmp_path, ("mm/mmap.c", "\tMA_STATE(mas, &vma->vm_mm->mm_mt, vma->vm_end, vma->vm_end);\n",
                                         "\tstruct ma_state mas;\n"))
     result = run(tree)
     assert result.exit_code == 2
-    assert "too old for this shim" in result.output and "\n" not in result.output.strip()
+    assert "reads neither a maple tree nor vm_next/vm_prev" in result.output
+    assert "\n" not in result.output.strip()
 
 
 def test_null_dereference_is_a_crash_at_its_step(tree61: Path, tmp_path: Path) -> None:

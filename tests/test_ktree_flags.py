@@ -72,7 +72,8 @@ def scenario(vmas: list[str], steps: list[str]) -> str:
             + "steps:\n" + "".join(f"  - {{{s}}}\n" for s in steps))
 
 
-EXPECTED = {"6.1": (frozenset(), "neighbour", False),
+EXPECTED = {"5.10": (frozenset(), "neighbour", False),
+            "6.1": (frozenset(), "neighbour", False),
             "6.12": (frozenset(), "removed", True),
             "7.2": (frozenset({"softdirty", "guard"}), "removed", True)}
 
@@ -87,8 +88,17 @@ def test_merge_rules_read_from_the_tree(version: str) -> None:
     # remap_move() (v6.17+): the 7.2 tree moves several VMAs with one MREMAP_FIXED call
     assert tree.mremap_moves_several is python.mremap_moves_several is (version == "7.2")
     # sys_mremap()'s vma_lookup() before mremap_to()'s checks (v5.16 .. v6.15), not in 7.2's
-    # check_mremap_params() code
-    assert tree.mremap_finds_vma_first is python.mremap_finds_vma_first is (version != "7.2")
+    # check_mremap_params() code nor in 5.10 (vma_to_resize() in mremap_to())
+    assert tree.mremap_finds_vma_first is python.mremap_finds_vma_first is \
+        (version in ("6.1", "6.12"))
+    # MREMAP_DONTUNMAP of private anonymous VMAs only before v5.13
+    assert tree.mremap_dontunmap == python.mremap_dontunmap == \
+        ("anon" if version == "5.10" else "any")
+    # __vma_adjust() of 5.10 and 6.1 imports middle's anon_vma first, the 6.12+ merge code next's
+    assert tree.merge_both_exports_next is python.merge_both_exports_next is \
+        (version not in ("5.10", "6.1"))
+    # dup_mmap(): no vm_prev at anon_vma_fork(), VM_WIPEONFORK children unfaulted (v5.6+)
+    assert tree.dup_mmap == python.dup_mmap == ("none", "empty")
 
 
 @pytest.mark.parametrize("version", sorted(TREES))

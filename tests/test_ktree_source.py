@@ -271,8 +271,8 @@ def test_patch_that_does_not_apply_is_a_tree_spec_error(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # the real Debian trees (fetched by `python -m anondiff.ktree.debian ...`, as .ci/run does)
 
-@pytest.mark.parametrize("package", ["linux-source-6.1", "linux-source-6.12",
-                                     "linux-source-7.2"])
+@pytest.mark.parametrize("package", ["linux-source-5.10", "linux-source-6.1",
+                                     "linux-source-6.12", "linux-source-7.2"])
 def test_debian_tree(package: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()  # the user's real cache: that is where the tarballs are
     tarball = debian.cached(package)

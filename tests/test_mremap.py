@@ -456,8 +456,9 @@ def test_dontunmap_does_not_exist_before_v5_7(policy: str) -> None:
 
 def test_dontunmap_of_a_file_vma_needs_v5_13() -> None:
     vmas = "      - {name: F, start: 0x10000, pages: 2, file: lib}\n"
-    with pytest.raises(ReplayError, match="EINVAL"):
-        run(move("P/F", FAR, flags=DONTUNMAP), "v5.10", vmas)
+    for policy in ("v5.10", "v5.10-stable"):
+        with pytest.raises(ReplayError, match="EINVAL"):
+            run(move("P/F", FAR, flags=DONTUNMAP), policy, vmas)
     t = run(move("P/F", FAR, flags=DONTUNMAP), "split-counters", vmas)
     assert spans(t) == [(0x10000, 0x12000), (FAR, FAR + 2 * PS)]
 
@@ -476,7 +477,7 @@ def test_refused(steps: str, match: str) -> None:
 
 
 @pytest.mark.parametrize("policy", ["split-counters", "clone-rework-2026", "degree", "v5.10",
-                                    "v6.1", "v6.12"])
+                                    "v5.10-stable", "v6.1", "v6.12"])
 def test_a_destination_is_checked_before_the_old_range(policy: str) -> None:
     """A destination overlapping the old range (or past TASK_SIZE) is -EINVAL before the old
     range's end is checked, in every era: mremap_to() checks it before vma_to_resize()

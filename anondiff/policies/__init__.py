@@ -100,6 +100,9 @@ _NEWEST = (7, 2)
 _BACKPORTED = {"always-new": ("7a3ef208e662", "degree", (2, 6, 34)),
                "degree": ("2555283eb40d", "split-counters", (4, 9, 0)),
                "v5.10": ("2555283eb40d", "split-counters", (4, 9, 0))}
+#: a stable branch whose post-backport era has a policy of its own (the 5.10 mm around the
+#: split counters: anondiff.policies.eras.SplitCountersV510)
+_BACKPORT_ERA = {"5.10": "v5.10-stable"}
 
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-rc(\d+))?")
 
@@ -138,6 +141,7 @@ def resolve_version(text: str) -> tuple[type[Policy], str] | None:
         note += f"; {doubt}"
     if stable and pname in _BACKPORTED and key[:3] >= _BACKPORTED[pname][2]:
         commit, later, _ = _BACKPORTED[pname]
+        later = _BACKPORT_ERA.get(branch, later)
         note += (f"; {branch}.y took the backport of {commit} at a stable release not recorded "
                  f"here: after it, use -p {later}")
     return cls, note

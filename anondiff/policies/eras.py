@@ -8,9 +8,9 @@ releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
 * ``v5.10-stable`` — ``v5.10`` after the 5.10.y stable tree took commit 2555283eb40d: the
   ``split-counters`` reuse rule (num_children/num_active_vmas), the old is_mergeable_anon_vma(),
   the 5.10 surroundings: vm_area_dup() clearing vm_next/vm_prev, VM_WIPEONFORK children left
-  unfaulted, __vma_adjust() importing middle's anon_vma before next's, MREMAP_DONTUNMAP of private
-  anonymous VMAs only, sys_mremap() checking the destination in mremap_to() before looking the
-  old VMA up.  Debian's 5.10.223 tree compiled (anondiff.ktree) equals it.
+  unfaulted, MREMAP_DONTUNMAP of private anonymous VMAs only, sys_mremap() checking the
+  destination in mremap_to() before looking the old VMA up.  Debian's 5.10.223 tree compiled
+  (anondiff.ktree) equals it.
 * ``v6.1`` — ``split-counters`` with is_mergeable_anon_vma() as before the 2025 fix ("mm/vma:
   fix incorrectly disallowed anonymous VMA merges"), the rule of the 6.6 code the kernel-runs
   known answers were made with, and VM_ACCOUNT never cleared by mprotect() (before v6.7).
@@ -60,6 +60,10 @@ class SplitCountersV61(SplitCountersPolicy):
     #: the destination (put there by commit 550a7d60bd5e ("mm, hugepages: add mremap() support
     #: for hugepage backed vma"), v5.16)
     mremap_finds_vma_first = True
+    #: 6.1's __vma_adjust() (mm/mmap.c@6.1.176) imports middle's anon_vma before next's
+    #: (``remove_next == 2 && !next->anon_vma``); unobservable under the old merge rule (an
+    #: unfaulted prev merges only with an unfaulted middle), the tree's all the same
+    merge_both_exports_next = False
 
     def is_mergeable_anon_vma(self, src: Vma | None, tgt: Vma, copied_from: Vma | None = None,
                               anon_vma: AnonVma | None = None) -> bool:
@@ -75,10 +79,6 @@ class SplitCountersV510(SplitCountersV61):
     the maple tree, with the same answer (anon_vma_compatible() wants adjacent VMAs).  What
     differs from ``v6.1`` is the mm around it:
 
-    - __vma_adjust() (mm/mmap.c): a merge of prev, middle and next takes middle's anon_vma
-      first (``remove_next == 2 && !next->anon_vma``); the 6.x rewrite takes next's.  Under the
-      old is_mergeable_anon_vma() rule an unfaulted prev only merges with an unfaulted middle,
-      so the order shows nowhere, but it is the tree's.
     - mremap(MREMAP_DONTUNMAP) moves private anonymous VMAs only (vma_to_resize(), v5.7 ..
       v5.12; commit a4609387859f ("mm: extend MREMAP_DONTUNMAP to non-anonymous mappings"),
       v5.13, lifted it).
@@ -91,7 +91,6 @@ class SplitCountersV510(SplitCountersV61):
     versions = "5.10.y after its backport of 2555283eb40d (Debian bullseye's 5.10.223)"
     rule = ("split-counters; the old is_mergeable_anon_vma() rule; the 5.10 mm "
             "(vm_area_dup() clears vm_prev, MREMAP_DONTUNMAP of anonymous VMAs only)")
-    merge_both_exports_next = False
     mremap_dontunmap = "anon"
     mremap_finds_vma_first = False
 
@@ -107,6 +106,8 @@ class SplitCountersV612(SplitCountersV61):
     merge_nomem_fails = True
     #: and can_merge_remove_vma(): vm_ops->close only stops a merge that would remove the VMA
     close_forbids = "removed"
+    #: vma_merge_existing_range(): dup_anon_vma(prev, next->anon_vma ? next : middle)
+    merge_both_exports_next = True
 
 
 ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV510, SplitCountersV61,
