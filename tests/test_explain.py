@@ -289,7 +289,8 @@ def _tree(version: str) -> Policy:
     return get(str(path))
 
 
-@pytest.mark.parametrize("version,python", [("6.1", "v6.1"), ("7.2", "clone-rework-2026")])
+@pytest.mark.parametrize("version,python", [("5.10", "v5.10-stable"), ("6.1", "v6.1"),
+                                            ("7.2", "clone-rework-2026")])
 def test_a_compiled_tree_is_observed_like_its_python_policy(version: str, python: str) -> None:
     """The kernel's own C code gets no reasons, but every call it makes is observed, and the
     observations of anon_vma_fork and anon_vma_clone match the Python policy of its era."""
