@@ -447,7 +447,8 @@ def bench_trees(rounds: int = 11) -> None:
     """A kernel tree as a policy (issue 6): first run, cached run, and the 65,000-VMA fork."""
     import os
     import tempfile
-    for version, python in (("6.1", "v6.1"), ("7.2", "clone-rework-2026")):
+    for version, python in (("5.10", "v5.10-stable"), ("6.1", "v6.1"),
+                            ("7.2", "clone-rework-2026")):
         tarball = debian_tree(version)
         if tarball is None:
             print(f"tree {version}: no linux-source-{version}.tar.xz in ~/.cache/anondiff/debian/")

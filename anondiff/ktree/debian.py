@@ -7,12 +7,13 @@
 only look at the file. ``cached(package)`` never touches the network.
 
 Each package comes from one suite, so a tree is a known kernel version: ``linux-source-5.10``
-from bullseye, ``linux-source-6.1`` from bookworm, ``linux-source-6.12`` from trixie (or bookworm-backports), ``linux-source-7.2``
-from sid. Their Release files are checked with the machine's ``debian-archive-keyring``; when
-a suite is signed by a key it does not know yet, the newer ``debian-archive-keyring`` package
-is fetched from a suite that does verify and its keyring used instead.
+from bullseye, ``linux-source-6.1`` from bookworm, ``linux-source-6.12`` from trixie (or
+bookworm-backports), ``linux-source-7.2`` from sid. Their Release files are checked with the
+machine's ``debian-archive-keyring``; when a suite is signed by a key it does not know yet, the
+newer ``debian-archive-keyring`` package is fetched from a suite that does verify and its
+keyring used instead.
 
-    python -m anondiff.ktree.debian linux-source-5.10 linux-source-6.1 linux-source-6.12 linux-source-7.2
+    python -m anondiff.ktree.debian linux-source-5.10 linux-source-6.1 linux-source-7.2
 
 prints one tarball path per package (exit 2 with one line on stderr when a fetch fails).
 """
