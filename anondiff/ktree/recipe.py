@@ -269,6 +269,17 @@ def merge_rules(read: Callable[[str], "str | None"]) -> MergeRules:
                       middle_first is None)
 
 
+def _definition(text: str, name: str) -> str | None:
+    """The definition of function ``name`` in a kernel source file, by the kernel's layout (the
+    header at the start of a line, the closing brace alone in column 0): a rule is read from
+    it, so the whole file is not masked as the cutter does for code that is compiled."""
+    m = re.search(r"^[A-Za-z_][^;{}()\n]*\b%s\s*\([^;{}]*?\)\s*\{" % re.escape(name), text, re.M)
+    if m is None:
+        return None
+    end = text.find("\n}", m.end())
+    return text[m.start():end + 2] if end >= 0 else None
+
+
 def fork_rules(read: Callable[[str], "str | None"], maple: bool) -> DupMmap:
     """dup_mmap() of the tree (kernel/fork.c, else mm/mmap.c where 7.x moved it), read, not
     compiled (the Python mm runs the loop): what ``tmp->vm_prev``/``vm_next`` hold when
@@ -281,25 +292,24 @@ def fork_rules(read: Callable[[str], "str | None"], maple: bool) -> DupMmap:
     (before v4.14), PREPARE when its branch calls anon_vma_prepare() (v4.14 .. v5.5), else
     EMPTY ("mm: don't prepare anon_vma if vma has VM_WIPEONFORK", v5.6).  TreeUnsupported
     when a tree of the VMA list has no dup_mmap() to read."""
-    from .cutter import Source, mask
+    from .cutter import mask
     dup = vm_area_dup = None
     for rel in FORK_FILES:
         text = read(rel)
         if text is None:
             continue
-        src = Source(rel, text)
-        dup = dup or src.function("dup_mmap")
-        vm_area_dup = vm_area_dup or src.function("vm_area_dup")
+        dup = dup or _definition(text, "dup_mmap")
+        vm_area_dup = vm_area_dup or _definition(text, "vm_area_dup")
     if dup is None:
         if maple:
             return DupMmap(vm_prev=NONE, wipeonfork=EMPTY)
         raise TreeUnsupported(f"dup_mmap() not found in {' or '.join(FORK_FILES)}: what "
                               "anon_vma_fork() sees of vm_prev, and what a VM_WIPEONFORK VMA "
                               "gets, cannot be read from this tree")
-    body = mask(dup.text)
+    body = mask(dup)
     fork_at = body.find("anon_vma_fork(")
     cleared = re.compile(r"\bvm_prev\s*=\s*(?:NULL|0)\b")
-    if maple or (vm_area_dup is not None and cleared.search(mask(vm_area_dup.text))) or \
+    if maple or (vm_area_dup is not None and cleared.search(mask(vm_area_dup))) or \
             any(m.start() < fork_at for m in cleared.finditer(body)):
         vm_prev = NONE
     else:
