@@ -57,7 +57,8 @@ ROOT = Path(__file__).parent.parent
 ORDERED_POLICY_FILE = ROOT / "docs" / "examples" / "clone_rework_2026_ordered.py"
 
 #: Correct in the kernel's history for these operations: no invariant finding, no kernel event.
-CORRECT = ("always-new", "split-counters", "v6.1", "v6.12", "clone-rework-2026", "mirror-parent")
+CORRECT = ("always-new", "split-counters", "v5.10-stable", "v6.1", "v6.12", "clone-rework-2026",
+           "mirror-parent")
 #: degree < 2 is ambiguous (spec 7.1, CVE-2022-42703): a double reuse gives two VMAs of one mm
 #: the same anon_vma with different chains (I3), a merge then drops a chain (I6) and the dropped
 #: anon_vma can be freed under a mapped page (I6-UAF).  Nothing else may break: reuse only picks
@@ -513,7 +514,7 @@ class Steps(RuleBasedStateMachine):
 
     @classmethod
     def policies(cls) -> dict[str, Policy]:
-        """Every main policy and the era variants (v5.10, v6.1)."""
+        """Every main policy and the era variants (v5.10, v5.10-stable, v6.1, v6.12)."""
         return {name: get(name) for name in names() + [c.name for c in ERA_VARIANTS]}
 
     # -- helpers --------------------------------------------------------------------------------
