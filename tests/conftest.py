@@ -3,6 +3,7 @@ examples: a counterexample found by chance is a bug to fix at a desk, not a coin
 decides whether a submission lands.  At a desk the exploration stays random."""
 from __future__ import annotations
 
+import gc
 import os
 
 from hypothesis import settings
@@ -36,9 +37,35 @@ _MUTATION_ONLY_FOR = {
 }
 
 
+#: make mutation: mutmut names each test that reached the mutated function on the command line,
+#: up to 1,400 node ids, and pytest resolves each id by walking its file's collected tree again
+#: (1.2 s of a mutant's run, most of a killed mutant's cost): collect each file once instead
+#: and keep the named tests (the same tests, in the same order below).
+_MUTATION_WANTED = "anondiff_mutation_wanted"
+
+
+def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", "") or not config.args:
+        return
+    if not all("::" in arg for arg in config.args):
+        return
+    files = dict.fromkeys(arg.partition("::")[0] for arg in config.args)
+    setattr(config, _MUTATION_WANTED, frozenset(config.args))
+    config.args[:] = list(files)
+    # the forked worker's heap is the whole collected suite: pytest's collection of unraisable
+    # exceptions at exit (gc.collect() twice) walks it all; a verdict needs no such report
+    gc.freeze()
+
+
 def pytest_collection_modifyitems(config, items) -> None:  # type: ignore[no-untyped-def]
     if "MUTANT_UNDER_TEST" not in os.environ:
         return
+    wanted = getattr(config, _MUTATION_WANTED, None)
+    if wanted is not None:
+        keep = [item for item in items if item.nodeid in wanted]
+        if len(keep) < len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+            items[:] = keep
     mutant = os.environ["MUTANT_UNDER_TEST"]
     if "__mutmut_" in mutant:
         keep = [item for item in items if item.nodeid not in _MUTATION_ONLY_FOR
