@@ -147,3 +147,115 @@ def test_split_under_a_freed_anon_vma_reports_each_link_by_piece() -> None:
         uaf = sorted(f"{e.where.mm.name}/{e.where.name}" for e in k.events
                      if e.kind == "UAF" and not isinstance(e.where, str))
         assert uaf == ["P/A", "P/B"], policy
+
+
+# -- what the step loop does with the scenario's own names, ranges and pages -----------------
+
+TWO = ("      - {name: m, start: 0x10000, pages: 4, faulted: true}\n"
+       "      - {name: f, start: 0x20000, pages: 1, file: libc.so}\n")
+
+
+def refusal(steps: str, vmas: str = TWO) -> str:
+    with pytest.raises(ReplayError) as e:
+        run(vmas, steps)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("steps,message", [
+    # the range of a step inside a VMA, named after the call that refuses it
+    ("  - {mprotect: P/m, offset: 2, pages: 3, prot: r}\n",
+     "e.yaml:8: steps[0]: mprotect: pages [2, 5) are not inside P/m (4 pages)"),
+    ("  - {munmap: P/m, offset: 2, pages: 3}\n",
+     "e.yaml:8: steps[0]: munmap: pages [2, 5) are not inside P/m (4 pages)"),
+    # an offset at the VMA's end leaves an empty range to the end: refused, not a no-op
+    ("  - {mprotect: P/m, offset: 4, prot: r}\n",
+     "e.yaml:8: steps[0]: mprotect: pages [4, 4) are not inside P/m (4 pages)"),
+    # mprotect(2): ENOMEM when a page of the range is not mapped
+    ("  - {mprotect: P, start: 0x10000, end: 0x21000, prot: r}\n",
+     "e.yaml:8: steps[0]: mprotect: 0x14000 in the range is not mapped in P: "
+     "the kernel returns ENOMEM"),
+    ("  - {mprotect: P/zz, prot: r}\n",
+     "e.yaml:8: steps[0]: no VMA 'zz' in process P at this point (it has: m, f)"),
+    ("  - {spawn: Q}\n  - {mprotect: Q/zz, prot: r}\n",
+     "e.yaml:9: steps[1]: no VMA 'zz' in process Q at this point (it has: none)"),
+    # names: the pieces a step splits off
+    ("  - {mprotect: P/m, pages: 1, prot: r, names: [f]}\n",
+     "e.yaml:8: steps[0]: names: P already has a VMA named 'f'"),
+    ("  - {mprotect: P/m, prot: r, names: [a]}\n",
+     "e.yaml:8: steps[0]: names: 1 names given but the step made 0 new VMAs"),
+    # names: the child's VMAs at fork
+    ("  - {fork: P, child: C, names: {zz: a}}\n",
+     "e.yaml:8: steps[0]: names: P has no VMA 'zz' that fork copies"),
+    ("  - {fork: P, child: C, names: {m: f}}\n",
+     "e.yaml:8: steps[0]: names: two child VMAs would get the same name"),
+    ("  - {fork: P, child: C, names: [a, b, c]}\n",
+     "e.yaml:8: steps[0]: names: 3 names for the 2 VMAs fork copies (m, f)"),
+    # pages of a write
+    ("  - {write: P/m, pages: [1, 4, 9]}\n",
+     "e.yaml:8: steps[0]: page offset 4 is outside P/m (4 pages)"),
+])
+def test_refusals_say_what_and_where(steps: str, message: str) -> None:
+    """A step the kernel or the scenario cannot carry out stops the replay with one line: the
+    file and line, the step, then what is wrong, word for word."""
+    assert refusal(steps) == message
+
+
+def test_a_missing_vma_lists_the_first_twenty_of_the_process() -> None:
+    vmas = "".join(f"      - {{name: v{i}, start: {0x10000 + 0x2000 * i:#x}, pages: 1}}\n"
+                   for i in range(21))
+    message = refusal("  - {mprotect: P/zz, prot: r}\n", vmas)
+    assert message.endswith("no VMA 'zz' in process P at this point (it has: "
+                            + ", ".join(f"v{i}" for i in range(20)) + ")")
+
+
+def test_munmap_of_a_range_with_holes_unmaps_what_is_mapped() -> None:
+    """munmap(2): "It is not an error if the indicated range does not contain any mapped
+    pages" (do_vmi_munmap() walks the VMAs the range overlaps), unlike mprotect(), which
+    returns ENOMEM for an unmapped page in its range."""
+    t = run(TWO + "      - {name: n, start: 0x30000, pages: 1, faulted: true}\n",
+            "  - {munmap: P, start: 0x11000, end: 0x21000}\n")
+    assert names(t) == [("m", 0x10000, 0x11000), ("n", 0x30000, 0x31000)]
+
+
+def test_pieces_beyond_the_names_given_are_numbered_from_one() -> None:
+    t = run(TWO, "  - {mprotect: P/m, offset: 1, pages: 1, prot: r}\n")
+    assert names(t) == [("m", 0x10000, 0x11000), ("m.1", 0x11000, 0x12000),
+                        ("m.2", 0x12000, 0x14000), ("f", 0x20000, 0x21000)]
+
+
+def test_write_of_no_page_prepares_the_anon_vma_a_neighbour_lends() -> None:
+    """``pages: none`` runs __anon_vma_prepare() alone: find_mergeable_anon_vma() tries the
+    next VMA, then the previous one, and reuses its anon_vma when the two are
+    anon_vma_compatible() (adjacent, linear, same flags: the protection may differ) and its
+    chain is singular (commit d0e9fe1758f2, "Simplify and comment on anon_vma re-use for
+    anon_vma_prepare()"); no page is written."""
+    t = run("      - {name: a, start: 0x10000, pages: 1, prot: rw, faulted: true}\n"
+            "      - {name: b, start: 0x11000, pages: 1, prot: rwx}\n"
+            "      - {name: c, start: 0x20000, pages: 1, prot: rwx}\n"
+            "      - {name: d, start: 0x21000, pages: 1, prot: rw, faulted: true}\n"
+            "      - {name: e, start: 0x30000, pages: 1, prot: rw}\n",
+            "  - {write: P/b, pages: none}\n  - {write: P/c, pages: none}\n"
+            "  - {write: P/e, pages: none}\n")
+    vma = {v.name: v for v in t.process("P").vmas}
+    assert vma["b"].anon_vma == vma["a"].anon_vma and vma["b"].chain == vma["a"].chain
+    assert vma["c"].anon_vma == vma["d"].anon_vma and vma["c"].chain == vma["d"].chain
+    assert vma["a"].anon_vma != vma["d"].anon_vma
+    assert vma["e"].anon_vma not in (None, vma["a"].anon_vma, vma["d"].anon_vma)  # its own
+    assert [v.pages for v in (vma["b"], vma["c"], vma["e"])] == [(), (), ()]
+    assert not t.findings
+
+
+def test_writing_all_pages_stops_at_the_limit_the_loader_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``write`` of every page is allowed up to MAX_FAULT_ALL_PAGES pages, the size the loader
+    lets ``faulted: true`` fault whole (so a VMA of exactly that size may be written whole);
+    above it the offsets must be listed.  (The limit is lowered here: 4 GiB of pages is
+    seconds of replay.)"""
+    import anondiff.engine
+    monkeypatch.setattr(anondiff.engine, "MAX_FAULT_ALL", 4)
+    t = run("      - {name: n, start: 0x10000, pages: 4}\n", "  - {write: P/n}\n")
+    assert [(p.name, p.addr) for p in t.vma("P/n").pages] == [
+        ("pg0", 0x10000), ("pg1", 0x11000), ("pg2", 0x12000), ("pg3", 0x13000)]
+    assert refusal("  - {write: P/n}\n",
+                   "      - {name: n, start: 0x10000, pages: 5}\n") == (
+        "e.yaml:7: steps[0]: faulting all 5 pages of P/n is not supported; "
+        "list the page offsets to fault")
