@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from anondiff.engine import replay
+from typing import NamedTuple
+
+from anondiff.engine import default_checks, replay
 from anondiff.errors import ReplayError
-from anondiff.scenario import loads
+from anondiff.kernel.fork import ForkContext
+from anondiff.kernel.objects import VM_DONTCOPY, AnonVma, Vma
+from anondiff.kernel.state import Kernel
+from anondiff.policies.split_counters import SplitCountersPolicy
+from anondiff.scenario import Exit, Fork, Scenario, Spawn, loads
 from anondiff.topology import Topology
 
 HEAD = """description: engine test
@@ -259,3 +265,118 @@ def test_writing_all_pages_stops_at_the_limit_the_loader_has(monkeypatch: pytest
                    "      - {name: n, start: 0x10000, pages: 5}\n") == (
         "e.yaml:7: steps[0]: faulting all 5 pages of P/n is not supported; "
         "list the page offsets to fault")
+
+
+def test_spawn_makes_an_empty_process_the_steps_can_use() -> None:
+    t = run(TWO, "  - {spawn: Q}\n  - {mmap: Q, name: q, start: 0x10000, pages: 1}\n"
+                 "  - {write: Q/q}\n")
+    assert [p.name for p in t.processes] == ["P", "Q"]
+    assert names(t, "Q") == [("q", 0x10000, 0x11000)]
+    assert [p.addr for p in t.vma("Q/q").pages] == [0x10000]
+
+
+class _NotAStep(NamedTuple):
+    line: int = 8
+
+
+def handmade(*steps: object) -> Scenario:
+    """A Scenario built by hand (the records of anondiff.scenario are public): the engine checks
+    what the loader would have refused."""
+    return loads(HEAD + TWO + "steps: []\n", "e.yaml")._replace(steps=steps)
+
+
+@pytest.mark.parametrize("step,message", [
+    (Spawn("P", line=8), "process 'P' already exists"),
+    (Fork("P", "P", line=8), "process 'P' already exists"),
+    (Exit("Q", line=8), "no process 'Q' at this point"),
+    (_NotAStep(), "unknown step _NotAStep(line=8)"),
+])
+def test_hand_made_steps_the_loader_would_refuse(step: object, message: str) -> None:
+    with pytest.raises(ReplayError) as e:
+        replay(handmade(step), "split-counters")
+    assert str(e.value) == "e.yaml:8: steps[0]: " + message
+
+
+class _MiscountedLayout(SplitCountersPolicy):
+    """split-counters, but a starting layout's anon_vma counts its VMA twice."""
+
+    name = "miscounted-layout"
+
+    def attach_anon_vma(self, k: Kernel, vma: Vma, av: AnonVma) -> None:
+        super().attach_anon_vma(k, vma, av)
+        av.num_active_vmas += 1
+
+
+def test_a_finding_of_the_starting_layout_is_at_step_0_line_0() -> None:
+    """topology.Finding: step 0 and line 0 are the starting layout (the listing says "starting
+    layout", JSON gives the numbers); spec I4b, num_active_vmas = the VMAs using it (commit
+    2555283eb40d)."""
+    t = replay(loads(HEAD + "      - {name: m, start: 0x10000, pages: 4, faulted: true}\n"
+                     "steps:\n  - {write: P/m, pages: [0]}\n", "e.yaml"),
+               _MiscountedLayout()).final
+    assert [tuple(f) for f in t.findings] == [
+        ("I4", "AV1", "num_children 1, num_active_vmas 2; recount gives num_children 1, "
+         "num_active_vmas 1", 0, 0, True)]
+    assert t.step == 1
+
+
+class _BehindTheBack(SplitCountersPolicy):
+    """split-counters, but a fork also counts one more active VMA in the anon_vma of each of the
+    parent's DONTCOPY VMAs: a change no primitive of the model notes."""
+
+    name = "behind-the-back"
+
+    def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
+        super().anon_vma_fork(k, vma, pvma, ctx)
+        for v in pvma.mm.vmas:
+            if VM_DONTCOPY in v.flags and v.anon_vma is not None:
+                v.anon_vma.num_active_vmas += 1
+
+
+BEHIND = loads(HEAD + "      - {name: a, start: 0x10000, pages: 1, faulted: true}\n"
+               "      - {name: b, start: 0x20000, pages: 1, flags: [dontcopy], faulted: true}\n"
+               "steps:\n  - {fork: P, child: C}\n", "e.yaml")
+#: what the full recount finds after the fork: b's anon_vma miscounted (spec I4b)
+RECOUNTED = [("I4", "AV2", "num_children 1, num_active_vmas 2; recount gives num_children 1, "
+              "num_active_vmas 1", 1, 8, True)]
+
+
+def test_full_checks_recount_everything_after_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``checks="full"`` (or ``ANONDIFF_FULL_CHECKS`` set to anything but "" and "0", the
+    debug switch) recounts every invariant after every step, so it also finds what a policy
+    changed behind the model's back; the default is the incremental checks, and an unknown
+    mode is refused."""
+    monkeypatch.delenv("ANONDIFF_FULL_CHECKS", raising=False)
+    assert default_checks() == "incremental"
+    assert [tuple(f) for f in replay(BEHIND, _BehindTheBack(), checks="full").final.findings] \
+        == RECOUNTED
+    for value in ("", "0"):
+        monkeypatch.setenv("ANONDIFF_FULL_CHECKS", value)
+        assert default_checks() == "incremental"
+    for value in ("1", "yes"):
+        monkeypatch.setenv("ANONDIFF_FULL_CHECKS", value)
+        assert default_checks() == "full"
+        assert [tuple(f) for f in replay(BEHIND, _BehindTheBack()).final.findings] == RECOUNTED
+    with pytest.raises(ValueError) as e:
+        replay(BEHIND, "split-counters", checks="sometimes")
+    assert str(e.value) == "unknown checks: 'sometimes' (must be one of ['incremental', 'full'])"
+
+
+def test_a_kernel_event_on_a_vma_names_it_and_is_never_active() -> None:
+    """Under Konstantin Khlebnikov's v1 patch (6 Jan 2020) the child's a.1 shares a new
+    anon_vma its chain, copied from the parent's, does not hold (I2); unmapping a frees it
+    under a.1, and the first write to m reuses it (find_mergeable_anon_vma(): a.1's chain is
+    singular): anon_vma_interval_tree_insert() into freed memory, a kernel event reported on
+    the VMA as PROCESS/VMA, with active False (topology.Finding: kernel events are)."""
+    sc = loads(HEAD + "      - {name: a, start: 0x16000, pages: 4, prot: rw, faulted: [0, 1, 3]}\n"
+               "steps:\n"
+               "  - {mprotect: P, start: 0x18000, end: 0x1a000, prot: rx}\n"
+               "  - {mmap: P, name: m, start: 0x1a000, pages: 4, prot: rw}\n"
+               "  - {fork: P, child: C}\n  - {munmap: C/a}\n  - {write: C, addr: 0x1b000}\n",
+               "e.yaml")
+    events = [f for f in replay(sc, "v1").final.findings if not f.kind.startswith("I")]
+    assert [tuple(f) for f in events] == [
+        ("VM_WARN_ON", "AV2", "anon_vma->degree (1)", 4, 10, False),
+        ("UAF", "C/m", "anon_vma_interval_tree_insert into freed AV2", 5, 11, False)]
+    assert all(f.active is False for f in events)             # False itself, not falsy
+    assert replay(sc, "split-counters").final.findings == ()
