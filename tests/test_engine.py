@@ -363,7 +363,8 @@ def test_full_checks_recount_everything_after_every_step(monkeypatch: pytest.Mon
 
 
 def test_a_kernel_event_on_a_vma_names_it_and_is_never_active() -> None:
-    """Under Konstantin Khlebnikov's v1 patch (6 Jan 2020) the child's a.1 shares a new
+    """Under Konstantin Khlebnikov's v1 patch (6 Jan 2020, Message-ID
+    <157830736034.8148.7070851958306750616.stgit@buzz>, never merged) the child's a.1 shares a new
     anon_vma its chain, copied from the parent's, does not hold (I2); unmapping a frees it
     under a.1, and the first write to m reuses it (find_mergeable_anon_vma(): a.1's chain is
     singular): anon_vma_interval_tree_insert() into freed memory, a kernel event reported on
