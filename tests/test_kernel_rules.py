@@ -221,18 +221,19 @@ class ForgetsRootRef(SplitCountersPolicy):
             av.root.refcount -= 1           # a new child: its get_anon_vma(root) undone
 
 
-# P's A (root AV1) is forked to C1 (AV2) and C2 (AV3); with no reference of theirs on AV1,
-# P's munmap leaves AV1 one (its own, its tree still holds C1's and C2's links) and C1's exit
-# drops it: put_anon_vma(AV2) puts the root too and AV1 is freed while C2/A still links it.
-ROOT_FREED = """
-description: the root anon_vma freed under a fork child's chain (a policy without the root ref)
+FORKED = """
+description: P's faulted A forked
 processes:
   - name: P
     vmas:
       - {name: A, start: 0x10000, pages: 2, prot: rw, faulted: true}
 steps:
   - {fork: P, child: C1}
-  - {fork: P, child: C2}
+"""
+# P's A (root AV1) is forked to C1 (AV2) and C2 (AV3); with no reference of theirs on AV1, its
+# refcount is 1, its own, after P's munmap (its tree still holds C1's and C2's links), and C1's
+# exit drops it: put_anon_vma(AV2) puts the root too, freed while C2/A still links it.
+ROOT_FREED = FORKED + """  - {fork: P, child: C2}
   - munmap: P/A
   - exit: C1
 """
@@ -283,9 +284,8 @@ def test_2026_unlink_of_a_vma_without_anon_vma_warns_about_its_chain() -> None:
     """The 2026 rework's unlink_anon_vmas() (clone-rework-2026: Lorenzo Stoakes, "mm: clean up
     anon_vma implementation", mm/rmap.c@7.2.13) returns at once for a VMA without anon_vma,
     with a VM_WARN_ON_ONCE if its chain is not empty (the chain is leaked): the warning names
-    the VMA, and C/A is unmapped without its chain being taken out of AV1's tree."""
-    t = replay(loads(ROOT_FREED.split("  - {fork: P, child: C2}")[0] + "  - exit: C1\n",
-                     "rules.yaml"), ForgetsAnonVma()).final
+    the VMA, and C1/A goes without its chain being taken out of AV1's tree."""
+    t = replay(loads(FORKED + "  - exit: C1\n", "rules.yaml"), ForgetsAnonVma()).final
     assert events(t, "VM_WARN_ON_ONCE") == [
         ("VM_WARN_ON_ONCE", "C1/A", "unlink_anon_vmas: no anon_vma but a chain", 2)]
     assert t.anon_vma("AV1").tree == ("P/A", "C1/A")
@@ -295,8 +295,9 @@ def test_wei_intended_forks_from_a_freed_anon_vma() -> None:
     """scenarios/found/wei-intended-uaf-root-ref.yaml (found by tests/test_stateful.py): under
     wei-intended C15/v1.1 keeps AV9, which its chain does not hold, after AV9 is freed; C15's
     fork runs anon_vma_fork() on it (get_anon_vma() of the freed root AV9) and C15's exit runs
-    unlink_anon_vmas(), whose vma->anon_vma->degree-- (commit 7a3ef208e662) writes AV9: both
-    reported against the VMA, naming AV9."""
+    unlink_anon_vmas(), whose vma->anon_vma->degree-- (commit 7a3ef208e662) writes AV9: each
+    reported against the VMA worked on (the child's copy C16/v1.1, then C15/v1.1), naming
+    AV9."""
     sc = load(str(ROOT / "scenarios" / "found" / "wei-intended-uaf-root-ref.yaml"))
     assert events(replay(sc, "wei-intended").final, "UAF") == [
         ("UAF", "C16/v1.1", "anon_vma_fork: the parent VMA's anon_vma AV9 (root AV9) is freed: "
@@ -377,10 +378,11 @@ steps:
 
 
 def test_rmap_misses_of_one_vma_come_in_address_order() -> None:
-    """Y's mprotect merges hi into lo under degree (is_mergeable_anon_vma() compares only
-    the anon_vma pointers, commit 2555283eb40d's CVE): both of X's pages Y maps now point at an
-    anon_vma outside lo's chain, two I6 findings of one step, listed by address whatever the
-    order of the page table."""
+    """Under degree Y's two VMAs reuse one anon_vma with different chains, and Y's mprotect
+    merges hi into lo (is_mergeable_anon_vma() compares only the anon_vma pointers:
+    CVE-2022-42703, fixed by commit 2555283eb40d): both of X's pages that Y maps now point at
+    an anon_vma outside lo's chain, two I6 findings of one step, listed by address whatever
+    the order of Y's page table (Mm.pages_in() sorts the ptes it scans)."""
     t = run(CVE_MOVED_BACK, "degree")
     assert events(t, "I6") == [
         ("I6", "Y/lo", "pg1 mapping AV5 not in chain (rmap miss)", 14),
