@@ -141,11 +141,12 @@ class Vma:
         #: forgotten since it left its mm)
         self.checked: Checked | None = None
 
-    def dup(self, mm: Mm | None = None, name: str | None = None) -> Vma:
-        """vm_area_dup(): a byte copy, anon_vma included, with an empty chain (for a fork, in
-        the child's ``mm`` and under the child's ``name``)."""
+    def dup(self, mm: Mm | None = None) -> Vma:
+        """vm_area_dup(): a byte copy, anon_vma and name included, with an empty chain (in
+        another ``mm`` if given).  (A split and mremap's copy_vma() call it; dup_mmap() makes
+        its copies inline, under the child's names.)"""
         new = Vma(mm or self.mm, self.start, self.end, self.pgoff, self.prot, self.flags,
-                  self.file, self.name if name is None else name)
+                  self.file, self.name)
         new.anon_vma = self.anon_vma
         return new
 

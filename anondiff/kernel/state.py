@@ -52,8 +52,8 @@ class Kernel:
         #: every anon_vma that was ever linked, in naming (= allocation) order
         self.anon_vmas: list[AnonVma] = []
         self.live: set[AnonVma] = set()
-        self._taken: set[str] = set()
-        self._taken_numbers: set[int] = set()   # labels of the form AV<n>
+        #: the scenario's labels of the form AV<n>: numbers automatic names skip
+        self._taken_numbers: set[int] = set()
         self._next_name = 1
         self._avc_seq = 0
         self._pages = 0
@@ -114,7 +114,8 @@ class Kernel:
         return self.failed
 
     def reserve(self, label: str) -> None:
-        self._taken.add(label)
+        """A label the scenario gives (``anon_vma: LABEL``): when it is of the form ``AV<n>``,
+        automatic names skip its number (a label of another form cannot clash with them)."""
         if label.startswith("AV") and label[2:].isdigit() and str(int(label[2:])) == label[2:]:
             self._taken_numbers.add(int(label[2:]))
 
@@ -142,9 +143,10 @@ class Kernel:
         return self._avc_seq
 
     def free(self, av: AnonVma) -> None:
-        """anon_vma_free()."""
-        if av.refcount:
-            self.event("VM_BUG_ON", av.name or "?", f"atomic_read(&anon_vma->refcount) ({av.refcount}) at free")
+        """anon_vma_free().  Its VM_BUG_ON(atomic_read(&anon_vma->refcount)) is not modelled: it
+        cannot fire here, put_anon_vma() (:mod:`anondiff.kernel.rmap`) being the only caller,
+        at refcount 0 (a refcount left over is spec I5's finding; a compiled tree's own
+        anon_vma_free() makes the check in C)."""
         self.free_readback(av)
 
     def free_readback(self, av: AnonVma) -> None:
