@@ -30,6 +30,16 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
     parents: list[Vma] = []
     for m in parent.vmas:
         flags = m.flags
+        if VM_DONTCOPY in flags or VM_WIPEONFORK in flags:
+            break
+        tmps.append(Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, rename[m.name]))
+    else:
+        # (the usual fork: every VMA copied, each one forked; one list does for four)
+        copies = list(parent.vmas)
+        return copies, tmps, [False] * len(tmps), tmps, copies
+    tmps = []
+    for m in parent.vmas:
+        flags = m.flags
         if VM_DONTCOPY in flags:
             continue
         tmp = Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, rename[m.name])
