@@ -4,10 +4,14 @@ for C, and the fork's records (split by kind, glue.c: kt_fork_split()) applied t
 Compiled with mypyc with the kernel model (anondiff/_compiled.py: MODULES), so that these loops
 set the model's native objects' fields directly; plain loops, the same code on the pure-Python
 path (ANONDIFF_PURE=1). No ctypes here: :mod:`.binding` hands over the records as a list.
+
+The numbers of VMAs and anon_vmas (rotated pointers, most of them above 2**30) stay the int
+objects the records' lists hold (typed ``object``): as ``int`` mypyc would unbox each one read
+and box it again, a new int object, for each dict it goes into.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, AnonVmaChain, Mm, Vma
 from ..kernel.state import Kernel
@@ -26,6 +30,16 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
     parents: list[Vma] = []
     for m in parent.vmas:
         flags = m.flags
+        if VM_DONTCOPY in flags or VM_WIPEONFORK in flags:
+            break
+        tmps.append(Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, rename[m.name]))
+    else:
+        # (the usual fork: every VMA copied, each one forked; one list does for four)
+        copies = list(parent.vmas)
+        return copies, tmps, [False] * len(tmps), tmps, copies
+    tmps = []
+    for m in parent.vmas:
+        flags = m.flags
         if VM_DONTCOPY in flags:
             continue
         tmp = Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, rename[m.name])
@@ -39,13 +53,13 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
     return copies, tmps, wipes, children, parents
 
 
-def fork_words(parents: list[Vma], pmm: int, cmm: int, vma_ptr: dict[Vma, int],
+def fork_words(parents: list[Vma], pmm: int, cmm: int, vma_ptr: dict[Vma, Any],
                flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
-               file_id: dict[object, int], av_ptr: dict[AnonVma, int]) -> list[int]:
+               file_id: dict[object, int], av_ptr: dict[AnonVma, Any]) -> list[Any]:
     """kt_fork_all()'s input: the number of pairs, the two mm ids, then the parents' columns
     (pointer, 0 for a VMA C has not seen; start; end; pgoff; flag word; file id; anon_vma)."""
     n = len(parents)
-    words = [0] * (3 + 7 * n)
+    words: list[Any] = [0] * (3 + 7 * n)
     words[0], words[1], words[2] = n, pmm, cmm
     i = 3
     for vma in parents:
@@ -65,11 +79,11 @@ def fork_words(parents: list[Vma], pmm: int, cmm: int, vma_ptr: dict[Vma, int],
     return words
 
 
-def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] | None,
-               pairs: list[int], chain: list[int] | None, avs: list[int], allocs: list[int],
-               new: list[int], children: list[Vma], parents: list[Vma],
-               vma_ptr: dict[Vma, int], vma_at: dict[int, Vma], av_ptr: dict[AnonVma, int],
-               av_at: dict[int, AnonVma], avc_at: list[AnonVmaChain], allocated: set[int],
+def apply_fork(k: Kernel, first_id: int, ins_av: list[Any], ins_vma: list[Any] | None,
+               pairs: list[Any], chain: list[int] | None, avs: list[Any], allocs: list[Any],
+               new: list[Any], children: list[Vma], parents: list[Vma],
+               vma_ptr: dict[Vma, Any], vma_at: dict[Any, Vma], av_ptr: dict[AnonVma, Any],
+               av_at: dict[Any, AnonVma], avc_at: list[AnonVmaChain], allocated: set[Any],
                new_av: Callable[[int], AnonVma] | None, split: bool) -> None:
     """Apply kt_fork_fast()'s sections to the model: the children's and new parents'
     pointers, the allocations, the insertions in order (an anon_vma named at its first, each
@@ -78,7 +92,12 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
     dirty sets. ``ins_vma`` and ``chain`` (the insertions' VMAs, the children's chains) are
     None when each child's chain is its own insertions, in order (KT_F_OWN): they are taken
     from there. ``new_av``: the binding's lookup of an anon_vma not seen before when one is
-    waiting to be bound (Binding.bind_next), else None (a new AnonVma each)."""
+    waiting to be bound (Binding.bind_next), else None (a new AnonVma each).
+
+    The anon_vmas first seen here are kept in a list, in order, beside their numbers: the
+    children's anon_vmas and the anon_vmas' state name them mostly in that order, so each is
+    found by comparing with the next one of that list before asking ``av_at`` (a miss asks
+    ``av_at`` and keeps the place: never a search)."""
     # the children's pointers, then those of the parents C had not seen
     j = 0
     for child in children:
@@ -101,9 +120,24 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
     k._avc_seq = seq + len(ins_av)
     first = len(avc_at)
     pair = 0
-    left = pairs[2] if pairs else 0     # insertions left to the current child
+    left: int = pairs[2] if pairs else 0     # insertions left to the current child
+    fresh: list[AnonVma] = []               # the anon_vmas first seen here, in order
+    fresh_ptrs: list[Any] = []
+    last_ptr: Any = 0
+    last: AnonVma | None = None
     for j in range(len(ins_av)):
-        av = _known(ins_av[j], av_at, av_ptr, new_av)
+        ptr = ins_av[j]
+        if last is not None and ptr == last_ptr:
+            av = last
+        else:
+            got = av_at.get(ptr)
+            if got is None:
+                av = _new(ptr, av_at, av_ptr, new_av)
+                fresh.append(av)
+                fresh_ptrs.append(ptr)
+            else:
+                av = got
+            last, last_ptr = av, ptr
         if av.name is None:
             k.name(av)
         if ins_vma is None:     # each insertion is the next one of the current child's
@@ -122,12 +156,19 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
         dirty_avs.add(av)
     # the children's anon_vmas and chains, tail first: their own insertions, or looked up
     at = first if chain is None else 0
+    nfresh = len(fresh)
+    f = 0
     j = 0
     for child in children:
-        ptr, cnt = pairs[j + 1], pairs[j + 2]
+        ptr = pairs[j + 1]
+        cnt: int = pairs[j + 2]
         j += 3
         if ptr:
-            av = _known(ptr, av_at, av_ptr, new_av)
+            if f < nfresh and fresh_ptrs[f] == ptr:
+                av = fresh[f]   # (anon_vma_fork()'s new anon_vma, in the order made)
+                f += 1
+            else:
+                av = _known(ptr, av_at, av_ptr, new_av)
             child.anon_vma = av
             dirty_avs.add(av)
         else:
@@ -140,11 +181,18 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
         dirty_vmas.add(child)
     # the anon_vmas' state (KT_R_AV: pointer, refcount, root, parent, two counters); the
     # anon_vmas a fork makes share their root and parent: the last ones looked up are kept
-    root_ptr = parent_ptr = 0
+    root_ptr: Any = 0
+    parent_ptr: Any = 0
     root: AnonVma | None = None
     up: AnonVma | None = None
+    f = 0
     for j in range(0, len(avs), 6):
-        av = _known(avs[j], av_at, av_ptr, new_av)
+        ptr = avs[j]
+        if f < nfresh and fresh_ptrs[f] == ptr:
+            av = fresh[f]
+            f += 1
+        else:
+            av = _known(ptr, av_at, av_ptr, new_av)
         ptr = avs[j + 2]
         if root is None or ptr != root_ptr:
             root, root_ptr = _known(ptr, av_at, av_ptr, new_av), ptr
@@ -162,15 +210,21 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
         dirty_avs.add(av)
 
 
-def _known(ptr: int, av_at: dict[int, AnonVma], av_ptr: dict[AnonVma, int],
+def _new(ptr: Any, av_at: dict[Any, AnonVma], av_ptr: dict[AnonVma, Any],
+         new_av: Callable[[int], AnonVma] | None) -> AnonVma:
+    """The anon_vma at ``ptr``, which ``av_at`` does not hold yet."""
+    if new_av is None:
+        av = AnonVma()
+        av_at[ptr] = av
+        av_ptr[av] = ptr
+        return av
+    return new_av(ptr)
+
+
+def _known(ptr: Any, av_at: dict[Any, AnonVma], av_ptr: dict[AnonVma, Any],
            new_av: Callable[[int], AnonVma] | None) -> AnonVma:
     """The anon_vma C knows at ``ptr``: a new one at the first sight of it."""
     av = av_at.get(ptr)
     if av is None:
-        if new_av is None:
-            av = AnonVma()
-            av_at[ptr] = av
-            av_ptr[av] = ptr
-        else:
-            av = new_av(ptr)
+        return _new(ptr, av_at, av_ptr, new_av)
     return av

@@ -841,6 +841,25 @@ long kt_call(const long *in)
 enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_ALLOCS, KT_F_NEW, KT_F_OWN,
        KT_F_HEAD };
 
+/* The length of the record at r, in words (0: a kind kt_fork_split() does not take). */
+static long kt_fork_rec_len(const long *r)
+{
+	switch (r[0]) {
+	case KT_R_PAIR:
+	case KT_R_NEWVMA:
+		return 3;
+	case KT_R_INS:
+		return 4;
+	case KT_R_ALLOC:
+		return 2;
+	case KT_R_VMA:
+		return 4 + 2 * r[3];
+	case KT_R_AV:
+		return 7;
+	}
+	return 0;
+}
+
 static long kt_fork_split(long npairs)
 {
 	long cnt[KT_F_HEAD] = { 0 }, at[KT_F_HEAD], i, j, len, pair = -1, child = 0, *f;
@@ -850,34 +869,29 @@ static long kt_fork_split(long npairs)
 	if (kt_surprise)
 		return 0;
 	for (i = 0; i < kt_out_len; i += len) {
+		len = kt_fork_rec_len(kt_out + i);
 		switch (kt_out[i]) {
 		case KT_R_PAIR:
-			len = 3;
 			pair = kt_out[i + 1];
 			child = kt_out[i + 2];
 			pair_ins = i + 3;
 			break;
 		case KT_R_NEWVMA:
-			len = 3;
 			cnt[KT_F_NEW]++;
 			break;
 		case KT_R_INS:
-			len = 4;
 			cnt[KT_F_INS]++;
 			break;
 		case KT_R_ALLOC:
-			len = 2;
 			cnt[KT_F_ALLOCS]++;
 			break;
 		case KT_R_VMA:	/* the child of the current pair, once */
-			len = 4 + 2 * kt_out[i + 3];
 			if (pair != cnt[KT_F_PAIRS] || kt_out[i + 1] != child)
 				return 0;
 			if (own) {	/* the records since the pair began: its insertions? */
 				long k = pair_ins, nr = 0;
 
-				for (; k < i && own; k += kt_out[k] == KT_R_INS ? 4 :
-						kt_out[k] == KT_R_ALLOC ? 2 : 3) {
+				for (; k < i && own; k += kt_fork_rec_len(kt_out + k)) {
 					if (kt_out[k] != KT_R_INS)
 						continue;
 					own = nr < kt_out[i + 3] && kt_out[k + 3] == child &&
@@ -890,7 +904,6 @@ static long kt_fork_split(long npairs)
 			cnt[KT_F_CHAIN] += kt_out[i + 3];
 			break;
 		case KT_R_AV:
-			len = 7;
 			cnt[KT_F_AVS]++;
 			break;
 		default:
@@ -913,34 +926,29 @@ static long kt_fork_split(long npairs)
 	for (i = 0; i < kt_out_len; i += len) {
 		const long *r = kt_out + i;
 
+		len = kt_fork_rec_len(r);
 		switch (r[0]) {
 		case KT_R_PAIR:
-			len = 3;
 			pair = r[1];
 			break;
 		case KT_R_NEWVMA:
-			len = 3;
 			f[at[KT_F_NEW]++] = pair;
 			f[at[KT_F_NEW]++] = r[2];
 			break;
 		case KT_R_INS:
-			len = 4;
 			memcpy(f + at[KT_F_INS], r + 1, 3 * sizeof(long));
 			at[KT_F_INS] += 3;
 			break;
 		case KT_R_ALLOC:
-			len = 2;
 			f[at[KT_F_ALLOCS]++] = r[1];
 			break;
 		case KT_R_VMA:
-			len = 4 + 2 * r[3];
 			memcpy(f + at[KT_F_PAIRS], r + 1, 3 * sizeof(long));
 			at[KT_F_PAIRS] += 3;
 			for (j = r[3] - 1; j >= 0; j--)		/* tail first */
 				f[at[KT_F_CHAIN]++] = r[4 + 2 * j];
 			break;
 		case KT_R_AV:
-			len = 7;
 			memcpy(f + at[KT_F_AVS], r + 1, 6 * sizeof(long));
 			at[KT_F_AVS] += 6;
 			break;
