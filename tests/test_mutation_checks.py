@@ -14,9 +14,12 @@ import pytest
 
 from anondiff.engine import _Replayer, findings_many, replay, replay_many
 from anondiff.kernel import checks
+from anondiff.kernel.counters import DegreeCounters
 from anondiff.kernel.objects import AnonVma, AnonVmaChain
 from anondiff.kernel.rmap import avname
 from anondiff.policies import get, names
+from anondiff.policies.base import Policy
+from anondiff.policies.degree import Degree
 from anondiff.policies.eras import ERA_VARIANTS
 from anondiff.scenario import load, loads
 
@@ -90,9 +93,16 @@ steps:
 """
 
 
-def _forked_twice(policy: str) -> _Replayer:
-    r = _Replayer(loads(FORK_TWICE, "counters.yaml"), get(policy), "incremental", False)
+def _replayed(text: str, policy: str | Policy) -> _Replayer:
+    """``text`` replayed under ``policy`` with the incremental checks, kept for more steps."""
+    r = _Replayer(loads(text, "checks.yaml"), get(policy) if isinstance(policy, str) else policy,
+                  "incremental", False)
     r.steps()
+    return r
+
+
+def _forked_twice(policy: str | Policy) -> _Replayer:
+    r = _replayed(FORK_TWICE, policy)
     assert checks.check(r.k) == [] and r.checker is not None and r.checker.current() == set()
     return r
 
@@ -115,6 +125,8 @@ def _both(r: _Replayer, *changed: AnonVma) -> tuple[list, list]:
     ("degree", "AV1", "degree", 2, "degree 2; recount gives degree 3"),
     ("degree", "AV2", "degree", 5, "degree 5; recount gives degree 2"),
     ("degree", "AV3", "degree", 0, "degree 0; recount gives degree 1"),
+    # the self link counts once, added (3 = 1 + 1 + 1, not 1 + 1 - 1 nor 1 - 1 + 1)
+    ("degree", "AV1", "degree", 1, "degree 1; recount gives degree 3"),
     # commit 2555283eb40d split it: num_children (live children + self link), num_active_vmas
     ("split-counters", "AV1", "num_children", 1,
      "num_children 1, num_active_vmas 1; recount gives num_children 2, num_active_vmas 1"),
@@ -122,6 +134,9 @@ def _both(r: _Replayer, *changed: AnonVma) -> tuple[list, list]:
      "num_children 1, num_active_vmas 2; recount gives num_children 1, num_active_vmas 1"),
     ("split-counters", "AV3", "num_children", 1,
      "num_children 1, num_active_vmas 1; recount gives num_children 0, num_active_vmas 1"),
+    # the root's self link is one more child (2 = 1 + 1, not 1 - 1)
+    ("split-counters", "AV1", "num_children", 0,
+     "num_children 0, num_active_vmas 1; recount gives num_children 2, num_active_vmas 1"),
 ])
 def test_a_wrong_counter_is_an_i4_finding(policy: str, av: str, field: str, value: int,
                                           expected: str) -> None:
@@ -176,6 +191,13 @@ def test_a_violation_reported_twice_by_one_vma_keeps_its_first_place(policy: str
     assert list(dict.fromkeys(full)) == new
     assert [v for v in new if v[:2] == ("I7-UAF", "G/a")] == [
         ("I7-UAF", "G/a", "chain links freed AV1"), ("I7-UAF", "G/a", "chain links freed AV2")]
+    # the second link goes: G/a reports AV1 once, and the finding still holds (both reports
+    # are taken back, one is made again: nothing new, nothing gone)
+    g.avcs.pop()
+    r.k.dirty_vmas.add(g)
+    assert r.checker.update() == ([], [])
+    assert r.checker.current() == set(checks.check(r.k))
+    assert ("I7-UAF", "G/a", "chain links freed AV1") in r.checker.current()
 
 
 def test_a_part_moved_with_dontunmap_takes_its_rmap_misses_along() -> None:
@@ -197,3 +219,141 @@ def test_a_part_moved_with_dontunmap_takes_its_rmap_misses_along() -> None:
         ("Y/lo", "pg5 mapping AV5 not in chain (rmap miss)", 13, False),
         ("Y/lo.1", "pg4 mapping AV5 not in chain (rmap miss)", 14, True),
         ("Y/lo.1", "pg5 mapping AV5 not in chain (rmap miss)", 14, True)]
+
+
+FORK_ONCE = """
+description: a parent and its child, one faulted VMA
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 2, prot: rw, faulted: [0, 1]}
+steps:
+  - {fork: P, child: C}
+"""
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters"])
+def test_a_root_refcount_put_once_per_descendant_too_many_is_found(policy: str) -> None:
+    """I5 counts the root's own linked tree plus one per live descendant: AV1 with its child
+    AV2 holds 2.  A refcount of 0 (every reference put) is reported, although it is what the
+    tree's reference minus the descendants' would give."""
+    r = _replayed(FORK_ONCE, policy)
+    root = _av(r, "AV1")
+    root.refcount = 0
+    full, new = _both(r, root)
+    assert full == new == [("I5", "AV1", "refcount 0; expected 2")]
+
+
+#: P's VMA forked to C, C's to G; C exits, G forks H (whose VMA reuses AV2, degree 1 < 2:
+#: commit 7a3ef208e662) and exits: G's AV3 stays linked by H's chain with no VMA using it and
+#: no child, so its degree must be 0
+REUSED_LEAF = """
+description: a leaf anon_vma left in a grandchild's chain
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 2, prot: rw, faulted: [0, 1]}
+steps:
+  - {fork: P, child: C}
+  - {fork: C, child: G}
+  - {exit: C}
+  - {fork: G, child: H}
+  - {exit: G}
+"""
+
+
+def test_a_wrong_degree_of_an_anon_vma_nothing_uses_is_found() -> None:
+    """Under the degree counters an anon_vma no VMA uses and no child has (AV3, only linked by
+    H/a's chain) has degree 0; a degree of 1 is an I4 finding (the split counters' fields,
+    both 0 under this era, say nothing about it)."""
+    r = _replayed(REUSED_LEAF, "degree")
+    leaf = _av(r, "AV3")
+    assert r.k.mms["H"].vmas[0].anon_vma is _av(r, "AV2") and leaf.degree == 0
+    leaf.degree = 1
+    full, new = _both(r, leaf)
+    assert full == new == [("I4", "AV3", "degree 1; recount gives degree 0")]
+
+
+class OwnDegree(DegreeCounters):
+    """A policy's own counters class: the degree counters, subclassed."""
+
+
+class DegreeWithoutSelfLink(DegreeCounters):
+    """A policy's own counters class whose degree leaves the root's self link out (the model's
+    bumps put it in: DegreeCounters.child_linked() for a new root)."""
+
+    def expected(self, vmas: int, children: int, is_root_linked: bool) -> tuple[tuple[str, int], ...]:
+        return (("degree", vmas + children),)
+
+
+def _own(counters: DegreeCounters) -> Policy:
+    class Own(Degree):
+        name = "own-counters"
+
+    Own.counters = counters
+    return Own()
+
+
+def test_a_policys_own_counters_class_is_compared_by_its_own_rule() -> None:
+    """A policy may bring its own counters class (even a plain subclass of a built-in one):
+    the checks compare its values() with its expected(), not with a built-in era's fields.
+    A wrong degree is found under a subclass; under a rule without the self link every linked
+    root the model counted with it is an I4 finding, by the full recount and the incremental
+    checks alike, its text following the root's degree."""
+    r = _forked_twice(_own(OwnDegree()))
+    target = _av(r, "AV2")
+    target.degree = 5
+    full, new = _both(r, target)
+    assert full == new == [("I4", "AV2", "degree 5; recount gives degree 2")]
+
+    text = FORK_TWICE
+    policy = _own(DegreeWithoutSelfLink())
+    full_replay = replay(loads(text, "own.yaml"), policy, checks="full", snapshots=False)
+    assert replay(loads(text, "own.yaml"), policy, checks="incremental",
+                  snapshots=False) == full_replay
+    assert [(f.kind, f.where, f.detail, f.step, f.active) for f in full_replay.final.findings] == [
+        ("I4", "AV1", "degree 2; recount gives degree 1", 0, False),
+        ("I4", "AV1", "degree 3; recount gives degree 2", 1, True)]
+
+
+def test_a_chain_spanning_two_roots_names_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spec I1: the anon_vma_fork() of a VMA whose anon_vma was freed (scenarios/found, kk-v1)
+    gives C16/v1.1 a chain under two roots; the finding names both, in name order."""
+    monkeypatch.chdir(ROOT)
+    sc = load("scenarios/found/wei-intended-uaf-root-ref.yaml")
+    for how in ("full", "incremental"):
+        assert [(f.where, f.detail, f.step) for f in replay(sc, "v1", checks=how, snapshots=False)
+                .final.findings if f.kind == "I1"] == [("C16/v1.1", "chain spans roots AV2, AV9", 25)]
+
+
+#: two VMAs of P; a is eight pages with one faulted (so larger than P's page table: the checks
+#: walk the page table, not the VMA's range)
+SPARSE = """
+description: a large VMA with one page faulted, a small one beside
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 8, prot: rw, faulted: [0]}
+      - {name: b, start: 0x200000, pages: 1, prot: rw, faulted: true}
+"""
+
+
+@pytest.mark.parametrize("freed", [False, True])
+def test_a_rmap_miss_on_the_first_page_of_a_large_vma_is_found(freed: bool) -> None:
+    """Spec I6: P/a's only page (its first) made to point at b's anon_vma, which a's chain
+    lacks, is an rmap miss; with that anon_vma freed, I6-UAF.  P has two ptes and a is eight
+    pages: the page table is the shorter walk."""
+    r = _replayed(SPARSE, "split-counters")
+    assert checks.check(r.k) == [] and r.checker.current() == set()
+    mm = r.k.mms["P"]
+    a, b = mm.vmas
+    assert len(mm.ptes) == 2 and a.end - a.start == 8
+    mm.ptes[a.start].mapping = b.anon_vma
+    if freed:
+        r.k.free_readback(b.anon_vma)
+    r.k.dirty_vmas.add(a)
+    full, new = _both(r)
+    assert full == new
+    want = "pg0 mapped, its anon_vma AV2 is freed" if freed else \
+        "pg0 mapping AV2 not in chain (rmap miss)"
+    assert [v for v in new if v[1] == "P/a"] == [("I6-UAF" if freed else "I6", "P/a", want)]
