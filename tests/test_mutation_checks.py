@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from anondiff.engine import _Replayer, findings_many, replay, replay_many
 from anondiff.kernel import checks
 from anondiff.kernel.counters import DegreeCounters
-from anondiff.kernel.objects import AnonVma, AnonVmaChain
-from anondiff.kernel.rmap import avname
+from anondiff.kernel.objects import AnonVma, AnonVmaChain, Vma
+from anondiff.kernel.rmap import anon_vma_chain_link, avname
+from anondiff.kernel.state import Kernel
 from anondiff.policies import get, names
 from anondiff.policies.base import Policy
 from anondiff.policies.degree import Degree
@@ -357,3 +359,168 @@ def test_a_rmap_miss_on_the_first_page_of_a_large_vma_is_found(freed: bool) -> N
     want = "pg0 mapped, its anon_vma AV2 is freed" if freed else \
         "pg0 mapping AV2 not in chain (rmap miss)"
     assert [v for v in new if v[1] == "P/a"] == [("I6-UAF" if freed else "I6", "P/a", want)]
+
+
+# -- I3 groups, by hand -----------------------------------------------------------------------
+# C's VMA, forked from P's, split in four: C/a, C/b, C/c and C/d share AV2 with the chain
+# [AV2, AV1] (one I3 group, C/a its lowest member); D's copy has AV3, also under AV1.  A policy's
+# anon_vma_clone() that links one entry too many is played by linking AV3 into a piece's chain
+# by hand (anon_vma_chain_link(), which marks the VMA for the checks as the model does): that
+# piece's chain differs from C/a's, an I3 finding naming C/a and the piece.
+SPLIT_FOUR = """
+description: a forked VMA split in four, one anon_vma
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 8, prot: rw, faulted: true}
+steps:
+  - {fork: P, child: C}
+  - {fork: P, child: D}
+  - {split: C/a, at: 2, new: b}
+  - {split: C/b, at: 2, new: c}
+  - {split: C/c, at: 2, new: d}
+"""
+
+
+class _ByHand(_Replayer):
+    """A replay with a change made by hand after some steps (before that step's checks), as a
+    buggy policy would have made it."""
+
+    def __init__(self, text: str, policy: str, how: str,
+                 hands: dict[int, Callable[[Kernel], None]]) -> None:
+        super().__init__(loads(text, "by-hand.yaml"), get(policy), how, False)
+        self.hands = hands
+
+    def record(self) -> None:
+        hand = self.hands.get(self.step_no)
+        if hand is not None:
+            hand(self.k)
+        super().record()
+
+
+def _findings(text: str, hands: dict[int, Callable[[Kernel], None]],
+              policy: str = "split-counters") -> list[tuple[str, str, str, int, bool]]:
+    """The invariant findings of ``text`` with the changes by hand, the same with either way of
+    checking."""
+    out = []
+    for how in ("full", "incremental"):
+        r = _ByHand(text, policy, how, hands)
+        r.steps()
+        out.append([(f.kind, f.where, f.detail, f.step, f.active) for f in r.current_findings()
+                    if f.kind.startswith("I")])
+    assert out[0] == out[1]
+    return out[0]
+
+
+def _vma(k: Kernel, where: str) -> Vma:
+    mm, _, name = where.partition("/")
+    vma = k.mms[mm].by_name(name)
+    assert vma is not None
+    return vma
+
+
+def _av_named(k: Kernel, name: str) -> AnonVma:
+    return next(av for av in k.anon_vmas if av.name == name)
+
+
+def _link_av3(*pieces: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:
+        for where in pieces:
+            anon_vma_chain_link(k, _vma(k, where), _av_named(k, "AV3"))
+    return hand
+
+
+def _rename(where: str, name: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:            # as engine.reshape() names a piece
+        vma = _vma(k, where)
+        vma.name = name
+        vma.mm.touch(vma)
+    return hand
+
+
+I3 = "same anon_vma AV2, different chains"
+
+
+def test_two_members_of_a_group_changed_in_one_step_are_both_checked() -> None:
+    """C/b's and C/c's chains both change in one step: each differs from C/a's."""
+    assert _findings(SPLIT_FOUR, {5: _link_av3("C/b", "C/c")}) == [
+        ("I3", "C/a+b", I3, 5, True), ("I3", "C/a+c", I3, 5, True)]
+
+
+def test_a_member_unmapped_takes_its_i3_finding_along() -> None:
+    """C/c, whose chain differs, is unmapped: its finding stops holding while C/a, C/b and C/d
+    stay a group."""
+    assert _findings(SPLIT_FOUR + "  - munmap: C/c\n", {5: _link_av3("C/c")}) == [
+        ("I3", "C/a+c", I3, 5, False)]
+
+
+def test_a_piece_split_off_a_member_with_a_different_chain_joins_the_group() -> None:
+    """Splitting C/c (its chain differs) makes a piece with its chain: a second finding."""
+    assert _findings(SPLIT_FOUR + "  - {split: C/c, at: 1, new: e}\n", {5: _link_av3("C/c")}) == [
+        ("I3", "C/a+c", I3, 5, True), ("I3", "C/a+e", I3, 6, True)]
+
+
+def test_a_renamed_member_is_named_by_its_new_name() -> None:
+    """C/c (chain differs) is renamed z, its chain and anon_vma unchanged: the finding with
+    the old name stops holding and one with the new name is made."""
+    assert _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                     {5: _link_av3("C/c"), 6: _rename("C/c", "z")}) == [
+        ("I3", "C/a+c", I3, 5, False), ("I3", "C/a+z", I3, 6, True)]
+
+
+def test_a_renamed_lowest_member_renames_every_finding() -> None:
+    """The lowest member, C/a, is renamed z: each finding names it."""
+    assert _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                     {5: _link_av3("C/b"), 6: _rename("C/a", "z")}) == [
+        ("I3", "C/a+b", I3, 5, False), ("I3", "C/z+b", I3, 6, True)]
+
+
+def test_the_lowest_members_chain_changing_changes_every_finding() -> None:
+    """C/b's chain differs; then C/a's changes the same way: C/b agrees with it now, C/c and
+    C/d do not."""
+    assert _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                     {5: _link_av3("C/b"), 6: _link_av3("C/a")}) == [
+        ("I3", "C/a+b", I3, 5, False), ("I3", "C/a+c", I3, 6, True),
+        ("I3", "C/a+d", I3, 6, True)]
+
+
+def test_a_new_lowest_member_is_first_in_every_finding() -> None:
+    """C/d moves below C/a (mremap: copy_vma() keeps its anon_vma and chain): the moved copy is
+    the group's lowest member now, and C/b's finding names it."""
+    assert _findings(SPLIT_FOUR + "  - {mremap: C/d, flags: [maymove, fixed], to: 0x80000}\n",
+                     {5: _link_av3("C/b")}) == [
+        ("I3", "C/a+b", I3, 5, False), ("I3", "C/d+b", I3, 6, True)]
+
+
+def _repoint(where: str, name: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:            # vma->anon_vma set, no counter bumped, no link
+        vma = _vma(k, where)
+        vma.anon_vma = _av_named(k, name)
+        k.dirty_vmas.add(vma)
+    return hand
+
+
+def test_a_vma_repointed_to_an_anon_vma_of_its_chain_moves_its_count() -> None:
+    """A policy's hook points C/c at AV1 (in its chain: no I2) without touching a counter: AV2
+    is used by one VMA fewer than it counts, AV1 by one more, C/c leaves AV2's group."""
+    assert _findings(SPLIT_FOUR, {5: _repoint("C/c", "AV1")}) == [
+        ("I4", "AV1", "num_children 3, num_active_vmas 1; recount gives num_children 3, "
+                      "num_active_vmas 2", 5, True),
+        ("I4", "AV2", "num_children 0, num_active_vmas 4; recount gives num_children 0, "
+                      "num_active_vmas 3", 5, True)]
+
+
+def _free(name: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:            # anon_vma_free() under VMAs still using it
+        k.free_readback(_av_named(k, name))
+    return hand
+
+
+def test_a_group_whose_anon_vma_is_freed_keeps_its_finding() -> None:
+    """AV2 is freed under C's four VMAs (a use-after-free): each reports it, and C/b's
+    I3 finding, whose text names AV2, still holds."""
+    found = _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                      {5: _link_av3("C/b"), 6: _free("AV2")})
+    assert ("I3", "C/a+b", I3, 5, True) in found
+    assert [f[1] for f in found if f[:3] == ("I7-UAF", f[1], "vma->anon_vma AV2 is freed")] == [
+        "C/a", "C/b", "C/c", "C/d"]
