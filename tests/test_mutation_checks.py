@@ -23,6 +23,7 @@ from anondiff.policies import get, names
 from anondiff.policies.base import Policy
 from anondiff.policies.degree import Degree
 from anondiff.policies.eras import ERA_VARIANTS
+from anondiff.policies.split_counters import SplitCountersPolicy
 from anondiff.scenario import load, loads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -524,3 +525,137 @@ def test_a_group_whose_anon_vma_is_freed_keeps_its_finding() -> None:
     assert ("I3", "C/a+b", I3, 5, True) in found
     assert [f[1] for f in found if f[:3] == ("I7-UAF", f[1], "vma->anon_vma AV2 is freed")] == [
         "C/a", "C/b", "C/c", "C/d"]
+
+
+# P's two VMAs forked to C and D; C's a and z each split in two: two groups in C, (C/a, C/b)
+# under AV3 and (C/z, C/y) under AV4; D's copies have AV5 and AV6.  Linking D's anon_vma into
+# a piece of C by hand makes that piece's chain differ.
+TWO_GROUPS = """
+description: two forked VMAs, each split in two
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 4, prot: rw, faulted: true}
+      - {name: z, start: 0x200000, pages: 4, prot: rw, faulted: true}
+steps:
+  - {fork: P, child: C}
+  - {fork: P, child: D}
+  - {split: C/a, at: 2, new: b}
+  - {split: C/z, at: 2, new: y}
+  - {fork: P, child: E}
+"""
+
+
+def _link(where: str, name: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:
+        anon_vma_chain_link(k, _vma(k, where), _av_named(k, name))
+    return hand
+
+
+def _both_hands(*hands: Callable[[Kernel], None]) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:
+        for h in hands:
+            h(k)
+    return hand
+
+
+@pytest.mark.parametrize("lowest", ["C/a", "C/z"])
+def test_findings_of_two_groups_come_out_by_their_lowest_member(lowest: str) -> None:
+    """In one step, the lowest member of one group changes its chain (the whole group is
+    looked at again) and another member of the other group changes its own: the new findings
+    come out as the full recount orders them, by each group's lowest member, C/a's group
+    first."""
+    other = {"C/a": "C/y", "C/z": "C/b"}[lowest]
+    hands = _both_hands(*(_link(v, "AV5" if v in ("C/a", "C/b") else "AV6")
+                          for v in sorted((lowest, other))))
+    assert _findings(TWO_GROUPS, {5: hands}) == [
+        ("I3", "C/a+b", "same anon_vma AV3, different chains", 5, True),
+        ("I3", "C/z+y", "same anon_vma AV4, different chains", 5, True)]
+
+
+#: C's VMA split from the top down, so that each new piece lies below the one made before it
+SPLIT_DOWN = """
+description: a forked VMA split in five, from the top
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 10, prot: rw, faulted: true}
+steps:
+  - {fork: P, child: C}
+  - {fork: P, child: D}
+  - {split: C/a, at: 8, new: e}
+  - {split: C/a, at: 6, new: d}
+  - {split: C/a, at: 4, new: c}
+  - {split: C/a, at: 2, new: b}
+"""
+
+
+def test_findings_of_several_members_come_out_by_address() -> None:
+    """Four members change in one step, the lowest does not: their findings come out by
+    address, as the full recount gives them."""
+    assert _findings(SPLIT_DOWN, {6: _link_av3("C/e", "C/c", "C/d", "C/b")}) == [
+        ("I3", "C/a+b", I3, 6, True), ("I3", "C/a+c", I3, 6, True),
+        ("I3", "C/a+d", I3, 6, True), ("I3", "C/a+e", I3, 6, True)]
+
+
+def test_an_anon_vma_named_later_renames_the_findings_about_it() -> None:
+    """C/c is pointed at an anon_vma no chain holds and no one named yet (I2 "(unnamed)"); a
+    later step names it (nothing is freed in between): the finding takes the name."""
+    unnamed: dict[Kernel, AnonVma] = {}     # one per replay
+
+    def point(k: Kernel) -> None:
+        vma = _vma(k, "C/c")
+        vma.anon_vma = unnamed[k] = AnonVma()
+        k.dirty_vmas.add(vma)
+
+    found = _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                      {5: point, 6: lambda k: k.name(unnamed[k])})
+    assert [f for f in found if f[0] == "I2"] == [
+        ("I2", "C/c", "anon_vma (unnamed) not in own chain", 5, False),
+        ("I2", "C/c", "anon_vma AV5 not in own chain", 6, True)]
+
+
+def test_a_vma_that_left_its_mm_is_not_looked_at_again() -> None:
+    """C/d leaves its mm with its chain still linked (an unmap that forgot
+    unlink_anon_vmas()); when AV2 is freed later, the free marks every VMA of AV2's tree,
+    C/d too: the checks pass over it, as the full recount does (it is in no mm)."""
+    def unmap(k: Kernel) -> None:
+        k.mms["C"].remove(_vma(k, "C/d"))
+
+    found = _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n  - {fork: P, child: F}\n",
+                      {6: unmap, 7: _free("AV2")})
+    assert [f[1] for f in found if f[2] == "vma->anon_vma AV2 is freed"] == ["C/a", "C/b", "C/c"]
+
+
+class ForgetsTheChain(SplitCountersPolicy):
+    """A policy whose __anon_vma_prepare() never links the new anon_vma into the VMA's chain
+    (anon_vma_chain_link() left out): the VMA keeps an anon_vma its empty chain lacks."""
+
+    name = "forgets-the-chain"
+
+    def attach_anon_vma(self, k: Kernel, vma: Vma, av: AnonVma) -> None:
+        vma.anon_vma = av
+        k.counters.vma_attached(av)
+
+
+def test_every_process_of_the_starting_layout_is_checked() -> None:
+    """Two processes laid out at once, each VMA faulted by a policy that forgets the chain:
+    the model marks nothing for the checks (no chain was linked), yet every VMA of both is
+    checked at the start: I2 and I6 for P/a and for Q/a alike."""
+    sc = loads("""
+description: two processes at the start
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 1, prot: rw, faulted: true}
+  - name: Q
+    vmas:
+      - {name: a, start: 0x100000, pages: 1, prot: rw, faulted: true}
+""", "two.yaml")
+    full = replay(sc, ForgetsTheChain(), checks="full", snapshots=False)
+    assert replay(sc, ForgetsTheChain(), checks="incremental", snapshots=False) == full
+    assert [(f.kind, f.where, f.detail) for f in full.final.findings if f.kind in ("I2", "I6")] == [
+        ("I2", "P/a", "anon_vma (unnamed) not in own chain"),
+        ("I6", "P/a", "pg0 mapping (unnamed) not in chain (rmap miss)"),
+        ("I2", "Q/a", "anon_vma (unnamed) not in own chain"),
+        ("I6", "Q/a", "pg1 mapping (unnamed) not in chain (rmap miss)")]
