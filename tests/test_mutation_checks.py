@@ -518,10 +518,11 @@ def _free(name: str) -> Callable[[Kernel], None]:
 
 
 def test_a_group_whose_anon_vma_is_freed_keeps_its_finding() -> None:
-    """AV2 is freed under C's four VMAs (a use-after-free): each reports it, and C/b's
-    I3 finding, whose text names AV2, still holds."""
+    """AV2 is freed under C's four VMAs (a use-after-free) while C/d's chain changes: each
+    reports it, in address order whether its chain changed or not, and C/b's I3 finding,
+    whose text names AV2, still holds."""
     found = _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
-                      {5: _link_av3("C/b"), 6: _free("AV2")})
+                      {5: _link_av3("C/b"), 6: _both_hands(_free("AV2"), _link_av3("C/d"))})
     assert ("I3", "C/a+b", I3, 5, True) in found
     assert [f[1] for f in found if f[:3] == ("I7-UAF", f[1], "vma->anon_vma AV2 is freed")] == [
         "C/a", "C/b", "C/c", "C/d"]
@@ -659,3 +660,19 @@ processes:
         ("I6", "P/a", "pg0 mapping (unnamed) not in chain (rmap miss)"),
         ("I2", "Q/a", "anon_vma (unnamed) not in own chain"),
         ("I6", "Q/a", "pg1 mapping (unnamed) not in chain (rmap miss)")]
+
+
+def test_every_anon_vma_of_a_step_is_counted_again_after_one_freed() -> None:
+    """Under a counters rule of a policy's own (degree without the self link) each of P's eight
+    roots is an I4 finding; C's exit frees the eight children, and each root's degree falls
+    by one: every root's finding changes in that step, however the freed and the live
+    anon_vmas of the step are ordered."""
+    vmas = "".join(f"      - {{name: v{i}, start: {0x100000 * (i + 1):#x}, pages: 1, prot: rw, "
+                   f"faulted: true}}\n" for i in range(8))
+    sc = loads("description: eight roots\nprocesses:\n  - name: P\n    vmas:\n" + vmas
+               + "steps:\n  - {fork: P, child: C}\n  - {exit: C}\n", "eight.yaml")
+    policy = _own(DegreeWithoutSelfLink())
+    full = replay(sc, policy, checks="full", snapshots=False)
+    assert replay(sc, policy, checks="incremental", snapshots=False) == full
+    assert [(f.where, f.detail, f.step) for f in full.final.findings if f.active] == [
+        (f"AV{i}", "degree 2; recount gives degree 1", 2) for i in range(1, 9)]
