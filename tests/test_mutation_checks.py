@@ -4,20 +4,31 @@
 :func:`~anondiff.engine.findings_many` / :func:`~anondiff.engine.replay_many` are reached by
 no fast test otherwise (tests/test_incremental_checks.py holds them to each other after every
 step, in minutes).  Here each shipped scenario is replayed once per policy both ways: a change
-to either way of finding an I1..I7 violation changes a finding a user reads."""
+to either way of finding an I1..I7 violation changes a finding a user reads.
+
+The incremental checks' own shortcuts (what a step marks, which I3 groups and counters are looked
+at again, the order new findings come out in) are pinned below on small replays changed by hand
+as a buggy policy would change them, each against the full recount; the survivors no result can
+tell apart are explained in tests/mutation-equivalent-mchecks.txt."""
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from anondiff.engine import _Replayer, findings_many, replay, replay_many
 from anondiff.kernel import checks
-from anondiff.kernel.objects import AnonVma, AnonVmaChain
-from anondiff.kernel.rmap import avname
+from anondiff.kernel.counters import DegreeCounters
+from anondiff.kernel.objects import AnonVma, AnonVmaChain, Vma
+from anondiff.kernel.rmap import anon_vma_chain_link, avname
+from anondiff.kernel.state import Kernel
 from anondiff.policies import get, names
+from anondiff.policies.base import Policy
+from anondiff.policies.degree import Degree
 from anondiff.policies.eras import ERA_VARIANTS
+from anondiff.policies.split_counters import SplitCountersPolicy
 from anondiff.scenario import load, loads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,9 +101,16 @@ steps:
 """
 
 
-def _forked_twice(policy: str) -> _Replayer:
-    r = _Replayer(loads(FORK_TWICE, "counters.yaml"), get(policy), "incremental", False)
+def _replayed(text: str, policy: str | Policy) -> _Replayer:
+    """``text`` replayed under ``policy`` with the incremental checks, kept for more steps."""
+    r = _Replayer(loads(text, "checks.yaml"), get(policy) if isinstance(policy, str) else policy,
+                  "incremental", False)
     r.steps()
+    return r
+
+
+def _forked_twice(policy: str | Policy) -> _Replayer:
+    r = _replayed(FORK_TWICE, policy)
     assert checks.check(r.k) == [] and r.checker is not None and r.checker.current() == set()
     return r
 
@@ -115,6 +133,8 @@ def _both(r: _Replayer, *changed: AnonVma) -> tuple[list, list]:
     ("degree", "AV1", "degree", 2, "degree 2; recount gives degree 3"),
     ("degree", "AV2", "degree", 5, "degree 5; recount gives degree 2"),
     ("degree", "AV3", "degree", 0, "degree 0; recount gives degree 1"),
+    # the self link counts once, added (3 = 1 + 1 + 1, not 1 + 1 - 1 nor 1 - 1 + 1)
+    ("degree", "AV1", "degree", 1, "degree 1; recount gives degree 3"),
     # commit 2555283eb40d split it: num_children (live children + self link), num_active_vmas
     ("split-counters", "AV1", "num_children", 1,
      "num_children 1, num_active_vmas 1; recount gives num_children 2, num_active_vmas 1"),
@@ -122,6 +142,9 @@ def _both(r: _Replayer, *changed: AnonVma) -> tuple[list, list]:
      "num_children 1, num_active_vmas 2; recount gives num_children 1, num_active_vmas 1"),
     ("split-counters", "AV3", "num_children", 1,
      "num_children 1, num_active_vmas 1; recount gives num_children 0, num_active_vmas 1"),
+    # the root's self link is one more child (2 = 1 + 1, not 1 - 1)
+    ("split-counters", "AV1", "num_children", 0,
+     "num_children 0, num_active_vmas 1; recount gives num_children 2, num_active_vmas 1"),
 ])
 def test_a_wrong_counter_is_an_i4_finding(policy: str, av: str, field: str, value: int,
                                           expected: str) -> None:
@@ -176,6 +199,13 @@ def test_a_violation_reported_twice_by_one_vma_keeps_its_first_place(policy: str
     assert list(dict.fromkeys(full)) == new
     assert [v for v in new if v[:2] == ("I7-UAF", "G/a")] == [
         ("I7-UAF", "G/a", "chain links freed AV1"), ("I7-UAF", "G/a", "chain links freed AV2")]
+    # the second link goes: G/a reports AV1 once, and the finding still holds (both reports
+    # are taken back, one is made again: nothing new, nothing gone)
+    g.avcs.pop()
+    r.k.dirty_vmas.add(g)
+    assert r.checker.update() == ([], [])
+    assert r.checker.current() == set(checks.check(r.k))
+    assert ("I7-UAF", "G/a", "chain links freed AV1") in r.checker.current()
 
 
 def test_a_part_moved_with_dontunmap_takes_its_rmap_misses_along() -> None:
@@ -197,3 +227,459 @@ def test_a_part_moved_with_dontunmap_takes_its_rmap_misses_along() -> None:
         ("Y/lo", "pg5 mapping AV5 not in chain (rmap miss)", 13, False),
         ("Y/lo.1", "pg4 mapping AV5 not in chain (rmap miss)", 14, True),
         ("Y/lo.1", "pg5 mapping AV5 not in chain (rmap miss)", 14, True)]
+
+
+FORK_ONCE = """
+description: a parent and its child, one faulted VMA
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 2, prot: rw, faulted: [0, 1]}
+steps:
+  - {fork: P, child: C}
+"""
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters"])
+def test_a_root_refcount_put_once_per_descendant_too_many_is_found(policy: str) -> None:
+    """I5 counts the root's own linked tree plus one per live descendant: AV1 with its child
+    AV2 holds 2.  A refcount of 0 (every reference put) is reported, although it is what the
+    tree's reference minus the descendants' would give."""
+    r = _replayed(FORK_ONCE, policy)
+    root = _av(r, "AV1")
+    root.refcount = 0
+    full, new = _both(r, root)
+    assert full == new == [("I5", "AV1", "refcount 0; expected 2")]
+
+
+#: P's VMA forked to C, C's to G; C exits, G forks H (whose VMA reuses AV2, degree 1 < 2:
+#: commit 7a3ef208e662) and exits: G's AV3 stays linked by H's chain with no VMA using it and
+#: no child, so its degree must be 0
+REUSED_LEAF = """
+description: a leaf anon_vma left in a grandchild's chain
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 2, prot: rw, faulted: [0, 1]}
+steps:
+  - {fork: P, child: C}
+  - {fork: C, child: G}
+  - {exit: C}
+  - {fork: G, child: H}
+  - {exit: G}
+"""
+
+
+def test_a_wrong_degree_of_an_anon_vma_nothing_uses_is_found() -> None:
+    """Under the degree counters an anon_vma no VMA uses and no child has (AV3, only linked by
+    H/a's chain) has degree 0; a degree of 1 is an I4 finding (the split counters' fields,
+    both 0 under this era, say nothing about it)."""
+    r = _replayed(REUSED_LEAF, "degree")
+    leaf = _av(r, "AV3")
+    assert r.k.mms["H"].vmas[0].anon_vma is _av(r, "AV2") and leaf.degree == 0
+    leaf.degree = 1
+    full, new = _both(r, leaf)
+    assert full == new == [("I4", "AV3", "degree 1; recount gives degree 0")]
+
+
+class OwnDegree(DegreeCounters):
+    """A policy's own counters class: the degree counters, subclassed."""
+
+
+class DegreeWithoutSelfLink(DegreeCounters):
+    """A policy's own counters class whose degree leaves the root's self link out (the model's
+    bumps put it in: DegreeCounters.child_linked() for a new root)."""
+
+    def expected(self, vmas: int, children: int,
+                 is_root_linked: bool) -> tuple[tuple[str, int], ...]:
+        return (("degree", vmas + children),)
+
+
+def _own(counters: DegreeCounters) -> Policy:
+    class Own(Degree):
+        name = "own-counters"
+
+    Own.counters = counters
+    return Own()
+
+
+def test_a_policys_own_counters_class_is_compared_by_its_own_rule() -> None:
+    """A policy may bring its own counters class (even a plain subclass of a built-in one):
+    the checks compare its values() with its expected(), not with a built-in era's fields.
+    A wrong degree is found under a subclass; under a rule without the self link every linked
+    root the model counted with it is an I4 finding, by the full recount and the incremental
+    checks alike, its text following the root's degree."""
+    r = _forked_twice(_own(OwnDegree()))
+    target = _av(r, "AV2")
+    target.degree = 5
+    full, new = _both(r, target)
+    assert full == new == [("I4", "AV2", "degree 5; recount gives degree 2")]
+
+    text = FORK_TWICE
+    policy = _own(DegreeWithoutSelfLink())
+    full_replay = replay(loads(text, "own.yaml"), policy, checks="full", snapshots=False)
+    assert replay(loads(text, "own.yaml"), policy, checks="incremental",
+                  snapshots=False) == full_replay
+    assert [(f.kind, f.where, f.detail, f.step, f.active) for f in full_replay.final.findings] == [
+        ("I4", "AV1", "degree 2; recount gives degree 1", 0, False),
+        ("I4", "AV1", "degree 3; recount gives degree 2", 1, True)]
+
+
+def test_a_chain_spanning_two_roots_names_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spec I1: the anon_vma_fork() of a VMA whose anon_vma was freed (scenarios/found, kk-v1)
+    gives C16/v1.1 a chain under two roots; the finding names both, in name order."""
+    monkeypatch.chdir(ROOT)
+    sc = load("scenarios/found/wei-intended-uaf-root-ref.yaml")
+    for how in ("full", "incremental"):
+        found = replay(sc, "v1", checks=how, snapshots=False).final.findings
+        assert [(f.where, f.detail, f.step) for f in found if f.kind == "I1"] == [
+            ("C16/v1.1", "chain spans roots AV2, AV9", 25)]
+
+
+#: two VMAs of P; a is eight pages with one faulted (so larger than P's page table: the checks
+#: walk the page table, not the VMA's range)
+SPARSE = """
+description: a large VMA with one page faulted, a small one beside
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 8, prot: rw, faulted: [0]}
+      - {name: b, start: 0x200000, pages: 1, prot: rw, faulted: true}
+"""
+
+
+@pytest.mark.parametrize("freed", [False, True])
+def test_a_rmap_miss_on_the_first_page_of_a_large_vma_is_found(freed: bool) -> None:
+    """Spec I6: P/a's only page (its first) made to point at b's anon_vma, which a's chain
+    lacks, is an rmap miss; with that anon_vma freed, I6-UAF.  P has two ptes and a is eight
+    pages: the page table is the shorter walk."""
+    r = _replayed(SPARSE, "split-counters")
+    assert checks.check(r.k) == [] and r.checker.current() == set()
+    mm = r.k.mms["P"]
+    a, b = mm.vmas
+    assert len(mm.ptes) == 2 and a.end - a.start == 8
+    mm.ptes[a.start].mapping = b.anon_vma
+    if freed:
+        r.k.free_readback(b.anon_vma)
+    r.k.dirty_vmas.add(a)
+    full, new = _both(r)
+    assert full == new
+    want = "pg0 mapped, its anon_vma AV2 is freed" if freed else \
+        "pg0 mapping AV2 not in chain (rmap miss)"
+    assert [v for v in new if v[1] == "P/a"] == [("I6-UAF" if freed else "I6", "P/a", want)]
+
+
+# -- I3 groups, by hand -----------------------------------------------------------------------
+# C's VMA, forked from P's, split in four: C/a, C/b, C/c and C/d share AV2 with the chain
+# [AV2, AV1] (one I3 group, C/a its lowest member); D's copy has AV3, also under AV1.  A policy's
+# anon_vma_clone() that links one entry too many is played by linking AV3 into a piece's chain
+# by hand (anon_vma_chain_link(), which marks the VMA for the checks as the model does): that
+# piece's chain differs from C/a's, an I3 finding naming C/a and the piece.
+SPLIT_FOUR = """
+description: a forked VMA split in four, one anon_vma
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 8, prot: rw, faulted: true}
+steps:
+  - {fork: P, child: C}
+  - {fork: P, child: D}
+  - {split: C/a, at: 2, new: b}
+  - {split: C/b, at: 2, new: c}
+  - {split: C/c, at: 2, new: d}
+"""
+
+
+class _ByHand(_Replayer):
+    """A replay with a change made by hand after some steps (before that step's checks), as a
+    buggy policy would have made it."""
+
+    def __init__(self, text: str, policy: str, how: str,
+                 hands: dict[int, Callable[[Kernel], None]]) -> None:
+        super().__init__(loads(text, "by-hand.yaml"), get(policy), how, False)
+        self.hands = hands
+
+    def record(self) -> None:
+        hand = self.hands.get(self.step_no)
+        if hand is not None:
+            hand(self.k)
+        super().record()
+
+
+def _findings(text: str, hands: dict[int, Callable[[Kernel], None]],
+              policy: str = "split-counters") -> list[tuple[str, str, str, int, bool]]:
+    """The invariant findings of ``text`` with the changes by hand, the same with either way of
+    checking."""
+    out = []
+    for how in ("full", "incremental"):
+        r = _ByHand(text, policy, how, hands)
+        r.steps()
+        out.append([(f.kind, f.where, f.detail, f.step, f.active) for f in r.current_findings()
+                    if f.kind.startswith("I")])
+    assert out[0] == out[1]
+    return out[0]
+
+
+def _vma(k: Kernel, where: str) -> Vma:
+    mm, _, name = where.partition("/")
+    vma = k.mms[mm].by_name(name)
+    assert vma is not None
+    return vma
+
+
+def _av_named(k: Kernel, name: str) -> AnonVma:
+    return next(av for av in k.anon_vmas if av.name == name)
+
+
+def _link_av3(*pieces: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:
+        for where in pieces:
+            anon_vma_chain_link(k, _vma(k, where), _av_named(k, "AV3"))
+    return hand
+
+
+def _rename(where: str, name: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:            # as engine.reshape() names a piece
+        vma = _vma(k, where)
+        vma.name = name
+        vma.mm.touch(vma)
+    return hand
+
+
+I3 = "same anon_vma AV2, different chains"
+
+
+def test_two_members_of_a_group_changed_in_one_step_are_both_checked() -> None:
+    """C/b's and C/c's chains both change in one step: each differs from C/a's."""
+    assert _findings(SPLIT_FOUR, {5: _link_av3("C/b", "C/c")}) == [
+        ("I3", "C/a+b", I3, 5, True), ("I3", "C/a+c", I3, 5, True)]
+
+
+def test_a_member_unmapped_takes_its_i3_finding_along() -> None:
+    """C/c, whose chain differs, is unmapped: its finding stops holding while C/a, C/b and C/d
+    stay a group."""
+    assert _findings(SPLIT_FOUR + "  - munmap: C/c\n", {5: _link_av3("C/c")}) == [
+        ("I3", "C/a+c", I3, 5, False)]
+
+
+def test_a_piece_split_off_a_member_with_a_different_chain_joins_the_group() -> None:
+    """Splitting C/c (its chain differs) makes a piece with its chain: a second finding."""
+    assert _findings(SPLIT_FOUR + "  - {split: C/c, at: 1, new: e}\n", {5: _link_av3("C/c")}) == [
+        ("I3", "C/a+c", I3, 5, True), ("I3", "C/a+e", I3, 6, True)]
+
+
+def test_a_renamed_member_is_named_by_its_new_name() -> None:
+    """C/c (chain differs) is renamed z, its chain and anon_vma unchanged: the finding with
+    the old name stops holding and one with the new name is made."""
+    assert _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                     {5: _link_av3("C/c"), 6: _rename("C/c", "z")}) == [
+        ("I3", "C/a+c", I3, 5, False), ("I3", "C/a+z", I3, 6, True)]
+
+
+def test_a_renamed_lowest_member_renames_every_finding() -> None:
+    """The lowest member, C/a, is renamed z: each finding names it."""
+    assert _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                     {5: _link_av3("C/b"), 6: _rename("C/a", "z")}) == [
+        ("I3", "C/a+b", I3, 5, False), ("I3", "C/z+b", I3, 6, True)]
+
+
+def test_the_lowest_members_chain_changing_changes_every_finding() -> None:
+    """C/b's chain differs; then C/a's changes the same way: C/b agrees with it now, C/c and
+    C/d do not."""
+    assert _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                     {5: _link_av3("C/b"), 6: _link_av3("C/a")}) == [
+        ("I3", "C/a+b", I3, 5, False), ("I3", "C/a+c", I3, 6, True),
+        ("I3", "C/a+d", I3, 6, True)]
+
+
+def test_a_new_lowest_member_is_first_in_every_finding() -> None:
+    """C/d moves below C/a (mremap: copy_vma() keeps its anon_vma and chain): the moved copy is
+    the group's lowest member now, and C/b's finding names it."""
+    assert _findings(SPLIT_FOUR + "  - {mremap: C/d, flags: [maymove, fixed], to: 0x80000}\n",
+                     {5: _link_av3("C/b")}) == [
+        ("I3", "C/a+b", I3, 5, False), ("I3", "C/d+b", I3, 6, True)]
+
+
+def _repoint(where: str, name: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:            # vma->anon_vma set, no counter bumped, no link
+        vma = _vma(k, where)
+        vma.anon_vma = _av_named(k, name)
+        k.dirty_vmas.add(vma)
+    return hand
+
+
+def test_a_vma_repointed_to_an_anon_vma_of_its_chain_moves_its_count() -> None:
+    """A policy's hook points C/c at AV1 (in its chain: no I2) without touching a counter: AV2
+    is used by one VMA fewer than it counts, AV1 by one more, C/c leaves AV2's group."""
+    assert _findings(SPLIT_FOUR, {5: _repoint("C/c", "AV1")}) == [
+        ("I4", "AV1", "num_children 3, num_active_vmas 1; recount gives num_children 3, "
+                      "num_active_vmas 2", 5, True),
+        ("I4", "AV2", "num_children 0, num_active_vmas 4; recount gives num_children 0, "
+                      "num_active_vmas 3", 5, True)]
+
+
+def _free(name: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:            # anon_vma_free() under VMAs still using it
+        k.free_readback(_av_named(k, name))
+    return hand
+
+
+def test_a_group_whose_anon_vma_is_freed_keeps_its_finding() -> None:
+    """AV2 is freed under C's four VMAs (a use-after-free) while C/d's chain changes: each
+    reports it, in address order whether its chain changed or not, and C/b's I3 finding,
+    whose text names AV2, still holds."""
+    found = _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                      {5: _link_av3("C/b"), 6: _both_hands(_free("AV2"), _link_av3("C/d"))})
+    assert ("I3", "C/a+b", I3, 5, True) in found
+    assert [f[1] for f in found if f[:3] == ("I7-UAF", f[1], "vma->anon_vma AV2 is freed")] == [
+        "C/a", "C/b", "C/c", "C/d"]
+
+
+# P's two VMAs forked to C and D; C's a and z each split in two: two groups in C, (C/a, C/b)
+# under AV3 and (C/z, C/y) under AV4; D's copies have AV5 and AV6.  Linking D's anon_vma into
+# a piece of C by hand makes that piece's chain differ.
+TWO_GROUPS = """
+description: two forked VMAs, each split in two
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 4, prot: rw, faulted: true}
+      - {name: z, start: 0x200000, pages: 4, prot: rw, faulted: true}
+steps:
+  - {fork: P, child: C}
+  - {fork: P, child: D}
+  - {split: C/a, at: 2, new: b}
+  - {split: C/z, at: 2, new: y}
+  - {fork: P, child: E}
+"""
+
+
+def _link(where: str, name: str) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:
+        anon_vma_chain_link(k, _vma(k, where), _av_named(k, name))
+    return hand
+
+
+def _both_hands(*hands: Callable[[Kernel], None]) -> Callable[[Kernel], None]:
+    def hand(k: Kernel) -> None:
+        for h in hands:
+            h(k)
+    return hand
+
+
+@pytest.mark.parametrize("lowest", ["C/a", "C/z"])
+def test_findings_of_two_groups_come_out_by_their_lowest_member(lowest: str) -> None:
+    """In one step, the lowest member of one group changes its chain (the whole group is
+    looked at again) and another member of the other group changes its own: the new findings
+    come out as the full recount orders them, by each group's lowest member, C/a's group
+    first."""
+    other = {"C/a": "C/y", "C/z": "C/b"}[lowest]
+    hands = _both_hands(*(_link(v, "AV5" if v in ("C/a", "C/b") else "AV6")
+                          for v in sorted((lowest, other))))
+    assert _findings(TWO_GROUPS, {5: hands}) == [
+        ("I3", "C/a+b", "same anon_vma AV3, different chains", 5, True),
+        ("I3", "C/z+y", "same anon_vma AV4, different chains", 5, True)]
+
+
+#: C's VMA split from the top down, so that each new piece lies below the one made before it
+SPLIT_DOWN = """
+description: a forked VMA split in five, from the top
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 10, prot: rw, faulted: true}
+steps:
+  - {fork: P, child: C}
+  - {fork: P, child: D}
+  - {split: C/a, at: 8, new: e}
+  - {split: C/a, at: 6, new: d}
+  - {split: C/a, at: 4, new: c}
+  - {split: C/a, at: 2, new: b}
+"""
+
+
+def test_findings_of_several_members_come_out_by_address() -> None:
+    """Four members change in one step, the lowest does not: their findings come out by
+    address, as the full recount gives them."""
+    assert _findings(SPLIT_DOWN, {6: _link_av3("C/e", "C/c", "C/d", "C/b")}) == [
+        ("I3", "C/a+b", I3, 6, True), ("I3", "C/a+c", I3, 6, True),
+        ("I3", "C/a+d", I3, 6, True), ("I3", "C/a+e", I3, 6, True)]
+
+
+def test_an_anon_vma_named_later_renames_the_findings_about_it() -> None:
+    """C/c is pointed at an anon_vma no chain holds and no one named yet (I2 "(unnamed)"); a
+    later step names it (nothing is freed in between): the finding takes the name."""
+    unnamed: dict[Kernel, AnonVma] = {}     # one per replay
+
+    def point(k: Kernel) -> None:
+        vma = _vma(k, "C/c")
+        vma.anon_vma = unnamed[k] = AnonVma()
+        k.dirty_vmas.add(vma)
+
+    found = _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n",
+                      {5: point, 6: lambda k: k.name(unnamed[k])})
+    assert [f for f in found if f[0] == "I2"] == [
+        ("I2", "C/c", "anon_vma (unnamed) not in own chain", 5, False),
+        ("I2", "C/c", "anon_vma AV5 not in own chain", 6, True)]
+
+
+def test_a_vma_that_left_its_mm_is_not_looked_at_again() -> None:
+    """C/d leaves its mm with its chain still linked (an unmap that forgot
+    unlink_anon_vmas()); when AV2 is freed later, the free marks every VMA of AV2's tree,
+    C/d too: the checks pass over it, as the full recount does (it is in no mm)."""
+    def unmap(k: Kernel) -> None:
+        k.mms["C"].remove(_vma(k, "C/d"))
+
+    found = _findings(SPLIT_FOUR + "  - {fork: P, child: E}\n  - {fork: P, child: F}\n",
+                      {6: unmap, 7: _free("AV2")})
+    assert [f[1] for f in found if f[2] == "vma->anon_vma AV2 is freed"] == ["C/a", "C/b", "C/c"]
+
+
+class ForgetsTheChain(SplitCountersPolicy):
+    """A policy whose __anon_vma_prepare() never links the new anon_vma into the VMA's chain
+    (anon_vma_chain_link() left out): the VMA keeps an anon_vma its empty chain lacks."""
+
+    name = "forgets-the-chain"
+
+    def attach_anon_vma(self, k: Kernel, vma: Vma, av: AnonVma) -> None:
+        vma.anon_vma = av
+        k.counters.vma_attached(av)
+
+
+def test_every_process_of_the_starting_layout_is_checked() -> None:
+    """Two processes laid out at once, each VMA faulted by a policy that forgets the chain:
+    the model marks nothing for the checks (no chain was linked), yet every VMA of both is
+    checked at the start: I2 and I6 for P/a and for Q/a alike."""
+    sc = loads("""
+description: two processes at the start
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 1, prot: rw, faulted: true}
+  - name: Q
+    vmas:
+      - {name: a, start: 0x100000, pages: 1, prot: rw, faulted: true}
+""", "two.yaml")
+    full = replay(sc, ForgetsTheChain(), checks="full", snapshots=False)
+    assert replay(sc, ForgetsTheChain(), checks="incremental", snapshots=False) == full
+    assert [(f.kind, f.where, f.detail) for f in full.final.findings if f.kind in ("I2", "I6")] == [
+        ("I2", "P/a", "anon_vma (unnamed) not in own chain"),
+        ("I6", "P/a", "pg0 mapping (unnamed) not in chain (rmap miss)"),
+        ("I2", "Q/a", "anon_vma (unnamed) not in own chain"),
+        ("I6", "Q/a", "pg1 mapping (unnamed) not in chain (rmap miss)")]
+
+
+def test_every_anon_vma_of_a_step_is_counted_again_after_one_freed() -> None:
+    """Under a counters rule of a policy's own (degree without the self link) each of P's eight
+    roots is an I4 finding; C's exit frees the eight children, and each root's degree falls
+    by one: every root's finding changes in that step, however the freed and the live
+    anon_vmas of the step are ordered."""
+    vmas = "".join(f"      - {{name: v{i}, start: {0x100000 * (i + 1):#x}, pages: 1, prot: rw, "
+                   f"faulted: true}}\n" for i in range(8))
+    sc = loads("description: eight roots\nprocesses:\n  - name: P\n    vmas:\n" + vmas
+               + "steps:\n  - {fork: P, child: C}\n  - {exit: C}\n", "eight.yaml")
+    policy = _own(DegreeWithoutSelfLink())
+    full = replay(sc, policy, checks="full", snapshots=False)
+    assert replay(sc, policy, checks="incremental", snapshots=False) == full
+    assert [(f.where, f.detail, f.step) for f in full.final.findings if f.active] == [
+        (f"AV{i}", "degree 2; recount gives degree 1", 2) for i in range(1, 9)]
