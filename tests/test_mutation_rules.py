@@ -1247,6 +1247,7 @@ def test_anon_vma_fork_sees_what_dup_mmap_left_in_tmp(policy: str) -> None:
     through ChainCopyPolicy._fork_clone(), here for B, whose parent shares A's anon_vma)."""
     base = type(get(policy))
     forks: list[tuple] = []
+    contexts: list[object] = []
     clones: list[tuple] = []
 
     class Seeing(base):  # type: ignore[misc, valid-type]
@@ -1255,12 +1256,12 @@ def test_anon_vma_fork_sees_what_dup_mmap_left_in_tmp(policy: str) -> None:
         def anon_vma_fork(self, k, vma, pvma, ctx):  # type: ignore[no-untyped-def]
             forks.append((vma.name, _name(ctx.prev), _name(ctx.vm_prev), _name(ctx.vm_next),
                           _name(ctx.pvma_prev)))
-            self.ctx = ctx
+            contexts.append(ctx)
             return super().anon_vma_fork(k, vma, pvma, ctx)
 
         def anon_vma_clone(self, k, dst, src, op, ctx=None):  # type: ignore[no-untyped-def]
             if op is VmaOp.FORK:
-                clones.append((dst.name, ctx is self.ctx))
+                clones.append((dst.name, ctx is contexts[-1]))
             return super().anon_vma_clone(k, dst, src, op, ctx)
 
     t = replay(loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + FORK_CTX
