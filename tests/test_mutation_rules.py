@@ -1232,9 +1232,10 @@ def test_anon_vma_fork_sees_what_dup_mmap_left_in_tmp(policy: str) -> None:
     """What anon_vma_fork() (and a user's policy file overriding it) sees of the surroundings,
     per era (spec section 1.11):
 
-    * up to v5.5 vm_area_dup() is a byte copy (kernel/fork.c@v4.19 dup_mmap()), so
-      ``tmp->vm_prev``/``vm_next`` are still the *parent's* neighbours, DONTCOPY ones included
-      (X for A, B after A), and nothing after the last VMA;
+    * up to v5.5 the copy is a byte copy (vm_area_dup() in kernel/fork.c@v4.19, ``*tmp =
+      *mpnt`` before it), so ``tmp->vm_prev``/``vm_next`` are still the *parent's* neighbours
+      when anon_vma_fork() runs, DONTCOPY ones included (X before A, B after A), and nothing
+      after the last VMA;
     * Konstantin Khlebnikov's v1 and v2 2/2 (<157839239842.694.2288178566540902852.stgit@buzz>,
       and wei-intended's reading of commit 4e4a9eb92133) set ``vm_prev`` to the child's previous
       VMA and ``vm_next`` to NULL first;
