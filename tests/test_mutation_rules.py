@@ -1211,3 +1211,236 @@ def test_a_policy_may_do_anon_vma_merge_itself(handled: bool) -> None:
     assert layout(t) == [(0x10000, 0x13000, "AV1")]
     assert calls == [("Kernel", "A", "B"), ("Kernel", "A", "C")]
     assert unlinked == ([] if handled else ["B", "C"])
+
+
+# -- dup_mmap(): what anon_vma_fork() sees, VM_WIPEONFORK before v5.6, a compiled tree's own fork --
+
+from anondiff.kernel.fork import CHILD, PARENT
+
+# a DONTCOPY VMA first (the parent's vm_prev of A, never copied), then A and B sharing AV0
+FORK_CTX = ("      - {name: X, start: 0x10000, pages: 1, flags: [dontcopy]}\n"
+            "      - {name: A, start: 0x11000, pages: 1, faulted: true, anon_vma: AV0}\n"
+            "      - {name: B, start: 0x12000, pages: 1, faulted: true, anon_vma: AV0}\n")
+
+
+def _name(v: object) -> object:
+    return f"{v.mm.name}/{v.name}" if isinstance(v, Vma) else v
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_anon_vma_fork_sees_what_dup_mmap_left_in_tmp(policy: str) -> None:
+    """What anon_vma_fork() (and a user's policy file overriding it) sees of the surroundings,
+    per era (spec section 1.11):
+
+    * up to v5.5 the copy is a byte copy (vm_area_dup() in kernel/fork.c@v4.19, ``*tmp =
+      *mpnt`` before it), so ``tmp->vm_prev``/``vm_next`` are still the *parent's* neighbours
+      when anon_vma_fork() runs, DONTCOPY ones included (X before A, B after A), and nothing
+      after the last VMA;
+    * Konstantin Khlebnikov's v1 and v2 2/2 (<157839239842.694.2288178566540902852.stgit@buzz>,
+      and wei-intended's reading of commit 4e4a9eb92133) set ``vm_prev`` to the child's previous
+      VMA and ``vm_next`` to NULL first;
+    * from v5.6 ("mm: set vm_next and vm_prev to NULL in vm_area_dup()"; the maple tree of v6.1
+      has none) both are NULL;
+
+    in every era ``prev`` is the last child VMA copied and ``pvma_prev`` the parent's previous
+    VMA.  And every anon_vma_clone() a fork makes is told so (VMA_OP_FORK) and handed that same
+    context, whichever path of anon_vma_fork() calls it (kk-v1, kk-v2 and mirror-parent clone
+    through ChainCopyPolicy._fork_clone(), here for B, whose parent shares A's anon_vma)."""
+    base = type(get(policy))
+    forks: list[tuple] = []
+    contexts: list[object] = []
+    clones: list[tuple] = []
+
+    class Seeing(base):  # type: ignore[misc, valid-type]
+        name = "seeing"
+
+        def anon_vma_fork(self, k, vma, pvma, ctx):  # type: ignore[no-untyped-def]
+            forks.append((vma.name, _name(ctx.prev), _name(ctx.vm_prev), _name(ctx.vm_next),
+                          _name(ctx.pvma_prev)))
+            contexts.append(ctx)
+            return super().anon_vma_fork(k, vma, pvma, ctx)
+
+        def anon_vma_clone(self, k, dst, src, op, ctx=None):  # type: ignore[no-untyped-def]
+            if op is VmaOp.FORK:
+                clones.append((dst.name, ctx is contexts[-1]))
+            return super().anon_vma_clone(k, dst, src, op, ctx)
+
+    t = replay(loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + FORK_CTX
+                     + "steps:\n  - {fork: P, child: C}\n", "x.yaml"), Seeing()).final
+    assert [v.name for v in t.process("C").vmas] == ["A", "B"]
+    era = base.dup_mmap.vm_prev
+    if era == PARENT:
+        seen = [("A", None, "P/X", "P/B", "P/X"), ("B", "C/A", "P/A", None, "P/A")]
+    elif era == CHILD:
+        seen = [("A", None, None, None, "P/X"), ("B", "C/A", "C/A", None, "P/A")]
+    else:
+        seen = [("A", None, None, None, "P/X"), ("B", "C/A", None, None, "P/A")]
+    assert forks == seen
+    assert "B" in [name for name, _ in clones] and all(same for _, same in clones), clones
+
+
+WIPE = ("      - {name: L, start: 0x8000, pages: 1, file: lib}\n"
+        "      - {name: W1, start: 0x10000, pages: 1, flags: [wipeonfork]}\n"
+        "      - {name: W2, start: 0x11000, pages: 1, flags: [wipeonfork], faulted: true}\n")
+
+
+@pytest.mark.parametrize("policy, w1, w2", [
+    ("degree", "AV1", "AV2"),            # v4.14 .. v5.4: the parent's neighbours
+    ("wei-4e4a9eb92133", "AV1", "AV2"),  # v5.5 likewise
+    ("v2", "AV2", "AV2"),                # v2 2/2: the child's previous VMA, no next
+    ("split-counters", None, None),      # v5.6+: no prepare at fork
+])
+def test_wipeonfork_prepare_at_fork_looks_at_the_parents_next_vma(policy: str, w1: str | None,
+                                                                  w2: str | None) -> None:
+    """VM_WIPEONFORK (commit "mm,fork: introduce MADV_WIPEONFORK", v4.14) up to v5.5:
+    dup_mmap() runs anon_vma_prepare(tmp) at fork while tmp's vm_prev/vm_next are still the
+    parent's (kernel/fork.c@v4.19), and find_mergeable_anon_vma() tries vm_next first: the
+    child's W1 takes the anon_vma of the *parent's* W2 (adjacent, compatible, singular chain),
+    AV1, a parent's anon_vma (spec section 1.11, "poking parent VMAs").  The child's W2 has
+    no parent neighbour with an anon_vma after it and gets a root of its own.  v2 2/2 makes the
+    search see the child's previous VMA instead; from v5.6 ("mm: don't prepare anon_vma if vma
+    has VM_WIPEONFORK") a wiped VMA has no anon_vma until its first fault."""
+    t = _run1(WIPE, "  - {fork: P, child: C}\n", policy)
+    assert [(v.name, v.anon_vma, v.pages) for v in t.process("C").vmas] == [
+        ("L", None, ()), ("W1", w1, ()), ("W2", w2, ())]
+    assert t.vma("P/W2").anon_vma == "AV1"
+
+
+@pytest.mark.parametrize("handled", [True, False])
+def test_a_policy_may_do_dup_mmap_itself(handled: bool) -> None:
+    """dup_mmap(): a policy with its own ``_own_dup_mmap(k, parent, child, rename)`` (a
+    compiled kernel tree forks every VMA in one call into C) is asked first, with the kernel,
+    the parent's and the child's mm and the names the child's VMAs take; when it says it did
+    the fork the model's loop (one anon_vma_fork() per VMA) is skipped, else it runs."""
+    base = type(get("split-counters"))
+    asked: list[tuple] = []
+    forked: list[str] = []
+
+    class OwnFork(base):  # type: ignore[misc, valid-type]
+        name = "own-fork"
+
+        def _own_dup_mmap(self, k, parent, child, rename):  # type: ignore[no-untyped-def]
+            asked.append((type(k).__name__, parent.name, child.name, dict(rename)))
+            return handled
+
+        def anon_vma_fork(self, k, vma, pvma, ctx):  # type: ignore[no-untyped-def]
+            forked.append(vma.name)
+            return super().anon_vma_fork(k, vma, pvma, ctx)
+
+    t = replay(loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + FORK_CTX
+                     + "steps:\n  - {fork: P, child: C, names: {A: A2}}\n", "x.yaml"),
+               OwnFork()).final
+    assert asked == [("Kernel", "P", "C", {"A": "A2", "B": "B"})]
+    assert forked == ([] if handled else ["A2", "B"])
+    assert [v.name for v in t.process("C").vmas] == ([] if handled else ["A2", "B"])
+
+
+def test_fork_shares_no_page_past_the_vmas_end() -> None:
+    """copy_page_range() walks [vma->vm_start, vma->vm_end) of each VMA copied: the page right
+    after a VMA (here the first page of B, which is VM_DONTCOPY and not copied) stays the
+    parent's alone, so the parent's write to it reuses it (mapcount 1, folio_move_anon_rmap(),
+    commit c44b674323f4) instead of copying.  A is longer than the parent has ptes, the walk
+    of the ptes found inside the VMA."""
+    t = _run1("      - {name: A, start: 0x10000, pages: 3, faulted: [0]}\n"
+              "      - {name: B, start: 0x13000, pages: 1, flags: [dontcopy], faulted: true}\n",
+              "  - {fork: P, child: C}\n  - {write: P/B}\n")
+    assert [p.name for p in t.vma("P/B").pages] == ["pg1"]
+    assert [p.name for p in t.vma("C/A").pages] == ["pg0"]
+
+
+def test_unknown_policy_names_the_newest_release_modelled() -> None:
+    """-p NAME that is no policy, alias, version or file: one line listing what is accepted,
+    kernel versions from v2.6.34 (commit 5beb49305251, anon_vma_chain) to the newest release
+    modelled."""
+    with pytest.raises(UnknownPolicyError) as e:
+        get("nonsense")
+    assert str(e.value) == (
+        f"unknown policy: 'nonsense' (must be one of {names()}, a kernel version from v2.6.34 "
+        "to v7.2 such as v4.19 or v6.12 (see 'anondiff policies'), or a .py file)")
+
+
+# -- faults and unmaps: the mapcount decides between reuse and COW -----------------------------
+
+ONE = "      - {name: A, start: 0x10000, pages: 1, faulted: true}\n"
+
+
+def test_cow_drops_one_mapping_of_the_old_page() -> None:
+    """wp_page_copy(): a write to a page others map too gives the writer a new page, and the
+    old page loses that one mapping (page_remove_rmap(): mapcount - 1).  Mapped by P and two
+    children, it is copied by C1, then by C2; P is then its only mapper and reuses it
+    (do_wp_page(): mapcount 1, folio_move_anon_rmap(), commit c44b674323f4)."""
+    t = _run1(ONE, "  - {fork: P, child: C1}\n  - {fork: P, child: C2}\n"
+                   "  - {write: C1/A}\n  - {write: C2/A}\n  - {write: P/A}\n")
+    assert [(p.name, p.vmas[0].pages[0].name, p.vmas[0].pages[0].mapping)
+            for p in t.processes] == [
+        ("P", "pg0", "AV1"), ("C1", "pg1", "AV2"), ("C2", "pg2", "AV3")]
+
+
+def test_unmap_and_exit_drop_one_mapping_each() -> None:
+    """zap_pte_range(): munmap() and exit (exit_mmap()) drop their process's mapping of each
+    page (mapcount - 1), and no other.  Mapped by P and three children, then unmapped by C1
+    and C2's exit, the page is still P's and C3's: C3's write copies it, P's then reuses it."""
+    t = _run1(ONE, "  - {fork: P, child: C1}\n  - {fork: P, child: C2}\n"
+                   "  - {fork: P, child: C3}\n  - {munmap: C1/A}\n  - {exit: C2}\n"
+                   "  - {write: C3/A}\n  - {write: P/A}\n")
+    assert [p.name for p in t.processes] == ["P", "C1", "C3"]
+    assert t.vma("C3/A").pages[0].name == "pg1" and t.vma("P/A").pages[0].name == "pg0"
+
+
+def test_first_write_takes_the_anon_vma_of_the_next_vma() -> None:
+    """A write to a VMA without anon_vma runs __anon_vma_prepare(), whose
+    find_mergeable_anon_vma() tries the next VMA first (then the previous one): B, right after
+    A, compatible (same flags, linear pgoff) and with a singular chain, lends its anon_vma."""
+    t = _run1("      - {name: A, start: 0x10000, pages: 1}\n"
+              "      - {name: B, start: 0x11000, pages: 1, faulted: true}\n",
+              "  - {write: P/A}\n")
+    assert [(v.name, v.anon_vma, v.chain) for v in t.process("P").vmas] == [
+        ("A", "AV1", ("AV1",)), ("B", "AV1", ("AV1",))]
+    assert t.vma("P/A").pages[0].mapping == "AV1"
+
+
+# -- vma_merge() of an existing range: which VMA takes it, its anon_vma, the MERGED text ---------
+
+#: the 2025 three-case rule of is_mergeable_anon_vma() ("mm/vma: fix incorrectly disallowed
+#: anonymous VMA merges"): an unfaulted target may take a faulted range
+RULE_2025 = {"split-counters", "clone-rework-2026", "mirror-parent"}
+
+
+@pytest.mark.parametrize("policy", EVERY)
+def test_merge_of_prev_and_next_around_a_faulted_middle(policy: str) -> None:
+    """vma_merge() case 1 with the anon_vma in the middle (prev and next never faulted).  Under
+    the 2025 rule prev expands over both and imports the middle's anon_vma (dup_anon_vma() of
+    vma_merge_existing_range(): next's if it has one, else middle's), so the middle's page
+    stays reachable and no anon_vma_merge() VM_BUG_ON fires.  Before it (commit 965f55dea0e3)
+    a faulted range never merges into an unfaulted VMA, whose empty chain is not singular:
+    nothing merges."""
+    t = run((THREE % ("", "")).replace("prot: r}", "prot: r, faulted: [0]}"), policy)
+    if policy in RULE_2025:
+        assert layout(t) == [(0x10000, 0x13000, "AV1")]
+        assert [f.kind for f in t.findings] == ["MERGED"]
+    else:
+        assert layout(t) == [(0x10000, 0x11000, None), (0x11000, 0x12000, "AV1"),
+                             (0x12000, 0x13000, None)]
+        assert not t.findings
+    pages = [p for v in t.process("P").vmas for p in v.pages]
+    assert [(p.name, p.mapping, p.in_chain) for p in pages] == [("pg0", "AV1", True)]
+
+
+@pytest.mark.parametrize("policy", ["degree", "split-counters", "clone-rework-2026"])
+def test_mprotect_merges_into_the_next_vma(policy: str) -> None:
+    """vma_merge() case 4/5 (vma_merge_existing_range(): merge right): a range made like the
+    VMA after it goes to that VMA, which starts lower; the finding names the range and both
+    VMAs.  A private file mapping merges only with a mapping of the same file at the following
+    offset (is_mergeable_vma(): ``vma->vm_file != file``), never with an anonymous one."""
+    t = _run1("      - {name: B, start: 0x10000, pages: 2, prot: r}\n"
+              "      - {name: C, start: 0x12000, pages: 1}\n",
+              "  - {mprotect: P/B, offset: 1, pages: 1, prot: rw}\n", policy)
+    assert _layout(t) == [("B", 0x10000, 0x11000), ("C", 0x11000, 0x13000)]
+    assert [(f.kind, f.where, f.detail) for f in t.findings] == [
+        ("MERGED", "P/C", "[0x11000, 0x12000) of B merged into C")]
+    for c, merged in (("file: lib", True), ("file: other", False), ("faulted: false", False)):
+        t = _run1("      - {name: B, start: 0x10000, pages: 1, prot: r, file: lib}\n"
+                  f"      - {{name: C, start: 0x11000, pages: 1, {c}}}\n",
+                  "  - {mprotect: P/B, prot: rw}\n", policy)
+        assert _layout(t) == ([("C", 0x10000, 0x12000)] if merged else
+                              [("B", 0x10000, 0x11000), ("C", 0x11000, 0x12000)]), c

@@ -179,7 +179,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
             remove_merged(k, prev, next)
             k.event("MERGED", ref(prev), f"{middle.name} and {next.name} merged into {prev.name}")
             return prev
-        merge_right = False
+        # prev and next are incompatible: prev takes the middle alone (below)
     if merge_left:
         assert prev is not None
         if not dup_or_give_up(k, prev, middle):

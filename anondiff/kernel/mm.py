@@ -95,16 +95,14 @@ def change_vmas(k: Kernel, mm: Mm, start: int, end: int,
                 change: Callable[[Vma], tuple[frozenset[str], frozenset[str]]]) -> None:
     """mprotect_fixup / madvise_update_vma over a range, one VMA at a time: ``change(vma)``
     returns the new (prot, flags).  A VMA whose protection and flags do not change is left
-    alone; otherwise vma_merge() is tried first and the VMA split only if nothing merged."""
+    alone; otherwise vma_merge() is tried first and the VMA split only if nothing merged.
+
+    The range is mapped throughout: the engine refuses one with a hole (mprotect() and
+    madvise() return -ENOMEM), and a merge or a split only moves boundaries inside it."""
     at = start
     while at < end:
         vma = mm.find(at)
-        if vma is None:
-            later = mm.overlapping(at, end)
-            if not later:
-                return
-            at = later[0].start
-            continue
+        assert vma is not None
         sub_end = min(end, vma.end)
         prot, flags = change(vma)
         if prot != vma.prot or flags != vma.flags:
