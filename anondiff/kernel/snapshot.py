@@ -131,6 +131,8 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
             progress.close()
         processes.append(ProcessView(mm.name, tuple(vmas)))
     values = k.counters.values
+    #: counters' values, one tuple for all anon_vmas with the same (most have one of a few)
+    counters: dict[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]] = {}
     anon_vmas = []
     for av in k.anon_vmas:
         order: Iterable[AnonVmaChain] = av.tree
@@ -144,10 +146,19 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
                            for avc in order])
         parent = av.parent
         got = users.get(av)
+        av_users: tuple[str, ...] = () if got is None else tuple(got)
+        if av_users == tree_refs:
+            av_users = tree_refs        # (one tuple for both, as most anon_vmas have)
+        vals = values(av)
+        seen = counters.get(vals)
+        if seen is None:
+            counters[vals] = vals
+        else:
+            vals = seen
         anon_vmas.append(tuple_new(AnonVmaView, (
             av.name or "(unnamed)", av.root.name or "(unnamed)",
             None if parent is None else (parent.name or "(unnamed)"),
-            av.refcount, values(av), av.freed, () if got is None else tuple(got), tree_refs)))
+            av.refcount, vals, av.freed, av_users, tree_refs)))
     return Topology(scenario, k.policy.name, label, step, tuple(processes), tuple(anon_vmas),
                     findings, crashed, k.transient_anon_vmas)
 
