@@ -469,3 +469,49 @@ def test_ctrl_c_during_the_imports_is_a_quiet_130(how: str) -> None:
     p = subprocess.run([sys.executable, "-c", code, "run", "scenarios/seed-thread.yaml"],
                        capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert (p.returncode, p.stdout, p.stderr) == (130, "", "")
+
+
+@pytest.mark.parametrize("args, status", [
+    (("run", CVE, "--final-only"), 0),
+    (("run", CVE, "-p", "degree", "--format", "json"), 0),
+    # an expectation that fails (see below): the verdicts on stderr, exit 1
+    (("run", CVE, "-p", "degree", "--check", "--final-only"), 1),
+    (("compare", "-p", "degree", "-p", "split-counters", CVE, "--format", "list"), 1),
+    (("run", "no-such.yaml"), 2),
+])
+def test_the_console_script_ends_at_once_as_the_command_would(
+        args: tuple[str, ...], status: int, tmp_path: Path) -> None:
+    """``python -m anondiff`` ends run and compare by os._exit once the output is flushed
+    (cli.QUICK_EXIT): the same stdout, stderr and status as the command run in process."""
+    import inspect
+    import subprocess
+    import sys
+    cve = tmp_path / "cve.yaml"
+    # degree's findings expected of none: --check fails
+    cve.write_text(Path(CVE).read_text().replace("findings: [I3, I6, I6-UAF]",
+                                                  "no_findings: true"))
+    args = tuple(str(cve) if a == CVE else a for a in args)
+    p = subprocess.run([sys.executable, "-m", "anondiff", *args], capture_output=True,
+                       text=True, cwd=ROOT)
+    runner = (CliRunner(mix_stderr=False) if "mix_stderr" in inspect.signature(CliRunner).parameters
+              else CliRunner())
+    r = runner.invoke(main, list(args))
+    assert (p.returncode, p.stdout, p.stderr) == (status, r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("args, quick", [
+    (("run", CVE, "--final-only"), True),
+    (("compare", "-p", "degree", "-p", "split-counters", CVE), True),
+    (("run", "no-such.yaml"), False),       # nothing made, nothing left: the usual exit
+    (("policies",), False),                 # other commands: their exit handlers run
+])
+def test_only_run_and_compare_skip_the_interpreters_exit(args: tuple[str, ...],
+                                                         quick: bool) -> None:
+    import subprocess
+    import sys
+    code = ("import atexit, runpy, sys\n"
+            "atexit.register(lambda: sys.stderr.write('exit handlers ran\\n'))\n"
+            "runpy.run_module('anondiff', run_name='__main__')\n")
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert ("exit handlers ran" not in p.stderr) is quick
