@@ -17,8 +17,9 @@ path gives.
 """
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from itertools import permutations, repeat
 from operator import add, itemgetter, mod
 from typing import TYPE_CHECKING, NamedTuple
@@ -211,16 +212,30 @@ _NAMED_ITEM = re.compile(r"( +)" + _NAMED_TAIL)
 #: :data:`_NAMED_TAIL`'s name, start and rest, cut out loosely, each then held to its pattern
 #: (see :class:`_Batch`)
 _LOOSE_TAIL = r"- \{ *name: +([^,\n]*), +start: +([^,\n]*)(,[^\n]*)\n"
-#: many names or starts, a line each: all of them as the pattern has them
-_NAMES = re.compile(r"(?:%s\n)*%s\Z" % (_NAME, _NAME)).match
-#: and names that are strings whatever the resolver (their first characters none it looks at)
-_PLAIN_FIRST = "".join(sorted(set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
-                              - _TRIGGERS)) if not _WILDCARD else ""
-_PLAIN_NAME = r"[%s][A-Za-z0-9_.-]*" % _PLAIN_FIRST if _PLAIN_FIRST else r"(?!)"
-_PLAIN_NAMES = re.compile(r"(?:%s\n)*%s\Z" % (_PLAIN_NAME, _PLAIN_NAME)).match
-_STARTS = re.compile(r"(?:%s\n)*%s\Z" % (_START, _START)).match
-#: what follows the start up to the line break, as the pattern has it: group 1 is its group 4
-_TAIL = re.compile(r"((?:, +" + _PAIR + r")*) *\} *\Z").match
+
+
+class _Checks(NamedTuple):
+    """The patterns a :class:`_Batch` holds its pieces to (compiled at its first use: a small
+    scenario never needs them)."""
+
+    #: many names or starts, a line each: all of them as :data:`_NAMED_TAIL` has them
+    names: Callable[[str], re.Match[str] | None]
+    starts: Callable[[str], re.Match[str] | None]
+    #: and names that are strings whatever the resolver (their first characters none it
+    #: looks at)
+    plain_names: Callable[[str], re.Match[str] | None]
+    #: what follows the start up to the line break, as the pattern has it: group 1 is its
+    #: group 4
+    tail: Callable[[str], re.Match[str] | None]
+
+
+@functools.cache
+def _checks() -> _Checks:
+    plain_first = "".join(sorted(set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+                                 - _TRIGGERS)) if not _WILDCARD else ""
+    plain = r"[%s][A-Za-z0-9_.-]*" % plain_first if plain_first else r"(?!)"
+    return _Checks(*(re.compile(r"(?:%s\n)*%s\Z" % (p, p)).match for p in (_NAME, _START, plain)),
+                   re.compile(r"((?:, +" + _PAIR + r")*) *\} *\Z").match)
 
 
 class _Shape(NamedTuple):
@@ -251,8 +266,9 @@ def _no_match(text: str, pos: int) -> None:
     return None
 
 
-#: lines read by one :class:`_Batch` call at most
-BATCH_LINES = 4096
+#: lines read by one :class:`_Batch` call at most; and the lines below a list's first
+#: before batches are worth their regular expressions
+BATCH_LINES, BATCH_MIN = 4096, 64
 
 #: a VmaSpec's fields after its name, start and end, but for the line
 _SHAPE_FIELDS = tuple(map(itemgetter, range(3, VmaSpec._fields.index("line"))))
@@ -303,14 +319,15 @@ class _Batch:
         if n != text.count("\n", pos, stop):
             return None
         names, start_texts, tails = zip(*found)
-        if _STARTS("\n".join(start_texts)) is None:
+        checks = _checks()
+        if checks.starts("\n".join(start_texts)) is None:
             return None
         # each distinct tail's shape: the VMA it makes (its fields after name, start and end
         # are the line's) and its length
         protos: dict[str, VmaSpec] = {}
         lengths: dict[str, int] = {}
         for tail in set(tails):
-            m = _TAIL(tail)
+            m = checks.tail(tail)
             if m is None:
                 return None
             rest = m.group(1)
@@ -322,8 +339,8 @@ class _Batch:
                 if shape is None:
                     return None
             protos[tail], lengths[tail] = shape
-        if _PLAIN_NAMES(joined := "\n".join(names)) is None and (
-                _NAMES(joined) is None
+        if checks.plain_names(joined := "\n".join(names)) is None and (
+                checks.names(joined) is None
                 or any([_tag(name, cache) != TAG_STR for name in names if name[0] in triggers])):
             return None
         # hex with 0x, or decimal without a leading zero: base 0 reads both as the one-line
@@ -408,10 +425,12 @@ def _read_list(text: str, pos: int, indent: int, line: int,
             column = len(m.group(1))
             if column <= indent:
                 return None
-            progress = bar("reading the VMAs", text.count("\n", pos) + 1)
+            below = text.count("\n", pos)
+            progress = bar("reading the VMAs", below + 1)
             if not _WILDCARD:
                 fast_match = re.compile(" {%d}" % column + _NAMED_TAIL).match
-                batch = _Batch(column)
+                if below >= BATCH_MIN:
+                    batch = _Batch(column)
         elif len(m.group(1)) != column:
             return None
         if progress and not len(specs) % EVERY:

@@ -272,6 +272,7 @@ def odd_lists() -> list[str]:
 @pytest.mark.parametrize("text", odd_lists())
 def test_batches_read_as_the_careful_path(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scenario_lines, "BATCH_LINES", 4)
+    monkeypatch.setattr(scenario_lines, "BATCH_MIN", 0)
     taken: list[int] = []
     real = scenario_lines._Batch.__call__
 
@@ -290,6 +291,7 @@ def test_a_batch_that_fails_is_not_tried_again_line_after_line(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Odd lines everywhere: each line is in at most one batch tried (linear, not quadratic)."""
     monkeypatch.setattr(scenario_lines, "BATCH_LINES", 16)
+    monkeypatch.setattr(scenario_lines, "BATCH_MIN", 0)
     tried: list[int] = []
     real = scenario_lines._Batch.__init__
 
@@ -312,3 +314,14 @@ def test_a_batch_that_fails_is_not_tried_again_line_after_line(
     tried.clear()
     loads(text, "t.yaml")
     assert 0 < sum(tried) <= 500
+
+
+def test_short_lists_are_read_without_batches() -> None:
+    """A small scenario does not compile the batches' regular expressions."""
+    text = lines(*(vma(i) for i in range(10)))
+    scenario_lines._checks.cache_clear()
+    same(text, fast_expected=True)
+    assert scenario_lines._checks.cache_info().currsize == 0
+    text = lines(*(vma(i) for i in range(100)))
+    same(text, fast_expected=True)
+    assert scenario_lines._checks.cache_info().currsize == 1
