@@ -46,45 +46,6 @@ OUTPUT_HELP = ("Output: -o FILE replaces a regular FILE atomically (its mode kep
                "DOT, .json json, any other (.txt) table.")
 
 
-#: Set by the console script (:mod:`anondiff.__main__`), which ends the process as soon as the
-#: command is done and its output flushed (``os._exit``, see :func:`end_process`): a command
-#: then hands what it made to :func:`_leave` instead of freeing it object by object (for a
-#: 65,000-VMA run, some 400,000 views and the scenario: a tenth of a second, then the
-#: interpreter's own teardown).  Unset (tests, an embedding program): freed as usual.
-QUICK_EXIT = False
-_left: list[object] = []
-
-
-def _leave(*objects: object) -> None:
-    """Keep *objects* until the process ends (if it ends at once, see :data:`QUICK_EXIT`)."""
-    if QUICK_EXIT:
-        _left.append(objects)
-
-
-def end_process(code: object) -> None:
-    """What ``raise SystemExit(code)`` does at the top of the console script, without freeing
-    every object first: flush standard output and error, then ``os._exit``.  Returns (and the
-    caller raises SystemExit as usual) when a flush fails, so that the interpreter reports it
-    as it always did, and when the command left nothing (:func:`_leave`): only ``run`` and
-    ``compare`` end this way (another command's threads, pools or temporary directories may
-    want the interpreter's exit handlers)."""
-    if not _left:
-        return
-    if code is None:
-        status = 0
-    elif isinstance(code, int):
-        status = code
-    else:
-        return
-    try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
-    except (OSError, ValueError):
-        return
-    os._exit(status)
-
-
 class Trouble(click.ClickException):
     """Every error the user sees: one line on stderr, exit status 2."""
 
@@ -420,7 +381,6 @@ def run(scenario: str, policy_names: tuple[str, ...], check: bool, quiet: bool,
     else:
         replays = [replay(sc, p) for p in pols]
     shown = _only_snapshot(replays, snapshot)
-    _leave(sc, replays, shown)
     if not quiet:
         text = formatter(fmt).render_run(shown, opts)
         if show_metrics:
@@ -505,7 +465,6 @@ def compare(args: tuple[str, ...], policy_names: tuple[str, ...], snapshot: str 
     else:
         ra, rb = _only_snapshot([replay(sc, pa), replay(sc, pb)], snapshot)
     cmp = compare_replays(ra, rb)
-    _leave(sc, ra, rb, cmp)
     text = formatter(fmt).render_compare(cmp, opts)
     if show_metrics:
         text = rmetrics.add_to_compare(text, fmt, ma, mb, opts)
