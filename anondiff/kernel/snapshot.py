@@ -131,8 +131,9 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
             progress.close()
         processes.append(ProcessView(mm.name, tuple(vmas)))
     values = k.counters.values
-    #: counters' values, one tuple for all anon_vmas with the same (most have one of a few)
-    counters: dict[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]] = {}
+    #: the counters' values of the anon_vma before: one tuple for a run of anon_vmas with the
+    #: same (a fork's children, one after another, all have)
+    last_vals: tuple[tuple[str, int], ...] = ()
     anon_vmas = []
     for av in k.anon_vmas:
         order: Iterable[AnonVmaChain] = av.tree
@@ -150,11 +151,10 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
         if av_users == tree_refs:
             av_users = tree_refs        # (one tuple for both, as most anon_vmas have)
         vals = values(av)
-        seen = counters.get(vals)
-        if seen is None:
-            counters[vals] = vals
+        if vals == last_vals:
+            vals = last_vals
         else:
-            vals = seen
+            last_vals = vals
         anon_vmas.append(tuple_new(AnonVmaView, (
             av.name or "(unnamed)", av.root.name or "(unnamed)",
             None if parent is None else (parent.name or "(unnamed)"),
