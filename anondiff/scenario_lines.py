@@ -17,9 +17,11 @@ path gives.
 """
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Container, Iterable
-from itertools import permutations
+from collections.abc import Callable, Container, Iterable
+from itertools import permutations, repeat
+from operator import add, itemgetter, mod
 from typing import TYPE_CHECKING, NamedTuple
 
 import yaml
@@ -203,9 +205,37 @@ class FastDocument:
 #: an item whose first two keys are a name (as NAME_PATTERN) and a start address (hex, or
 #: decimal without a leading zero), the rest of it in group 4: ``, pages: 1, prot: rw`` (a
 #: line :data:`_ITEM` matches too)
-_NAMED_TAIL = (r"- \{ *name: +([A-Za-z_][A-Za-z0-9_.-]*), +start: +"
-               r"(0x[0-9a-fA-F]+|[1-9][0-9]*)((?:, +" + _PAIR + r")*) *\} *(?:\n|\Z)")
+_NAME, _START = r"[A-Za-z_][A-Za-z0-9_.-]*", r"(?:0x[0-9a-fA-F]+|[1-9][0-9]*)"
+_NAMED_TAIL = (r"- \{ *name: +(" + _NAME + r"), +start: +(" + _START + r")((?:, +" + _PAIR
+               + r")*) *\} *(?:\n|\Z)")
 _NAMED_ITEM = re.compile(r"( +)" + _NAMED_TAIL)
+#: :data:`_NAMED_TAIL`'s name, start and rest, cut out loosely, each then held to its pattern
+#: (see :class:`_Batch`)
+_LOOSE_TAIL = r"- \{ *name: +([^,\n]*), +start: +([^,\n]*)(,[^\n]*)\n"
+
+
+class _Checks(NamedTuple):
+    """The patterns a :class:`_Batch` holds its pieces to (compiled at its first use: a small
+    scenario never needs them)."""
+
+    #: many names or starts, a line each: all of them as :data:`_NAMED_TAIL` has them
+    names: Callable[[str], re.Match[str] | None]
+    starts: Callable[[str], re.Match[str] | None]
+    #: and names that are strings whatever the resolver (their first characters none it
+    #: looks at)
+    plain_names: Callable[[str], re.Match[str] | None]
+    #: what follows the start up to the line break, as the pattern has it: group 1 is its
+    #: group 4
+    tail: Callable[[str], re.Match[str] | None]
+
+
+@functools.cache
+def _checks() -> _Checks:
+    plain_first = "".join(sorted(set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+                                 - _TRIGGERS)) if not _WILDCARD else ""
+    plain = r"[%s][A-Za-z0-9_.-]*" % plain_first if plain_first else r"(?!)"
+    return _Checks(*(re.compile(r"(?:%s\n)*%s\Z" % (p, p)).match for p in (_NAME, _START, plain)),
+                   re.compile(r"((?:, +" + _PAIR + r")*) *\} *\Z").match)
 
 
 class _Shape(NamedTuple):
@@ -236,6 +266,98 @@ def _no_match(text: str, pos: int) -> None:
     return None
 
 
+#: lines read by one :class:`_Batch` call at most; and the lines below a list's first
+#: before batches are worth their regular expressions
+BATCH_LINES, BATCH_MIN = 4096, 64
+
+#: a VmaSpec's fields after its name, start and end, but for the line
+_SHAPE_FIELDS = tuple(map(itemgetter, range(3, VmaSpec._fields.index("line"))))
+_OFFSET = itemgetter(VmaSpec._fields.index("line") + 1)
+
+
+class _Specs(list):  # type: ignore[type-arg]
+    """The VMAs of a batch, and the characters of its lines (``size``)."""
+
+    size = 0
+
+
+class _Batch:
+    """The common lines (see :func:`_read_list`) of a list at one column, up to
+    :data:`BATCH_LINES` of them at a time, read by C loops: the batch's lines found by one
+    regular expression and cut into name, start and rest by another (``findall``), every name
+    and every start checked against :data:`_NAMED_TAIL`'s patterns at once (joined), the rests
+    against the rest of it once each, the VMAs made column by column (``map``, ``zip``) from
+    the shapes of the rests.
+
+    All or nothing: the batch is the run of lines at the column starting with ``- `` and ending
+    with a line break; unless every one of them is a line :data:`_NAMED_TAIL` matches whose
+    name, start and shape pass the checks the one-line loop makes, the call gives nothing, and
+    that loop reads them."""
+
+    def __init__(self, column: int) -> None:
+        self.run = re.compile("(?: {%d}- [^\\n]*\\n){1,%d}" % (column, BATCH_LINES)).match
+        # looser than _NAMED_TAIL (a name or start is anything up to a comma, the rest anything
+        # up to the line break), then held to it piece by piece
+        self.items = re.compile("^ {%d}" % column + _LOOSE_TAIL, re.M).findall
+        #: the end of the last batch tried
+        self.tried = 0
+
+    def __call__(self, text: str, pos: int, line: int, shapes: dict[str, _Shape | None],
+                 cache: dict[str, str], triggers: Container[str]) -> _Specs | None:
+        if pos < self.tried:
+            return None
+        run = self.run(text, pos)
+        if run is None:
+            return None
+        # a batch that fails is not tried again, line after line (a list with an odd line
+        # every few lines would be read over and over): the one-line loops read it
+        stop = self.tried = run.end()
+        found = self.items(text, pos, stop)
+        n = len(found)
+        # each item is one whole line (from a line's start to its break), so as many items as
+        # lines is every line
+        if n != text.count("\n", pos, stop):
+            return None
+        names, start_texts, tails = zip(*found)
+        checks = _checks()
+        if checks.starts("\n".join(start_texts)) is None:
+            return None
+        # each distinct tail's shape: the VMA it makes (its fields after name, start and end
+        # are the line's) and its length
+        protos: dict[str, VmaSpec] = {}
+        lengths: dict[str, int] = {}
+        for tail in set(tails):
+            m = checks.tail(tail)
+            if m is None:
+                return None
+            rest = m.group(1)
+            shape = shapes.get(rest)
+            if shape is None:
+                if rest in shapes:
+                    return None
+                shape = shapes[rest] = _shape(rest, cache, triggers)
+                if shape is None:
+                    return None
+            protos[tail], lengths[tail] = shape
+        if checks.plain_names(joined := "\n".join(names)) is None and (
+                checks.names(joined) is None
+                or any([_tag(name, cache) != TAG_STR for name in names if name[0] in triggers])):
+            return None
+        # hex with 0x, or decimal without a leading zero: base 0 reads both as the one-line
+        # loop does
+        starts = list(map(int, start_texts, repeat(0, n)))
+        stops = list(map(add, starts, map(lengths.__getitem__, tails)))
+        if min(starts) < PAGE_SIZE or any(map(mod, starts, repeat(PAGE_SIZE, n))) \
+                or max(stops) > TASK_SIZE:
+            return None
+        specs = list(map(protos.__getitem__, tails))
+        out = _Specs(map(tuple.__new__, repeat(VmaSpec, n), zip(
+            names, starts, stops, *[map(field, specs) for field in _SHAPE_FIELDS],
+            range(line, line + n), map(_OFFSET, specs))))
+        out.size = stop - pos
+        return out
+
+
 def _read_list(text: str, pos: int, indent: int, line: int,
                cache: dict[str, str]) -> tuple[list[VmaSpec], int] | None:
     """The VMAs of the block list starting at *pos*, the line after a ``vmas:`` key at column
@@ -260,8 +382,17 @@ def _read_list(text: str, pos: int, indent: int, line: int,
     progress = None
     #: the common line once the column is known: named, at that column, its rest's shape seen
     fast_match = _no_match
+    #: and a batch of such lines at a time
+    batch: _Batch | None = None
     while pos < end:
-        # a loop of its own for the common line (the general one below reads the others)
+        # the common lines a batch at a time, then one at a time (the general loop below
+        # reads the others)
+        while batch is not None and (got := batch(text, pos, line, shapes, cache, triggers)):
+            specs += got
+            pos = pos + got.size
+            line += len(got)
+            if progress:
+                progress.update(len(specs))
         while fast := fast_match(text, pos):
             name, start_text, rest = fast.groups()
             shape = shapes.get(rest)
@@ -294,9 +425,12 @@ def _read_list(text: str, pos: int, indent: int, line: int,
             column = len(m.group(1))
             if column <= indent:
                 return None
-            progress = bar("reading the VMAs", text.count("\n", pos) + 1)
+            below = text.count("\n", pos)
+            progress = bar("reading the VMAs", below + 1)
             if not _WILDCARD:
                 fast_match = re.compile(" {%d}" % column + _NAMED_TAIL).match
+                if below >= BATCH_MIN:
+                    batch = _Batch(column)
         elif len(m.group(1)) != column:
             return None
         if progress and not len(specs) % EVERY:

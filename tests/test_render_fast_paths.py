@@ -108,3 +108,82 @@ def test_lineages_as_the_walk(avs: list, asked: list) -> None:
     memo = _Lineages(by_name, len(by_name))
     for name in asked + list(by_name):
         assert memo[name] == _lineage(by_name, name, len(by_name))
+
+
+# -- list: a process's lines made a column at a time ----------------------------------------------
+
+def _reference_process_lines(topo, proc, differs, width):  # type: ignore[no-untyped-def]
+    """The list's lines of one process, a VMA at a time, by the definitions (finding_kinds,
+    _vma_text, wrap): what listing._process_lines is held to."""
+    from anondiff.render.listing import ELIDE_MIN, _vma_text, finding_kinds, runs, wrap
+    lines = [f"Process {proc.name}:"]
+    if not proc.vmas:
+        return lines + ["  (no VMAs)"], False
+    avs = {a.name: a for a in topo.anon_vmas}
+    keys = [(_vma_text(avs, len(topo.anon_vmas), v), finding_kinds(topo, proc, v),
+             f"{proc.name}/{v.name}" in differs) for v in proc.vmas]
+    elided = False
+    for first, last in runs(keys, lambda k: k):
+        if last - first + 1 >= ELIDE_MIN:
+            entries = [(f"{proc.vmas[first].name}..{proc.vmas[last].name} "
+                        f"({last - first + 1})", first)]
+            elided = True
+        else:
+            entries = [(proc.vmas[i].name, i) for i in range(first, last + 1)]
+        for name, i in entries:
+            text, kinds, differ = keys[i]
+            lines += wrap(f"{'*' if differ else ' '} {name} - {text}"
+                          + (f"  ! {','.join(kinds)}" if kinds else ""), width, "", "      ")
+    return lines, elided
+
+
+def _topologies() -> st.SearchStrategy:
+    from anondiff.topology import AnonVmaView, Finding, ProcessView, Topology, VmaView
+    names = st.sampled_from(["AV0", "AV1", "AV2", "AV3", "AVX", "AV_a_much_longer_name"])
+    avs = st.lists(st.tuples(names, names, st.one_of(st.none(), names), st.booleans()),
+                   max_size=5, unique_by=lambda t: t[0]).map(
+        lambda rows: tuple(AnonVmaView(n, r, p, 1, (), f, (), ()) for n, r, p, f in rows))
+    vma = st.tuples(st.one_of(st.none(), names), st.lists(names, max_size=3).map(tuple))
+    vmas = st.lists(vma, max_size=12).map(lambda rows: tuple(
+        VmaView(f"v{i}", 4096 * i, 4096 * (i + 1), 0, ("read",), (), av, chain, ())
+        for i, (av, chain) in enumerate(rows)))
+    findings = st.lists(st.builds(
+        lambda kind, where, active: Finding(kind, where, "d", 1, 1, active),
+        st.sampled_from(["I1", "I3", "VM_BUG_ON", "NOTE"]),
+        st.sampled_from(["P/v0", "P/v1", "P/v1+v2", "P/v3", "Q/v0", "AV1"]), st.booleans()),
+        max_size=3).map(tuple)
+    return st.builds(lambda a, v, f: Topology("s", "p", "final", 1, (ProcessView("P", v),),
+                                              a, f, False, 0), avs, vmas, findings)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_topologies(), st.sets(st.sampled_from(["P/v0", "P/v1", "P/v2", "P/v5", "Q/v1"])),
+       st.integers(30, 50))
+def test_process_lines_as_a_vma_at_a_time(topo, differs, width) -> None:  # type: ignore[no-untyped-def]
+    from anondiff.render.listing import _process_lines
+    proc = topo.processes[0]
+    assert _process_lines(topo, proc, frozenset(differs), width) \
+        == _reference_process_lines(topo, proc, frozenset(differs), width)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_topologies(), st.integers(30, 50))
+def test_anon_vma_lines_as_wrapped(topo, width) -> None:  # type: ignore[no-untyped-def]
+    from anondiff.render.listing import _av_text, anon_vma_lines, shown_anon_vmas, wrap
+    shown = shown_anon_vmas(topo)
+    want = ["anon_vmas:"] + [ln for av in shown for ln in wrap(_av_text(av), width, "  ")] \
+        if shown else ["anon_vmas: none"]
+    assert anon_vma_lines(topo, width) == want
+
+
+def test_texts_of_a_parent_cycle_as_the_walk() -> None:
+    """AV1's parent and root AV2, whose parent is AV1 (no kernel makes it; a snapshot may say
+    so): the lineage stops where it comes back, as _lineage's walk does."""
+    from anondiff.render.listing import _Lineages, _Texts, _vma_text
+    from anondiff.topology import AnonVmaView, VmaView
+    avs = {"AV1": AnonVmaView("AV1", "AV2", "AV2", 1, (), False, (), ()),
+           "AV2": AnonVmaView("AV2", "AV1", "AV1", 1, (), False, (), ())}
+    texts = _Texts(avs, _Lineages(avs, 2), 2)
+    for chain in [("AV1", "AV2"), ("AV1", "AV2", "AV1"), ("AV1",)]:
+        vma = VmaView("v", 0, 4096, 0, (), (), "AV1", chain, ())
+        assert texts["AV1", chain] == _vma_text(avs, 2, vma)

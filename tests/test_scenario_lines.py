@@ -230,3 +230,98 @@ def test_shapes_are_the_common_case() -> None:
     assert sc == same(text, fast_expected=True)
     assert len(sc.processes[0].vmas) == 100
     assert sorted(seen) == [", pages: 1, faulted: true", ", pages: 1, prot: r"]
+
+
+def odd_lists() -> list[str]:
+    """Lists of 40 lines alike but for one or two odd ones at various places: every batch that
+    holds an odd line is read by the one-line loops (or the careful path), the others at once."""
+    def at(i: int, odd: str) -> str:
+        return lines(*(odd if j == i else vma(j) for j in range(40)))
+    return [
+        lines(*(vma(i) for i in range(40))),
+        lines(*(vma(i, "prot: r" if i % 3 else "faulted: true") for i in range(40))),
+        at(0, vma(0).replace("v0", "yes")),
+        at(13, vma(13).replace("v13", "n13")),             # a string, though n is a trigger
+        at(13, vma(13).replace("v13", "on")),              # a bool
+        at(21, vma(21).replace("v21", "t.x")),
+        at(21, vma(21).replace("v21", "'q'")),
+        at(22, vma(22).replace("0x7f0000016000", "0x7f0000016001")),
+        at(22, vma(22).replace("0x7f0000016000", "139637976817664")),   # decimal, the same
+        at(22, vma(22).replace("0x7f0000016000", "0139637976817664")),
+        at(22, vma(22).replace("0x7f0000016000", "0x7F0000016000")),
+        at(23, vma(23).replace("start:", "start:  ")),
+        at(23, vma(23).replace("{name:", "{ name:")),
+        at(23, vma(23).replace("name: v23,", "name: v23 ,")),
+        at(24, vma(24).replace("}", "  }  ")),
+        at(24, vma(24).replace("pages: 1", "end: 0x7f0000019000")),
+        at(24, vma(24).replace("pages: 1", "pages: 0")),
+        at(25, vma(25).replace("pages: 1,", "pages: 1, pages: 1,")),
+        at(25, vma(25).replace("anon_vma: AV0", "anon_vma: AV0, flags: [dontcopy]")),
+        at(26, vma(26).replace("      -", "       -")),
+        at(27, "\n"),
+        at(27, "      # a comment\n"),
+        at(28, vma(28).rstrip("\n") + "  # a comment\n"),
+        at(29, vma(1)),                                    # a duplicate name
+        at(30, vma(30).replace("v30", "v29")),
+        at(39, vma(39).rstrip("\n")) + "",                 # the last, without a line break
+        HEAD + "".join(vma(i) for i in range(39)) + vma(39).rstrip("\n"),
+        at(31, "      - {name: top, start: 0x7ffffffff000, pages: 2, faulted: true}\n"),
+    ]
+
+
+@pytest.mark.parametrize("text", odd_lists())
+def test_batches_read_as_the_careful_path(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scenario_lines, "BATCH_LINES", 4)
+    monkeypatch.setattr(scenario_lines, "BATCH_MIN", 0)
+    taken: list[int] = []
+    real = scenario_lines._Batch.__call__
+
+    def counting(self, *args):  # type: ignore[no-untyped-def]
+        got = real(self, *args)
+        taken.append(len(got) if got else 0)
+        return got
+
+    monkeypatch.setattr(scenario_lines._Batch, "__call__", counting)
+    same(text)
+    if fast_used(text):
+        assert max(taken) == 4      # the batches without odd lines were read at once
+
+
+def test_a_batch_that_fails_is_not_tried_again_line_after_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Odd lines everywhere: each line is in at most one batch tried (linear, not quadratic)."""
+    monkeypatch.setattr(scenario_lines, "BATCH_LINES", 16)
+    monkeypatch.setattr(scenario_lines, "BATCH_MIN", 0)
+    tried: list[int] = []
+    real = scenario_lines._Batch.__init__
+
+    def init(self, column: int) -> None:  # type: ignore[no-untyped-def]
+        real(self, column)
+        run = self.run
+
+        def counting(text: str, pos: int):  # type: ignore[no-untyped-def]
+            m = run(text, pos)
+            if m is not None:
+                tried.append(text.count("\n", pos, m.end()))
+            return m
+        self.run = counting
+
+    monkeypatch.setattr(scenario_lines._Batch, "__init__", init)
+    # every seventh line with an end, not pages: read by the general loop, never in a batch
+    text = lines(*(vma(i).replace("pages: 1", f"end: {0x7f0000001000 + i * 4096:#x}")
+                   if i % 7 == 3 else vma(i) for i in range(500)))
+    same(text, fast_expected=True)
+    tried.clear()
+    loads(text, "t.yaml")
+    assert 0 < sum(tried) <= 500
+
+
+def test_short_lists_are_read_without_batches() -> None:
+    """A small scenario does not compile the batches' regular expressions."""
+    text = lines(*(vma(i) for i in range(10)))
+    scenario_lines._checks.cache_clear()
+    same(text, fast_expected=True)
+    assert scenario_lines._checks.cache_info().currsize == 0
+    text = lines(*(vma(i) for i in range(100)))
+    same(text, fast_expected=True)
+    assert scenario_lines._checks.cache_info().currsize == 1

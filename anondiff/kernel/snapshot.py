@@ -131,6 +131,9 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
             progress.close()
         processes.append(ProcessView(mm.name, tuple(vmas)))
     values = k.counters.values
+    #: the counters' values of the anon_vma before: one tuple for a run of anon_vmas with the
+    #: same (a fork's children, one after another, all have)
+    last_vals: tuple[tuple[str, int], ...] = ()
     anon_vmas = []
     for av in k.anon_vmas:
         order: Iterable[AnonVmaChain] = av.tree
@@ -144,10 +147,18 @@ def freeze(k: Kernel, scenario: str, label: str, step: int,
                            for avc in order])
         parent = av.parent
         got = users.get(av)
+        av_users: tuple[str, ...] = () if got is None else tuple(got)
+        if av_users == tree_refs:
+            av_users = tree_refs        # (one tuple for both, as most anon_vmas have)
+        vals = values(av)
+        if vals == last_vals:
+            vals = last_vals
+        else:
+            last_vals = vals
         anon_vmas.append(tuple_new(AnonVmaView, (
             av.name or "(unnamed)", av.root.name or "(unnamed)",
             None if parent is None else (parent.name or "(unnamed)"),
-            av.refcount, values(av), av.freed, () if got is None else tuple(got), tree_refs)))
+            av.refcount, vals, av.freed, av_users, tree_refs)))
     return Topology(scenario, k.policy.name, label, step, tuple(processes), tuple(anon_vmas),
                     findings, crashed, k.transient_anon_vmas)
 

@@ -134,6 +134,14 @@ def _batched(items: Sequence[Any], texts: Callable[[Sequence[Any], str], list[st
     yield "\n" + ind + "]"
 
 
+class _Encoded(dict):  # type: ignore[type-arg]
+    """str -> its JSON text (:func:`_s`), each encoded once."""
+
+    def __missing__(self, text: str) -> str:
+        out = self[text] = _s(text)
+        return out
+
+
 def _vmas(vmas: Sequence[VmaView], ind: str) -> list[str]:
     """``[_vma(v, ind) for v in vmas]``, written inline: one VMA is a dozen calls of the helpers
     above, and a large process has tens of thousands (the common one-page, one-link VMA
@@ -151,7 +159,10 @@ def _vmas(vmas: Sequence[VmaView], ind: str) -> list[str]:
     p_true = f',\n{i2}"in_chain": true,\n{i2}"mapping_freed": '
     p_false = f',\n{i2}"in_chain": false,\n{i2}"mapping_freed": '
     p_end = f"\n{ind}  }}\n{ind}]"
-    c_one, c_end = f"[\n  {ind}", f"\n{ind}]"
+    c_one, c_end, c_sep = f"[\n  {ind}", f"\n{ind}]", f",\n  {ind}"
+    # the anon_vma names, encoded once each in a batch (a VMA names its anon_vma up to three
+    # times: its own, its chain's head, its page's mapping; and the parent's in its chain)
+    enc = _Encoded()
     for v in vmas:
         prot = lists.get(v.prot)
         if prot is None:
@@ -160,12 +171,16 @@ def _vmas(vmas: Sequence[VmaView], ind: str) -> list[str]:
         if flags is None:
             flags = lists[v.flags] = _strings(v.flags, ind)
         chain = v.chain
-        chain_text = (f"{c_one}{_s(chain[0])}{c_end}" if len(chain) == 1
-                      else _strings(chain, ind))
+        if len(chain) == 1:
+            chain_text = f"{c_one}{enc[chain[0]]}{c_end}"
+        elif len(chain) == 2:
+            chain_text = f"{c_one}{enc[chain[0]]}{c_sep}{enc[chain[1]]}{c_end}"
+        else:
+            chain_text = _strings(chain, ind)
         pages = v.pages
         if len(pages) == 1:
             pg = pages[0]
-            mapping = "null" if pg.mapping is None else _s(pg.mapping)
+            mapping = "null" if pg.mapping is None else enc[pg.mapping]
             pages_text = (
                 f'{p_name}{_s(pg.name)}{p_addr}{pg.addr}{p_index}{pg.index}{p_mapping}{mapping}'
                 f'{p_true if pg.in_chain else p_false}'
@@ -178,7 +193,7 @@ def _vmas(vmas: Sequence[VmaView], ind: str) -> list[str]:
         av = v.anon_vma
         out.append(
             f'{k_name}{_s(v.name)}{k_start}{v.start}{k_end}{v.end}{k_pgoff}{v.pgoff}'
-            f'{k_prot}{prot}{k_flags}{flags}{k_av}{"null" if av is None else _s(av)}'
+            f'{k_prot}{prot}{k_flags}{flags}{k_av}{"null" if av is None else enc[av]}'
             f'{k_chain}{chain_text}{k_pages}{pages_text}{k_end_vma}')
     return out
 
@@ -194,6 +209,7 @@ def _anon_vmas(avs: Sequence[AnonVmaView], ind: str) -> list[str]:
     k_freed, k_users, k_tree = f',\n{ind}"freed": ', f',\n{ind}"users": ', f',\n{ind}"tree": '
     k_end = f"\n{up}}}"
     c_one, c_end = f"[\n  {ind}", f"\n{ind}]"
+    enc = _Encoded()        # names of roots and parents, many times each
     for a in avs:
         counters = counters_texts.get(a.counters)
         if counters is None:
@@ -207,8 +223,8 @@ def _anon_vmas(avs: Sequence[AnonVmaView], ind: str) -> list[str]:
                      else _strings(tree, ind))
         parent = a.parent
         out.append(
-            f'{k_name}{_s(a.name)}{k_root}{_s(a.root)}'
-            f'{k_parent}{"null" if parent is None else _s(parent)}'
+            f'{k_name}{_s(a.name)}{k_root}{enc[a.root]}'
+            f'{k_parent}{"null" if parent is None else enc[parent]}'
             f'{k_ref}{a.refcount}{k_counters}{counters}'
             f'{k_freed}{"true" if a.freed else "false"}'
             f'{k_users}{users_text}{k_tree}{tree_text}{k_end}')

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import itertools
 import textwrap
+from itertools import compress, islice, repeat
+from operator import attrgetter, methodcaller, ne
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -37,6 +39,7 @@ MIN_WIDTH = 30
 ELIDE_MIN = 3      # shortest run written FIRST..LAST
 ELISION_NOTE = ("note: FIRST..LAST (N) stands for N consecutive VMAs with the same "
                 "anon_vma, chain and findings")
+_ends_in_space = methodcaller("endswith", " ")
 
 
 # -- shared text helpers ----------------------------------------------------------------------
@@ -211,20 +214,28 @@ def shown_anon_vmas(topo: Topology) -> list[AnonVmaView]:
 
 def anon_vma_lines(topo: Topology, width: int) -> list[str]:
     """``AV1 -> AV0 (parent), root AV0`` per anon_vma shown."""
+    shown = shown_anon_vmas(topo)
+    if not shown:
+        return ["anon_vmas: none"]
+    texts = [f"  {av.name} -> {parent} (parent), root {root}"
+             if not av.freed and (parent := av.parent) is not None and parent != av.name
+             and (root := av.root) != av.name else "  " + _av_text(av) for av in shown]
+    if max(map(len, texts)) <= width and all(map(str.isprintable, texts)) \
+            and not any(map(_ends_in_space, texts)):
+        return ["anon_vmas:", *texts]      # every line fits: wrap()'s first case
     lines = ["anon_vmas:"]
-    for av in shown_anon_vmas(topo):
-        name = av.name + (" (freed!)" if av.freed else "")
-        if is_root(av):
-            text = f"{av.name} (root{', freed!' if av.freed else ''})"
-        elif has_parent(av):
-            text = f"{name} -> {av.parent} (parent), root {av.root}"
-        else:
-            text = f"{name}, root {av.root}"
-        if len(text) + 2 <= width and text[-1] != " " and text.isprintable():
-            lines.append("  " + text)   # wrap()'s first case, inline
-        else:
-            lines += wrap(text, width, "  ")
-    return lines if len(lines) > 1 else ["anon_vmas: none"]
+    for text in texts:
+        lines += wrap(text[2:], width, "  ")
+    return lines
+
+
+def _av_text(av: AnonVmaView) -> str:
+    name = av.name + (" (freed!)" if av.freed else "")
+    if is_root(av):
+        return f"{av.name} (root{', freed!' if av.freed else ''})"
+    if has_parent(av):
+        return f"{name} -> {av.parent} (parent), root {av.root}"
+    return f"{name}, root {av.root}"
 
 
 def marks_vma(finding: Finding) -> bool:
@@ -279,61 +290,105 @@ def _vma_text(avs: Mapping[str, AnonVmaView], most: int, vma: VmaView) -> str:
     return text
 
 
+class _Texts(dict):  # type: ignore[type-arg]
+    """What :func:`_vma_text` says of a VMA, by its (anon_vma, chain), made once each (a large
+    process has tens of thousands of VMAs, often as many anon_vmas; a fork child's, each its
+    own anon_vma, the child of the parent's: written without the general walk)."""
+
+    def __init__(self, avs: Mapping[str, AnonVmaView], lineages: Mapping[str, tuple[str, ...]],
+                 most: int) -> None:
+        super().__init__()
+        self.avs, self.lineages, self.most = avs, lineages, most
+
+    def __missing__(self, key: tuple[str | None, tuple[str, ...]]) -> str:
+        name, chain = key
+        if name is None:
+            text = "no anon_vma" if not chain else f"no anon_vma, chain [{', '.join(chain)}]"
+        else:
+            av = self.avs.get(name)
+            parent = av.parent if av is not None else None
+            if av is not None and not av.freed and parent is not None and parent != name \
+                    and parent == av.root and name not in (rest := self.lineages[parent]):
+                # _describe's and _lineage's common case: a child of a root
+                text = f"{name} (child of {parent})"
+                expected = (name,) + rest
+            else:
+                text = _describe(self.avs, name)
+                expected = self.lineages[name]
+            if chain != expected:
+                text += f", chain [{', '.join(chain)}]"
+        self[key] = text
+        return text
+
+
 def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
                    width: int, avs: Mapping[str, AnonVmaView] | None = None,
                    lineages: Mapping[str, tuple[str, ...]] | None = None) -> tuple[list[str], bool]:
     """Lines for one process; the flag says whether a run was elided (``avs``: the anon_vmas by
-    name, ``lineages``: a :class:`_Lineages` of them, if the caller has them)."""
+    name, ``lineages``: a :class:`_Lineages` of them, if the caller has them).
+
+    A VMA's line is ``  NAME - TEXT`` (``*`` for a VMA that differs, ``  ! KINDS`` after it for
+    its findings); a run of :data:`ELIDE_MIN` or more VMAs with the same text, findings and mark
+    is one line ``  FIRST..LAST (N) - TEXT``.  Made a column at a time (``map``), for processes
+    of 65,000 VMAs."""
     lines = [f"Process {proc.name}:"]
     vmas = proc.vmas
     if not vmas:
         return lines + ["  (no VMAs)"], False
-    # what _vma_text says, from one description and one lineage per anon_vma: a large process
-    # has tens of thousands of VMAs, often as many anon_vmas
     if avs is None:
         avs = {a.name: a for a in topo.anon_vmas}
     most = len(topo.anon_vmas)
     if lineages is None:
         lineages = _Lineages(avs, most)
-    described: dict[str | None, str] = {None: "no anon_vma"}
+    n = len(vmas)
+    names = list(map(_name, vmas))
+    texts = list(map(_Texts(avs, lineages, most).__getitem__,
+                     zip(map(_anon_vma, vmas), map(_chain, vmas))))
     all_kinds = _kinds_by_vma(topo) if topo.findings else {}
     pname = proc.name
+    kinds = [all_kinds.get((pname, name), ()) for name in names] if all_kinds else None
     prefix = pname + "/"
-    keys: list[tuple[str, tuple[str, ...], bool]] = []
-    for v in vmas:
-        name = v.anon_vma
-        text = described.get(name)
-        if text is None:
-            text = described[name] = _describe(avs, name)  # type: ignore[arg-type]
-        if v.chain != (lineages[name] if name is not None else ()):
-            text += f", chain [{', '.join(v.chain)}]"
-        keys.append((text, all_kinds.get((pname, v.name), ()) if all_kinds else (),
-                     bool(differs) and prefix + v.name in differs))
-    elided = False
-    n = len(keys)
-    first = 0
-    while first < n:
-        key = keys[first]
-        last = first
-        while last + 1 < n and keys[last + 1] == key:
-            last += 1
-        if last - first + 1 >= ELIDE_MIN:
+    marked = [prefix + name in differs for name in names] if differs else None
+    keys: list[object] = texts if kinds is None and marked is None else list(zip(
+        texts, kinds or repeat((), n), marked or repeat(False, n)))
+    # runs of equal keys: where a key differs from the one before, a run starts
+    starts = [0, *compress(range(1, n), map(ne, keys, islice(keys, 1, None)))]
+    long = [(first, stop) for first, stop in zip(starts, starts[1:] + [n])
+            if stop - first >= ELIDE_MIN]
+    if long:
+        entries: list[str] = []
+        at: list[int] = []
+        done = 0
+        for first, stop in long:
+            entries += names[done:first]
+            at += range(done, first)
             # the count: splits keep their names (A, A2, ...), so FIRST..LAST alone hides how
             # many VMAs there are
-            entries = [(f"{vmas[first].name}..{vmas[last].name} ({last - first + 1})", first)]
-            elided = True
-        else:
-            entries = [(vmas[i].name, i) for i in range(first, last + 1)]
-        for name, i in entries:
-            vma_text, kinds, differ = keys[i]
-            text = (f"* {name} - {vma_text}" if differ else f"  {name} - {vma_text}") \
-                + (f"  ! {','.join(kinds)}" if kinds else "")
+            entries.append(f"{names[first]}..{names[stop - 1]} ({stop - first})")
+            at.append(first)
+            done = stop
+        entries += names[done:]
+        at += range(done, n)
+    else:
+        entries, at = names, range(n)
+    out = list(map("{}{} - {}{}".format,
+                   repeat("  ") if marked is None else ["* " if marked[i] else "  " for i in at],
+                   entries, map(texts.__getitem__, at),
+                   repeat("") if kinds is None
+                   else [f"  ! {','.join(k)}" if (k := kinds[i]) else "" for i in at]))
+    if max(map(len, out)) <= width and all(map(str.isprintable, out)) \
+            and not any(map(_ends_in_space, out)):
+        lines += out        # every line fits: wrap()'s first case
+    else:
+        for text in out:
             if len(text) <= width and text[-1] != " " and text.isprintable():
-                lines.append(text)      # wrap()'s first case, inline
+                lines.append(text)
             else:
                 lines += wrap(text, width, "", "      ")
-        first = last + 1
-    return lines, elided
+    return lines, bool(long)
+
+
+_name, _anon_vma, _chain = attrgetter("name"), attrgetter("anon_vma"), attrgetter("chain")
 
 
 def snapshot_lines(topo: Topology, width: int, differs: frozenset[str] = frozenset()) -> list[str]:
