@@ -263,7 +263,9 @@ def test_v4_9_copies_a_wipeonfork_vma_like_any_other(tmp_path: Path) -> None:
 def test_the_policy_listing_has_the_v3_19_era() -> None:
     out = invoke("policies").output
     assert "\nv3.19 (aliases: v4.4, v4.9)\n    versions: v3.19 .. v4.13 (4.4.y; 4.9.y until " \
-           "the 2555283eb40d backport)\n" in out
+           "the 2555283eb40d backport)\n    commit 7a3ef208e662 (\"mm: prevent endless growth of " \
+           "anon_vma hierarchy\")\n    at fork:  degree; no VM_WIPEONFORK yet (v4.14): such a VMA " \
+           "is copied like any other\n" in out
     assert "\ndegree (aliases: v4.14, v4.19, v5.4)\n    versions: v4.14 .. v5.4, " in out
     assert "  v3.19-rc4     .. v3.19\n  v4.14-rc1     .. degree\n" in out
 
