@@ -222,7 +222,7 @@ def test_python_dash_m(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("version,policy", [
     ("v6.8.3", "v6.12"), ("v6.6.50", "v6.1"), ("v5.15.100", "v5.10"), ("v3.2", "always-new"), ("v3.19-rc3", "always-new"),
-    ("v3.19", "degree"), ("v6.0-rc3", "v5.10"), ("v6.0-rc4", "v6.1"), ("v7.1", "clone-rework-2026"),
+    ("v3.19.3", "v3.19"), ("v4.14-rc1", "degree"), ("v6.0-rc3", "v5.10"), ("v6.0-rc4", "v6.1"), ("v7.1", "clone-rework-2026"),
     ("v2.6.39.4", "always-new"),
 ])
 def test_any_version_inside_a_range_resolves_and_says_so(version: str, policy: str) -> None:
@@ -250,7 +250,8 @@ def test_versions_outside_every_range_are_refused(version: str, message: str) ->
 def test_policies_lists_the_version_ranges() -> None:
     out = invoke("policies").output
     assert re.search(r"^  v6\.0-rc4 +\.\. v6\.1$", out, re.M)
-    assert re.search(r"^  v3\.19-rc4 +\.\. degree$", out, re.M)
+    assert re.search(r"^  v3\.19-rc4 +\.\. v3\.19$", out, re.M)
+    assert re.search(r"^  v4\.14-rc1 +\.\. degree$", out, re.M)
 
 
 def scenario_with_policies(tmp_path: Path, entries: str) -> Path:

@@ -11,6 +11,7 @@ from anondiff.scenario import load, loads
 from anondiff.topology import Topology
 
 ROOT = Path(__file__).resolve().parent.parent
+SEED = str(ROOT / "scenarios" / "seed-thread.yaml")
 
 
 def run(text: str, policy: str) -> Topology:
@@ -21,6 +22,8 @@ def test_registry_names_and_aliases() -> None:
     assert policies.names() == ["always-new", "degree", "wei-4e4a9eb92133", "wei-intended", "v1",
                                 "v2", "split-counters", "clone-rework-2026", "mirror-parent"]
     assert policies.get("v4.19").name == "degree"
+    assert policies.get("v4.14").name == "degree"
+    assert policies.get("v4.9").name == policies.get("v4.4").name == "v3.19"
     assert policies.get("v6.18").name == "split-counters"
     assert policies.get("kk-v2").name == "v2"
     assert policies.get("v5.15").name == "v5.10"
@@ -81,7 +84,7 @@ def test_three_case_rule_refuses_a_fork_child() -> None:
 # since commit 9b9143298585 ("mm/mprotect: allow unfaulted VMAs to be unaccounted on
 # mprotect()") (v6.7): the three cases the live 6.18 kernel showed the model had wrong.
 V67 = ("split-counters", "clone-rework-2026", "mirror-parent")
-PRE_V67 = ("v6.1", "v5.10", "degree", "always-new")
+PRE_V67 = ("v6.1", "v5.10", "degree", "v3.19", "always-new")
 
 
 def two_vmas(a: str, b: str, steps: str) -> str:
@@ -140,6 +143,7 @@ WIPE = (ROOT / "scenarios" / "kernel-runs" / "wipe_poke_parent.yaml").read_text(
 
 
 @pytest.mark.parametrize("policy,expected", [
+    ("v3.19", "AV2"),           # v3.19..v4.13: no such flag, a copy (AV2, child of P's AV1)
     ("degree", "AV1"),          # v4.14..v5.5: prepared at fork through the parent's neighbours
     ("v5.10", None),            # v5.6+: left unfaulted
     ("split-counters", None),
@@ -153,6 +157,117 @@ def test_always_new_has_no_parent_and_no_counters() -> None:
     t = run(WIPE, "always-new")
     assert all(a.parent is None and a.counters == () for a in t.anon_vmas)
     assert any(f.kind == "NOTE" and "VM_WIPEONFORK" in f.detail for f in t.findings)
+
+
+# -- VM_WIPEONFORK exists from v4.14: commit d2cd9ede6e19 ("mm,fork: introduce MADV_WIPEONFORK")
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from anondiff.cli import main
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("version,policy", [
+    ("v3.19-rc4", "v3.19"), ("v4.4", "v3.19"), ("v4.9", "v3.19"), ("v4.13", "v3.19"),
+    ("v4.8.5", "v3.19"), ("v4.14-rc1", "degree"), ("v4.14", "degree"), ("v5.4", "degree"),
+])
+def test_versions_before_v4_14_run_the_era_without_wipeonfork(version: str, policy: str) -> None:
+    """MADV_WIPEONFORK came with commit d2cd9ede6e19 ("mm,fork: introduce MADV_WIPEONFORK") in
+    v4.14-rc1: v3.19 .. v4.13 run degree's rule under the era name v3.19, v4.14 on degree."""
+    r = invoke("run", str(ROOT / "scenarios" / "kernel-runs" / "wipe_poke_parent.yaml"),
+               "-p", version, "--final-only", "--format", "list")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"== {policy}: commit 7a3ef208e662 ")
+    assert ("VM_WIPEONFORK does not exist in this era" in r.stdout) == (policy == "v3.19")
+
+
+def test_stable_versions_before_v4_14_are_sent_to_eras_honestly() -> None:
+    """4.9.y took commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to
+    double-reuse"), but never VM_WIPEONFORK: the era it is sent to has the flag, and the note
+    says so.  2.6.34.y .. 3.18.y after commit 7a3ef208e662 had no VM_WIPEONFORK either: v3.19,
+    not degree (which empties such a VMA)."""
+    r = invoke("run", SEED, "-p", "v4.9.300", "--final-only")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == (
+        "anondiff: v4.9.300: policy v3.19 (v3.19 .. v4.13 (4.4.y; 4.9.y until the 2555283eb40d "
+        "backport)); 4.9.y took the backport of 2555283eb40d at a stable release not recorded "
+        "here: after it, use -p split-counters (which has VM_WIPEONFORK, v4.14+; 4.9.y has "
+        "not: there a wipeonfork VMA is copied like any other)\n")
+    for old in ("v3.10.50", "v3.18.2", "v2.6.39.4"):
+        r = invoke("run", SEED, "-p", old, "--final-only")
+        assert r.stderr.endswith("took the backport of 7a3ef208e662 at a stable release not "
+                                 "recorded here: after it, use -p v3.19\n"), old
+    # a branch that had the flag gets no such remark
+    r = invoke("run", SEED, "-p", "v4.19.100", "--final-only")
+    assert r.stderr.endswith("after it, use -p split-counters\n")
+
+
+WIPE_FAULTED = """
+description: a faulted VM_WIPEONFORK VMA beside a faulted ordinary one, forked.
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
+      - {name: W, start: 0x12000, pages: 2, prot: rw, faulted: true, flags: [wipeonfork]}
+steps:
+  - {fork: P, child: C}
+"""
+
+
+def run_json(text: str, version: str, tmp_path: Path) -> dict:
+    import json
+    path = tmp_path / "w.yaml"
+    path.write_text(text)
+    r = invoke("run", str(path), "-p", version, "--final-only", "--format", "json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)["runs"][0]["snapshots"][-1]
+
+
+def test_v4_9_copies_a_wipeonfork_vma_like_any_other(tmp_path: Path) -> None:
+    """Before commit d2cd9ede6e19 ("mm,fork: introduce MADV_WIPEONFORK") (v4.14) dup_mmap()
+    has no VM_WIPEONFORK branch: the child's copy goes through anon_vma_fork() and
+    copy_page_range() like any VMA, with the NOTE always-new gives.  From v4.14 (degree) it is
+    wiped: no pages, and anon_vma_prepare() at fork gives it a root of its own."""
+    old = run_json(WIPE_FAULTED, "v4.9", tmp_path)
+    plain = run_json(WIPE_FAULTED.replace(", flags: [wipeonfork]", ""), "v4.9", tmp_path)
+    child = {v["name"]: v for v in old["processes"][1]["vmas"]}
+    parent = {v["name"]: v for v in old["processes"][0]["vmas"]}
+    # a fork child of P/W (the degree rule: P/W's own AV2 is never reused, a new child of it)
+    assert (child["W"]["anon_vma"], child["W"]["chain"]) == ("AV4", ["AV4", "AV2"])
+    assert old["anon_vmas"][3]["name"] == "AV4" and old["anon_vmas"][3]["parent"] == "AV2"
+    # the parent's two pages, shared, still mapped by AV2, which the child's chain holds
+    assert [(p["name"], p["mapping"], p["in_chain"]) for p in child["W"]["pages"]] == \
+        [("pg1", "AV2", True), ("pg2", "AV2", True)] == \
+        [(p["name"], p["mapping"], p["in_chain"]) for p in parent["W"]["pages"]]
+    # everything the same as without the flag, but the flag and one NOTE
+    for procs in (old["processes"], plain["processes"]):
+        for p in procs:
+            for v in p["vmas"]:
+                v["flags"] = [f for f in v["flags"] if f != "wipeonfork"]
+    assert old["processes"] == plain["processes"] and old["anon_vmas"] == plain["anon_vmas"]
+    assert plain["findings"] == []
+    assert [(f["kind"], f["where"], f["detail"]) for f in old["findings"]] == [
+        ("NOTE", "C/W", "VM_WIPEONFORK does not exist in this era; copied normally")]
+    always_new = run_json(WIPE_FAULTED, "always-new", tmp_path)
+    assert always_new["findings"] == old["findings"]
+
+    new = run_json(WIPE_FAULTED, "v4.14", tmp_path)
+    child = {v["name"]: v for v in new["processes"][1]["vmas"]}
+    assert (child["W"]["anon_vma"], child["W"]["chain"], child["W"]["pages"]) == \
+        ("AV4", ["AV4"], [])
+    assert new["findings"] == []
+    assert child["A"] == {v["name"]: v for v in old["processes"][1]["vmas"]}["A"]
+
+
+def test_the_policy_listing_has_the_v3_19_era() -> None:
+    out = invoke("policies").output
+    assert "\nv3.19 (aliases: v4.4, v4.9)\n    versions: v3.19 .. v4.13 (4.4.y; 4.9.y until " \
+           "the 2555283eb40d backport)\n    commit 7a3ef208e662 (\"mm: prevent endless growth of " \
+           "anon_vma hierarchy\")\n    at fork:  degree; no VM_WIPEONFORK yet (v4.14): such a VMA " \
+           "is copied like any other\n" in out
+    assert "\ndegree (aliases: v4.14, v4.19, v5.4)\n    versions: v4.14 .. v5.4, " in out
+    assert "  v3.19-rc4     .. v3.19\n  v4.14-rc1     .. degree\n" in out
 
 
 SPLIT_AFTER_FORKS = """

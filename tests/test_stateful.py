@@ -68,8 +68,9 @@ CORRECT = ("always-new", "split-counters", "v5.10-stable", "v6.1", "v6.12", "clo
 #: I5).  wei-4e4a9eb92133 adds a prologue that picks the parent VMA's own anon_vma, which is in
 #: the copied chain; v2 (Konstantin Khlebnikov's never-merged fix of it) shares a fresh sibling
 #: with a copy of its chain, and otherwise falls back to degree's reuse, ambiguity included:
-#: see test_v2_keeps_the_degree_ambiguity.  v5.10 is degree with the v5.6 dup_mmap.
-DOUBLE_REUSE = ("degree", "v5.10", "wei-4e4a9eb92133", "v2")
+#: see test_v2_keeps_the_degree_ambiguity.  v5.10 is degree with the v5.6 dup_mmap, v3.19 degree
+#: before VM_WIPEONFORK (v4.14).
+DOUBLE_REUSE = ("degree", "v3.19", "v5.10", "wei-4e4a9eb92133", "v2")
 DOUBLE_REUSE_ALLOWED = {"I3", "I6", "I6-UAF"}
 #: Broken by design (spec 4 and 5.1: own anon_vma not in its chain, a NULL prev): only "no
 #: exception", determinism and the checks that hold for any policy apply to them.
@@ -514,7 +515,7 @@ class Steps(RuleBasedStateMachine):
 
     @classmethod
     def policies(cls) -> dict[str, Policy]:
-        """Every main policy and the era variants (v5.10, v5.10-stable, v6.1, v6.12)."""
+        """Every main policy and the era variants (v3.19, v5.10, v5.10-stable, v6.1, v6.12)."""
         return {name: get(name) for name in names() + [c.name for c in ERA_VARIANTS]}
 
     # -- helpers --------------------------------------------------------------------------------
@@ -1212,7 +1213,7 @@ class AllPolicies(Steps):
     @invariant()
     def anon_pages_match_the_page_model(self) -> None:
         for topo in self.live_topologies():
-            # always-new's era has no VM_WIPEONFORK: its fork copies those pages too
+            # no VM_WIPEONFORK before v4.14 (always-new, v3.19): a fork copies those pages too
             model = self.anon[self.policy_of(topo).dup_mmap.wipeonfork != ABSENT]
             got: dict[str, set[int]] = {}
             for p in topo.processes:

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from ..errors import UnknownPolicyError
+from ..kernel.fork import ABSENT
 from .always_new import AlwaysNew
 from .base import Policy
 from .clone_rework_2026 import CloneRework2026
@@ -76,7 +77,9 @@ RELEASES: tuple[tuple[tuple[int, int, int, int], str, str], ...] = (
     # scalability issue"), v2.6.34-rc1
     ((2, 6, 34, 1), "always-new", ""),
     # commit 7a3ef208e662 ("mm: prevent endless growth of anon_vma hierarchy"), after v3.19-rc3
-    ((3, 19, 0, 4), "degree", ""),
+    ((3, 19, 0, 4), "v3.19", ""),
+    # commit d2cd9ede6e19 ("mm,fork: introduce MADV_WIPEONFORK"), v4.14-rc1
+    ((4, 14, 0, 1), "degree", ""),
     # commit 4e4a9eb92133 in the v5.5 merge window, reverted after v5.6-rc2
     ((5, 5, 0, 1), "wei-4e4a9eb92133", ""),
     ((5, 6, 0, 3), "v5.10", ""),
@@ -96,8 +99,10 @@ RELEASES: tuple[tuple[tuple[int, int, int, int], str, str], ...] = (
 _NEWEST = (7, 2)
 
 #: stable branches took 2555283eb40d (Cc: stable, 4.9 up) and 7a3ef208e662 (Cc: stable
-#: 2.6.34+) at point releases the spec does not record
-_BACKPORTED = {"always-new": ("7a3ef208e662", "degree", (2, 6, 34)),
+#: 2.6.34+) at point releases the spec does not record (2.6.34.y .. 3.18.y had no VM_WIPEONFORK
+#: either: after 7a3ef208e662 they are era v3.19, not degree)
+_BACKPORTED = {"always-new": ("7a3ef208e662", "v3.19", (2, 6, 34)),
+               "v3.19": ("2555283eb40d", "split-counters", (4, 9, 0)),
                "degree": ("2555283eb40d", "split-counters", (4, 9, 0)),
                "v5.10": ("2555283eb40d", "split-counters", (4, 9, 0))}
 #: a stable branch whose post-backport era has a policy of its own (the 5.10 mm around the
@@ -144,6 +149,10 @@ def resolve_version(text: str) -> tuple[type[Policy], str] | None:
         later = _BACKPORT_ERA.get(branch, later)
         note += (f"; {branch}.y took the backport of {commit} at a stable release not recorded "
                  f"here: after it, use -p {later}")
+        if cls.dup_mmap.wipeonfork == ABSENT and _BY_NAME[later].dup_mmap.wipeonfork != ABSENT:
+            # 4.9.y: no post-backport era without VM_WIPEONFORK is modelled
+            note += (f" (which has VM_WIPEONFORK, v4.14+; {branch}.y has not: there a "
+                     "wipeonfork VMA is copied like any other)")
     return cls, note
 
 

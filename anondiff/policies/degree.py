@@ -1,4 +1,5 @@
-"""``degree``: v3.19 .. v5.4, and again v5.6 .. v6.0-rc3.
+"""``degree``: v4.14 .. v5.4, and again v5.6 .. v6.0-rc3 (v3.19 .. v4.13 is the era variant
+``v3.19``: the same rule before VM_WIPEONFORK existed).
 
 commit 7a3ef208e662 ("mm: prevent endless growth of anon_vma hierarchy") (v3.19) adds
 ``anon_vma->parent`` and ``anon_vma->degree`` and lets anon_vma_clone() at fork reuse the
@@ -8,9 +9,11 @@ endless growth prevention") keeps the reuse away from the split/merge paths by p
 ``dst->anon_vma``.  The chain itself is still a full copy of the parent's.
 
 The dup_mmap modelled is v4.19's (the code the known answers were run on): ``vm_prev`` still
-points into the parent when anon_vma_fork() runs, and a VM_WIPEONFORK VMA (v4.14+) gets
-anon_vma_prepare() at fork time, through the parent's neighbours.  v5.6 .. v6.0-rc3 differ only
-there (vm_area_dup() clears the pointers; WIPEONFORK VMAs stay unfaulted).
+points into the parent when anon_vma_fork() runs, and a VM_WIPEONFORK VMA gets anon_vma_prepare()
+at fork time, through the parent's neighbours.  v5.6 .. v6.0-rc3 differ only there
+(vm_area_dup() clears the pointers; WIPEONFORK VMAs stay unfaulted: era ``v5.10``), and so do
+v3.19 .. v4.13, where the flag does not exist yet: it came with commit d2cd9ede6e19
+("mm,fork: introduce MADV_WIPEONFORK") in v4.14-rc1 (era ``v3.19``).
 
 Known bug: the degree < 2 test is ambiguous, which allows double reuse (CVE-2022-42703, fixed by
 commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity leading to double-reuse")).
@@ -29,7 +32,7 @@ from .base import mypyc_attr   # (compiled: Python subclasses allowed)
 class Degree(ChainCopyPolicy):
     name = "degree"
     aliases: ClassVar[tuple[str, ...]] = ("v4.14", "v4.19", "v5.4")
-    versions = "v3.19 .. v5.4, v5.6 .. v6.0-rc3; stable trees until the 2555283eb40d backport"
+    versions = "v4.14 .. v5.4, v5.6 .. v6.0-rc3; stable trees until the 2555283eb40d backport"
     cite = 'commit 7a3ef208e662 ("mm: prevent endless growth of anon_vma hierarchy")'
     rule = "link all of the parent's chain; reuse its oldest entry != parent's with degree < 2, else a new child"
     counters = DegreeCounters()

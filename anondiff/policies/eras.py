@@ -1,6 +1,10 @@
 """Era variants: the same anon_vma decisions as a main policy, with the surroundings of other
 releases.  Not run by default; selected by version (``anondiff run -p v5.10``).
 
+* ``v3.19`` — ``degree`` before VM_WIPEONFORK existed: v3.19 .. v4.13 (4.4.y, 4.9.y).  The flag
+  came with commit d2cd9ede6e19 ("mm,fork: introduce MADV_WIPEONFORK") (v4.14-rc1); before it
+  dup_mmap() copies a VMA marked so like any other (anon_vma_fork(), copy_page_range()), with
+  a NOTE, as ``always-new`` does.
 * ``v5.10`` — ``degree`` as in v5.6 .. v6.0-rc3 (the 5.10 and 5.15 releases, before their
   stable trees took commit 2555283eb40d): Li Xinhai's "mm: set vm_next and vm_prev to NULL in
   vm_area_dup()" and "mm: don't prepare anon_vma if vma has VM_WIPEONFORK" (v5.6-rc, spec
@@ -22,12 +26,26 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..kernel.fork import EMPTY, NONE, DupMmap
+from ..kernel.fork import ABSENT, EMPTY, NONE, PARENT, DupMmap
 from ..kernel.objects import AnonVma, Vma
 from .base import Policy
 from .degree import Degree
 from .split_counters import SplitCountersPolicy
 from .base import mypyc_attr   # (compiled: Python subclasses allowed)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class DegreeV319(Degree):
+    """``degree`` in v3.19 .. v4.13: the reuse rule of commit 7a3ef208e662 ("mm: prevent endless
+    growth of anon_vma hierarchy") with a dup_mmap() that knows no VM_WIPEONFORK.  The flag and
+    its branch in dup_mmap() (an empty copy, anon_vma_prepare() at fork) came with commit
+    d2cd9ede6e19 ("mm,fork: introduce MADV_WIPEONFORK") in v4.14-rc1; a scenario's wipeonfork
+    VMA is copied normally here, with a NOTE, as in ``always-new``."""
+    name = "v3.19"
+    aliases = ("v4.4", "v4.9")
+    versions = "v3.19 .. v4.13 (4.4.y; 4.9.y until the 2555283eb40d backport)"
+    rule = "degree; no VM_WIPEONFORK yet (v4.14): such a VMA is copied like any other"
+    dup_mmap = DupMmap(vm_prev=PARENT, wipeonfork=ABSENT)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -110,5 +128,5 @@ class SplitCountersV612(SplitCountersV61):
     merge_both_exports_next = True
 
 
-ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV510, SplitCountersV510, SplitCountersV61,
-                                          SplitCountersV612)
+ERA_VARIANTS: tuple[type[Policy], ...] = (DegreeV319, DegreeV510, SplitCountersV510,
+                                          SplitCountersV61, SplitCountersV612)
