@@ -83,9 +83,11 @@ from anondiff.policies import UnknownPolicyError, release_table, resolve_version
     ("v2.6.36-rc2", "always-new", None),
     ("v2.6.35.4", "always-new", "2.6.35.y took the backport of 7a3ef208e662"),
     ("v3.19-rc3", "always-new", None),     # commit 7a3ef208e662 came after v3.19-rc3
-    ("v3.19-rc4", "degree", None),
-    ("v4.8.5", "degree", None),            # 2555283eb40d went to 4.9+ stable only
-    ("v4.9.1", "degree", "4.9.y took the backport of 2555283eb40d"),
+    ("v3.19-rc4", "v3.19", None),
+    ("v4.8.5", "v3.19", None),             # 2555283eb40d went to 4.9+ stable only
+    ("v4.9.1", "v3.19", "4.9.y took the backport of 2555283eb40d"),
+    ("v4.13", "v3.19", None),
+    ("v4.14-rc1", "degree", None),      # commit d2cd9ede6e19 ("mm,fork: introduce MADV_WIPEONFORK")
     ("v6.0-rc3", "v5.10", None),
     ("v6.1", "v6.1", None),                # commit 2555283eb40d, v6.0-rc4
     ("v6.12", "v6.12", None),              # commit 9b9143298585, v6.7-rc1
@@ -130,7 +132,8 @@ def test_release_table() -> None:
     """``anondiff policies``: the first release of each era and its policy."""
     assert release_table() == [
         ("v2.6.34-rc1", "always-new", ""),
-        ("v3.19-rc4", "degree", ""),
+        ("v3.19-rc4", "v3.19", ""),
+        ("v4.14-rc1", "degree", ""),
         ("v5.5-rc1", "wei-4e4a9eb92133", ""),
         ("v5.6-rc3", "v5.10", ""),
         ("v6.0-rc4", "v6.1", ""),
