@@ -109,6 +109,22 @@ def test_kernel_version_resolves_to_its_era(text: str, policy: str, backport: st
     assert note == f"v6.16: policy split-counters ({cls.versions}){doubt}"
 
 
+@pytest.mark.parametrize("text, after", [
+    ("v5.10.100", "v5.10-stable"),        # Debian bullseye's 5.10.223 = the v5.10-stable era
+    ("v5.15.3", "split-counters"),
+    ("v4.19.5", "split-counters"),
+])
+def test_a_backport_names_the_era_after_it(text: str, after: str) -> None:
+    """A stable branch that took commit 2555283eb40d ("mm/rmap: Fix anon_vma->degree ambiguity
+    leading to double-reuse") is sent, after that point release, to the era that models its
+    own tree: 5.10.y to v5.10-stable (split counters around the 5.10 mm, checked against
+    Debian's 5.10.223), the others to split-counters."""
+    _, note = resolve_version(text)
+    branch = text[1:].rpartition(".")[0]
+    assert note.endswith(f"; {branch}.y took the backport of 2555283eb40d at a stable release "
+                         f"not recorded here: after it, use -p {after}")
+
+
 @pytest.mark.parametrize("text", ["v2.6", "v6.1.2-rc1", "v4.19.1.2", "v2.6.35.1-rc2"])
 def test_not_a_kernel_version(text: str) -> None:
     """A 2.6 version needs its sublevel; an rc of a stable point release does not exist."""
