@@ -2,8 +2,8 @@
 is not run again while what its verdict rests on is unchanged (its pin: the source of its
 function and of the functions next to it in mutmut's call graph, see mutation_report.pin).
 A survivor runs every test that reaches its function, so the 221 equivalents were a third of a
-whole run; they are judged again when their code changes, or all of them with
-MUTATION_RECHECK=1.  Arguments are mutmut's (``python -m tests.mutation_run --max-children 2``)."""
+whole run; they are judged again when their code changes, or all of them (whatever verdicts
+mutants/ keeps) with MUTATION_RECHECK=1.  Arguments are mutmut's (``python -m tests.mutation_run --max-children 2``)."""
 from __future__ import annotations
 
 import os
@@ -19,14 +19,18 @@ _collect = mutmut_main.collect_source_file_mutation_data
 
 def _collect_skipping_equivalents(*, mutant_names):  # type: ignore[no-untyped-def]
     mutants, by_path = _collect(mutant_names=mutant_names)
-    if mutant_names or os.environ.get("MUTATION_RECHECK"):
+    if mutant_names:
         return mutants, by_path          # names given: mutmut runs them whatever they were
     listed = equivalent_pins()
+    recheck = bool(os.environ.get("MUTATION_RECHECK"))
     hashes, callers = state().current_function_hashes, state().function_dependencies
     out = []
     for data, name, result in mutants:
         pinned = listed.get(name, ("", ""))[0]
-        if result is None and pinned and pin(name, hashes, callers) == pinned:
+        if recheck and name in listed:
+            result = data.exit_code_by_key[name] = None      # judged again, pin or no pin
+            data.save()
+        elif result is None and pinned and pin(name, hashes, callers) == pinned:
             data.exit_code_by_key[name] = 0          # survived, as when it was judged
             data.save()
             result = 0
