@@ -41,5 +41,10 @@ def _collect_skipping_equivalents(*, mutant_names):  # type: ignore[no-untyped-d
 mutmut_main.collect_source_file_mutation_data = _collect_skipping_equivalents
 
 if __name__ == "__main__":
+    # mutmut's pytest runs in mutants/ import mutants/tests as the package `tests`: this
+    # checkout's `tests`, imported to run this file, would stand in its way (a resumed run's
+    # collection failed with pytest's usage error)
+    for loaded in [m for m in sys.modules if m == "tests" or m.startswith("tests.")]:
+        del sys.modules[loaded]
     sys.argv = ["mutmut", "run", *sys.argv[1:]]
     mutmut_main.cli()
