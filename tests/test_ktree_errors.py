@@ -6,6 +6,7 @@ or the tarball (see test_ktree_equivalence.py).
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -190,3 +191,41 @@ def test_merge_removes_a_vma_through_the_trees_own_anon_vma_merge(tree61: Path,
     # twice: B and C are both removed into A, each through anon_vma_merge()
     assert len(re.findall(r"VM_BUG_ON_VMA.{0,80}include/linux/rmap\.h:\d+", result.output,
                           re.S)) == 2, result.output
+
+
+FORK_TWO = """\
+description: P, two faulted VMAs far apart, forks C.
+processes:
+  - name: P
+    vmas:
+      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}
+      - {name: B, start: 0x20000, pages: 1, prot: rw, faulted: true}
+steps:
+  - {fork: P, child: C}
+"""
+
+
+def test_anon_vma_pointer_to_no_slab_object(tree61: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A patch that makes each fork child's anon_vma->parent point outside the slab (a static
+    struct): that pointer is an anon_vma of its own to anondiff (never linked, so unnamed),
+    and the fork's records, which then go over one by one, give what the bulk reader would."""
+    from anondiff.ktree import binding
+    scenario = tmp_path / "fork-two.yaml"
+    scenario.write_text(FORK_TWO)
+    tree = copy_tree(tree61, tmp_path / "patched", (
+        "mm/rmap.c", "\tanon_vma->parent = pvma->anon_vma;",
+        "\t{ static struct anon_vma outside; anon_vma->parent = &outside; }"))
+    outputs = []
+    for bulk in (True, False):
+        monkeypatch.setattr(binding.Binding, "bulk_fork", bulk)
+        result = CliRunner().invoke(main, ["run", str(scenario), "-p", str(tree),
+                                           "--final-only", "--format", "json"])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+    final = json.loads(outputs[0])["runs"][0]["snapshots"][0]
+    avs = {av["name"]: av for av in final["anon_vmas"]}
+    assert {name: av["parent"] for name, av in avs.items()} == {
+        "AV1": "AV1", "AV2": "AV2", "AV3": "(unnamed)", "AV4": "(unnamed)"}
+    assert (avs["AV3"]["root"], avs["AV4"]["root"]) == ("AV1", "AV2")

@@ -66,7 +66,7 @@ class AnonVma:
 
     __slots__ = ("root", "parent", "refcount", "degree", "num_children", "num_active_vmas",
                  "tree", "freed", "name", "seq", "chk_vmas", "chk_children", "chk_descendants",
-                 "chk_parent", "chk_root", "chk_out")
+                 "chk_parent", "chk_root", "chk_out", "kt")
 
     def __init__(self) -> None:
         self.root: AnonVma = self
@@ -89,6 +89,8 @@ class AnonVma:
         self.chk_parent: AnonVma | None = None
         self.chk_root: AnonVma | None = None
         self.chk_out: list[tuple[str, str, str]] | None = None
+        #: its number in a compiled tree's binding (anondiff.ktree), which checks it
+        self.kt = 0  # pragma: no mutate (any value: the binding checks it against its own list)
 
     def __repr__(self) -> str:  # pragma: no mutate block (debug repr)
         return f"<anon_vma {self.name or hex(id(self))}>"
@@ -121,7 +123,7 @@ class Vma:
     """``struct vm_area_struct``; addresses in pages (address >> PAGE_SHIFT)."""
 
     __slots__ = ("mm", "start", "end", "pgoff", "prot", "flags", "file", "anon_vma", "avcs",
-                 "name", "checked")
+                 "name", "checked", "kt")
 
     def __init__(self, mm: Mm, start: int, end: int, pgoff: int, prot: frozenset[str],
                  flags: frozenset[str], file: str | ShmemFile | None, name: str) -> None:
@@ -140,6 +142,8 @@ class Vma:
         #: what the incremental invariant checks last saw of it (None: not checked yet, or
         #: forgotten since it left its mm)
         self.checked: Checked | None = None
+        #: its number in a compiled tree's binding (anondiff.ktree), which checks it
+        self.kt = 0  # pragma: no mutate (any value: the binding checks it against its own list)
 
     def dup(self, mm: Mm | None = None) -> Vma:
         """vm_area_dup(): a byte copy, anon_vma and name included, with an empty chain (in

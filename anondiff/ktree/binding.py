@@ -19,9 +19,10 @@ the C result exactly as they see a Python policy's:
 A fork is one call, ``kt_fork_all`` (:meth:`Binding.fork_all`): every anon_vma_fork() of the
 dup_mmap() in order, each anon_vma's state read back once at the end.
 
-Pointers are the identities (the slab never reuses an object within a replay), as numbers:
-each pointer rotated right past its alignment bits (glue.c: kt_vma_id(), kt_av_id()), so that
-they hash well as keys of the binding's dicts.
+Pointers are the identities (the slab never reuses an object within a replay), as small
+numbers in creation order (glue.c: kt_vma_id(), kt_av_id()): each Python object keeps its own
+(``Vma.kt``, ``AnonVma.kt``) and the binding its objects in lists indexed by them
+(:mod:`.readback`: vma_number(), av_get(), ...).
 """
 from __future__ import annotations
 
@@ -53,15 +54,6 @@ VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK:
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
              VM_WIPEONFORK: 64}
 SLOT_FREED = 2
-#: glue.c's KT_AV_ROT: an anon_vma's number is its pointer rotated right by this many bits
-AV_ROT = 8
-
-
-def av_id(address: int) -> int:
-    """The number the records give the anon_vma at ``address`` (glue.c: kt_av_id())."""
-    v = address & (1 << 64) - 1
-    v = (v >> AV_ROT | v << (64 - AV_ROT)) & (1 << 64) - 1
-    return v - (1 << 64) if v >> 63 else v
 
 
 class _FlagBits(dict):  # type: ignore[type-arg]
@@ -114,6 +106,8 @@ class Library:
         lib.kt_set_timeout(timeout())
         lib.kt_set_fail_nth.argtypes = (ctypes.c_long,)
         lib.kt_fail_allocs.restype = ctypes.c_long
+        lib.kt_addr_av.restype = ctypes.c_long
+        lib.kt_addr_av.argtypes = (ctypes.c_long,)
         self.path = str(path)
         self.lib = lib
         self.kt_call = lib.kt_call
@@ -175,10 +169,11 @@ class Binding:
         self.split = "num_children" in counters.fields
         if library.lib.kt_reset():
             raise MemoryError("kt_reset: cannot map the slab arenas")
-        self.vma_ptr: dict[Vma, int] = {}
-        self.vma_at: dict[int, Vma] = {}
-        self.av_at: dict[int, AnonVma] = {}
-        self.av_ptr: dict[AnonVma, int] = {}
+        #: the VMAs and anon_vmas by their numbers (index 0, NULL, holds None; an anon_vma
+        #: numbered 0 or below, a pointer to no slab object, is in av_odd)
+        self.vma_at: list[Vma | None] = [None]
+        self.av_at: list[AnonVma | None] = [None]
+        self.av_odd: dict[int, AnonVma] = {}
         #: the chains by their number in the records (glue.c: kt_known), in order
         self.avc_at: list[AnonVmaChain] = []
         self.mm_id: dict[Mm, int] = {}
@@ -190,6 +185,18 @@ class Binding:
         self.orphan_events: list[tuple[str, str, str]] = []
         #: the failed allocation of an armed call (KT_R_NOMEM: cache, number, caller)
         self.nomem: tuple[int, int, int] | None = None
+
+    def vma_number(self, vma: Vma) -> int:
+        """The number C knows ``vma`` by, 0 for a VMA it has not seen."""
+        return readback.vma_number(vma, self.vma_at)
+
+    def av_number(self, av: AnonVma) -> int:
+        """The number C knows ``av`` by, 0 for an anon_vma it has not seen."""
+        return readback.av_number(av, self.av_at, self.av_odd)
+
+    def av_get(self, n: int) -> AnonVma | None:
+        """The anon_vma C numbers ``n``, if Python has seen it."""
+        return readback.av_get(n, self.av_at, self.av_odd)
 
     def adopt(self, k: Kernel) -> None:
         """The replay's Kernel, first known now: events seen before it go to it."""
@@ -251,7 +258,7 @@ class Binding:
         if mm_id is None:
             mm_id = self.mm_id[vma.mm] = len(self.mm_id)
         av = vma.anon_vma
-        child = [0, mm_id, *parent[2:7], 0 if av is None else self.av_ptr.get(av, 0), 0]
+        child = [0, mm_id, *parent[2:7], 0 if av is None else self.av_number(av), 0]
         buf = array("l", [FORK, 2, 0, 0, -1, *child, *parent])
         k = self.k
         if k is not None and k.fail_nth:
@@ -271,8 +278,9 @@ class Binding:
         if not parents:
             return
         words = array("l", readback.fork_words(parents, self._mm_id(parents[0].mm),
-                                               self._mm_id(children[0].mm), self.vma_ptr,
-                                               self.flag_bits, self.file_id, self.av_ptr))
+                                               self._mm_id(children[0].mm), self.vma_at,
+                                               self.flag_bits, self.file_id, self.av_at,
+                                               self.av_odd))
         lib = self.library
         count = lib.kt_fork_all(words.buffer_info()[0])
         fast = lib.kt_fork_fast()
@@ -305,8 +313,8 @@ class Binding:
         readback.apply_fork(k, ins[0] if n_ins else 0, ins[1::3].tolist(),
                             None if own else ins[2::3].tolist(), pairs.tolist(),
                             None if own else chain.tolist(), avs.tolist(), allocs.tolist(),
-                            new.tolist(), children, parents, self.vma_ptr, self.vma_at,
-                            self.av_ptr, self.av_at, self.avc_at, self.allocated,
+                            new.tolist(), children, parents, self.vma_at, self.av_at,
+                            self.av_odd, self.avc_at, self.allocated,
                             None if self.bind_next is None else self._av, self.split)
 
     def _mm_id(self, mm: Mm) -> int:
@@ -325,30 +333,26 @@ class Binding:
         av = vma.anon_vma
         i = bisect_left(mm.starts, vma.start)
         attached = int(i < len(mm.vmas) and mm.vmas[i] is vma)
-        return [self.vma_ptr.get(vma, 0), mm_id, vma.start, vma.end, vma.pgoff, flags, file,
-                0 if av is None else self.av_ptr.get(av, 0), attached]
+        return [readback.vma_number(vma, self.vma_at), mm_id, vma.start, vma.end, vma.pgoff,
+                flags, file, 0 if av is None else self.av_number(av), attached]
 
     # -- readback ------------------------------------------------------------------------
     def _av(self, ptr: int) -> AnonVma:
-        av = self.av_at.get(ptr)
+        """The anon_vma C numbers ``ptr``: a new one (or the one waiting to be bound) at the
+        first sight of it."""
+        av = readback.av_get(ptr, self.av_at, self.av_odd)
         if av is None:
             av = self.bind_next
             if av is not None and ptr in self.allocated:
                 self.bind_next = None
             else:
                 av = AnonVma()
-            self.av_at[ptr] = av
-            self.av_ptr[av] = ptr
+            readback.bind_av(ptr, av, self.av_at, self.av_odd)
         return av
 
     def _set_av(self, recs: list[int], i: int) -> AnonVma:
-        av_at = self.av_at
-        try:
-            av = av_at[recs[i + 1]]
-            av.root, av.parent = av_at[recs[i + 3]], av_at[recs[i + 4]]
-        except KeyError:
-            av = self._av(recs[i + 1])
-            av.root, av.parent = self._av(recs[i + 3]), self._av(recs[i + 4])
+        av = self._av(recs[i + 1])
+        av.root, av.parent = self._av(recs[i + 3]), self._av(recs[i + 4])
         av.refcount = recs[i + 2]
         if self.split:
             av.num_children, av.num_active_vmas = recs[i + 5], recs[i + 6]
@@ -362,7 +366,7 @@ class Binding:
         states are applied once each, the last one, before a free of it and at the end)."""
         k = self.k
         assert k is not None or op in (MERGEABLE, FIND)
-        av_at, avc_at = self.av_at, self.avc_at
+        avc_at = self.avc_at
         # what changed, for the incremental invariant checks (Kernel.dirty_vmas/dirty_avs)
         dirty_vmas = k.dirty_vmas if k is not None else set()
         dirty_avs = k.dirty_avs if k is not None else set()
@@ -370,13 +374,13 @@ class Binding:
         rc = 0
         pending: dict[int, int] | None = None if pairs is None else {}
         at = -1
-        vma_at, vma_ptr, new_av, allocated = self.vma_at, self.vma_ptr, self._av, self.allocated
+        vma_at, new_av, allocated = self.vma_at, self._av, self.allocated
         add_vma, add_av = dirty_vmas.add, dirty_avs.add
         while i < n:
             t = recs[i]
             if t == R_INS:
                 avc_id, av_p = recs[i + 1], recs[i + 2]
-                av = av_at.get(av_p) or new_av(av_p)
+                av = new_av(av_p)
                 if avc_id < len(avc_at):
                     avc = avc_at[avc_id]
                 else:                   # a new chain: the next number
@@ -394,7 +398,7 @@ class Binding:
             elif t == R_VMA:
                 vma = vma_at[recs[i + 1]]
                 av_p, cnt = recs[i + 2], recs[i + 3]
-                vma.anon_vma = (av_at.get(av_p) or new_av(av_p)) if av_p else None
+                vma.anon_vma = new_av(av_p) if av_p else None
                 ids = recs[i + 4:i + 4 + 2 * cnt:2]                # head to tail
                 for j, avc_id in enumerate(ids):
                     if avc_id >= len(avc_at):   # a chain never inserted: the next number
@@ -414,20 +418,17 @@ class Binding:
             elif t == R_PAIR:
                 at, ptr = recs[i + 1], recs[i + 2]
                 vmas = pairs[at]  # type: ignore[index,assignment]
-                vma_ptr[vmas[0]] = ptr
-                vma_at[ptr] = vmas[0]
+                readback.bind_vma(ptr, vmas[0], vma_at)
                 i += 3
             elif t == R_NEWVMA:     # (of a fork_all: the current pair's parent)
                 vma = vmas[recs[i + 1]] if pairs is None else pairs[at][1]  # type: ignore[index]
-                ptr = recs[i + 2]
-                vma_ptr[vma] = ptr
-                vma_at[ptr] = vma
+                readback.bind_vma(recs[i + 2], vma, vma_at)
                 i += 3
             elif t == R_ALLOC:
                 allocated.add(recs[i + 1])
                 i += 2
             elif t == R_DEL:
-                avc, av = avc_at[recs[i + 1]], av_at[recs[i + 2]]
+                avc, av = avc_at[recs[i + 1]], new_av(recs[i + 2])
                 av.tree.pop(avc, None)
                 add_vma(avc.vma)
                 add_av(av)
@@ -436,7 +437,7 @@ class Binding:
                 ptr = recs[i + 1]
                 if pending and ptr in pending:
                     dirty_avs.add(self._set_av(recs, pending.pop(ptr)))
-                av = self.av_at.get(ptr)
+                av = self.av_get(ptr)
                 if av is None or av.name is None:
                     k.transient_anon_vmas += 1
                     if av is not None:
@@ -486,7 +487,7 @@ class Binding:
             return f"{where}: arithmetic exception at {addr:#x} (a division by zero?, SIGFPE)"
         signame = "SIGBUS" if sig == signal.SIGBUS else "SIGSEGV"
         if slot_state == SLOT_FREED:
-            av = self.av_at.get(av_id(addr & ~0xFFF)) or self.av_at.get(av_id(addr))
+            av = self.av_get(self.library.lib.kt_addr_av(addr))
             what = f"use after free of {av.name}" if av is not None and av.name else "use after free"
             return f"{where}: {what} (the tree's code touched freed slab object at {addr:#x}, {signame})"
         if code == 0x80:
@@ -498,7 +499,9 @@ class Binding:
 
     def tree_order(self, av: AnonVma) -> list[AnonVmaChain]:
         """The anon_vma's interval tree in order, walked in C (for tests against the log)."""
-        ptr = self.av_ptr[av]
+        ptr = self.av_number(av)
+        if not ptr:
+            raise KeyError(av)
         n = self.library.lib.kt_tree(ptr, None, 0)
         buf = (ctypes.c_long * max(n, 1))()
         self.library.lib.kt_tree(ptr, buf, n)

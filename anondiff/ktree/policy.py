@@ -76,7 +76,7 @@ class KernelTreePolicy(Policy):
             b = self._b = binding.Binding(self.library, None, self.counters)
         window = [v for v in (prev, vma, next) if v is not None]
         found = b.call(binding.FIND, window, window=window.index(vma))
-        return b.av_at.get(found) if found else None
+        return b.av_get(found) if found else None
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         self._bind(k).fork(vma, pvma)
@@ -117,7 +117,7 @@ class KernelTreePolicy(Policy):
 
     def unlink_anon_vmas(self, k: Kernel, vma: Vma) -> None:
         b = self._bind(k)
-        if vma not in b.vma_ptr and vma.anon_vma is None:
+        if not b.vma_number(vma) and vma.anon_vma is None:
             return          # never seen by C: an unfaulted VMA with an empty chain
         b.call(binding.UNLINK, [vma])
 
@@ -134,7 +134,7 @@ class KernelTreePolicy(Policy):
 
     def rekey(self, k: Kernel, vma: Vma) -> None:
         b = self._bind(k)
-        if vma in b.vma_ptr:
+        if b.vma_number(vma):
             b.call(binding.REKEY, [vma])
 
     def dup_anon_vma(self, k: Kernel, dst: Vma, src: Vma) -> None:
@@ -173,7 +173,10 @@ class KernelTreePolicy(Policy):
             # a new root: the tree's own __anon_vma_prepare() with no neighbour to reuse
             b.call(binding.PREPARE, [vma], window=0)
         else:
-            b.call(binding.ATTACH, [vma], b.av_ptr[av])
+            num = b.av_number(av)
+            if not num:
+                raise KeyError(av)
+            b.call(binding.ATTACH, [vma], num)
 
 
 def tree_policy(spec: TreeSpec) -> KernelTreePolicy:

@@ -5,9 +5,11 @@ Compiled with mypyc with the kernel model (anondiff/_compiled.py: MODULES), so t
 set the model's native objects' fields directly; plain loops, the same code on the pure-Python
 path (ANONDIFF_PURE=1). No ctypes here: :mod:`.binding` hands over the records as a list.
 
-The numbers of VMAs and anon_vmas (rotated pointers, most of them above 2**30) stay the int
-objects the records' lists hold (typed ``object``): as ``int`` mypyc would unbox each one read
-and box it again, a new int object, for each dict it goes into.
+VMAs and anon_vmas are known by small numbers in creation order (glue.c: kt_vma_id(),
+kt_av_id()): each object keeps its own (``Vma.kt``, ``AnonVma.kt``) and the binding its objects
+in lists indexed by them (``vma_at``, ``av_at``; a pointer to no slab object, numbered below
+zero, and NULL, 0, in the dict ``av_odd``).  A number is trusted only when the list holds that
+very object there: an object of another replay's binding is a new one to this one.
 """
 from __future__ import annotations
 
@@ -53,17 +55,64 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
     return copies, tmps, wipes, children, parents
 
 
-def fork_words(parents: list[Vma], pmm: int, cmm: int, vma_ptr: dict[Vma, Any],
+def vma_number(vma: Vma, vma_at: list[Vma | None]) -> int:
+    """The number C knows ``vma`` by, 0 for a VMA it has not seen."""
+    n = vma.kt
+    return n if 0 < n < len(vma_at) and vma_at[n] is vma else 0
+
+
+def av_number(av: AnonVma, av_at: list[AnonVma | None], av_odd: dict[int, AnonVma]) -> int:
+    """The number C knows ``av`` by, 0 for an anon_vma it has not seen."""
+    n = av.kt
+    if n > 0:
+        return n if n < len(av_at) and av_at[n] is av else 0
+    return n if n and av_odd.get(n) is av else 0
+
+
+def av_get(n: int, av_at: list[AnonVma | None], av_odd: dict[int, AnonVma]) -> AnonVma | None:
+    """The anon_vma numbered ``n`` if there is one yet."""
+    if n > 0:
+        return av_at[n] if n < len(av_at) else None
+    return av_odd.get(n)
+
+
+def bind_av(n: int, av: AnonVma, av_at: list[AnonVma | None], av_odd: dict[int, AnonVma]) -> None:
+    """``av`` is the anon_vma numbered ``n`` from now on."""
+    av.kt = n
+    if n > 0:
+        room(av_at, n)
+        av_at[n] = av
+    else:
+        av_odd[n] = av
+
+
+def bind_vma(n: int, vma: Vma, vma_at: list[Vma | None]) -> None:
+    """``vma`` is the VMA numbered ``n`` from now on."""
+    vma.kt = n
+    room(vma_at, n)
+    vma_at[n] = vma
+
+
+def room(items: list[Any], n: int) -> None:
+    """Make ``items[n]`` exist (None until set)."""
+    if len(items) <= n:
+        items.extend([None] * (n + 1 - len(items)))
+
+
+def fork_words(parents: list[Vma], pmm: int, cmm: int, vma_at: list[Vma | None],
                flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
-               file_id: dict[object, int], av_ptr: dict[AnonVma, Any]) -> list[Any]:
+               file_id: dict[object, int], av_at: list[AnonVma | None],
+               av_odd: dict[int, AnonVma]) -> list[int]:
     """kt_fork_all()'s input: the number of pairs, the two mm ids, then the parents' columns
     (pointer, 0 for a VMA C has not seen; start; end; pgoff; flag word; file id; anon_vma)."""
     n = len(parents)
-    words: list[Any] = [0] * (3 + 7 * n)
+    words: list[int] = [0] * (3 + 7 * n)
     words[0], words[1], words[2] = n, pmm, cmm
     i = 3
+    nvmas = len(vma_at)
     for vma in parents:
-        words[i] = vma_ptr.get(vma, 0)
+        num = vma.kt
+        words[i] = num if 0 < num < nvmas and vma_at[num] is vma else 0
         words[i + n] = vma.start
         words[i + 2 * n] = vma.end
         words[i + 3 * n] = vma.pgoff
@@ -74,16 +123,16 @@ def fork_words(parents: list[Vma], pmm: int, cmm: int, vma_ptr: dict[Vma, Any],
         fid = file_id.get(vma.file, -1)
         words[i + 5 * n] = fid if fid >= 0 else file_id[vma.file]
         av = vma.anon_vma
-        words[i + 6 * n] = 0 if av is None else av_ptr.get(av, 0)
+        words[i + 6 * n] = 0 if av is None else av_number(av, av_at, av_odd)
         i += 1
     return words
 
 
-def apply_fork(k: Kernel, first_id: int, ins_av: list[Any], ins_vma: list[Any] | None,
-               pairs: list[Any], chain: list[int] | None, avs: list[Any], allocs: list[Any],
-               new: list[Any], children: list[Vma], parents: list[Vma],
-               vma_ptr: dict[Vma, Any], vma_at: dict[Any, Vma], av_ptr: dict[AnonVma, Any],
-               av_at: dict[Any, AnonVma], avc_at: list[AnonVmaChain], allocated: set[Any],
+def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] | None,
+               pairs: list[int], chain: list[int] | None, avs: list[int], allocs: list[int],
+               new: list[int], children: list[Vma], parents: list[Vma],
+               vma_at: list[Vma | None], av_at: list[AnonVma | None], av_odd: dict[int, AnonVma],
+               avc_at: list[AnonVmaChain], allocated: set[int],
                new_av: Callable[[int], AnonVma] | None, split: bool) -> None:
     """Apply kt_fork_fast()'s sections to the model: the children's and new parents'
     pointers, the allocations, the insertions in order (an anon_vma named at its first, each
@@ -98,20 +147,26 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[Any], ins_vma: list[Any] |
     children's anon_vmas and the anon_vmas' state name them mostly in that order, so each is
     found by comparing with the next one of that list before asking ``av_at`` (a miss asks
     ``av_at`` and keeps the place: never a search)."""
-    # the children's pointers, then those of the parents C had not seen
+    # the children's numbers, then those of the parents C had not seen
+    if pairs:
+        room(vma_at, max(pairs[0::3]))
+    if new:
+        room(vma_at, max(new[1::2]))
+    if allocs:
+        room(av_at, max(allocs))
     j = 0
     for child in children:
-        ptr = pairs[j]
-        vma_ptr[child] = ptr
-        vma_at[ptr] = child
+        num = pairs[j]
+        child.kt = num
+        vma_at[num] = child
         j += 3
     for j in range(0, len(new), 2):
         vma = parents[new[j]]
-        ptr = new[j + 1]
-        vma_ptr[vma] = ptr
-        vma_at[ptr] = vma
-    for ptr in allocs:
-        allocated.add(ptr)
+        num = new[j + 1]
+        vma.kt = num
+        vma_at[num] = vma
+    for num in allocs:
+        allocated.add(num)
     dirty_vmas, dirty_avs = k.dirty_vmas, k.dirty_avs
     # the insertions: an anon_vma first seen here is named at its first insertion
     if ins_av:              # chains numbered in order from the next number
@@ -122,17 +177,18 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[Any], ins_vma: list[Any] |
     pair = 0
     left: int = pairs[2] if pairs else 0     # insertions left to the current child
     fresh: list[AnonVma] = []               # the anon_vmas first seen here, in order
-    fresh_ptrs: list[Any] = []
-    last_ptr: Any = 0
+    fresh_ptrs: list[int] = []
+    last_ptr = 0
     last: AnonVma | None = None
+    nav = len(av_at)
     for j in range(len(ins_av)):
         ptr = ins_av[j]
         if last is not None and ptr == last_ptr:
             av = last
         else:
-            got = av_at.get(ptr)
+            got = av_at[ptr] if 0 < ptr < nav else av_get(ptr, av_at, av_odd)
             if got is None:
-                av = _new(ptr, av_at, av_ptr, new_av)
+                av = _new(ptr, av_at, av_odd, new_av)
                 fresh.append(av)
                 fresh_ptrs.append(ptr)
             else:
@@ -147,7 +203,9 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[Any], ins_vma: list[Any] |
             vma = children[pair]
             left -= 1
         else:
-            vma = vma_at[ins_vma[j]]
+            got_vma = vma_at[ins_vma[j]]
+            assert got_vma is not None
+            vma = got_vma
             dirty_vmas.add(vma)
         seq += 1
         avc = AnonVmaChain(vma, av, seq)
@@ -168,7 +226,7 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[Any], ins_vma: list[Any] |
                 av = fresh[f]   # (anon_vma_fork()'s new anon_vma, in the order made)
                 f += 1
             else:
-                av = _known(ptr, av_at, av_ptr, new_av)
+                av = _known(ptr, av_at, av_odd, new_av)
             child.anon_vma = av
             dirty_avs.add(av)
         else:
@@ -181,8 +239,8 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[Any], ins_vma: list[Any] |
         dirty_vmas.add(child)
     # the anon_vmas' state (KT_R_AV: pointer, refcount, root, parent, two counters); the
     # anon_vmas a fork makes share their root and parent: the last ones looked up are kept
-    root_ptr: Any = 0
-    parent_ptr: Any = 0
+    root_ptr = 0
+    parent_ptr = 0
     root: AnonVma | None = None
     up: AnonVma | None = None
     f = 0
@@ -192,14 +250,14 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[Any], ins_vma: list[Any] |
             av = fresh[f]
             f += 1
         else:
-            av = _known(ptr, av_at, av_ptr, new_av)
+            av = _known(ptr, av_at, av_odd, new_av)
         ptr = avs[j + 2]
         if root is None or ptr != root_ptr:
-            root, root_ptr = _known(ptr, av_at, av_ptr, new_av), ptr
+            root, root_ptr = _known(ptr, av_at, av_odd, new_av), ptr
         av.root = root
         ptr = avs[j + 3]
         if up is None or ptr != parent_ptr:
-            up, parent_ptr = _known(ptr, av_at, av_ptr, new_av), ptr
+            up, parent_ptr = _known(ptr, av_at, av_odd, new_av), ptr
         av.parent = up
         av.refcount = avs[j + 1]
         if split:
@@ -210,21 +268,20 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[Any], ins_vma: list[Any] |
         dirty_avs.add(av)
 
 
-def _new(ptr: Any, av_at: dict[Any, AnonVma], av_ptr: dict[AnonVma, Any],
+def _new(n: int, av_at: list[AnonVma | None], av_odd: dict[int, AnonVma],
          new_av: Callable[[int], AnonVma] | None) -> AnonVma:
-    """The anon_vma at ``ptr``, which ``av_at`` does not hold yet."""
+    """The anon_vma numbered ``n``, which the binding does not hold yet."""
     if new_av is None:
         av = AnonVma()
-        av_at[ptr] = av
-        av_ptr[av] = ptr
+        bind_av(n, av, av_at, av_odd)
         return av
-    return new_av(ptr)
+    return new_av(n)
 
 
-def _known(ptr: Any, av_at: dict[Any, AnonVma], av_ptr: dict[AnonVma, Any],
+def _known(n: int, av_at: list[AnonVma | None], av_odd: dict[int, AnonVma],
            new_av: Callable[[int], AnonVma] | None) -> AnonVma:
-    """The anon_vma C knows at ``ptr``: a new one at the first sight of it."""
-    av = av_at.get(ptr)
+    """The anon_vma C knows by ``n``: a new one at the first sight of it."""
+    av = av_get(n, av_at, av_odd)
     if av is None:
-        return _new(ptr, av_at, av_ptr, new_av)
+        return _new(n, av_at, av_odd, new_av)
     return av

@@ -185,51 +185,7 @@ void kt_mmap_assert(struct mm_struct *mm, int write, const char *file, int line)
 }
 
 static void kt_emit_av(struct anon_vma *av);
-
-/*
- * The numbers Python knows VMAs and anon_vmas by: their pointers rotated right past the bits
- * that alignment leaves zero (16 bytes for a VMA, 256 or a page for a slab object), so that
- * as keys of Python's dicts (an int hashes to itself) they spread over its slots instead of
- * piling up in a few of them.  A bijection, NULL is 0: a pointer the tree's code left
- * dangling or uninitialised is a number of its own as well.
- */
-#define KT_VMA_ROT	4
-#define KT_AV_ROT	8
-
-static inline long kt_rotr(const void *p, int bits)
-{
-	unsigned long v = (unsigned long)p;
-
-	return (long)(v >> bits | v << (64 - bits));
-}
-
-static inline void *kt_rotl(long id, int bits)
-{
-	unsigned long v = (unsigned long)id;
-
-	return (void *)(v << bits | v >> (64 - bits));
-}
-
-static inline long kt_vma_id(const struct vm_area_struct *vma)
-{
-	return kt_rotr(vma, KT_VMA_ROT);
-}
-
-static inline struct vm_area_struct *kt_vma_at(long id)
-{
-	return kt_rotl(id, KT_VMA_ROT);
-}
-
-static inline long kt_av_id(const struct anon_vma *av)
-{
-	return kt_rotr(av, KT_AV_ROT);
-}
-
-static inline struct anon_vma *kt_av_at(long id)
-{
-	return kt_rotl(id, KT_AV_ROT);
-}
-
+static long kt_av_id(const struct anon_vma *av);
 /* -- slab ---------------------------------------------------------------------------- */
 
 static long kt_slot_of(const void *p)
@@ -241,6 +197,66 @@ static long kt_slot_of(const void *p)
 	if (kt_packed && c >= kt_packed && c < kt_packed + KT_PACK_SLOTS * KT_PACK_SIZE)
 		return KT_PAGE_SLOTS + (c - kt_packed) / KT_PACK_SIZE;
 	return -1;
+}
+
+/*
+ * The numbers Python knows VMAs and anon_vmas by, small and in creation order so that Python
+ * keeps its objects in lists indexed by them (and each object its own number) rather than in
+ * maps from pointers: a VMA's is its place in kt_vmas plus one (kept in the shim's struct);
+ * an anon_vma's its slab slot plus one.  NULL is 0.  A pointer to no slab object's start (one
+ * the tree's code left dangling or uninitialised) gets a negative number of its own, from
+ * kt_foreign, and tells kt_fork_all() to hand its records over one by one.
+ */
+static void **kt_foreign;
+static long kt_nr_foreign, kt_cap_foreign;
+
+static const char *kt_slot_addr(long slot)
+{
+	if (slot < KT_PAGE_SLOTS)
+		return kt_pages + slot * KT_PAGE;
+	return kt_packed + (slot - KT_PAGE_SLOTS) * KT_PACK_SIZE;
+}
+
+static inline long kt_vma_id(const struct vm_area_struct *vma)
+{
+	return vma ? vma->kt_nr : 0;
+}
+
+static inline struct vm_area_struct *kt_vma_at(long id)
+{
+	return id > 0 && id <= kt_nr_vmas ? kt_vmas[id - 1] : NULL;
+}
+
+static long kt_av_id(const struct anon_vma *av)
+{
+	long slot = kt_slot_of(av), i;
+
+	if (!av)
+		return 0;
+	if (slot >= 0 && kt_slot_addr(slot) == (const char *)av)
+		return slot + 1;
+	kt_surprise = 1;
+	for (i = 0; i < kt_nr_foreign; i++)
+		if (kt_foreign[i] == av)
+			return -(i + 1);
+	kt_foreign = kt_grow(kt_foreign, &kt_cap_foreign, kt_nr_foreign + 1, sizeof(*kt_foreign));
+	kt_foreign[kt_nr_foreign++] = (void *)av;
+	return -kt_nr_foreign;
+}
+
+static struct anon_vma *kt_av_at(long id)
+{
+	if (id > 0)
+		return (struct anon_vma *)kt_slot_addr(id - 1);
+	if (id < 0 && -id <= kt_nr_foreign)
+		return kt_foreign[-id - 1];
+	return NULL;
+}
+
+/* The number of the slab object that holds an address (a crash's), 0 for none. */
+long kt_addr_av(long addr)
+{
+	return kt_slot_of((const void *)addr) + 1;
 }
 
 struct kmem_cache *kmem_cache_create(const char *name, unsigned int size,
@@ -443,6 +459,7 @@ static void kt_release(void)
 	kt_nr_caches = 0;
 	kt_mms = NULL;
 	kt_nr_mms = kt_nr_vmas = 0;
+	kt_nr_foreign = 0;
 }
 
 static void kt_install_handlers(void);
@@ -511,6 +528,7 @@ static struct vm_area_struct *kt_vma_new(void)
 	INIT_LIST_HEAD(&vma->anon_vma_chain);
 	kt_vmas = kt_grow(kt_vmas, &kt_cap_vmas, kt_nr_vmas + 1, sizeof(*kt_vmas));
 	kt_vmas[kt_nr_vmas++] = vma;
+	vma->kt_nr = kt_nr_vmas;
 	return vma;
 }
 

@@ -252,6 +252,7 @@ struct vm_area_struct {
 	struct anon_vma *anon_vma;
 	struct list_head anon_vma_chain;
 	int kt_attached;
+	long kt_nr;		/* the number Python knows it by (glue.c: kt_vma_id()) */
 };
 
 struct mempolicy;
