@@ -7,9 +7,11 @@ def run() -> None:
     # Ctrl-C while the imports still run (click, yaml: a few hundred milliseconds on a loaded
     # machine) ends like any Ctrl-C: quiet, status 130, no traceback
     try:
+        from . import cli
         from .cli import EXIT_INTERRUPTED, main
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    cli.LEFT_FOR_EXIT = []
     try:
         main(prog_name="anondiff")
     except KeyboardInterrupt:       # one landing between main()'s own handlers
