@@ -111,9 +111,10 @@ def _fields(cls: type, *names: str) -> itemgetter:
     return itemgetter(*(cls._fields.index(n) for n in names))  # type: ignore[attr-defined]
 
 
-_VMA_NAME, _VMA_RANGE, _VMA_PROT, _VMA_FLAGS, _VMA_ANON_VMA, _VMA_CHAIN = (
-    _fields(VmaView, "name"), _fields(VmaView, "start", "end"), _fields(VmaView, "prot"),
-    _fields(VmaView, "flags"), _fields(VmaView, "anon_vma"), _fields(VmaView, "chain"))
+_VMA_NAME, _VMA_START, _VMA_END, _VMA_PROT, _VMA_FLAGS, _VMA_ANON_VMA, _VMA_CHAIN = (
+    _fields(VmaView, "name"), _fields(VmaView, "start"), _fields(VmaView, "end"),
+    _fields(VmaView, "prot"), _fields(VmaView, "flags"), _fields(VmaView, "anon_vma"),
+    _fields(VmaView, "chain"))
 _AV_NAME, _AV_PARENT, _AV_ROOT, _AV_COUNTERS, _AV_REFCOUNT, _AV_USERS = (
     _fields(AnonVmaView, "name"), _fields(AnonVmaView, "parent"), _fields(AnonVmaView, "root"),
     _fields(AnonVmaView, "counters"), _fields(AnonVmaView, "refcount"),
@@ -133,7 +134,9 @@ def topology_blocks(t: Topology) -> Iterator[list[str]]:
             avs = list(map(by_name, labels))        # None: no anon_vma (no label is None's)
             yield _columns_table([
                 list(map(_VMA_NAME, vmas)),
-                list(map("%#x-%#x".__mod__, map(_VMA_RANGE, vmas))),
+                # "%#x-%#x": hex() is that, without parsing a format per VMA
+                list(map("-".join, zip(map(hex, map(_VMA_START, vmas)),
+                                       map(hex, map(_VMA_END, vmas))))),
                 _cached(_prot, list(map(_VMA_PROT, vmas))),
                 _cached(_flags, list(map(_VMA_FLAGS, vmas))),
                 [label or "-" for label in labels],
