@@ -292,7 +292,18 @@ def _on_signal(signum: int, frame: object) -> None:
 
 class _Main(click.Group):
     """Ctrl-C exits 130 (not click's "Aborted!" and 1, which would read as "different");
-    SIGTERM and SIGHUP unwind (temporary files removed) and exit 128 + the signal."""
+    SIGTERM and SIGHUP unwind (temporary files removed) and exit 128 + the signal.  The
+    commands of :data:`LAZY_COMMANDS` are imported when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | LAZY_COMMANDS.keys())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            import importlib
+            module, _, attr = LAZY_COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         import signal
@@ -504,17 +515,16 @@ def list_policies() -> None:
         click.echo(f"  {first:<13} .. {name}" + (f" ({doubt})" if doubt else ""))
 
 
-from .explain.command import explain_command  # noqa: E402  (it needs the helpers above)
-
-main.add_command(explain_command)
-
-
-from .live import cli as _live_cli  # noqa: E402  (click commands only; the reader loads lazily)
-main.add_command(_live_cli.live)
-main.add_command(_live_cli.capture)
-main.add_command(_live_cli.reproducer)
-from .search.cli import search as _search  # noqa: E402  (the command; the search loads lazily)
-main.add_command(_search)
+#: the commands defined in other modules (which import the helpers above), by name: each is
+#: imported when it runs, or when --help or shell completion lists the commands, so that
+#: ``anondiff run`` pays for none of them
+LAZY_COMMANDS = {
+    "capture": "anondiff.live.cli:capture",
+    "explain": "anondiff.explain.command:explain_command",
+    "live": "anondiff.live.cli:live",
+    "reproducer": "anondiff.live.cli:reproducer",
+    "search": "anondiff.search.cli:search",
+}
 
 
 if __name__ == "__main__":  # pragma: no cover
