@@ -351,9 +351,16 @@ class _Batch:
                 or max(stops) > TASK_SIZE:
             return None
         specs = list(map(protos.__getitem__, tails))
+        # a field the shapes of the batch all agree on is repeated, not looked up line by line
+        shaped = set(protos.values())
+        first = specs[0]
         out = _Specs(map(tuple.__new__, repeat(VmaSpec, n), zip(
-            names, starts, stops, *[map(field, specs) for field in _SHAPE_FIELDS],
-            range(line, line + n), map(_OFFSET, specs))))
+            names, starts, stops,
+            *[repeat(field(first)) if len({field(spec) for spec in shaped}) == 1
+              else map(field, specs) for field in _SHAPE_FIELDS],
+            range(line, line + n),
+            repeat(_OFFSET(first)) if len({_OFFSET(spec) for spec in shaped}) == 1
+            else map(_OFFSET, specs))))
         out.size = stop - pos
         return out
 

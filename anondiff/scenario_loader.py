@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from operator import attrgetter, le, lt
+from itertools import product
+from operator import itemgetter, le, lt
 from pathlib import Path
 
 import yaml
@@ -26,31 +27,46 @@ from .yamlnodes import (_NAME_RE, TAG_BOOL, TAG_INT, TAG_MAP, TAG_NULL, TAG_STR,
 __all__ = ["Loader", "compose"]
 
 
+#: VmaSpec fields by position, for C loops over a list of 65,000 (``map(_START, specs)``)
+_NAME, _START, _END, _LABEL, _FILE = (itemgetter(VmaSpec._fields.index(f))
+                                      for f in ("name", "start", "end", "anon_vma", "file"))
+_LABEL_FILE = itemgetter(VmaSpec._fields.index("anon_vma"), VmaSpec._fields.index("file"))
+
+
 def _sound_vmas(specs: list[VmaSpec], process: str,
                 labels: dict[str, _LabelUse]) -> tuple[VmaSpec, ...] | None:
     """What :meth:`Loader.vmas` gives for VMAs read line by line when nothing is wrong with
     them (names unique, labels used as :meth:`Loader.label` allows, no overlap), checked a list
-    at a time; None if anything is (the VMAs are then checked one by one, to say what)."""
-    if len({spec.name for spec in specs}) != len(specs):
+    at a time by C loops; None if anything is (the VMAs are then checked one by one, to say
+    what)."""
+    if len(set(map(_NAME, specs))) != len(specs):
         return None
     # a label's first use (an earlier list's, else this one's first VMA with it), and every
     # VMA with it in the same process and file as that one: checked once per (label, file)
-    firsts = {spec.anon_vma: spec for spec in reversed(specs) if spec.anon_vma is not None}
+    firsts: dict[str | None, VmaSpec] | None = None
     new: dict[str, _LabelUse] = {}
-    for label, file in {(spec.anon_vma, spec.file) for spec in specs
-                        if spec.anon_vma is not None}:
+    files = set(map(_FILE, specs))
+    # (label, file) pairs: with one file (anonymous VMAs: None) every label goes with it
+    pairs = (product(set(map(_LABEL, specs)), files) if len(files) == 1
+             else set(map(_LABEL_FILE, specs)))
+    for label, file in pairs:
+        if label is None:
+            continue
         first = new.get(label) or labels.get(label)
         if first is None:
+            if firsts is None:      # each label's first VMA (the last one written wins)
+                firsts = dict(zip(map(_LABEL, reversed(specs)), reversed(specs)))
             first = new[label] = _LabelUse(process, firsts[label])
         if first.process != process or first.vma.file != file:
             return None
-    starts = [spec.start for spec in specs]
+    starts = list(map(_START, specs))
     if all(map(lt, starts, starts[1:])):         # in address order already (a C loop)
         ordered = specs
     else:
-        ordered = sorted(specs, key=attrgetter("start"))
-        starts = [spec.start for spec in ordered]
-    if not all(map(le, [spec.end for spec in ordered[:-1]], starts[1:])):
+        ordered = sorted(specs, key=_START)
+        starts = list(map(_START, ordered))
+    # each VMA's end against the next one's start (map stops at the shorter list)
+    if not all(map(le, map(_END, ordered), starts[1:])):
         return None
     labels.update(new)
     return tuple(ordered)

@@ -218,3 +218,45 @@ def test_interrupt_exits_128_plus_signal_and_leaves_nothing(tmp_path: Path, sign
     assert p.returncode == code, err
     assert b"Aborted" not in err and b"Traceback" not in err
     assert os.listdir(tmp_path) == ["fifo"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+# -- the exit without the interpreter's finalization (anondiff.__main__.exit_now) ----------------
+
+def _entry(prelude: str, *args: str):  # type: ignore[no-untyped-def]
+    """``python -m anondiff ARGS`` with *prelude* run first in the same interpreter."""
+    import subprocess
+    import sys
+    code = (prelude + "\nimport runpy, sys\nsys.argv = ['anondiff'] + sys.argv[1:]\n"
+            "runpy.run_module('anondiff', run_name='__main__')\n")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                          timeout=120)
+
+
+def test_quick_exit_keeps_the_output_and_the_status() -> None:
+    """Standard output is flushed before the process ends, large or not, and the status is the
+    command's (1: an expectation failed; 2: trouble)."""
+    r = _entry("", "run", "scenarios/cve-2022-42703.yaml", "--format", "json")
+    from anondiff.render import formatter, text
+    from anondiff.render import RenderOptions
+    from anondiff.engine import replay
+    from anondiff.policies import POLICIES
+    from anondiff.scenario import load
+    sc = load(str(ROOT / "scenarios" / "cve-2022-42703.yaml"))
+    want = text(formatter("json").render_run([replay(sc, cls()) for cls in POLICIES],
+                                             RenderOptions()))
+    assert (r.returncode, r.stdout.decode()) == (0, want)
+    bad = _entry("", "run", "scenarios/no-such-file.yaml")
+    assert bad.returncode == 2 and bad.stderr.startswith(b"anondiff: scenarios/no-such-file")
+
+
+def test_quick_exit_leaves_atexit_functions_and_threads_to_the_usual_exit() -> None:
+    """An atexit function (coverage's, logging's) still runs; a thread still running is
+    waited for, as the interpreter does."""
+    r = _entry("import atexit, sys\natexit.register(lambda: print('atexit ran', file=sys.stderr))",
+               "run", SEED, "-p", "v2", "--final-only")
+    assert (r.returncode, r.stderr) == (0, b"atexit ran\n") and b"process C" in r.stdout
+    r = _entry("import sys, threading, time\n"
+               "def late():\n    time.sleep(0.5)\n    print('thread done', file=sys.stderr)\n"
+               "threading.Thread(target=late).start()",
+               "run", SEED, "-p", "v2", "--final-only")
+    assert (r.returncode, r.stderr) == (0, b"thread done\n")

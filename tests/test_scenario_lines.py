@@ -144,6 +144,10 @@ def test_fast_path_only_where_it_is_exact(text: str, fast: bool) -> None:
     (lines("      - {name: 'a', start: 4096, pages: 1}\n",
            tail="  - name: Q\n    vmas:\n" + vma(5) + vma(6) + vma(5)), "t.yaml:10: "),
     (lines(vma(0), vma(1, "file: x, faulted: true, anon_vma: AV0")), "must agree on 'file'"),
+    # one label of many is another process's: every label of the list is checked
+    (lines(vma(0), tail="  - name: Q\n    vmas:\n" + "".join(
+        vma(i, f"faulted: true, anon_vma: Q{i}") for i in range(1, 41)) + vma(41)),
+     "is used in processes P and Q"),
     (lines(vma(0), tail="steps:\n  - {fork: Q}\n"), "'Q' is not a process"),
     (lines(vma(0), tail="steps: [\n"), "YAML syntax error"),
     (lines(vma(0), "    vmas:\n" + vma(1)), "duplicate key 'vmas'"),

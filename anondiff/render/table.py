@@ -3,10 +3,11 @@ table of anon_vmas, then the findings.  Plain ASCII, no trailing spaces."""
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from itertools import chain, repeat
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, TypeVar
 
-from ..topology import AnonVmaView, Finding, PageView, Replay, Topology
+from ..topology import AnonVmaView, Finding, PageView, Replay, Topology, VmaView
 from . import RenderOptions
 
 if TYPE_CHECKING:  # the differ is not needed to draw a run
@@ -41,11 +42,14 @@ def _columns_table(columns: list[list[str]], headers: list[str]) -> list[str]:
             widths[i] = widest
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    # a row is its cells padded (str.ljust, as tabulate pads) and joined, trailing spaces cut;
-    # done a column, then a row at a time by C loops (map), for tables of 65,000 rows
-    padded = [list(map(str.ljust, column, repeat(w, len(column))))
-              for column, w in zip(columns, widths)]
-    lines += map(str.rstrip, map("  ".join, zip(*padded)))
+    if not columns or not columns[0]:
+        return lines
+    # a row is its cells padded (as str.ljust, as tabulate pads: "%-*s") and joined, trailing
+    # spaces cut: one format per row (a C loop over the rows, for tables of 65,000 rows); the
+    # last cell is not padded, so only a row whose last cell is empty can end in spaces
+    row = "  ".join(["%%-%ds" % w for w in widths[:-1]] + ["%s"])
+    rows = map(row.__mod__, zip(*columns))
+    lines += map(str.rstrip, rows) if "" in columns[-1] else rows
     if not lines[-1]:
         lines.pop()     # a last row with nothing in it ends the text: splitlines() dropped it
     return lines
@@ -101,24 +105,44 @@ def topology_lines(t: Topology) -> Iterator[str]:
     return chain.from_iterable(topology_blocks(t))
 
 
+def _fields(cls: type, *names: str) -> itemgetter:
+    """An itemgetter of the named fields of a NamedTuple class (a C call per row, where an
+    attribute is a property calling one)."""
+    return itemgetter(*(cls._fields.index(n) for n in names))  # type: ignore[attr-defined]
+
+
+_VMA_NAME, _VMA_START, _VMA_END, _VMA_PROT, _VMA_FLAGS, _VMA_ANON_VMA, _VMA_CHAIN = (
+    _fields(VmaView, "name"), _fields(VmaView, "start"), _fields(VmaView, "end"),
+    _fields(VmaView, "prot"), _fields(VmaView, "flags"), _fields(VmaView, "anon_vma"),
+    _fields(VmaView, "chain"))
+_AV_NAME, _AV_PARENT, _AV_ROOT, _AV_COUNTERS, _AV_REFCOUNT, _AV_USERS = (
+    _fields(AnonVmaView, "name"), _fields(AnonVmaView, "parent"), _fields(AnonVmaView, "root"),
+    _fields(AnonVmaView, "counters"), _fields(AnonVmaView, "refcount"),
+    _fields(AnonVmaView, "users"))
+
+
 def topology_blocks(t: Topology) -> Iterator[list[str]]:
-    """:func:`topology_lines` in lists of lines (a table is one list)."""
+    """:func:`topology_lines` in lists of lines (a table is one list).  The columns of a table
+    are made a column at a time by C loops (``map``) where they can be: 65,000-row tables."""
     by_name = {a.name: a for a in t.anon_vmas}.get
 
     for p in t.processes:
         vmas = p.vmas
         yield [f"process {p.name}"]
         if vmas:
-            avs = [by_name(v.anon_vma) if v.anon_vma else None for v in vmas]
+            labels = list(map(_VMA_ANON_VMA, vmas))
+            avs = list(map(by_name, labels))        # None: no anon_vma (no label is None's)
             yield _columns_table([
-                [v.name for v in vmas],
-                ["%#x-%#x" % (v.start, v.end) for v in vmas],
-                _cached(_prot, [v.prot for v in vmas]),
-                _cached(_flags, [v.flags for v in vmas]),
-                [v.anon_vma or "-" for v in vmas],
+                list(map(_VMA_NAME, vmas)),
+                # "%#x-%#x": hex() is that, without parsing a format per VMA
+                list(map("-".join, zip(map(hex, map(_VMA_START, vmas)),
+                                       map(hex, map(_VMA_END, vmas))))),
+                _cached(_prot, list(map(_VMA_PROT, vmas))),
+                _cached(_flags, list(map(_VMA_FLAGS, vmas))),
+                [label or "-" for label in labels],
                 [(av.parent or "-") if av else "-" for av in avs],
                 [av.root if av else "-" for av in avs],
-                [" ".join(v.chain) or "-" for v in vmas],
+                [text or "-" for text in map(" ".join, map(_VMA_CHAIN, vmas))],
                 # _pages(), the one-page VMA's inline (a call per VMA less)
                 [(f"{pg.name}>{pg.mapping}" if pg.in_chain else f"{pg.name}>{pg.mapping}!")
                  if len(pages := v.pages) == 1 and (pg := pages[0])
@@ -131,13 +155,13 @@ def topology_blocks(t: Topology) -> Iterator[list[str]]:
     if t.anon_vmas:
         all_avs = t.anon_vmas
         yield _columns_table([
-            [a.name for a in all_avs],
-            [a.parent or "-" for a in all_avs],
-            [a.root for a in all_avs],
-            _cached(_counters, [a.counters for a in all_avs]),
-            [str(a.refcount) for a in all_avs],
-            [" ".join(users) if 0 < len(users := a.users) <= 8 else _some(users)
-             for a in all_avs],       # _some(), the few users' inline
+            list(map(_AV_NAME, all_avs)),
+            [parent or "-" for parent in map(_AV_PARENT, all_avs)],
+            list(map(_AV_ROOT, all_avs)),
+            _cached(_counters, list(map(_AV_COUNTERS, all_avs))),
+            list(map(str, map(_AV_REFCOUNT, all_avs))),
+            [" ".join(users) if 0 < len(users) <= 8 else _some(users)
+             for users in map(_AV_USERS, all_avs)],       # _some(), the few users' inline
             ["freed" if a.freed else "live" for a in all_avs],
         ], ["anon_vma", "parent", "root", "counters", "refcount", "used by", "state"])
         yield [""]
