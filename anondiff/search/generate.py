@@ -15,11 +15,10 @@ mremap (moves of one page) in a 16-page window, so that VMAs abut, split and mer
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
-from . import EVENTS, GENERATIONS, PROCESSES, STEPS, VMAS
 from ..scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap,
                         ProcessSpec, Scenario, Step, Target, VmaSpec)
+from .budget import Budget
 
 
 BASE = 0x10000 >> PAGE_SHIFT          # first page of the window
@@ -42,31 +41,6 @@ WEIGHTS = {"fork": 4, "exit": 2, "write": 3, "mprotect": 3, "madvise": 1, "munma
 #: whatever each policy merged, and the move is valid in every era (MREMAP_DONTUNMAP is not:
 #: v5.7, and anonymous only before v5.13)
 _MOVE = frozenset({"maymove", "fixed"})
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The size of the scenarios drawn: at most ``processes`` processes ever (fork children
-    included), ``vmas`` VMAs in the starting layout, ``steps`` steps, and forks at most
-    ``generations`` deep below a starting process."""
-
-    processes: int = PROCESSES
-    vmas: int = VMAS
-    steps: int = STEPS
-    generations: int = GENERATIONS
-    events: tuple[str, ...] = EVENTS
-
-    def __post_init__(self) -> None:
-        for name in ("processes", "vmas", "steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.generations < 0:
-            raise ValueError("generations must be at least 0")
-        bad = [e for e in self.events if e not in EVENTS]
-        if bad:
-            raise ValueError(f"unknown event {bad[0]!r} (must be one of {list(EVENTS)})")
-        if not self.events:
-            raise ValueError("no events")
 
 
 #: One mapped page of the model, as bits: the protection's index in PROT_ORDER, then
