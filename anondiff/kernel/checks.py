@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import AbstractSet, Final, Iterator
 
+from .. import progress as _progress
 from ..progress import EVERY, bar
 from .counters import DegreeCounters, NoCounters, SplitCounters
 from .objects import AnonVma, Checked, Mm, Vma
@@ -282,7 +283,10 @@ class IncrementalChecks:
         users, sick = self.users, self.sick
         todo = list(dirty)
         dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
-        progress = bar("checking the invariants", len(todo))
+        # (bar() itself says None below its threshold, but it is Python: a call from the
+        # compiled model into the interpreter, after every step of every small replay)
+        progress = bar("checking the invariants", len(todo)) \
+            if len(todo) >= _progress.THRESHOLD else None
         for i, vma in enumerate(todo):
             if progress and not i % EVERY:
                 progress.update(i)
