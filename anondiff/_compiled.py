@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-#: compiled by mypyc (the rest of the package, and these under ANONDIFF_PURE=1, stay Python)
+#: compiled by mypyc (the rest of the package, and these under ANONDIFF_PURE=1, stay Python);
+#: the search's scenario generator with the model: a search draws a scenario per replay pair
 MODULES = (
     "anondiff.engine",
     "anondiff.kernel.checks",
@@ -40,6 +41,7 @@ MODULES = (
     "anondiff.policies.split_counters",
     "anondiff.policies.wei_4e4a9eb92133",
     "anondiff.policies.wei_intended",
+    "anondiff.search.generate",
 )
 
 #: what the compiled code was built from: MODULES and the modules whose types they use (mypyc
@@ -53,6 +55,8 @@ HASHED = tuple(m.replace(".", "/") + ".py" for m in MODULES) + (
     "anondiff/kernel/ops.py",
     "anondiff/ktree/__init__.py",
     "anondiff/progress.py",
+    "anondiff/search/__init__.py",
+    "anondiff/search/budget.py",
     "anondiff/scenario.py",
     "anondiff/topology.py",
 )

@@ -30,6 +30,7 @@ from .kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, 
 from .kernel.snapshot import freeze
 from .kernel.state import Enomem, Kernel, KernelCrash
 from .policies import get as get_policy
+from . import progress as _progress
 from .progress import EVERY, bar
 from .policies.base import Policy
 from .scenario import MAX_FAULT_ALL_PAGES as MAX_FAULT_ALL
@@ -311,7 +312,8 @@ class _Replayer:
             mm = Mm(p.name)
             k.mms[p.name] = mm
             labelled: dict[str, AnonVma] = {}
-            progress = bar(f"laying out {p.name}", len(p.vmas))
+            progress = bar(f"laying out {p.name}", len(p.vmas)) \
+                if len(p.vmas) >= _progress.THRESHOLD else None   # (no title, no Python call)
             for i, spec in enumerate(p.vmas):
                 if progress and not i % EVERY:
                     progress.update(i)

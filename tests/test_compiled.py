@@ -81,6 +81,26 @@ def digest_random(count: int) -> str:
     return h.hexdigest() + "\n"
 
 
+def digest_generated(count: int) -> str:
+    """Scenarios drawn by the search's generator (compiled with the model) under two budgets,
+    as the YAML the search writes: what a seed gives must not depend on the build."""
+    from anondiff.search.generate import Budget, generate
+
+    def canon(x):                                # type: ignore[no-untyped-def]
+        # the records with their type names; sets sorted (their order is the string hash's)
+        if isinstance(x, (set, frozenset)):
+            return sorted(x)
+        if isinstance(x, tuple):
+            return [type(x).__name__] + [canon(v) for v in x]
+        return x
+
+    h = hashlib.sha256()
+    for budget in (Budget(), Budget(processes=3, vmas=2, steps=8, generations=2)):
+        for i in range(count):
+            h.update(repr(canon(generate(7, i, budget))).encode())
+    return h.hexdigest() + "\n"
+
+
 def _modules_are_extensions() -> dict[str, bool]:
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     return {name: importlib.import_module(name).__file__.endswith(suffix)
@@ -109,6 +129,17 @@ def test_the_compiled_model_gives_the_pure_models_bytes_on_every_scenario_and_po
 def test_the_compiled_model_gives_the_pure_models_bytes_on_random_sequences():
     assert digest_random(60) == _python(
         "from tests.test_compiled import digest_random as d; print(d(60), end='')", pure=True)
+
+
+@needs_build
+def test_the_compiled_generator_draws_the_pure_generators_scenarios():
+    import pickle
+    from anondiff.search.generate import Budget
+    assert digest_generated(300) == _python(
+        "from tests.test_compiled import digest_generated as d; print(d(300), end='')", pure=True)
+    # a Budget stays a Python dataclass: it goes to worker processes with every chunk
+    budget = Budget(steps=5, events=("fork", "write"))
+    assert pickle.loads(pickle.dumps(budget)) == budget
 
 
 @needs_build

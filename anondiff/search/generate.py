@@ -15,11 +15,10 @@ mremap (moves of one page) in a 16-page window, so that VMAs abut, split and mer
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
-from . import EVENTS, GENERATIONS, PROCESSES, STEPS, VMAS
 from ..scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap,
                         ProcessSpec, Scenario, Step, Target, VmaSpec)
+from .budget import Budget
 
 
 BASE = 0x10000 >> PAGE_SHIFT          # first page of the window
@@ -42,31 +41,6 @@ WEIGHTS = {"fork": 4, "exit": 2, "write": 3, "mprotect": 3, "madvise": 1, "munma
 #: whatever each policy merged, and the move is valid in every era (MREMAP_DONTUNMAP is not:
 #: v5.7, and anonymous only before v5.13)
 _MOVE = frozenset({"maymove", "fixed"})
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The size of the scenarios drawn: at most ``processes`` processes ever (fork children
-    included), ``vmas`` VMAs in the starting layout, ``steps`` steps, and forks at most
-    ``generations`` deep below a starting process."""
-
-    processes: int = PROCESSES
-    vmas: int = VMAS
-    steps: int = STEPS
-    generations: int = GENERATIONS
-    events: tuple[str, ...] = EVENTS
-
-    def __post_init__(self) -> None:
-        for name in ("processes", "vmas", "steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.generations < 0:
-            raise ValueError("generations must be at least 0")
-        bad = [e for e in self.events if e not in EVENTS]
-        if bad:
-            raise ValueError(f"unknown event {bad[0]!r} (must be one of {list(EVENTS)})")
-        if not self.events:
-            raise ValueError("no events")
 
 
 #: One mapped page of the model, as bits: the protection's index in PROT_ORDER, then
@@ -237,6 +211,27 @@ def _map(st: _State, process: str, spec: VmaSpec) -> None:
         space[p] = page
 
 
+# -- the steps' records, made directly ----------------------------------------------------------
+# A scenario's steps are NamedTuples, whose __new__ is Python code (collections.namedtuple
+# compiles it): an interpreted call per record, from the compiled generator.  These make the same
+# tuples with tuple.__new__ (every field given, the defaults spelled out); the asserts keep them
+# in step with anondiff/scenario.py.
+
+_tuple = tuple.__new__
+assert Target._fields == ("process", "vma", "first", "end")
+assert Fork._fields == ("process", "child", "names", "line")
+assert Exit._fields == ("process", "line")
+assert Fault._fields == ("process", "vma", "pages", "addr", "kind", "line")
+assert Mprotect._fields == ("target", "prot", "names", "line")
+assert Madvise._fields == ("target", "advice", "names", "line")
+assert Munmap._fields == ("target", "names", "line")
+
+
+def _target(process: str, start: int, end: int) -> Target:
+    """``Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT)``: pages to bytes."""
+    return _tuple(Target, (process, None, start << PAGE_SHIFT, end << PAGE_SHIFT))
+
+
 # -- steps ---------------------------------------------------------------------------------------
 
 def _fork(st: _State) -> None:
@@ -252,7 +247,7 @@ def _fork(st: _State) -> None:
     alive.append(child)
     st.born += 1
     st.space[child] = {p: a for p, a in st.space[parent].items() if not a & DONTCOPY}
-    st.steps.append(Fork(parent, child))
+    st.steps.append(_tuple(Fork, (parent, child, None, 0)))
     if "exit" in budget.events and st.random() < 0.3:
         # a daemon's double fork: the parent's anon_vmas are left with no VMA and one child,
         # which is what the reuse at the next fork looks for (spec 3 and 7)
@@ -262,7 +257,7 @@ def _fork(st: _State) -> None:
 def _gone(st: _State, process: str) -> None:
     del st.space[process]
     st.alive.remove(process)
-    st.steps.append(Exit(process))
+    st.steps.append(_tuple(Exit, (process, 0)))
 
 
 def _exit(st: _State) -> None:
@@ -288,7 +283,7 @@ def _write(st: _State) -> None:
     if process is None:
         return
     page = _any_page(st, st.space[process])
-    st.steps.append(Fault(process, None, (), addr=page << PAGE_SHIFT, kind="write"))
+    st.steps.append(_tuple(Fault, (process, None, (), page << PAGE_SHIFT, "write", 0)))
 
 
 def _mapped_range(st: _State, space: dict[int, int]) -> tuple[int, int]:
@@ -309,8 +304,7 @@ def _mprotect(st: _State) -> None:
     i = int(st.random() * 3)
     for p in range(start, end):
         space[p] = (space[p] & ~PROT_MASK) | i
-    st.steps.append(Mprotect(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT),
-                             PROTS[PROT_ORDER[i]]))
+    st.steps.append(_tuple(Mprotect, (_target(process, start, end), PROTS[PROT_ORDER[i]], (), 0)))
 
 
 _ADVICE_BITS = {"dontfork": (DONTCOPY, True), "dofork": (DONTCOPY, False),
@@ -331,7 +325,7 @@ def _madvise(st: _State) -> None:
     bit, on = _ADVICE_BITS[choice]
     for p in range(start, end):
         space[p] = space[p] | bit if on else space[p] & ~bit
-    st.steps.append(Madvise(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT), choice))
+    st.steps.append(_tuple(Madvise, (_target(process, start, end), choice, (), 0)))
 
 
 def _munmap(st: _State) -> None:
@@ -343,7 +337,7 @@ def _munmap(st: _State) -> None:
     end = min(start + (1, 1, 2, 3)[int(st.random() * 4)], BASE + WINDOW)
     for p in range(start, end):
         space.pop(p, None)
-    st.steps.append(Munmap(Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT)))
+    st.steps.append(_tuple(Munmap, (_target(process, start, end), (), 0)))
 
 
 def _mmap(st: _State) -> None:

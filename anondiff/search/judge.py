@@ -35,6 +35,10 @@ class Verdict:
     diff: SnapshotDiff | None = None
 
 
+#: the verdict on a scenario that is no finding, in the search's hot loop
+_NOTHING = Verdict((), ())
+
+
 def bad_kinds(topo: Topology, kinds: frozenset[str] | None = None) -> list[str]:
     """The kinds of the non-informational findings, in the order found, each once (only
     ``kinds`` when given)."""
@@ -49,6 +53,16 @@ def _bad_kinds(findings: Iterable[Finding], kinds: frozenset[str] | None) -> lis
         if kinds is None or f.kind in kinds:
             out.append(f.kind)
     return out
+
+
+def _any_bad(findings: Iterable[Finding], kinds: frozenset[str] | None) -> bool:
+    """Is there a non-informational finding (of ``kinds`` when given)?  :func:`_bad_kinds`
+    without building the list: the search's hot loop asks it of every replay."""
+    for f in findings:
+        kind = f.kind
+        if kind not in INFORMATIONAL and (kinds is None or kind in kinds):
+            return True
+    return False
 
 
 def diff_signature(d: SnapshotDiff, a: str, b: str,
@@ -135,20 +149,26 @@ class Judge:
         frozen (:func:`anondiff.engine.findings_many`); a scenario that is a finding is
         replayed again for its verdict (replays are deterministic: the same findings)."""
         n = len(self.policies)
+        kinds = self.kinds
         outcomes = findings_many(scenarios, self.policies)
         while True:
             group = tuple(islice(outcomes, n))
             if not group:
                 return
             sc = group[0].scenario
-            if any(self._signature(o.policy, o.findings, n) for o in group):
+            bad = False
+            for o in group:
+                if o.findings and _any_bad(o.findings, kinds):
+                    bad = True
+                    break
+            if bad:
                 v = self.judge(sc)
                 if v is None or not v.signature:
                     raise RuntimeError("a second replay gave other findings (a policy that is "
                                        "not deterministic?)")
                 yield sc, v
             else:
-                yield sc, Verdict((), ())
+                yield sc, _NOTHING
 
     def _signature(self, policy: str, findings: Iterable[Finding], n: int) -> list[str]:
         return [k if n == 1 else f"{policy}: {k}" for k in _bad_kinds(findings, self.kinds)]
