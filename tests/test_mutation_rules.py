@@ -1463,3 +1463,31 @@ def test_mprotect_merges_into_the_next_vma(policy: str) -> None:
                   "  - {mprotect: P/B, prot: rw}\n", policy)
         assert _layout(t) == ([("C", 0x10000, 0x12000)] if merged else
                               [("B", 0x10000, 0x11000), ("C", 0x11000, 0x12000)]), c
+
+
+# -- dup_mmap()'s child names ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("order", ["parent's", "reversed", "equal strings"])
+def test_dup_mmap_names_each_copy_by_rename(order: str) -> None:
+    """dup_mmap() takes the child's names from ``rename`` in the parent's order when the dict
+    follows it (as the engine builds it) and looks each one up otherwise: a dict in another
+    order, or keyed by equal strings that are other objects, names every copy the same.  A
+    VM_DONTCOPY VMA is skipped and has no entry."""
+    from anondiff.kernel.fork import dup_mmap
+    from anondiff.kernel.objects import VM_DONTCOPY
+    k = Kernel(get("split-counters"))
+    parent = Mm("P")
+    for i, start in enumerate((0x10, 0x20, 0x30, 0x40)):
+        v = Vma(parent, start, start + 1, start, RW,
+                frozenset({VM_DONTCOPY}) if i == 1 else frozenset(), None, f"v{i}")
+        parent.append(v)
+    copied = [v for v in parent.vmas if v.name != "v1"]
+    pairs = [(v.name, f"c{v.name}") for v in copied]
+    if order == "reversed":
+        pairs.reverse()
+    elif order == "equal strings":
+        pairs = [("".join(list(old)), new) for old, new in pairs]
+    child = Mm("C")
+    dup_mmap(k, parent, child, dict(pairs))
+    assert [(v.name, v.start) for v in child.vmas] == [("cv0", 0x10), ("cv2", 0x30),
+                                                       ("cv3", 0x40)]
