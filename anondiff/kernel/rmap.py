@@ -28,7 +28,7 @@ def interval_tree_insert(k: Kernel, avc: AnonVmaChain) -> None:
     avc.seq = k.avc_seq()
     av.tree[avc] = None
     k.dirty_vmas.add(avc.vma)
-    if av.name is None:
+    if av.seq == -1:                        # not named yet
         k.name(av)
 
 
@@ -51,7 +51,7 @@ def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
     if av.freed:
         k.event("UAF", vma, f"anon_vma_interval_tree_insert into freed {avname(av)}")
     av.tree[avc] = None
-    if av.name is None:
+    if av.seq == -1:                        # not named yet
         k.name(av)
     return avc
 
