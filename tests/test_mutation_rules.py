@@ -1491,3 +1491,38 @@ def test_dup_mmap_names_each_copy_by_rename(order: str) -> None:
     dup_mmap(k, parent, child, dict(pairs))
     assert [(v.name, v.start) for v in child.vmas] == [("cv0", 0x10), ("cv2", 0x30),
                                                        ("cv3", 0x40)]
+
+
+def test_chain_links_mark_vmas_only_in_mms_the_checks_know() -> None:
+    """anon_vma_chain_link() and anon_vma_fork()'s new anon_vma mark the VMA for the
+    incremental checks in an mm they know (``Mm.dirty`` set) and not in one they have not seen
+    yet, a fork's child, which they check whole; the full fork leaves the child's VMAs out of
+    ``Kernel.dirty_vmas`` and the checks after it agree with the full recount."""
+    from anondiff.kernel.checks import IncrementalChecks, check
+    from anondiff.kernel.rmap import anon_vma_chain_link, new_child_anon_vma
+    k = Kernel(get("split-counters"))
+    for known in (False, True):
+        mm = Mm("P")
+        if known:
+            mm.dirty = k.dirty_vmas
+        a, b = _vma(mm, "a", 0x10), _vma(mm, "b", 0x20)
+        root = AnonVma()
+        anon_vma_chain_link(k, a, root)
+        new_child_anon_vma(k, b, root)
+        assert (a in k.dirty_vmas, b in k.dirty_vmas) == (known, known)
+    from anondiff.engine import _Replayer
+    from anondiff.scenario import Fork, ProcessSpec, Scenario, VmaSpec
+    vmas = tuple(VmaSpec(f"v{i}", (0x10 + i) << 12, (0x11 + i) << 12, RW, frozenset(),
+                         faulted=True, anon_vma="AV0") for i in range(3))
+    sc = Scenario(path="<test>", name="fork", description="",
+                  processes=(ProcessSpec("P", vmas),), steps=(Fork("P", "C"),))
+    r = _Replayer(sc, get("split-counters"), "incremental")
+    r.layout()
+    r.record()
+    r.step_no = 1
+    r.do(sc.steps[0])
+    child = r.k.mms["C"]
+    assert child.dirty is None and not set(child.vmas) & r.k.dirty_vmas
+    checker = IncrementalChecks(r.k)
+    checker.update()
+    assert checker.current() == set(check(r.k))
