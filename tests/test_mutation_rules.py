@@ -1463,3 +1463,66 @@ def test_mprotect_merges_into_the_next_vma(policy: str) -> None:
                   "  - {mprotect: P/B, prot: rw}\n", policy)
         assert _layout(t) == ([("C", 0x10000, 0x12000)] if merged else
                               [("B", 0x10000, 0x11000), ("C", 0x11000, 0x12000)]), c
+
+
+# -- dup_mmap()'s child names ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("order", ["parent's", "reversed", "equal strings"])
+def test_dup_mmap_names_each_copy_by_rename(order: str) -> None:
+    """dup_mmap() takes the child's names from ``rename`` in the parent's order when the dict
+    follows it (as the engine builds it) and looks each one up otherwise: a dict in another
+    order, or keyed by equal strings that are other objects, names every copy the same.  A
+    VM_DONTCOPY VMA is skipped and has no entry."""
+    from anondiff.kernel.fork import dup_mmap
+    from anondiff.kernel.objects import VM_DONTCOPY
+    k = Kernel(get("split-counters"))
+    parent = Mm("P")
+    for i, start in enumerate((0x10, 0x20, 0x30, 0x40)):
+        v = Vma(parent, start, start + 1, start, RW,
+                frozenset({VM_DONTCOPY}) if i == 1 else frozenset(), None, f"v{i}")
+        parent.append(v)
+    copied = [v for v in parent.vmas if v.name != "v1"]
+    pairs = [(v.name, f"c{v.name}") for v in copied]
+    if order == "reversed":
+        pairs.reverse()
+    elif order == "equal strings":
+        pairs = [("".join(list(old)), new) for old, new in pairs]
+    child = Mm("C")
+    dup_mmap(k, parent, child, dict(pairs))
+    assert [(v.name, v.start) for v in child.vmas] == [("cv0", 0x10), ("cv2", 0x30),
+                                                       ("cv3", 0x40)]
+
+
+def test_chain_links_mark_vmas_only_in_mms_the_checks_know() -> None:
+    """anon_vma_chain_link() and anon_vma_fork()'s new anon_vma mark the VMA for the
+    incremental checks in an mm they know (``Mm.dirty`` set) and not in one they have not seen
+    yet, a fork's child, which they check whole; the full fork leaves the child's VMAs out of
+    ``Kernel.dirty_vmas`` and the checks after it agree with the full recount."""
+    from anondiff.kernel.checks import IncrementalChecks, check
+    from anondiff.kernel.rmap import anon_vma_chain_link, new_child_anon_vma
+    k = Kernel(get("split-counters"))
+    for known in (False, True):
+        mm = Mm("P")
+        if known:
+            mm.dirty = k.dirty_vmas
+        a, b = _vma(mm, "a", 0x10), _vma(mm, "b", 0x20)
+        root = AnonVma()
+        anon_vma_chain_link(k, a, root)
+        new_child_anon_vma(k, b, root)
+        assert (a in k.dirty_vmas, b in k.dirty_vmas) == (known, known)
+    from anondiff.engine import _Replayer
+    from anondiff.scenario import Fork, ProcessSpec, Scenario, VmaSpec
+    vmas = tuple(VmaSpec(f"v{i}", (0x10 + i) << 12, (0x11 + i) << 12, RW, frozenset(),
+                         faulted=True, anon_vma="AV0") for i in range(3))
+    sc = Scenario(path="<test>", name="fork", description="",
+                  processes=(ProcessSpec("P", vmas),), steps=(Fork("P", "C"),))
+    r = _Replayer(sc, get("split-counters"), "incremental")
+    r.layout()
+    r.record()
+    r.step_no = 1
+    r.do(sc.steps[0])
+    child = r.k.mms["C"]
+    assert child.dirty is None and not set(child.vmas) & r.k.dirty_vmas
+    checker = IncrementalChecks(r.k)
+    checker.update()
+    assert checker.current() == set(check(r.k))

@@ -19,6 +19,10 @@ PREPARE = "prepare" # v4.14..v5.5: tmp->anon_vma = NULL; anon_vma_prepare(tmp) a
 EMPTY = "empty"     # v5.6+ ("mm: don't prepare anon_vma if vma has VM_WIPEONFORK"): NULL, no prepare
 
 
+#: what ``next()`` gives once the names run out
+_NO_NAME = ("", "")
+
+
 class DupMmap(NamedTuple):
     vm_prev: str
     wipeonfork: str
@@ -42,23 +46,29 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
     own = getattr(k.policy, "_own_dup_mmap", None)
     if own is not None and own(k, parent, child, rename):
         return  # a compiled tree: all of its anon_vma_fork() calls in one C call
-    era: DupMmap = k.policy.dup_mmap
-    anon_vma_fork = k.policy.anon_vma_fork
+    policy = k.policy
+    era: DupMmap = policy.dup_mmap
     pvmas = parent.vmas
     last = len(pvmas) - 1
     parent_links, child_links = era.vm_prev == PARENT, era.vm_prev == CHILD
     prev: Vma | None = None
     ctx = ForkContext()
     progress = bar(f"fork {parent.name} -> {child.name}", len(pvmas))
+    # The child's names in the parent's order, as the engine builds ``rename``: each taken in
+    # turn, looked up only where that order does not hold (a lookup in a large dict misses
+    # the cache; the next entry does not)
+    names = iter(rename.items())
     for i, mpnt in enumerate(pvmas):
         if progress and not i % EVERY:
             progress.update(i)
         flags = mpnt.flags
         if VM_DONTCOPY in flags:
             continue
+        old, name = next(names, _NO_NAME)
+        if old is not mpnt.name:
+            name = rename[mpnt.name]
         # vm_area_dup() (Vma.dup), inline: this loop is the whole cost of a large fork
-        tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, flags, mpnt.file,
-                  rename[mpnt.name])
+        tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, flags, mpnt.file, name)
         tmp.anon_vma = mpnt.anon_vma
         pvma_prev = pvmas[i - 1] if i else None
         if parent_links:
@@ -74,11 +84,11 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
         if wipe:
             tmp.anon_vma = None
             if era.wipeonfork == PREPARE:
-                k.policy.anon_vma_prepare(k, tmp, vm_prev, vm_next)
+                policy.anon_vma_prepare(k, tmp, vm_prev, vm_next)
         else:
             ctx.prev, ctx.vm_prev, ctx.vm_next, ctx.pvma_prev = prev, vm_prev, vm_next, pvma_prev
-            try:
-                anon_vma_fork(k, tmp, mpnt, ctx)
+            try:    # (a method call, not a bound method in a local: compiled, a direct call)
+                policy.anon_vma_fork(k, tmp, mpnt, ctx)
             except KernelCrash as crash:
                 crash.where = ref(tmp)
                 raise

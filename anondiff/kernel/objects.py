@@ -65,8 +65,8 @@ class AnonVma:
     """
 
     __slots__ = ("root", "parent", "refcount", "degree", "num_children", "num_active_vmas",
-                 "tree", "freed", "name", "seq", "chk_vmas", "chk_children", "chk_descendants",
-                 "chk_parent", "chk_root", "chk_out", "kt")
+                 "tree", "freed", "label", "num", "seq", "chk_vmas", "chk_children",
+                 "chk_descendants", "chk_parent", "chk_root", "chk_out", "kt")
 
     def __init__(self) -> None:
         self.root: AnonVma = self
@@ -77,8 +77,11 @@ class AnonVma:
         self.num_active_vmas = 0
         self.tree: dict[AnonVmaChain, None] = {}
         self.freed = False
-        self.name: str | None = None      # given when first linked
-        self.seq = 0                      # naming order
+        # The name, given when first linked (see :attr:`name`): the scenario's label, or the
+        # number of an automatic one, AV<num> (0: none), made a string only when asked for
+        self.label: str | None = None
+        self.num = 0
+        self.seq = -1                     # naming order (-1: not named yet)
         # What the incremental invariant checks (anondiff.kernel.checks) counted of it, kept
         # here (like the kernel's own debug fields) so that finding it is a field load, not a
         # hash lookup: VMAs using it, its linked live children and live descendants, the parent
@@ -91,6 +94,19 @@ class AnonVma:
         self.chk_out: list[tuple[str, str, str]] | None = None
         #: its number in a compiled tree's binding (anondiff.ktree), which checks it
         self.kt = 0  # pragma: no mutate (any value: the binding checks it against its own list)
+
+    @property
+    def name(self) -> str | None:
+        """``AV<n>`` or the scenario's label; None before it is first linked.  (A fork names one
+        anon_vma per VMA and most names are never shown: the string is made when first read.)"""
+        label = self.label
+        if label is None and self.num:
+            label = self.label = "AV%d" % self.num
+        return label
+
+    @name.setter
+    def name(self, name: str | None) -> None:
+        self.label = name
 
     def __repr__(self) -> str:  # pragma: no mutate block (debug repr)
         return f"<anon_vma {self.name or hex(id(self))}>"

@@ -28,7 +28,7 @@ def interval_tree_insert(k: Kernel, avc: AnonVmaChain) -> None:
     avc.seq = k.avc_seq()
     av.tree[avc] = None
     k.dirty_vmas.add(avc.vma)
-    if av.name is None:
+    if av.seq == -1:                        # not named yet
         k.name(av)
 
 
@@ -43,15 +43,19 @@ def anon_vma_chain_assign(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
 def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
     """anon_vma_chain_link(): head of vma's chain, and into av's interval tree.
 
-    (anon_vma_chain_assign() and interval_tree_insert() in one: the hot path of a fork.)"""
+    (anon_vma_chain_assign() and interval_tree_insert() in one: the hot path of a fork.)
+    The VMA is marked for the incremental checks only in an mm they know (``Mm.dirty``): a
+    new one, a fork's child, is checked whole."""
     seq = k._avc_seq = k._avc_seq + 1
     avc = AnonVmaChain(vma, av, seq)
     vma.avcs.append(avc)
-    k.dirty_vmas.add(vma)
+    dirty = vma.mm.dirty
+    if dirty is not None:
+        dirty.add(vma)
     if av.freed:
         k.event("UAF", vma, f"anon_vma_interval_tree_insert into freed {avname(av)}")
     av.tree[avc] = None
-    if av.name is None:
+    if av.seq == -1:                        # not named yet
         k.name(av)
     return avc
 
@@ -162,7 +166,9 @@ def new_child_anon_vma(k: Kernel, vma: Vma, pvma_av: AnonVma) -> AnonVma:
     seq = k._avc_seq = k._avc_seq + 1
     avc = AnonVmaChain(vma, av, seq)
     vma.avcs.append(avc)
-    k.dirty_vmas.add(vma)
+    dirty = vma.mm.dirty                    # (as in anon_vma_chain_link())
+    if dirty is not None:
+        dirty.add(vma)
     av.tree[avc] = None
     k.name(av)
     if av.parent is not None:

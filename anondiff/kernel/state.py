@@ -120,17 +120,18 @@ class Kernel:
             self._taken_numbers.add(int(label[2:]))
 
     def name(self, av: AnonVma, label: str | None = None) -> None:
+        """Name ``av`` (``label``, or the next automatic number) in naming order."""
         if label is None:
             n = self._next_name
             taken = self._taken_numbers
             if taken:
                 while n in taken:
                     n += 1
-            label = "AV%d" % n
+            av.num = n                      # AV<n>: the string is made when first read
             self._next_name = n + 1
         else:
             self.reserve(label)
-        av.name = label
+            av.label = label
         anon_vmas = self.anon_vmas
         av.seq = len(anon_vmas)
         anon_vmas.append(av)
