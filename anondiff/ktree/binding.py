@@ -391,7 +391,7 @@ class Binding:
                 avc.seq = k._avc_seq
                 av.tree[avc] = None
                 add_vma(avc.vma)
-                if av.name is None:
+                if av.seq == -1:            # not named yet
                     k.name(av)
                 add_av(av)
                 i += 4

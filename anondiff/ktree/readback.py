@@ -194,7 +194,7 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
             else:
                 av = got
             last, last_ptr = av, ptr
-        if av.name is None:
+        if av.seq == -1:                # not named yet (no name string made)
             k.name(av)
         if ins_vma is None:     # each insertion is the next one of the current child's
             while not left:
