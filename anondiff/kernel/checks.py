@@ -134,26 +134,14 @@ class _Group:
     """An I3 group (the VMAs of one mm using one anon_vma) as last checked: its lowest member,
     that member's chain, and the violation of each member whose chain differs."""
 
-    __slots__ = ("first", "first_name", "first_start", "first_chain", "first_set", "out")
+    __slots__ = ("first", "first_name", "first_start", "first_set", "out")
 
-    def __init__(self, first: Vma) -> None:
-        seen = first.checked
-        assert seen is not None
+    def __init__(self, first: Vma, first_set: frozenset[AnonVma]) -> None:
         self.first = first
         self.first_name = first.name
         self.first_start = first.start
-        #: the lowest member's chain as seen then, and as a set (what I3 compares); a member
-        #: whose chain is that very tuple needs no set built to be found alike
-        self.first_chain = seen.chain
-        self.first_set = frozenset(seen.chain)
+        self.first_set = first_set
         self.out: dict[Vma, Violation] = {}
-
-    def differs(self, vma: Vma) -> bool:
-        """Does the chain of ``vma`` (as the checks have seen it) differ from the lowest
-        member's as a set?"""
-        seen = vma.checked
-        assert seen is not None
-        return seen.chain != self.first_chain and frozenset(seen.chain) != self.first_set
 
 
 #: no VMA is new this round (never added to)
@@ -161,6 +149,13 @@ _NO_VMAS: frozenset[Vma] = frozenset()
 
 #: I3 groups to look at again -> the members that changed (None: all of them)
 Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
+
+
+def _chain_set(vma: Vma) -> frozenset[AnonVma]:
+    """The chain of a VMA the checks have seen, as a set (what I3 compares)."""
+    seen = vma.checked
+    assert seen is not None
+    return frozenset(seen.chain)
 
 
 def _touch(touched: Touched, group: tuple[Mm, AnonVma], vma: Vma) -> None:
@@ -401,35 +396,26 @@ class IncrementalChecks:
             return
         if state is not None and changed is not None:
             first = state.first
-            lowest = first in members
-            if lowest:
-                for v in changed:
-                    if v.start < first.start and v in members:
-                        lowest = False
-                        break
-            if lowest and (first not in changed or (first.name == state.first_name
-                                                    and first.start <= state.first_start
-                                                    and not state.differs(first))):
+            if first in members and all(v.start >= first.start for v in changed if v in members) \
+                    and (first not in changed or (first.name == state.first_name
+                                                  and first.start <= state.first_start
+                                                  and _chain_set(first) == state.first_set)):
                 out = state.out
                 for v in changed:
                     old = out.pop(v, None)
                     if old is not None:
                         self._drop([old])
-                    if v in members and v is not first and state.differs(v):
+                    if v in members and v is not first \
+                            and _chain_set(v) != state.first_set:
                         out[v] = v3 = self._i3(mm, first, v, av)
                         self._add([v3], (self.order[mm], 1, first.start), v.start)
                 return
         if state is not None:
             self._drop(list(state.out.values()))
-        low: Vma | None = None
+        first = min(members, key=lambda v: v.start)
+        state = self.groups[(mm, av)] = _Group(first, _chain_set(first))
         for v in members:
-            if low is None or v.start < low.start:
-                low = v
-        assert low is not None
-        first = low
-        state = self.groups[(mm, av)] = _Group(first)
-        for v in members:
-            if v is not first and state.differs(v):
+            if v is not first and _chain_set(v) != state.first_set:
                 state.out[v] = v3 = self._i3(mm, first, v, av)
                 self._add([v3], (self.order[mm], 1, first.start), v.start)
 
@@ -518,8 +504,6 @@ _DEGREE: Final = 2
 _SPLIT: Final = 3
 
 
-_KINDS: Final = {NoCounters: _NONE, DegreeCounters: _DEGREE, SplitCounters: _SPLIT}
-
-
 def _counters_kind(counters: NoCounters) -> int:
-    return _KINDS.get(type(counters), _OTHER)
+    kinds = {NoCounters: _NONE, DegreeCounters: _DEGREE, SplitCounters: _SPLIT}
+    return kinds.get(type(counters), _OTHER)
