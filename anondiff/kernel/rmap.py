@@ -49,9 +49,7 @@ def anon_vma_chain_link(k: Kernel, vma: Vma, av: AnonVma) -> AnonVmaChain:
     seq = k._avc_seq = k._avc_seq + 1
     avc = AnonVmaChain(vma, av, seq)
     vma.avcs.append(avc)
-    dirty = vma.mm.dirty
-    if dirty is not None:
-        dirty.add(vma)
+    vma.mm.touch(vma)
     if av.freed:
         k.event("UAF", vma, f"anon_vma_interval_tree_insert into freed {avname(av)}")
     av.tree[avc] = None
@@ -166,9 +164,7 @@ def new_child_anon_vma(k: Kernel, vma: Vma, pvma_av: AnonVma) -> AnonVma:
     seq = k._avc_seq = k._avc_seq + 1
     avc = AnonVmaChain(vma, av, seq)
     vma.avcs.append(avc)
-    dirty = vma.mm.dirty                    # (as in anon_vma_chain_link())
-    if dirty is not None:
-        dirty.add(vma)
+    vma.mm.touch(vma)
     av.tree[avc] = None
     k.name(av)
     if av.parent is not None:
