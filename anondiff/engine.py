@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import os
 from contextlib import contextmanager
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Final, Iterable, Iterator, NamedTuple, Sequence, cast
 
 from .errors import ReplayError
 
@@ -163,6 +163,38 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
 def _advised(vma: Vma, flag: str, on: bool) -> tuple[frozenset[str], frozenset[str]]:
     """madvise_update_vma()'s new (prot, flags): ``flag`` set or cleared."""
     return vma.prot, (vma.flags | {flag}) if on else (vma.flags - {flag})
+
+
+#: what :meth:`_Replayer.do` does with a step, by the step's class
+_FAULT: Final = 0
+_MPROTECT: Final = 1
+_MMAP: Final = 2
+_SNAPSHOT: Final = 3
+_FORK: Final = 4
+_EXIT: Final = 5
+_MADVISE: Final = 6
+_MUNMAP: Final = 7
+_SPLIT: Final = 8
+_SETFLAGS: Final = 9
+_MERGE: Final = 10
+_MREMAP: Final = 11
+_BRK: Final = 12
+_FAILNTH: Final = 13
+_SPAWN: Final = 14
+_STEP_KIND: Final[dict[type, int]] = {
+    Fault: _FAULT, Mprotect: _MPROTECT, Mmap: _MMAP, Snapshot: _SNAPSHOT, Fork: _FORK,
+    Exit: _EXIT, Madvise: _MADVISE, Munmap: _MUNMAP, Split: _SPLIT, SetFlags: _SETFLAGS,
+    Merge: _MERGE, Mremap: _MREMAP, Brk: _BRK, FailNth: _FAILNTH, Spawn: _SPAWN,
+}
+
+
+def _step_kind(step: Step) -> int:
+    """The kind of a step whose class is not one of :data:`_STEP_KIND`'s: a subclass of one of
+    them (the loader makes none, a caller may), or -1."""
+    for cls, kind in _STEP_KIND.items():
+        if isinstance(step, cls):
+            return kind
+    return -1
 
 
 #: what teardown() points the anon_vmas' root and parent at (not None: they are typed AnonVma,
@@ -337,47 +369,57 @@ class _Replayer:
 
     # -- steps -------------------------------------------------------------------------------
     def do(self, step: Step) -> None:
-        if isinstance(step, Snapshot):
+        # (one dict lookup by class, not a test per kind: the step classes are Python, so each
+        # isinstance() of the compiled model would fetch its class from the module first)
+        kind = _STEP_KIND.get(type(step))
+        if kind is None:
+            kind = _step_kind(step)
+        if kind == _FAULT:
+            self.fault(cast(Fault, step))
+        elif kind == _MPROTECT:
+            mp = cast(Mprotect, step)
+            mm, start, end = self.range(mp.target, "mprotect", whole=True)
+            prot = frozenset(mp.prot)
+            self.reshape(mm, mp.names, lambda: change_vmas(
+                self.k, mm, start, end, lambda v: mprotect_flags(self.k, v, prot)))
+        elif kind == _MMAP:
+            self.mmap(cast(Mmap, step))
+        elif kind == _SNAPSHOT:
             if self.keep_snapshots:
                 self.record()
-                self.snapshots.append(self.freeze(step.label))
-        elif isinstance(step, Fork):
-            self.fork(step)
-        elif isinstance(step, Exit):
-            exit_mmap(self.k, self.mm(step.process))
-            del self.k.mms[step.process]
-        elif isinstance(step, Fault):
-            self.fault(step)
-        elif isinstance(step, Mprotect):
-            mm, start, end = self.range(step.target, "mprotect", whole=True)
-            prot = frozenset(step.prot)
-            self.reshape(mm, step.names, lambda: change_vmas(
-                self.k, mm, start, end, lambda v: mprotect_flags(self.k, v, prot)))
-        elif isinstance(step, Madvise):
-            self.madvise(step)
-        elif isinstance(step, Munmap):
-            mm, start, end = self.range(step.target, "munmap", whole=False)
-            self.reshape(mm, step.names, lambda: do_munmap(self.k, mm, start, end))
-        elif isinstance(step, Mmap):
-            self.mmap(step)
-        elif isinstance(step, Split):
-            self.split(step)
-        elif isinstance(step, SetFlags):
-            vma = self.vma(self.mm(step.process), step.vma)
-            vma.prot = (vma.prot | (step.set & set(PROT_BITS))) - step.clear
-            vma.flags = (vma.flags | (step.set - set(PROT_BITS))) - step.clear
-        elif isinstance(step, Merge):
-            self.merge(step)
-        elif isinstance(step, Mremap):
-            self.mremap(step)
-        elif isinstance(step, Brk):
-            self.brk(step)
-        elif isinstance(step, FailNth):
-            self.fail_nth(step)
-        elif isinstance(step, Spawn):
-            if step.process in self.k.mms:
-                raise self.error(f"process {step.process!r} already exists")
-            self.k.mms[step.process] = Mm(step.process)
+                self.snapshots.append(self.freeze(cast(Snapshot, step).label))
+        elif kind == _FORK:
+            self.fork(cast(Fork, step))
+        elif kind == _EXIT:
+            process = cast(Exit, step).process
+            exit_mmap(self.k, self.mm(process))
+            del self.k.mms[process]
+        elif kind == _MADVISE:
+            self.madvise(cast(Madvise, step))
+        elif kind == _MUNMAP:
+            mu = cast(Munmap, step)
+            mm, start, end = self.range(mu.target, "munmap", whole=False)
+            self.reshape(mm, mu.names, lambda: do_munmap(self.k, mm, start, end))
+        elif kind == _SPLIT:
+            self.split(cast(Split, step))
+        elif kind == _SETFLAGS:
+            sf = cast(SetFlags, step)
+            vma = self.vma(self.mm(sf.process), sf.vma)
+            vma.prot = (vma.prot | (sf.set & set(PROT_BITS))) - sf.clear
+            vma.flags = (vma.flags | (sf.set - set(PROT_BITS))) - sf.clear
+        elif kind == _MERGE:
+            self.merge(cast(Merge, step))
+        elif kind == _MREMAP:
+            self.mremap(cast(Mremap, step))
+        elif kind == _BRK:
+            self.brk(cast(Brk, step))
+        elif kind == _FAILNTH:
+            self.fail_nth(cast(FailNth, step))
+        elif kind == _SPAWN:
+            process = cast(Spawn, step).process
+            if process in self.k.mms:
+                raise self.error(f"process {process!r} already exists")
+            self.k.mms[process] = Mm(process)
         else:  # pragma: no cover - the loader makes only the kinds above
             raise self.error(f"unknown step {step!r}")
 
