@@ -20,9 +20,9 @@ start moves; their chains get a new place among equal keys.
 """
 from __future__ import annotations
 
-from bisect import bisect_left
 
-from .objects import VM_CLOSE, VM_SOFTDIRTY, Mm, ShmemFile, Vma, VmaOp, flags_match
+from .objects import (VM_CLOSE, VM_SOFTDIRTY, Mm, ShmemFile, Vma, VmaOp, bisect_left,
+                      flags_match)
 from .rmap import avname, ref
 from .state import Enomem, Kernel
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import enum
-from bisect import bisect_left, bisect_right
 from typing import Iterator
 
 #: vm_flags that matter for anon_vma decisions (compared by anon_vma_compatible() and
@@ -29,6 +28,33 @@ MERGE_IGNORED = frozenset({VM_SOFTDIRTY, VM_MAYBE_GUARD, VM_CLOSE})
 def flags_match(a: frozenset[str], b: frozenset[str]) -> bool:
     """vm_flags equal as vma_merge() and anon_vma_compatible() compare them."""
     return a == b or not ((a ^ b) - MERGE_IGNORED)
+
+
+def bisect_left(a: list[int], x: int) -> int:
+    """bisect.bisect_left() on a list of ints (``Mm.starts``): the first i with a[i] >= x.
+    (The bisect module's would be a call from the compiled model into the interpreter, which
+    boxes ``x`` and compares through the object protocol at each probe; this loop compiles to
+    machine integers.  A few VMAs or 65,000, the same O(log n).)"""
+    lo, hi = 0, len(a)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def bisect_right(a: list[int], x: int) -> int:
+    """bisect.bisect_right() likewise: the first i with a[i] > x."""
+    lo, hi = 0, len(a)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < a[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 class ShmemFile:
