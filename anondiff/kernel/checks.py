@@ -305,7 +305,8 @@ class IncrementalChecks:
                     if av is not None:
                         avs.add(av)
                         _touch(touched, (mm, av), vma)
-                    avs.update(chain)
+                    for c in chain:     # (not avs.update(): a tuple iterator per VMA)
+                        avs.add(c)
                     continue
             if seen is not None:
                 vma.checked = None
@@ -323,7 +324,8 @@ class IncrementalChecks:
                         if not members:
                             del group[av]
                         _touch(touched, (mm, av), vma)
-                avs.update(seen.chain)
+                for c in seen.chain:
+                    avs.add(c)
                 by_mm = self.by_mm.get(mm)
                 if by_mm is not None:
                     by_mm.discard(vma)
@@ -347,7 +349,8 @@ class IncrementalChecks:
                 else:
                     members.add(vma)
                 _touch(touched, (mm, av), vma)
-            avs.update(chain)
+            for c in chain:
+                avs.add(c)
 
         if progress:
             progress.close()
