@@ -68,7 +68,9 @@ def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
 
 
 def exit_mmap(k: Kernel, mm: Mm) -> None:
-    zap_pages(mm, 0, 1 << 64)
+    # the whole address space: 2**64 bytes are 2**52 pages (a bound the compiled model keeps in
+    # a machine integer, where 1 << 64 is an object compared through the interpreter)
+    zap_pages(mm, 0, 1 << 52)
     for vma in mm.vmas:
         k.policy.unlink_anon_vmas(k, vma)
     mm.vmas.clear()
