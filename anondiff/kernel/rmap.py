@@ -64,7 +64,7 @@ def rekey(k: Kernel, vma: Vma) -> None:
     Each chain is taken out of its anon_vma's tree and put back: into freed memory, if that
     anon_vma was freed under the chain (one UAF per link)."""
     k.dirty_vmas.add(vma)
-    for avc in vma.same_vma():
+    for avc in reversed(vma.avcs):          # vma.same_vma(), compiled as a loop, not a call
         av = avc.anon_vma
         tree = av.tree
         if av.freed:
@@ -229,7 +229,7 @@ def unlink_anon_vmas(k: Kernel, vma: Vma) -> None:
     k.dirty_vmas.add(vma)
     counters = k.counters
     emptied: list[AnonVma] = []
-    for avc in vma.same_vma():              # head to tail
+    for avc in reversed(vma.avcs):          # head to tail: vma.same_vma(), inline
         av = avc.anon_vma
         if av.freed:
             k.event("UAF", ref(vma), f"unlink_anon_vmas: chain links freed {avname(av)}")
