@@ -146,13 +146,7 @@ def copy_page_range(parent: Mm, child: Mm, vma: Vma) -> None:
     if vma.anon_vma is None and not vma.avcs:
         return
     pptes, cptes = parent.ptes, child.ptes
-    pages: range | list[int]
-    if vma.end - vma.start <= len(pptes):
-        pages = range(vma.start, vma.end)
-    else:
-        pages = sorted(p for p in pptes if vma.start <= p < vma.end)
-    for p in pages:
-        page = pptes.get(p)
-        if page is not None:
-            page.mapcount += 1
-            cptes[p] = page
+    for p in parent.pages_in(vma.start, vma.end):       # ascending, as the parent's
+        page = pptes[p]
+        page.mapcount += 1
+        cptes[p] = page
