@@ -377,11 +377,7 @@ class _Replayer:
         if kind == _FAULT:
             self.fault(cast(Fault, step))
         elif kind == _MPROTECT:
-            mp = cast(Mprotect, step)
-            mm, start, end = self.range(mp.target, "mprotect", whole=True)
-            prot = frozenset(mp.prot)
-            self.reshape(mm, mp.names, lambda: change_vmas(
-                self.k, mm, start, end, lambda v: mprotect_flags(self.k, v, prot)))
+            self.mprotect(cast(Mprotect, step))
         elif kind == _MMAP:
             self.mmap(cast(Mmap, step))
         elif kind == _SNAPSHOT:
@@ -397,9 +393,7 @@ class _Replayer:
         elif kind == _MADVISE:
             self.madvise(cast(Madvise, step))
         elif kind == _MUNMAP:
-            mu = cast(Munmap, step)
-            mm, start, end = self.range(mu.target, "munmap", whole=False)
-            self.reshape(mm, mu.names, lambda: do_munmap(self.k, mm, start, end))
+            self.munmap(cast(Munmap, step))
         elif kind == _SPLIT:
             self.split(cast(Split, step))
         elif kind == _SETFLAGS:
@@ -555,6 +549,18 @@ class _Replayer:
                 raise self.error(f"{what}: {at << PAGE_SHIFT:#x} in the range is not mapped in "
                                  f"{mm.name}: the kernel returns ENOMEM")
         return mm, start, end
+
+    # (mprotect, munmap and madvise each a method of its own: the compiled model allocates the
+    # closure of a function's lambdas whenever it is called, do() being called for every step)
+    def mprotect(self, step: Mprotect) -> None:
+        mm, start, end = self.range(step.target, "mprotect", whole=True)
+        prot = frozenset(step.prot)
+        self.reshape(mm, step.names, lambda: change_vmas(
+            self.k, mm, start, end, lambda v: mprotect_flags(self.k, v, prot)))
+
+    def munmap(self, step: Munmap) -> None:
+        mm, start, end = self.range(step.target, "munmap", whole=False)
+        self.reshape(mm, step.names, lambda: do_munmap(self.k, mm, start, end))
 
     def madvise(self, step: Madvise) -> None:
         mm, start, end = self.range(step.target, "madvise", whole=True)
