@@ -672,16 +672,17 @@ class _Replayer:
         name, the lowest keeps it and the others take ``names`` in address order, then
         ``<name>.<n>``.  After -ENOMEM the pieces made before it are named too."""
         failed: Enomem | None = None
+        inserted = mm.inserted
         try:
             op()
         except Enomem as e:
             failed = e
-        if not names:
-            taken = [vma.name for vma in mm.vmas]
-            if len(set(taken)) == len(taken):       # nothing split (the common case)
-                if failed is not None:
-                    raise failed
-                return
+        if not names and mm.inserted == inserted:
+            # no VMA came in (the common case): the names are still distinct, as every step
+            # leaves them (only a piece split off or copied comes with a name already taken)
+            if failed is not None:
+                raise failed
+            return
         queue = list(names)
         seen: dict[str, Vma] = {}
         dups: list[Vma] = []

@@ -38,6 +38,18 @@ def test_mprotect_middle_names_pieces_lowest_keeps_name() -> None:
     assert t.anon_vma("AV1").counter("num_active_vmas") == 3
 
 
+def test_every_step_that_splits_names_its_pieces() -> None:
+    # the engine names pieces only after a step that inserted a VMA: each step, not the first
+    t = run("      - {name: a, start: 0x10000, pages: 3, faulted: true}\n"
+            "      - {name: b, start: 0x20000, pages: 3, faulted: true}\n",
+            "  - {mprotect: P/a, offset: 1, pages: 1, prot: r}\n"
+            "  - {munmap: P/b, offset: 1, pages: 1}\n"
+            "  - {mprotect: P/a.1, prot: rw}\n"        # merges back: nothing inserted
+            "  - {mprotect: P/b, prot: r}\n")          # nor here: one VMA changes
+    assert names(t) == [("a", 0x10000, 0x13000), ("b", 0x20000, 0x21000),
+                        ("b.1", 0x22000, 0x23000)]
+
+
 def test_munmap_lower_part_lets_the_survivor_keep_the_name() -> None:
     t = run("      - {name: m, start: 0x10000, pages: 4, faulted: true}\n",
             "  - {munmap: P/m, pages: 1}\n")

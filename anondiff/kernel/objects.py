@@ -224,7 +224,7 @@ class Checked:
 class Mm:
     """``struct mm_struct``: VMAs in ascending address order and the page table."""
 
-    __slots__ = ("name", "vmas", "starts", "ptes", "dirty", "dirty_ranges")
+    __slots__ = ("name", "vmas", "starts", "ptes", "dirty", "dirty_ranges", "inserted")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -237,6 +237,9 @@ class Mm:
         #: :meth:`touch_range`; code that renames a VMA calls :meth:`touch`.
         self.dirty: set[Vma] | None = None
         self.dirty_ranges: list[tuple[int, int]] = []
+        #: VMAs :meth:`insert` has put in so far: a split piece, mremap's copy, a heap, an mmap
+        #: (the engine names the pieces of a step only if it inserted any)
+        self.inserted = 0
 
     def __iter__(self) -> Iterator[Vma]:  # pragma: no mutate block
         return iter(self.vmas)
@@ -253,6 +256,7 @@ class Mm:
         i = bisect_left(self.starts, vma.start)
         self.vmas.insert(i, vma)
         self.starts.insert(i, vma.start)
+        self.inserted += 1
         if self.dirty is not None:
             self.dirty.add(vma)
 
