@@ -5,12 +5,12 @@ Each returns (kind, where, detail); the engine turns new ones into findings.
 from __future__ import annotations
 
 from collections import Counter
-from typing import AbstractSet, Final, Iterator
+from typing import AbstractSet, Final, Iterator, Sequence
 
 from .. import progress as _progress
 from ..progress import EVERY, bar
 from .counters import DegreeCounters, NoCounters, SplitCounters
-from .objects import AnonVma, Checked, Mm, Vma
+from .objects import AnonVma, Mm, Vma
 from .rmap import avname
 from .state import Kernel
 
@@ -153,9 +153,9 @@ Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
 
 def _chain_set(vma: Vma) -> frozenset[AnonVma]:
     """The chain of a VMA the checks have seen, as a set (what I3 compares)."""
-    seen = vma.checked
-    assert seen is not None
-    return frozenset(seen.chain)
+    chain = vma.chk_chain
+    assert chain is not None
+    return frozenset(chain)
 
 
 def _touch(touched: Touched, group: tuple[Mm, AnonVma], vma: Vma) -> None:
@@ -191,7 +191,7 @@ class IncrementalChecks:
         #: per mm, anon_vma -> the VMAs using it (I3 groups), and each group's violations
         self.users: dict[Mm, dict[AnonVma, set[Vma]]] = {}
         self.groups: dict[tuple[Mm, AnonVma], _Group] = {}
-        # per VMA: Vma.checked; per anon_vma: its chk_* fields (VMAs using it in every mm,
+        # per VMA: its chk_* fields; per anon_vma: its chk_* fields (VMAs using it in every mm,
         # linked live children with parent != self, live anon_vmas with it as root not self,
         # where it counts in those, its I4/I5 violations)
         self._before: dict[Violation, bool] = {}
@@ -202,7 +202,7 @@ class IncrementalChecks:
         return set(self.count)
 
     # -- bookkeeping ---------------------------------------------------------------------------
-    def _drop(self, out: list[Violation]) -> None:
+    def _drop(self, out: Sequence[Violation]) -> None:
         count, before = self.count, self._before
         for v in out:
             if v not in before:
@@ -213,7 +213,7 @@ class IncrementalChecks:
             else:
                 del count[v]
 
-    def _add(self, out: list[Violation], key: tuple[int, int, int], at: int = 0) -> None:
+    def _add(self, out: Sequence[Violation], key: tuple[int, int, int], at: int = 0) -> None:
         count, before, keys = self.count, self._before, self._keys
         for i, v in enumerate(out, at):
             if v not in before:
@@ -291,17 +291,17 @@ class IncrementalChecks:
             if progress and not i % EVERY:
                 progress.update(i)
             mm = vma.mm
-            seen = vma.checked
-            if seen is not None and seen.anon_vma is vma.anon_vma and mm in order \
+            seen = vma.chk_chain
+            if seen is not None and vma.chk_anon_vma is vma.anon_vma and mm in order \
                     and mm.contains(vma):
                 chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
-                if chain == seen.chain:
+                if chain == seen:
                     # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter
                     # or renamed): its counts and I3 membership stand; its own checks, its
                     # group (the lowest member's name and start) and its anon_vmas' counters
                     # (a policy's hook may have changed them) are looked at again
-                    self._recheck(vma, seen, chain, order[mm])
-                    av = seen.anon_vma
+                    self._recheck(vma, chain, order[mm])
+                    av = vma.chk_anon_vma
                     if av is not None:
                         avs.add(av)
                         _touch(touched, (mm, av), vma)
@@ -309,11 +309,11 @@ class IncrementalChecks:
                         avs.add(c)
                     continue
             if seen is not None:
-                vma.checked = None
-                if seen.out:
-                    self._drop(seen.out)
+                vma.chk_chain = None        # forgotten (the other chk_* fields mean nothing now)
+                if vma.chk_out:
+                    self._drop(vma.chk_out)
                     sick.discard(vma)
-                av = seen.anon_vma
+                av = vma.chk_anon_vma
                 if av is not None:
                     av.chk_vmas -= 1
                     avs.add(av)
@@ -324,7 +324,7 @@ class IncrementalChecks:
                         if not members:
                             del group[av]
                         _touch(touched, (mm, av), vma)
-                for c in seen.chain:
+                for c in seen:
                     avs.add(c)
                 by_mm = self.by_mm.get(mm)
                 if by_mm is not None:
@@ -332,9 +332,9 @@ class IncrementalChecks:
             if vma not in fresh and (mm not in order or not mm.contains(vma)):
                 continue
             chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
-            out = [] if _vma_ok(vma, chain) else vma_violations(vma)
+            out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
             av = vma.anon_vma
-            vma.checked = Checked(out, av, chain)
+            vma.chk_chain, vma.chk_anon_vma, vma.chk_out = chain, av, out
             self.by_mm[mm].add(vma)
             if out:
                 sick.add(vma)
@@ -373,18 +373,18 @@ class IncrementalChecks:
         keys.clear()
         return new, gone
 
-    def _recheck(self, vma: Vma, seen: Checked, chain: tuple[AnonVma, ...], mm_order: int) -> None:
+    def _recheck(self, vma: Vma, chain: tuple[AnonVma, ...], mm_order: int) -> None:
         """The VMA checks of a VMA whose anon_vma and chain did not change."""
-        out = [] if _vma_ok(vma, chain) else vma_violations(vma)
-        if out == seen.out:
+        out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
+        if out == vma.chk_out:
             return
-        if seen.out:
-            self._drop(seen.out)
+        if vma.chk_out:
+            self._drop(vma.chk_out)
             self.sick.discard(vma)
         if out:
             self.sick.add(vma)
             self._add(out, (mm_order, 0, vma.start))
-        seen.out = out
+        vma.chk_out = out
 
     def _group(self, mm: Mm, av: AnonVma, changed: set[Vma] | None) -> None:
         """I3 for the VMAs of ``mm`` using ``av``: every member whose chain differs from the

@@ -165,7 +165,7 @@ class Vma:
     """``struct vm_area_struct``; addresses in pages (address >> PAGE_SHIFT)."""
 
     __slots__ = ("mm", "start", "end", "pgoff", "prot", "flags", "file", "anon_vma", "avcs",
-                 "name", "checked", "kt")
+                 "name", "chk_chain", "chk_anon_vma", "chk_out", "kt")
 
     def __init__(self, mm: Mm, start: int, end: int, pgoff: int, prot: frozenset[str],
                  flags: frozenset[str], file: str | ShmemFile | None, name: str) -> None:
@@ -181,9 +181,13 @@ class Vma:
         #: the head is an append: ``avcs[-1]`` is the head; iterate head to tail with same_vma()
         self.avcs: list[AnonVmaChain] = []
         self.name = name
-        #: what the incremental invariant checks last saw of it (None: not checked yet, or
-        #: forgotten since it left its mm)
-        self.checked: Checked | None = None
+        # What the incremental invariant checks (anondiff.kernel.checks) last saw of it, kept
+        # here as AnonVma's chk_* fields are (no object per VMA checked): its chain head first
+        # (None: not checked yet, or forgotten since it left its mm; the other two then mean
+        # nothing), its anon_vma and its VMA-level violations.
+        self.chk_chain: tuple[AnonVma, ...] | None = None
+        self.chk_anon_vma: AnonVma | None = None
+        self.chk_out: tuple[tuple[str, str, str], ...] = ()
         #: its number in a compiled tree's binding (anondiff.ktree), which checks it
         self.kt = 0  # pragma: no mutate (any value: the binding checks it against its own list)
 
@@ -206,19 +210,6 @@ class Vma:
 
     def __repr__(self) -> str:  # pragma: no mutate block (debug repr)
         return f"<vma {self.mm.name}/{self.name} [{self.start:#x},{self.end:#x})>"
-
-
-class Checked:
-    """What the incremental invariant checks (:mod:`anondiff.kernel.checks`) last saw of one
-    VMA: its VMA-level violations, its anon_vma and its chain (head first)."""
-
-    __slots__ = ("out", "anon_vma", "chain")
-
-    def __init__(self, out: list[tuple[str, str, str]], anon_vma: AnonVma | None,
-                 chain: tuple[AnonVma, ...]) -> None:
-        self.out = out
-        self.anon_vma = anon_vma
-        self.chain = chain
 
 
 class Mm:
