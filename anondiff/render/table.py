@@ -2,7 +2,7 @@
 table of anon_vmas, then the findings.  Plain ASCII, no trailing spaces."""
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, TypeVar
@@ -14,7 +14,6 @@ if TYPE_CHECKING:  # the differ is not needed to draw a run
     from ..diff import Comparison
 
 K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
 
 def _table(rows: list[list[object]], headers: list[str]) -> str:
@@ -31,13 +30,27 @@ def _table_lines(rows: list[list[object]], headers: list[str]) -> list[str]:
                           else [[] for _ in headers], headers)
 
 
+class _Clean(list):  # type: ignore[type-arg]
+    """A column whose cells need no stripping (made by this module from parts without
+    whitespace at either end, or stripped already), with the length of its widest cell when
+    that is known without looking at every cell (None: look)."""
+
+    def __init__(self, cells: Iterable[str], widest: int | None = None) -> None:
+        super().__init__(cells)
+        self.widest = widest
+
+
 def _columns_table(columns: list[list[str]], headers: list[str]) -> list[str]:
     """:func:`_table_lines` of the table whose columns (lists of str cells, of equal length)
-    are given: a large table is made a column at a time."""
-    columns = [list(map(str.strip, column)) for column in columns]
+    are given: a large table is made a column at a time.  A :class:`_Clean` column is not
+    stripped again, nor measured if it says how wide it is."""
+    columns = [column if type(column) is _Clean else list(map(str.strip, column))
+               for column in columns]
     widths = [len(h) + 2 for h in headers]
     for i, column in enumerate(columns):
-        widest = max(map(len, column), default=0)
+        widest = getattr(column, "widest", None)
+        if widest is None:
+            widest = max(map(len, column), default=0)
         if widest > widths[i]:
             widths[i] = widest
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
@@ -55,10 +68,11 @@ def _columns_table(columns: list[list[str]], headers: list[str]) -> list[str]:
     return lines
 
 
-def _cached(make: Callable[[K], V], items: list[K]) -> list[V]:
-    """``[make(x) for x in items]``, made once per distinct x (few prots, flags, counters)."""
-    made = {x: make(x) for x in set(items)}
-    return list(map(made.__getitem__, items))
+def _cached(make: Callable[[K], str], items: list[K]) -> _Clean:
+    """``[make(x).strip() for x in items]``, made once per distinct x (few prots, flags,
+    counters), as a :class:`_Clean` column that knows its widest cell."""
+    made = {x: make(x).strip() for x in set(items)}
+    return _Clean(map(made.__getitem__, items), max(map(len, made.values()), default=0))
 
 
 def _prot(prot: tuple[str, ...]) -> str:
@@ -83,6 +97,10 @@ def _some(items: Sequence[str], most: int = 8) -> str:
         return "-"
     more = f" (+{len(items) - most} more)" if len(items) > most else ""
     return " ".join(items[:most]) + more
+
+
+def _state(freed: bool) -> str:
+    return "freed" if freed else "live"
 
 
 def _counters(counters: tuple[tuple[str, int], ...]) -> str:
@@ -115,16 +133,16 @@ _VMA_NAME, _VMA_START, _VMA_END, _VMA_PROT, _VMA_FLAGS, _VMA_ANON_VMA, _VMA_CHAI
     _fields(VmaView, "name"), _fields(VmaView, "start"), _fields(VmaView, "end"),
     _fields(VmaView, "prot"), _fields(VmaView, "flags"), _fields(VmaView, "anon_vma"),
     _fields(VmaView, "chain"))
-_AV_NAME, _AV_PARENT, _AV_ROOT, _AV_COUNTERS, _AV_REFCOUNT, _AV_USERS = (
+_AV_NAME, _AV_PARENT, _AV_ROOT, _AV_COUNTERS, _AV_REFCOUNT, _AV_USERS, _AV_FREED = (
     _fields(AnonVmaView, "name"), _fields(AnonVmaView, "parent"), _fields(AnonVmaView, "root"),
     _fields(AnonVmaView, "counters"), _fields(AnonVmaView, "refcount"),
-    _fields(AnonVmaView, "users"))
+    _fields(AnonVmaView, "users"), _fields(AnonVmaView, "freed"))
 
 
 def topology_blocks(t: Topology) -> Iterator[list[str]]:
     """:func:`topology_lines` in lists of lines (a table is one list).  The columns of a table
     are made a column at a time by C loops (``map``) where they can be: 65,000-row tables."""
-    by_name = {a.name: a for a in t.anon_vmas}.get
+    by_name = dict(zip(map(_AV_NAME, t.anon_vmas), t.anon_vmas)).get
 
     for p in t.processes:
         vmas = p.vmas
@@ -135,8 +153,8 @@ def topology_blocks(t: Topology) -> Iterator[list[str]]:
             yield _columns_table([
                 list(map(_VMA_NAME, vmas)),
                 # "%#x-%#x": hex() is that, without parsing a format per VMA
-                list(map("-".join, zip(map(hex, map(_VMA_START, vmas)),
-                                       map(hex, map(_VMA_END, vmas))))),
+                _Clean(map("-".join, zip(map(hex, map(_VMA_START, vmas)),
+                                         map(hex, map(_VMA_END, vmas))))),
                 _cached(_prot, list(map(_VMA_PROT, vmas))),
                 _cached(_flags, list(map(_VMA_FLAGS, vmas))),
                 [label or "-" for label in labels],
@@ -159,10 +177,10 @@ def topology_blocks(t: Topology) -> Iterator[list[str]]:
             [parent or "-" for parent in map(_AV_PARENT, all_avs)],
             list(map(_AV_ROOT, all_avs)),
             _cached(_counters, list(map(_AV_COUNTERS, all_avs))),
-            list(map(str, map(_AV_REFCOUNT, all_avs))),
+            _cached(str, list(map(_AV_REFCOUNT, all_avs))),
             [" ".join(users) if 0 < len(users) <= 8 else _some(users)
              for users in map(_AV_USERS, all_avs)],       # _some(), the few users' inline
-            ["freed" if a.freed else "live" for a in all_avs],
+            _cached(_state, list(map(_AV_FREED, all_avs))),
         ], ["anon_vma", "parent", "root", "counters", "refcount", "used by", "state"])
         yield [""]
     if t.findings:
