@@ -234,7 +234,7 @@ def test_topology_tables_as_tabulate(topo, data) -> None:  # type: ignore[no-unt
     from anondiff.render.table import topology_lines
     from anondiff.topology import PageView
     vary = st.tuples(st.sampled_from([(), ("read",), ("read", "write"), ("read", "write", "exec")]),
-                     st.sampled_from([(), ("account",), ("dontcopy", "wipeonfork")]),
+                     st.sampled_from([(), ("account",), ("dontcopy", "wipeonfork"), ("x%s",)]),
                      st.lists(st.builds(PageView, st.sampled_from(["pg0", "pg12"]), st.just(0),
                                         st.just(0), st.sampled_from(["AV0", "AV10"]),
                                         st.booleans(), st.booleans()), max_size=6).map(tuple))
@@ -246,7 +246,8 @@ def test_topology_tables_as_tabulate(topo, data) -> None:  # type: ignore[no-unt
                                         max_size=len(topo.processes[0].vmas))))))
     avs = tuple(a._replace(refcount=data.draw(st.integers(0, 12)),
                            counters=data.draw(st.sampled_from(
-                               [(), (("degree", 3),), (("num_children", 1), ("num_active_vmas", 10))])),
+                               [(), (("degree", 3),),
+                                (("num_children", 1), ("num_active_vmas", 10))])),
                            users=data.draw(st.lists(st.sampled_from(["P/v0", "P/v10"]),
                                                     max_size=10).map(tuple)))
                 for a in topo.anon_vmas)

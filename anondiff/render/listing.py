@@ -379,7 +379,7 @@ def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
     kinds = [all_kinds.get((pname, name), ()) for name in names] if all_kinds else None
     prefix = pname + "/"
     marked = [prefix + name in differs for name in names] if differs else None
-    keys: list[object] = texts if kinds is None and marked is None else list(zip(
+    keys: Sequence[object] = texts if kinds is None and marked is None else list(zip(
         texts, kinds or repeat((), n), marked or repeat(False, n)))
     # runs of equal keys: where a key differs from the one before, a run starts
     starts = [0, *compress(range(1, n), map(ne, keys, islice(keys, 1, None)))]
