@@ -38,6 +38,15 @@ def test_run_one_policy_table_shows_the_thread_answer() -> None:
     assert all(rows[f"DST{i}"][4] == "AV0" for i in range(2, 6))
 
 
+def test_a_command_in_a_process_that_goes_on_switches_the_collector_back_on() -> None:
+    """The collector is off during a command; run from Python (not ``python -m anondiff``,
+    which ends with the command and leaves it off: test_output), it is back on afterwards."""
+    import gc
+    assert gc.isenabled()
+    assert invoke("run", SEED, "-p", "v2", "--final-only").exit_code == 0
+    assert gc.isenabled()
+
+
 def test_version_alias_selects_the_policy() -> None:
     r = invoke("run", SEED, "-p", "v5.5", "--final-only")
     assert r.exit_code == 0 and "== wei-4e4a9eb92133:" in r.output

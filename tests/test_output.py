@@ -260,3 +260,22 @@ def test_quick_exit_leaves_atexit_functions_and_threads_to_the_usual_exit() -> N
                "threading.Thread(target=late).start()",
                "run", SEED, "-p", "v2", "--final-only")
     assert (r.returncode, r.stderr) == (0, b"thread done\n")
+
+
+def test_quick_exit_leaves_the_garbage_collector_off() -> None:
+    """Switched back on after the command, the collector would walk everything the command
+    allocated (its youngest generation) at the next allocation, just before the process ends
+    (a command run by CliRunner switches it back on: test_cli)."""
+    r = _entry("import gc, os, sys\nruns = []\n"
+               "real_disable = gc.disable\n"     # the command's start: collections from there
+               "def count(phase, info):\n    runs.append(phase)\n"
+               "def disable():\n    if count not in gc.callbacks:\n"
+               "        gc.callbacks.append(count)\n"
+               "    real_disable()\n"
+               "gc.disable = disable\n"
+               "real_exit = os._exit\n"
+               "def _exit(code):\n    print('collections', len(runs), file=sys.stderr)\n"
+               "    real_exit(code)\n"
+               "os._exit = _exit",
+               "run", SEED, "-p", "v2", "--final-only")
+    assert (r.returncode, r.stderr) == (0, b"collections 0\n") and b"process C" in r.stdout

@@ -187,3 +187,69 @@ def test_texts_of_a_parent_cycle_as_the_walk() -> None:
     for chain in [("AV1", "AV2"), ("AV1", "AV2", "AV1"), ("AV1",)]:
         vma = VmaView("v", 0, 4096, 0, (), (), "AV1", chain, ())
         assert texts["AV1", chain] == _vma_text(avs, 2, vma)
+
+
+def _reference_topology_lines(t) -> list[str]:  # type: ignore[no-untyped-def]
+    """The tables of one snapshot made a row at a time, by tabulate."""
+    from anondiff.render.table import _pages, _some, finding_line
+
+    def table(rows: list[list[str]], headers: list[str]) -> list[str]:
+        text = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+        return [line.rstrip() for line in text.splitlines()]
+
+    avs = {a.name: a for a in t.anon_vmas}
+    out: list[str] = []
+    for p in t.processes:
+        out.append(f"process {p.name}")
+        if p.vmas:
+            rows = []
+            for v in p.vmas:
+                av = avs.get(v.anon_vma) if v.anon_vma is not None else None
+                rows.append([v.name, f"{v.start:#x}-{v.end:#x}",
+                             "".join(c[0] for c in v.prot) or "-", ",".join(v.flags) or "-",
+                             v.anon_vma or "-", (av.parent or "-") if av else "-",
+                             av.root if av else "-", " ".join(v.chain) or "-",
+                             _pages(v.pages) if v.pages else ""])
+            out += table(rows, ["vma", "range", "prot", "flags", "anon_vma", "parent", "root",
+                                "chain (head first)", "pages"])
+        else:
+            out.append("  (no VMAs)")
+        out.append("")
+    if t.anon_vmas:
+        out += table([[a.name, a.parent or "-", a.root,
+                       " ".join(f"{k}={v}" for k, v in a.counters) or "-", str(a.refcount),
+                       _some(a.users), "freed" if a.freed else "live"] for a in t.anon_vmas],
+                     ["anon_vma", "parent", "root", "counters", "refcount", "used by", "state"])
+        out.append("")
+    out += ["findings:"] + [finding_line(f) for f in t.findings] if t.findings \
+        else ["findings: none"]
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_topologies(), st.data())
+def test_topology_tables_as_tabulate(topo, data) -> None:  # type: ignore[no-untyped-def]
+    """The tables made a column at a time (cells made once per distinct value, columns known
+    to need no stripping left as they are) print what tabulate prints of the rows."""
+    from anondiff.render.table import topology_lines
+    from anondiff.topology import PageView
+    vary = st.tuples(st.sampled_from([(), ("read",), ("read", "write"), ("read", "write", "exec")]),
+                     st.sampled_from([(), ("account",), ("dontcopy", "wipeonfork"), ("x%s",)]),
+                     st.lists(st.builds(PageView, st.sampled_from(["pg0", "pg12"]), st.just(0),
+                                        st.just(0), st.sampled_from(["AV0", "AV10"]),
+                                        st.booleans(), st.booleans()), max_size=6).map(tuple))
+    vmas = tuple(v._replace(prot=prot, flags=flags, pages=pages, start=v.start * 4096,
+                            end=v.end * 4096 + 4096 * 0x10000 * (i % 2))
+                 for i, (v, (prot, flags, pages)) in enumerate(zip(
+                     topo.processes[0].vmas,
+                     data.draw(st.lists(vary, min_size=len(topo.processes[0].vmas),
+                                        max_size=len(topo.processes[0].vmas))))))
+    avs = tuple(a._replace(refcount=data.draw(st.integers(0, 12)),
+                           counters=data.draw(st.sampled_from(
+                               [(), (("degree", 3),),
+                                (("num_children", 1), ("num_active_vmas", 10))])),
+                           users=data.draw(st.lists(st.sampled_from(["P/v0", "P/v10"]),
+                                                    max_size=10).map(tuple)))
+                for a in topo.anon_vmas)
+    topo = topo._replace(processes=(topo.processes[0]._replace(vmas=vmas),), anon_vmas=avs)
+    assert list(topology_lines(topo)) == _reference_topology_lines(topo)

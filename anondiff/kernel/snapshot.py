@@ -1,7 +1,6 @@
 """Freeze the live kernel objects into a :class:`~anondiff.topology.Topology`."""
 from __future__ import annotations
 
-from operator import attrgetter
 from typing import Iterable
 
 from ..progress import EVERY, bar
@@ -16,7 +15,15 @@ _FLAGS: dict[frozenset[str], tuple[str, ...]] = {}
 _FILE_FLAGS: dict[frozenset[str], tuple[str, ...]] = {}
 
 _tuple_new = tuple.__new__
-_pgoff, _seq = attrgetter("vma.pgoff"), attrgetter("seq")
+
+
+def _seq(avc: AnonVmaChain) -> int:
+    return avc.seq
+
+
+def _pgoff(avc: AnonVmaChain) -> int:
+    # (the sort keys as functions, not attrgetters: compiled, two field loads each)
+    return avc.vma.pgoff
 
 
 def _prot(prot: frozenset[str]) -> tuple[str, ...]:

@@ -196,15 +196,20 @@ def geometry(rows: Sequence[Row], band: range,
              ) -> tuple[dict[int, int], dict[int, int]]:
     """Box width and column width for each column of the band (shared by every row);
     ``segs``: the :func:`segments` of each row, if the caller has them."""
-    box = {i: 0 for i in band}
-    col = {i: 0 for i in band}
+    box = dict.fromkeys(band, 0)
+    col = dict.fromkeys(band, 0)
     for n, row in enumerate(rows):
         for i in band:
             cell = row[i]
             if cell is not None:
-                box[i] = max(box[i], max(len(cell.label), MIN_INNER) + 3)
+                b = len(cell.name) + cell.bang         # len(cell.label), without the property
+                b = (b if b > MIN_INNER else MIN_INNER) + 3
+                if b > box[i]:
+                    box[i] = b
         for text, hung in (segments(row, band) if segs is None else segs[n]):
-            col[hung[0]] = max(col[hung[0]], GAP + len(text) + 4 + ARROW)
+            c = GAP + len(text) + 4 + ARROW
+            if c > col[hung[0]]:
+                col[hung[0]] = c
     return box, {i: max(col[i], GAP + box[i]) for i in band}
 
 
@@ -366,7 +371,7 @@ def draw(row: Row, band: range, rows: Sequence[Row], unicode: bool,
     for i in band:
         left[i] = x
         x += col[i]
-    marked = any(cell is not None and cell.marked for cell in (row[i] for i in band))
+    marked = any([cell.marked for cell in map(row.__getitem__, band) if cell is not None])
     draw_with = _draw_canvas if unicode else _draw_plain
     return draw_with(row, band, box, col, left, x, marked, unicode,
                      segments(row, band) if segs is None else segs)
@@ -488,7 +493,7 @@ def chart_lines(topo: Topology, rows: tuple[Row, ...], every: Sequence[Row],
         by_row = {id(row): got for row, got in zip(every, segs)}
         geom = geometry(every, band, segs)
         for proc, row in zip(topo.processes, rows, strict=True):
-            if not any(row[i] is not None for i in band):
+            if not any(map(row.__getitem__, band)):       # (a Cell is a non-empty tuple)
                 where = " in this part" if proc.vmas else ""
                 lines += [f"Process {proc.name}:{part} no VMAs{where}", ""]
             else:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import textwrap
 from itertools import compress, islice, repeat
-from operator import attrgetter, methodcaller, ne
+from operator import attrgetter, ne
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -39,7 +39,15 @@ MIN_WIDTH = 30
 ELIDE_MIN = 3      # shortest run written FIRST..LAST
 ELISION_NOTE = ("note: FIRST..LAST (N) stands for N consecutive VMAs with the same "
                 "anon_vma, chain and findings")
-_ends_in_space = methodcaller("endswith", " ")
+
+
+def _all_fit(lines: list[str], width: int) -> bool:
+    """Does every one of *lines* (not empty) fit in *width* columns as :func:`wrap` leaves
+    it: printable, no longer than *width*, no space at its end?  (Two C scans of the lines
+    joined: "\\n" is no printable character, so once all are printable, " \\n" is a line
+    ending in a space.)"""
+    return max(map(len, lines)) <= width and " ".join(lines).isprintable() \
+        and " \n" not in "\n".join(lines) + "\n"
 
 
 # -- shared text helpers ----------------------------------------------------------------------
@@ -220,8 +228,7 @@ def anon_vma_lines(topo: Topology, width: int) -> list[str]:
     texts = [f"  {av.name} -> {parent} (parent), root {root}"
              if not av.freed and (parent := av.parent) is not None and parent != av.name
              and (root := av.root) != av.name else "  " + _av_text(av) for av in shown]
-    if max(map(len, texts)) <= width and all(map(str.isprintable, texts)) \
-            and not any(map(_ends_in_space, texts)):
+    if _all_fit(texts, width):
         return ["anon_vmas:", *texts]      # every line fits: wrap()'s first case
     lines = ["anon_vmas:"]
     for text in texts:
@@ -320,6 +327,30 @@ class _Texts(dict):  # type: ignore[type-arg]
         self[key] = text
         return text
 
+    def texts(self, keys: Iterable[tuple[str | None, tuple[str, ...]]]) -> list[str]:
+        """``[self[key] for key in keys]``, the common keys' texts made in the loop (a child of
+        a root, as :meth:`__missing__` makes it: a fork child's tens of thousands of VMAs, each
+        with its own anon_vma, without a call each), a key like the one before given its
+        text again (a run of VMAs with the same anon_vma, without a lookup)."""
+        get, lineages = self.avs.get, self.lineages
+        out: list[str] = []
+        append = out.append
+        last, text = None, ""
+        for key in keys:
+            if key != last:
+                last = key
+                name, chain = key
+                av = get(name) if name is not None else None
+                if av is not None and not av.freed and (parent := av.parent) is not None \
+                        and parent != name and parent == av.root \
+                        and name not in (rest := lineages[parent]):
+                    text = f"{name} (child of {parent})" if chain == (name,) + rest \
+                        else f"{name} (child of {parent}), chain [{', '.join(chain)}]"
+                else:
+                    text = self[key]
+            append(text)
+        return out
+
 
 def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
                    width: int, avs: Mapping[str, AnonVmaView] | None = None,
@@ -342,14 +373,13 @@ def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
         lineages = _Lineages(avs, most)
     n = len(vmas)
     names = list(map(_name, vmas))
-    texts = list(map(_Texts(avs, lineages, most).__getitem__,
-                     zip(map(_anon_vma, vmas), map(_chain, vmas))))
+    texts = _Texts(avs, lineages, most).texts(zip(map(_anon_vma, vmas), map(_chain, vmas)))
     all_kinds = _kinds_by_vma(topo) if topo.findings else {}
     pname = proc.name
     kinds = [all_kinds.get((pname, name), ()) for name in names] if all_kinds else None
     prefix = pname + "/"
     marked = [prefix + name in differs for name in names] if differs else None
-    keys: list[object] = texts if kinds is None and marked is None else list(zip(
+    keys: Sequence[object] = texts if kinds is None and marked is None else list(zip(
         texts, kinds or repeat((), n), marked or repeat(False, n)))
     # runs of equal keys: where a key differs from the one before, a run starts
     starts = [0, *compress(range(1, n), map(ne, keys, islice(keys, 1, None)))]
@@ -371,13 +401,16 @@ def _process_lines(topo: Topology, proc: ProcessView, differs: frozenset[str],
         at += range(done, n)
     else:
         entries, at = names, range(n)
-    out = list(map("{}{} - {}{}".format,
-                   repeat("  ") if marked is None else ["* " if marked[i] else "  " for i in at],
-                   entries, map(texts.__getitem__, at),
-                   repeat("") if kinds is None
-                   else [f"  ! {','.join(k)}" if (k := kinds[i]) else "" for i in at]))
-    if max(map(len, out)) <= width and all(map(str.isprintable, out)) \
-            and not any(map(_ends_in_space, out)):
+    if marked is None and kinds is None:        # (a run's: no marks, no findings)
+        out = list(map("  %s - %s".__mod__, zip(entries, map(texts.__getitem__, at))))
+    else:
+        out = list(map("{}{} - {}{}".format,
+                       repeat("  ") if marked is None
+                       else ["* " if marked[i] else "  " for i in at],
+                       entries, map(texts.__getitem__, at),
+                       repeat("") if kinds is None
+                       else [f"  ! {','.join(k)}" if (k := kinds[i]) else "" for i in at]))
+    if _all_fit(out, width):
         lines += out        # every line fits: wrap()'s first case
     else:
         for text in out:

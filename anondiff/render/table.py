@@ -2,10 +2,10 @@
 table of anon_vmas, then the findings.  Plain ASCII, no trailing spaces."""
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from itertools import chain
 from operator import itemgetter
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, Union
 
 from ..topology import AnonVmaView, Finding, PageView, Replay, Topology, VmaView
 from . import RenderOptions
@@ -14,7 +14,6 @@ if TYPE_CHECKING:  # the differ is not needed to draw a run
     from ..diff import Comparison
 
 K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
 
 def _table(rows: list[list[object]], headers: list[str]) -> str:
@@ -31,34 +30,78 @@ def _table_lines(rows: list[list[object]], headers: list[str]) -> list[str]:
                           else [[] for _ in headers], headers)
 
 
-def _columns_table(columns: list[list[str]], headers: list[str]) -> list[str]:
-    """:func:`_table_lines` of the table whose columns (lists of str cells, of equal length)
-    are given: a large table is made a column at a time."""
-    columns = [list(map(str.strip, column)) for column in columns]
+class _Clean(list):  # type: ignore[type-arg]
+    """A column whose cells need no stripping (made by this module from parts without
+    whitespace at either end, or stripped already), with the length of its widest cell when
+    that is known without looking at every cell (None: look)."""
+
+    def __init__(self, cells: Iterable[str], widest: int | None = None) -> None:
+        super().__init__(cells)
+        self.widest = widest
+
+
+class _Same(NamedTuple):
+    """A column whose every cell is ``cell`` (a VMA table of one anon_vma, one chain, one
+    flags): written into the row's format once, not passed to it for every row."""
+
+    cell: str
+
+
+Column = Union[list[str], _Same]
+
+
+def _same(column: list[K]) -> bool:
+    """Are all the items of a list (not empty) the first one?  (A C loop; the items of a
+    column that is one value are mostly one object.)"""
+    return column.count(column[0]) == len(column)
+
+
+def _columns_table(columns: list[Column], headers: list[str], rows: int | None = None) -> list[str]:
+    """:func:`_table_lines` of the table whose columns (lists of str cells, of equal length
+    ``rows``, which a table of :class:`_Same` columns alone needs) are given: a large table is
+    made a column at a time.  A :class:`_Clean` column is not stripped again, nor measured if
+    it says how wide it is; a :class:`_Same` one is a literal part of each row."""
+    columns = [column if type(column) is _Clean
+               else _Same(column.cell.strip()) if type(column) is _Same
+               else list(map(str.strip, column)) for column in columns]
+    varying = [column for column in columns if type(column) is not _Same]
+    if rows is None:
+        rows = len(varying[0]) if varying else 0
     widths = [len(h) + 2 for h in headers]
     for i, column in enumerate(columns):
-        widest = max(map(len, column), default=0)
+        known = len(column.cell) if type(column) is _Same else getattr(column, "widest", None)
+        widest = max(map(len, column), default=0) if known is None else known
         if widest > widths[i]:
             widths[i] = widest
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    if not columns or not columns[0]:
+    if not columns or not rows:
         return lines
     # a row is its cells padded (as str.ljust, as tabulate pads: "%-*s") and joined, trailing
-    # spaces cut: one format per row (a C loop over the rows, for tables of 65,000 rows); the
-    # last cell is not padded, so only a row whose last cell is empty can end in spaces
-    row = "  ".join(["%%-%ds" % w for w in widths[:-1]] + ["%s"])
-    rows = map(row.__mod__, zip(*columns))
-    lines += map(str.rstrip, rows) if "" in columns[-1] else rows
+    # spaces cut: one format per row (a C loop over the rows, for tables of 65,000 rows), a
+    # _Same column's cell written into it; the last cell is not padded, so only a row whose
+    # last cell is empty can end in spaces
+    last = len(columns) - 1
+    row = "  ".join([(column.cell if i == last else column.cell.ljust(w)).replace("%", "%%")
+                     if type(column) is _Same else "%s" if i == last else "%%-%ds" % w
+                     for i, (column, w) in enumerate(zip(columns, widths))])
+    made = map(row.__mod__, zip(*varying)) if varying else [row % ()] * rows
+    end = columns[-1]
+    lines += map(str.rstrip, made) if (not end.cell if type(end) is _Same else "" in end) \
+        else made
     if not lines[-1]:
         lines.pop()     # a last row with nothing in it ends the text: splitlines() dropped it
     return lines
 
 
-def _cached(make: Callable[[K], V], items: list[K]) -> list[V]:
-    """``[make(x) for x in items]``, made once per distinct x (few prots, flags, counters)."""
-    made = {x: make(x) for x in set(items)}
-    return list(map(made.__getitem__, items))
+def _cached(make: Callable[[K], str], items: list[K]) -> Column:
+    """``[make(x).strip() for x in items]``, made once per distinct x (few prots, flags,
+    counters), as a :class:`_Clean` column that knows its widest cell, or a :class:`_Same`
+    one."""
+    made = {x: make(x).strip() for x in set(items)}
+    if len(made) == 1:
+        return _Same(*made.values())
+    return _Clean(map(made.__getitem__, items), max(map(len, made.values()), default=0))
 
 
 def _prot(prot: tuple[str, ...]) -> str:
@@ -83,6 +126,10 @@ def _some(items: Sequence[str], most: int = 8) -> str:
         return "-"
     more = f" (+{len(items) - most} more)" if len(items) > most else ""
     return " ".join(items[:most]) + more
+
+
+def _state(freed: bool) -> str:
+    return "freed" if freed else "live"
 
 
 def _counters(counters: tuple[tuple[str, int], ...]) -> str:
@@ -115,55 +162,69 @@ _VMA_NAME, _VMA_START, _VMA_END, _VMA_PROT, _VMA_FLAGS, _VMA_ANON_VMA, _VMA_CHAI
     _fields(VmaView, "name"), _fields(VmaView, "start"), _fields(VmaView, "end"),
     _fields(VmaView, "prot"), _fields(VmaView, "flags"), _fields(VmaView, "anon_vma"),
     _fields(VmaView, "chain"))
-_AV_NAME, _AV_PARENT, _AV_ROOT, _AV_COUNTERS, _AV_REFCOUNT, _AV_USERS = (
+_AV_NAME, _AV_PARENT, _AV_ROOT, _AV_COUNTERS, _AV_REFCOUNT, _AV_USERS, _AV_FREED = (
     _fields(AnonVmaView, "name"), _fields(AnonVmaView, "parent"), _fields(AnonVmaView, "root"),
     _fields(AnonVmaView, "counters"), _fields(AnonVmaView, "refcount"),
-    _fields(AnonVmaView, "users"))
+    _fields(AnonVmaView, "users"), _fields(AnonVmaView, "freed"))
 
 
 def topology_blocks(t: Topology) -> Iterator[list[str]]:
     """:func:`topology_lines` in lists of lines (a table is one list).  The columns of a table
     are made a column at a time by C loops (``map``) where they can be: 65,000-row tables."""
-    by_name = {a.name: a for a in t.anon_vmas}.get
+    by_name = dict(zip(map(_AV_NAME, t.anon_vmas), t.anon_vmas)).get
 
     for p in t.processes:
         vmas = p.vmas
         yield [f"process {p.name}"]
         if vmas:
             labels = list(map(_VMA_ANON_VMA, vmas))
-            avs = list(map(by_name, labels))        # None: no anon_vma (no label is None's)
+            if _same(labels):           # one anon_vma: one parent and root too
+                av = by_name(labels[0])     # None: no anon_vma (no label is None's)
+                av_columns: list[Column] = [_Same(labels[0] or "-"),
+                                            _Same((av.parent or "-") if av else "-"),
+                                            _Same(av.root if av else "-")]
+            else:
+                avs = list(map(by_name, labels))
+                parents = [(av.parent or "-") if av else "-" for av in avs]
+                roots = [av.root if av else "-" for av in avs]
+                av_columns = [[label or "-" for label in labels],
+                              _Same(parents[0]) if _same(parents) else parents,
+                              _Same(roots[0]) if _same(roots) else roots]
+            chains = list(map(_VMA_CHAIN, vmas))
             yield _columns_table([
                 list(map(_VMA_NAME, vmas)),
                 # "%#x-%#x": hex() is that, without parsing a format per VMA
-                list(map("-".join, zip(map(hex, map(_VMA_START, vmas)),
-                                       map(hex, map(_VMA_END, vmas))))),
+                _Clean(map("-".join, zip(map(hex, map(_VMA_START, vmas)),
+                                         map(hex, map(_VMA_END, vmas))))),
                 _cached(_prot, list(map(_VMA_PROT, vmas))),
                 _cached(_flags, list(map(_VMA_FLAGS, vmas))),
-                [label or "-" for label in labels],
-                [(av.parent or "-") if av else "-" for av in avs],
-                [av.root if av else "-" for av in avs],
-                [text or "-" for text in map(" ".join, map(_VMA_CHAIN, vmas))],
+                *av_columns,
+                _Same(" ".join(chains[0]) or "-") if _same(chains)
+                else [text or "-" for text in map(" ".join, chains)],
                 # _pages(), the one-page VMA's inline (a call per VMA less)
                 [(f"{pg.name}>{pg.mapping}" if pg.in_chain else f"{pg.name}>{pg.mapping}!")
                  if len(pages := v.pages) == 1 and (pg := pages[0])
                  else _pages(pages) if pages else "" for v in vmas],
             ], ["vma", "range", "prot", "flags", "anon_vma", "parent", "root",
-                "chain (head first)", "pages"])
+                "chain (head first)", "pages"], len(vmas))
         else:
             yield ["  (no VMAs)"]
         yield [""]
     if t.anon_vmas:
         all_avs = t.anon_vmas
+        parents = [parent or "-" for parent in map(_AV_PARENT, all_avs)]
+        roots = list(map(_AV_ROOT, all_avs))
         yield _columns_table([
             list(map(_AV_NAME, all_avs)),
-            [parent or "-" for parent in map(_AV_PARENT, all_avs)],
-            list(map(_AV_ROOT, all_avs)),
+            _Same(parents[0]) if _same(parents) else parents,
+            _Same(roots[0]) if _same(roots) else roots,
             _cached(_counters, list(map(_AV_COUNTERS, all_avs))),
-            list(map(str, map(_AV_REFCOUNT, all_avs))),
+            _cached(str, list(map(_AV_REFCOUNT, all_avs))),
             [" ".join(users) if 0 < len(users) <= 8 else _some(users)
              for users in map(_AV_USERS, all_avs)],       # _some(), the few users' inline
-            ["freed" if a.freed else "live" for a in all_avs],
-        ], ["anon_vma", "parent", "root", "counters", "refcount", "used by", "state"])
+            _cached(_state, list(map(_AV_FREED, all_avs))),
+        ], ["anon_vma", "parent", "root", "counters", "refcount", "used by", "state"],
+            len(all_avs))
         yield [""]
     if t.findings:
         yield ["findings:"] + [finding_line(f) for f in t.findings]
