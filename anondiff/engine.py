@@ -18,7 +18,7 @@ try:
 except ImportError:                  # no mypy (so nothing compiled): a no-op
     from ._compiled import mypyc_attr  # type: ignore[assignment]
 from .kernel import checks as checks_mod
-from .kernel.fork import dup_mmap
+from .kernel.fork import ABSENT, dup_mmap
 from .kernel.merge import merge_existing, merge_new
 from .kernel.expand import ExpandError, brk, expand_downwards, growsdown_above
 from .kernel.mremap import MremapError
@@ -563,8 +563,14 @@ class _Replayer:
         self.reshape(mm, step.names, lambda: do_munmap(self.k, mm, start, end))
 
     def madvise(self, step: Madvise) -> None:
-        mm, start, end = self.range(step.target, "madvise", whole=True)
         flag, on = ADVICE_FLAGS[step.advice]
+        if flag == VM_WIPEONFORK and self.policy.dup_mmap.wipeonfork == ABSENT:
+            # madvise_behavior_valid() knows MADV_WIPEONFORK and MADV_KEEPONFORK since commit
+            # d2cd9ede6e19 ("mm,fork: introduce MADV_WIPEONFORK") (v4.14), and is asked before
+            # the range is looked at
+            raise self.error(f"madvise(MADV_{step.advice.upper()}) under {self.policy.name}: "
+                             "no such advice before v4.14, the kernel returns EINVAL")
+        mm, start, end = self.range(step.target, "madvise", whole=True)
         if flag == VM_WIPEONFORK and on:
             for vma in mm.overlapping(start, end):
                 if vma.file is not None or VM_SHARED in vma.flags:

@@ -340,3 +340,36 @@ def test_every_shipped_expectation_holds(path: Path) -> None:
     failed = [f"line {v.expectation.line}: {v.expectation.kind} under {v.policy}: {v.message}"
               for v in verify(sc.expectations, finals) if not v.ok]
     assert not failed, "\n".join(failed)
+
+
+MADVISE_WIPE = """
+description: madvise(MADV_WIPEONFORK), then MADV_KEEPONFORK, on a faulted VMA.
+processes:
+  - name: P
+    vmas:
+      - {name: W, start: 0x12000, pages: 2, prot: rw, faulted: true}
+steps:
+  - {madvise: P, start: 0x90000, end: 0x91000, advice: ADVICE}
+"""
+
+
+@pytest.mark.parametrize("advice", ["wipeonfork", "keeponfork"])
+@pytest.mark.parametrize("version,einval", [
+    ("always-new", True), ("v3.10", True), ("v4.9", True), ("v4.13", True), ("v3.19", True),
+    ("v4.14", False), ("degree", False), ("clone-rework-2026", False)])
+def test_madvise_wipeonfork_before_v4_14_is_einval(advice: str, version: str, einval: bool,
+                                                   tmp_path: Path) -> None:
+    """madvise_behavior_valid() knows MADV_WIPEONFORK and MADV_KEEPONFORK since commit
+    d2cd9ede6e19 ("mm,fork: introduce MADV_WIPEONFORK") (v4.14): before it the call fails with
+    EINVAL, before the range is looked at (an unmapped range is ENOMEM from v4.14 on)."""
+    path = tmp_path / "m.yaml"
+    text = MADVISE_WIPE.replace("ADVICE", advice)
+    path.write_text(text)
+    r = invoke("run", str(path), "-p", version, "--final-only")
+    assert r.exit_code == 2
+    assert ("EINVAL" in r.stderr, "ENOMEM" in r.stderr) == (einval, not einval), r.stderr
+    if einval:
+        assert f"madvise(MADV_{advice.upper()})" in r.stderr
+    path.write_text(text.replace("start: 0x90000, end: 0x91000", "start: 0x12000, end: 0x13000"))
+    r = invoke("run", str(path), "-p", version, "--final-only", "--format", "json")
+    assert (r.exit_code == 2) == einval, r.output
