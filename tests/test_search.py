@@ -328,6 +328,41 @@ def test_ctrl_c_while_the_workers_start_prints_no_traceback(delay: float) -> Non
         assert err.count("\n") == 1 and "interrupted" in err, err
 
 
+WORKERS_PARENT = """
+import os, threading
+from anondiff.search import runner
+
+def parents():
+    with runner._sigint_blocked():
+        pool = runner._pool(2)
+    try:
+        return {pool.submit(os.getppid).result() for _ in range(4)}
+    finally:
+        pool.shutdown()
+
+print(parents() == {os.getpid()})
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+print(os.getpid() in parents())
+stop.set()
+other.join()
+"""
+
+
+def test_workers_fork_from_a_single_threaded_search() -> None:
+    """--jobs workers are forked from the search itself when it runs one thread: no fork
+    server to start (half a second of a short search), anondiff and the policies loaded
+    already; with another thread running they come from a fork server instead (forking could
+    copy a lock that thread holds).  In a fresh interpreter: pytest's may run threads."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", WORKERS_PARENT], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False"]
+
+
 def test_batch_replays_pair_each_scenario_with_its_own() -> None:
     """The hot loop replays through engine.replay_many (for each scenario, each policy in
     order): every scenario gets the verdict a replay of it alone gives."""
