@@ -149,11 +149,21 @@ class _InProcess:
 def _worker_start(started: Any) -> None:
     """Workers leave Ctrl-C to the main process, which stops the search and keeps what was
     found (a worker's KeyboardInterrupt would only print a traceback and break the pool).
-    What a worker inherited (a forked one: all of the search's objects) is left out of its
-    cyclic collections, which would otherwise walk it and copy its pages."""
+    A forked worker drops the handlers it inherited (the command's SIGTERM and SIGHUP ones
+    raise an exception: terminate() at a Ctrl-C printed its traceback, or left the pool
+    waiting for a worker that had caught it) and leaves what it inherited out of its cyclic
+    collections, which would otherwise walk all of it and copy its pages."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in _HELD:
+        if callable(signal.getsignal(sig)):
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     gc.freeze()
     started.wait()
+
+
+#: Signals held back while workers are forked, until they have dropped the parent's handlers.
+_HELD = {signal.SIGTERM, signal.SIGHUP}
 
 
 def _context():  # type: ignore[no-untyped-def]
@@ -187,13 +197,17 @@ def _pool(jobs: int):  # type: ignore[no-untyped-def]
     from concurrent.futures import ProcessPoolExecutor
     ctx = _context()
     # every worker waits at the barrier until all have started (and so unpickled what the
-    # parent sent them), then the parent goes on
+    # parent sent them, or dropped the handlers it had), then the parent goes on
     started = ctx.Barrier(jobs + 1)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_start,
-                               initargs=(started,))
-    for _ in range(jobs):
-        pool.submit(os.getpid)          # a worker is spawned for each while none is idle
-    started.wait()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_start,
+                                   initargs=(started,))
+        for _ in range(jobs):
+            pool.submit(os.getpid)      # a worker is spawned for each while none is idle
+        started.wait()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return pool
 
 
