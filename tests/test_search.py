@@ -304,8 +304,10 @@ def test_ctrl_c_ends_the_search_like_its_time_budget() -> None:
 
 def catches_sigint(pid: int) -> None:
     """Wait until the interpreter of ``pid`` has put its SIGINT handler in place: a Ctrl-C
-    before that kills it (status -2, nothing on stderr), which no program can prevent; with
-    the tests' searches running side by side on a loaded machine that took over 0.4 s."""
+    before that kills it (status -2, nothing on stderr), which no program can prevent; on
+    the shared machine (load 5) the 0.4 s case ended so in 2 runs of 5, once the workers were
+    forked instead of coming from a fork server (why the earlier start shows there is not
+    established)."""
     import signal
     import time
     for _ in range(3000):
