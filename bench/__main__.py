@@ -404,20 +404,30 @@ def bench_search(count: int = 1_536) -> None:
     cpu = time.process_time() - cpu
     # the workers' start (a forkserver, imports, policies loaded) is part of --jobs 2's figure;
     # from its first result on, the steady rate a long search runs at
+    import os
     marks: list[tuple[float, int]] = []
+    before = os.times()
     two = search(goal, budget, seed=0, count=4 * count, jobs=2,
                  progress=lambda p: marks.append((p.elapsed, p.tried)))
+    after = os.times()
     (t_a, n_a), (t_b, n_b) = marks[0], marks[-1]
     steady = (n_b - n_a) / (t_b - t_a)
     assert not one.found and not two.found
     # the machine is shared: the CPU-time rate and the load average say how far the wall
-    # clock figures can be trusted
-    import os
+    # clock figures can be trusted.  What the load moves little: the workers' CPU per scenario
+    # against one process's (forked workers are this process's children, reaped by the end of
+    # the search; a fork server's are not, and count 0) and this process's own CPU meanwhile
+    workers = (after.children_user + after.children_system
+               - before.children_user - before.children_system) / (4 * count)
+    parent = after.user + after.system - before.user - before.system
+    per_worker = f"x{workers * count / cpu:.2f}" if workers else "not counted (a fork server's)"
     print(f"search, 2 policies with checks ({steps:.1f} steps on average): {one.rate:6,.0f} "
           f"scenarios/s on one core ({count / cpu:,.0f} per CPU second; the engine alone: "
           f"{engine:,.0f}/s, search {one.rate / engine:.2f}x of it); --jobs 2: "
           f"{two.rate:,.0f}/s (x{two.rate / one.rate:.2f} of --jobs 1), {steady:,.0f}/s once the "
-          f"workers run (x{steady / one.rate:.2f}); load average {os.getloadavg()[0]:.1f}")
+          f"workers run (x{steady / one.rate:.2f}), first result after {marks[0][0]:.2f} s, "
+          f"workers' CPU per scenario {per_worker} of one process's, the search's own CPU "
+          f"{parent:.2f} s; load average {os.getloadavg()[0]:.1f}")
 
 
 def debian_tree(version: str) -> str | None:

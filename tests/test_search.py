@@ -302,6 +302,22 @@ def test_ctrl_c_ends_the_search_like_its_time_budget() -> None:
     assert err.count("\n") == 1
 
 
+def catches_sigint(pid: int) -> None:
+    """Wait until the interpreter of ``pid`` has put its SIGINT handler in place: a Ctrl-C
+    before that kills it (status -2, nothing on stderr), which no program can prevent; on
+    the shared machine (load 5) the 0.4 s case ended so in 2 runs of 5, once the workers were
+    forked instead of coming from a fork server (why the earlier start shows there is not
+    established)."""
+    import signal
+    import time
+    for _ in range(3000):
+        with open(f"/proc/{pid}/status") as f:
+            caught = next(ln for ln in f if ln.startswith("SigCgt:"))
+        if int(caught.split()[1], 16) & 1 << (signal.SIGINT - 1):
+            return
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("delay", [0.4, 0.6, 0.8, 1.1])
 def test_ctrl_c_while_the_workers_start_prints_no_traceback(delay: float) -> None:
     """Ctrl-C in the first second, while the fork server imports anondiff or a worker is
@@ -316,6 +332,7 @@ def test_ctrl_c_while_the_workers_start_prints_no_traceback(delay: float) -> Non
                           "--invariants", "--events", NO_MREMAP, "--time", "60", "-j", "2"],
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    catches_sigint(p.pid)
     time.sleep(delay)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
@@ -326,6 +343,57 @@ def test_ctrl_c_while_the_workers_start_prints_no_traceback(delay: float) -> Non
     else:
         assert p.returncode == 0, err
         assert err.count("\n") == 1 and "interrupted" in err, err
+
+
+WORKERS_PARENT = """
+import os, signal, threading
+from anondiff.search import runner
+
+def worker():
+    # who forked it, and what a SIGTERM (terminate() at a Ctrl-C) or a SIGHUP would do there
+    return (os.getppid(), signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+            signal.getsignal(signal.SIGHUP) == signal.SIG_DFL,
+            not {signal.SIGTERM, signal.SIGHUP} & signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+def workers(fn):
+    with runner._sigint_blocked():
+        pool = runner._pool(2)
+    try:
+        return {pool.submit(fn).result() for _ in range(4)}
+    finally:
+        pool.shutdown()
+
+def raising(signum, frame):
+    raise RuntimeError(signum)
+
+signal.signal(signal.SIGTERM, raising)      # as the command does
+signal.signal(signal.SIGHUP, raising)
+print(workers(worker) == {(os.getpid(), True, True, True)})
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+try:
+    print(os.getpid() in workers(os.getppid))   # a fork server's children
+finally:
+    stop.set()
+    other.join()
+print(not {signal.SIGTERM, signal.SIGHUP} & signal.pthread_sigmask(signal.SIG_BLOCK, []))
+"""
+
+
+def test_workers_fork_from_a_single_threaded_search() -> None:
+    """--jobs workers are forked from the search itself when it runs one thread: no fork
+    server to start (half a second of a short search), anondiff and the policies loaded
+    already.  They drop the SIGTERM and SIGHUP handlers they inherit (the command's raise an
+    exception: terminate() at a Ctrl-C printed a worker's traceback, or hung the pool).  With
+    another thread running they come from a fork server instead (forking could copy a lock
+    that thread holds).  In a fresh interpreter: pytest's may run threads."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", WORKERS_PARENT], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False", "True"]
 
 
 def test_batch_replays_pair_each_scenario_with_its_own() -> None:

@@ -14,59 +14,98 @@ mremap (moves of one page) in a 16-page window, so that VMAs abut, split and mer
 """
 from __future__ import annotations
 
-import random
+from _random import Random
+from typing import Final
 
 from ..scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap,
                         ProcessSpec, Scenario, Step, Target, VmaSpec)
 from .budget import Budget
 
 
-BASE = 0x10000 >> PAGE_SHIFT          # first page of the window
-WINDOW = 16                           # pages
-MAX_PAGES = 6                         # largest VMA drawn
-MAX_ALIVE = 4                         # processes at once
-FILE = "lib"                          # the one file: private file VMAs are pgoff-linear
-PROTS = {"rw": frozenset({"read", "write"}), "r": frozenset({"read"}),
+BASE: Final = 0x10000 >> PAGE_SHIFT   # first page of the window
+WINDOW: Final = 16                    # pages
+MAX_PAGES: Final = 6                  # largest VMA drawn
+MAX_ALIVE: Final = 4                  # processes at once
+FILE: Final = "lib"                          # the one file: private file VMAs are pgoff-linear
+PROTS: Final = {"rw": frozenset({"read", "write"}), "r": frozenset({"read"}),
          "rx": frozenset({"read", "exec"})}
-_PROT_NAMES = sorted(PROTS)
-ADVICE = ("dontfork", "dofork", "wipeonfork", "keeponfork")
-_KINDS = ("anon",) * 6 + ("file",) * 2 + ("shared",)
-_LAYOUT_PROTS = ("r", "rw", "rw", "rw", "rx")
+_PROT_NAMES: Final = sorted(PROTS)
+ADVICE: Final = ("dontfork", "dofork", "wipeonfork", "keeponfork")
+_KINDS: Final = ("anon",) * 6 + ("file",) * 2 + ("shared",)
+_LAYOUT_PROTS: Final = ("r", "rw", "rw", "rw", "rx")
 
 #: How often each event is drawn, relative to the others.  Forks and exits are frequent:
 #: reuse needs lineages whose anon_vmas are left with no VMA and one child.
-WEIGHTS = {"fork": 4, "exit": 2, "write": 3, "mprotect": 3, "madvise": 1, "munmap": 2, "mmap": 1,
+WEIGHTS: Final = {"fork": 4, "exit": 2, "write": 3, "mprotect": 3, "madvise": 1, "munmap": 2, "mmap": 1,
            "mremap": 1}
 #: mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of one page: a page always lies inside one VMA,
 #: whatever each policy merged, and the move is valid in every era (MREMAP_DONTUNMAP is not:
 #: v5.7, and anonymous only before v5.13)
-_MOVE = frozenset({"maymove", "fixed"})
+_MOVE: Final = frozenset({"maymove", "fixed"})
 
 
 #: One mapped page of the model, as bits: the protection's index in PROT_ORDER, then
 #: VM_DONTCOPY, VM_WIPEONFORK and the backing (anonymous, file, shared).
-PROT_MASK, DONTCOPY, WIPEONFORK = 0b11, 0b100, 0b1000
-ANON, FILE_BACKED, SHARED = 0, 0b10000, 0b100000
-PROT_ORDER = ("r", "rw", "rx")
-_PROT_INDEX = {PROTS[name]: i for i, name in enumerate(PROT_ORDER)}
+PROT_MASK: Final = 0b11
+DONTCOPY: Final = 0b100
+WIPEONFORK: Final = 0b1000
+ANON: Final = 0
+FILE_BACKED: Final = 0b10000
+SHARED: Final = 0b100000
+PROT_ORDER: Final = ("r", "rw", "rx")
+_PROT_INDEX: Final = {PROTS[name]: i for i, name in enumerate(PROT_ORDER)}
 
 
-def _pick(r: random.Random, seq):  # type: ignore[no-untyped-def]
+def _pick(r: Random, seq):  # type: ignore[no-untyped-def]
     """``r.choice(seq)``, at a third of the cost (the generator's hot path)."""
     return seq[int(r.random() * len(seq))]
 
 
-def rng_for(seed: int, index: int) -> random.Random:
+def rng_for(seed: int, index: int) -> Random:
     """The generator of scenario ``index`` of ``seed``: independent of how the indices are
-    split between workers."""
-    return random.Random((seed << 40) ^ index)
+    split between workers.  ``random.Random``'s C base: seeded from an int exactly as
+    ``random.Random(x)`` is (Mersenne Twister, init_by_array), without its two Python frames;
+    its draws beyond ``random()`` are made by :func:`_below`."""
+    return Random((seed << 40) ^ index)
+
+
+# -- random.Random's integer draws, exactly (CPython's Lib/random.py) ----------------------------
+# randint(a, b) is randrange(a, b + 1), which is a + _randbelow(b + 1 - a); sample() of a
+# population of at most 21 draws from a pool.  Three interpreted frames per number, a tenth of
+# the generator's time; the same numbers here (tests/test_search_generate.py holds them to
+# random.Random's).
+
+def _below(r: Random, n: int) -> int:
+    """``random.Random._randbelow(n)`` for ``n > 0``: the top ``n.bit_length()`` bits of the
+    next 32-bit output, drawn again while they are ``n`` or more."""
+    k = n.bit_length()
+    x = r.getrandbits(k)
+    while x >= n:
+        x = r.getrandbits(k)
+    return x
+
+
+def _randint(r: Random, a: int, b: int) -> int:
+    """``random.Random.randint(a, b)``."""
+    return a + _below(r, b + 1 - a)
+
+
+def _sample(r: Random, n: int, k: int) -> list[int]:
+    """``random.Random.sample(range(n), k)`` for ``n <= 21`` (its pool of the population)."""
+    pool = list(range(n))
+    out = []
+    for i in range(k):
+        j = _below(r, n - i)
+        out.append(pool[j])
+        pool[j] = pool[n - i - 1]
+    return out
 
 
 class _State:
     __slots__ = ("r", "random", "budget", "space", "generation", "alive", "born", "steps",
                  "serial")
 
-    def __init__(self, r: random.Random, budget: Budget) -> None:
+    def __init__(self, r: Random, budget: Budget) -> None:
         self.r = r
         self.random = r.random
         self.budget = budget
@@ -100,8 +139,7 @@ def generate(seed: int, index: int, budget: Budget) -> Scenario:
     while len(steps) < n and tries < 4 * n:
         tries += 1
         deck[int(random_() * size)](st)
-    return Scenario(path="<search>", description="", processes=processes,
-                    steps=tuple(st.steps), name="found")
+    return _tuple(Scenario, ("<search>", "", processes, tuple(st.steps), None, (), "found"))
 
 
 # -- the starting layout -------------------------------------------------------------------------
@@ -121,13 +159,13 @@ def _layout(st: _State) -> tuple[ProcessSpec, ...]:
         specs: list[VmaSpec] = []
         if i == 0 and r.random() < 0.5:
             # one faulted anonymous mapping, which mprotect will split: the thread's SRC1..SRCn
-            pages = r.randint(2, MAX_PAGES)
-            start = BASE + r.randint(0, 2)
-            specs.append(VmaSpec(st.fresh("v"), start << PAGE_SHIFT, (start + pages) << PAGE_SHIFT,
-                                 PROTS["rw"], frozenset(), faulted=True))
+            pages = _randint(r, 2, MAX_PAGES)
+            start = BASE + _randint(r, 0, 2)
+            specs.append(_vma(st.fresh("v"), start << PAGE_SHIFT, (start + pages) << PAGE_SHIFT,
+                              PROTS["rw"], _NO_FLAGS, faulted=True))
             left -= 1
         else:
-            want = r.randint(1, max(1, min(3, left - (len(names) - 1 - i))))
+            want = _randint(r, 1, max(1, min(3, left - (len(names) - 1 - i))))
             label = f"{name}_AV"
             for _ in range(want):
                 spec = _layout_vma(st, name, label)
@@ -137,7 +175,7 @@ def _layout(st: _State) -> tuple[ProcessSpec, ...]:
                 left -= 1
         for spec in specs:
             _map(st, name, spec)
-        out.append(ProcessSpec(name, tuple(sorted(specs, key=lambda v: v.start))))
+        out.append(_tuple(ProcessSpec, (name, tuple(sorted(specs, key=_start)), 0)))
     return tuple(out)
 
 
@@ -161,15 +199,20 @@ def _layout_vma(st: _State, process: str, label: str) -> VmaSpec | None:
     how = r.random()
     faulted, offsets = how < 0.75, None
     if faulted and how > 0.6:
-        offsets = tuple(sorted(r.sample(range(size), r.randint(0, size))))
+        assert size <= 21                    # sample()'s pool, not its set
+        offsets = tuple(sorted(_sample(r, size, _randint(r, 0, size))))
         if len(offsets) == size:
             offsets = None                   # every page: faulted: true
     anon_vma = label if faulted and file is None and r.random() < 0.5 else None
-    spec = VmaSpec(name, start << PAGE_SHIFT, (start + size) << PAGE_SHIFT, prot, flags,
-                   False, file, faulted, offsets, anon_vma)
+    spec = _vma(name, start << PAGE_SHIFT, (start + size) << PAGE_SHIFT, prot, flags, False, file,
+                faulted, offsets, anon_vma)
     # the model's page table: reserve before the next draw sees the space
     _map(st, process, spec)
     return spec
+
+
+def _start(spec: VmaSpec) -> int:
+    return spec.start
 
 
 def _room(space: dict[int, int], start: int) -> int:
@@ -179,16 +222,16 @@ def _room(space: dict[int, int], start: int) -> int:
     return room
 
 
-def _draw_vma(r: random.Random, room: int) -> tuple[int, str, frozenset[str]]:
+def _draw_vma(r: Random, room: int) -> tuple[int, str, frozenset[str]]:
     """A new VMA's size in pages (at most ``room``), kind and protection."""
-    pages = r.randint(1, min(MAX_PAGES, room))
+    pages = _randint(r, 1, min(MAX_PAGES, room))
     kind = _pick(r, _KINDS)
     return pages, kind, PROTS[_pick(r, _LAYOUT_PROTS)]
 
 
 def _make_spec(name: str, start: int, pages: int, prot: frozenset[str], kind: str) -> VmaSpec:
-    return VmaSpec(name, start << PAGE_SHIFT, (start + pages) << PAGE_SHIFT, prot, _NO_FLAGS,
-                   kind == "shared", FILE if kind == "file" else None)
+    return _vma(name, start << PAGE_SHIFT, (start + pages) << PAGE_SHIFT, prot, _NO_FLAGS,
+                kind == "shared", FILE if kind == "file" else None)
 
 
 def _vma_spec(st: _State, name: str, start: int, room: int) -> VmaSpec:
@@ -196,9 +239,9 @@ def _vma_spec(st: _State, name: str, start: int, room: int) -> VmaSpec:
     return _make_spec(name, start, pages, prot, kind)
 
 
-_NO_FLAGS: frozenset[str] = frozenset()
+_NO_FLAGS: Final[frozenset[str]] = frozenset()
 #: (dontcopy, wipeonfork) -> the layout VMA's flags
-_FLAGS = {(d, w): frozenset({"dontcopy"} if d else set()) | ({"wipeonfork"} if w else set())
+_FLAGS: Final = {(d, w): frozenset({"dontcopy"} if d else set()) | ({"wipeonfork"} if w else set())
           for d in (False, True) for w in (False, True)}
 
 
@@ -217,7 +260,7 @@ def _map(st: _State, process: str, spec: VmaSpec) -> None:
 # tuples with tuple.__new__ (every field given, the defaults spelled out); the asserts keep them
 # in step with anondiff/scenario.py.
 
-_tuple = tuple.__new__
+_tuple: Final = tuple.__new__
 assert Target._fields == ("process", "vma", "first", "end")
 assert Fork._fields == ("process", "child", "names", "line")
 assert Exit._fields == ("process", "line")
@@ -225,6 +268,21 @@ assert Fault._fields == ("process", "vma", "pages", "addr", "kind", "line")
 assert Mprotect._fields == ("target", "prot", "names", "line")
 assert Madvise._fields == ("target", "advice", "names", "line")
 assert Munmap._fields == ("target", "names", "line")
+assert Mmap._fields == ("process", "vma", "line", "merge")
+assert Mremap._fields == ("target", "new_pages", "flags", "to", "name", "names", "line")
+assert VmaSpec._fields == ("name", "start", "end", "prot", "flags", "shared", "file", "faulted",
+                           "pages", "anon_vma", "line", "offset")
+assert ProcessSpec._fields == ("name", "vmas", "line")
+assert Scenario._fields == ("path", "description", "processes", "steps", "policies",
+                            "expectations", "name")
+
+
+def _vma(name: str, start: int, end: int, prot: frozenset[str], flags: frozenset[str],
+         shared: bool = False, file: str | None = None, faulted: bool = False,
+         pages: tuple[int, ...] | None = None, anon_vma: str | None = None) -> VmaSpec:
+    """``VmaSpec(name, start, end, prot, flags, shared, file, faulted, pages, anon_vma)``."""
+    return _tuple(VmaSpec, (name, start, end, prot, flags, shared, file, faulted, pages,
+                            anon_vma, 0, None))
 
 
 def _target(process: str, start: int, end: int) -> Target:
@@ -307,9 +365,9 @@ def _mprotect(st: _State) -> None:
     st.steps.append(_tuple(Mprotect, (_target(process, start, end), PROTS[PROT_ORDER[i]], (), 0)))
 
 
-_ADVICE_BITS = {"dontfork": (DONTCOPY, True), "dofork": (DONTCOPY, False),
+_ADVICE_BITS: Final = {"dontfork": (DONTCOPY, True), "dofork": (DONTCOPY, False),
                 "wipeonfork": (WIPEONFORK, True), "keeponfork": (WIPEONFORK, False)}
-_NOT_WIPE = ("dontfork", "dofork", "keeponfork")
+_NOT_WIPE: Final = ("dontfork", "dofork", "keeponfork")
 
 
 def _madvise(st: _State) -> None:
@@ -352,7 +410,7 @@ def _mmap(st: _State) -> None:
     start = _pick(st.r, near if near and st.r.random() < 0.7 else free)
     spec = _vma_spec(st, st.fresh("m"), start, _room(space, start))
     _map(st, process, spec)
-    st.steps.append(Mmap(process, spec))
+    st.steps.append(_tuple(Mmap, (process, spec, 0, True)))
 
 
 def _mremap(st: _State) -> None:
@@ -368,9 +426,9 @@ def _mremap(st: _State) -> None:
     attrs = space.pop(page)
     for p in range(to, to + new):
         space[p] = attrs
-    st.steps.append(Mremap(Target(process, None, page << PAGE_SHIFT, (page + 1) << PAGE_SHIFT),
-                           None if new == 1 else new, _MOVE, to << PAGE_SHIFT))
+    st.steps.append(_tuple(Mremap, (_target(process, page, page + 1), None if new == 1 else new,
+                                    _MOVE, to << PAGE_SHIFT, None, (), 0)))
 
 
-_EVENT = {"fork": _fork, "exit": _exit, "write": _write, "mprotect": _mprotect,
+_EVENT: Final = {"fork": _fork, "exit": _exit, "write": _write, "mprotect": _mprotect,
           "madvise": _madvise, "munmap": _munmap, "mmap": _mmap, "mremap": _mremap}

@@ -10,6 +10,7 @@ finding is kept from the lowest chunk that found it.
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -147,33 +148,66 @@ class _InProcess:
 
 def _worker_start(started: Any) -> None:
     """Workers leave Ctrl-C to the main process, which stops the search and keeps what was
-    found (a worker's KeyboardInterrupt would only print a traceback and break the pool)."""
+    found (a worker's KeyboardInterrupt would only print a traceback and break the pool).
+    A forked worker drops the handlers it inherited (the command's SIGTERM and SIGHUP ones
+    raise an exception: terminate() at a Ctrl-C printed its traceback, or left the pool
+    waiting for a worker that had caught it) and leaves what it inherited out of its cyclic
+    collections, which would otherwise walk all of it and copy its pages."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in _HELD:
+        if callable(signal.getsignal(sig)):
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+    gc.freeze()
     started.wait()
+
+
+#: Signals held back while workers are forked, until they have dropped the parent's handlers.
+_HELD = {signal.SIGTERM, signal.SIGHUP}
+
+
+def _context():  # type: ignore[no-untyped-def]
+    """How workers start.  Forked from the search itself when it runs one thread (on Linux):
+    they start in milliseconds, with anondiff imported and the policies loaded (a user's file,
+    a kernel tree) since :func:`judge_for` ran here; a fork server took 0.5 s of a short
+    search's wall clock to start and import anondiff, then each worker loaded the policies.
+    A process with other threads (a program calling :func:`search`, pytest-xdist's workers)
+    gets a fork server: forking it could copy a lock another thread holds."""
+    import multiprocessing
+    import sys
+    import threading
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform == "linux" and "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["anondiff.search.runner"])
+        from multiprocessing import forkserver
+        forkserver.ensure_running()     # born with the caller's mask: SIGINT blocked, for good
+        return ctx
+    return multiprocessing.get_context()  # pragma: no cover - not Linux
 
 
 def _pool(jobs: int):  # type: ignore[no-untyped-def]
     """A pool of ``jobs`` worker processes, every one started and ready when it returns.  Call
     with SIGINT blocked (:func:`_sigint_blocked`): a Ctrl-C while the fork server imports
     anondiff, or while a worker unpickles what the parent sent it, printed their tracebacks
-    (the parent, gone, had already unlinked the pool's semaphore) and could hang the pool."""
-    import multiprocessing
+    (the parent, gone, had already unlinked the pool's semaphore) and could hang the pool;
+    forked workers are born with it blocked too."""
     from concurrent.futures import ProcessPoolExecutor
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["anondiff.search.runner"])
-        from multiprocessing import forkserver
-        forkserver.ensure_running()     # born with the caller's mask: SIGINT blocked, for good
-    else:  # pragma: no cover - not Linux
-        ctx = multiprocessing.get_context()
+    ctx = _context()
     # every worker waits at the barrier until all have started (and so unpickled what the
-    # parent sent them), then the parent goes on
+    # parent sent them, or dropped the handlers it had), then the parent goes on
     started = ctx.Barrier(jobs + 1)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_start,
-                               initargs=(started,))
-    for _ in range(jobs):
-        pool.submit(os.getpid)          # a worker is spawned for each while none is idle
-    started.wait()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_start,
+                                   initargs=(started,))
+        for _ in range(jobs):
+            pool.submit(os.getpid)      # a worker is spawned for each while none is idle
+        started.wait()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return pool
 
 

@@ -1,0 +1,43 @@
+"""The generator draws random.Random's numbers without random.py's Python frames
+(anondiff/search/generate.py): the same numbers from the same state, or scenario *i* of seed
+*s* would change with the speed-up."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from anondiff.search import generate as gen
+
+
+def pairs(seed: int) -> tuple[random.Random, object]:
+    return random.Random(seed), gen.rng_for(0, seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 12345, (3 << 40) ^ 99])
+def test_rng_for_is_seeded_as_random_random(seed: int) -> None:
+    ours = gen.rng_for(seed >> 40, seed & ((1 << 40) - 1))
+    theirs = random.Random(seed)
+    assert [ours.random() for _ in range(50)] == [theirs.random() for _ in range(50)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_randint_and_below_draw_what_random_random_draws(seed: int) -> None:
+    theirs, ours = pairs(seed)
+    # every range the generator asks for, and the awkward ones: n a power of two (one more bit
+    # than n - 1 needs), n = 1 (draws a bit all the same)
+    for a, b in [(0, 0), (1, 1), (0, 1), (0, 2), (2, 6), (1, 3), (1, 6), (0, 6), (0, 7), (0, 8),
+                 (5, 20), (0, 1 << 20)] * 20:
+        assert gen._randint(ours, a, b) == theirs.randint(a, b), (a, b)
+    for n in list(range(1, 40)) * 5:
+        assert gen._below(ours, n) == theirs.randrange(n), n
+    assert ours.random() == theirs.random()          # and left in the same state
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sample_draws_what_random_random_draws(seed: int) -> None:
+    theirs, ours = pairs(seed)
+    for n in range(0, 22):
+        for k in range(0, n + 1):
+            assert gen._sample(ours, n, k) == theirs.sample(range(n), k), (n, k)
+    assert ours.random() == theirs.random()
