@@ -42,8 +42,9 @@ from . import readback
 # enum kt_op and enum kt_record of shim/glue.c
 PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH, FIND, ANON_VMA_MERGE = \
     range(1, 11)
-R_NEWVMA, R_INS, R_DEL, R_ALLOC, R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT, R_PAIR, \
-    R_NOMEM = range(1, 13)
+# (4, R_ALLOC, is no longer written: Library.kt_av_allocated() answers)
+R_NEWVMA, R_INS, R_DEL = range(1, 4)
+R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT, R_PAIR, R_NOMEM = range(5, 13)
 OP_NAMES = {PREPARE: "__anon_vma_prepare", FORK: "anon_vma_fork", CLONE: "anon_vma_clone",
             UNLINK: "unlink_anon_vmas", REKEY: "anon_vma_interval_tree_post_update_vma",
             DUP_ANON_VMA: "anon_vma_clone (dup_anon_vma)", MERGEABLE: "is_mergeable_anon_vma",
@@ -54,6 +55,15 @@ VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK:
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
              VM_WIPEONFORK: 64}
 SLOT_FREED = 2
+
+
+def _column(values: list[int]) -> array:  # type: ignore[type-arg]
+    """One of kt_fork_all()'s columns as C reads it: bytes when every value fits in one (the
+    usual case: :func:`.readback.fork_columns` writes small numbers), else longs."""
+    try:
+        return array("B", bytes(values))
+    except ValueError:
+        return array("l", values)
 
 
 class _FlagBits(dict):  # type: ignore[type-arg]
@@ -100,7 +110,7 @@ class Library:
         lib.kt_tree.restype = ctypes.c_long
         lib.kt_tree.argtypes = (ctypes.c_long, ctypes.c_void_p, ctypes.c_long)
         lib.kt_fork_all.restype = ctypes.c_long
-        lib.kt_fork_all.argtypes = (ctypes.c_void_p,)
+        lib.kt_fork_all.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
         lib.kt_fork_fast.restype = ctypes.c_void_p
         lib.kt_set_timeout.argtypes = (ctypes.c_double,)
         lib.kt_set_timeout(timeout())
@@ -108,12 +118,16 @@ class Library:
         lib.kt_fail_allocs.restype = ctypes.c_long
         lib.kt_addr_av.restype = ctypes.c_long
         lib.kt_addr_av.argtypes = (ctypes.c_long,)
+        lib.kt_av_allocated.restype = ctypes.c_long
+        lib.kt_av_allocated.argtypes = (ctypes.c_long,)
         self.path = str(path)
         self.lib = lib
         self.kt_call = lib.kt_call
         self.kt_fork_all = lib.kt_fork_all
         self.kt_fork_fast = lib.kt_fork_fast
         self.kt_records = lib.kt_records
+        #: was this anon_vma (its number) allocated by the tree's code in this replay?
+        self.kt_av_allocated = lib.kt_av_allocated
 
 
 class _DlInfo(ctypes.Structure):
@@ -179,7 +193,6 @@ class Binding:
         self.mm_id: dict[Mm, int] = {}
         self.file_id: dict[object, int] = _FileIds({None: 0})
         self.flag_bits: dict[tuple[frozenset[str], frozenset[str]], int] = _FlagBits()
-        self.allocated: set[int] = set()
         #: a Python AnonVma waiting for the C one the next call allocates (starting layout)
         self.bind_next: AnonVma | None = None
         self.orphan_events: list[tuple[str, str, str]] = []
@@ -273,16 +286,17 @@ class Binding:
         parent mm's list, each child its copy in the child mm), in order, in one C call
         (:meth:`fork` pair by pair, but each anon_vma's state read once, at the end); a crash
         is raised with its pair's index as ``crash.pair``.  The descriptors go as columns
-        (built by C loops: map() over the VMAs), and the records come back split by kind
+        (:func:`.readback.fork_columns`, mostly bytes), and the records come back split by kind
         (:meth:`_apply_fork`) unless something out of the ordinary happened."""
         if not parents:
             return
-        words = array("l", readback.fork_words(parents, self._mm_id(parents[0].mm),
-                                               self._mm_id(children[0].mm), self.vma_at,
-                                               self.flag_bits, self.file_id, self.av_at,
-                                               self.av_odd))
+        columns = [_column(c) for c in readback.fork_columns(
+            parents, self.vma_at, self.flag_bits, self.file_id, self.av_at, self.av_odd)]
+        head = array("l", [len(parents), self._mm_id(parents[0].mm), self._mm_id(children[0].mm),
+                           *(c.itemsize for c in columns)])
+        ptrs = (ctypes.c_void_p * len(columns))(*(c.buffer_info()[0] for c in columns))
         lib = self.library
-        count = lib.kt_fork_all(words.buffer_info()[0])
+        count = lib.kt_fork_all(head.buffer_info()[0], ptrs)
         fast = lib.kt_fork_fast()
         if self.bulk_fork and ctypes.c_long.from_address(fast).value:
             self._apply_fork(fast, children, parents)
@@ -296,26 +310,25 @@ class Binding:
         (:func:`.readback.apply_fork`)."""
         k = self.k
         assert k is not None
-        head = (ctypes.c_long * 8).from_address(fast)
-        n_ins, n_pairs, n_chain, n_avs, n_allocs, n_new, own = head[1:]
+        head = (ctypes.c_long * 7).from_address(fast)
+        n_ins, n_pairs, n_chain, n_avs, n_new, own = head[1:]
         own = own and self.own_chains
-        total = 8 + 3 * n_ins + 3 * n_pairs + n_chain + 6 * n_avs + n_allocs + 2 * n_new
+        total = 7 + 3 * n_ins + 3 * n_pairs + n_chain + 6 * n_avs + 2 * n_new
         recs = memoryview((ctypes.c_long * total).from_address(fast)).cast("B").cast("l")
-        at = 8
+        at = 7
         ins, at = recs[at:at + 3 * n_ins], at + 3 * n_ins
         pairs, at = recs[at:at + 3 * n_pairs], at + 3 * n_pairs
         chain, at = recs[at:at + n_chain], at + n_chain
         avs, at = recs[at:at + 6 * n_avs], at + 6 * n_avs
-        allocs, at = recs[at:at + n_allocs], at + n_allocs
         new = recs[at:at + 2 * n_new]
         # (the sections read as lists: the chains and the insertions' VMAs only when the
         # children's chains are not their own insertions)
         readback.apply_fork(k, ins[0] if n_ins else 0, ins[1::3].tolist(),
                             None if own else ins[2::3].tolist(), pairs.tolist(),
-                            None if own else chain.tolist(), avs.tolist(), allocs.tolist(),
-                            new.tolist(), children, parents, self.vma_at, self.av_at,
-                            self.av_odd, self.avc_at, self.allocated,
-                            None if self.bind_next is None else self._av, self.split)
+                            None if own else chain.tolist(), avs.tolist(), new.tolist(),
+                            children, parents, self.vma_at, self.av_at, self.av_odd,
+                            self.avc_at, None if self.bind_next is None else self._av,
+                            self.split)
 
     def _mm_id(self, mm: Mm) -> int:
         mm_id = self.mm_id.get(mm)
@@ -343,7 +356,7 @@ class Binding:
         av = readback.av_get(ptr, self.av_at, self.av_odd)
         if av is None:
             av = self.bind_next
-            if av is not None and ptr in self.allocated:
+            if av is not None and self.library.kt_av_allocated(ptr):
                 self.bind_next = None
             else:
                 av = AnonVma()
@@ -374,7 +387,7 @@ class Binding:
         rc = 0
         pending: dict[int, int] | None = None if pairs is None else {}
         at = -1
-        vma_at, new_av, allocated = self.vma_at, self._av, self.allocated
+        vma_at, new_av = self.vma_at, self._av
         add_vma, add_av = dirty_vmas.add, dirty_avs.add
         while i < n:
             t = recs[i]
@@ -424,9 +437,6 @@ class Binding:
                 vma = vmas[recs[i + 1]] if pairs is None else pairs[at][1]  # type: ignore[index]
                 readback.bind_vma(recs[i + 2], vma, vma_at)
                 i += 3
-            elif t == R_ALLOC:
-                allocated.add(recs[i + 1])
-                i += 2
             elif t == R_DEL:
                 avc, av = avc_at[recs[i + 1]], new_av(recs[i + 2])
                 av.tree.pop(avc, None)

@@ -35,8 +35,9 @@ enum kt_op {
 	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_FIND, KT_OP_ANON_VMA_MERGE,
 };
 
+/* (4, KT_R_ALLOC, is no longer written: kt_av_allocated() answers) */
 enum kt_record {
-	KT_R_NEWVMA = 1, KT_R_INS, KT_R_DEL, KT_R_ALLOC, KT_R_FREE, KT_R_EVENT, KT_R_VMA,
+	KT_R_NEWVMA = 1, KT_R_INS, KT_R_DEL, KT_R_FREE = 5, KT_R_EVENT, KT_R_VMA,
 	KT_R_AV, KT_R_CRASH, KT_R_RESULT, KT_R_PAIR, KT_R_NOMEM,
 };
 
@@ -59,6 +60,8 @@ struct kt_event {
 static char *kt_pages, *kt_packed;
 static long kt_used_pages, kt_used_packed;
 static unsigned char *kt_state;
+/* per slab slot: 1 when an anon_vma was allocated there (kt_av_allocated()) */
+static unsigned char *kt_av_slot;
 static unsigned int *kt_mark;
 static unsigned int kt_gen;
 static long *kt_out;
@@ -253,6 +256,12 @@ static struct anon_vma *kt_av_at(long id)
 	return NULL;
 }
 
+/* Was the anon_vma numbered id allocated from the anon_vma cache (in this replay)? */
+long kt_av_allocated(long id)
+{
+	return id > 0 && id <= KT_SLOTS && kt_av_slot[id - 1];
+}
+
 /* The number of the slab object that holds an address (a crash's), 0 for none. */
 long kt_addr_av(long addr)
 {
@@ -329,10 +338,7 @@ void *kmem_cache_alloc(struct kmem_cache *c, gfp_t flags)
 	if (c->ctor)
 		c->ctor(p);
 	kt_state[slot] = KT_SLOT_LIVE;
-	if (c->is_anon_vma) {
-		kt_emit(KT_R_ALLOC);
-		kt_emit(kt_av_id((struct anon_vma *)p));
-	}
+	kt_av_slot[slot] = c->is_anon_vma;
 	return p;
 }
 
@@ -445,6 +451,7 @@ static void kt_release(void)
 	long i;
 
 	free(kt_state);
+	free(kt_av_slot);
 	free(kt_mark);
 	free(kt_known);
 	for (i = 0; i < kt_nr_vmas; i++)
@@ -493,10 +500,11 @@ int kt_reset(void)
 	}
 	kt_used_pages = kt_used_packed = 0;
 	kt_state = calloc(KT_SLOTS, 1);
+	kt_av_slot = calloc(KT_SLOTS, 1);
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
 	kt_known = calloc(KT_SLOTS, sizeof(*kt_known));
 	kt_nr_known = 0;
-	if (!kt_state || !kt_mark || !kt_known)
+	if (!kt_state || !kt_av_slot || !kt_mark || !kt_known)
 		return -ENOMEM;
 	kt_nr_events = 0;
 	kt_out_len = 0;
@@ -845,18 +853,17 @@ long kt_call(const long *in)
 /*
  * kt_fork_all()'s record stream split by kind, for a reader that applies each kind in bulk
  * (anondiff.ktree.binding.Binding._apply_fork): kt_fast[0] is 1 when the stream holds nothing
- * but pairs, new VMAs, anon_vma allocations, insertions of chains Python was not told of, the
- * children's chains (of chains it was told of) and the anon_vmas' state; else 0 and nothing
- * more (the reader takes the stream record by record).  Then the counts: insertions, pairs,
- * chain entries, anon_vmas, allocations, new VMAs; then the sections: per insertion the chain's
- * number (kt_known), its anon_vma and its VMA; per pair the child, its anon_vma and its chain's length; the chains
- * of the children in order, each tail first (numbers); per anon_vma its KT_R_AV fields; the allocated
- * anon_vmas; per new VMA its pair's index and number.  kt_fast[KT_F_OWN] is 1 when each
- * child's chain, tail first, is the chains inserted during its fork, in order, each for it
- * (list_add() at the head, as anon_vma_chain_link() does): the reader then takes the chains
- * from the insertions.
+ * but pairs, new VMAs, insertions of chains Python was not told of, the children's chains (of
+ * chains it was told of) and the anon_vmas' state; else 0 and nothing more (the reader takes
+ * the stream record by record).  Then the counts: insertions, pairs, chain entries,
+ * anon_vmas, new VMAs; then the sections: per insertion the chain's number (kt_known), its
+ * anon_vma and its VMA; per pair the child, its anon_vma and its chain's length; the chains of
+ * the children in order, each tail first (numbers); per anon_vma its KT_R_AV fields; per new
+ * VMA its pair's index and number.  kt_fast[KT_F_OWN] is 1 when each child's chain, tail
+ * first, is the chains inserted during its fork, in order, each for it (list_add() at the
+ * head, as anon_vma_chain_link() does): the reader then takes the chains from the insertions.
  */
-enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_ALLOCS, KT_F_NEW, KT_F_OWN,
+enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_NEW, KT_F_OWN,
        KT_F_HEAD };
 
 /* The length of the record at r, in words (0: a kind kt_fork_split() does not take). */
@@ -868,8 +875,6 @@ static long kt_fork_rec_len(const long *r)
 		return 3;
 	case KT_R_INS:
 		return 4;
-	case KT_R_ALLOC:
-		return 2;
 	case KT_R_VMA:
 		return 4 + 2 * r[3];
 	case KT_R_AV:
@@ -899,9 +904,6 @@ static long kt_fork_split(long npairs)
 			break;
 		case KT_R_INS:
 			cnt[KT_F_INS]++;
-			break;
-		case KT_R_ALLOC:
-			cnt[KT_F_ALLOCS]++;
 			break;
 		case KT_R_VMA:	/* the child of the current pair, once */
 			if (pair != cnt[KT_F_PAIRS] || kt_out[i + 1] != child)
@@ -934,8 +936,7 @@ static long kt_fork_split(long npairs)
 	at[KT_F_PAIRS] = at[KT_F_INS] + 3 * cnt[KT_F_INS];
 	at[KT_F_CHAIN] = at[KT_F_PAIRS] + 3 * cnt[KT_F_PAIRS];
 	at[KT_F_AVS] = at[KT_F_CHAIN] + cnt[KT_F_CHAIN];
-	at[KT_F_ALLOCS] = at[KT_F_AVS] + 6 * cnt[KT_F_AVS];
-	at[KT_F_NEW] = at[KT_F_ALLOCS] + cnt[KT_F_ALLOCS];
+	at[KT_F_NEW] = at[KT_F_AVS] + 6 * cnt[KT_F_AVS];
 	kt_fast = kt_grow(kt_fast, &kt_fast_cap, at[KT_F_NEW] + 2 * cnt[KT_F_NEW], sizeof(long));
 	f = kt_fast;
 	for (i = 1; i < KT_F_OWN; i++)
@@ -957,9 +958,6 @@ static long kt_fork_split(long npairs)
 			memcpy(f + at[KT_F_INS], r + 1, 3 * sizeof(long));
 			at[KT_F_INS] += 3;
 			break;
-		case KT_R_ALLOC:
-			f[at[KT_F_ALLOCS]++] = r[1];
-			break;
 		case KT_R_VMA:
 			memcpy(f + at[KT_F_PAIRS], r + 1, 3 * sizeof(long));
 			at[KT_F_PAIRS] += 3;
@@ -977,22 +975,44 @@ static long kt_fork_split(long npairs)
 	return at[KT_F_NEW];
 }
 
+/* kt_fork_all()'s columns (anondiff.ktree.readback.FORK_COLUMNS) */
+enum kt_fork_col {
+	KT_C_VMA, KT_C_START, KT_C_PAGES, KT_C_PGOFF, KT_C_FLAGS, KT_C_FILE, KT_C_ANON_VMA,
+	KT_NR_COLS
+};
+
+/* Value i of a column of bytes (width 1) or longs. */
+static inline long kt_col(const void *col, long width, long i)
+{
+	return width == 1 ? (long)((const unsigned char *)col)[i] : ((const long *)col)[i];
+}
+
+/* A number written as odd(number - last) (0: none): the number, 0 for none; *last follows. */
+static inline long kt_col_num(long w, long *last)
+{
+	if (!w)
+		return 0;
+	*last += (w - 1) / 2;
+	return *last;
+}
+
 /*
  * One dup_mmap(): anon_vma_fork(child, parent) for each pair, in order, as kt_call() would
  * do it pair by pair, except that the state of the anon_vmas touched is emitted once, at the
  * end (or before a free, by kmem_cache_free()): a KT_R_PAIR record (its index and the child's
  * number), the records of the fork, the child's chain; then the anon_vmas.
- * in: the number of pairs n, the parent's mm id, the child's mm id, then n parents' numbers (0:
- * a VMA C has not seen), n starts, n ends, n pgoffs, n flag words, n file ids and n anon_vmas
- * (parent VMAs are attached; each child is its parent's vm_area_dup() in the child's mm, not
- * attached).  A crash ends the stream, after the anon_vmas' state as the crash left it.  The
- * stream is also split by kind into kt_fork_fast() (see kt_fork_split()).
+ * in: the number of pairs n, the parent's mm id, the child's mm id, then the width of each
+ * column of cols (1: bytes, 8: longs); cols: the parents' columns of n values each (enum
+ * kt_fork_col, written as readback.fork_columns() says): number (0: a VMA C has not seen),
+ * start, length, pgoff, flag word, file id, anon_vma (parent VMAs are attached; each child
+ * is its parent's vm_area_dup() in the child's mm, not attached).  A crash ends the stream,
+ * after the anon_vmas' state as the crash left it.  The stream is also split by kind into
+ * kt_fork_fast() (see kt_fork_split()).
  */
-long kt_fork_all(const long *in)
+long kt_fork_all(const long *in, const void *const *cols)
 {
-	long n = in[0];
-	const long *ptr = in + 3, *start = ptr + n, *end = start + n, *pgoff = end + n,
-		   *flags = pgoff + n, *file = flags + n, *anon_vma = file + n;
+	long n = in[0], last_num = 0, last_av = 0, last_start = 0;
+	const long *width = in + 3;
 	struct mm_struct *pmm, *cmm;
 	volatile long at;
 	int sig;
@@ -1010,12 +1030,12 @@ long kt_fork_all(const long *in)
 	kt_arm(1);
 	for (at = 0; at < n; at++) {
 		struct vm_area_struct *pv, *cv;
-		long rc;
+		long rc, num = kt_col_num(kt_col(cols[KT_C_VMA], width[KT_C_VMA], at), &last_num);
 
 		cv = kt_vma_new();
 		kt_emit3(KT_R_PAIR, at, kt_vma_id(cv));
-		pv = ptr[at] ? kt_vma_at(ptr[at]) : kt_vma_new();
-		if (!ptr[at])
+		pv = num ? kt_vma_at(num) : kt_vma_new();
+		if (!num)
 			kt_emit3(KT_R_NEWVMA, 1, kt_vma_id(pv));
 		sig = sigsetjmp(kt_jmp, 0);
 		if (sig) {
@@ -1034,13 +1054,17 @@ long kt_fork_all(const long *in)
 			raise(SIGVTALRM);
 		}
 		kt_dirty_chain(pv);
+		last_start += kt_col(cols[KT_C_START], width[KT_C_START], at);
 		pv->vm_mm = pmm;
-		pv->vm_start = (unsigned long)start[at] << PAGE_SHIFT;
-		pv->vm_end = (unsigned long)end[at] << PAGE_SHIFT;
-		pv->vm_pgoff = pgoff[at];
-		pv->vm_flags = flags[at];
-		pv->vm_file = (struct file *)file[at];
-		pv->anon_vma = kt_av_at(anon_vma[at]);
+		pv->vm_start = (unsigned long)last_start << PAGE_SHIFT;
+		pv->vm_end = (unsigned long)(last_start +
+					     kt_col(cols[KT_C_PAGES], width[KT_C_PAGES], at))
+			     << PAGE_SHIFT;
+		pv->vm_pgoff = last_start + kt_col(cols[KT_C_PGOFF], width[KT_C_PGOFF], at);
+		pv->vm_flags = kt_col(cols[KT_C_FLAGS], width[KT_C_FLAGS], at);
+		pv->vm_file = (struct file *)kt_col(cols[KT_C_FILE], width[KT_C_FILE], at);
+		pv->anon_vma = kt_av_at(kt_col_num(kt_col(cols[KT_C_ANON_VMA],
+							 width[KT_C_ANON_VMA], at), &last_av));
 		pv->kt_attached = 1;
 		pv->vm_prev = pv->vm_next = NULL;	/* anon_vma_fork() reads neither */
 		cv->vm_mm = cmm;
