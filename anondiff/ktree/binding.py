@@ -310,12 +310,15 @@ class Binding:
         (:func:`.readback.apply_fork`)."""
         k = self.k
         assert k is not None
-        head = (ctypes.c_long * 7).from_address(fast)
-        n_ins, n_pairs, n_chain, n_avs, n_new, own = head[1:]
+        head = (ctypes.c_long * 9).from_address(fast)
+        n_ins, n_pairs, n_chain, n_avs, n_new, own, max_vma, max_av = head[1:]
         own = own and self.own_chains
-        total = 7 + 3 * n_ins + 3 * n_pairs + n_chain + 6 * n_avs + 2 * n_new
+        total = 9 + 3 * n_ins + 3 * n_pairs + n_chain + 6 * n_avs + 2 * n_new
         recs = memoryview((ctypes.c_long * total).from_address(fast)).cast("B").cast("l")
-        at = 7
+        # (room for the numbers the sections name: the VMAs all, the anon_vmas inserted into)
+        readback.room(self.vma_at, max_vma)
+        readback.room(self.av_at, max_av)
+        at = 9
         ins, at = recs[at:at + 3 * n_ins], at + 3 * n_ins
         pairs, at = recs[at:at + 3 * n_pairs], at + 3 * n_pairs
         chain, at = recs[at:at + n_chain], at + n_chain

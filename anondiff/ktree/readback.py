@@ -178,8 +178,8 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
                av_at: list[AnonVma | None], av_odd: dict[int, AnonVma],
                avc_at: list[AnonVmaChain], new_av: Callable[[int], AnonVma] | None,
                split: bool) -> None:
-    """Apply kt_fork_fast()'s sections to the model: the children's and new parents'
-    numbers, the insertions in order (an anon_vma named at its first, each chain numbered as
+    """Apply kt_fork_fast()'s sections to the model (``vma_at`` and ``av_at`` long enough for
+    the numbers they name): the children's and new parents' numbers, the insertions in order (an anon_vma named at its first, each chain numbered as
     inserted, ``first_id`` the first's number), the children's anon_vmas and chains (tail
     first), then the anon_vmas' state. ``ins_vma`` and ``chain`` (the insertions' VMAs, the
     children's chains) are None when each child's chain is its own insertions, in order
@@ -191,14 +191,11 @@ def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] |
     section (C's list of those the fork touched) in ``k.dirty_avs``, the VMAs given chains in
     ``k.dirty_vmas`` when their mm is known to the incremental checks (a fork's child mm is
     new to them, so checked whole: Mm.touch())."""
-    # the children's numbers, then those of the parents C had not seen
-    if pairs:
-        room(vma_at, max(pairs[0::3]))
-    if new:
-        room(vma_at, max(new[1::2]))
-    if ins_av:                  # (an anon_vma first seen here is first seen inserted into)
-        room(av_at, max(ins_av))
+    # (``vma_at`` has room for every VMA number there is, ``av_at`` for those the insertions
+    # name: an anon_vma first seen here is first seen inserted into)
+    if ins_av:
         assert first_id == len(avc_at), (first_id, len(avc_at))     # numbered in order
+    # the numbers of the parents C had not seen, then the children's
     for j in range(0, len(new), 2):
         vma = parents[new[j]]
         num = new[j + 1]

@@ -72,6 +72,10 @@ static struct mm_struct **kt_mms;
 static long kt_nr_mms;
 static struct vm_area_struct **kt_vmas;
 static long kt_nr_vmas, kt_cap_vmas;
+/* the VMAs' memory, KT_VMA_CHUNK at a time (zeroed) */
+#define KT_VMA_CHUNK	4096L
+static struct vm_area_struct **kt_vma_chunks;
+static long kt_nr_vma_chunks, kt_cap_vma_chunks;
 static struct kmem_cache *kt_caches[8];
 static int kt_nr_caches;
 static struct anon_vma **kt_dirty;
@@ -454,8 +458,9 @@ static void kt_release(void)
 	free(kt_av_slot);
 	free(kt_mark);
 	free(kt_known);
-	for (i = 0; i < kt_nr_vmas; i++)
-		free(kt_vmas[i]);
+	for (i = 0; i < kt_nr_vma_chunks; i++)
+		free(kt_vma_chunks[i]);
+	kt_nr_vma_chunks = 0;
 	for (i = 0; i < kt_nr_mms; i++) {
 		free(kt_mms[i]->kt_window);
 		free(kt_mms[i]);
@@ -531,8 +536,14 @@ static struct mm_struct *kt_mm(long id)
 
 static struct vm_area_struct *kt_vma_new(void)
 {
-	struct vm_area_struct *vma = kt_calloc(1, sizeof(*vma));
+	struct vm_area_struct *vma;
 
+	if (kt_nr_vmas % KT_VMA_CHUNK == 0) {
+		kt_vma_chunks = kt_grow(kt_vma_chunks, &kt_cap_vma_chunks, kt_nr_vma_chunks + 1,
+					sizeof(*kt_vma_chunks));
+		kt_vma_chunks[kt_nr_vma_chunks++] = kt_calloc(KT_VMA_CHUNK, sizeof(*vma));
+	}
+	vma = kt_vma_chunks[kt_nr_vmas / KT_VMA_CHUNK] + kt_nr_vmas % KT_VMA_CHUNK;
 	INIT_LIST_HEAD(&vma->anon_vma_chain);
 	kt_vmas = kt_grow(kt_vmas, &kt_cap_vmas, kt_nr_vmas + 1, sizeof(*kt_vmas));
 	kt_vmas[kt_nr_vmas++] = vma;
@@ -862,9 +873,11 @@ long kt_call(const long *in)
  * VMA its pair's index and number.  kt_fast[KT_F_OWN] is 1 when each child's chain, tail
  * first, is the chains inserted during its fork, in order, each for it (list_add() at the
  * head, as anon_vma_chain_link() does): the reader then takes the chains from the insertions.
+ * kt_fast[KT_F_MAX_VMA] and [KT_F_MAX_AV]: the highest VMA number there is, the highest
+ * anon_vma number an insertion names (the reader makes room for them at once).
  */
-enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_NEW, KT_F_OWN,
-       KT_F_HEAD };
+enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_NEW, KT_F_OWN, KT_F_MAX_VMA,
+       KT_F_MAX_AV, KT_F_HEAD };
 
 /* The length of the record at r, in words (0: a kind kt_fork_split() does not take). */
 static long kt_fork_rec_len(const long *r)
@@ -887,6 +900,7 @@ static long kt_fork_split(long npairs)
 {
 	long cnt[KT_F_HEAD] = { 0 }, at[KT_F_HEAD], i, j, len, pair = -1, child = 0, *f;
 	long own = 1, pair_ins = 0;	/* the insertions since the current pair began */
+	long max_av = 0;
 
 	kt_fast[0] = 0;
 	if (kt_surprise)
@@ -904,6 +918,8 @@ static long kt_fork_split(long npairs)
 			break;
 		case KT_R_INS:
 			cnt[KT_F_INS]++;
+			if (kt_out[i + 2] > max_av)
+				max_av = kt_out[i + 2];
 			break;
 		case KT_R_VMA:	/* the child of the current pair, once */
 			if (pair != cnt[KT_F_PAIRS] || kt_out[i + 1] != child)
@@ -971,6 +987,8 @@ static long kt_fork_split(long npairs)
 		}
 	}
 	f[KT_F_OWN] = own;
+	f[KT_F_MAX_VMA] = kt_nr_vmas;
+	f[KT_F_MAX_AV] = max_av;
 	f[0] = 1;
 	return at[KT_F_NEW];
 }
