@@ -50,6 +50,12 @@ OP_NAMES = {PREPARE: "__anon_vma_prepare", FORK: "anon_vma_fork", CLONE: "anon_v
             DUP_ANON_VMA: "anon_vma_clone (dup_anon_vma)", MERGEABLE: "is_mergeable_anon_vma",
             ATTACH: "anon_vma_chain_link", FIND: "find_mergeable_anon_vma",
             ANON_VMA_MERGE: "anon_vma_merge"}
+#: kt_fork_fast()'s head: the sections' offsets and lengths from F_SECT (glue.c: KT_F_SECT),
+#: for the sections of enum kt_sect
+F_SECT = 10
+S_INS_AV, S_INS_VMA, S_PAIRS, S_CHAIN, S_AVS, S_NEW = range(6)
+S_COUNT = 6
+F_HEAD = F_SECT + 2 * S_COUNT
 VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK: 3}
 #: the shim's vm_flags bits (ktshim.h: VMA_*_BIT)
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
@@ -112,6 +118,7 @@ class Library:
         lib.kt_fork_all.restype = ctypes.c_long
         lib.kt_fork_all.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
         lib.kt_fork_fast.restype = ctypes.c_void_p
+        lib.kt_fork_fast_bytes.restype = ctypes.c_void_p
         lib.kt_set_timeout.argtypes = (ctypes.c_double,)
         lib.kt_set_timeout(timeout())
         lib.kt_set_fail_nth.argtypes = (ctypes.c_long,)
@@ -125,6 +132,7 @@ class Library:
         self.kt_call = lib.kt_call
         self.kt_fork_all = lib.kt_fork_all
         self.kt_fork_fast = lib.kt_fork_fast
+        self.kt_fork_fast_bytes = lib.kt_fork_fast_bytes
         self.kt_records = lib.kt_records
         #: was this anon_vma (its number) allocated by the tree's code in this replay?
         self.kt_av_allocated = lib.kt_av_allocated
@@ -310,28 +318,21 @@ class Binding:
         (:func:`.readback.apply_fork`)."""
         k = self.k
         assert k is not None
-        head = (ctypes.c_long * 9).from_address(fast)
-        n_ins, n_pairs, n_chain, n_avs, n_new, own, max_vma, max_av = head[1:]
+        head = (ctypes.c_long * F_HEAD).from_address(fast)[:]
+        n_ins, n_pairs, n_chain, n_avs, n_new, own, max_vma, max_av, first = head[1:F_SECT]
+        base = self.library.kt_fork_fast_bytes()
+        sects = [readback.Varints(ctypes.string_at(base + head[F_SECT + 2 * i],
+                                                   head[F_SECT + 2 * i + 1]))
+                 for i in range(S_COUNT)]
         own = own and self.own_chains
-        total = 9 + 3 * n_ins + 3 * n_pairs + n_chain + 6 * n_avs + 2 * n_new
-        recs = memoryview((ctypes.c_long * total).from_address(fast)).cast("B").cast("l")
         # (room for the numbers the sections name: the VMAs all, the anon_vmas inserted into)
         readback.room(self.vma_at, max_vma)
         readback.room(self.av_at, max_av)
-        at = 9
-        ins, at = recs[at:at + 3 * n_ins], at + 3 * n_ins
-        pairs, at = recs[at:at + 3 * n_pairs], at + 3 * n_pairs
-        chain, at = recs[at:at + n_chain], at + n_chain
-        avs, at = recs[at:at + 6 * n_avs], at + 6 * n_avs
-        new = recs[at:at + 2 * n_new]
-        # (the sections read as lists: the chains and the insertions' VMAs only when the
-        # children's chains are not their own insertions)
-        readback.apply_fork(k, ins[0] if n_ins else 0, ins[1::3].tolist(),
-                            None if own else ins[2::3].tolist(), pairs.tolist(),
-                            None if own else chain.tolist(), avs.tolist(), new.tolist(),
-                            children, parents, self.vma_at, self.av_at, self.av_odd,
-                            self.avc_at, None if self.bind_next is None else self._av,
-                            self.split)
+        readback.apply_fork(k, first, n_ins, sects[S_INS_AV], None if own else sects[S_INS_VMA],
+                            sects[S_PAIRS], None if own else sects[S_CHAIN], n_avs,
+                            sects[S_AVS], n_new, sects[S_NEW], children, parents, self.vma_at,
+                            self.av_at, self.av_odd, self.avc_at,
+                            None if self.bind_next is None else self._av, self.split)
 
     def _mm_id(self, mm: Mm) -> int:
         mm_id = self.mm_id.get(mm)

@@ -172,139 +172,200 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
     return [nums, starts, pages, pgoffs, flags, files, avs]
 
 
-def apply_fork(k: Kernel, first_id: int, ins_av: list[int], ins_vma: list[int] | None,
-               pairs: list[int], chain: list[int] | None, avs: list[int], new: list[int],
-               children: list[Vma], parents: list[Vma], vma_at: list[Vma | None],
-               av_at: list[AnonVma | None], av_odd: dict[int, AnonVma],
-               avc_at: list[AnonVmaChain], new_av: Callable[[int], AnonVma] | None,
-               split: bool) -> None:
-    """Apply kt_fork_fast()'s sections to the model (``vma_at`` and ``av_at`` long enough for
-    the numbers they name): the children's and new parents' numbers, the insertions in order (an anon_vma named at its first, each chain numbered as
-    inserted, ``first_id`` the first's number), the children's anon_vmas and chains (tail
-    first), then the anon_vmas' state. ``ins_vma`` and ``chain`` (the insertions' VMAs, the
-    children's chains) are None when each child's chain is its own insertions, in order
-    (KT_F_OWN): they are taken from there. ``new_av``: the binding's lookup of an anon_vma
-    not seen before when one is waiting to be bound (Binding.bind_next), else None (a new
-    AnonVma each).
+class Varints:
+    """A section of kt_fork_fast_bytes() (glue.c: kt_put()): values each written as its
+    difference from the previous one of its field, zigzag, LEB128; read in order with
+    :meth:`value`, without an int object made for each (a byte read is a small int)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def value(self, prev: int) -> int:
+        """The next value, ``prev`` being its field's previous one (0 at first)."""
+        data = self.data
+        at = self.at
+        byte = data[at]
+        zz = byte & 127
+        shift = 7
+        while byte & 128:
+            at += 1
+            byte = data[at]
+            zz |= (byte & 127) << shift
+            shift += 7
+        self.at = at + 1
+        return prev + ((zz >> 1) ^ -(zz & 1))
+
+
+#: an insertion's anon_vma follows the previous one at its place in its pair's insertions, up
+#: to this place (glue.c: KT_POS)
+POS = 8
+
+
+def apply_fork(k: Kernel, first_id: int, n_ins: int, ins_av: Varints, ins_vma: Varints | None,
+               pairs: Varints, chain: Varints | None, n_avs: int, avs: Varints, n_new: int,
+               new: Varints, children: list[Vma], parents: list[Vma],
+               vma_at: list[Vma | None], av_at: list[AnonVma | None],
+               av_odd: dict[int, AnonVma], avc_at: list[AnonVmaChain],
+               new_av: Callable[[int], AnonVma] | None, split: bool) -> None:
+    """Apply kt_fork_fast()'s sections (``vma_at`` and ``av_at`` long enough for the numbers
+    they name) to the model: the new parents' and the children's numbers, the insertions in
+    order (an anon_vma named at its first, each chain numbered as inserted, ``first_id`` the
+    first's number), the children's anon_vmas and chains (tail first), then the anon_vmas'
+    state. ``ins_vma`` and ``chain`` (the insertions' VMAs, the children's chains) are None
+    when each child's chain is its own insertions, in order (KT_F_OWN): they are taken from
+    there. ``new_av``: the binding's lookup of an anon_vma not seen before when one is waiting
+    to be bound (Binding.bind_next), else None (a new AnonVma each).
 
     What changed is noted as the Python policies note it: every anon_vma of the state
     section (C's list of those the fork touched) in ``k.dirty_avs``, the VMAs given chains in
     ``k.dirty_vmas`` when their mm is known to the incremental checks (a fork's child mm is
     new to them, so checked whole: Mm.touch())."""
-    # (``vma_at`` has room for every VMA number there is, ``av_at`` for those the insertions
-    # name: an anon_vma first seen here is first seen inserted into)
-    if ins_av:
+    if n_ins:
         assert first_id == len(avc_at), (first_id, len(avc_at))     # numbered in order
-    # the numbers of the parents C had not seen, then the children's
-    for j in range(0, len(new), 2):
-        vma = parents[new[j]]
-        num = new[j + 1]
+    # the parents C had not seen
+    pair = num = 0
+    for _ in range(n_new):
+        pair = new.value(pair)
+        num = new.value(num)
+        vma = parents[pair]
         vma.kt = num
         vma_at[num] = vma
-    dirty_vmas, dirty_avs = k.dirty_vmas, k.dirty_avs
-    mark = bool(children) and children[0].mm.dirty is not None
     seq = k._avc_seq
-    k._avc_seq = seq + len(ins_av)
-    nav = len(av_at)
-    last_ptr = 0
-    last: AnonVma | None = None
-    at = 0                      # the next insertion
-    for p in range(len(children)):
-        child = children[p]
-        num = pairs[3 * p]
-        child.kt = num
-        vma_at[num] = child
-        if ins_vma is not None:
-            continue            # (the insertions' VMAs and the chains are looked up below)
-        # its insertions, in order: its chain, tail first
-        cnt: int = pairs[3 * p + 2]
-        for j in range(at, at + cnt):
-            ptr = ins_av[j]
-            if last is not None and ptr == last_ptr:
-                av = last
-            else:
-                got = av_at[ptr] if 0 < ptr < nav else av_get(ptr, av_at, av_odd)
-                av = _new(ptr, av_at, av_odd, new_av) if got is None else got
-                last, last_ptr = av, ptr
-            if av.seq == -1:                # not named yet (no name string made)
-                k.name(av)
-            seq += 1
-            avc = AnonVmaChain(child, av, seq)
-            avc_at.append(avc)
-            av.tree[avc] = None
-        child.avcs = avc_at[first_id + at:first_id + at + cnt]
-        at += cnt
-        ptr = pairs[3 * p + 1]
-        if not ptr:
-            child.anon_vma = None
-        elif last is not None and ptr == last_ptr:
-            child.anon_vma = last               # (anon_vma_fork()'s new one: its head)
-        else:
-            child.anon_vma = _known(ptr, av_at, av_odd, new_av)
-        if mark:
-            dirty_vmas.add(child)
+    k._avc_seq = seq + n_ins
     if ins_vma is not None:
-        _apply_lookup(k, seq, ins_av, ins_vma, pairs, chain, children, vma_at,
-                      av_at, av_odd, avc_at, new_av)
-    # the anon_vmas' state (KT_R_AV: pointer, refcount, root, parent, two counters); the
+        assert chain is not None
+        _apply_lookup(k, seq, n_ins, ins_av, ins_vma, pairs, chain, children, vma_at, av_at,
+                      av_odd, avc_at, new_av)
+    else:
+        dirty_vmas = k.dirty_vmas
+        mark = bool(children) and children[0].mm.dirty is not None
+        nav = len(av_at)
+        last_ptr = 0
+        last: AnonVma | None = None
+        prev_av = [0] * POS
+        num = ptr = cnt = nins = 0
+        at = first_id               # the next insertion's chain number
+        for p in range(len(children)):
+            child = children[p]
+            num = pairs.value(num)
+            child.kt = num
+            vma_at[num] = child
+            ptr = pairs.value(ptr)
+            cnt = pairs.value(cnt)
+            nins = pairs.value(nins)
+            # its insertions, in order: its chain, tail first
+            for q in range(cnt):
+                place = q if q < POS else POS - 1
+                got_ptr = ins_av.value(prev_av[place])
+                prev_av[place] = got_ptr
+                if last is not None and got_ptr == last_ptr:
+                    av = last
+                else:
+                    got = av_at[got_ptr] if 0 < got_ptr < nav else av_get(got_ptr, av_at, av_odd)
+                    av = _new(got_ptr, av_at, av_odd, new_av) if got is None else got
+                    last, last_ptr = av, got_ptr
+                if av.seq == -1:                # not named yet (no name string made)
+                    k.name(av)
+                seq += 1
+                avc = AnonVmaChain(child, av, seq)
+                avc_at.append(avc)
+                av.tree[avc] = None
+            child.avcs = avc_at[at:at + cnt]
+            at += cnt
+            if not ptr:
+                child.anon_vma = None
+            elif last is not None and ptr == last_ptr:
+                child.anon_vma = last           # (anon_vma_fork()'s new one: its head)
+            else:
+                child.anon_vma = _known(ptr, av_at, av_odd, new_av)
+            if mark:
+                dirty_vmas.add(child)
+    # the anon_vmas' state (KT_R_AV: number, refcount, root, parent, two counters); the
     # anon_vmas a fork makes share their root and parent: the last ones looked up are kept
-    root_ptr = 0
-    parent_ptr = 0
+    dirty_avs = k.dirty_avs
+    nav = len(av_at)
+    ptr = refcount = root_ptr = parent_ptr = one = two = 0
     root: AnonVma | None = None
     up: AnonVma | None = None
-    nav = len(av_at)
-    for j in range(0, len(avs), 6):
-        ptr = avs[j]
+    for _ in range(n_avs):
+        ptr = avs.value(ptr)
+        refcount = avs.value(refcount)
         got = av_at[ptr] if 0 < ptr < nav else None
         av = _known(ptr, av_at, av_odd, new_av) if got is None else got
-        ptr = avs[j + 2]
-        if root is None or ptr != root_ptr:
-            root, root_ptr = _known(ptr, av_at, av_odd, new_av), ptr
+        got_ptr = avs.value(root_ptr)
+        if root is None or got_ptr != root_ptr:
+            root, root_ptr = _known(got_ptr, av_at, av_odd, new_av), got_ptr
         av.root = root
-        ptr = avs[j + 3]
-        if up is None or ptr != parent_ptr:
-            up, parent_ptr = _known(ptr, av_at, av_odd, new_av), ptr
+        got_ptr = avs.value(parent_ptr)
+        if up is None or got_ptr != parent_ptr:
+            up, parent_ptr = _known(got_ptr, av_at, av_odd, new_av), got_ptr
         av.parent = up
-        av.refcount = avs[j + 1]
+        av.refcount = refcount
+        one = avs.value(one)
+        two = avs.value(two)
         if split:
-            av.num_children = avs[j + 4]
-            av.num_active_vmas = avs[j + 5]
+            av.num_children = one
+            av.num_active_vmas = two
         else:
-            av.degree = avs[j + 4]
+            av.degree = one
         dirty_avs.add(av)
 
 
-def _apply_lookup(k: Kernel, seq: int, ins_av: list[int], ins_vma: list[int],
-                  pairs: list[int], chain: list[int] | None, children: list[Vma],
+def _apply_lookup(k: Kernel, seq: int, n_ins: int, ins_av: Varints, ins_vma: Varints,
+                  pairs: Varints, chain: Varints, children: list[Vma],
                   vma_at: list[Vma | None], av_at: list[AnonVma | None],
                   av_odd: dict[int, AnonVma], avc_at: list[AnonVmaChain],
                   new_av: Callable[[int], AnonVma] | None) -> None:
-    """:func:`apply_fork`'s insertions and children's chains when the chains are not each
+    """:func:`apply_fork`'s children, insertions and chains when the chains are not each
     child's own insertions in order: each insertion's VMA and each chain looked up by
     number (the VMAs and anon_vmas marked for the incremental checks, as the record reader
     does)."""
     dirty_vmas, dirty_avs = k.dirty_vmas, k.dirty_avs
-    for j in range(len(ins_av)):
-        av = _known(ins_av[j], av_at, av_odd, new_av)
-        if av.seq == -1:                # not named yet
-            k.name(av)
-        got_vma = vma_at[ins_vma[j]]
-        assert got_vma is not None
-        dirty_vmas.add(got_vma)
-        seq += 1
-        avc = AnonVmaChain(got_vma, av, seq)
-        avc_at.append(avc)
-        av.tree[avc] = None
-        dirty_avs.add(av)
-    assert chain is not None
-    at = 0
+    avps: list[int] = []
+    cnts: list[int] = []
+    nins: list[int] = []
+    num = ptr = cnt = n = 0
+    for child in children:
+        num = pairs.value(num)
+        child.kt = num
+        vma_at[num] = child
+        ptr = pairs.value(ptr)
+        cnt = pairs.value(cnt)
+        n = pairs.value(n)
+        avps.append(ptr)
+        cnts.append(cnt)
+        nins.append(n)
+    prev_av = [0] * POS
+    vnum = 0
+    for n in nins:
+        for q in range(n):
+            place = q if q < POS else POS - 1
+            ptr = ins_av.value(prev_av[place])
+            prev_av[place] = ptr
+            av = _known(ptr, av_at, av_odd, new_av)
+            if av.seq == -1:                # not named yet
+                k.name(av)
+            vnum = ins_vma.value(vnum)
+            got_vma = vma_at[vnum]
+            assert got_vma is not None
+            dirty_vmas.add(got_vma)
+            seq += 1
+            avc = AnonVmaChain(got_vma, av, seq)
+            avc_at.append(avc)
+            av.tree[avc] = None
+            dirty_avs.add(av)
+    assert sum(nins) == n_ins, (nins, n_ins)
+    c = 0
     for p in range(len(children)):
         child = children[p]
-        ptr = pairs[3 * p + 1]
+        ptr = avps[p]
         child.anon_vma = _known(ptr, av_at, av_odd, new_av) if ptr else None
-        cnt: int = pairs[3 * p + 2]
-        child.avcs = [avc_at[c] for c in chain[at:at + cnt]]
-        at += cnt
+        chain_avcs: list[AnonVmaChain] = []
+        for _ in range(cnts[p]):
+            c = chain.value(c)
+            chain_avcs.append(avc_at[c])
+        child.avcs = chain_avcs
         dirty_vmas.add(child)
 
 

@@ -867,17 +867,47 @@ long kt_call(const long *in)
  * but pairs, new VMAs, insertions of chains Python was not told of, the children's chains (of
  * chains it was told of) and the anon_vmas' state; else 0 and nothing more (the reader takes
  * the stream record by record).  Then the counts: insertions, pairs, chain entries,
- * anon_vmas, new VMAs; then the sections: per insertion the chain's number (kt_known), its
- * anon_vma and its VMA; per pair the child, its anon_vma and its chain's length; the chains of
- * the children in order, each tail first (numbers); per anon_vma its KT_R_AV fields; per new
- * VMA its pair's index and number.  kt_fast[KT_F_OWN] is 1 when each child's chain, tail
- * first, is the chains inserted during its fork, in order, each for it (list_add() at the
- * head, as anon_vma_chain_link() does): the reader then takes the chains from the insertions.
- * kt_fast[KT_F_MAX_VMA] and [KT_F_MAX_AV]: the highest VMA number there is, the highest
- * anon_vma number an insertion names (the reader makes room for them at once).
+ * anon_vmas, new VMAs; kt_fast[KT_F_OWN], 1 when each child's chain, tail first, is the
+ * chains inserted during its fork, in order, each for it (list_add() at the head, as
+ * anon_vma_chain_link() does): the reader then takes the chains from the insertions; the
+ * highest VMA number there is and the highest anon_vma number an insertion names (the reader
+ * makes room for them at once); the number of the first chain inserted (the others follow in
+ * order).  Then, for each section (enum kt_sect), its offset in kt_fast_bytes and its length:
+ * per insertion its anon_vma; per insertion its VMA; per pair the child, its anon_vma, its
+ * chain's length and the number of insertions its fork made; the chains of the children in order, each tail first (numbers); per
+ * anon_vma its KT_R_AV fields; per new VMA its pair's index and number.
+ *
+ * Each value is written as its difference from the previous value of its field, zigzag
+ * (0, -1, 1, -2, ... as 0, 1, 2, 3, ...), in LEB128 (7 bits a byte, low first, the high bit
+ * set on all but the last): a fork's runs of like records then take a byte a value, which
+ * Python reads without making an int object of each (readback.Varints).  An insertion's
+ * anon_vma is a field per place in its pair's insertions (up to KT_POS): the place of the
+ * parent's anon_vma, of the new one, ... each follows its own.
  */
 enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_NEW, KT_F_OWN, KT_F_MAX_VMA,
-       KT_F_MAX_AV, KT_F_HEAD };
+       KT_F_MAX_AV, KT_F_FIRST, KT_F_SECT };
+
+enum kt_sect { KT_S_INS_AV, KT_S_INS_VMA, KT_S_PAIRS, KT_S_CHAIN, KT_S_AVS, KT_S_NEW,
+	       KT_NR_SECTS };
+
+#define KT_F_HEAD	(KT_F_SECT + 2 * KT_NR_SECTS)
+#define KT_POS		8
+
+static unsigned char *kt_fast_bytes;
+static long kt_fast_bytes_cap;
+
+/* v as its difference from *prev, zigzag, LEB128, at *at; *prev becomes v. */
+static inline void kt_put(long *at, long v, long *prev)
+{
+	unsigned long zz = ((unsigned long)(v - *prev) << 1) ^ (unsigned long)((v - *prev) >> 63);
+
+	*prev = v;
+	while (zz >= 128) {
+		kt_fast_bytes[(*at)++] = (unsigned char)(zz | 128);
+		zz >>= 7;
+	}
+	kt_fast_bytes[(*at)++] = (unsigned char)zz;
+}
 
 /* The length of the record at r, in words (0: a kind kt_fork_split() does not take). */
 static long kt_fork_rec_len(const long *r)
@@ -896,15 +926,15 @@ static long kt_fork_rec_len(const long *r)
 	return 0;
 }
 
-static long kt_fork_split(long npairs)
+static void kt_fork_split(long npairs)
 {
-	long cnt[KT_F_HEAD] = { 0 }, at[KT_F_HEAD], i, j, len, pair = -1, child = 0, *f;
-	long own = 1, pair_ins = 0;	/* the insertions since the current pair began */
-	long max_av = 0;
+	long cnt[KT_F_SECT] = { 0 }, vals[KT_NR_SECTS], at[KT_NR_SECTS], i, j, len, *f;
+	long pair = -1, child = 0, pos = 0, own = 1, pair_ins = 0, max_av = 0, first = -1, nins = 0;
+	long prev_av[KT_POS] = { 0 }, prev[KT_NR_SECTS][6] = { { 0 } };
 
 	kt_fast[0] = 0;
 	if (kt_surprise)
-		return 0;
+		return;
 	for (i = 0; i < kt_out_len; i += len) {
 		len = kt_fork_rec_len(kt_out + i);
 		switch (kt_out[i]) {
@@ -918,12 +948,14 @@ static long kt_fork_split(long npairs)
 			break;
 		case KT_R_INS:
 			cnt[KT_F_INS]++;
+			if (first < 0)
+				first = kt_out[i + 1];
 			if (kt_out[i + 2] > max_av)
 				max_av = kt_out[i + 2];
 			break;
 		case KT_R_VMA:	/* the child of the current pair, once */
 			if (pair != cnt[KT_F_PAIRS] || kt_out[i + 1] != child)
-				return 0;
+				return;
 			if (own) {	/* the records since the pair began: its insertions? */
 				long k = pair_ins, nr = 0;
 
@@ -943,17 +975,21 @@ static long kt_fork_split(long npairs)
 			cnt[KT_F_AVS]++;
 			break;
 		default:
-			return 0;
+			return;
 		}
 	}
 	if (cnt[KT_F_PAIRS] != npairs)
-		return 0;
-	at[KT_F_INS] = KT_F_HEAD;
-	at[KT_F_PAIRS] = at[KT_F_INS] + 3 * cnt[KT_F_INS];
-	at[KT_F_CHAIN] = at[KT_F_PAIRS] + 3 * cnt[KT_F_PAIRS];
-	at[KT_F_AVS] = at[KT_F_CHAIN] + cnt[KT_F_CHAIN];
-	at[KT_F_NEW] = at[KT_F_AVS] + 6 * cnt[KT_F_AVS];
-	kt_fast = kt_grow(kt_fast, &kt_fast_cap, at[KT_F_NEW] + 2 * cnt[KT_F_NEW], sizeof(long));
+		return;
+	/* each section at the worst case's offset: 10 bytes a value */
+	vals[KT_S_INS_AV] = vals[KT_S_INS_VMA] = cnt[KT_F_INS];
+	vals[KT_S_PAIRS] = 4 * cnt[KT_F_PAIRS];
+	vals[KT_S_CHAIN] = cnt[KT_F_CHAIN];
+	vals[KT_S_AVS] = 6 * cnt[KT_F_AVS];
+	vals[KT_S_NEW] = 2 * cnt[KT_F_NEW];
+	for (i = 0, len = 0; i < KT_NR_SECTS; len += 10 * vals[i++])
+		at[i] = len;
+	kt_fast_bytes = kt_grow(kt_fast_bytes, &kt_fast_bytes_cap, len + 1, 1);
+	kt_fast = kt_grow(kt_fast, &kt_fast_cap, KT_F_HEAD, sizeof(long));
 	f = kt_fast;
 	for (i = 1; i < KT_F_OWN; i++)
 		f[i] = cnt[i];
@@ -965,32 +1001,41 @@ static long kt_fork_split(long npairs)
 		switch (r[0]) {
 		case KT_R_PAIR:
 			pair = r[1];
+			pos = nins = 0;
 			break;
 		case KT_R_NEWVMA:
-			f[at[KT_F_NEW]++] = pair;
-			f[at[KT_F_NEW]++] = r[2];
+			kt_put(&at[KT_S_NEW], pair, &prev[KT_S_NEW][0]);
+			kt_put(&at[KT_S_NEW], r[2], &prev[KT_S_NEW][1]);
 			break;
 		case KT_R_INS:
-			memcpy(f + at[KT_F_INS], r + 1, 3 * sizeof(long));
-			at[KT_F_INS] += 3;
+			kt_put(&at[KT_S_INS_AV], r[2], &prev_av[pos]);
+			if (pos < KT_POS - 1)
+				pos++;
+			nins++;
+			kt_put(&at[KT_S_INS_VMA], r[3], &prev[KT_S_INS_VMA][0]);
 			break;
 		case KT_R_VMA:
-			memcpy(f + at[KT_F_PAIRS], r + 1, 3 * sizeof(long));
-			at[KT_F_PAIRS] += 3;
+			for (j = 0; j < 3; j++)
+				kt_put(&at[KT_S_PAIRS], r[1 + j], &prev[KT_S_PAIRS][j]);
+			kt_put(&at[KT_S_PAIRS], nins, &prev[KT_S_PAIRS][3]);
 			for (j = r[3] - 1; j >= 0; j--)		/* tail first */
-				f[at[KT_F_CHAIN]++] = r[4 + 2 * j];
+				kt_put(&at[KT_S_CHAIN], r[4 + 2 * j], &prev[KT_S_CHAIN][0]);
 			break;
 		case KT_R_AV:
-			memcpy(f + at[KT_F_AVS], r + 1, 6 * sizeof(long));
-			at[KT_F_AVS] += 6;
+			for (j = 0; j < 6; j++)
+				kt_put(&at[KT_S_AVS], r[1 + j], &prev[KT_S_AVS][j]);
 			break;
 		}
+	}
+	for (i = 0, len = 0; i < KT_NR_SECTS; len += 10 * vals[i++]) {
+		f[KT_F_SECT + 2 * i] = len;
+		f[KT_F_SECT + 2 * i + 1] = at[i] - len;
 	}
 	f[KT_F_OWN] = own;
 	f[KT_F_MAX_VMA] = kt_nr_vmas;
 	f[KT_F_MAX_AV] = max_av;
+	f[KT_F_FIRST] = first;
 	f[0] = 1;
-	return at[KT_F_NEW];
 }
 
 /* kt_fork_all()'s columns (anondiff.ktree.readback.FORK_COLUMNS) */
@@ -1117,6 +1162,12 @@ long kt_fork_all(const long *in, const void *const *cols)
 const long *kt_fork_fast(void)
 {
 	return kt_fast;
+}
+
+/* The sections of the last kt_fork_all() (kt_fork_split()): kt_fast says where each is. */
+const unsigned char *kt_fork_fast_bytes(void)
+{
+	return kt_fast_bytes;
 }
 
 const long *kt_records(void)
