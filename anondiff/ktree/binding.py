@@ -7,7 +7,7 @@ the C result exactly as they see a Python policy's:
 
 * interval-tree insertions and removals, in the order the C code made them (an anon_vma is
   named at its first insertion, as the Python model names it at its first link);
-* anon_vma allocations and frees (one freed before it was ever linked is counted in
+* anon_vma frees (one freed before it was ever linked is counted in
   ``Kernel.transient_anon_vmas``);
 * WARN/BUG events, as kernel events naming the tree's file:line and the condition;
 * each involved VMA's ``anon_vma`` and chain head to tail, and the ``refcount``, ``root``,

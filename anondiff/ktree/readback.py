@@ -1,9 +1,10 @@
-"""The hot loops of a compiled tree's dup_mmap(): the child's VMAs, the parents' descriptors
-for C, and the fork's records (split by kind, glue.c: kt_fork_split()) applied to the model.
+"""The hot loops of a compiled tree's dup_mmap(): the child's VMAs, the parents' columns for
+C, and the fork's records (split by kind into sections of bytes, glue.c: kt_fork_split())
+applied to the model.
 
 Compiled with mypyc with the kernel model (anondiff/_compiled.py: MODULES), so that these loops
 set the model's native objects' fields directly; plain loops, the same code on the pure-Python
-path (ANONDIFF_PURE=1). No ctypes here: :mod:`.binding` hands over the records as a list.
+path (ANONDIFF_PURE=1). No ctypes here: :mod:`.binding` hands over lists and bytes.
 
 VMAs and anon_vmas are known by small numbers in creation order (glue.c: kt_vma_id(),
 kt_av_id()): each object keeps its own (``Vma.kt``, ``AnonVma.kt``) and the binding its objects

@@ -164,11 +164,14 @@ static inline void kt_emit(long v)
 	kt_out[kt_out_len++] = v;
 }
 
-static void kt_emit3(long a, long b, long c)
+static inline void kt_emit3(long a, long b, long c)
 {
-	kt_emit(a);
-	kt_emit(b);
-	kt_emit(c);
+	if (kt_out_len + 3 > kt_out_cap)
+		kt_out = kt_grow(kt_out, &kt_out_cap, kt_out_len + 3, sizeof(long));
+	kt_out[kt_out_len] = a;
+	kt_out[kt_out_len + 1] = b;
+	kt_out[kt_out_len + 2] = c;
+	kt_out_len += 3;
 }
 
 void kt_event(const char *kind, const char *file, int line, const char *cond)
