@@ -33,6 +33,7 @@ from array import array
 from bisect import bisect_left
 from pathlib import Path
 
+from .. import _compiled
 from ..kernel.counters import NoCounters
 from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, AnonVma,
                               AnonVmaChain, Mm, Vma, VmaOp)
@@ -50,6 +51,8 @@ OP_NAMES = {PREPARE: "__anon_vma_prepare", FORK: "anon_vma_fork", CLONE: "anon_v
             DUP_ANON_VMA: "anon_vma_clone (dup_anon_vma)", MERGEABLE: "is_mergeable_anon_vma",
             ATTACH: "anon_vma_chain_link", FIND: "find_mergeable_anon_vma",
             ANON_VMA_MERGE: "anon_vma_merge"}
+#: is the readback mypyc's (it reads a fork's sections as bytes) or Python (as C decodes them)?
+_READBACK_COMPILED = _compiled.compiled(readback)
 #: kt_fork_fast()'s head: the sections' offsets and lengths from F_SECT (glue.c: KT_F_SECT),
 #: for the sections of enum kt_sect
 F_SECT = 10
@@ -119,6 +122,8 @@ class Library:
         lib.kt_fork_all.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
         lib.kt_fork_fast.restype = ctypes.c_void_p
         lib.kt_fork_fast_bytes.restype = ctypes.c_void_p
+        lib.kt_fork_deltas.restype = ctypes.c_long
+        lib.kt_fork_deltas.argtypes = (ctypes.c_long, ctypes.c_void_p)
         lib.kt_set_timeout.argtypes = (ctypes.c_double,)
         lib.kt_set_timeout(timeout())
         lib.kt_set_fail_nth.argtypes = (ctypes.c_long,)
@@ -320,9 +325,7 @@ class Binding:
         assert k is not None
         head = (ctypes.c_long * F_HEAD).from_address(fast)[:]
         n_ins, n_pairs, n_chain, n_avs, n_new, own, max_vma, max_av, first = head[1:F_SECT]
-        base = self.library.kt_fork_fast_bytes()
-        sects = [readback.Varints(ctypes.string_at(base + head[F_SECT + 2 * i],
-                                                   head[F_SECT + 2 * i + 1]))
+        sects = [self._section(i, head[F_SECT + 2 * i], head[F_SECT + 2 * i + 1])
                  for i in range(S_COUNT)]
         own = own and self.own_chains
         # (room for the numbers the sections name: the VMAs all, the anon_vmas inserted into)
@@ -333,6 +336,15 @@ class Binding:
                             sects[S_AVS], n_new, sects[S_NEW], children, parents, self.vma_at,
                             self.av_at, self.av_odd, self.avc_at,
                             None if self.bind_next is None else self._av, self.split)
+
+    def _section(self, i: int, offset: int, length: int) -> readback.Values:
+        """Section ``i`` of the last fork (``length`` bytes at ``offset``): its bytes for the
+        compiled readback, its differences decoded by C for the Python one."""
+        lib = self.library
+        if _READBACK_COMPILED:
+            return readback.Varints(ctypes.string_at(lib.kt_fork_fast_bytes() + offset, length))
+        out = (ctypes.c_long * max(length, 1))()
+        return readback.Deltas(out[:lib.lib.kt_fork_deltas(i, out)])
 
     def _mm_id(self, mm: Mm) -> int:
         mm_id = self.mm_id.get(mm)

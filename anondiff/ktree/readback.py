@@ -173,10 +173,18 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
     return [nums, starts, pages, pgoffs, flags, files, avs]
 
 
-class Varints:
+class Values:
     """A section of kt_fork_fast_bytes() (glue.c: kt_put()): values each written as its
-    difference from the previous one of its field, zigzag, LEB128; read in order with
-    :meth:`value`, without an int object made for each (a byte read is a small int)."""
+    difference from the previous one of its field; :meth:`value` reads the next."""
+
+    def value(self, prev: int) -> int:
+        """The next value, ``prev`` being its field's previous one (0 at first)."""
+        raise NotImplementedError
+
+
+class Varints(Values):
+    """The section's bytes (zigzag, LEB128), read without an int object made for each value
+    (a byte read is a small int): compiled, the cheaper way."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -198,14 +206,28 @@ class Varints:
         return prev + ((zz >> 1) ^ -(zz & 1))
 
 
+class Deltas(Values):
+    """The section's differences, decoded by C (glue.c: kt_fork_deltas()): as Python, the
+    cheaper way (a loop over the bytes in Python costs more than the list)."""
+
+    def __init__(self, deltas: list[int]) -> None:
+        self.deltas = deltas
+        self.at = 0
+
+    def value(self, prev: int) -> int:
+        at = self.at
+        self.at = at + 1
+        return prev + self.deltas[at]
+
+
 #: an insertion's anon_vma follows the previous one at its place in its pair's insertions, up
 #: to this place (glue.c: KT_POS)
 POS = 8
 
 
-def apply_fork(k: Kernel, first_id: int, n_ins: int, ins_av: Varints, ins_vma: Varints | None,
-               pairs: Varints, chain: Varints | None, n_avs: int, avs: Varints, n_new: int,
-               new: Varints, children: list[Vma], parents: list[Vma],
+def apply_fork(k: Kernel, first_id: int, n_ins: int, ins_av: Values, ins_vma: Values | None,
+               pairs: Values, chain: Values | None, n_avs: int, avs: Values, n_new: int,
+               new: Values, children: list[Vma], parents: list[Vma],
                vma_at: list[Vma | None], av_at: list[AnonVma | None],
                av_odd: dict[int, AnonVma], avc_at: list[AnonVmaChain],
                new_av: Callable[[int], AnonVma] | None, split: bool) -> None:
@@ -313,8 +335,8 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, ins_av: Varints, ins_vma: V
         dirty_avs.add(av)
 
 
-def _apply_lookup(k: Kernel, seq: int, n_ins: int, ins_av: Varints, ins_vma: Varints,
-                  pairs: Varints, chain: Varints, children: list[Vma],
+def _apply_lookup(k: Kernel, seq: int, n_ins: int, ins_av: Values, ins_vma: Values,
+                  pairs: Values, chain: Values, children: list[Vma],
                   vma_at: list[Vma | None], av_at: list[AnonVma | None],
                   av_odd: dict[int, AnonVma], avc_at: list[AnonVmaChain],
                   new_av: Callable[[int], AnonVma] | None) -> None:

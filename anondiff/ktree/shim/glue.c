@@ -1173,6 +1173,29 @@ const unsigned char *kt_fork_fast_bytes(void)
 	return kt_fast_bytes;
 }
 
+/*
+ * Section sect (enum kt_sect) of the last kt_fork_all() as the differences it holds, one long
+ * each, in out (room for as many as the section has bytes); returns their number.  (For a
+ * reader that is not compiled: one call here costs it less than a loop over the bytes.)
+ */
+long kt_fork_deltas(long sect, long *out)
+{
+	const unsigned char *b = kt_fast_bytes + kt_fast[KT_F_SECT + 2 * sect];
+	long len = kt_fast[KT_F_SECT + 2 * sect + 1], i = 0, n = 0;
+
+	while (i < len) {
+		unsigned long zz = 0;
+		int shift = 0;
+
+		do {
+			zz |= (unsigned long)(b[i] & 127) << shift;
+			shift += 7;
+		} while (b[i++] & 128);
+		out[n++] = (long)(zz >> 1) ^ -(long)(zz & 1);
+	}
+	return n;
+}
+
 const long *kt_records(void)
 {
 	return kt_out;
