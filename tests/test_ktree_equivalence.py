@@ -317,3 +317,69 @@ def test_bulk_fork_readback_equals_record_by_record(version: str,
                                           runs["records"]):
         assert own == records, path
         assert lookup == records, path
+
+
+def wide_fork_scenario(vmas: int = 300, generations: int = 11) -> str:
+    """Forks whose sections hold what a run of like neighbours does not: VMAs that C numbered
+    against the address order (written from the top down: negative differences), gaps,
+    unfaulted VMAs among faulted ones, numbers past a byte (several bytes a value), then a
+    fork chain deeper than the eight places an insertion's anon_vma is told by
+    (readback.POS)."""
+    lines = ["description: forks with values of every width", "processes:", "  - name: P",
+             "    vmas:"]
+    for i in range(vmas):
+        start = 0x100000 + i * 0x10000 + (i % 7) * 0x1000 + (i // 50) * 0x10000000
+        prot = "rw" if i % 3 else "r"
+        lines.append(f"      - {{name: v{i}, start: {start:#x}, pages: {1 + i % 2}, "
+                     f"prot: {prot}, faulted: {'true' if i % 4 == 1 else 'false'}}}")
+    lines.append("steps:")
+    lines += [f"  - {{write: P/v{i}}}" for i in range(vmas - 1, -1, -5)]
+    lines.append("  - {fork: P, child: G0}")
+    lines += [f"  - {{write: G0/v{i}}}" for i in range(0, vmas, 3)]
+    for g in range(generations):
+        lines.append(f"  - {{fork: G{g}, child: G{g + 1}}}")
+        if g % 2:
+            lines.append(f"  - {{exit: G{g}}}")
+    lines.append("  - {fork: P, child: Q}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("version", sorted(TREES))
+def test_bulk_fork_sections_of_every_width(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bulk reader (its chains taken from the insertions, or looked up) and the record
+    reader agree on forks whose sections need more than a byte a value, go backwards, and
+    name an anon_vma past the eighth place of a pair's insertions; and the bulk reader took
+    most of its forks."""
+    from anondiff.ktree import binding
+    from anondiff.scenario import loads
+    tree = tree_policy(version)
+    sc = loads(wide_fork_scenario(), "wide.yaml")
+    bulk = 0
+    apply_fork = binding.Binding._apply_fork
+
+    def counting(self, *args):  # type: ignore[no-untyped-def]
+        nonlocal bulk
+        bulk += 1
+        return apply_fork(self, *args)
+
+    monkeypatch.setattr(binding.Binding, "_apply_fork", counting)
+    runs = {}
+    # the sections read as bytes (the compiled readback's way) and as C decodes them (the
+    # Python readback's), whichever this readback is
+    for mode, bulk_fork, own_chains, as_bytes in (
+            ("own", True, True, True), ("own, decoded", True, True, False),
+            ("lookup", True, False, True), ("lookup, decoded", True, False, False),
+            ("records", False, True, True)):
+        monkeypatch.setattr(binding.Binding, "bulk_fork", bulk_fork)
+        monkeypatch.setattr(binding.Binding, "own_chains", own_chains)
+        monkeypatch.setattr(binding, "_READBACK_COMPILED", as_bytes)
+        runs[mode] = replay(sc, tree).snapshots
+    # (13 forks a run; 7.2 frees the anon_vma it preallocated where it reuses one: such a fork
+    # is read record by record)
+    assert bulk >= 4 * 10, bulk
+    for mode in ("own", "own, decoded", "lookup", "lookup, decoded"):
+        assert runs[mode] == runs["records"], mode
+    # (a chain deeper than readback.POS places: the last generation's)
+    final = runs["own"][-1]
+    assert max(len(v.chain) for p in final.processes for v in p.vmas) > 8
+    assert not differences(final, replay(sc, get(TREES[version])).final)

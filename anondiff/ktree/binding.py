@@ -7,7 +7,7 @@ the C result exactly as they see a Python policy's:
 
 * interval-tree insertions and removals, in the order the C code made them (an anon_vma is
   named at its first insertion, as the Python model names it at its first link);
-* anon_vma allocations and frees (one freed before it was ever linked is counted in
+* anon_vma frees (one freed before it was ever linked is counted in
   ``Kernel.transient_anon_vmas``);
 * WARN/BUG events, as kernel events naming the tree's file:line and the condition;
 * each involved VMA's ``anon_vma`` and chain head to tail, and the ``refcount``, ``root``,
@@ -33,6 +33,7 @@ from array import array
 from bisect import bisect_left
 from pathlib import Path
 
+from .. import _compiled
 from ..kernel.counters import NoCounters
 from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, AnonVma,
                               AnonVmaChain, Mm, Vma, VmaOp)
@@ -42,18 +43,36 @@ from . import readback
 # enum kt_op and enum kt_record of shim/glue.c
 PREPARE, FORK, CLONE, UNLINK, REKEY, DUP_ANON_VMA, MERGEABLE, ATTACH, FIND, ANON_VMA_MERGE = \
     range(1, 11)
-R_NEWVMA, R_INS, R_DEL, R_ALLOC, R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT, R_PAIR, \
-    R_NOMEM = range(1, 13)
+# (4, R_ALLOC, is no longer written: Library.kt_av_allocated() answers)
+R_NEWVMA, R_INS, R_DEL = range(1, 4)
+R_FREE, R_EVENT, R_VMA, R_AV, R_CRASH, R_RESULT, R_PAIR, R_NOMEM = range(5, 13)
 OP_NAMES = {PREPARE: "__anon_vma_prepare", FORK: "anon_vma_fork", CLONE: "anon_vma_clone",
             UNLINK: "unlink_anon_vmas", REKEY: "anon_vma_interval_tree_post_update_vma",
             DUP_ANON_VMA: "anon_vma_clone (dup_anon_vma)", MERGEABLE: "is_mergeable_anon_vma",
             ATTACH: "anon_vma_chain_link", FIND: "find_mergeable_anon_vma",
             ANON_VMA_MERGE: "anon_vma_merge"}
+#: is the readback mypyc's (it reads a fork's sections as bytes) or Python (as C decodes them)?
+_READBACK_COMPILED = _compiled.compiled(readback)
+#: kt_fork_fast()'s head: the sections' offsets and lengths from F_SECT (glue.c: KT_F_SECT),
+#: for the sections of enum kt_sect
+F_SECT = 10
+S_INS_AV, S_INS_VMA, S_PAIRS, S_CHAIN, S_AVS, S_NEW = range(6)
+S_COUNT = 6
+F_HEAD = F_SECT + 2 * S_COUNT
 VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK: 3}
 #: the shim's vm_flags bits (ktshim.h: VMA_*_BIT)
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
              VM_WIPEONFORK: 64}
 SLOT_FREED = 2
+
+
+def _column(values: list[int]) -> array:  # type: ignore[type-arg]
+    """One of kt_fork_all()'s columns as C reads it: bytes when every value fits in one (the
+    usual case: :func:`.readback.fork_columns` writes small numbers), else longs."""
+    try:
+        return array("B", bytes(values))
+    except ValueError:
+        return array("l", values)
 
 
 class _FlagBits(dict):  # type: ignore[type-arg]
@@ -100,20 +119,28 @@ class Library:
         lib.kt_tree.restype = ctypes.c_long
         lib.kt_tree.argtypes = (ctypes.c_long, ctypes.c_void_p, ctypes.c_long)
         lib.kt_fork_all.restype = ctypes.c_long
-        lib.kt_fork_all.argtypes = (ctypes.c_void_p,)
+        lib.kt_fork_all.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
         lib.kt_fork_fast.restype = ctypes.c_void_p
+        lib.kt_fork_fast_bytes.restype = ctypes.c_void_p
+        lib.kt_fork_deltas.restype = ctypes.c_long
+        lib.kt_fork_deltas.argtypes = (ctypes.c_long, ctypes.c_void_p)
         lib.kt_set_timeout.argtypes = (ctypes.c_double,)
         lib.kt_set_timeout(timeout())
         lib.kt_set_fail_nth.argtypes = (ctypes.c_long,)
         lib.kt_fail_allocs.restype = ctypes.c_long
         lib.kt_addr_av.restype = ctypes.c_long
         lib.kt_addr_av.argtypes = (ctypes.c_long,)
+        lib.kt_av_allocated.restype = ctypes.c_long
+        lib.kt_av_allocated.argtypes = (ctypes.c_long,)
         self.path = str(path)
         self.lib = lib
         self.kt_call = lib.kt_call
         self.kt_fork_all = lib.kt_fork_all
         self.kt_fork_fast = lib.kt_fork_fast
+        self.kt_fork_fast_bytes = lib.kt_fork_fast_bytes
         self.kt_records = lib.kt_records
+        #: was this anon_vma (its number) allocated by the tree's code in this replay?
+        self.kt_av_allocated = lib.kt_av_allocated
 
 
 class _DlInfo(ctypes.Structure):
@@ -179,7 +206,6 @@ class Binding:
         self.mm_id: dict[Mm, int] = {}
         self.file_id: dict[object, int] = _FileIds({None: 0})
         self.flag_bits: dict[tuple[frozenset[str], frozenset[str]], int] = _FlagBits()
-        self.allocated: set[int] = set()
         #: a Python AnonVma waiting for the C one the next call allocates (starting layout)
         self.bind_next: AnonVma | None = None
         self.orphan_events: list[tuple[str, str, str]] = []
@@ -273,16 +299,17 @@ class Binding:
         parent mm's list, each child its copy in the child mm), in order, in one C call
         (:meth:`fork` pair by pair, but each anon_vma's state read once, at the end); a crash
         is raised with its pair's index as ``crash.pair``.  The descriptors go as columns
-        (built by C loops: map() over the VMAs), and the records come back split by kind
+        (:func:`.readback.fork_columns`, mostly bytes), and the records come back split by kind
         (:meth:`_apply_fork`) unless something out of the ordinary happened."""
         if not parents:
             return
-        words = array("l", readback.fork_words(parents, self._mm_id(parents[0].mm),
-                                               self._mm_id(children[0].mm), self.vma_at,
-                                               self.flag_bits, self.file_id, self.av_at,
-                                               self.av_odd))
+        columns = [_column(c) for c in readback.fork_columns(
+            parents, self.vma_at, self.flag_bits, self.file_id, self.av_at, self.av_odd)]
+        head = array("l", [len(parents), self._mm_id(parents[0].mm), self._mm_id(children[0].mm),
+                           *(c.itemsize for c in columns)])
+        ptrs = (ctypes.c_void_p * len(columns))(*(c.buffer_info()[0] for c in columns))
         lib = self.library
-        count = lib.kt_fork_all(words.buffer_info()[0])
+        count = lib.kt_fork_all(head.buffer_info()[0], ptrs)
         fast = lib.kt_fork_fast()
         if self.bulk_fork and ctypes.c_long.from_address(fast).value:
             self._apply_fork(fast, children, parents)
@@ -296,26 +323,28 @@ class Binding:
         (:func:`.readback.apply_fork`)."""
         k = self.k
         assert k is not None
-        head = (ctypes.c_long * 8).from_address(fast)
-        n_ins, n_pairs, n_chain, n_avs, n_allocs, n_new, own = head[1:]
+        head = (ctypes.c_long * F_HEAD).from_address(fast)[:]
+        n_ins, n_pairs, n_chain, n_avs, n_new, own, max_vma, max_av, first = head[1:F_SECT]
+        sects = [self._section(i, head[F_SECT + 2 * i], head[F_SECT + 2 * i + 1])
+                 for i in range(S_COUNT)]
         own = own and self.own_chains
-        total = 8 + 3 * n_ins + 3 * n_pairs + n_chain + 6 * n_avs + n_allocs + 2 * n_new
-        recs = memoryview((ctypes.c_long * total).from_address(fast)).cast("B").cast("l")
-        at = 8
-        ins, at = recs[at:at + 3 * n_ins], at + 3 * n_ins
-        pairs, at = recs[at:at + 3 * n_pairs], at + 3 * n_pairs
-        chain, at = recs[at:at + n_chain], at + n_chain
-        avs, at = recs[at:at + 6 * n_avs], at + 6 * n_avs
-        allocs, at = recs[at:at + n_allocs], at + n_allocs
-        new = recs[at:at + 2 * n_new]
-        # (the sections read as lists: the chains and the insertions' VMAs only when the
-        # children's chains are not their own insertions)
-        readback.apply_fork(k, ins[0] if n_ins else 0, ins[1::3].tolist(),
-                            None if own else ins[2::3].tolist(), pairs.tolist(),
-                            None if own else chain.tolist(), avs.tolist(), allocs.tolist(),
-                            new.tolist(), children, parents, self.vma_at, self.av_at,
-                            self.av_odd, self.avc_at, self.allocated,
+        # (room for the numbers the sections name: the VMAs all, the anon_vmas inserted into)
+        readback.room(self.vma_at, max_vma)
+        readback.room(self.av_at, max_av)
+        readback.apply_fork(k, first, n_ins, sects[S_INS_AV], None if own else sects[S_INS_VMA],
+                            sects[S_PAIRS], None if own else sects[S_CHAIN], n_avs,
+                            sects[S_AVS], n_new, sects[S_NEW], children, parents, self.vma_at,
+                            self.av_at, self.av_odd, self.avc_at,
                             None if self.bind_next is None else self._av, self.split)
+
+    def _section(self, i: int, offset: int, length: int) -> readback.Values:
+        """Section ``i`` of the last fork (``length`` bytes at ``offset``): its bytes for the
+        compiled readback, its differences decoded by C for the Python one."""
+        lib = self.library
+        if _READBACK_COMPILED:
+            return readback.Varints(ctypes.string_at(lib.kt_fork_fast_bytes() + offset, length))
+        out = (ctypes.c_long * max(length, 1))()
+        return readback.Deltas(out[:lib.lib.kt_fork_deltas(i, out)])
 
     def _mm_id(self, mm: Mm) -> int:
         mm_id = self.mm_id.get(mm)
@@ -343,7 +372,7 @@ class Binding:
         av = readback.av_get(ptr, self.av_at, self.av_odd)
         if av is None:
             av = self.bind_next
-            if av is not None and ptr in self.allocated:
+            if av is not None and self.library.kt_av_allocated(ptr):
                 self.bind_next = None
             else:
                 av = AnonVma()
@@ -374,7 +403,7 @@ class Binding:
         rc = 0
         pending: dict[int, int] | None = None if pairs is None else {}
         at = -1
-        vma_at, new_av, allocated = self.vma_at, self._av, self.allocated
+        vma_at, new_av = self.vma_at, self._av
         add_vma, add_av = dirty_vmas.add, dirty_avs.add
         while i < n:
             t = recs[i]
@@ -424,9 +453,6 @@ class Binding:
                 vma = vmas[recs[i + 1]] if pairs is None else pairs[at][1]  # type: ignore[index]
                 readback.bind_vma(recs[i + 2], vma, vma_at)
                 i += 3
-            elif t == R_ALLOC:
-                allocated.add(recs[i + 1])
-                i += 2
             elif t == R_DEL:
                 avc, av = avc_at[recs[i + 1]], new_av(recs[i + 2])
                 av.tree.pop(avc, None)

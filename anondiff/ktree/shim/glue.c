@@ -35,8 +35,9 @@ enum kt_op {
 	KT_OP_DUP_ANON_VMA, KT_OP_MERGEABLE, KT_OP_ATTACH, KT_OP_FIND, KT_OP_ANON_VMA_MERGE,
 };
 
+/* (4, KT_R_ALLOC, is no longer written: kt_av_allocated() answers) */
 enum kt_record {
-	KT_R_NEWVMA = 1, KT_R_INS, KT_R_DEL, KT_R_ALLOC, KT_R_FREE, KT_R_EVENT, KT_R_VMA,
+	KT_R_NEWVMA = 1, KT_R_INS, KT_R_DEL, KT_R_FREE = 5, KT_R_EVENT, KT_R_VMA,
 	KT_R_AV, KT_R_CRASH, KT_R_RESULT, KT_R_PAIR, KT_R_NOMEM,
 };
 
@@ -59,6 +60,8 @@ struct kt_event {
 static char *kt_pages, *kt_packed;
 static long kt_used_pages, kt_used_packed;
 static unsigned char *kt_state;
+/* per slab slot: 1 when an anon_vma was allocated there (kt_av_allocated()) */
+static unsigned char *kt_av_slot;
 static unsigned int *kt_mark;
 static unsigned int kt_gen;
 static long *kt_out;
@@ -69,6 +72,10 @@ static struct mm_struct **kt_mms;
 static long kt_nr_mms;
 static struct vm_area_struct **kt_vmas;
 static long kt_nr_vmas, kt_cap_vmas;
+/* the VMAs' memory, KT_VMA_CHUNK at a time (zeroed) */
+#define KT_VMA_CHUNK	4096L
+static struct vm_area_struct **kt_vma_chunks;
+static long kt_nr_vma_chunks, kt_cap_vma_chunks;
 static struct kmem_cache *kt_caches[8];
 static int kt_nr_caches;
 static struct anon_vma **kt_dirty;
@@ -157,11 +164,14 @@ static inline void kt_emit(long v)
 	kt_out[kt_out_len++] = v;
 }
 
-static void kt_emit3(long a, long b, long c)
+static inline void kt_emit3(long a, long b, long c)
 {
-	kt_emit(a);
-	kt_emit(b);
-	kt_emit(c);
+	if (kt_out_len + 3 > kt_out_cap)
+		kt_out = kt_grow(kt_out, &kt_out_cap, kt_out_len + 3, sizeof(long));
+	kt_out[kt_out_len] = a;
+	kt_out[kt_out_len + 1] = b;
+	kt_out[kt_out_len + 2] = c;
+	kt_out_len += 3;
 }
 
 void kt_event(const char *kind, const char *file, int line, const char *cond)
@@ -253,6 +263,12 @@ static struct anon_vma *kt_av_at(long id)
 	return NULL;
 }
 
+/* Was the anon_vma numbered id allocated from the anon_vma cache (in this replay)? */
+long kt_av_allocated(long id)
+{
+	return id > 0 && id <= KT_SLOTS && kt_av_slot[id - 1];
+}
+
 /* The number of the slab object that holds an address (a crash's), 0 for none. */
 long kt_addr_av(long addr)
 {
@@ -329,10 +345,7 @@ void *kmem_cache_alloc(struct kmem_cache *c, gfp_t flags)
 	if (c->ctor)
 		c->ctor(p);
 	kt_state[slot] = KT_SLOT_LIVE;
-	if (c->is_anon_vma) {
-		kt_emit(KT_R_ALLOC);
-		kt_emit(kt_av_id((struct anon_vma *)p));
-	}
+	kt_av_slot[slot] = c->is_anon_vma;
 	return p;
 }
 
@@ -445,10 +458,12 @@ static void kt_release(void)
 	long i;
 
 	free(kt_state);
+	free(kt_av_slot);
 	free(kt_mark);
 	free(kt_known);
-	for (i = 0; i < kt_nr_vmas; i++)
-		free(kt_vmas[i]);
+	for (i = 0; i < kt_nr_vma_chunks; i++)
+		free(kt_vma_chunks[i]);
+	kt_nr_vma_chunks = 0;
 	for (i = 0; i < kt_nr_mms; i++) {
 		free(kt_mms[i]->kt_window);
 		free(kt_mms[i]);
@@ -493,10 +508,11 @@ int kt_reset(void)
 	}
 	kt_used_pages = kt_used_packed = 0;
 	kt_state = calloc(KT_SLOTS, 1);
+	kt_av_slot = calloc(KT_SLOTS, 1);
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
 	kt_known = calloc(KT_SLOTS, sizeof(*kt_known));
 	kt_nr_known = 0;
-	if (!kt_state || !kt_mark || !kt_known)
+	if (!kt_state || !kt_av_slot || !kt_mark || !kt_known)
 		return -ENOMEM;
 	kt_nr_events = 0;
 	kt_out_len = 0;
@@ -523,8 +539,14 @@ static struct mm_struct *kt_mm(long id)
 
 static struct vm_area_struct *kt_vma_new(void)
 {
-	struct vm_area_struct *vma = kt_calloc(1, sizeof(*vma));
+	struct vm_area_struct *vma;
 
+	if (kt_nr_vmas % KT_VMA_CHUNK == 0) {
+		kt_vma_chunks = kt_grow(kt_vma_chunks, &kt_cap_vma_chunks, kt_nr_vma_chunks + 1,
+					sizeof(*kt_vma_chunks));
+		kt_vma_chunks[kt_nr_vma_chunks++] = kt_calloc(KT_VMA_CHUNK, sizeof(*vma));
+	}
+	vma = kt_vma_chunks[kt_nr_vmas / KT_VMA_CHUNK] + kt_nr_vmas % KT_VMA_CHUNK;
 	INIT_LIST_HEAD(&vma->anon_vma_chain);
 	kt_vmas = kt_grow(kt_vmas, &kt_cap_vmas, kt_nr_vmas + 1, sizeof(*kt_vmas));
 	kt_vmas[kt_nr_vmas++] = vma;
@@ -845,19 +867,50 @@ long kt_call(const long *in)
 /*
  * kt_fork_all()'s record stream split by kind, for a reader that applies each kind in bulk
  * (anondiff.ktree.binding.Binding._apply_fork): kt_fast[0] is 1 when the stream holds nothing
- * but pairs, new VMAs, anon_vma allocations, insertions of chains Python was not told of, the
- * children's chains (of chains it was told of) and the anon_vmas' state; else 0 and nothing
- * more (the reader takes the stream record by record).  Then the counts: insertions, pairs,
- * chain entries, anon_vmas, allocations, new VMAs; then the sections: per insertion the chain's
- * number (kt_known), its anon_vma and its VMA; per pair the child, its anon_vma and its chain's length; the chains
- * of the children in order, each tail first (numbers); per anon_vma its KT_R_AV fields; the allocated
- * anon_vmas; per new VMA its pair's index and number.  kt_fast[KT_F_OWN] is 1 when each
- * child's chain, tail first, is the chains inserted during its fork, in order, each for it
- * (list_add() at the head, as anon_vma_chain_link() does): the reader then takes the chains
- * from the insertions.
+ * but pairs, new VMAs, insertions of chains Python was not told of, the children's chains (of
+ * chains it was told of) and the anon_vmas' state; else 0 and nothing more (the reader takes
+ * the stream record by record).  Then the counts: insertions, pairs, chain entries,
+ * anon_vmas, new VMAs; kt_fast[KT_F_OWN], 1 when each child's chain, tail first, is the
+ * chains inserted during its fork, in order, each for it (list_add() at the head, as
+ * anon_vma_chain_link() does): the reader then takes the chains from the insertions; the
+ * highest VMA number there is and the highest anon_vma number an insertion names (the reader
+ * makes room for them at once); the number of the first chain inserted (the others follow in
+ * order).  Then, for each section (enum kt_sect), its offset in kt_fast_bytes and its length:
+ * per insertion its anon_vma; per insertion its VMA; per pair the child, its anon_vma, its
+ * chain's length and the number of insertions its fork made; the chains of the children in order, each tail first (numbers); per
+ * anon_vma its KT_R_AV fields; per new VMA its pair's index and number.
+ *
+ * Each value is written as its difference from the previous value of its field, zigzag
+ * (0, -1, 1, -2, ... as 0, 1, 2, 3, ...), in LEB128 (7 bits a byte, low first, the high bit
+ * set on all but the last): a fork's runs of like records then take a byte a value, which
+ * Python reads without making an int object of each (readback.Varints).  An insertion's
+ * anon_vma is a field per place in its pair's insertions (up to KT_POS): the place of the
+ * parent's anon_vma, of the new one, ... each follows its own.
  */
-enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_ALLOCS, KT_F_NEW, KT_F_OWN,
-       KT_F_HEAD };
+enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_NEW, KT_F_OWN, KT_F_MAX_VMA,
+       KT_F_MAX_AV, KT_F_FIRST, KT_F_SECT };
+
+enum kt_sect { KT_S_INS_AV, KT_S_INS_VMA, KT_S_PAIRS, KT_S_CHAIN, KT_S_AVS, KT_S_NEW,
+	       KT_NR_SECTS };
+
+#define KT_F_HEAD	(KT_F_SECT + 2 * KT_NR_SECTS)
+#define KT_POS		8
+
+static unsigned char *kt_fast_bytes;
+static long kt_fast_bytes_cap;
+
+/* v as its difference from *prev, zigzag, LEB128, at *at; *prev becomes v. */
+static inline void kt_put(long *at, long v, long *prev)
+{
+	unsigned long zz = ((unsigned long)(v - *prev) << 1) ^ (unsigned long)((v - *prev) >> 63);
+
+	*prev = v;
+	while (zz >= 128) {
+		kt_fast_bytes[(*at)++] = (unsigned char)(zz | 128);
+		zz >>= 7;
+	}
+	kt_fast_bytes[(*at)++] = (unsigned char)zz;
+}
 
 /* The length of the record at r, in words (0: a kind kt_fork_split() does not take). */
 static long kt_fork_rec_len(const long *r)
@@ -868,8 +921,6 @@ static long kt_fork_rec_len(const long *r)
 		return 3;
 	case KT_R_INS:
 		return 4;
-	case KT_R_ALLOC:
-		return 2;
 	case KT_R_VMA:
 		return 4 + 2 * r[3];
 	case KT_R_AV:
@@ -878,14 +929,15 @@ static long kt_fork_rec_len(const long *r)
 	return 0;
 }
 
-static long kt_fork_split(long npairs)
+static void kt_fork_split(long npairs)
 {
-	long cnt[KT_F_HEAD] = { 0 }, at[KT_F_HEAD], i, j, len, pair = -1, child = 0, *f;
-	long own = 1, pair_ins = 0;	/* the insertions since the current pair began */
+	long cnt[KT_F_SECT] = { 0 }, vals[KT_NR_SECTS], at[KT_NR_SECTS], i, j, len, *f;
+	long pair = -1, child = 0, pos = 0, own = 1, pair_ins = 0, max_av = 0, first = -1, nins = 0;
+	long prev_av[KT_POS] = { 0 }, prev[KT_NR_SECTS][6] = { { 0 } };
 
 	kt_fast[0] = 0;
 	if (kt_surprise)
-		return 0;
+		return;
 	for (i = 0; i < kt_out_len; i += len) {
 		len = kt_fork_rec_len(kt_out + i);
 		switch (kt_out[i]) {
@@ -899,13 +951,14 @@ static long kt_fork_split(long npairs)
 			break;
 		case KT_R_INS:
 			cnt[KT_F_INS]++;
-			break;
-		case KT_R_ALLOC:
-			cnt[KT_F_ALLOCS]++;
+			if (first < 0)
+				first = kt_out[i + 1];
+			if (kt_out[i + 2] > max_av)
+				max_av = kt_out[i + 2];
 			break;
 		case KT_R_VMA:	/* the child of the current pair, once */
 			if (pair != cnt[KT_F_PAIRS] || kt_out[i + 1] != child)
-				return 0;
+				return;
 			if (own) {	/* the records since the pair began: its insertions? */
 				long k = pair_ins, nr = 0;
 
@@ -925,18 +978,21 @@ static long kt_fork_split(long npairs)
 			cnt[KT_F_AVS]++;
 			break;
 		default:
-			return 0;
+			return;
 		}
 	}
 	if (cnt[KT_F_PAIRS] != npairs)
-		return 0;
-	at[KT_F_INS] = KT_F_HEAD;
-	at[KT_F_PAIRS] = at[KT_F_INS] + 3 * cnt[KT_F_INS];
-	at[KT_F_CHAIN] = at[KT_F_PAIRS] + 3 * cnt[KT_F_PAIRS];
-	at[KT_F_AVS] = at[KT_F_CHAIN] + cnt[KT_F_CHAIN];
-	at[KT_F_ALLOCS] = at[KT_F_AVS] + 6 * cnt[KT_F_AVS];
-	at[KT_F_NEW] = at[KT_F_ALLOCS] + cnt[KT_F_ALLOCS];
-	kt_fast = kt_grow(kt_fast, &kt_fast_cap, at[KT_F_NEW] + 2 * cnt[KT_F_NEW], sizeof(long));
+		return;
+	/* each section at the worst case's offset: 10 bytes a value */
+	vals[KT_S_INS_AV] = vals[KT_S_INS_VMA] = cnt[KT_F_INS];
+	vals[KT_S_PAIRS] = 4 * cnt[KT_F_PAIRS];
+	vals[KT_S_CHAIN] = cnt[KT_F_CHAIN];
+	vals[KT_S_AVS] = 6 * cnt[KT_F_AVS];
+	vals[KT_S_NEW] = 2 * cnt[KT_F_NEW];
+	for (i = 0, len = 0; i < KT_NR_SECTS; len += 10 * vals[i++])
+		at[i] = len;
+	kt_fast_bytes = kt_grow(kt_fast_bytes, &kt_fast_bytes_cap, len + 1, 1);
+	kt_fast = kt_grow(kt_fast, &kt_fast_cap, KT_F_HEAD, sizeof(long));
 	f = kt_fast;
 	for (i = 1; i < KT_F_OWN; i++)
 		f[i] = cnt[i];
@@ -948,33 +1004,62 @@ static long kt_fork_split(long npairs)
 		switch (r[0]) {
 		case KT_R_PAIR:
 			pair = r[1];
+			pos = nins = 0;
 			break;
 		case KT_R_NEWVMA:
-			f[at[KT_F_NEW]++] = pair;
-			f[at[KT_F_NEW]++] = r[2];
+			kt_put(&at[KT_S_NEW], pair, &prev[KT_S_NEW][0]);
+			kt_put(&at[KT_S_NEW], r[2], &prev[KT_S_NEW][1]);
 			break;
 		case KT_R_INS:
-			memcpy(f + at[KT_F_INS], r + 1, 3 * sizeof(long));
-			at[KT_F_INS] += 3;
-			break;
-		case KT_R_ALLOC:
-			f[at[KT_F_ALLOCS]++] = r[1];
+			kt_put(&at[KT_S_INS_AV], r[2], &prev_av[pos]);
+			if (pos < KT_POS - 1)
+				pos++;
+			nins++;
+			kt_put(&at[KT_S_INS_VMA], r[3], &prev[KT_S_INS_VMA][0]);
 			break;
 		case KT_R_VMA:
-			memcpy(f + at[KT_F_PAIRS], r + 1, 3 * sizeof(long));
-			at[KT_F_PAIRS] += 3;
+			for (j = 0; j < 3; j++)
+				kt_put(&at[KT_S_PAIRS], r[1 + j], &prev[KT_S_PAIRS][j]);
+			kt_put(&at[KT_S_PAIRS], nins, &prev[KT_S_PAIRS][3]);
 			for (j = r[3] - 1; j >= 0; j--)		/* tail first */
-				f[at[KT_F_CHAIN]++] = r[4 + 2 * j];
+				kt_put(&at[KT_S_CHAIN], r[4 + 2 * j], &prev[KT_S_CHAIN][0]);
 			break;
 		case KT_R_AV:
-			memcpy(f + at[KT_F_AVS], r + 1, 6 * sizeof(long));
-			at[KT_F_AVS] += 6;
+			for (j = 0; j < 6; j++)
+				kt_put(&at[KT_S_AVS], r[1 + j], &prev[KT_S_AVS][j]);
 			break;
 		}
 	}
+	for (i = 0, len = 0; i < KT_NR_SECTS; len += 10 * vals[i++]) {
+		f[KT_F_SECT + 2 * i] = len;
+		f[KT_F_SECT + 2 * i + 1] = at[i] - len;
+	}
 	f[KT_F_OWN] = own;
+	f[KT_F_MAX_VMA] = kt_nr_vmas;
+	f[KT_F_MAX_AV] = max_av;
+	f[KT_F_FIRST] = first;
 	f[0] = 1;
-	return at[KT_F_NEW];
+}
+
+/* kt_fork_all()'s columns (anondiff.ktree.readback.FORK_COLUMNS) */
+enum kt_fork_col {
+	KT_C_VMA, KT_C_START, KT_C_PAGES, KT_C_PGOFF, KT_C_FLAGS, KT_C_FILE, KT_C_ANON_VMA,
+	KT_NR_COLS
+};
+
+/* Value i of a column of bytes (width 1) or longs. */
+static inline long kt_col(const void *col, long width, long i)
+{
+	return width == 1 ? (long)((const unsigned char *)col)[i] : ((const long *)col)[i];
+}
+
+/* A number written as odd(number - last) (0: none): the number, 0 for none; *last follows. */
+static inline long kt_col_num(long w, long *last)
+{
+	if (!w)
+		return 0;
+	*last += (w - 1) / 2;
+	return *last;
 }
 
 /*
@@ -982,17 +1067,18 @@ static long kt_fork_split(long npairs)
  * do it pair by pair, except that the state of the anon_vmas touched is emitted once, at the
  * end (or before a free, by kmem_cache_free()): a KT_R_PAIR record (its index and the child's
  * number), the records of the fork, the child's chain; then the anon_vmas.
- * in: the number of pairs n, the parent's mm id, the child's mm id, then n parents' numbers (0:
- * a VMA C has not seen), n starts, n ends, n pgoffs, n flag words, n file ids and n anon_vmas
- * (parent VMAs are attached; each child is its parent's vm_area_dup() in the child's mm, not
- * attached).  A crash ends the stream, after the anon_vmas' state as the crash left it.  The
- * stream is also split by kind into kt_fork_fast() (see kt_fork_split()).
+ * in: the number of pairs n, the parent's mm id, the child's mm id, then the width of each
+ * column of cols (1: bytes, 8: longs); cols: the parents' columns of n values each (enum
+ * kt_fork_col, written as readback.fork_columns() says): number (0: a VMA C has not seen),
+ * start, length, pgoff, flag word, file id, anon_vma (parent VMAs are attached; each child
+ * is its parent's vm_area_dup() in the child's mm, not attached).  A crash ends the stream,
+ * after the anon_vmas' state as the crash left it.  The stream is also split by kind into
+ * kt_fork_fast() (see kt_fork_split()).
  */
-long kt_fork_all(const long *in)
+long kt_fork_all(const long *in, const void *const *cols)
 {
-	long n = in[0];
-	const long *ptr = in + 3, *start = ptr + n, *end = start + n, *pgoff = end + n,
-		   *flags = pgoff + n, *file = flags + n, *anon_vma = file + n;
+	long n = in[0], last_num = 0, last_av = 0, last_start = 0;
+	const long *width = in + 3;
 	struct mm_struct *pmm, *cmm;
 	volatile long at;
 	int sig;
@@ -1010,12 +1096,12 @@ long kt_fork_all(const long *in)
 	kt_arm(1);
 	for (at = 0; at < n; at++) {
 		struct vm_area_struct *pv, *cv;
-		long rc;
+		long rc, num = kt_col_num(kt_col(cols[KT_C_VMA], width[KT_C_VMA], at), &last_num);
 
 		cv = kt_vma_new();
 		kt_emit3(KT_R_PAIR, at, kt_vma_id(cv));
-		pv = ptr[at] ? kt_vma_at(ptr[at]) : kt_vma_new();
-		if (!ptr[at])
+		pv = num ? kt_vma_at(num) : kt_vma_new();
+		if (!num)
 			kt_emit3(KT_R_NEWVMA, 1, kt_vma_id(pv));
 		sig = sigsetjmp(kt_jmp, 0);
 		if (sig) {
@@ -1034,13 +1120,17 @@ long kt_fork_all(const long *in)
 			raise(SIGVTALRM);
 		}
 		kt_dirty_chain(pv);
+		last_start += kt_col(cols[KT_C_START], width[KT_C_START], at);
 		pv->vm_mm = pmm;
-		pv->vm_start = (unsigned long)start[at] << PAGE_SHIFT;
-		pv->vm_end = (unsigned long)end[at] << PAGE_SHIFT;
-		pv->vm_pgoff = pgoff[at];
-		pv->vm_flags = flags[at];
-		pv->vm_file = (struct file *)file[at];
-		pv->anon_vma = kt_av_at(anon_vma[at]);
+		pv->vm_start = (unsigned long)last_start << PAGE_SHIFT;
+		pv->vm_end = (unsigned long)(last_start +
+					     kt_col(cols[KT_C_PAGES], width[KT_C_PAGES], at))
+			     << PAGE_SHIFT;
+		pv->vm_pgoff = last_start + kt_col(cols[KT_C_PGOFF], width[KT_C_PGOFF], at);
+		pv->vm_flags = kt_col(cols[KT_C_FLAGS], width[KT_C_FLAGS], at);
+		pv->vm_file = (struct file *)kt_col(cols[KT_C_FILE], width[KT_C_FILE], at);
+		pv->anon_vma = kt_av_at(kt_col_num(kt_col(cols[KT_C_ANON_VMA],
+							 width[KT_C_ANON_VMA], at), &last_av));
 		pv->kt_attached = 1;
 		pv->vm_prev = pv->vm_next = NULL;	/* anon_vma_fork() reads neither */
 		cv->vm_mm = cmm;
@@ -1075,6 +1165,35 @@ long kt_fork_all(const long *in)
 const long *kt_fork_fast(void)
 {
 	return kt_fast;
+}
+
+/* The sections of the last kt_fork_all() (kt_fork_split()): kt_fast says where each is. */
+const unsigned char *kt_fork_fast_bytes(void)
+{
+	return kt_fast_bytes;
+}
+
+/*
+ * Section sect (enum kt_sect) of the last kt_fork_all() as the differences it holds, one long
+ * each, in out (room for as many as the section has bytes); returns their number.  (For a
+ * reader that is not compiled: one call here costs it less than a loop over the bytes.)
+ */
+long kt_fork_deltas(long sect, long *out)
+{
+	const unsigned char *b = kt_fast_bytes + kt_fast[KT_F_SECT + 2 * sect];
+	long len = kt_fast[KT_F_SECT + 2 * sect + 1], i = 0, n = 0;
+
+	while (i < len) {
+		unsigned long zz = 0;
+		int shift = 0;
+
+		do {
+			zz |= (unsigned long)(b[i] & 127) << shift;
+			shift += 7;
+		} while (b[i++] & 128);
+		out[n++] = (long)(zz >> 1) ^ -(long)(zz & 1);
+	}
+	return n;
 }
 
 const long *kt_records(void)
