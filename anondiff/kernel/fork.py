@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .. import progress as _progress
 from ..progress import EVERY, bar
 from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Vma
 from .rmap import ref
@@ -43,17 +44,19 @@ class ForkContext:
 
 
 def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
-    own = getattr(k.policy, "_own_dup_mmap", None)
-    if own is not None and own(k, parent, child, rename):
-        return  # a compiled tree: all of its anon_vma_fork() calls in one C call
     policy = k.policy
+    if policy._own_dup_mmap(k, parent, child, rename):
+        return  # a compiled tree: all of its anon_vma_fork() calls in one C call
     era: DupMmap = policy.dup_mmap
     pvmas = parent.vmas
     last = len(pvmas) - 1
     parent_links, child_links = era.vm_prev == PARENT, era.vm_prev == CHILD
     prev: Vma | None = None
     ctx = ForkContext()
-    progress = bar(f"fork {parent.name} -> {child.name}", len(pvmas))
+    # (bar() says None below its threshold itself, but it is Python, and the title a string
+    # built for nothing: a call into the interpreter on every fork of every small replay)
+    progress = bar(f"fork {parent.name} -> {child.name}", len(pvmas)) \
+        if len(pvmas) >= _progress.THRESHOLD else None
     # The child's names in the parent's order, as the engine builds ``rename``: each taken in
     # turn, looked up only where that order does not hold (a lookup in a large dict misses
     # the cache; the next entry does not)
