@@ -104,3 +104,19 @@ def test_replay_many_and_findings_many_agree_with_replay() -> None:
     outcomes = list(findings_many(scenarios, policies))
     assert [(o.scenario.name, o.policy, o.findings, o.crashed) for o in outcomes] == \
         [(r.scenario, r.policy, r.final.findings, r.final.crashed) for r in one_by_one]
+
+
+def test_touch_collects_the_members_that_changed() -> None:
+    """_touch(): a group's first touch this round starts its set of changed members, later ones
+    add to it, and a group already marked None (look at every member) stays so."""
+    from anondiff.kernel.objects import AnonVma, Mm, Vma
+    mm, av, other = Mm("P"), AnonVma(), AnonVma()
+    a, b = (Vma(mm, s, s + 1, s, frozenset(), frozenset(), None, n)
+            for s, n in ((16, "A"), (18, "B")))
+    touched: checks.Touched = {(mm, other): None}
+    checks._touch(touched, (mm, av), a)
+    assert touched == {(mm, other): None, (mm, av): {a}}
+    checks._touch(touched, (mm, av), b)
+    checks._touch(touched, (mm, other), a)
+    assert touched == {(mm, other): None, (mm, av): {a, b}}
+    assert checks._UNTOUCHED == set()

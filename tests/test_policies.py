@@ -374,3 +374,22 @@ def test_madvise_wipeonfork_before_v4_14_is_einval(advice: str, version: str, ei
     path.write_text(text.replace("start: 0x90000, end: 0x91000", "start: 0x12000, end: 0x13000"))
     r = invoke("run", str(path), "-p", version, "--final-only", "--format", "json")
     assert (r.exit_code == 2) == einval, r.output
+
+
+def test_dup_mmap_asks_the_policy_first() -> None:
+    """dup_mmap() runs its own loop unless the policy's ``_own_dup_mmap()`` (every Policy has
+    one, False; a compiled kernel tree's runs the whole fork in C) says it did the fork."""
+    base = type(policies.get("split-counters"))
+    calls: list[tuple[str, str, dict[str, str]]] = []
+
+    class Owns(base):  # type: ignore[misc, valid-type]
+        def _own_dup_mmap(self, k, parent, child, rename):  # type: ignore[no-untyped-def]
+            calls.append((parent.name, child.name, dict(rename)))
+            return True     # (claims the fork and does nothing: the child stays empty)
+
+    sc = loads(WIPE_FAULTED, "t.yaml")
+    plain = replay(sc, base()).final
+    assert [v.name for v in plain.process("C").vmas] == ["A", "W"]
+    owned = replay(sc, Owns()).final
+    assert calls == [("P", "C", {"A": "A", "W": "W"})]
+    assert owned.process("C").vmas == ()

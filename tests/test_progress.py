@@ -43,3 +43,16 @@ def test_bar_only_on_a_terminal(tty: bool, monkeypatch: pytest.MonkeyPatch) -> N
     assert text.endswith("\r\x1b[K")          # the last bar erased: nothing left on the line
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert replay(big(2000), "split-counters") == quiet
+
+
+def test_bar_from_the_threshold_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phase of exactly THRESHOLD items has its bar (the callers that skip calling bar()
+    below it, the fork and the checks, must agree with it)."""
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(progress, "THRESHOLD", 2000)
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)
+    replay(big(2000), "split-counters")
+    text = err.getvalue()
+    for what in ("laying out P", "fork P -> C", "checking the invariants"):
+        assert f"\r{what} [" in text

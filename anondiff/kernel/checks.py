@@ -145,7 +145,7 @@ class _Group:
 
 
 #: no VMA is new this round (never added to)
-_NO_VMAS: frozenset[Vma] = frozenset()
+_NO_VMAS: Final[frozenset[Vma]] = frozenset()
 
 #: I3 groups to look at again -> the members that changed (None: all of them)
 Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
@@ -158,13 +158,17 @@ def _chain_set(vma: Vma) -> frozenset[AnonVma]:
     return frozenset(chain)
 
 
+#: what ``touched.get()`` gives for a group not touched yet this round (compared by identity,
+#: never added to): one lookup of the (mm, anon_vma) key where ``in`` and ``[]`` hash it twice
+_UNTOUCHED: Final[set[Vma]] = set()
+
+
 def _touch(touched: Touched, group: tuple[Mm, AnonVma], vma: Vma) -> None:
-    if group in touched:
-        changed = touched[group]
-        if changed is not None:
-            changed.add(vma)
-    else:
+    changed = touched.get(group, _UNTOUCHED)
+    if changed is _UNTOUCHED:
         touched[group] = {vma}
+    elif changed is not None:
+        changed.add(vma)
 
 
 class IncrementalChecks:

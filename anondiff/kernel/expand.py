@@ -18,6 +18,8 @@ numbers here.
 """
 from __future__ import annotations
 
+from typing import Final
+
 from bisect import bisect_right
 
 from .mm import do_munmap
@@ -26,7 +28,7 @@ from .objects import VM_ACCOUNT, Mm, Vma
 from .state import Kernel
 
 #: vm_flags that mean VM_GROWSDOWN in the model
-VM_GROWSDOWN = "growsdown"
+VM_GROWSDOWN: Final = "growsdown"
 #: stack_guard_gap: 256 pages (1 MiB with 4 KiB pages), the default since v4.12
 STACK_GUARD_GAP = 256
 #: what do_brk_flags() gives a heap VMA (x86: VM_DATA_DEFAULT_FLAGS is read-write)

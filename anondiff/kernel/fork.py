@@ -1,26 +1,27 @@
 """dup_mmap(): the fork loop of each era (spec section 1.11), calling the policy's anon_vma_fork."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
+from .. import progress as _progress
 from ..progress import EVERY, bar
 from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Vma
 from .rmap import ref
 from .state import Kernel, KernelCrash
 
 #: What ``tmp->vm_prev`` / ``tmp->vm_next`` hold when anon_vma_fork() runs.
-PARENT = "parent"   # vm_area_dup() byte copy: still the parent's neighbours (up to v5.5)
-CHILD = "child"     # Konstantin Khlebnikov's v1 / v2 2/2: the child's previous VMA, no next
-NONE = "none"       # v5.6 vm_area_dup() clears them; v6.1 maple tree has none
+PARENT: Final = "parent"   # vm_area_dup() byte copy: still the parent's neighbours (up to v5.5)
+CHILD: Final = "child"     # Konstantin Khlebnikov's v1 / v2 2/2: the child's previous VMA, no next
+NONE: Final = "none"       # v5.6 vm_area_dup() clears them; v6.1 maple tree has none
 
 #: What happens to a VM_WIPEONFORK VMA.
-ABSENT = "absent"   # before v4.14 the flag does not exist: copied like any VMA
-PREPARE = "prepare" # v4.14..v5.5: tmp->anon_vma = NULL; anon_vma_prepare(tmp) at fork time
-EMPTY = "empty"     # v5.6+ ("mm: don't prepare anon_vma if vma has VM_WIPEONFORK"): NULL, no prepare
+ABSENT: Final = "absent"   # before v4.14 the flag does not exist: copied like any VMA
+PREPARE: Final = "prepare" # v4.14..v5.5: tmp->anon_vma = NULL; anon_vma_prepare(tmp) at fork time
+EMPTY: Final = "empty"     # v5.6+ ("mm: don't prepare anon_vma if vma has VM_WIPEONFORK"): NULL, no prepare
 
 
 #: what ``next()`` gives once the names run out
-_NO_NAME = ("", "")
+_NO_NAME: Final = ("", "")
 
 
 class DupMmap(NamedTuple):
@@ -43,17 +44,19 @@ class ForkContext:
 
 
 def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
-    own = getattr(k.policy, "_own_dup_mmap", None)
-    if own is not None and own(k, parent, child, rename):
-        return  # a compiled tree: all of its anon_vma_fork() calls in one C call
     policy = k.policy
+    if policy._own_dup_mmap(k, parent, child, rename):
+        return  # a compiled tree: all of its anon_vma_fork() calls in one C call
     era: DupMmap = policy.dup_mmap
     pvmas = parent.vmas
     last = len(pvmas) - 1
     parent_links, child_links = era.vm_prev == PARENT, era.vm_prev == CHILD
     prev: Vma | None = None
     ctx = ForkContext()
-    progress = bar(f"fork {parent.name} -> {child.name}", len(pvmas))
+    # (bar() says None below its threshold itself, but it is Python, and the title a string
+    # built for nothing: a call into the interpreter on every fork of every small replay)
+    progress = bar(f"fork {parent.name} -> {child.name}", len(pvmas)) \
+        if len(pvmas) >= _progress.THRESHOLD else None
     # The child's names in the parent's order, as the engine builds ``rename``: each taken in
     # turn, looked up only where that order does not hold (a lookup in a large dict misses
     # the cache; the next entry does not)

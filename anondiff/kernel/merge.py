@@ -20,6 +20,8 @@ start moves; their chains get a new place among equal keys.
 """
 from __future__ import annotations
 
+from typing import Final
+
 
 from .objects import (VM_CLOSE, VM_SOFTDIRTY, Mm, ShmemFile, Vma, VmaOp, bisect_left,
                       flags_match)
@@ -30,7 +32,7 @@ from .state import Enomem, Kernel
 #: VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP: vma_merge() (every era, v4.19
 #: mm/mmap.c to the 2026 vma_merge_existing_range()/vma_merge_new_range()) refuses any merge of
 #: a range with one of them.  The model states two: "io" (VM_IO) and "dontexpand".
-VM_SPECIAL = frozenset({"io", "dontexpand"})
+VM_SPECIAL: Final = frozenset({"io", "dontexpand"})
 
 
 #: ``Policy.close_forbids``: what a VMA with vm_ops->close (flag ``close``) stops.
@@ -38,8 +40,8 @@ VM_SPECIAL = frozenset({"io", "dontexpand"})
 #: (mm/mmap.c@v6.1.176: ``if (vma->vm_ops && vma->vm_ops->close) return 0;``, the same in
 #: v4.19); from v6.12 a merge may not *remove* one (can_merge_remove_vma(), mm/vma.c@v6.12.117
 #: and mm/vma.c@7.2.13): it may still be expanded.
-CLOSE_NEIGHBOUR = "neighbour"
-CLOSE_REMOVED = "removed"
+CLOSE_NEIGHBOUR: Final = "neighbour"
+CLOSE_REMOVED: Final = "removed"
 
 
 def _same_vma_props(a: Vma, prot: frozenset[str], flags: frozenset[str],

@@ -2,7 +2,7 @@
 write faults.  Addresses are page numbers here.  Naming the pieces is the engine's business."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Final
 
 from .merge import merge_existing
 from .objects import VM_ACCOUNT, VM_SHARED, Mm, Vma, VmaOp
@@ -118,7 +118,7 @@ def change_vmas(k: Kernel, mm: Mm, start: int, end: int,
 
 
 #: VM_NORESERVE (MAP_NORESERVE): neither mmap nor mprotect makes such a mapping accountable
-VM_NORESERVE = "noreserve"
+VM_NORESERVE: Final = "noreserve"
 
 
 def mprotect_flags(k: Kernel, vma: Vma, prot: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:

@@ -2,27 +2,27 @@
 from __future__ import annotations
 
 import enum
-from typing import Iterator
+from typing import Final, Iterator
 
 #: vm_flags that matter for anon_vma decisions (compared by anon_vma_compatible() and
 #: vma_merge(); VM_READ/VM_WRITE/VM_EXEC are ``Vma.prot``).
-VM_DONTCOPY = "dontcopy"
-VM_WIPEONFORK = "wipeonfork"
-VM_SHARED = "shared"
+VM_DONTCOPY: Final = "dontcopy"
+VM_WIPEONFORK: Final = "wipeonfork"
+VM_SHARED: Final = "shared"
 #: VM_ACCOUNT: set on a private mapping mapped writable (accountable_mapping() at mmap) or made
 #: writable (mprotect_fixup()); since v6.7 mprotect_fixup() clears it again when an anonymous VMA
 #: that has no anon_vma yet is made non-writable (see anondiff.kernel.mm.mprotect_flags).
 #: anon_vma_compatible() and vma_merge() compare it, so a VMA without it neither merges with nor
 #: shares an anon_vma with one that has it.
-VM_ACCOUNT = "account"
+VM_ACCOUNT: Final = "account"
 #: VM_SOFTDIRTY, VM_MAYBE_GUARD (2026 tree) and "has vm_ops->close" (not a vm_flag): what
 #: is_mergeable_vma() and anon_vma_compatible() never compare (VM_SOFTDIRTY since commit
 #: 34228d473efe ("mm: ignore VM_SOFTDIRTY on VMA merging"), VMA_IGNORE_MERGE_FLAGS in
 #: include/linux/mm.h@7.2.13; vm_ops are not flags at all).  See anondiff.kernel.merge.
-VM_SOFTDIRTY = "softdirty"
-VM_MAYBE_GUARD = "guard"
-VM_CLOSE = "close"
-MERGE_IGNORED = frozenset({VM_SOFTDIRTY, VM_MAYBE_GUARD, VM_CLOSE})
+VM_SOFTDIRTY: Final = "softdirty"
+VM_MAYBE_GUARD: Final = "guard"
+VM_CLOSE: Final = "close"
+MERGE_IGNORED: Final = frozenset({VM_SOFTDIRTY, VM_MAYBE_GUARD, VM_CLOSE})
 
 
 def flags_match(a: frozenset[str], b: frozenset[str]) -> bool:

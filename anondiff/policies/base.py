@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel import merge, rmap
 from ..kernel.fork import DupMmap, ForkContext
-from ..kernel.objects import AnonVma, Vma, VmaOp
+from ..kernel.objects import AnonVma, Mm, Vma, VmaOp
 from ..kernel.rmap import (anon_vma_chain_link, anon_vma_fork_tail, drop_anon_vma,
                            new_child_anon_vma)
 from ..kernel.state import Enomem, Kernel
@@ -124,6 +124,14 @@ class Policy:
 
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         raise NotImplementedError
+
+    def _own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> bool:
+        """Did the policy run all of dup_mmap() itself (a compiled tree, anondiff.ktree.policy:
+        its anon_vma_fork() calls in one call into C)?  False: the model's loop
+        (:func:`anondiff.kernel.fork.dup_mmap`) calls :meth:`anon_vma_fork` for each VMA.
+        (A method every policy has, so that the loop need not look for one: a failed
+        ``getattr()`` raises and catches AttributeError on every fork.)"""
+        return False
 
     # The primitives every Python policy shares (anondiff.kernel); a policy compiled from a
     # kernel tree (anondiff.ktree) supplies its own.
