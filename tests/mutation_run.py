@@ -40,6 +40,24 @@ def _collect_skipping_equivalents(*, mutant_names):  # type: ignore[no-untyped-d
 
 mutmut_main.collect_source_file_mutation_data = _collect_skipping_equivalents
 
+_stats = mutmut_main.collect_or_load_stats
+
+
+def _stats_of_every_test_when_code_moved(runner, **kwargs):  # type: ignore[no-untyped-def]
+    """mutmut traces again only the tests that are new since its last stats: a function added
+    or changed since (a method split out of another) kept only the new tests' mapping, so its
+    mutants ran one test and "survived" (small3's engine.mprotect: 1 test of 2,700).  When any
+    function's source moved, every test is traced again (a minute); MUTATION_FULL_STATS=1
+    forces it."""
+    _stats(runner, **kwargs)
+    old, now = state().old_function_hashes, state().current_function_hashes
+    if os.environ.get("MUTATION_FULL_STATS") or (
+            old and any(old.get(name) != h for name, h in now.items())):
+        mutmut_main.run_stats_collection(runner)
+
+
+mutmut_main.collect_or_load_stats = _stats_of_every_test_when_code_moved
+
 if __name__ == "__main__":
     # mutmut's pytest runs in mutants/ import mutants/tests as the package `tests`: this
     # checkout's `tests`, imported to run this file, would stand in its way (a resumed run's
