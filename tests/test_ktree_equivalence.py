@@ -286,6 +286,21 @@ steps:
 """
 
 
+def count_bulk_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Binding._apply_fork (the bulk reader of a fork's sections) made to count its calls, in
+    the one item of the list returned."""
+    from anondiff.ktree import binding
+    calls = [0]
+    apply_fork = binding.Binding._apply_fork
+
+    def counting(self, *args):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return apply_fork(self, *args)
+
+    monkeypatch.setattr(binding.Binding, "_apply_fork", counting)
+    return calls
+
+
 @pytest.mark.parametrize("version", sorted(TREES))
 def test_bulk_fork_readback_equals_record_by_record(version: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,15 +309,7 @@ def test_bulk_fork_readback_equals_record_by_record(version: str,
     every shipped scenario; and the bulk reader is the one forks take."""
     from anondiff.ktree import binding
     tree = tree_policy(version)
-    bulk = 0
-    apply_fork = binding.Binding._apply_fork
-
-    def counting(self, *args):  # type: ignore[no-untyped-def]
-        nonlocal bulk
-        bulk += 1
-        return apply_fork(self, *args)
-
-    monkeypatch.setattr(binding.Binding, "_apply_fork", counting)
+    bulk = count_bulk_forks(monkeypatch)
     runs: dict[str, list[list[Topology]]] = {}
     for mode, bulk_fork, own_chains in (("own", True, True), ("lookup", True, False),
                                         ("records", False, True)):
@@ -310,9 +317,9 @@ def test_bulk_fork_readback_equals_record_by_record(version: str,
         monkeypatch.setattr(binding.Binding, "own_chains", own_chains)
         runs[mode] = [replay(load(str(ROOT / path)), tree).snapshots for path in SCENARIOS]
         if mode == "lookup":
-            assert bulk > 40, f"the bulk reader took only {bulk} forks"
-            forks_in_bulk = bulk
-    assert bulk == forks_in_bulk    # (bulk_fork False: never)
+            assert bulk[0] > 40, f"the bulk reader took only {bulk[0]} forks"
+            forks_in_bulk = bulk[0]
+    assert bulk[0] == forks_in_bulk    # (bulk_fork False: never)
     for path, own, lookup, records in zip(SCENARIOS, runs["own"], runs["lookup"],
                                           runs["records"]):
         assert own == records, path
@@ -354,15 +361,7 @@ def test_bulk_fork_sections_of_every_width(version: str, monkeypatch: pytest.Mon
     from anondiff.scenario import loads
     tree = tree_policy(version)
     sc = loads(wide_fork_scenario(), "wide.yaml")
-    bulk = 0
-    apply_fork = binding.Binding._apply_fork
-
-    def counting(self, *args):  # type: ignore[no-untyped-def]
-        nonlocal bulk
-        bulk += 1
-        return apply_fork(self, *args)
-
-    monkeypatch.setattr(binding.Binding, "_apply_fork", counting)
+    bulk = count_bulk_forks(monkeypatch)
     runs = {}
     # the sections read as bytes (the compiled readback's way) and as C decodes them (the
     # Python readback's), whichever this readback is
@@ -376,7 +375,7 @@ def test_bulk_fork_sections_of_every_width(version: str, monkeypatch: pytest.Mon
         runs[mode] = replay(sc, tree).snapshots
     # (13 forks a run; 7.2 frees the anon_vma it preallocated where it reuses one: such a fork
     # is read record by record)
-    assert bulk >= 4 * 10, bulk
+    assert bulk[0] >= 4 * 10, bulk[0]
     for mode in ("own", "own, decoded", "lookup", "lookup, decoded"):
         assert runs[mode] == runs["records"], mode
     # (a chain deeper than readback.POS places: the last generation's)
