@@ -199,8 +199,11 @@ def test_interrupt_exits_128_plus_signal_and_leaves_nothing(tmp_path: Path, sign
     import time
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
+    # (a shell that runs pytest in the background ignores SIGINT, and an ignored signal stays
+    # ignored across exec: the child gets the default disposition a terminal's user has)
     p = subprocess.Popen([sys.executable, "-m", "anondiff", "run", SEED, "-o", str(fifo)],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 20
         # wait until it blocks opening the FIFO (no reader): its output is rendered by then
