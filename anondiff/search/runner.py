@@ -24,6 +24,7 @@ import time
 from contextlib import contextmanager
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import AnondiffError
@@ -105,8 +106,8 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
     found: list[Found] = []
     targeted: set[str] = set()
     kinds_seen: set[Signature] = set()
-    verdicts = judge.judge_all(generate(chunk.seed, i, chunk.budget)
-                               for i in range(chunk.start, chunk.stop))
+    verdicts = judge.judge_all(map(generate, repeat(chunk.seed), range(chunk.start, chunk.stop),
+                                   repeat(chunk.budget)))
     i = chunk.start - 1
     while True:
         i += 1
