@@ -11,8 +11,10 @@ finding is kept from the lowest chunk that found it.
 Worker processes (``--jobs``) take the chunks themselves, each the next one not yet taken,
 from a counter they share (:class:`_Shared`), and send each result back down one pipe; the
 search puts the results back in chunk order.  No chunk goes through the search process on its
-way to a worker: it only reads results (a third of its CPU time went into handing chunks out
-one future at a time), and a worker never waits for the next chunk.
+way to a worker, and a worker never waits for the next one: handed out one future at a time
+(ProcessPoolExecutor: the chunk pickled by a feeder thread, the result taken by a manager
+thread), each chunk of 64 scenarios cost the search 0.26-0.46 ms of CPU, about 3% of a core
+beside two workers; reading results alone costs nothing measurable beyond the pool's start.
 """
 from __future__ import annotations
 
