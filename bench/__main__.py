@@ -413,7 +413,7 @@ def _search_copies(goal, budget, count: int) -> tuple[float, float]:  # type: ig
     return count / wall, cpu / count
 
 
-def bench_search(count: int = 1_536, rounds: int = 5) -> None:
+def bench_search(count: int = 1_536, rounds: int = 7) -> None:
     """``anondiff search`` for two policies with invariant checks on (split-counters and
     clone-rework-2026 under --invariants: nothing to find, so every scenario is tried), in
     scenarios per second per core (aim: 5,000), against the engine replaying the same
@@ -422,9 +422,10 @@ def bench_search(count: int = 1_536, rounds: int = 5) -> None:
 
     What two workers can reach on this machine is what two independent copies of the
     single-core search reach at the same moment (two cores of a VM are not twice one: the
-    copies too take more CPU per scenario than one alone), so each round runs --jobs 1, the
-    two copies and --jobs 2 one after the other, each on 4 x ``count`` scenarios but the
-    first; the medians of the rounds' ratios are printed."""
+    copies too take more CPU per scenario than one alone), so each round runs --jobs 1, then
+    the two copies and --jobs 2 (in turn first), each on 4 x ``count`` scenarios but the
+    first; the medians of the rounds' ratios are printed (``python -m bench search ROUNDS``
+    for more rounds)."""
     import os
     from anondiff.search.generate import Budget, generate
     from anondiff.search.runner import Goal, _pool, _sigint_blocked, search
@@ -447,11 +448,12 @@ def bench_search(count: int = 1_536, rounds: int = 5) -> None:
     start = time.perf_counter() - t0
     pool.shutdown()
     rows = []
-    for _ in range(rounds):
+    for r in range(rounds):
         cpu = time.process_time()
         one = search(goal, budget, seed=0, count=count, jobs=1)
         cpu = (time.process_time() - cpu) / count
-        copies, copies_cpu = _search_copies(goal, budget, 4 * count)
+        if r % 2 == 0:                  # in turn first and last: what the load does meanwhile
+            copies, copies_cpu = _search_copies(goal, budget, 4 * count)
         # the workers' start is part of --jobs 2's figure; from its first result on, the
         # steady rate a long search runs at
         marks: list[tuple[float, int]] = []
@@ -459,6 +461,8 @@ def bench_search(count: int = 1_536, rounds: int = 5) -> None:
         two = search(goal, budget, seed=0, count=4 * count, jobs=2,
                      progress=lambda p: marks.append((p.elapsed, p.tried)))
         after = os.times()
+        if r % 2 == 1:
+            copies, copies_cpu = _search_copies(goal, budget, 4 * count)
         assert not one.found and not two.found and two.tried == 4 * count
         (t_a, n_a), (t_b, n_b) = marks[0], marks[-1]
         # what the load moves little: the workers' CPU per scenario against one process's
@@ -602,7 +606,7 @@ if __name__ == "__main__":
                      if a != "--format" and (i == 0 or args[i - 1] != "--format"))
         bench_big(nums or (16_000, 65_000), fmts or ("list", "table", "json", "ascii"))
     elif sys.argv[1:2] == ["search"]:
-        bench_search()
+        bench_search(rounds=int(sys.argv[2]) if sys.argv[2:] else 7)
     elif sys.argv[1:2] == ["random"]:
         bench_random()
     elif sys.argv[1:2] == ["tree-first"]:
