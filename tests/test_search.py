@@ -486,3 +486,47 @@ def test_workers_taking_chunks_change_nothing(finds: list[int], fails: list[int]
                         json.dumps(slow)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [first] * 3 + [every] * 3
+
+
+FORK_SERVER_SEARCH = """
+import threading
+from anondiff.search.generate import Budget
+from anondiff.search.runner import Goal, search
+
+def key(s):
+    return s.tried, [(f.index, f.signature, f.scenario) for f in s.found]
+
+if __name__ == "__main__":
+    import anondiff, sys
+    print(anondiff.__file__, file=sys.stderr)          # these sources, not an installed copy
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()                   # another thread: the workers come from a fork server
+    try:
+        goal = Goal(("v1", "v2"), True, clean=True)
+        budget = Budget(events=("fork", "exit", "mprotect", "write"))
+        print(key(search(goal, budget, count=300, jobs=2)) == key(search(goal, budget, count=300)),
+              key(search(goal, budget, count=256, jobs=3, all_=True))
+              == key(search(goal, budget, count=256, all_=True)))
+    finally:
+        stop.set()
+        other.join()
+"""
+
+
+def test_workers_from_a_fork_server_take_chunks_too(tmp_path: Path) -> None:
+    """Workers started by a fork server (the search runs other threads) get the counter, locks
+    and pipe they share with the search as they start, pickled: the same findings as one
+    process, first finding and --all."""
+    import subprocess
+    import sys
+    import os
+    script = tmp_path / "fork_server_search.py"          # a file: the fork server imports it
+    script.write_text(FORK_SERVER_SEARCH)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                       cwd=root, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(os.path.join(root, "anondiff")), r.stderr
+    assert r.stdout.split() == ["True", "True"]
