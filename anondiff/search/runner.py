@@ -239,7 +239,9 @@ class _Shared:
     def send(self, k: int, result: "ChunkResult | BaseException") -> None:
         try:
             data = pickle.dumps((k, result), pickle.HIGHEST_PROTOCOL)
-        except Exception:               # an exception that does not pickle: its text does
+            if isinstance(result, BaseException):
+                pickle.loads(data)      # some exceptions pickle but do not unpickle
+        except Exception:               # then their text does
             data = pickle.dumps((k, RuntimeError(f"{type(result).__name__}: {result}")),
                                 pickle.HIGHEST_PROTOCOL)
         with self.write_lock:           # more than PIPE_BUF bytes are not written at once
@@ -263,7 +265,7 @@ def _take_chunks(plan: "Plan") -> int:
             return ran
         try:
             result = run_chunk(plan.chunk(k))
-        except Exception as e:
+        except BaseException as e:      # SystemExit from a policy too: the search raises it
             shared.stop_at(k + 1)
             shared.send(k, e)
             return ran
