@@ -379,14 +379,56 @@ def bench_explain() -> None:
         print(f"{what}, split-counters: replay {plain:5.2f} s, explain x{explained / plain:.1f}, "
               f"--metrics x{measured / plain:.1f}")
 
-def bench_search(count: int = 1_536) -> None:
+def _search_copies(goal, budget, count: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Two independent copies of the single-core search, side by side: two processes forked
+    from this one, each running every other chunk of the first ``count`` scenarios in
+    itself, as ``--jobs 1`` does (the scenarios ``--jobs 2`` tries, split evenly).  Their
+    rate (wall clock from the first fork to the last exit) and their CPU per scenario."""
+    import os
+    from anondiff.search.runner import Plan, _chunks, run_chunk
+
+    chunks = list(_chunks(Plan(goal, budget, 0, count, False)))
+    before = os.times()
+    t0 = time.perf_counter()
+    pids = []
+    for k in range(2):
+        pid = os.fork()
+        if pid == 0:                        # pragma: no cover - the child
+            code = 0
+            try:
+                gc.freeze()                 # as a --jobs worker does
+                for chunk in chunks[k::2]:
+                    run_chunk(chunk)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        pids.append(pid)
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        assert status == 0, status
+    wall = time.perf_counter() - t0
+    after = os.times()
+    cpu = after.children_user + after.children_system - before.children_user \
+        - before.children_system
+    return count / wall, cpu / count
+
+
+def bench_search(count: int = 1_536, rounds: int = 7) -> None:
     """``anondiff search`` for two policies with invariant checks on (split-counters and
     clone-rework-2026 under --invariants: nothing to find, so every scenario is tried), in
     scenarios per second per core (aim: 5,000), against the engine replaying the same
     scenarios (the baseline: what generating and judging add), and with two workers (aim:
-    nearly twice one)."""
+    nearly twice one).
+
+    What two workers can reach on this machine is what two independent copies of the
+    single-core search reach at the same moment (two cores of a VM are not twice one: the
+    copies too take more CPU per scenario than one alone), so each round runs --jobs 1, then
+    the two copies and --jobs 2 (in turn first), each on 4 x ``count`` scenarios but the
+    first; the medians of the rounds' ratios are printed (``python -m bench search ROUNDS``
+    for more rounds)."""
+    import os
     from anondiff.search.generate import Budget, generate
-    from anondiff.search.runner import Goal, search
+    from anondiff.search.runner import Goal, _pool, _sigint_blocked, search
 
     # without mremap, as when this figure was first taken (so that it compares across
     # sessions); the copy_vma() VM_BUG_ON that kept mremap out then is fixed
@@ -399,35 +441,54 @@ def bench_search(count: int = 1_536) -> None:
         pass
     engine = count / (time.perf_counter() - t0)
     steps = sum(len(sc.steps) for sc in scenarios) / count
-    cpu = time.process_time()
-    one = search(goal, budget, seed=0, count=count, jobs=1)
-    cpu = time.process_time() - cpu
-    # the workers' start (a forkserver, imports, policies loaded) is part of --jobs 2's figure;
-    # from its first result on, the steady rate a long search runs at
-    import os
-    marks: list[tuple[float, int]] = []
-    before = os.times()
-    two = search(goal, budget, seed=0, count=4 * count, jobs=2,
-                 progress=lambda p: marks.append((p.elapsed, p.tried)))
-    after = os.times()
-    (t_a, n_a), (t_b, n_b) = marks[0], marks[-1]
-    steady = (n_b - n_a) / (t_b - t_a)
-    assert not one.found and not two.found
-    # the machine is shared: the CPU-time rate and the load average say how far the wall
-    # clock figures can be trusted.  What the load moves little: the workers' CPU per scenario
-    # against one process's (forked workers are this process's children, reaped by the end of
-    # the search; a fork server's are not, and count 0) and this process's own CPU meanwhile
-    workers = (after.children_user + after.children_system
-               - before.children_user - before.children_system) / (4 * count)
-    parent = after.user + after.system - before.user - before.system
-    per_worker = f"x{workers * count / cpu:.2f}" if workers else "not counted (a fork server's)"
-    print(f"search, 2 policies with checks ({steps:.1f} steps on average): {one.rate:6,.0f} "
-          f"scenarios/s on one core ({count / cpu:,.0f} per CPU second; the engine alone: "
-          f"{engine:,.0f}/s, search {one.rate / engine:.2f}x of it); --jobs 2: "
-          f"{two.rate:,.0f}/s (x{two.rate / one.rate:.2f} of --jobs 1), {steady:,.0f}/s once the "
-          f"workers run (x{steady / one.rate:.2f}), first result after {marks[0][0]:.2f} s, "
-          f"workers' CPU per scenario {per_worker} of one process's, the search's own CPU "
-          f"{parent:.2f} s; load average {os.getloadavg()[0]:.1f}")
+    del scenarios
+    t0 = time.perf_counter()
+    with _sigint_blocked():
+        pool = _pool(2)
+    start = time.perf_counter() - t0
+    pool.shutdown()
+    rows = []
+    for r in range(rounds):
+        cpu = time.process_time()
+        one = search(goal, budget, seed=0, count=count, jobs=1)
+        cpu = (time.process_time() - cpu) / count
+        if r % 2 == 0:                  # in turn first and last: what the load does meanwhile
+            copies, copies_cpu = _search_copies(goal, budget, 4 * count)
+        # the workers' start is part of --jobs 2's figure; from its first result on, the
+        # steady rate a long search runs at
+        marks: list[tuple[float, int]] = []
+        before = os.times()
+        two = search(goal, budget, seed=0, count=4 * count, jobs=2,
+                     progress=lambda p: marks.append((p.elapsed, p.tried)))
+        after = os.times()
+        if r % 2 == 1:
+            copies, copies_cpu = _search_copies(goal, budget, 4 * count)
+        assert not one.found and not two.found and two.tried == 4 * count
+        (t_a, n_a), (t_b, n_b) = marks[0], marks[-1]
+        # what the load moves little: the workers' CPU per scenario against one process's
+        # (forked workers are this process's children, reaped by the end of the search; a
+        # fork server's are not, and count 0) and this process's own CPU meanwhile
+        workers = (after.children_user + after.children_system
+                   - before.children_user - before.children_system) / (4 * count)
+        parent = after.user + after.system - before.user - before.system
+        rows.append((one.rate, copies / one.rate, two.rate / one.rate,
+                     (n_b - n_a) / (t_b - t_a) / one.rate, two.rate / copies, marks[0][0],
+                     copies_cpu / cpu, workers / cpu, parent / two.elapsed,
+                     os.getloadavg()[0]))
+    med = [statistics.median(r[i] for r in rows) for i in range(len(rows[0]))]
+    rate, copies_x, two_x, steady_x, against, first, copies_cpu, workers, parent, _ = med
+    print(f"search, 2 policies with checks ({steps:.1f} steps on average): {rate:6,.0f} "
+          f"scenarios/s on one core (the engine alone: {engine:,.0f}/s, search "
+          f"{rate / engine:.2f}x of it); the medians of {rounds} rounds: two independent "
+          f"copies x{copies_x:.2f} of it, --jobs 2 x{two_x:.2f} (x{steady_x:.2f} once the "
+          f"workers run), {against:.2f} of the copies' rate; first result after {first:.3f} s "
+          f"(pool started in {start * 1000:.0f} ms), CPU per scenario against one process's: "
+          f"the copies x{copies_cpu:.2f}, --jobs 2's workers x{workers:.2f}; the search "
+          f"process {parent:.1%} of a core; load average {os.getloadavg()[0]:.1f}")
+    for r in rows:
+        print(f"  round: one core {r[0]:6,.0f}/s, copies x{r[1]:.2f}, --jobs 2 x{r[2]:.2f} "
+              f"({r[4]:.2f} of the copies), CPU/scenario copies x{r[6]:.2f} workers "
+              f"x{r[7]:.2f}, load {r[9]:.1f}")
 
 
 def debian_tree(version: str) -> str | None:
@@ -545,7 +606,7 @@ if __name__ == "__main__":
                      if a != "--format" and (i == 0 or args[i - 1] != "--format"))
         bench_big(nums or (16_000, 65_000), fmts or ("list", "table", "json", "ascii"))
     elif sys.argv[1:2] == ["search"]:
-        bench_search()
+        bench_search(rounds=int(sys.argv[2]) if sys.argv[2:] else 7)
     elif sys.argv[1:2] == ["random"]:
         bench_random()
     elif sys.argv[1:2] == ["tree-first"]:

@@ -426,3 +426,107 @@ def test_kernel_tree_policies(tmp_path: Path) -> None:
     path, text = found(tmp_path, "-p", tree, "-p", "degree", "--count", "64")
     assert f"policies: [{tree}, degree]" in text
     checks(path)
+
+
+SCHEDULING = """
+import json, sys, time
+from anondiff.search import runner
+from anondiff.search.generate import Budget
+from anondiff.search.runner import CHUNK, ChunkResult, Found, Goal, SearchError, search
+
+finds, fails, slow = (set(json.loads(a)) for a in sys.argv[1:4])
+
+def fake(chunk):
+    k = chunk.start // CHUNK
+    if k in slow:
+        time.sleep(0.3)             # the chunks after it come back first
+    if k in fails:
+        raise SearchError(f"chunk {k}")
+    if k in finds:
+        return ChunkResult(chunk.start, 10, (Found(chunk.start + 9, (f"K{k % 2}",), None, None),))
+    return ChunkResult(chunk.start, chunk.stop - chunk.start, ())
+
+runner.run_chunk = fake             # before the workers fork: they inherit it
+out = []
+for all_ in (False, True):
+    for jobs in (1, 2, 3):
+        try:
+            s = search(Goal(("v1", "v2"), True), Budget(), count=12 * CHUNK - 5, jobs=jobs,
+                       all_=all_)
+            out.append([s.tried, [(f.index, f.signature) for f in s.found]])
+        except SearchError as e:
+            out.append(str(e))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("finds, fails, slow, first, every", [
+    # findings in chunks 4 and 7, chunk 6 fails, chunk 0 comes back last: the first finding
+    # is chunk 4's, the failure after it is never seen; --all meets it
+    ([4, 7], [6], [0, 3], [4 * CHUNK + 10, [[4 * CHUNK + 9, ["K0"]]]], "chunk 6"),
+    # the failure first: the search ends with it
+    ([4, 7], [2], [0], "chunk 2", "chunk 2"),
+    # nothing found: every scenario tried (the last chunk short); --all keeps one of each kind
+    ([], [], [1], [12 * CHUNK - 5, []], [12 * CHUNK - 5, []]),
+    ([3, 5, 8], [], [0, 5], [3 * CHUNK + 10, [[3 * CHUNK + 9, ["K1"]]]],
+     [12 * CHUNK - 5 - 3 * (CHUNK - 10), [[3 * CHUNK + 9, ["K1"]], [8 * CHUNK + 9, ["K0"]]]]),
+])
+def test_workers_taking_chunks_change_nothing(finds: list[int], fails: list[int],
+                                              slow: list[int], first: object,
+                                              every: object) -> None:
+    """--jobs workers take chunks as they finish the last, so the results come back out of
+    order: the search puts them back in chunk order, stops at the first chunk with a finding
+    or an error (what comes after is never looked at), and gives the same answer with 1, 2 or 3
+    workers.  run_chunk is replaced by one whose chunks find, fail or take long as asked, in a
+    fresh interpreter (one thread: workers forked, inheriting the replacement)."""
+    import json
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", SCHEDULING, json.dumps(finds), json.dumps(fails),
+                        json.dumps(slow)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [first] * 3 + [every] * 3
+
+
+FORK_SERVER_SEARCH = """
+import threading
+from anondiff.search.generate import Budget
+from anondiff.search.runner import Goal, search
+
+def key(s):
+    return s.tried, [(f.index, f.signature, f.scenario) for f in s.found]
+
+if __name__ == "__main__":
+    import anondiff, sys
+    print(anondiff.__file__, file=sys.stderr)          # these sources, not an installed copy
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()                   # another thread: the workers come from a fork server
+    try:
+        goal = Goal(("v1", "v2"), True, clean=True)
+        budget = Budget(events=("fork", "exit", "mprotect", "write"))
+        print(key(search(goal, budget, count=300, jobs=2)) == key(search(goal, budget, count=300)),
+              key(search(goal, budget, count=256, jobs=3, all_=True))
+              == key(search(goal, budget, count=256, all_=True)))
+    finally:
+        stop.set()
+        other.join()
+"""
+
+
+def test_workers_from_a_fork_server_take_chunks_too(tmp_path: Path) -> None:
+    """Workers started by a fork server (the search runs other threads) get the counter, locks
+    and pipe they share with the search as they start, pickled: the same findings as one
+    process, first finding and --all."""
+    import subprocess
+    import sys
+    import os
+    script = tmp_path / "fork_server_search.py"          # a file: the fork server imports it
+    script.write_text(FORK_SERVER_SEARCH)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                       cwd=root, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(os.path.join(root, "anondiff")), r.stderr
+    assert r.stdout.split() == ["True", "True"]

@@ -17,10 +17,15 @@ from __future__ import annotations
 from _random import Random
 from typing import Final
 
-from ..scenario import (PAGE_SHIFT, Exit, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap,
-                        ProcessSpec, Scenario, Step, Target, VmaSpec)
+from .. import scenario
+from ..scenario import (Exit, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap, ProcessSpec,
+                        Scenario, Step, Target, VmaSpec)
 from .budget import Budget
 
+#: anondiff.scenario's, as a constant: the compiled code reads a name imported from another
+#: module in this module's dictionary at every use (two dictionary lookups per step's record)
+PAGE_SHIFT: Final = 12
+assert PAGE_SHIFT == scenario.PAGE_SHIFT
 
 BASE: Final = 0x10000 >> PAGE_SHIFT   # first page of the window
 WINDOW: Final = 16                    # pages
@@ -102,13 +107,18 @@ def _sample(r: Random, n: int, k: int) -> list[int]:
 
 
 class _State:
-    __slots__ = ("r", "random", "budget", "space", "generation", "alive", "born", "steps",
-                 "serial")
+    __slots__ = ("r", "random", "budget", "processes", "generations", "double_fork", "space",
+                 "generation", "alive", "born", "steps", "serial")
 
     def __init__(self, r: Random, budget: Budget) -> None:
         self.r = r
         self.random = r.random
         self.budget = budget
+        # what the steps ask of the budget, read once (a Budget is a Python object: each
+        # attribute a dictionary lookup)
+        self.processes = budget.processes
+        self.generations = budget.generations
+        self.double_fork = "exit" in budget.events
         self.space: dict[str, dict[int, int]] = {}     # process -> page -> bits
         self.generation: dict[str, int] = {}
         self.alive: list[str] = []                      # in creation order
@@ -121,7 +131,7 @@ class _State:
         return f"{prefix}{self.serial}"
 
 
-_DECKS: dict[tuple[str, ...], list] = {}  # type: ignore[type-arg]
+_DECKS: Final[dict[tuple[str, ...], list]] = {}  # type: ignore[type-arg]
 
 
 def generate(seed: int, index: int, budget: Budget) -> Scenario:
@@ -139,7 +149,7 @@ def generate(seed: int, index: int, budget: Budget) -> Scenario:
     while len(steps) < n and tries < 4 * n:
         tries += 1
         deck[int(random_() * size)](st)
-    return _tuple(Scenario, ("<search>", "", processes, tuple(st.steps), None, (), "found"))
+    return _tuple(_SCENARIO, ("<search>", "", processes, tuple(st.steps), None, (), "found"))
 
 
 # -- the starting layout -------------------------------------------------------------------------
@@ -175,7 +185,7 @@ def _layout(st: _State) -> tuple[ProcessSpec, ...]:
                 left -= 1
         for spec in specs:
             _map(st, name, spec)
-        out.append(_tuple(ProcessSpec, (name, tuple(sorted(specs, key=_start)), 0)))
+        out.append(_tuple(_PROCESSSPEC, (name, tuple(sorted(specs, key=_start)), 0)))
     return tuple(out)
 
 
@@ -261,6 +271,20 @@ def _map(st: _State, process: str, spec: VmaSpec) -> None:
 # in step with anondiff/scenario.py.
 
 _tuple: Final = tuple.__new__
+# the classes as Final names, which the compiled code keeps in C variables (an imported name is
+# looked up in the module's dictionary at every use)
+_TARGET: Final = Target
+_FORK: Final = Fork
+_EXIT: Final = Exit
+_FAULT: Final = Fault
+_MPROTECT: Final = Mprotect
+_MADVISE: Final = Madvise
+_MUNMAP: Final = Munmap
+_MMAP: Final = Mmap
+_MREMAP: Final = Mremap
+_VMASPEC: Final = VmaSpec
+_PROCESSSPEC: Final = ProcessSpec
+_SCENARIO: Final = Scenario
 assert Target._fields == ("process", "vma", "first", "end")
 assert Fork._fields == ("process", "child", "names", "line")
 assert Exit._fields == ("process", "line")
@@ -281,32 +305,32 @@ def _vma(name: str, start: int, end: int, prot: frozenset[str], flags: frozenset
          shared: bool = False, file: str | None = None, faulted: bool = False,
          pages: tuple[int, ...] | None = None, anon_vma: str | None = None) -> VmaSpec:
     """``VmaSpec(name, start, end, prot, flags, shared, file, faulted, pages, anon_vma)``."""
-    return _tuple(VmaSpec, (name, start, end, prot, flags, shared, file, faulted, pages,
+    return _tuple(_VMASPEC, (name, start, end, prot, flags, shared, file, faulted, pages,
                             anon_vma, 0, None))
 
 
 def _target(process: str, start: int, end: int) -> Target:
     """``Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT)``: pages to bytes."""
-    return _tuple(Target, (process, None, start << PAGE_SHIFT, end << PAGE_SHIFT))
+    return _tuple(_TARGET, (process, None, start << PAGE_SHIFT, end << PAGE_SHIFT))
 
 
 # -- steps ---------------------------------------------------------------------------------------
 
 def _fork(st: _State) -> None:
-    budget, alive = st.budget, st.alive
-    if len(alive) >= MAX_ALIVE or st.born >= budget.processes:
+    alive = st.alive
+    if len(alive) >= MAX_ALIVE or st.born >= st.processes:
         return
     # the youngest half the time: deep lineages
     parent = alive[-1] if st.random() < 0.5 else alive[int(st.random() * len(alive))]
-    if st.generation[parent] >= budget.generations:
+    if st.generation[parent] >= st.generations:
         return
     child = st.fresh("p")
     st.generation[child] = st.generation[parent] + 1
     alive.append(child)
     st.born += 1
     st.space[child] = {p: a for p, a in st.space[parent].items() if not a & DONTCOPY}
-    st.steps.append(_tuple(Fork, (parent, child, None, 0)))
-    if "exit" in budget.events and st.random() < 0.3:
+    st.steps.append(_tuple(_FORK, (parent, child, None, 0)))
+    if st.double_fork and st.random() < 0.3:
         # a daemon's double fork: the parent's anon_vmas are left with no VMA and one child,
         # which is what the reuse at the next fork looks for (spec 3 and 7)
         _gone(st, parent)
@@ -315,7 +339,7 @@ def _fork(st: _State) -> None:
 def _gone(st: _State, process: str) -> None:
     del st.space[process]
     st.alive.remove(process)
-    st.steps.append(_tuple(Exit, (process, 0)))
+    st.steps.append(_tuple(_EXIT, (process, 0)))
 
 
 def _exit(st: _State) -> None:
@@ -341,7 +365,7 @@ def _write(st: _State) -> None:
     if process is None:
         return
     page = _any_page(st, st.space[process])
-    st.steps.append(_tuple(Fault, (process, None, (), page << PAGE_SHIFT, "write", 0)))
+    st.steps.append(_tuple(_FAULT, (process, None, (), page << PAGE_SHIFT, "write", 0)))
 
 
 def _mapped_range(st: _State, space: dict[int, int]) -> tuple[int, int]:
@@ -362,7 +386,7 @@ def _mprotect(st: _State) -> None:
     i = int(st.random() * 3)
     for p in range(start, end):
         space[p] = (space[p] & ~PROT_MASK) | i
-    st.steps.append(_tuple(Mprotect, (_target(process, start, end), PROTS[PROT_ORDER[i]], (), 0)))
+    st.steps.append(_tuple(_MPROTECT, (_target(process, start, end), PROTS[PROT_ORDER[i]], (), 0)))
 
 
 _ADVICE_BITS: Final = {"dontfork": (DONTCOPY, True), "dofork": (DONTCOPY, False),
@@ -383,7 +407,7 @@ def _madvise(st: _State) -> None:
     bit, on = _ADVICE_BITS[choice]
     for p in range(start, end):
         space[p] = space[p] | bit if on else space[p] & ~bit
-    st.steps.append(_tuple(Madvise, (_target(process, start, end), choice, (), 0)))
+    st.steps.append(_tuple(_MADVISE, (_target(process, start, end), choice, (), 0)))
 
 
 def _munmap(st: _State) -> None:
@@ -395,7 +419,7 @@ def _munmap(st: _State) -> None:
     end = min(start + (1, 1, 2, 3)[int(st.random() * 4)], BASE + WINDOW)
     for p in range(start, end):
         space.pop(p, None)
-    st.steps.append(_tuple(Munmap, (_target(process, start, end), (), 0)))
+    st.steps.append(_tuple(_MUNMAP, (_target(process, start, end), (), 0)))
 
 
 def _mmap(st: _State) -> None:
@@ -410,7 +434,7 @@ def _mmap(st: _State) -> None:
     start = _pick(st.r, near if near and st.r.random() < 0.7 else free)
     spec = _vma_spec(st, st.fresh("m"), start, _room(space, start))
     _map(st, process, spec)
-    st.steps.append(_tuple(Mmap, (process, spec, 0, True)))
+    st.steps.append(_tuple(_MMAP, (process, spec, 0, True)))
 
 
 def _mremap(st: _State) -> None:
@@ -426,7 +450,7 @@ def _mremap(st: _State) -> None:
     attrs = space.pop(page)
     for p in range(to, to + new):
         space[p] = attrs
-    st.steps.append(_tuple(Mremap, (_target(process, page, page + 1), None if new == 1 else new,
+    st.steps.append(_tuple(_MREMAP, (_target(process, page, page + 1), None if new == 1 else new,
                                     _MOVE, to << PAGE_SHIFT, None, (), 0)))
 
 

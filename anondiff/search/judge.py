@@ -9,7 +9,6 @@ kind of the finding, which is what makes two findings of ``--all`` distinct.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import islice
 from typing import Iterable, Iterator
 
 from ..diff import SnapshotDiff, compare_topologies
@@ -137,38 +136,29 @@ class Judge:
                 yield sc
 
         reps = replay_many(feed(), self.policies, snapshots=False)
-        n = len(self.policies)
-        while True:
-            group = tuple(islice(reps, n))
-            if not group:
-                return
+        # one iterator n times over: each scenario's n replays, grouped without a Python call
+        for group in zip(*[reps] * len(self.policies)):
             yield fed.pop(0), self.verdict(group)
 
     def _judge_findings(self, scenarios: Iterable[Scenario]) -> Iterator[tuple[Scenario, Verdict]]:
         """:meth:`judge_all` for invariant findings: the findings alone decide, so nothing is
         frozen (:func:`anondiff.engine.findings_many`); a scenario that is a finding is
         replayed again for its verdict (replays are deterministic: the same findings)."""
-        n = len(self.policies)
         kinds = self.kinds
         outcomes = findings_many(scenarios, self.policies)
-        while True:
-            group = tuple(islice(outcomes, n))
-            if not group:
-                return
-            sc = group[0].scenario
-            bad = False
+        for group in zip(*[outcomes] * len(self.policies)):
             for o in group:
                 if o.findings and _any_bad(o.findings, kinds):
-                    bad = True
                     break
-            if bad:
-                v = self.judge(sc)
-                if v is None or not v.signature:
-                    raise RuntimeError("a second replay gave other findings (a policy that is "
-                                       "not deterministic?)")
-                yield sc, v
             else:
-                yield sc, _NOTHING
+                yield group[0].scenario, _NOTHING
+                continue
+            sc = group[0].scenario
+            v = self.judge(sc)
+            if v is None or not v.signature:
+                raise RuntimeError("a second replay gave other findings (a policy that is "
+                                   "not deterministic?)")
+            yield sc, v
 
     def _signature(self, policy: str, findings: Iterable[Finding], n: int) -> list[str]:
         return [k if n == 1 else f"{policy}: {k}" for k in _bad_kinds(findings, self.kinds)]
