@@ -5,12 +5,12 @@ Each returns (kind, where, detail); the engine turns new ones into findings.
 from __future__ import annotations
 
 from collections import Counter
-from typing import AbstractSet, Final, Iterator, Sequence
+from typing import Final, Iterator, Sequence
 
 from .. import progress as _progress
 from ..progress import EVERY, bar
 from .counters import DegreeCounters, NoCounters, SplitCounters
-from .objects import AnonVma, Mm, Vma
+from .objects import AnonVma, AnonVmaChain, Mm, Vma
 from .rmap import avname
 from .state import Kernel
 
@@ -113,19 +113,20 @@ def _vma_ok(vma: Vma, chain: tuple[AnonVma, ...]) -> bool:
                 return False
     ptes = vma.mm.ptes
     if ptes:
+        # (a page mapping the VMA's own anon_vma, the usual case, passed the test above)
         start, end = vma.start, vma.end
         if end - start <= len(ptes):
             for p in range(start, end):
                 page = ptes.get(p)
                 if page is not None:
                     m = page.mapping
-                    if m.freed or m not in chain:
+                    if m is not av and (m.freed or m not in chain):
                         return False
         else:
             for p, page in ptes.items():
                 if start <= p < end:
                     m = page.mapping
-                    if m.freed or m not in chain:
+                    if m is not av and (m.freed or m not in chain):
                         return False
     return True
 
@@ -143,9 +144,6 @@ class _Group:
         self.first_set = first_set
         self.out: dict[Vma, Violation] = {}
 
-
-#: no VMA is new this round (never added to)
-_NO_VMAS: Final[frozenset[Vma]] = frozenset()
 
 #: I3 groups to look at again -> the members that changed (None: all of them)
 Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
@@ -169,6 +167,31 @@ def _touch(touched: Touched, group: tuple[Mm, AnonVma], vma: Vma) -> None:
         touched[group] = {vma}
     elif changed is not None:
         changed.add(vma)
+
+
+def _same_mms(mms: dict[str, Mm], seen: list[Mm]) -> bool:
+    """Are the kernel's mms the ones the checks know, in the same order?  (``list(mms.values())
+    == seen`` without building the list.)"""
+    if len(mms) != len(seen):
+        return False
+    i = 0
+    for mm in mms.values():
+        if mm is not seen[i]:
+            return False
+        i += 1
+    return True
+
+
+def _same_chain(avcs: list[AnonVmaChain], seen: tuple[AnonVma, ...]) -> bool:
+    """Is the same_vma list ``avcs`` (tail first) the chain ``seen`` (head first)?  (The
+    comparison of the chain's tuple with ``seen`` without building the tuple.)"""
+    n = len(avcs)
+    if n != len(seen):
+        return False
+    for i in range(n):
+        if avcs[n - 1 - i].anon_vma is not seen[i]:
+            return False
+    return True
 
 
 class IncrementalChecks:
@@ -201,6 +224,10 @@ class IncrementalChecks:
         self._before: dict[Violation, bool] = {}
         self._keys: dict[Violation, Key] = {}
         self.kind = _counters_kind(k.counters)
+        #: rounds of :meth:`update` that looked at something, and the anon_vmas whose counters
+        #: the current one looks at (``AnonVma.chk_mark`` is the round that queued it last)
+        self.round = 0
+        self.queue: list[AnonVma] = []
 
     def current(self) -> set[Violation]:
         return set(self.count)
@@ -228,8 +255,8 @@ class IncrementalChecks:
             if old is None or kv < old:
                 keys[v] = kv
 
-    def _mms_changed(self, mms: list[Mm], touched: Touched) -> AbstractSet[Vma]:
-        """Forget the mms that exited, take on new ones; returns the new ones' VMAs."""
+    def _mms_changed(self, mms: list[Mm], touched: Touched) -> None:
+        """Forget the mms that exited, take on new ones (their VMAs are all looked at)."""
         dirty = self.k.dirty_vmas
         for mm in [mm for mm in self.by_mm if mm not in mms]:        # exited
             for vma in self.by_mm.pop(mm):
@@ -239,18 +266,15 @@ class IncrementalChecks:
             for av in self.users.pop(mm):
                 touched[(mm, av)] = None
             mm.dirty = None
-        fresh: AbstractSet[Vma] = _NO_VMAS
         for mm in mms:
             if mm not in self.by_mm:                                  # new: checked whole
                 self.by_mm[mm] = set()
                 self.users[mm] = {}
                 mm.dirty = dirty
                 mm.dirty_ranges.clear()
-                fresh = fresh | set(mm.vmas) if fresh else set(mm.vmas)
-        dirty.update(fresh)
+                dirty.update(mm.vmas)
         self.mm_list = mms
         self.order = {mm: i for i, mm in enumerate(mms)}
-        return fresh
 
     # -- one round -----------------------------------------------------------------------------
     def update(self) -> tuple[list[Violation], list[Violation]]:
@@ -263,11 +287,9 @@ class IncrementalChecks:
         dirty = k.dirty_vmas
         avs = k.dirty_avs
         touched: Touched = {}
-        mms = list(k.mms.values())
-        fresh: AbstractSet[Vma] = _NO_VMAS
-        if mms != self.mm_list:
-            fresh = self._mms_changed(mms, touched)
-        for mm in mms:
+        if not _same_mms(k.mms, self.mm_list):
+            self._mms_changed(list(k.mms.values()), touched)
+        for mm in self.mm_list:
             if mm.dirty_ranges:
                 for start, end in mm.dirty_ranges:
                     dirty.update(mm.overlapping(start, end))
@@ -283,35 +305,47 @@ class IncrementalChecks:
         if not dirty and not avs and not touched:
             return [], []
 
+        # the anon_vmas whose counters to look at (the chains' of the VMAs looked at, and those
+        # named or freed), each queued once: chk_mark says it was this round
+        self.round = mark = self.round + 1
+        queue = self.queue
+        for a in avs:
+            a.chk_mark = mark
+            queue.append(a)
+        avs.clear()
         order = self.order
         users, sick = self.users, self.sick
-        todo = list(dirty)
-        dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
         # (bar() itself says None below its threshold, but it is Python: a call from the
         # compiled model into the interpreter, after every step of every small replay)
-        progress = bar("checking the invariants", len(todo)) \
-            if len(todo) >= _progress.THRESHOLD else None
-        for i, vma in enumerate(todo):
+        progress = bar("checking the invariants", len(dirty)) \
+            if len(dirty) >= _progress.THRESHOLD else None
+        # (nothing below marks a VMA dirty: the set is walked as it is, and emptied after)
+        for i, vma in enumerate(dirty):
             if progress and not i % EVERY:
                 progress.update(i)
             mm = vma.mm
+            # an mm the checks know holds their dirty set (given when taken on, taken back
+            # when it exits): a field load where ``mm in order`` hashes
+            known = mm.dirty is dirty
             seen = vma.chk_chain
-            if seen is not None and vma.chk_anon_vma is vma.anon_vma and mm in order \
-                    and mm.contains(vma):
-                chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
-                if chain == seen:
-                    # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter
-                    # or renamed): its counts and I3 membership stand; its own checks, its
-                    # group (the lowest member's name and start) and its anon_vmas' counters
-                    # (a policy's hook may have changed them) are looked at again
-                    self._recheck(vma, chain, order[mm])
-                    av = vma.chk_anon_vma
-                    if av is not None:
-                        avs.add(av)
-                        _touch(touched, (mm, av), vma)
-                    for c in chain:     # (not avs.update(): a tuple iterator per VMA)
-                        avs.add(c)
-                    continue
+            if seen is not None and vma.chk_anon_vma is vma.anon_vma and known \
+                    and mm.contains(vma) and _same_chain(vma.avcs, seen):
+                # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter
+                # or renamed): its counts and I3 membership stand; its own checks, its
+                # group (the lowest member's name and start) and its anon_vmas' counters
+                # (a policy's hook may have changed them) are looked at again
+                self._recheck(vma, seen)
+                av = vma.chk_anon_vma
+                if av is not None:
+                    if av.chk_mark != mark:
+                        av.chk_mark = mark
+                        queue.append(av)
+                    _touch(touched, (mm, av), vma)
+                for c in seen:
+                    if c.chk_mark != mark:
+                        c.chk_mark = mark
+                        queue.append(c)
+                continue
             if seen is not None:
                 vma.chk_chain = None        # forgotten (the other chk_* fields mean nothing now)
                 if vma.chk_out:
@@ -320,7 +354,9 @@ class IncrementalChecks:
                 av = vma.chk_anon_vma
                 if av is not None:
                     av.chk_vmas -= 1
-                    avs.add(av)
+                    if av.chk_mark != mark:
+                        av.chk_mark = mark
+                        queue.append(av)
                     group = users.get(mm)
                     if group is not None:
                         members = group[av]
@@ -329,11 +365,13 @@ class IncrementalChecks:
                             del group[av]
                         _touch(touched, (mm, av), vma)
                 for c in seen:
-                    avs.add(c)
+                    if c.chk_mark != mark:
+                        c.chk_mark = mark
+                        queue.append(c)
                 by_mm = self.by_mm.get(mm)
                 if by_mm is not None:
                     by_mm.discard(vma)
-            if vma not in fresh and (mm not in order or not mm.contains(vma)):
+            if not known or not mm.contains(vma):
                 continue
             chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
             out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
@@ -345,7 +383,9 @@ class IncrementalChecks:
                 self._add(out, (order[mm], 0, vma.start))
             if av is not None:
                 av.chk_vmas += 1
-                avs.add(av)
+                if av.chk_mark != mark:
+                    av.chk_mark = mark
+                    queue.append(av)
                 group = users[mm]
                 members = group.get(av)
                 if members is None:
@@ -354,7 +394,10 @@ class IncrementalChecks:
                     members.add(vma)
                 _touch(touched, (mm, av), vma)
             for c in chain:
-                avs.add(c)
+                if c.chk_mark != mark:
+                    c.chk_mark = mark
+                    queue.append(c)
+        dirty.clear()
 
         if progress:
             progress.close()
@@ -364,8 +407,8 @@ class IncrementalChecks:
             group = users.get(mm)
             if key in groups or (group is not None and len(group.get(av, ())) > 1):
                 self._group(mm, av, changed)
-        self._counters(avs)
-        avs.clear()
+        self._counters(queue, mark)
+        queue.clear()
 
         before, keys, count = self._before, self._keys, self.count
         if not before:
@@ -377,7 +420,7 @@ class IncrementalChecks:
         keys.clear()
         return new, gone
 
-    def _recheck(self, vma: Vma, chain: tuple[AnonVma, ...], mm_order: int) -> None:
+    def _recheck(self, vma: Vma, chain: tuple[AnonVma, ...]) -> None:
         """The VMA checks of a VMA whose anon_vma and chain did not change."""
         out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
         if out == vma.chk_out:
@@ -387,7 +430,7 @@ class IncrementalChecks:
             self.sick.discard(vma)
         if out:
             self.sick.add(vma)
-            self._add(out, (mm_order, 0, vma.start))
+            self._add(out, (self.order[vma.mm], 0, vma.start))
         vma.chk_out = out
 
     def _group(self, mm: Mm, av: AnonVma, changed: set[Vma] | None) -> None:
@@ -430,14 +473,16 @@ class IncrementalChecks:
     def _i3(mm: Mm, first: Vma, v: Vma, av: AnonVma) -> Violation:
         return ("I3", f"{mm.name}/{first.name}+{v.name}", f"same anon_vma {avname(av)}, different chains")
 
-    def _counters(self, avs: set[AnonVma]) -> None:
-        """I4 and I5 of the anon_vmas in ``avs``, their parents and roots, after bringing each
-        one's share in its parent's children and its root's descendants up to date."""
-        if not avs:
+    def _counters(self, queue: list[AnonVma], mark: int) -> None:
+        """I4 and I5 of the anon_vmas in ``queue`` (each marked ``mark``), their parents and
+        roots, after bringing each one's share in its parent's children and its root's
+        descendants up to date.  The parents and roots join the queue, marked, after the
+        anon_vmas that were in it."""
+        if not queue:
             return
         live = self.k.live
-        todo: set[AnonVma] = set()
-        for av in avs:
+        for i in range(len(queue)):
+            av = queue[i]
             parent, root = av.parent, av.root
             alive = av in live
             # where av counts now: its parent's linked children, its root's descendants
@@ -448,7 +493,9 @@ class IncrementalChecks:
             if old is not now_parent:
                 if old is not None:
                     old.chk_children -= 1
-                    todo.add(old)
+                    if old.chk_mark != mark:
+                        old.chk_mark = mark
+                        queue.append(old)
                 if now_parent is not None:
                     now_parent.chk_children += 1
                 av.chk_parent = now_parent
@@ -456,17 +503,21 @@ class IncrementalChecks:
             if old is not now_root:
                 if old is not None:
                     old.chk_descendants -= 1
-                    todo.add(old)
+                    if old.chk_mark != mark:
+                        old.chk_mark = mark
+                        queue.append(old)
                 if now_root is not None:
                     now_root.chk_descendants += 1
                 av.chk_root = now_root
-            todo.add(av)
-            if parent is not None:
-                todo.add(parent)
-            todo.add(root)
+            if parent is not None and parent.chk_mark != mark:
+                parent.chk_mark = mark
+                queue.append(parent)
+            if root.chk_mark != mark:
+                root.chk_mark = mark
+                queue.append(root)
         counters = self.k.counters
         kind = self.kind
-        for av in todo:
+        for av in queue:
             old_out = av.chk_out
             if old_out is not None:
                 av.chk_out = None
