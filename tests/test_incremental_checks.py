@@ -107,16 +107,29 @@ def test_replay_many_and_findings_many_agree_with_replay() -> None:
 
 
 def test_touch_collects_the_members_that_changed() -> None:
-    """_touch(): a group's first touch this round starts its set of changed members, later ones
-    add to it, and a group already marked None (look at every member) stays so."""
+    """_touch(): a group's first touch in a round puts it on the round's list and, for a group
+    checked as one, starts its set of changed members; later ones add to the set, a touch of
+    every member (None) makes it None for the rest of the round, and a group never checked as
+    one is looked at whole (None) without collecting members."""
     from anondiff.kernel.objects import AnonVma, Mm, Vma
-    mm, av, other = Mm("P"), AnonVma(), AnonVma()
+    mm = Mm("P")
     a, b = (Vma(mm, s, s + 1, s, frozenset(), frozenset(), None, n)
             for s, n in ((16, "A"), (18, "B")))
-    touched: checks.Touched = {(mm, other): None}
-    checks._touch(touched, (mm, av), a)
-    assert touched == {(mm, other): None, (mm, av): {a}}
-    checks._touch(touched, (mm, av), b)
-    checks._touch(touched, (mm, other), a)
-    assert touched == {(mm, other): None, (mm, av): {a, b}}
-    assert checks._UNTOUCHED == set()
+    checked, other, new = (checks._Group(mm, AnonVma()) for _ in range(3))
+    checked.first = other.first = a
+    touched: list[checks._Group] = []
+    checks._touch(touched, other, None, 1)
+    checks._touch(touched, checked, a, 1)
+    checks._touch(touched, new, a, 1)
+    assert touched == [other, checked, new]
+    assert (other.changed, checked.changed, new.changed) == (None, {a}, None)
+    checks._touch(touched, checked, b, 1)
+    checks._touch(touched, other, a, 1)
+    checks._touch(touched, new, b, 1)
+    assert touched == [other, checked, new]
+    assert (other.changed, checked.changed, new.changed) == (None, {a, b}, None)
+    checks._touch(touched, checked, None, 1)
+    assert checked.changed is None
+    # the next round starts afresh
+    checks._touch(touched, checked, b, 2)
+    assert touched == [other, checked, new, checked] and checked.changed == {b}

@@ -104,7 +104,7 @@ def vma_violations(vma: Vma) -> list[Violation]:
 def _vma_ok(vma: Vma, chain: tuple[AnonVma, ...]) -> bool:
     """The common case first: nothing for :func:`vma_violations` to report."""
     av = vma.anon_vma
-    if av is not None and (av.freed or av not in chain):
+    if av is not None and (av.freed or not _linked(chain, av)):
         return False
     if chain:
         root = chain[0].root
@@ -115,38 +115,53 @@ def _vma_ok(vma: Vma, chain: tuple[AnonVma, ...]) -> bool:
     if ptes:
         # (a page mapping the VMA's own anon_vma, the usual case, passed the test above)
         start, end = vma.start, vma.end
-        if end - start <= len(ptes):
+        # a look-up of one page boxes its number and hashes it: about three times the cost of
+        # a step through the page table, so the VMA's range is walked only when that is shorter
+        if 3 * (end - start) <= len(ptes):
             for p in range(start, end):
                 page = ptes.get(p)
                 if page is not None:
                     m = page.mapping
-                    if m is not av and (m.freed or m not in chain):
+                    if m is not av and (m.freed or not _linked(chain, m)):
                         return False
         else:
             for p, page in ptes.items():
                 if start <= p < end:
                     m = page.mapping
-                    if m is not av and (m.freed or m not in chain):
+                    if m is not av and (m.freed or not _linked(chain, m)):
                         return False
     return True
 
 
+def _linked(chain: tuple[AnonVma, ...], av: AnonVma) -> bool:
+    """``av in chain`` by identity (the compiled ``in`` goes through the object protocol)."""
+    for c in chain:
+        if c is av:
+            return True
+    return False
+
+
 class _Group:
-    """An I3 group (the VMAs of one mm using one anon_vma) as last checked: its lowest member,
-    that member's chain, and the violation of each member whose chain differs."""
+    """The VMAs of one mm using one anon_vma (an I3 group) and, once it has two or more,
+    I3 as last checked: its lowest member (None: not checked as a group), that member's name,
+    start and chain, and the violation of each member whose chain differs."""
 
-    __slots__ = ("first", "first_name", "first_start", "first_set", "out")
+    __slots__ = ("mm", "av", "members", "first", "first_name", "first_start", "first_set",
+                 "out", "mark", "changed")
 
-    def __init__(self, first: Vma, first_set: frozenset[AnonVma]) -> None:
-        self.first = first
-        self.first_name = first.name
-        self.first_start = first.start
-        self.first_set = first_set
+    def __init__(self, mm: Mm, av: AnonVma) -> None:
+        self.mm = mm
+        self.av = av
+        self.members: set[Vma] = set()
+        self.first: Vma | None = None
+        self.first_name = ""
+        self.first_start = 0
+        self.first_set: frozenset[AnonVma] = frozenset()
         self.out: dict[Vma, Violation] = {}
-
-
-#: I3 groups to look at again -> the members that changed (None: all of them)
-Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
+        #: the round of :meth:`IncrementalChecks.update` that last touched it, and the members
+        #: that came, went or changed in it (None: look at every member)
+        self.mark = 0
+        self.changed: set[Vma] | None = None
 
 
 def _chain_set(vma: Vma) -> frozenset[AnonVma]:
@@ -156,17 +171,19 @@ def _chain_set(vma: Vma) -> frozenset[AnonVma]:
     return frozenset(chain)
 
 
-#: what ``touched.get()`` gives for a group not touched yet this round (compared by identity,
-#: never added to): one lookup of the (mm, anon_vma) key where ``in`` and ``[]`` hash it twice
-_UNTOUCHED: Final[set[Vma]] = set()
-
-
-def _touch(touched: Touched, group: tuple[Mm, AnonVma], vma: Vma) -> None:
-    changed = touched.get(group, _UNTOUCHED)
-    if changed is _UNTOUCHED:
-        touched[group] = {vma}
-    elif changed is not None:
-        changed.add(vma)
+def _touch(touched: list[_Group], group: _Group, vma: Vma | None, mark: int) -> None:
+    """``vma`` came to, left or changed in ``group`` this round (the round ``mark``; None:
+    something every member's finding depends on changed).  A group never checked as one is
+    looked at whole, so only a checked one collects the members."""
+    if group.mark != mark:
+        group.mark = mark
+        touched.append(group)
+        group.changed = {vma} if vma is not None and group.first is not None else None
+    elif group.changed is not None:
+        if vma is None:
+            group.changed = None
+        else:
+            group.changed.add(vma)
 
 
 def _same_mms(mms: dict[str, Mm], seen: list[Mm]) -> bool:
@@ -215,9 +232,9 @@ class IncrementalChecks:
         self.order: dict[Mm, int] = {}
         self.by_mm: dict[Mm, set[Vma]] = {}
         self.sick: set[Vma] = set()                 # VMAs with a violation
-        #: per mm, anon_vma -> the VMAs using it (I3 groups), and each group's violations
-        self.users: dict[Mm, dict[AnonVma, set[Vma]]] = {}
-        self.groups: dict[tuple[Mm, AnonVma], _Group] = {}
+        #: per mm, anon_vma -> the VMAs using it (I3 groups); the groups checked as such
+        self.users: dict[Mm, dict[AnonVma, _Group]] = {}
+        self.groups: dict[_Group, None] = {}
         # per VMA: its chk_* fields; per anon_vma: its chk_* fields (VMAs using it in every mm,
         # linked live children with parent != self, live anon_vmas with it as root not self,
         # where it counts in those, its I4/I5 violations)
@@ -228,6 +245,9 @@ class IncrementalChecks:
         #: the current one looks at (``AnonVma.chk_mark`` is the round that queued it last)
         self.round = 0
         self.queue: list[AnonVma] = []
+        self.touched: list[_Group] = []
+        # (read once: bar() is Python, and so is reading its module's threshold)
+        self.threshold = _progress.THRESHOLD
 
     def current(self) -> set[Violation]:
         return set(self.count)
@@ -255,7 +275,7 @@ class IncrementalChecks:
             if old is None or kv < old:
                 keys[v] = kv
 
-    def _mms_changed(self, mms: list[Mm], touched: Touched) -> None:
+    def _mms_changed(self, mms: list[Mm], mark: int) -> None:
         """Forget the mms that exited, take on new ones (their VMAs are all looked at)."""
         dirty = self.k.dirty_vmas
         for mm in [mm for mm in self.by_mm if mm not in mms]:        # exited
@@ -263,8 +283,8 @@ class IncrementalChecks:
                 dirty.add(vma)
             # every group of it is looked at again (and dropped), so its VMAs need not leave
             # them one by one
-            for av in self.users.pop(mm):
-                touched[(mm, av)] = None
+            for group in self.users.pop(mm).values():
+                _touch(self.touched, group, None, mark)
             mm.dirty = None
         for mm in mms:
             if mm not in self.by_mm:                                  # new: checked whole
@@ -282,13 +302,14 @@ class IncrementalChecks:
         order; violations no longer true)."""
         k = self.k
         av: AnonVma | None              # (declared for mypyc: a VMA's may be NULL)
-        group: dict[AnonVma, set[Vma]] | None
-        members: set[Vma] | None
+        by_av: dict[AnonVma, _Group] | None
+        group: _Group | None
         dirty = k.dirty_vmas
         avs = k.dirty_avs
-        touched: Touched = {}
+        touched = self.touched
+        self.round = mark = self.round + 1
         if not _same_mms(k.mms, self.mm_list):
-            self._mms_changed(list(k.mms.values()), touched)
+            self._mms_changed(list(k.mms.values()), mark)
         for mm in self.mm_list:
             if mm.dirty_ranges:
                 for start, end in mm.dirty_ranges:
@@ -298,27 +319,27 @@ class IncrementalChecks:
             dirty.update(self.sick)
             # the text of an I3 group's findings names its anon_vma (a group without findings
             # has nothing a name or a free could change: I3 compares chains alone)
-            for key, state in self.groups.items():
-                if state.out and key[1] in avs:
-                    touched[key] = None
+            for group in self.groups:
+                if group.out and group.av in avs:
+                    _touch(touched, group, None, mark)
             k.freed_any = k.named_any = False
         if not dirty and not avs and not touched:
             return [], []
 
         # the anon_vmas whose counters to look at (the chains' of the VMAs looked at, and those
         # named or freed), each queued once: chk_mark says it was this round
-        self.round = mark = self.round + 1
         queue = self.queue
-        for a in avs:
-            a.chk_mark = mark
-            queue.append(a)
-        avs.clear()
+        if avs:
+            for a in avs:
+                a.chk_mark = mark
+                queue.append(a)
+            avs.clear()
         order = self.order
         users, sick = self.users, self.sick
         # (bar() itself says None below its threshold, but it is Python: a call from the
         # compiled model into the interpreter, after every step of every small replay)
         progress = bar("checking the invariants", len(dirty)) \
-            if len(dirty) >= _progress.THRESHOLD else None
+            if len(dirty) >= self.threshold else None
         # (nothing below marks a VMA dirty: the set is walked as it is, and emptied after)
         for i, vma in enumerate(dirty):
             if progress and not i % EVERY:
@@ -326,10 +347,10 @@ class IncrementalChecks:
             mm = vma.mm
             # an mm the checks know holds their dirty set (given when taken on, taken back
             # when it exits): a field load where ``mm in order`` hashes
-            known = mm.dirty is dirty
+            inside = mm.dirty is dirty and mm.contains(vma)
             seen = vma.chk_chain
-            if seen is not None and vma.chk_anon_vma is vma.anon_vma and known \
-                    and mm.contains(vma) and _same_chain(vma.avcs, seen):
+            if seen is not None and inside and vma.chk_anon_vma is vma.anon_vma \
+                    and _same_chain(vma.avcs, seen):
                 # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter
                 # or renamed): its counts and I3 membership stand; its own checks, its
                 # group (the lowest member's name and start) and its anon_vmas' counters
@@ -340,7 +361,7 @@ class IncrementalChecks:
                     if av.chk_mark != mark:
                         av.chk_mark = mark
                         queue.append(av)
-                    _touch(touched, (mm, av), vma)
+                    _touch(touched, users[mm][av], vma, mark)
                 for c in seen:
                     if c.chk_mark != mark:
                         c.chk_mark = mark
@@ -357,13 +378,13 @@ class IncrementalChecks:
                     if av.chk_mark != mark:
                         av.chk_mark = mark
                         queue.append(av)
-                    group = users.get(mm)
-                    if group is not None:
-                        members = group[av]
-                        members.discard(vma)
-                        if not members:
-                            del group[av]
-                        _touch(touched, (mm, av), vma)
+                    by_av = users.get(mm)
+                    if by_av is not None:
+                        group = by_av[av]
+                        group.members.discard(vma)
+                        if not group.members:
+                            del by_av[av]
+                        _touch(touched, group, vma, mark)
                 for c in seen:
                     if c.chk_mark != mark:
                         c.chk_mark = mark
@@ -371,7 +392,7 @@ class IncrementalChecks:
                 by_mm = self.by_mm.get(mm)
                 if by_mm is not None:
                     by_mm.discard(vma)
-            if not known or not mm.contains(vma):
+            if not inside:
                 continue
             chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
             out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
@@ -386,13 +407,12 @@ class IncrementalChecks:
                 if av.chk_mark != mark:
                     av.chk_mark = mark
                     queue.append(av)
-                group = users[mm]
-                members = group.get(av)
-                if members is None:
-                    group[av] = {vma}
-                else:
-                    members.add(vma)
-                _touch(touched, (mm, av), vma)
+                by_av = users[mm]
+                group = by_av.get(av)
+                if group is None:
+                    group = by_av[av] = _Group(mm, av)
+                group.members.add(vma)
+                _touch(touched, group, vma, mark)
             for c in chain:
                 if c.chk_mark != mark:
                     c.chk_mark = mark
@@ -401,12 +421,10 @@ class IncrementalChecks:
 
         if progress:
             progress.close()
-        groups = self.groups
-        for key, changed in touched.items():
-            mm, av = key
-            group = users.get(mm)
-            if key in groups or (group is not None and len(group.get(av, ())) > 1):
-                self._group(mm, av, changed)
+        for group in touched:
+            if group.first is not None or len(group.members) > 1:
+                self._group(group)
+        touched.clear()
         self._counters(queue, mark)
         queue.clear()
 
@@ -433,40 +451,58 @@ class IncrementalChecks:
             self._add(out, (self.order[vma.mm], 0, vma.start))
         vma.chk_out = out
 
-    def _group(self, mm: Mm, av: AnonVma, changed: set[Vma] | None) -> None:
-        """I3 for the VMAs of ``mm`` using ``av``: every member whose chain differs from the
-        lowest member's.  With ``changed`` (the members that came, went or changed) and the
-        lowest member untouched, only those are looked at again; else the whole group."""
-        state = self.groups.get((mm, av))
-        members = self.users[mm].get(av) if mm in self.order else None
-        if not members or len(members) < 2:
-            if state is not None:
-                self._drop(list(state.out.values()))
-                del self.groups[(mm, av)]
+    def _group(self, group: _Group) -> None:
+        """I3 for the VMAs of one mm using one anon_vma: every member whose chain differs from
+        the lowest member's.  With ``group.changed`` (the members that came, went or changed)
+        and the lowest member untouched, only those are looked at again; else the whole
+        group."""
+        mm, av, members, changed = group.mm, group.av, group.members, group.changed
+        group.changed = None
+        first = group.first
+        if len(members) < 2 or mm.dirty is not self.k.dirty_vmas:   # (or its mm exited)
+            if first is not None:
+                self._drop(list(group.out.values()))
+                group.out = {}
+                group.first = None
+                del self.groups[group]
             return
-        if state is not None and changed is not None:
-            first = state.first
-            if first in members and all(v.start >= first.start for v in changed if v in members) \
-                    and (first not in changed or (first.name == state.first_name
-                                                  and first.start <= state.first_start
-                                                  and _chain_set(first) == state.first_set)):
-                out = state.out
+        if first is not None and changed is not None:
+            # the lowest member stays the lowest (no member that changed is below it)...
+            lowest = first in members
+            if lowest:
+                for v in changed:
+                    if v.start < first.start and v in members:
+                        lowest = False
+                        break
+            # ... and, if it changed itself, not in its name, start or chain
+            if lowest and (first not in changed or (first.name == group.first_name
+                                                    and first.start <= group.first_start
+                                                    and _chain_set(first) == group.first_set)):
+                out = group.out
                 for v in changed:
                     old = out.pop(v, None)
                     if old is not None:
                         self._drop([old])
                     if v in members and v is not first \
-                            and _chain_set(v) != state.first_set:
+                            and _chain_set(v) != group.first_set:
                         out[v] = v3 = self._i3(mm, first, v, av)
                         self._add([v3], (self.order[mm], 1, first.start), v.start)
                 return
-        if state is not None:
-            self._drop(list(state.out.values()))
-        first = min(members, key=lambda v: v.start)
-        state = self.groups[(mm, av)] = _Group(first, _chain_set(first))
+        if first is not None:
+            self._drop(list(group.out.values()))
+            group.out = {}
+        low: Vma | None = None
         for v in members:
-            if v is not first and _chain_set(v) != state.first_set:
-                state.out[v] = v3 = self._i3(mm, first, v, av)
+            if low is None or v.start < low.start:
+                low = v
+        assert low is not None
+        first = low
+        group.first, group.first_name, group.first_start = first, first.name, first.start
+        group.first_set = _chain_set(first)
+        self.groups[group] = None
+        for v in members:
+            if v is not first and _chain_set(v) != group.first_set:
+                group.out[v] = v3 = self._i3(mm, first, v, av)
                 self._add([v3], (self.order[mm], 1, first.start), v.start)
 
     @staticmethod
