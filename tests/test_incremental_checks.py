@@ -110,22 +110,27 @@ def test_touch_collects_the_members_that_changed() -> None:
     """_touch(): a group's first touch in a round puts it on the round's list and, for a group
     checked as one, starts its set of changed members; later ones add to the set, a touch of
     every member (None) makes it None for the rest of the round, and a group never checked as
-    one is looked at whole (None) without collecting members."""
+    one is looked at whole (None) without collecting members, or not at all while it has fewer
+    than two."""
     from anondiff.kernel.objects import AnonVma, Mm, Vma
     mm = Mm("P")
     a, b = (Vma(mm, s, s + 1, s, frozenset(), frozenset(), None, n)
             for s, n in ((16, "A"), (18, "B")))
     checked, other, new = (checks._Group(mm, AnonVma()) for _ in range(3))
     checked.first = other.first = a
+    new.members.add(a)
     touched: list[checks._Group] = []
+    checks._touch(touched, new, a, 1)               # one member, never checked: nothing to do
+    assert touched == [] and new.mark == 0
+    new.members.add(b)
     checks._touch(touched, other, None, 1)
     checks._touch(touched, checked, a, 1)
-    checks._touch(touched, new, a, 1)
+    checks._touch(touched, new, b, 1)
     assert touched == [other, checked, new]
     assert (other.changed, checked.changed, new.changed) == (None, {a}, None)
     checks._touch(touched, checked, b, 1)
     checks._touch(touched, other, a, 1)
-    checks._touch(touched, new, b, 1)
+    checks._touch(touched, new, a, 1)
     assert touched == [other, checked, new]
     assert (other.changed, checked.changed, new.changed) == (None, {a, b}, None)
     checks._touch(touched, checked, None, 1)

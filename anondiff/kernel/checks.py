@@ -115,9 +115,9 @@ def _vma_ok(vma: Vma, chain: tuple[AnonVma, ...]) -> bool:
     if ptes:
         # (a page mapping the VMA's own anon_vma, the usual case, passed the test above)
         start, end = vma.start, vma.end
-        # a look-up of one page boxes its number and hashes it: about three times the cost of
-        # a step through the page table, so the VMA's range is walked only when that is shorter
-        if 3 * (end - start) <= len(ptes):
+        # a look-up of one page boxes its number and hashes it: about twice the cost of a
+        # step through the page table, so the VMA's range is walked only when that is shorter
+        if 2 * (end - start) <= len(ptes):
             for p in range(start, end):
                 page = ptes.get(p)
                 if page is not None:
@@ -174,7 +174,10 @@ def _chain_set(vma: Vma) -> frozenset[AnonVma]:
 def _touch(touched: list[_Group], group: _Group, vma: Vma | None, mark: int) -> None:
     """``vma`` came to, left or changed in ``group`` this round (the round ``mark``; None:
     something every member's finding depends on changed).  A group never checked as one is
-    looked at whole, so only a checked one collects the members."""
+    looked at whole, so only a checked one collects the members; and one with fewer than two
+    members has nothing to look at (whoever joins it later this round touches it again)."""
+    if group.first is None and len(group.members) < 2:
+        return
     if group.mark != mark:
         group.mark = mark
         touched.append(group)
@@ -441,7 +444,7 @@ class IncrementalChecks:
     def _recheck(self, vma: Vma, chain: tuple[AnonVma, ...]) -> None:
         """The VMA checks of a VMA whose anon_vma and chain did not change."""
         out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
-        if out == vma.chk_out:
+        if not out and not vma.chk_out or out == vma.chk_out:
             return
         if vma.chk_out:
             self._drop(vma.chk_out)
