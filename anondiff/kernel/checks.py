@@ -156,12 +156,18 @@ class _Group:
         self.first: Vma | None = None
         self.first_name = ""
         self.first_start = 0
-        self.first_set: frozenset[AnonVma] = frozenset()
-        self.out: dict[Vma, Violation] = {}
+        self.first_set = _NO_AVS
+        self.out = _NO_OUT
         #: the round of :meth:`IncrementalChecks.update` that last touched it, and the members
         #: that came, went or changed in it (None: look at every member)
         self.mark = 0
         self.changed: set[Vma] | None = None
+
+
+#: a group's ``first_set`` and ``out`` until it is checked as one (shared, never added to:
+#: _group() gives a group it checks an ``out`` of its own)
+_NO_AVS: Final[frozenset[AnonVma]] = frozenset()
+_NO_OUT: Final[dict[Vma, Violation]] = {}
 
 
 def _chain_set(vma: Vma) -> frozenset[AnonVma]:
@@ -187,19 +193,6 @@ def _touch(touched: list[_Group], group: _Group, vma: Vma | None, mark: int) -> 
             group.changed = None
         else:
             group.changed.add(vma)
-
-
-def _same_mms(mms: dict[str, Mm], seen: list[Mm]) -> bool:
-    """Are the kernel's mms the ones the checks know, in the same order?  (``list(mms.values())
-    == seen`` without building the list.)"""
-    if len(mms) != len(seen):
-        return False
-    i = 0
-    for mm in mms.values():
-        if mm is not seen[i]:
-            return False
-        i += 1
-    return True
 
 
 def _same_chain(avcs: list[AnonVmaChain], seen: tuple[AnonVma, ...]) -> bool:
@@ -311,8 +304,9 @@ class IncrementalChecks:
         avs = k.dirty_avs
         touched = self.touched
         self.round = mark = self.round + 1
-        if not _same_mms(k.mms, self.mm_list):
-            self._mms_changed(list(k.mms.values()), mark)
+        mms = list(k.mms.values())
+        if mms != self.mm_list:
+            self._mms_changed(mms, mark)
         for mm in self.mm_list:
             if mm.dirty_ranges:
                 for start, end in mm.dirty_ranges:
@@ -465,7 +459,7 @@ class IncrementalChecks:
         if len(members) < 2 or mm.dirty is not self.k.dirty_vmas:   # (or its mm exited)
             if first is not None:
                 self._drop(list(group.out.values()))
-                group.out = {}
+                group.out = _NO_OUT
                 group.first = None
                 del self.groups[group]
             return
@@ -493,7 +487,7 @@ class IncrementalChecks:
                 return
         if first is not None:
             self._drop(list(group.out.values()))
-            group.out = {}
+        group.out = {}
         low: Vma | None = None
         for v in members:
             if low is None or v.start < low.start:
