@@ -242,6 +242,7 @@ class IncrementalChecks:
         self.round = 0
         self.queue: list[AnonVma] = []
         self.touched: list[_Group] = []
+        self.fresh: list[Mm] = []
         # (read once: bar() is Python, and so is reading its module's threshold)
         self.threshold = _progress.THRESHOLD
 
@@ -272,7 +273,8 @@ class IncrementalChecks:
                 keys[v] = kv
 
     def _mms_changed(self, mms: list[Mm], mark: int) -> None:
-        """Forget the mms that exited, take on new ones (their VMAs are all looked at)."""
+        """Forget the mms that exited, take on new ones (``fresh``: every VMA of theirs is
+        looked at)."""
         dirty = self.k.dirty_vmas
         for mm in [mm for mm in self.by_mm if mm not in mms]:        # exited
             for vma in self.by_mm.pop(mm):
@@ -288,7 +290,7 @@ class IncrementalChecks:
                 self.users[mm] = {}
                 mm.dirty = dirty
                 mm.dirty_ranges.clear()
-                dirty.update(mm.vmas)
+                self.fresh.append(mm)
         self.mm_list = mms
         self.order = {mm: i for i, mm in enumerate(mms)}
 
@@ -297,9 +299,6 @@ class IncrementalChecks:
         """Re-check what changed; return (violations now true that were not, in :func:`check`'s
         order; violations no longer true)."""
         k = self.k
-        av: AnonVma | None              # (declared for mypyc: a VMA's may be NULL)
-        by_av: dict[AnonVma, _Group] | None
-        group: _Group | None
         dirty = k.dirty_vmas
         avs = k.dirty_avs
         touched = self.touched
@@ -320,7 +319,8 @@ class IncrementalChecks:
                 if group.out and group.av in avs:
                     _touch(touched, group, None, mark)
             k.freed_any = k.named_any = False
-        if not dirty and not avs and not touched:
+        fresh = self.fresh
+        if not dirty and not avs and not touched and not fresh:
             return [], []
 
         # the anon_vmas whose counters to look at (the chains' of the VMAs looked at, and those
@@ -331,12 +331,12 @@ class IncrementalChecks:
                 a.chk_mark = mark
                 queue.append(a)
             avs.clear()
-        order = self.order
-        users, sick = self.users, self.sick
         # (bar() itself says None below its threshold, but it is Python: a call from the
         # compiled model into the interpreter, after every step of every small replay)
-        progress = bar("checking the invariants", len(dirty)) \
-            if len(dirty) >= self.threshold else None
+        total = len(dirty)
+        for mm in fresh:
+            total += len(mm.vmas)
+        progress = bar("checking the invariants", total) if total >= self.threshold else None
         # (nothing below marks a VMA dirty: the set is walked as it is, and emptied after)
         for i, vma in enumerate(dirty):
             if progress and not i % EVERY:
@@ -344,76 +344,17 @@ class IncrementalChecks:
             mm = vma.mm
             # an mm the checks know holds their dirty set (given when taken on, taken back
             # when it exits): a field load where ``mm in order`` hashes
-            inside = mm.dirty is dirty and mm.contains(vma)
-            seen = vma.chk_chain
-            if seen is not None and inside and vma.chk_anon_vma is vma.anon_vma \
-                    and _same_chain(vma.avcs, seen):
-                # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter
-                # or renamed): its counts and I3 membership stand; its own checks, its
-                # group (the lowest member's name and start) and its anon_vmas' counters
-                # (a policy's hook may have changed them) are looked at again
-                self._recheck(vma, seen)
-                av = vma.chk_anon_vma
-                if av is not None:
-                    if av.chk_mark != mark:
-                        av.chk_mark = mark
-                        queue.append(av)
-                    _touch(touched, users[mm][av], vma, mark)
-                for c in seen:
-                    if c.chk_mark != mark:
-                        c.chk_mark = mark
-                        queue.append(c)
-                continue
-            if seen is not None:
-                vma.chk_chain = None        # forgotten (the other chk_* fields mean nothing now)
-                if vma.chk_out:
-                    self._drop(vma.chk_out)
-                    sick.discard(vma)
-                av = vma.chk_anon_vma
-                if av is not None:
-                    av.chk_vmas -= 1
-                    if av.chk_mark != mark:
-                        av.chk_mark = mark
-                        queue.append(av)
-                    by_av = users.get(mm)
-                    if by_av is not None:
-                        group = by_av[av]
-                        group.members.discard(vma)
-                        if not group.members:
-                            del by_av[av]
-                        _touch(touched, group, vma, mark)
-                for c in seen:
-                    if c.chk_mark != mark:
-                        c.chk_mark = mark
-                        queue.append(c)
-                by_mm = self.by_mm.get(mm)
-                if by_mm is not None:
-                    by_mm.discard(vma)
-            if not inside:
-                continue
-            chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
-            out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
-            av = vma.anon_vma
-            vma.chk_chain, vma.chk_anon_vma, vma.chk_out = chain, av, out
-            self.by_mm[mm].add(vma)
-            if out:
-                sick.add(vma)
-                self._add(out, (order[mm], 0, vma.start))
-            if av is not None:
-                av.chk_vmas += 1
-                if av.chk_mark != mark:
-                    av.chk_mark = mark
-                    queue.append(av)
-                by_av = users[mm]
-                group = by_av.get(av)
-                if group is None:
-                    group = by_av[av] = _Group(mm, av)
-                group.members.add(vma)
-                _touch(touched, group, vma, mark)
-            for c in chain:
-                if c.chk_mark != mark:
-                    c.chk_mark = mark
-                    queue.append(c)
+            self._look(vma, mm, mm.dirty is dirty and mm.contains(vma), mark)
+        # the VMAs of the new mms (those the model marked were looked at above)
+        i = len(dirty)
+        for mm in fresh:
+            for vma in mm.vmas:
+                if progress and not i % EVERY:
+                    progress.update(i)
+                i += 1
+                if vma not in dirty:
+                    self._look(vma, mm, True, mark)
+        fresh.clear()
         dirty.clear()
 
         if progress:
@@ -434,6 +375,90 @@ class IncrementalChecks:
         before.clear()
         keys.clear()
         return new, gone
+
+    def _look(self, vma: Vma, mm: Mm, inside: bool, mark: int) -> None:
+        """Look at a VMA again: ``inside`` its mm (one the checks know), or gone from it."""
+        av: AnonVma | None              # (declared for mypyc: a VMA's may be NULL)
+        by_av: dict[AnonVma, _Group] | None
+        group: _Group | None
+        queue = self.queue
+        seen = vma.chk_chain
+        if seen is not None and inside and vma.chk_anon_vma is vma.anon_vma \
+                and _same_chain(vma.avcs, seen):
+            # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter or
+            # renamed): its counts and I3 membership stand; its own checks, its group (the
+            # lowest member's name and start) and its anon_vmas' counters (a policy's hook may
+            # have changed them) are looked at again
+            self._recheck(vma, seen)
+            av = vma.chk_anon_vma
+            if av is not None:
+                if av.chk_mark != mark:
+                    av.chk_mark = mark
+                    queue.append(av)
+                group = self.users[mm].get(av)
+                if group is not None:
+                    _touch(self.touched, group, vma, mark)
+            for c in seen:
+                if c.chk_mark != mark:
+                    c.chk_mark = mark
+                    queue.append(c)
+            return
+        if seen is not None:
+            vma.chk_chain = None            # forgotten (the other chk_* fields mean nothing now)
+            if vma.chk_out:
+                self._drop(vma.chk_out)
+                self.sick.discard(vma)
+            av = vma.chk_anon_vma
+            if av is not None:
+                av.chk_vmas -= 1
+                if av.chk_mark != mark:
+                    av.chk_mark = mark
+                    queue.append(av)
+                by_av = self.users.get(mm)
+                if by_av is not None:
+                    group = by_av.get(av)
+                    if group is not None:
+                        group.members.discard(vma)
+                        if not group.members:
+                            del by_av[av]
+                        _touch(self.touched, group, vma, mark)
+            for c in seen:
+                if c.chk_mark != mark:
+                    c.chk_mark = mark
+                    queue.append(c)
+            by_mm = self.by_mm.get(mm)
+            if by_mm is not None:
+                by_mm.discard(vma)
+        if inside:
+            self._register(vma, mm, mark)
+
+    def _register(self, vma: Vma, mm: Mm, mark: int) -> None:
+        """Check a VMA of ``mm`` the checks do not know (new, or just forgotten) and count it
+        in: its violations, its anon_vma's users and I3 group, its chain's counters."""
+        chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
+        out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
+        av = vma.anon_vma
+        vma.chk_chain, vma.chk_anon_vma, vma.chk_out = chain, av, out
+        self.by_mm[mm].add(vma)
+        if out:
+            self.sick.add(vma)
+            self._add(out, (self.order[mm], 0, vma.start))
+        queue = self.queue
+        if av is not None:
+            av.chk_vmas += 1
+            if av.chk_mark != mark:
+                av.chk_mark = mark
+                queue.append(av)
+            by_av = self.users[mm]
+            group = by_av.get(av)
+            if group is None:
+                group = by_av[av] = _Group(mm, av)
+            group.members.add(vma)
+            _touch(self.touched, group, vma, mark)
+        for c in chain:
+            if c.chk_mark != mark:
+                c.chk_mark = mark
+                queue.append(c)
 
     def _recheck(self, vma: Vma, chain: tuple[AnonVma, ...]) -> None:
         """The VMA checks of a VMA whose anon_vma and chain did not change."""
