@@ -138,3 +138,20 @@ def test_touch_collects_the_members_that_changed() -> None:
     # the next round starts afresh
     checks._touch(touched, checked, b, 2)
     assert touched == [other, checked, new, checked] and checked.changed == {b}
+
+
+def test_same_chain_and_linked_compare_by_identity_head_first() -> None:
+    """_same_chain(): the same_vma list (stored tail first) against a chain seen head first,
+    entry by entry and in length; _linked(): membership by identity."""
+    from anondiff.kernel.objects import AnonVma, AnonVmaChain, Mm, Vma
+    vma = Vma(Mm("P"), 16, 17, 16, frozenset(), frozenset(), None, "A")
+    head, tail, other = AnonVma(), AnonVma(), AnonVma()
+    vma.avcs = [AnonVmaChain(vma, tail, 1), AnonVmaChain(vma, head, 2)]
+    assert checks._same_chain(vma.avcs, (head, tail))
+    assert not checks._same_chain(vma.avcs, (tail, head))
+    assert not checks._same_chain(vma.avcs, (head, other))
+    assert not checks._same_chain(vma.avcs, (head,))
+    assert not checks._same_chain(vma.avcs, (head, tail, other))
+    assert checks._same_chain([], ())
+    assert checks._linked((head, tail), tail) and not checks._linked((head, tail), other)
+    assert not checks._linked((), head)
