@@ -107,16 +107,51 @@ def test_replay_many_and_findings_many_agree_with_replay() -> None:
 
 
 def test_touch_collects_the_members_that_changed() -> None:
-    """_touch(): a group's first touch this round starts its set of changed members, later ones
-    add to it, and a group already marked None (look at every member) stays so."""
+    """_touch(): a group's first touch in a round puts it on the round's list and, for a group
+    checked as one, starts its set of changed members; later ones add to the set, a touch of
+    every member (None) makes it None for the rest of the round, and a group never checked as
+    one is looked at whole (None) without collecting members, or not at all while it has fewer
+    than two."""
     from anondiff.kernel.objects import AnonVma, Mm, Vma
-    mm, av, other = Mm("P"), AnonVma(), AnonVma()
+    mm = Mm("P")
     a, b = (Vma(mm, s, s + 1, s, frozenset(), frozenset(), None, n)
             for s, n in ((16, "A"), (18, "B")))
-    touched: checks.Touched = {(mm, other): None}
-    checks._touch(touched, (mm, av), a)
-    assert touched == {(mm, other): None, (mm, av): {a}}
-    checks._touch(touched, (mm, av), b)
-    checks._touch(touched, (mm, other), a)
-    assert touched == {(mm, other): None, (mm, av): {a, b}}
-    assert checks._UNTOUCHED == set()
+    checked, other, new = (checks._Group(mm, AnonVma()) for _ in range(3))
+    checked.first = other.first = a
+    new.members.add(a)
+    touched: list[checks._Group] = []
+    checks._touch(touched, new, a, 1)               # one member, never checked: nothing to do
+    assert touched == [] and new.mark == 0
+    new.members.add(b)
+    checks._touch(touched, other, None, 1)
+    checks._touch(touched, checked, a, 1)
+    checks._touch(touched, new, b, 1)
+    assert touched == [other, checked, new]
+    assert (other.changed, checked.changed, new.changed) == (None, {a}, None)
+    checks._touch(touched, checked, b, 1)
+    checks._touch(touched, other, a, 1)
+    checks._touch(touched, new, a, 1)
+    assert touched == [other, checked, new]
+    assert (other.changed, checked.changed, new.changed) == (None, {a, b}, None)
+    checks._touch(touched, checked, None, 1)
+    assert checked.changed is None
+    # the next round starts afresh
+    checks._touch(touched, checked, b, 2)
+    assert touched == [other, checked, new, checked] and checked.changed == {b}
+
+
+def test_same_chain_and_linked_compare_by_identity_head_first() -> None:
+    """_same_chain(): the same_vma list (stored tail first) against a chain seen head first,
+    entry by entry and in length; _linked(): membership by identity."""
+    from anondiff.kernel.objects import AnonVma, AnonVmaChain, Mm, Vma
+    vma = Vma(Mm("P"), 16, 17, 16, frozenset(), frozenset(), None, "A")
+    head, tail, other = AnonVma(), AnonVma(), AnonVma()
+    vma.avcs = [AnonVmaChain(vma, tail, 1), AnonVmaChain(vma, head, 2)]
+    assert checks._same_chain(vma.avcs, (head, tail))
+    assert not checks._same_chain(vma.avcs, (tail, head))
+    assert not checks._same_chain(vma.avcs, (head, other))
+    assert not checks._same_chain(vma.avcs, (head,))
+    assert not checks._same_chain(vma.avcs, (head, tail, other))
+    assert checks._same_chain([], ())
+    assert checks._linked((head, tail), tail) and not checks._linked((head, tail), other)
+    assert not checks._linked((), head)

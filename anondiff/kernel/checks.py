@@ -5,12 +5,12 @@ Each returns (kind, where, detail); the engine turns new ones into findings.
 from __future__ import annotations
 
 from collections import Counter
-from typing import AbstractSet, Final, Iterator, Sequence
+from typing import Final, Iterator, Sequence
 
 from .. import progress as _progress
 from ..progress import EVERY, bar
 from .counters import DegreeCounters, NoCounters, SplitCounters
-from .objects import AnonVma, Mm, Vma
+from .objects import AnonVma, AnonVmaChain, Mm, Vma
 from .rmap import avname
 from .state import Kernel
 
@@ -104,7 +104,7 @@ def vma_violations(vma: Vma) -> list[Violation]:
 def _vma_ok(vma: Vma, chain: tuple[AnonVma, ...]) -> bool:
     """The common case first: nothing for :func:`vma_violations` to report."""
     av = vma.anon_vma
-    if av is not None and (av.freed or av not in chain):
+    if av is not None and (av.freed or not _linked(chain, av)):
         return False
     if chain:
         root = chain[0].root
@@ -113,42 +113,61 @@ def _vma_ok(vma: Vma, chain: tuple[AnonVma, ...]) -> bool:
                 return False
     ptes = vma.mm.ptes
     if ptes:
+        # (a page mapping the VMA's own anon_vma, the usual case, passed the test above)
         start, end = vma.start, vma.end
-        if end - start <= len(ptes):
+        # a look-up of one page boxes its number and hashes it: about twice the cost of a
+        # step through the page table, so the VMA's range is walked only when that is shorter
+        if 2 * (end - start) <= len(ptes):
             for p in range(start, end):
                 page = ptes.get(p)
                 if page is not None:
                     m = page.mapping
-                    if m.freed or m not in chain:
+                    if m is not av and (m.freed or not _linked(chain, m)):
                         return False
         else:
             for p, page in ptes.items():
                 if start <= p < end:
                     m = page.mapping
-                    if m.freed or m not in chain:
+                    if m is not av and (m.freed or not _linked(chain, m)):
                         return False
     return True
 
 
+def _linked(chain: tuple[AnonVma, ...], av: AnonVma) -> bool:
+    """``av in chain`` by identity (the compiled ``in`` goes through the object protocol)."""
+    for c in chain:
+        if c is av:
+            return True
+    return False
+
+
 class _Group:
-    """An I3 group (the VMAs of one mm using one anon_vma) as last checked: its lowest member,
-    that member's chain, and the violation of each member whose chain differs."""
+    """The VMAs of one mm using one anon_vma (an I3 group) and, once it has two or more,
+    I3 as last checked: its lowest member (None: not checked as a group), that member's name,
+    start and chain, and the violation of each member whose chain differs."""
 
-    __slots__ = ("first", "first_name", "first_start", "first_set", "out")
+    __slots__ = ("mm", "av", "members", "first", "first_name", "first_start", "first_set",
+                 "out", "mark", "changed")
 
-    def __init__(self, first: Vma, first_set: frozenset[AnonVma]) -> None:
-        self.first = first
-        self.first_name = first.name
-        self.first_start = first.start
-        self.first_set = first_set
-        self.out: dict[Vma, Violation] = {}
+    def __init__(self, mm: Mm, av: AnonVma) -> None:
+        self.mm = mm
+        self.av = av
+        self.members: set[Vma] = set()
+        self.first: Vma | None = None
+        self.first_name = ""
+        self.first_start = 0
+        self.first_set = _NO_AVS
+        self.out = _NO_OUT
+        #: the round of :meth:`IncrementalChecks.update` that last touched it, and the members
+        #: that came, went or changed in it (None: look at every member)
+        self.mark = 0
+        self.changed: set[Vma] | None = None
 
 
-#: no VMA is new this round (never added to)
-_NO_VMAS: Final[frozenset[Vma]] = frozenset()
-
-#: I3 groups to look at again -> the members that changed (None: all of them)
-Touched = dict[tuple[Mm, AnonVma], "set[Vma] | None"]
+#: a group's ``first_set`` and ``out`` until it is checked as one (shared, never added to:
+#: _group() gives a group it checks an ``out`` of its own)
+_NO_AVS: Final[frozenset[AnonVma]] = frozenset()
+_NO_OUT: Final[dict[Vma, Violation]] = {}
 
 
 def _chain_set(vma: Vma) -> frozenset[AnonVma]:
@@ -158,17 +177,34 @@ def _chain_set(vma: Vma) -> frozenset[AnonVma]:
     return frozenset(chain)
 
 
-#: what ``touched.get()`` gives for a group not touched yet this round (compared by identity,
-#: never added to): one lookup of the (mm, anon_vma) key where ``in`` and ``[]`` hash it twice
-_UNTOUCHED: Final[set[Vma]] = set()
+def _touch(touched: list[_Group], group: _Group, vma: Vma | None, mark: int) -> None:
+    """``vma`` came to, left or changed in ``group`` this round (the round ``mark``; None:
+    something every member's finding depends on changed).  A group never checked as one is
+    looked at whole, so only a checked one collects the members; and one with fewer than two
+    members has nothing to look at (whoever joins it later this round touches it again)."""
+    if group.first is None and len(group.members) < 2:
+        return
+    if group.mark != mark:
+        group.mark = mark
+        touched.append(group)
+        group.changed = {vma} if vma is not None and group.first is not None else None
+    elif group.changed is not None:
+        if vma is None:
+            group.changed = None
+        else:
+            group.changed.add(vma)
 
 
-def _touch(touched: Touched, group: tuple[Mm, AnonVma], vma: Vma) -> None:
-    changed = touched.get(group, _UNTOUCHED)
-    if changed is _UNTOUCHED:
-        touched[group] = {vma}
-    elif changed is not None:
-        changed.add(vma)
+def _same_chain(avcs: list[AnonVmaChain], seen: tuple[AnonVma, ...]) -> bool:
+    """Is the same_vma list ``avcs`` (tail first) the chain ``seen`` (head first)?  (The
+    comparison of the chain's tuple with ``seen`` without building the tuple.)"""
+    n = len(avcs)
+    if n != len(seen):
+        return False
+    for i in range(n):
+        if avcs[n - 1 - i].anon_vma is not seen[i]:
+            return False
+    return True
 
 
 class IncrementalChecks:
@@ -192,15 +228,23 @@ class IncrementalChecks:
         self.order: dict[Mm, int] = {}
         self.by_mm: dict[Mm, set[Vma]] = {}
         self.sick: set[Vma] = set()                 # VMAs with a violation
-        #: per mm, anon_vma -> the VMAs using it (I3 groups), and each group's violations
-        self.users: dict[Mm, dict[AnonVma, set[Vma]]] = {}
-        self.groups: dict[tuple[Mm, AnonVma], _Group] = {}
+        #: per mm, anon_vma -> the VMAs using it (I3 groups); the groups checked as such
+        self.users: dict[Mm, dict[AnonVma, _Group]] = {}
+        self.groups: dict[_Group, None] = {}
         # per VMA: its chk_* fields; per anon_vma: its chk_* fields (VMAs using it in every mm,
         # linked live children with parent != self, live anon_vmas with it as root not self,
         # where it counts in those, its I4/I5 violations)
         self._before: dict[Violation, bool] = {}
         self._keys: dict[Violation, Key] = {}
         self.kind = _counters_kind(k.counters)
+        #: rounds of :meth:`update` that looked at something, and the anon_vmas whose counters
+        #: the current one looks at (``AnonVma.chk_mark`` is the round that queued it last)
+        self.round = 0
+        self.queue: list[AnonVma] = []
+        self.touched: list[_Group] = []
+        self.fresh: list[Mm] = []
+        # (read once: bar() is Python, and so is reading its module's threshold)
+        self.threshold = _progress.THRESHOLD
 
     def current(self) -> set[Violation]:
         return set(self.count)
@@ -228,46 +272,41 @@ class IncrementalChecks:
             if old is None or kv < old:
                 keys[v] = kv
 
-    def _mms_changed(self, mms: list[Mm], touched: Touched) -> AbstractSet[Vma]:
-        """Forget the mms that exited, take on new ones; returns the new ones' VMAs."""
+    def _mms_changed(self, mms: list[Mm], mark: int) -> None:
+        """Forget the mms that exited, take on new ones (``fresh``: every VMA of theirs is
+        looked at)."""
         dirty = self.k.dirty_vmas
         for mm in [mm for mm in self.by_mm if mm not in mms]:        # exited
             for vma in self.by_mm.pop(mm):
                 dirty.add(vma)
             # every group of it is looked at again (and dropped), so its VMAs need not leave
             # them one by one
-            for av in self.users.pop(mm):
-                touched[(mm, av)] = None
+            for group in self.users.pop(mm).values():
+                _touch(self.touched, group, None, mark)
             mm.dirty = None
-        fresh: AbstractSet[Vma] = _NO_VMAS
         for mm in mms:
             if mm not in self.by_mm:                                  # new: checked whole
                 self.by_mm[mm] = set()
                 self.users[mm] = {}
                 mm.dirty = dirty
                 mm.dirty_ranges.clear()
-                fresh = fresh | set(mm.vmas) if fresh else set(mm.vmas)
-        dirty.update(fresh)
+                self.fresh.append(mm)
         self.mm_list = mms
         self.order = {mm: i for i, mm in enumerate(mms)}
-        return fresh
 
     # -- one round -----------------------------------------------------------------------------
     def update(self) -> tuple[list[Violation], list[Violation]]:
         """Re-check what changed; return (violations now true that were not, in :func:`check`'s
         order; violations no longer true)."""
         k = self.k
-        av: AnonVma | None              # (declared for mypyc: a VMA's may be NULL)
-        group: dict[AnonVma, set[Vma]] | None
-        members: set[Vma] | None
         dirty = k.dirty_vmas
         avs = k.dirty_avs
-        touched: Touched = {}
+        touched = self.touched
+        self.round = mark = self.round + 1
         mms = list(k.mms.values())
-        fresh: AbstractSet[Vma] = _NO_VMAS
         if mms != self.mm_list:
-            fresh = self._mms_changed(mms, touched)
-        for mm in mms:
+            self._mms_changed(mms, mark)
+        for mm in self.mm_list:
             if mm.dirty_ranges:
                 for start, end in mm.dirty_ranges:
                     dirty.update(mm.overlapping(start, end))
@@ -276,96 +315,56 @@ class IncrementalChecks:
             dirty.update(self.sick)
             # the text of an I3 group's findings names its anon_vma (a group without findings
             # has nothing a name or a free could change: I3 compares chains alone)
-            for key, state in self.groups.items():
-                if state.out and key[1] in avs:
-                    touched[key] = None
+            for group in self.groups:
+                if group.out and group.av in avs:
+                    _touch(touched, group, None, mark)
             k.freed_any = k.named_any = False
-        if not dirty and not avs and not touched:
+        fresh = self.fresh
+        if not dirty and not avs and not touched and not fresh:
             return [], []
 
-        order = self.order
-        users, sick = self.users, self.sick
-        todo = list(dirty)
-        dirty.clear()       # (popping one by one would leave a sparse table: slow to pop from)
+        # the anon_vmas whose counters to look at (the chains' of the VMAs looked at, and those
+        # named or freed), each queued once: chk_mark says it was this round
+        queue = self.queue
+        if avs:
+            for a in avs:
+                a.chk_mark = mark
+                queue.append(a)
+            avs.clear()
         # (bar() itself says None below its threshold, but it is Python: a call from the
         # compiled model into the interpreter, after every step of every small replay)
-        progress = bar("checking the invariants", len(todo)) \
-            if len(todo) >= _progress.THRESHOLD else None
-        for i, vma in enumerate(todo):
+        total = len(dirty)
+        for mm in fresh:
+            total += len(mm.vmas)
+        progress = bar("checking the invariants", total) if total >= self.threshold else None
+        # (nothing below marks a VMA dirty: the set is walked as it is, and emptied after)
+        for i, vma in enumerate(dirty):
             if progress and not i % EVERY:
                 progress.update(i)
             mm = vma.mm
-            seen = vma.chk_chain
-            if seen is not None and vma.chk_anon_vma is vma.anon_vma and mm in order \
-                    and mm.contains(vma):
-                chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
-                if chain == seen:
-                    # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter
-                    # or renamed): its counts and I3 membership stand; its own checks, its
-                    # group (the lowest member's name and start) and its anon_vmas' counters
-                    # (a policy's hook may have changed them) are looked at again
-                    self._recheck(vma, chain, order[mm])
-                    av = vma.chk_anon_vma
-                    if av is not None:
-                        avs.add(av)
-                        _touch(touched, (mm, av), vma)
-                    for c in chain:     # (not avs.update(): a tuple iterator per VMA)
-                        avs.add(c)
-                    continue
-            if seen is not None:
-                vma.chk_chain = None        # forgotten (the other chk_* fields mean nothing now)
-                if vma.chk_out:
-                    self._drop(vma.chk_out)
-                    sick.discard(vma)
-                av = vma.chk_anon_vma
-                if av is not None:
-                    av.chk_vmas -= 1
-                    avs.add(av)
-                    group = users.get(mm)
-                    if group is not None:
-                        members = group[av]
-                        members.discard(vma)
-                        if not members:
-                            del group[av]
-                        _touch(touched, (mm, av), vma)
-                for c in seen:
-                    avs.add(c)
-                by_mm = self.by_mm.get(mm)
-                if by_mm is not None:
-                    by_mm.discard(vma)
-            if vma not in fresh and (mm not in order or not mm.contains(vma)):
-                continue
-            chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
-            out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
-            av = vma.anon_vma
-            vma.chk_chain, vma.chk_anon_vma, vma.chk_out = chain, av, out
-            self.by_mm[mm].add(vma)
-            if out:
-                sick.add(vma)
-                self._add(out, (order[mm], 0, vma.start))
-            if av is not None:
-                av.chk_vmas += 1
-                avs.add(av)
-                group = users[mm]
-                members = group.get(av)
-                if members is None:
-                    group[av] = {vma}
-                else:
-                    members.add(vma)
-                _touch(touched, (mm, av), vma)
-            for c in chain:
-                avs.add(c)
+            # an mm the checks know holds their dirty set (given when taken on, taken back
+            # when it exits): a field load where ``mm in order`` hashes
+            self._look(vma, mm, mm.dirty is dirty and mm.contains(vma), mark)
+        # the VMAs of the new mms (those the model marked were looked at above)
+        i = len(dirty)
+        for mm in fresh:
+            for vma in mm.vmas:
+                if progress and not i % EVERY:
+                    progress.update(i)
+                i += 1
+                if vma not in dirty:
+                    self._look(vma, mm, True, mark)
+        fresh.clear()
+        dirty.clear()
 
         if progress:
             progress.close()
-        groups = self.groups
-        for key, changed in touched.items():
-            mm, av = key
-            group = users.get(mm)
-            if key in groups or (group is not None and len(group.get(av, ())) > 1):
-                self._group(mm, av, changed)
-        self._counters(avs)
-        avs.clear()
+        for group in touched:
+            if group.first is not None or len(group.members) > 1:
+                self._group(group)
+        touched.clear()
+        self._counters(queue, mark)
+        queue.clear()
 
         before, keys, count = self._before, self._keys, self.count
         if not before:
@@ -377,67 +376,171 @@ class IncrementalChecks:
         keys.clear()
         return new, gone
 
-    def _recheck(self, vma: Vma, chain: tuple[AnonVma, ...], mm_order: int) -> None:
+    def _look(self, vma: Vma, mm: Mm, inside: bool, mark: int) -> None:
+        """Look at a VMA again: ``inside`` its mm (one the checks know), or gone from it."""
+        av: AnonVma | None              # (declared for mypyc: a VMA's may be NULL)
+        by_av: dict[AnonVma, _Group] | None
+        group: _Group | None
+        queue = self.queue
+        seen = vma.chk_chain
+        if seen is not None and inside and vma.chk_anon_vma is vma.anon_vma \
+                and _same_chain(vma.avcs, seen):
+            # the same anon_vma and chain (a write to a faulted VMA, a VMA cut shorter or
+            # renamed): its counts and I3 membership stand; its own checks, its group (the
+            # lowest member's name and start) and its anon_vmas' counters (a policy's hook may
+            # have changed them) are looked at again
+            self._recheck(vma, seen)
+            av = vma.chk_anon_vma
+            if av is not None:
+                if av.chk_mark != mark:
+                    av.chk_mark = mark
+                    queue.append(av)
+                group = self.users[mm].get(av)
+                if group is not None:
+                    _touch(self.touched, group, vma, mark)
+            for c in seen:
+                if c.chk_mark != mark:
+                    c.chk_mark = mark
+                    queue.append(c)
+            return
+        if seen is not None:
+            vma.chk_chain = None            # forgotten (the other chk_* fields mean nothing now)
+            if vma.chk_out:
+                self._drop(vma.chk_out)
+                self.sick.discard(vma)
+            av = vma.chk_anon_vma
+            if av is not None:
+                av.chk_vmas -= 1
+                if av.chk_mark != mark:
+                    av.chk_mark = mark
+                    queue.append(av)
+                by_av = self.users.get(mm)
+                if by_av is not None:
+                    group = by_av.get(av)
+                    if group is not None:
+                        group.members.discard(vma)
+                        if not group.members:
+                            del by_av[av]
+                        _touch(self.touched, group, vma, mark)
+            for c in seen:
+                if c.chk_mark != mark:
+                    c.chk_mark = mark
+                    queue.append(c)
+            by_mm = self.by_mm.get(mm)
+            if by_mm is not None:
+                by_mm.discard(vma)
+        if inside:
+            self._register(vma, mm, mark)
+
+    def _register(self, vma: Vma, mm: Mm, mark: int) -> None:
+        """Check a VMA of ``mm`` the checks do not know (new, or just forgotten) and count it
+        in: its violations, its anon_vma's users and I3 group, its chain's counters."""
+        chain = tuple([avc.anon_vma for avc in reversed(vma.avcs)])
+        out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
+        av = vma.anon_vma
+        vma.chk_chain, vma.chk_anon_vma, vma.chk_out = chain, av, out
+        self.by_mm[mm].add(vma)
+        if out:
+            self.sick.add(vma)
+            self._add(out, (self.order[mm], 0, vma.start))
+        queue = self.queue
+        if av is not None:
+            av.chk_vmas += 1
+            if av.chk_mark != mark:
+                av.chk_mark = mark
+                queue.append(av)
+            by_av = self.users[mm]
+            group = by_av.get(av)
+            if group is None:
+                group = by_av[av] = _Group(mm, av)
+            group.members.add(vma)
+            _touch(self.touched, group, vma, mark)
+        for c in chain:
+            if c.chk_mark != mark:
+                c.chk_mark = mark
+                queue.append(c)
+
+    def _recheck(self, vma: Vma, chain: tuple[AnonVma, ...]) -> None:
         """The VMA checks of a VMA whose anon_vma and chain did not change."""
         out = () if _vma_ok(vma, chain) else tuple(vma_violations(vma))
-        if out == vma.chk_out:
+        if not out and not vma.chk_out or out == vma.chk_out:
             return
         if vma.chk_out:
             self._drop(vma.chk_out)
             self.sick.discard(vma)
         if out:
             self.sick.add(vma)
-            self._add(out, (mm_order, 0, vma.start))
+            self._add(out, (self.order[vma.mm], 0, vma.start))
         vma.chk_out = out
 
-    def _group(self, mm: Mm, av: AnonVma, changed: set[Vma] | None) -> None:
-        """I3 for the VMAs of ``mm`` using ``av``: every member whose chain differs from the
-        lowest member's.  With ``changed`` (the members that came, went or changed) and the
-        lowest member untouched, only those are looked at again; else the whole group."""
-        state = self.groups.get((mm, av))
-        members = self.users[mm].get(av) if mm in self.order else None
-        if not members or len(members) < 2:
-            if state is not None:
-                self._drop(list(state.out.values()))
-                del self.groups[(mm, av)]
+    def _group(self, group: _Group) -> None:
+        """I3 for the VMAs of one mm using one anon_vma: every member whose chain differs from
+        the lowest member's.  With ``group.changed`` (the members that came, went or changed)
+        and the lowest member untouched, only those are looked at again; else the whole
+        group."""
+        mm, av, members, changed = group.mm, group.av, group.members, group.changed
+        group.changed = None
+        first = group.first
+        if len(members) < 2 or mm.dirty is not self.k.dirty_vmas:   # (or its mm exited)
+            if first is not None:
+                self._drop(list(group.out.values()))
+                group.out = _NO_OUT
+                group.first = None
+                del self.groups[group]
             return
-        if state is not None and changed is not None:
-            first = state.first
-            if first in members and all(v.start >= first.start for v in changed if v in members) \
-                    and (first not in changed or (first.name == state.first_name
-                                                  and first.start <= state.first_start
-                                                  and _chain_set(first) == state.first_set)):
-                out = state.out
+        if first is not None and changed is not None:
+            # the lowest member stays the lowest (no member that changed is below it)...
+            lowest = first in members
+            if lowest:
+                for v in changed:
+                    if v.start < first.start and v in members:
+                        lowest = False
+                        break
+            # ... and, if it changed itself, not in its name, start or chain
+            if lowest and (first not in changed or (first.name == group.first_name
+                                                    and first.start <= group.first_start
+                                                    and _chain_set(first) == group.first_set)):
+                out = group.out
                 for v in changed:
                     old = out.pop(v, None)
                     if old is not None:
                         self._drop([old])
                     if v in members and v is not first \
-                            and _chain_set(v) != state.first_set:
+                            and _chain_set(v) != group.first_set:
                         out[v] = v3 = self._i3(mm, first, v, av)
                         self._add([v3], (self.order[mm], 1, first.start), v.start)
                 return
-        if state is not None:
-            self._drop(list(state.out.values()))
-        first = min(members, key=lambda v: v.start)
-        state = self.groups[(mm, av)] = _Group(first, _chain_set(first))
+        if first is not None:
+            self._drop(list(group.out.values()))
+        group.out = {}
+        low: Vma | None = None
         for v in members:
-            if v is not first and _chain_set(v) != state.first_set:
-                state.out[v] = v3 = self._i3(mm, first, v, av)
+            if low is None or v.start < low.start:
+                low = v
+        assert low is not None
+        first = low
+        group.first, group.first_name, group.first_start = first, first.name, first.start
+        group.first_set = _chain_set(first)
+        self.groups[group] = None
+        for v in members:
+            if v is not first and _chain_set(v) != group.first_set:
+                group.out[v] = v3 = self._i3(mm, first, v, av)
                 self._add([v3], (self.order[mm], 1, first.start), v.start)
 
     @staticmethod
     def _i3(mm: Mm, first: Vma, v: Vma, av: AnonVma) -> Violation:
         return ("I3", f"{mm.name}/{first.name}+{v.name}", f"same anon_vma {avname(av)}, different chains")
 
-    def _counters(self, avs: set[AnonVma]) -> None:
-        """I4 and I5 of the anon_vmas in ``avs``, their parents and roots, after bringing each
-        one's share in its parent's children and its root's descendants up to date."""
-        if not avs:
+    def _counters(self, queue: list[AnonVma], mark: int) -> None:
+        """I4 and I5 of the anon_vmas in ``queue`` (each marked ``mark``), their parents and
+        roots, after bringing each one's share in its parent's children and its root's
+        descendants up to date.  The parents and roots join the queue, marked, after the
+        anon_vmas that were in it."""
+        if not queue:
             return
         live = self.k.live
-        todo: set[AnonVma] = set()
-        for av in avs:
+        for i in range(len(queue)):
+            av = queue[i]
             parent, root = av.parent, av.root
             alive = av in live
             # where av counts now: its parent's linked children, its root's descendants
@@ -448,7 +551,9 @@ class IncrementalChecks:
             if old is not now_parent:
                 if old is not None:
                     old.chk_children -= 1
-                    todo.add(old)
+                    if old.chk_mark != mark:
+                        old.chk_mark = mark
+                        queue.append(old)
                 if now_parent is not None:
                     now_parent.chk_children += 1
                 av.chk_parent = now_parent
@@ -456,17 +561,21 @@ class IncrementalChecks:
             if old is not now_root:
                 if old is not None:
                     old.chk_descendants -= 1
-                    todo.add(old)
+                    if old.chk_mark != mark:
+                        old.chk_mark = mark
+                        queue.append(old)
                 if now_root is not None:
                     now_root.chk_descendants += 1
                 av.chk_root = now_root
-            todo.add(av)
-            if parent is not None:
-                todo.add(parent)
-            todo.add(root)
+            if parent is not None and parent.chk_mark != mark:
+                parent.chk_mark = mark
+                queue.append(parent)
+            if root.chk_mark != mark:
+                root.chk_mark = mark
+                queue.append(root)
         counters = self.k.counters
         kind = self.kind
-        for av in todo:
+        for av in queue:
             old_out = av.chk_out
             if old_out is not None:
                 av.chk_out = None

@@ -92,7 +92,7 @@ class AnonVma:
 
     __slots__ = ("root", "parent", "refcount", "degree", "num_children", "num_active_vmas",
                  "tree", "freed", "label", "num", "seq", "chk_vmas", "chk_children",
-                 "chk_descendants", "chk_parent", "chk_root", "chk_out", "kt")
+                 "chk_descendants", "chk_parent", "chk_root", "chk_out", "chk_mark", "kt")
 
     def __init__(self) -> None:
         self.root: AnonVma = self
@@ -118,6 +118,7 @@ class AnonVma:
         self.chk_parent: AnonVma | None = None
         self.chk_root: AnonVma | None = None
         self.chk_out: list[tuple[str, str, str]] | None = None
+        self.chk_mark = 0                 # the round of the checks that last queued it
         #: its number in a compiled tree's binding (anondiff.ktree), which checks it
         self.kt = 0  # pragma: no mutate (any value: the binding checks it against its own list)
 
