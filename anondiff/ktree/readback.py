@@ -14,7 +14,7 @@ very object there: an object of another replay's binding is a new one to this on
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, AnonVmaChain, Mm, Vma
 from ..kernel.state import Kernel
@@ -116,9 +116,9 @@ def room(items: list[Any], n: int) -> None:
 
 
 #: kt_fork_all()'s fields of a parent, in order, a byte each (glue.c: enum kt_fork_col)
-FORK_COLUMNS = ("vma", "start", "pages", "pgoff", "flags", "file", "anon_vma")
+FORK_COLUMNS: Final = ("vma", "start", "pages", "pgoff", "flags", "file", "anon_vma")
 #: a field's byte that says: the value is the next one of the wide values (glue.c: KT_WIDE)
-WIDE = 255
+WIDE: Final = 255
 
 
 def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
@@ -145,9 +145,9 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
     if vma.anon_vma is not None:
         base_av = av_number(vma.anon_vma, av_at, av_odd)
     last_num, last_start, last_av = base_num, base_start, base_av
-    # the last two (prot, flags) and the last file and anon_vma looked up, by identity: a run
-    # of neighbours shares the model's objects (alternating protections, one anon_vma), and
-    # costs no lookup
+    # the last two (prot, flags) looked up, and the last file and anon_vma, by identity (the
+    # flags, each VMA of a starting layout its own set, by equality): a run of neighbours
+    # (alternating protections, one anon_vma) costs no lookup
     prot1: frozenset[str] | None = None
     flags1: frozenset[str] | None = None
     prot2: frozenset[str] | None = None
@@ -190,9 +190,9 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
             word |= WIDE << 24
             wide.append(v)
         prot, vflags = vma.prot, vma.flags
-        if prot is prot1 and vflags is flags1:
+        if prot is prot1 and (vflags is flags1 or vflags == flags1):
             bits = bits1
-        elif prot is prot2 and vflags is flags2:
+        elif prot is prot2 and (vflags is flags2 or vflags == flags2):
             bits = bits2
         else:
             # (get(): the dict's own lookup; [] reaches the binding's __missing__ for a new one)
@@ -284,7 +284,7 @@ class Deltas(Values):
 
 #: an insertion's anon_vma follows the previous one at its place in its pair's insertions, up
 #: to this place (glue.c: KT_POS)
-POS = 8
+POS: Final = 8
 
 
 def apply_fork(k: Kernel, first_id: int, n_ins: int, runs: Values | None, ins_av: Values,
@@ -431,7 +431,7 @@ def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
                 c_num += d_num
                 c_ptr += d_ptr
                 for q in range(cnt):
-                    ptrs[q] += steps[q]
+                    ptrs[q] = ptrs[q] + steps[q]
             child = children[p]
             p += 1
             child.kt = c_num

@@ -7,7 +7,8 @@
  * removals, anon_vma allocations and frees, WARN/BUG events, then the chain of every VMA
  * involved and the state of every anon_vma touched.
  *
- * Slab objects get a page each (a window of KT_PAGE_SLOTS, then packed slots), are filled
+ * Slab objects get a page each (a window of KT_PAGE_SLOTS, then packed: each cache's objects
+ * at their own size, 8-aligned, in an arena of its own, as a slab packs them), are filled
  * with 0x5a before the constructor, poisoned with 0x6b when freed and never reused; a freed
  * page becomes PROT_NONE, so a use after free faults at a known object.  A fault inside the
  * tree's code is caught (SIGSEGV/SIGBUS handler, siglongjmp) and reported as a crash, and so
@@ -28,7 +29,10 @@
 #define KT_PAGE_SLOTS	4096L
 #define KT_PACK_SIZE	256L
 #define KT_PACK_SLOTS	(1L << 21)
-#define KT_SLOTS	(KT_PAGE_SLOTS + KT_PACK_SLOTS)
+/* a cache's packed objects: an arena each (anon_vma's first), objects at their own size */
+#define KT_ARENAS	4
+#define KT_ARENA_BYTES	(KT_PACK_SLOTS * KT_PACK_SIZE)
+#define KT_SLOTS	(KT_PAGE_SLOTS + KT_ARENAS * KT_PACK_SLOTS)
 
 enum kt_op {
 	KT_OP_PREPARE = 1, KT_OP_FORK, KT_OP_CLONE, KT_OP_UNLINK, KT_OP_REKEY,
@@ -48,6 +52,7 @@ struct kmem_cache {
 	unsigned int size;
 	void (*ctor)(void *obj);
 	int is_anon_vma;
+	int arena;
 };
 
 struct kt_event {
@@ -58,7 +63,10 @@ struct kt_event {
 };
 
 static char *kt_pages, *kt_packed;
-static long kt_used_pages, kt_used_packed;
+static long kt_used_pages;
+/* per arena: objects taken, their stride (the object's size, 8-aligned), 2^64 / stride */
+static long kt_arena_used[KT_ARENAS], kt_arena_stride[KT_ARENAS];
+static unsigned long kt_arena_magic[KT_ARENAS];
 static unsigned char *kt_state;
 /* per slab slot: 1 when an anon_vma was allocated there (kt_av_allocated()) */
 static unsigned char *kt_av_slot;
@@ -198,15 +206,29 @@ static void kt_emit_av(struct anon_vma *av);
 static long kt_av_id(const struct anon_vma *av);
 /* -- slab ---------------------------------------------------------------------------- */
 
+/*
+ * The slot of the object holding p, -1 for none: the first KT_PAGE_SLOTS objects a page each,
+ * then each cache's in its arena, at its stride (a multiplication by 2^64 / stride for the
+ * division, exact for offsets below 2^32).
+ */
 static long kt_slot_of(const void *p)
 {
 	const char *c = p;
+	unsigned long off, j;
+	long a;
 
 	if (kt_pages && c >= kt_pages && c < kt_pages + KT_PAGE_SLOTS * KT_PAGE)
 		return (c - kt_pages) / KT_PAGE;
-	if (kt_packed && c >= kt_packed && c < kt_packed + KT_PACK_SLOTS * KT_PACK_SIZE)
-		return KT_PAGE_SLOTS + (c - kt_packed) / KT_PACK_SIZE;
-	return -1;
+	if (!kt_packed || c < kt_packed || c >= kt_packed + KT_ARENAS * KT_ARENA_BYTES)
+		return -1;
+	a = (c - kt_packed) / KT_ARENA_BYTES;
+	off = (c - kt_packed) % KT_ARENA_BYTES;
+	if (!kt_arena_stride[a])
+		return -1;
+	j = (unsigned long)(((unsigned __int128)off * kt_arena_magic[a]) >> 64);
+	if (j >= KT_PACK_SLOTS)
+		return -1;
+	return KT_PAGE_SLOTS + a * KT_PACK_SLOTS + j;
 }
 
 /*
@@ -222,9 +244,13 @@ static long kt_nr_foreign, kt_cap_foreign;
 
 static const char *kt_slot_addr(long slot)
 {
+	long a, j;
+
 	if (slot < KT_PAGE_SLOTS)
 		return kt_pages + slot * KT_PAGE;
-	return kt_packed + (slot - KT_PAGE_SLOTS) * KT_PACK_SIZE;
+	a = (slot - KT_PAGE_SLOTS) / KT_PACK_SLOTS;
+	j = (slot - KT_PAGE_SLOTS) % KT_PACK_SLOTS;
+	return kt_packed + a * KT_ARENA_BYTES + j * kt_arena_stride[a];
 }
 
 static inline long kt_vma_id(const struct vm_area_struct *vma)
@@ -280,6 +306,7 @@ struct kmem_cache *kmem_cache_create(const char *name, unsigned int size,
 				     void (*ctor)(void *))
 {
 	struct kmem_cache *c = calloc(1, sizeof(*c));
+	int i;
 
 	if (!c || size > KT_PACK_SIZE)
 		abort();
@@ -287,6 +314,19 @@ struct kmem_cache *kmem_cache_create(const char *name, unsigned int size,
 	c->size = size;
 	c->ctor = ctor;
 	c->is_anon_vma = !strcmp(name, "anon_vma");
+	/*
+	 * anon_vma's arena is the first (the numbers Python knows anon_vmas by are their slots:
+	 * dense), the others' follow; an object's stride is its size, 8-aligned (the kernel's
+	 * slab minimum alignment; no cache here asks for SLAB_HWCACHE_ALIGN)
+	 */
+	c->arena = 0;
+	if (!c->is_anon_vma)
+		for (i = 0, c->arena = 1; i < kt_nr_caches; i++)
+			c->arena += !kt_caches[i]->is_anon_vma;
+	if (c->arena >= KT_ARENAS || kt_nr_caches >= (int)(sizeof(kt_caches) / sizeof(*kt_caches)))
+		abort();
+	kt_arena_stride[c->arena] = (size + 7) & ~7UL;
+	kt_arena_magic[c->arena] = ~0UL / kt_arena_stride[c->arena] + 1;
 	kt_caches[kt_nr_caches++] = c;
 	return c;
 }
@@ -335,9 +375,11 @@ void *kmem_cache_alloc(struct kmem_cache *c, gfp_t flags)
 		p = kt_pages + slot * KT_PAGE;
 		if (mprotect(p, KT_PAGE, PROT_READ | PROT_WRITE))
 			abort();
-	} else if (kt_used_packed < KT_PACK_SLOTS) {
-		slot = KT_PAGE_SLOTS + kt_used_packed;
-		p = kt_packed + kt_used_packed++ * KT_PACK_SIZE;
+	} else if (kt_arena_used[c->arena] < KT_PACK_SLOTS) {
+		long j = kt_arena_used[c->arena]++;
+
+		slot = KT_PAGE_SLOTS + c->arena * KT_PACK_SLOTS + j;
+		p = kt_packed + c->arena * KT_ARENA_BYTES + j * kt_arena_stride[c->arena];
 	} else {
 		return NULL;
 	}
@@ -482,6 +524,8 @@ static void kt_install_handlers(void);
 /* Forget everything: a new replay starts. */
 int kt_reset(void)
 {
+	int i;
+
 	kt_release();
 	/*
 	 * The arenas are mapped once and kept: a new replay takes the slots from the start again
@@ -493,7 +537,7 @@ int kt_reset(void)
 	if (!kt_pages) {
 		kt_pages = mmap(NULL, KT_PAGE_SLOTS * KT_PAGE, PROT_NONE,
 				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		kt_packed = mmap(NULL, KT_PACK_SLOTS * KT_PACK_SIZE, PROT_READ | PROT_WRITE,
+		kt_packed = mmap(NULL, KT_ARENAS * KT_ARENA_BYTES, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (kt_pages == MAP_FAILED || kt_packed == MAP_FAILED) {
 			kt_pages = kt_packed = NULL;
@@ -503,10 +547,14 @@ int kt_reset(void)
 		if (kt_used_pages &&
 		    mprotect(kt_pages, kt_used_pages * KT_PAGE, PROT_NONE))
 			return -ENOMEM;
-		if (kt_used_packed)
-			madvise(kt_packed, kt_used_packed * KT_PACK_SIZE, MADV_FREE);
+		for (i = 0; i < KT_ARENAS; i++)
+			if (kt_arena_used[i])
+				madvise(kt_packed + i * KT_ARENA_BYTES,
+					kt_arena_used[i] * kt_arena_stride[i], MADV_FREE);
 	}
-	kt_used_pages = kt_used_packed = 0;
+	kt_used_pages = 0;
+	memset(kt_arena_used, 0, sizeof(kt_arena_used));
+	memset(kt_arena_stride, 0, sizeof(kt_arena_stride));
 	kt_state = calloc(KT_SLOTS, 1);
 	kt_av_slot = calloc(KT_SLOTS, 1);
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
