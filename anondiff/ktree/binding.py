@@ -56,23 +56,14 @@ _READBACK_COMPILED = _compiled.compiled(readback)
 #: kt_fork_fast()'s head: the sections' offsets and lengths from F_SECT (glue.c: KT_F_SECT),
 #: for the sections of enum kt_sect
 F_SECT = 10
-S_INS_AV, S_INS_VMA, S_PAIRS, S_CHAIN, S_AVS, S_NEW = range(6)
-S_COUNT = 6
+S_INS_AV, S_INS_VMA, S_PAIRS, S_CHAIN, S_AVS, S_NEW, S_RUNS = range(7)
+S_COUNT = 7
 F_HEAD = F_SECT + 2 * S_COUNT
 VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK: 3}
 #: the shim's vm_flags bits (ktshim.h: VMA_*_BIT)
 FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
              VM_WIPEONFORK: 64}
 SLOT_FREED = 2
-
-
-def _column(values: list[int]) -> array:  # type: ignore[type-arg]
-    """One of kt_fork_all()'s columns as C reads it: bytes when every value fits in one (the
-    usual case: :func:`.readback.fork_columns` writes small numbers), else longs."""
-    try:
-        return array("B", bytes(values))
-    except ValueError:
-        return array("l", values)
 
 
 class _FlagBits(dict):  # type: ignore[type-arg]
@@ -119,7 +110,7 @@ class Library:
         lib.kt_tree.restype = ctypes.c_long
         lib.kt_tree.argtypes = (ctypes.c_long, ctypes.c_void_p, ctypes.c_long)
         lib.kt_fork_all.restype = ctypes.c_long
-        lib.kt_fork_all.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+        lib.kt_fork_all.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
         lib.kt_fork_fast.restype = ctypes.c_void_p
         lib.kt_fork_fast_bytes.restype = ctypes.c_void_p
         lib.kt_fork_deltas.restype = ctypes.c_long
@@ -298,18 +289,20 @@ class Binding:
         """anon_vma_fork(child, parent) for each pair of one dup_mmap() (every parent in the
         parent mm's list, each child its copy in the child mm), in order, in one C call
         (:meth:`fork` pair by pair, but each anon_vma's state read once, at the end); a crash
-        is raised with its pair's index as ``crash.pair``.  The descriptors go as columns
-        (:func:`.readback.fork_columns`, mostly bytes), and the records come back split by kind
+        is raised with its pair's index as ``crash.pair``.  The parents go as a word each, a
+        byte a field (:func:`.readback.fork_columns`), and the records come back split by kind
         (:meth:`_apply_fork`) unless something out of the ordinary happened."""
         if not parents:
             return
-        columns = [_column(c) for c in readback.fork_columns(
-            parents, self.vma_at, self.flag_bits, self.file_id, self.av_at, self.av_odd)]
+        words, wide, base_num, base_start, base_av = readback.fork_columns(
+            parents, self.vma_at, self.flag_bits, self.file_id, self.av_at, self.av_odd)
         head = array("l", [len(parents), self._mm_id(parents[0].mm), self._mm_id(children[0].mm),
-                           *(c.itemsize for c in columns)])
-        ptrs = (ctypes.c_void_p * len(columns))(*(c.buffer_info()[0] for c in columns))
+                           int(self.own_chains), base_num, base_start, base_av])
+        packed = array("Q", words)
+        wides = array("l", wide or [0])
         lib = self.library
-        count = lib.kt_fork_all(head.buffer_info()[0], ptrs)
+        count = lib.kt_fork_all(head.buffer_info()[0], packed.buffer_info()[0],
+                                wides.buffer_info()[0])
         fast = lib.kt_fork_fast()
         if self.bulk_fork and ctypes.c_long.from_address(fast).value:
             self._apply_fork(fast, children, parents)
@@ -327,12 +320,11 @@ class Binding:
         n_ins, n_pairs, n_chain, n_avs, n_new, own, max_vma, max_av, first = head[1:F_SECT]
         sects = [self._section(i, head[F_SECT + 2 * i], head[F_SECT + 2 * i + 1])
                  for i in range(S_COUNT)]
-        own = own and self.own_chains
         # (room for the numbers the sections name: the VMAs all, the anon_vmas inserted into)
         readback.room(self.vma_at, max_vma)
         readback.room(self.av_at, max_av)
-        readback.apply_fork(k, first, n_ins, sects[S_INS_AV], None if own else sects[S_INS_VMA],
-                            sects[S_PAIRS], None if own else sects[S_CHAIN], n_avs,
+        readback.apply_fork(k, first, n_ins, sects[S_RUNS] if own else None, sects[S_INS_AV],
+                            sects[S_INS_VMA], sects[S_PAIRS], sects[S_CHAIN], n_avs,
                             sects[S_AVS], n_new, sects[S_NEW], children, parents, self.vma_at,
                             self.av_at, self.av_odd, self.avc_at,
                             None if self.bind_next is None else self._av, self.split)

@@ -14,13 +14,10 @@ very object there: an object of another replay's binding is a new one to this on
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, AnonVmaChain, Mm, Vma
 from ..kernel.state import Kernel
-
-#: what ``next()`` gives once the names run out
-_NO_NAME = ("", "")
 
 
 def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
@@ -37,15 +34,22 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
     parents: list[Vma] = []
     # The child's names in the parent's order, as the engine builds ``rename``: each taken in
     # turn, looked up only where that order does not hold (as kernel.fork.dup_mmap() does: a
-    # lookup in a large dict misses the cache, the next entry does not)
-    names = iter(rename.items())
+    # lookup in a large dict misses the cache, the next entry does not); the keys and names
+    # as lists, indexed (no tuple per item, no call of next())
+    olds = list(rename)
+    names = list(rename.values())
+    nnames = len(olds)
+    j = 0
     for m in parent.vmas:
         flags = m.flags
         if VM_DONTCOPY in flags or VM_WIPEONFORK in flags:
             break
-        old, name = next(names, _NO_NAME)
-        if old is not m.name:
-            name = rename[m.name]
+        name = m.name
+        if j < nnames and olds[j] is name:
+            name = names[j]
+        else:
+            name = rename[name]
+        j += 1
         tmps.append(Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, name))
     else:
         # (the usual fork: every VMA copied, each one forked; one list does for four)
@@ -111,66 +115,124 @@ def room(items: list[Any], n: int) -> None:
         items.extend([None] * (n + 1 - len(items)))
 
 
-#: kt_fork_all()'s columns, in order (glue.c: enum kt_fork_col)
-FORK_COLUMNS = ("vma", "start", "pages", "pgoff", "flags", "file", "anon_vma")
+#: kt_fork_all()'s fields of a parent, in order, a byte each (glue.c: enum kt_fork_col)
+FORK_COLUMNS: Final = ("vma", "start", "pages", "pgoff", "flags", "file", "anon_vma")
+#: a field's byte that says: the value is the next one of the wide values (glue.c: KT_WIDE)
+WIDE: Final = 255
 
 
 def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
                  flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
                  file_id: dict[object, int], av_at: list[AnonVma | None],
-                 av_odd: dict[int, AnonVma]) -> list[list[int]]:
-    """kt_fork_all()'s input: the parents' columns (:data:`FORK_COLUMNS`), each value written
-    so that a run of neighbours gives small numbers, which Python does not allocate and C
-    takes as bytes (glue.c: kt_fork_all() undoes it): the VMA's number and its anon_vma's as
-    ``odd(number - the previous number given)`` (0: a VMA C has not seen, a NULL anon_vma),
-    the start as the distance from the previous start, the end as the length, the pgoff as
-    its distance from the start; the flag word and the file id as they are."""
+                 av_odd: dict[int, AnonVma]) -> tuple[list[int], list[int], int, int, int]:
+    """kt_fork_all()'s input (``parents`` not empty): a word per parent, its fields
+    (:data:`FORK_COLUMNS`) a byte each from the lowest, each written so that a run of
+    neighbours gives small numbers (glue.c: kt_fork_all() undoes it): the VMA's number and its
+    anon_vma's as ``odd(number - the previous number given)`` (0: a VMA C has not seen, a
+    NULL anon_vma), the start as the distance from the previous start, the end as the length,
+    the pgoff as its distance from the start; the flag word and the file id as they are. A
+    value that is no byte below :data:`WIDE` is that byte, the value going to the wide values
+    (the second list), in order. Then what the first parent's number, start and anon_vma are
+    written against: its own (a fork's words then fit their bytes from the first)."""
     n = len(parents)
-    nums, starts, pages, pgoffs = [0] * n, [0] * n, [0] * n, [0] * n
-    flags, files, avs = [0] * n, [0] * n, [0] * n
+    words = [0] * n
+    wide: list[int] = []
     nvmas = len(vma_at)
-    last_num = last_start = last_av = 0
-    # the last (prot, flags) and file looked up, by identity: a run of equal neighbours shares
-    # the model's objects, and costs no lookup
-    last_prot: frozenset[str] | None = None
-    last_flags: frozenset[str] | None = None
-    bits = 0
+    vma = parents[0]
+    base_num = vma_number(vma, vma_at)
+    base_start = vma.start
+    base_av = 0
+    if vma.anon_vma is not None:
+        base_av = av_number(vma.anon_vma, av_at, av_odd)
+    last_num, last_start, last_av = base_num, base_start, base_av
+    # the last two (prot, flags) looked up, and the last file and anon_vma, by identity (the
+    # flags, each VMA of a starting layout its own set, by equality): a run of neighbours
+    # (alternating protections, one anon_vma) costs no lookup
+    prot1: frozenset[str] | None = None
+    flags1: frozenset[str] | None = None
+    prot2: frozenset[str] | None = None
+    flags2: frozenset[str] | None = None
+    bits1 = bits2 = 0
     last_file: object = None
     fid = 0
+    last_anon: AnonVma | None = None
+    anum = 0
     for i in range(n):
         vma = parents[i]
+        word = 0
         num = vma.kt
         if 0 < num < nvmas and vma_at[num] is vma:
-            nums[i] = 2 * (num - last_num) + 1
+            v = 2 * (num - last_num) + 1
             last_num = num
+            if 0 < v < WIDE:
+                word = v
+            else:
+                word = WIDE
+                wide.append(v)
         start = vma.start
-        starts[i] = start - last_start
+        v = start - last_start
         last_start = start
-        pages[i] = vma.end - start
-        pgoffs[i] = vma.pgoff - start
+        if 0 <= v < WIDE:
+            word |= v << 8
+        else:
+            word |= WIDE << 8
+            wide.append(v)
+        v = vma.end - start
+        if 0 <= v < WIDE:
+            word |= v << 16
+        else:
+            word |= WIDE << 16
+            wide.append(v)
+        v = vma.pgoff - start
+        if 0 <= v < WIDE:
+            word |= v << 24
+        else:
+            word |= WIDE << 24
+            wide.append(v)
         prot, vflags = vma.prot, vma.flags
-        if prot is not last_prot or vflags is not last_flags:
+        if prot is prot1 and (vflags is flags1 or vflags == flags1):
+            bits = bits1
+        elif prot is prot2 and (vflags is flags2 or vflags == flags2):
+            bits = bits2
+        else:
             # (get(): the dict's own lookup; [] reaches the binding's __missing__ for a new one)
             key = (prot, vflags)
             bits = flag_bits.get(key, -1)
             if bits < 0:
                 bits = flag_bits[key]
-            last_prot, last_flags = prot, vflags
-        flags[i] = bits
+            prot2, flags2, bits2 = prot1, flags1, bits1
+            prot1, flags1, bits1 = prot, vflags, bits
+        if bits < WIDE:
+            word |= bits << 32
+        else:
+            word |= WIDE << 32
+            wide.append(bits)
         file = vma.file
         if file is not last_file or not i:
             fid = file_id.get(file, -1)
             if fid < 0:
                 fid = file_id[file]
             last_file = file
-        files[i] = fid
+        if fid < WIDE:
+            word |= fid << 40
+        else:
+            word |= WIDE << 40
+            wide.append(fid)
         av = vma.anon_vma
         if av is not None:
-            anum = av_number(av, av_at, av_odd)
+            if av is not last_anon:
+                anum = av_number(av, av_at, av_odd)
+                last_anon = av
             if anum:
-                avs[i] = 2 * (anum - last_av) + 1
+                v = 2 * (anum - last_av) + 1
                 last_av = anum
-    return [nums, starts, pages, pgoffs, flags, files, avs]
+                if 0 < v < WIDE:
+                    word |= v << 48
+                else:
+                    word |= WIDE << 48
+                    wide.append(v)
+        words[i] = word
+    return words, wide, base_num, base_start, base_av
 
 
 class Values:
@@ -222,12 +284,12 @@ class Deltas(Values):
 
 #: an insertion's anon_vma follows the previous one at its place in its pair's insertions, up
 #: to this place (glue.c: KT_POS)
-POS = 8
+POS: Final = 8
 
 
-def apply_fork(k: Kernel, first_id: int, n_ins: int, ins_av: Values, ins_vma: Values | None,
-               pairs: Values, chain: Values | None, n_avs: int, avs: Values, n_new: int,
-               new: Values, children: list[Vma], parents: list[Vma],
+def apply_fork(k: Kernel, first_id: int, n_ins: int, runs: Values | None, ins_av: Values,
+               ins_vma: Values, pairs: Values, chain: Values, n_avs: int, avs: Values,
+               n_new: int, new: Values, children: list[Vma], parents: list[Vma],
                vma_at: list[Vma | None], av_at: list[AnonVma | None],
                av_odd: dict[int, AnonVma], avc_at: list[AnonVmaChain],
                new_av: Callable[[int], AnonVma] | None, split: bool) -> None:
@@ -235,10 +297,12 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, ins_av: Values, ins_vma: Va
     they name) to the model: the new parents' and the children's numbers, the insertions in
     order (an anon_vma named at its first, each chain numbered as inserted, ``first_id`` the
     first's number), the children's anon_vmas and chains (tail first), then the anon_vmas'
-    state. ``ins_vma`` and ``chain`` (the insertions' VMAs, the children's chains) are None
-    when each child's chain is its own insertions, in order (KT_F_OWN): they are taken from
-    there. ``new_av``: the binding's lookup of an anon_vma not seen before when one is waiting
-    to be bound (Binding.bind_next), else None (a new AnonVma each).
+    state. ``runs``: the pairs as runs of like vectors (glue.c: kt_fork_split(), KT_F_OWN),
+    each child's chain its own insertions in order; None when C did not write them: then
+    ``ins_av``, ``ins_vma``, ``pairs`` and ``chain`` hold the insertions' anon_vmas and VMAs,
+    the pairs and the children's chains, looked up. ``new_av``: the binding's lookup of an
+    anon_vma not seen before when one is waiting to be bound (Binding.bind_next), else None
+    (a new AnonVma each).
 
     What changed is noted as the Python policies note it: every anon_vma of the state
     section (C's list of those the fork touched) in ``k.dirty_avs``, the VMAs given chains in
@@ -256,38 +320,129 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, ins_av: Values, ins_vma: Va
         vma_at[num] = vma
     seq = k._avc_seq
     k._avc_seq = seq + n_ins
-    if ins_vma is not None:
-        assert chain is not None
+    if runs is None:
         _apply_lookup(k, seq, n_ins, ins_av, ins_vma, pairs, chain, children, vma_at, av_at,
                       av_odd, avc_at, new_av)
     else:
-        dirty_vmas = k.dirty_vmas
-        mark = bool(children) and children[0].mm.dirty is not None
-        nav = len(av_at)
-        last_ptr = 0
-        last: AnonVma | None = None
-        prev_av = [0] * POS
-        num = ptr = cnt = nins = 0
-        at = first_id               # the next insertion's chain number
-        for p in range(len(children)):
+        _apply_runs(k, seq, first_id, runs, children, vma_at, av_at, av_odd, avc_at, new_av)
+    # the anon_vmas' state (KT_R_AV: number, refcount, root, parent, two counters), in runs
+    # of like vectors: the anon_vmas a fork makes follow each other and share their root and
+    # parent, which are looked up once a run
+    dirty_avs = k.dirty_avs
+    nav = len(av_at)
+    ptr = refcount = root_ptr = parent_ptr = one = two = 0
+    done = 0
+    while done < n_avs:
+        count = avs.value(0)
+        ptr = avs.value(ptr)
+        refcount = avs.value(refcount)
+        root_ptr = avs.value(root_ptr)
+        parent_ptr = avs.value(parent_ptr)
+        one = avs.value(one)
+        two = avs.value(two)
+        d_ptr = d_refcount = d_root = d_parent = d_one = d_two = 0
+        if count > 1:
+            d_ptr = avs.value(0)
+            d_refcount = avs.value(0)
+            d_root = avs.value(0)
+            d_parent = avs.value(0)
+            d_one = avs.value(0)
+            d_two = avs.value(0)
+        root = _known(root_ptr, av_at, av_odd, new_av)
+        up = _known(parent_ptr, av_at, av_odd, new_av)
+        # (the values of the run's first vector stay the fields' last written ones)
+        a_ptr, a_refcount, a_root, a_parent, a_one, a_two = \
+            ptr, refcount, root_ptr, parent_ptr, one, two
+        for r in range(count):
+            if r:
+                a_ptr += d_ptr
+                a_refcount += d_refcount
+                a_one += d_one
+                a_two += d_two
+                if d_root:
+                    a_root += d_root
+                    root = _known(a_root, av_at, av_odd, new_av)
+                if d_parent:
+                    a_parent += d_parent
+                    up = _known(a_parent, av_at, av_odd, new_av)
+            got = av_at[a_ptr] if 0 < a_ptr < nav else None
+            av = _known(a_ptr, av_at, av_odd, new_av) if got is None else got
+            av.root = root
+            av.parent = up
+            av.refcount = a_refcount
+            if split:
+                av.num_children = a_one
+                av.num_active_vmas = a_two
+            else:
+                av.degree = a_one
+            dirty_avs.add(av)
+        done += count
+
+
+def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
+                vma_at: list[Vma | None], av_at: list[AnonVma | None],
+                av_odd: dict[int, AnonVma], avc_at: list[AnonVmaChain],
+                new_av: Callable[[int], AnonVma] | None) -> None:
+    """:func:`apply_fork`'s children and insertions when each child's chain is its own
+    insertions in order, read as runs of pairs (glue.c: kt_flush_pairs()): a pair is the
+    child's number, its anon_vma and the anon_vma of each insertion; a run, pairs whose
+    vectors each differ from the one before by the same differences, so that an anon_vma
+    at a place that does not move (the parent's, shared) is looked up once a run, and one
+    that moves (the new one) is made without a lookup in a dict."""
+    dirty_vmas = k.dirty_vmas
+    mark = bool(children) and children[0].mm.dirty is not None
+    nav = len(av_at)
+    prev_av = [0] * POS
+    num = ptr = 0
+    p = 0
+    n = len(children)
+    while p < n:
+        count = runs.value(0)
+        cnt = runs.value(0)
+        num = runs.value(num)
+        ptr = runs.value(ptr)
+        ptrs = [0] * cnt
+        for q in range(cnt):
+            place = q if q < POS else POS - 1
+            got_ptr = runs.value(prev_av[place])
+            prev_av[place] = got_ptr
+            ptrs[q] = got_ptr
+        d_num = d_ptr = 0
+        steps = [0] * cnt
+        if count > 1:
+            d_num = runs.value(0)
+            d_ptr = runs.value(0)
+            for q in range(cnt):
+                steps[q] = runs.value(0)
+        # the anon_vmas at the places that do not move, looked up once (named at their first
+        # insertion, in the loop: naming order is insertion order; and not while an anon_vma
+        # waits to be bound, which the first one C allocated takes, in insertion order)
+        fixed: list[AnonVma | None] = [None] * cnt
+        head: AnonVma | None = None
+        if new_av is None:
+            for q in range(cnt):
+                if not steps[q]:
+                    fixed[q] = _known(ptrs[q], av_at, av_odd, None)
+            if not d_ptr and ptr:
+                head = _known(ptr, av_at, av_odd, None)
+        c_num, c_ptr = num, ptr
+        for r in range(count):
+            if r:
+                c_num += d_num
+                c_ptr += d_ptr
+                for q in range(cnt):
+                    ptrs[q] = ptrs[q] + steps[q]
             child = children[p]
-            num = pairs.value(num)
-            child.kt = num
-            vma_at[num] = child
-            ptr = pairs.value(ptr)
-            cnt = pairs.value(cnt)
-            nins = pairs.value(nins)
+            p += 1
+            child.kt = c_num
+            vma_at[c_num] = child
             # its insertions, in order: its chain, tail first
             for q in range(cnt):
-                place = q if q < POS else POS - 1
-                got_ptr = ins_av.value(prev_av[place])
-                prev_av[place] = got_ptr
-                if last is not None and got_ptr == last_ptr:
-                    av = last
-                else:
-                    got = av_at[got_ptr] if 0 < got_ptr < nav else av_get(got_ptr, av_at, av_odd)
-                    av = _new(got_ptr, av_at, av_odd, new_av) if got is None else got
-                    last, last_ptr = av, got_ptr
+                av = fixed[q]
+                if av is None:
+                    got_ptr = ptrs[q]
+                    got = av_at[got_ptr] if 0 < got_ptr < nav else None
+                    av = _known(got_ptr, av_at, av_odd, new_av) if got is None else got
                 if av.seq == -1:                # not named yet (no name string made)
                     k.name(av)
                 seq += 1
@@ -296,43 +451,15 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, ins_av: Values, ins_vma: Va
                 av.tree[avc] = None
             child.avcs = avc_at[at:at + cnt]
             at += cnt
-            if not ptr:
+            if head is not None:
+                child.anon_vma = head
+            elif not c_ptr:
                 child.anon_vma = None
-            elif last is not None and ptr == last_ptr:
-                child.anon_vma = last           # (anon_vma_fork()'s new one: its head)
             else:
-                child.anon_vma = _known(ptr, av_at, av_odd, new_av)
+                got = av_at[c_ptr] if 0 < c_ptr < nav else None
+                child.anon_vma = _known(c_ptr, av_at, av_odd, new_av) if got is None else got
             if mark:
                 dirty_vmas.add(child)
-    # the anon_vmas' state (KT_R_AV: number, refcount, root, parent, two counters); the
-    # anon_vmas a fork makes share their root and parent: the last ones looked up are kept
-    dirty_avs = k.dirty_avs
-    nav = len(av_at)
-    ptr = refcount = root_ptr = parent_ptr = one = two = 0
-    root: AnonVma | None = None
-    up: AnonVma | None = None
-    for _ in range(n_avs):
-        ptr = avs.value(ptr)
-        refcount = avs.value(refcount)
-        got = av_at[ptr] if 0 < ptr < nav else None
-        av = _known(ptr, av_at, av_odd, new_av) if got is None else got
-        got_ptr = avs.value(root_ptr)
-        if root is None or got_ptr != root_ptr:
-            root, root_ptr = _known(got_ptr, av_at, av_odd, new_av), got_ptr
-        av.root = root
-        got_ptr = avs.value(parent_ptr)
-        if up is None or got_ptr != parent_ptr:
-            up, parent_ptr = _known(got_ptr, av_at, av_odd, new_av), got_ptr
-        av.parent = up
-        av.refcount = refcount
-        one = avs.value(one)
-        two = avs.value(two)
-        if split:
-            av.num_children = one
-            av.num_active_vmas = two
-        else:
-            av.degree = one
-        dirty_avs.add(av)
 
 
 def _apply_lookup(k: Kernel, seq: int, n_ins: int, ins_av: Values, ins_vma: Values,

@@ -7,7 +7,8 @@
  * removals, anon_vma allocations and frees, WARN/BUG events, then the chain of every VMA
  * involved and the state of every anon_vma touched.
  *
- * Slab objects get a page each (a window of KT_PAGE_SLOTS, then packed slots), are filled
+ * Slab objects get a page each (a window of KT_PAGE_SLOTS, then packed: each cache's objects
+ * at their own size, 8-aligned, in an arena of its own, as a slab packs them), are filled
  * with 0x5a before the constructor, poisoned with 0x6b when freed and never reused; a freed
  * page becomes PROT_NONE, so a use after free faults at a known object.  A fault inside the
  * tree's code is caught (SIGSEGV/SIGBUS handler, siglongjmp) and reported as a crash, and so
@@ -28,7 +29,10 @@
 #define KT_PAGE_SLOTS	4096L
 #define KT_PACK_SIZE	256L
 #define KT_PACK_SLOTS	(1L << 21)
-#define KT_SLOTS	(KT_PAGE_SLOTS + KT_PACK_SLOTS)
+/* a cache's packed objects: an arena each (anon_vma's first), objects at their own size */
+#define KT_ARENAS	4
+#define KT_ARENA_BYTES	(KT_PACK_SLOTS * KT_PACK_SIZE)
+#define KT_SLOTS	(KT_PAGE_SLOTS + KT_ARENAS * KT_PACK_SLOTS)
 
 enum kt_op {
 	KT_OP_PREPARE = 1, KT_OP_FORK, KT_OP_CLONE, KT_OP_UNLINK, KT_OP_REKEY,
@@ -48,6 +52,7 @@ struct kmem_cache {
 	unsigned int size;
 	void (*ctor)(void *obj);
 	int is_anon_vma;
+	int arena;
 };
 
 struct kt_event {
@@ -58,7 +63,10 @@ struct kt_event {
 };
 
 static char *kt_pages, *kt_packed;
-static long kt_used_pages, kt_used_packed;
+static long kt_used_pages;
+/* per arena: objects taken, their stride (the object's size, 8-aligned), 2^64 / stride */
+static long kt_arena_used[KT_ARENAS], kt_arena_stride[KT_ARENAS];
+static unsigned long kt_arena_magic[KT_ARENAS];
 static unsigned char *kt_state;
 /* per slab slot: 1 when an anon_vma was allocated there (kt_av_allocated()) */
 static unsigned char *kt_av_slot;
@@ -198,15 +206,29 @@ static void kt_emit_av(struct anon_vma *av);
 static long kt_av_id(const struct anon_vma *av);
 /* -- slab ---------------------------------------------------------------------------- */
 
+/*
+ * The slot of the object holding p, -1 for none: the first KT_PAGE_SLOTS objects a page each,
+ * then each cache's in its arena, at its stride (a multiplication by 2^64 / stride for the
+ * division, exact for offsets below 2^32).
+ */
 static long kt_slot_of(const void *p)
 {
 	const char *c = p;
+	unsigned long off, j;
+	long a;
 
 	if (kt_pages && c >= kt_pages && c < kt_pages + KT_PAGE_SLOTS * KT_PAGE)
 		return (c - kt_pages) / KT_PAGE;
-	if (kt_packed && c >= kt_packed && c < kt_packed + KT_PACK_SLOTS * KT_PACK_SIZE)
-		return KT_PAGE_SLOTS + (c - kt_packed) / KT_PACK_SIZE;
-	return -1;
+	if (!kt_packed || c < kt_packed || c >= kt_packed + KT_ARENAS * KT_ARENA_BYTES)
+		return -1;
+	a = (c - kt_packed) / KT_ARENA_BYTES;
+	off = (c - kt_packed) % KT_ARENA_BYTES;
+	if (!kt_arena_stride[a])
+		return -1;
+	j = (unsigned long)(((unsigned __int128)off * kt_arena_magic[a]) >> 64);
+	if (j >= KT_PACK_SLOTS)
+		return -1;
+	return KT_PAGE_SLOTS + a * KT_PACK_SLOTS + j;
 }
 
 /*
@@ -222,9 +244,13 @@ static long kt_nr_foreign, kt_cap_foreign;
 
 static const char *kt_slot_addr(long slot)
 {
+	long a, j;
+
 	if (slot < KT_PAGE_SLOTS)
 		return kt_pages + slot * KT_PAGE;
-	return kt_packed + (slot - KT_PAGE_SLOTS) * KT_PACK_SIZE;
+	a = (slot - KT_PAGE_SLOTS) / KT_PACK_SLOTS;
+	j = (slot - KT_PAGE_SLOTS) % KT_PACK_SLOTS;
+	return kt_packed + a * KT_ARENA_BYTES + j * kt_arena_stride[a];
 }
 
 static inline long kt_vma_id(const struct vm_area_struct *vma)
@@ -280,6 +306,7 @@ struct kmem_cache *kmem_cache_create(const char *name, unsigned int size,
 				     void (*ctor)(void *))
 {
 	struct kmem_cache *c = calloc(1, sizeof(*c));
+	int i;
 
 	if (!c || size > KT_PACK_SIZE)
 		abort();
@@ -287,6 +314,19 @@ struct kmem_cache *kmem_cache_create(const char *name, unsigned int size,
 	c->size = size;
 	c->ctor = ctor;
 	c->is_anon_vma = !strcmp(name, "anon_vma");
+	/*
+	 * anon_vma's arena is the first (the numbers Python knows anon_vmas by are their slots:
+	 * dense), the others' follow; an object's stride is its size, 8-aligned (the kernel's
+	 * slab minimum alignment; no cache here asks for SLAB_HWCACHE_ALIGN)
+	 */
+	c->arena = 0;
+	if (!c->is_anon_vma)
+		for (i = 0, c->arena = 1; i < kt_nr_caches; i++)
+			c->arena += !kt_caches[i]->is_anon_vma;
+	if (c->arena >= KT_ARENAS || kt_nr_caches >= (int)(sizeof(kt_caches) / sizeof(*kt_caches)))
+		abort();
+	kt_arena_stride[c->arena] = (size + 7) & ~7UL;
+	kt_arena_magic[c->arena] = ~0UL / kt_arena_stride[c->arena] + 1;
 	kt_caches[kt_nr_caches++] = c;
 	return c;
 }
@@ -335,9 +375,11 @@ void *kmem_cache_alloc(struct kmem_cache *c, gfp_t flags)
 		p = kt_pages + slot * KT_PAGE;
 		if (mprotect(p, KT_PAGE, PROT_READ | PROT_WRITE))
 			abort();
-	} else if (kt_used_packed < KT_PACK_SLOTS) {
-		slot = KT_PAGE_SLOTS + kt_used_packed;
-		p = kt_packed + kt_used_packed++ * KT_PACK_SIZE;
+	} else if (kt_arena_used[c->arena] < KT_PACK_SLOTS) {
+		long j = kt_arena_used[c->arena]++;
+
+		slot = KT_PAGE_SLOTS + c->arena * KT_PACK_SLOTS + j;
+		p = kt_packed + c->arena * KT_ARENA_BYTES + j * kt_arena_stride[c->arena];
 	} else {
 		return NULL;
 	}
@@ -482,6 +524,8 @@ static void kt_install_handlers(void);
 /* Forget everything: a new replay starts. */
 int kt_reset(void)
 {
+	int i;
+
 	kt_release();
 	/*
 	 * The arenas are mapped once and kept: a new replay takes the slots from the start again
@@ -493,7 +537,7 @@ int kt_reset(void)
 	if (!kt_pages) {
 		kt_pages = mmap(NULL, KT_PAGE_SLOTS * KT_PAGE, PROT_NONE,
 				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		kt_packed = mmap(NULL, KT_PACK_SLOTS * KT_PACK_SIZE, PROT_READ | PROT_WRITE,
+		kt_packed = mmap(NULL, KT_ARENAS * KT_ARENA_BYTES, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (kt_pages == MAP_FAILED || kt_packed == MAP_FAILED) {
 			kt_pages = kt_packed = NULL;
@@ -503,10 +547,14 @@ int kt_reset(void)
 		if (kt_used_pages &&
 		    mprotect(kt_pages, kt_used_pages * KT_PAGE, PROT_NONE))
 			return -ENOMEM;
-		if (kt_used_packed)
-			madvise(kt_packed, kt_used_packed * KT_PACK_SIZE, MADV_FREE);
+		for (i = 0; i < KT_ARENAS; i++)
+			if (kt_arena_used[i])
+				madvise(kt_packed + i * KT_ARENA_BYTES,
+					kt_arena_used[i] * kt_arena_stride[i], MADV_FREE);
 	}
-	kt_used_pages = kt_used_packed = 0;
+	kt_used_pages = 0;
+	memset(kt_arena_used, 0, sizeof(kt_arena_used));
+	memset(kt_arena_stride, 0, sizeof(kt_arena_stride));
 	kt_state = calloc(KT_SLOTS, 1);
 	kt_av_slot = calloc(KT_SLOTS, 1);
 	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
@@ -872,32 +920,47 @@ long kt_call(const long *in)
  * the stream record by record).  Then the counts: insertions, pairs, chain entries,
  * anon_vmas, new VMAs; kt_fast[KT_F_OWN], 1 when each child's chain, tail first, is the
  * chains inserted during its fork, in order, each for it (list_add() at the head, as
- * anon_vma_chain_link() does): the reader then takes the chains from the insertions; the
+ * anon_vma_chain_link() does) and the caller let the reader take the chains from there; the
  * highest VMA number there is and the highest anon_vma number an insertion names (the reader
  * makes room for them at once); the number of the first chain inserted (the others follow in
- * order).  Then, for each section (enum kt_sect), its offset in kt_fast_bytes and its length:
- * per insertion its anon_vma; per insertion its VMA; per pair the child, its anon_vma, its
- * chain's length and the number of insertions its fork made; the chains of the children in order, each tail first (numbers); per
- * anon_vma its KT_R_AV fields; per new VMA its pair's index and number.
+ * order).  Then, for each section (enum kt_sect), its offset in kt_fast_bytes and its length.
+ *
+ * KT_F_OWN 1: the pairs as runs (KT_S_RUNS).  A pair is the vector (the child's number, its
+ * anon_vma, the anon_vma of each insertion in order); a run, consecutive pairs with as many
+ * insertions whose vectors each differ from the one before by the same differences (a fork of
+ * like neighbours is one run: each child the next number, sharing the parent's anon_vmas and
+ * given a new one at the next slab slots).  Per run: its pairs, its insertions per pair, the
+ * first vector (each value against the last vector written), and when it has more than one
+ * pair, the differences.  KT_F_OWN 0: per insertion its anon_vma (KT_S_INS_AV) and its VMA
+ * (KT_S_INS_VMA); per pair the child, its anon_vma, its chain's length and the number of
+ * insertions its fork made (KT_S_PAIRS); the chains of the children in order, each tail first
+ * (KT_S_CHAIN).  Either way: the anon_vmas' state as runs of (number, refcount, root,
+ * parent, two counters) vectors (KT_S_AVS, as the pairs: a fork's new anon_vmas share their
+ * root and parent, and follow each other); per new VMA its pair's index and number (KT_S_NEW).
  *
  * Each value is written as its difference from the previous value of its field, zigzag
  * (0, -1, 1, -2, ... as 0, 1, 2, 3, ...), in LEB128 (7 bits a byte, low first, the high bit
  * set on all but the last): a fork's runs of like records then take a byte a value, which
  * Python reads without making an int object of each (readback.Varints).  An insertion's
  * anon_vma is a field per place in its pair's insertions (up to KT_POS): the place of the
- * parent's anon_vma, of the new one, ... each follows its own.
+ * parent's anon_vma, of the new one, ... each follows its own.  A run's counts and
+ * differences are written as they are (against 0).
  */
 enum { KT_F_INS = 1, KT_F_PAIRS, KT_F_CHAIN, KT_F_AVS, KT_F_NEW, KT_F_OWN, KT_F_MAX_VMA,
        KT_F_MAX_AV, KT_F_FIRST, KT_F_SECT };
 
 enum kt_sect { KT_S_INS_AV, KT_S_INS_VMA, KT_S_PAIRS, KT_S_CHAIN, KT_S_AVS, KT_S_NEW,
-	       KT_NR_SECTS };
+	       KT_S_RUNS, KT_NR_SECTS };
 
 #define KT_F_HEAD	(KT_F_SECT + 2 * KT_NR_SECTS)
 #define KT_POS		8
+/* a state vector: number, refcount, root, parent, two counters */
+#define KT_AV_LEN	6
 
 static unsigned char *kt_fast_bytes;
 static long kt_fast_bytes_cap;
+/* where each section's next value goes */
+static long kt_sect_at[KT_NR_SECTS];
 
 /* v as its difference from *prev, zigzag, LEB128, at *at; *prev becomes v. */
 static inline void kt_put(long *at, long v, long *prev)
@@ -911,6 +974,103 @@ static inline void kt_put(long *at, long v, long *prev)
 	}
 	kt_fast_bytes[(*at)++] = (unsigned char)zz;
 }
+
+/* v as it is (against 0) in section sect */
+static inline void kt_put_raw(int sect, long v)
+{
+	long zero = 0;
+
+	kt_put(&kt_sect_at[sect], v, &zero);
+}
+
+/*
+ * A run being gathered: its first vector, the last one, their differences (from the second
+ * vector on) and how many vectors it holds; flush() writes it.
+ */
+struct kt_run {
+	long nr, len, cap;
+	long *first, *last, *step;
+	void (*flush)(struct kt_run *run);
+};
+
+/* The last values written by the runs' flushes (the first vectors are written against them) */
+static long kt_run_prev[2 + KT_POS], kt_av_prev[KT_AV_LEN];
+
+static void kt_run_flush(struct kt_run *run)
+{
+	if (run->nr)
+		run->flush(run);
+	run->nr = 0;
+}
+
+/* Add the vector v (len values) to the run, which it continues or ends (then one starts). */
+static void kt_run_push(struct kt_run *run, const long *v, long len)
+{
+	long j;
+
+	if (run->nr && len == run->len) {
+		if (run->nr == 1) {
+			for (j = 0; j < len; j++)
+				run->step[j] = v[j] - run->last[j];
+			goto take;
+		}
+		for (j = 0; j < len && v[j] - run->last[j] == run->step[j]; j++)
+			;
+		if (j == len)
+			goto take;
+	}
+	kt_run_flush(run);
+	if (len > run->cap) {
+		long cap = run->cap;
+
+		run->first = kt_grow(run->first, &cap, len, sizeof(long));
+		cap = run->cap;
+		run->last = kt_grow(run->last, &cap, len, sizeof(long));
+		cap = run->cap;
+		run->step = kt_grow(run->step, &cap, len, sizeof(long));
+		run->cap = cap;
+	}
+	run->len = len;
+	memcpy(run->first, v, len * sizeof(long));
+take:
+	memcpy(run->last, v, len * sizeof(long));
+	run->nr++;
+}
+
+/* A run of pairs: count, insertions per pair, the first vector, the differences. */
+static void kt_flush_pairs(struct kt_run *run)
+{
+	long *at = &kt_sect_at[KT_S_RUNS], q;
+
+	kt_put_raw(KT_S_RUNS, run->nr);
+	kt_put_raw(KT_S_RUNS, run->len - 2);
+	kt_put(at, run->first[0], &kt_run_prev[0]);
+	kt_put(at, run->first[1], &kt_run_prev[1]);
+	for (q = 0; q < run->len - 2; q++)
+		kt_put(at, run->first[2 + q], &kt_run_prev[2 + (q < KT_POS ? q : KT_POS - 1)]);
+	if (run->nr > 1)
+		for (q = 0; q < run->len; q++)
+			kt_put_raw(KT_S_RUNS, run->step[q]);
+}
+
+/* A run of anon_vma states: count, the first vector, the differences. */
+static void kt_flush_avs(struct kt_run *run)
+{
+	long q;
+
+	kt_put_raw(KT_S_AVS, run->nr);
+	for (q = 0; q < KT_AV_LEN; q++)
+		kt_put(&kt_sect_at[KT_S_AVS], run->first[q], &kt_av_prev[q]);
+	if (run->nr > 1)
+		for (q = 0; q < KT_AV_LEN; q++)
+			kt_put_raw(KT_S_AVS, run->step[q]);
+}
+
+static struct kt_run kt_pair_runs = { .flush = kt_flush_pairs };
+static struct kt_run kt_av_runs = { .flush = kt_flush_avs };
+/* a pair's vector as its records come */
+static long *kt_pair_vec;
+static long kt_pair_vec_cap;
 
 /* The length of the record at r, in words (0: a kind kt_fork_split() does not take). */
 static long kt_fork_rec_len(const long *r)
@@ -929,11 +1089,12 @@ static long kt_fork_rec_len(const long *r)
 	return 0;
 }
 
-static void kt_fork_split(long npairs)
+/* own_ok: may the reader take each child's chain from its insertions (KT_F_OWN)? */
+static void kt_fork_split(long npairs, int own_ok)
 {
-	long cnt[KT_F_SECT] = { 0 }, vals[KT_NR_SECTS], at[KT_NR_SECTS], i, j, len, *f;
+	long cnt[KT_F_SECT] = { 0 }, vals[KT_NR_SECTS], *at = kt_sect_at, i, j, len, *f;
 	long pair = -1, child = 0, pos = 0, own = 1, pair_ins = 0, max_av = 0, first = -1, nins = 0;
-	long prev_av[KT_POS] = { 0 }, prev[KT_NR_SECTS][6] = { { 0 } };
+	long prev_av[KT_POS] = { 0 }, prev[KT_NR_SECTS][6] = { { 0 } }, max_chain = 0;
 
 	kt_fast[0] = 0;
 	if (kt_surprise)
@@ -973,6 +1134,8 @@ static void kt_fork_split(long npairs)
 			}
 			cnt[KT_F_PAIRS]++;
 			cnt[KT_F_CHAIN] += kt_out[i + 3];
+			if (kt_out[i + 3] > max_chain)
+				max_chain = kt_out[i + 3];
 			break;
 		case KT_R_AV:
 			cnt[KT_F_AVS]++;
@@ -983,16 +1146,27 @@ static void kt_fork_split(long npairs)
 	}
 	if (cnt[KT_F_PAIRS] != npairs)
 		return;
+	own = own && own_ok;
 	/* each section at the worst case's offset: 10 bytes a value */
-	vals[KT_S_INS_AV] = vals[KT_S_INS_VMA] = cnt[KT_F_INS];
-	vals[KT_S_PAIRS] = 4 * cnt[KT_F_PAIRS];
-	vals[KT_S_CHAIN] = cnt[KT_F_CHAIN];
-	vals[KT_S_AVS] = 6 * cnt[KT_F_AVS];
+	memset(vals, 0, sizeof(vals));
+	if (own) {
+		/* a run per pair at worst: 2 counts, a vector and its differences */
+		vals[KT_S_RUNS] = 6 * cnt[KT_F_PAIRS] + 2 * cnt[KT_F_CHAIN];
+	} else {
+		vals[KT_S_INS_AV] = vals[KT_S_INS_VMA] = cnt[KT_F_INS];
+		vals[KT_S_PAIRS] = 4 * cnt[KT_F_PAIRS];
+		vals[KT_S_CHAIN] = cnt[KT_F_CHAIN];
+	}
+	vals[KT_S_AVS] = (1 + 2 * KT_AV_LEN) * cnt[KT_F_AVS];
 	vals[KT_S_NEW] = 2 * cnt[KT_F_NEW];
 	for (i = 0, len = 0; i < KT_NR_SECTS; len += 10 * vals[i++])
 		at[i] = len;
 	kt_fast_bytes = kt_grow(kt_fast_bytes, &kt_fast_bytes_cap, len + 1, 1);
 	kt_fast = kt_grow(kt_fast, &kt_fast_cap, KT_F_HEAD, sizeof(long));
+	kt_pair_vec = kt_grow(kt_pair_vec, &kt_pair_vec_cap, 2 + max_chain, sizeof(long));
+	memset(kt_run_prev, 0, sizeof(kt_run_prev));
+	memset(kt_av_prev, 0, sizeof(kt_av_prev));
+	kt_pair_runs.nr = kt_av_runs.nr = 0;
 	f = kt_fast;
 	for (i = 1; i < KT_F_OWN; i++)
 		f[i] = cnt[i];
@@ -1011,6 +1185,10 @@ static void kt_fork_split(long npairs)
 			kt_put(&at[KT_S_NEW], r[2], &prev[KT_S_NEW][1]);
 			break;
 		case KT_R_INS:
+			if (own) {	/* (as many as the chain has: checked above) */
+				kt_pair_vec[2 + nins++] = r[2];
+				break;
+			}
 			kt_put(&at[KT_S_INS_AV], r[2], &prev_av[pos]);
 			if (pos < KT_POS - 1)
 				pos++;
@@ -1018,6 +1196,12 @@ static void kt_fork_split(long npairs)
 			kt_put(&at[KT_S_INS_VMA], r[3], &prev[KT_S_INS_VMA][0]);
 			break;
 		case KT_R_VMA:
+			if (own) {
+				kt_pair_vec[0] = r[1];
+				kt_pair_vec[1] = r[2];
+				kt_run_push(&kt_pair_runs, kt_pair_vec, 2 + nins);
+				break;
+			}
 			for (j = 0; j < 3; j++)
 				kt_put(&at[KT_S_PAIRS], r[1 + j], &prev[KT_S_PAIRS][j]);
 			kt_put(&at[KT_S_PAIRS], nins, &prev[KT_S_PAIRS][3]);
@@ -1025,11 +1209,12 @@ static void kt_fork_split(long npairs)
 				kt_put(&at[KT_S_CHAIN], r[4 + 2 * j], &prev[KT_S_CHAIN][0]);
 			break;
 		case KT_R_AV:
-			for (j = 0; j < 6; j++)
-				kt_put(&at[KT_S_AVS], r[1 + j], &prev[KT_S_AVS][j]);
+			kt_run_push(&kt_av_runs, r + 1, KT_AV_LEN);
 			break;
 		}
 	}
+	kt_run_flush(&kt_pair_runs);
+	kt_run_flush(&kt_av_runs);
 	for (i = 0, len = 0; i < KT_NR_SECTS; len += 10 * vals[i++]) {
 		f[KT_F_SECT + 2 * i] = len;
 		f[KT_F_SECT + 2 * i + 1] = at[i] - len;
@@ -1041,17 +1226,14 @@ static void kt_fork_split(long npairs)
 	f[0] = 1;
 }
 
-/* kt_fork_all()'s columns (anondiff.ktree.readback.FORK_COLUMNS) */
+/* kt_fork_all()'s fields of a parent (anondiff.ktree.readback.FORK_COLUMNS), a byte each */
 enum kt_fork_col {
 	KT_C_VMA, KT_C_START, KT_C_PAGES, KT_C_PGOFF, KT_C_FLAGS, KT_C_FILE, KT_C_ANON_VMA,
 	KT_NR_COLS
 };
 
-/* Value i of a column of bytes (width 1) or longs. */
-static inline long kt_col(const void *col, long width, long i)
-{
-	return width == 1 ? (long)((const unsigned char *)col)[i] : ((const long *)col)[i];
-}
+/* a field's byte that says: the value is the next one of the wide values */
+#define KT_WIDE	255
 
 /* A number written as odd(number - last) (0: none): the number, 0 for none; *last follows. */
 static inline long kt_col_num(long w, long *last)
@@ -1067,18 +1249,21 @@ static inline long kt_col_num(long w, long *last)
  * do it pair by pair, except that the state of the anon_vmas touched is emitted once, at the
  * end (or before a free, by kmem_cache_free()): a KT_R_PAIR record (its index and the child's
  * number), the records of the fork, the child's chain; then the anon_vmas.
- * in: the number of pairs n, the parent's mm id, the child's mm id, then the width of each
- * column of cols (1: bytes, 8: longs); cols: the parents' columns of n values each (enum
- * kt_fork_col, written as readback.fork_columns() says): number (0: a VMA C has not seen),
- * start, length, pgoff, flag word, file id, anon_vma (parent VMAs are attached; each child
- * is its parent's vm_area_dup() in the child's mm, not attached).  A crash ends the stream,
- * after the anon_vmas' state as the crash left it.  The stream is also split by kind into
- * kt_fork_fast() (see kt_fork_split()).
+ * in: the number of pairs n, the parent's mm id, the child's mm id, 1 when the reader may
+ * take each child's chain from its insertions (kt_fork_split(): KT_F_OWN), then what the
+ * first parent's number, start and anon_vma are written against (below).  packed: a word per
+ * parent, its fields (enum kt_fork_col) a byte each from the lowest, written as
+ * readback.fork_columns() says: the VMA's number and its anon_vma's as odd(number - the
+ * previous number given) (0: a VMA C has not seen, a NULL anon_vma), the start as the
+ * distance from the previous start, the length, the pgoff's distance from the start, the
+ * flag word, the file id; a byte KT_WIDE stands for the next value of wide.  Parent VMAs are
+ * attached; each child is its parent's vm_area_dup() in the child's mm, not attached.  A
+ * crash ends the stream, after the anon_vmas' state as the crash left it.  The stream is also
+ * split by kind into kt_fork_fast() (see kt_fork_split()).
  */
-long kt_fork_all(const long *in, const void *const *cols)
+long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 {
-	long n = in[0], last_num = 0, last_av = 0, last_start = 0;
-	const long *width = in + 3;
+	long n = in[0], last_num = in[4], last_start = in[5], last_av = in[6], wi = 0;
 	struct mm_struct *pmm, *cmm;
 	volatile long at;
 	int sig;
@@ -1096,8 +1281,13 @@ long kt_fork_all(const long *in, const void *const *cols)
 	kt_arm(1);
 	for (at = 0; at < n; at++) {
 		struct vm_area_struct *pv, *cv;
-		long rc, num = kt_col_num(kt_col(cols[KT_C_VMA], width[KT_C_VMA], at), &last_num);
+		unsigned long w = packed[at];
+		long rc, num, f[KT_NR_COLS], j;
 
+		for (j = 0; j < KT_NR_COLS; j++, w >>= 8)
+			f[j] = (w & 255) == KT_WIDE ? wide[wi++] : (long)(w & 255);
+		num = kt_col_num(f[KT_C_VMA], &last_num);
+		last_start += f[KT_C_START];
 		cv = kt_vma_new();
 		kt_emit3(KT_R_PAIR, at, kt_vma_id(cv));
 		pv = num ? kt_vma_at(num) : kt_vma_new();
@@ -1120,17 +1310,13 @@ long kt_fork_all(const long *in, const void *const *cols)
 			raise(SIGVTALRM);
 		}
 		kt_dirty_chain(pv);
-		last_start += kt_col(cols[KT_C_START], width[KT_C_START], at);
 		pv->vm_mm = pmm;
 		pv->vm_start = (unsigned long)last_start << PAGE_SHIFT;
-		pv->vm_end = (unsigned long)(last_start +
-					     kt_col(cols[KT_C_PAGES], width[KT_C_PAGES], at))
-			     << PAGE_SHIFT;
-		pv->vm_pgoff = last_start + kt_col(cols[KT_C_PGOFF], width[KT_C_PGOFF], at);
-		pv->vm_flags = kt_col(cols[KT_C_FLAGS], width[KT_C_FLAGS], at);
-		pv->vm_file = (struct file *)kt_col(cols[KT_C_FILE], width[KT_C_FILE], at);
-		pv->anon_vma = kt_av_at(kt_col_num(kt_col(cols[KT_C_ANON_VMA],
-							 width[KT_C_ANON_VMA], at), &last_av));
+		pv->vm_end = (unsigned long)(last_start + f[KT_C_PAGES]) << PAGE_SHIFT;
+		pv->vm_pgoff = last_start + f[KT_C_PGOFF];
+		pv->vm_flags = f[KT_C_FLAGS];
+		pv->vm_file = (struct file *)f[KT_C_FILE];
+		pv->anon_vma = kt_av_at(kt_col_num(f[KT_C_ANON_VMA], &last_av));
 		pv->kt_attached = 1;
 		pv->vm_prev = pv->vm_next = NULL;	/* anon_vma_fork() reads neither */
 		cv->vm_mm = cmm;
@@ -1157,7 +1343,7 @@ long kt_fork_all(const long *in, const void *const *cols)
 	kt_batch = 0;
 	kt_late_timeout = 0;
 	kt_emit_dirty();
-	kt_fork_split(n);
+	kt_fork_split(n, in[3]);
 	return kt_out_len;
 }
 
