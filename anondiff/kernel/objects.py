@@ -300,13 +300,16 @@ class Mm:
         return None
 
     def overlapping(self, start: int, end: int) -> list[Vma]:
+        vmas = self.vmas
         i = max(bisect_right(self.starts, start) - 1, 0)
         out = []
-        for vma in self.vmas[i:]:
+        while i < len(vmas):                # (no slice vmas[i:]: a copy of the rest of them)
+            vma = vmas[i]
             if vma.start >= end:
                 break
             if vma.end > start:
                 out.append(vma)
+            i += 1
         return out
 
     def by_name(self, name: str) -> Vma | None:
