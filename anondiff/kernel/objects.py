@@ -150,15 +150,26 @@ class AnonVmaChain:
 
 
 class Page:
-    """An anonymous page (folio): ``mapping`` is the anon_vma, ``index`` the linear index."""
+    """An anonymous page (folio): ``mapping`` is the anon_vma, ``index`` the linear index;
+    named ``name``, or ``pg<num>`` when ``name`` is None."""
 
-    __slots__ = ("mapping", "index", "mapcount", "name")
+    __slots__ = ("mapping", "index", "mapcount", "label", "num")
 
-    def __init__(self, mapping: AnonVma, index: int, name: str) -> None:
+    def __init__(self, mapping: AnonVma, index: int, name: str | None, num: int = 0) -> None:
         self.mapping = mapping
         self.index = index
         self.mapcount = 1
-        self.name = name
+        self.label = name
+        self.num = num
+
+    @property
+    def name(self) -> str:
+        """(Made when first read, as :attr:`AnonVma.name`: a replay that draws nothing never
+        reads most of them.)"""
+        label = self.label
+        if label is None:
+            label = self.label = "pg%d" % self.num
+        return label
 
 
 class Vma:
