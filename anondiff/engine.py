@@ -199,7 +199,7 @@ def _step_kind(step: Step) -> int:
 
 #: what teardown() points the anon_vmas' root and parent at (not None: they are typed AnonVma,
 #: which the compiled model enforces): no longer themselves, so that their cycles are broken
-_NOBODY = AnonVma()
+_NOBODY: Final = AnonVma()
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)     # explain's and --metrics' replayers
@@ -285,7 +285,9 @@ class _Replayer:
             for vma in mm.vmas:
                 vma.avcs.clear()
                 own = vma.anon_vma
-                if own is not None and own.name is None:   # never linked: not in anon_vmas
+                # never linked, so not in anon_vmas: never named (``own.name is None``, without
+                # making the name of every named one)
+                if own is not None and own.label is None and not own.num:
                     own.tree.clear()
                     own.root = own.parent = _NOBODY
             mm.vmas.clear()
@@ -476,7 +478,9 @@ class _Replayer:
                 raise self.error(f"names: {len(step.names)} names for the {len(copied)} VMAs "
                                  f"fork copies ({', '.join(v.name for v in copied)})")
             rename = {v.name: str(n) for v, n in zip(copied, step.names)}
-        if len(set(rename.values())) != len(rename):
+        # (the parent's own names are distinct, as every step leaves them: only names given
+        # can clash)
+        if step.names and len(set(rename.values())) != len(rename):
             raise self.error("names: two child VMAs would get the same name")
         child = Mm(step.child)
         # Registered first: after a crash inside anon_vma_fork() the child stays, with the

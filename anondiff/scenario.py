@@ -8,14 +8,14 @@ Addresses are bytes (page aligned, ``PAGE_SIZE`` = 4096); sizes are in pages.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import Final, NamedTuple, Union
 
 from .errors import ScenarioError
 
-PAGE_SIZE = 4096
-PAGE_SHIFT = 12
+PAGE_SIZE: Final = 4096
+PAGE_SHIFT: Final = 12
 #: 47-bit user address space (x86-64 TASK_SIZE without 5-level paging).
-TASK_SIZE = 1 << 47
+TASK_SIZE: Final = 1 << 47
 
 PROT_BITS = ("read", "write", "exec")
 #: "growsdown" is VM_GROWSDOWN (a stack: a fault below it grows it); "noreserve" is

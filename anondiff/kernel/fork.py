@@ -20,10 +20,6 @@ PREPARE: Final = "prepare" # v4.14..v5.5: tmp->anon_vma = NULL; anon_vma_prepare
 EMPTY: Final = "empty"     # v5.6+ ("mm: don't prepare anon_vma if vma has VM_WIPEONFORK"): NULL, no prepare
 
 
-#: what ``next()`` gives once the names run out
-_NO_NAME: Final = ("", "")
-
-
 class DupMmap(NamedTuple):
     vm_prev: str
     wipeonfork: str
@@ -59,17 +55,21 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
         if len(pvmas) >= _progress.THRESHOLD else None
     # The child's names in the parent's order, as the engine builds ``rename``: each taken in
     # turn, looked up only where that order does not hold (a lookup in a large dict misses
-    # the cache; the next entry does not)
-    names = iter(rename.items())
+    # the cache; the next entry does not).  (Two lists indexed, not next() on an iterator:
+    # compiled, next() is a call into the interpreter for every VMA.)
+    olds, news = list(rename), list(rename.values())
+    j = 0
     for i, mpnt in enumerate(pvmas):
         if progress and not i % EVERY:
             progress.update(i)
         flags = mpnt.flags
         if VM_DONTCOPY in flags:
             continue
-        old, name = next(names, _NO_NAME)
-        if old is not mpnt.name:
+        if olds[j] is mpnt.name:
+            name = news[j]
+        else:
             name = rename[mpnt.name]
+        j += 1
         # vm_area_dup() (Vma.dup), inline: this loop is the whole cost of a large fork
         tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, flags, mpnt.file, name)
         tmp.anon_vma = mpnt.anon_vma
@@ -149,7 +149,16 @@ def copy_page_range(parent: Mm, child: Mm, vma: Vma) -> None:
     if vma.anon_vma is None and not vma.avcs:
         return
     pptes, cptes = parent.ptes, child.ptes
-    for p in parent.pages_in(vma.start, vma.end):       # ascending, as the parent's
+    start, end = vma.start, vma.end
+    if end - start <= len(pptes):
+        for p in range(start, end):                     # ascending, as the parent's
+            page = pptes.get(p)                         # (one lookup a page, no list)
+            if page is not None:
+                page.mapcount += 1
+                cptes[p] = page
+        return
+    # more pages than ptes (a large VMA, sparsely faulted): the ptes in it, sorted
+    for p in parent.pages_in(start, end):
         page = pptes[p]
         page.mapcount += 1
         cptes[p] = page

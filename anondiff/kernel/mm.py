@@ -55,7 +55,9 @@ def zap_pages(mm: Mm, start: int, end: int) -> None:
     mm.touch_range(start, end)
     ptes = mm.ptes
     for p in mm.pages_in(start, end, ordered=False):
-        ptes.pop(p).mapcount -= 1
+        page = ptes[p]                  # (not ptes.pop(p): compiled, a method call)
+        del ptes[p]
+        page.mapcount -= 1
 
 
 def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
@@ -68,9 +70,12 @@ def do_munmap(k: Kernel, mm: Mm, start: int, end: int) -> None:
 
 
 def exit_mmap(k: Kernel, mm: Mm) -> None:
-    # the whole address space: 2**64 bytes are 2**52 pages (a bound the compiled model keeps in
-    # a machine integer, where 1 << 64 is an object compared through the interpreter)
-    zap_pages(mm, 0, 1 << 52)
+    # zap_pages() of the whole address space (2**64 bytes are 2**52 pages: a bound the compiled
+    # model keeps in a machine integer), every pte at once
+    mm.touch_range(0, 1 << 52)
+    for page in mm.ptes.values():
+        page.mapcount -= 1
+    mm.ptes.clear()
     for vma in mm.vmas:
         k.policy.unlink_anon_vmas(k, vma)
     mm.vmas.clear()

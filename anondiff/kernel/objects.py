@@ -151,15 +151,26 @@ class AnonVmaChain:
 
 
 class Page:
-    """An anonymous page (folio): ``mapping`` is the anon_vma, ``index`` the linear index."""
+    """An anonymous page (folio): ``mapping`` is the anon_vma, ``index`` the linear index;
+    named ``name``, or ``pg<num>`` when ``name`` is None."""
 
-    __slots__ = ("mapping", "index", "mapcount", "name")
+    __slots__ = ("mapping", "index", "mapcount", "label", "num")
 
-    def __init__(self, mapping: AnonVma, index: int, name: str) -> None:
+    def __init__(self, mapping: AnonVma, index: int, name: str | None, num: int = 0) -> None:
         self.mapping = mapping
         self.index = index
         self.mapcount = 1
-        self.name = name
+        self.label = name
+        self.num = num
+
+    @property
+    def name(self) -> str:
+        """(Made when first read, as :attr:`AnonVma.name`: a replay that draws nothing never
+        reads most of them.)"""
+        label = self.label
+        if label is None:
+            label = self.label = "pg%d" % self.num
+        return label
 
 
 class Vma:
@@ -301,13 +312,16 @@ class Mm:
         return None
 
     def overlapping(self, start: int, end: int) -> list[Vma]:
+        vmas = self.vmas
         i = max(bisect_right(self.starts, start) - 1, 0)
         out = []
-        for vma in self.vmas[i:]:
+        while i < len(vmas):                # (no slice vmas[i:]: a copy of the rest of them)
+            vma = vmas[i]
             if vma.start >= end:
                 break
             if vma.end > start:
                 out.append(vma)
+            i += 1
         return out
 
     def by_name(self, name: str) -> Vma | None:

@@ -233,8 +233,10 @@ def unlink_anon_vmas(k: Kernel, vma: Vma) -> None:
         av = avc.anon_vma
         if av.freed:
             k.event("UAF", ref(vma), f"unlink_anon_vmas: chain links freed {avname(av)}")
-        av.tree.pop(avc, None)
-        if not av.tree:
+        tree = av.tree
+        if avc in tree:                     # (not tree.pop(avc, None): compiled, a method call)
+            del tree[avc]
+        if not tree:
             if av.parent is not None:
                 counters.child_unlinked(av.parent)
             emptied.append(av)

@@ -161,7 +161,7 @@ class Kernel:
 
     # -- pages -------------------------------------------------------------------------------
     def new_page(self, mapping: AnonVma, index: int) -> Page:
-        page = Page(mapping, index, f"pg{self._pages}")
+        page = Page(mapping, index, None, self._pages)      # named pg<n> when first read
         self._pages += 1
         return page
 
