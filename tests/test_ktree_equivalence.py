@@ -351,28 +351,36 @@ def wide_fork_scenario(vmas: int = 300, generations: int = 11) -> str:
     return "\n".join(lines) + "\n"
 
 
+def replays_by_reader(sc, tree, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                      modes: tuple[tuple[str, bool, bool, bool], ...]) -> dict:
+    """The snapshots of ``sc`` under ``tree`` for each (name, bulk_fork, own_chains, sections
+    as bytes) way of reading a fork back."""
+    from anondiff.ktree import binding
+    runs = {}
+    for mode, bulk_fork, own_chains, as_bytes in modes:
+        monkeypatch.setattr(binding.Binding, "bulk_fork", bulk_fork)
+        monkeypatch.setattr(binding.Binding, "own_chains", own_chains)
+        monkeypatch.setattr(binding, "_READBACK_COMPILED", as_bytes)
+        runs[mode] = replay(sc, tree).snapshots
+    return runs
+
+
 @pytest.mark.parametrize("version", sorted(TREES))
 def test_bulk_fork_sections_of_every_width(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The bulk reader (its chains taken from the insertions, or looked up) and the record
     reader agree on forks whose sections need more than a byte a value, go backwards, and
     name an anon_vma past the eighth place of a pair's insertions; and the bulk reader took
     most of its forks."""
-    from anondiff.ktree import binding
     from anondiff.scenario import loads
     tree = tree_policy(version)
     sc = loads(wide_fork_scenario(), "wide.yaml")
     bulk = count_bulk_forks(monkeypatch)
-    runs = {}
     # the sections read as bytes (the compiled readback's way) and as C decodes them (the
     # Python readback's), whichever this readback is
-    for mode, bulk_fork, own_chains, as_bytes in (
-            ("own", True, True, True), ("own, decoded", True, True, False),
-            ("lookup", True, False, True), ("lookup, decoded", True, False, False),
-            ("records", False, True, True)):
-        monkeypatch.setattr(binding.Binding, "bulk_fork", bulk_fork)
-        monkeypatch.setattr(binding.Binding, "own_chains", own_chains)
-        monkeypatch.setattr(binding, "_READBACK_COMPILED", as_bytes)
-        runs[mode] = replay(sc, tree).snapshots
+    runs = replays_by_reader(sc, tree, monkeypatch, (
+        ("own", True, True, True), ("own, decoded", True, True, False),
+        ("lookup", True, False, True), ("lookup, decoded", True, False, False),
+        ("records", False, True, True)))
     # (13 forks a run; 7.2 frees the anon_vma it preallocated where it reuses one: such a fork
     # is read record by record)
     assert bulk[0] >= 4 * 10, bulk[0]
@@ -402,19 +410,13 @@ def test_bulk_fork_runs_of_like_neighbours(version: str, monkeypatch: pytest.Mon
     """Forks read back as runs of like pairs (each run's shared anon_vmas looked up once, the
     new ones made one after another) give what the record-by-record readback gives, and what
     the era's Python policy gives; the bulk reader took the forks with no free in them."""
-    from anondiff.ktree import binding
     from anondiff.scenario import loads
     tree = tree_policy(version)
     sc = loads(like_neighbours_scenario(), "like.yaml")
     bulk = count_bulk_forks(monkeypatch)
-    runs = {}
-    for mode, bulk_fork, own_chains, as_bytes in (
-            ("own", True, True, True), ("own, decoded", True, True, False),
-            ("lookup", True, False, True), ("records", False, True, True)):
-        monkeypatch.setattr(binding.Binding, "bulk_fork", bulk_fork)
-        monkeypatch.setattr(binding.Binding, "own_chains", own_chains)
-        monkeypatch.setattr(binding, "_READBACK_COMPILED", as_bytes)
-        runs[mode] = replay(sc, tree).snapshots
+    runs = replays_by_reader(sc, tree, monkeypatch, (
+        ("own", True, True, True), ("own, decoded", True, True, False),
+        ("lookup", True, False, True), ("records", False, True, True)))
     # (7.2 reuses an exited parent's anon_vma in the last fork, freeing the one it
     # preallocated: that fork is read record by record)
     assert bulk[0] >= 3 * 2, bulk[0]
