@@ -121,6 +121,15 @@ FORK_COLUMNS: Final = ("vma", "start", "pages", "pgoff", "flags", "file", "anon_
 WIDE: Final = 255
 
 
+def _field(v: int, shift: int, wide: list[int]) -> int:
+    """A parent's field ``v`` as its byte of the word at ``shift``: the value itself where it
+    is one below :data:`WIDE`, else WIDE, the value going to ``wide``."""
+    if 0 <= v < WIDE:
+        return v << shift
+    wide.append(v)
+    return WIDE << shift
+
+
 def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
                  flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
                  file_id: dict[object, int], av_at: list[AnonVma | None],
@@ -162,33 +171,13 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
         word = 0
         num = vma.kt
         if 0 < num < nvmas and vma_at[num] is vma:
-            v = 2 * (num - last_num) + 1
+            word = _field(2 * (num - last_num) + 1, 0, wide)
             last_num = num
-            if 0 < v < WIDE:
-                word = v
-            else:
-                word = WIDE
-                wide.append(v)
         start = vma.start
-        v = start - last_start
+        word |= _field(start - last_start, 8, wide)
         last_start = start
-        if 0 <= v < WIDE:
-            word |= v << 8
-        else:
-            word |= WIDE << 8
-            wide.append(v)
-        v = vma.end - start
-        if 0 <= v < WIDE:
-            word |= v << 16
-        else:
-            word |= WIDE << 16
-            wide.append(v)
-        v = vma.pgoff - start
-        if 0 <= v < WIDE:
-            word |= v << 24
-        else:
-            word |= WIDE << 24
-            wide.append(v)
+        word |= _field(vma.end - start, 16, wide)
+        word |= _field(vma.pgoff - start, 24, wide)
         prot, vflags = vma.prot, vma.flags
         if prot is prot1 and (vflags is flags1 or vflags == flags1):
             bits = bits1
@@ -202,35 +191,22 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
                 bits = flag_bits[key]
             prot2, flags2, bits2 = prot1, flags1, bits1
             prot1, flags1, bits1 = prot, vflags, bits
-        if bits < WIDE:
-            word |= bits << 32
-        else:
-            word |= WIDE << 32
-            wide.append(bits)
+        word |= _field(bits, 32, wide)
         file = vma.file
         if file is not last_file or not i:
             fid = file_id.get(file, -1)
             if fid < 0:
                 fid = file_id[file]
             last_file = file
-        if fid < WIDE:
-            word |= fid << 40
-        else:
-            word |= WIDE << 40
-            wide.append(fid)
+        word |= _field(fid, 40, wide)
         av = vma.anon_vma
         if av is not None:
             if av is not last_anon:
                 anum = av_number(av, av_at, av_odd)
                 last_anon = av
             if anum:
-                v = 2 * (anum - last_av) + 1
+                word |= _field(2 * (anum - last_av) + 1, 48, wide)
                 last_av = anum
-                if 0 < v < WIDE:
-                    word |= v << 48
-                else:
-                    word |= WIDE << 48
-                    wide.append(v)
         words[i] = word
     return words, wide, base_num, base_start, base_av
 
