@@ -32,6 +32,8 @@ from anondiff.policies.degree import Degree
 from anondiff.policies.eras import ERA_VARIANTS
 from anondiff.policies.split_counters import SplitCountersPolicy
 from anondiff.scenario import Scenario, load, loads
+from anondiff.search.budget import Budget
+from anondiff.search.generate import generate
 from anondiff.topology import Replay
 from .eras import accepts
 
@@ -753,7 +755,7 @@ def _damage(k: Kernel, rng: random.Random) -> None:
     if not vmas or not live:
         return
     vma, av = rng.choice(vmas), rng.choice(live)
-    kind = rng.choice((0, 0, 1, 1, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7))  # a free: rarer
+    kind = rng.choice((0, 0, 1, 1, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 8, 9))  # a free: rarer
     if kind == 0:                           # anon_vma_clone() linking one too many
         anon_vma_chain_link(k, vma, av)
     elif kind == 1:                         # vma->anon_vma set, no counter bumped, no link
@@ -761,8 +763,8 @@ def _damage(k: Kernel, rng: random.Random) -> None:
         k.dirty_vmas.add(vma)
     elif kind == 2:                         # anon_vma_free() under its users
         k.free_readback(av)
-    elif kind == 3 and vma.avcs:            # a counter of the VMA's chain off by one
-        target = rng.choice(vma.avcs).anon_vma
+    elif kind == 3 and vma.avcs:            # a counter of the VMA's chain or own off by one
+        target = rng.choice([avc.anon_vma for avc in vma.avcs] + [vma.anon_vma or av])
         field = rng.choice(("degree", "num_children", "num_active_vmas", "refcount"))
         setattr(target, field, getattr(target, field) + rng.choice((-1, 1)))
         k.dirty_vmas.add(vma)
@@ -783,6 +785,13 @@ def _damage(k: Kernel, rng: random.Random) -> None:
     elif kind == 7:                         # a counter changed, the anon_vma itself marked
         av.refcount += rng.choice((-1, 1))
         k.dirty_avs.add(av)
+    elif kind == 8 and av.parent is not None:   # anon_vma_fork() giving the wrong parent
+        av.parent = rng.choice(live)
+        k.dirty_avs.add(av)
+    elif kind == 9:                         # ... or the wrong root (its chains span two
+        av.root = rng.choice(live)          # roots now: their VMAs marked, as by a free)
+        k.dirty_avs.add(av)
+        k.dirty_vmas.update(avc.vma for avc in av.tree)
 
 
 class _Damaged(_Replayer):
@@ -814,19 +823,20 @@ def _damaged_run(sc: Scenario, policy: str, how: str, seed: int) -> Replay | str
 @pytest.mark.parametrize("policy", ["split-counters", "degree", "v1", "clone-rework-2026"])
 def test_random_damage_is_found_as_the_full_recount_finds_it(
         policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every shipped scenario, with a policy that breaks something at random after half its
-    steps (links, anon_vma pointers, frees, counters, chain order, pages): after every step
+    """Every shipped scenario and 40 drawn as a search draws them, with a policy that breaks
+    something at random after half its steps (links, anon_vma pointers, frees, counters,
+    chain order, pages, parents and roots): after every step
     the incremental checks hold exactly the full recount's violations, and the findings come
     out the same, in the same order."""
     monkeypatch.chdir(ROOT)
     kinds: Counter[str] = Counter()
-    for n, path in enumerate(SCENARIOS):
-        sc = load(str(path))
+    drawn = [generate(7, i, Budget()) for i in range(40)]
+    for n, sc in enumerate([load(str(path)) for path in SCENARIOS] + drawn):
         if not accepts(sc, policy):
             continue
         for seed in (2 * n, 2 * n + 1):
             runs = [_damaged_run(sc, policy, how, seed) for how in ("incremental", "full")]
-            assert runs[0] == runs[1], (path, seed)
+            assert runs[0] == runs[1], (sc.name, seed)
             if isinstance(runs[0], Replay):
                 kinds.update(f.kind for f in runs[0].final.findings)
     assert {"I1", "I2", "I3", "I4", "I5", "I6", "I6-UAF", "I7-UAF"} <= set(kinds), kinds
