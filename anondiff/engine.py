@@ -224,6 +224,9 @@ class _Replayer:
         self.line = 0
         #: child name -> line of its fork that failed with -ENOMEM
         self.failed_forks: dict[str, int] = {}
+        #: does the policy run dup_mmap() itself (a compiled kernel tree)?  It is then handed
+        #: every copy's name; the model's loop keeps the parent's names when none are given
+        self.own_dup_mmap = type(policy)._own_dup_mmap is not Policy._own_dup_mmap
 
     def error(self, message: str) -> ReplayError:
         where = f"steps[{self.step_no - 1}]: " if self.step_no else ""
@@ -466,6 +469,23 @@ class _Replayer:
         parent = self.mm(step.process)
         if step.child in self.k.mms:
             raise self.error(f"process {step.child!r} already exists")
+        rename: dict[str, str] | None = None    # (None: every copy keeps its parent's name)
+        if step.names or self.own_dup_mmap:
+            rename = self.fork_names(parent, step)
+        child = Mm(step.child)
+        # Registered first: after a crash inside anon_vma_fork() the child stays, with the
+        # VMAs copied before the faulting one (as the kernel-runs reference shows it).
+        self.k.mms[step.child] = child
+        try:
+            dup_mmap(self.k, parent, child, rename)
+        except Enomem:
+            dup_mm_failed(self.k, child)
+            self.failed_forks[step.child] = step.line
+            raise
+
+    def fork_names(self, parent: Mm, step: Fork) -> dict[str, str]:
+        """The child's name of each VMA the fork copies (by the parent's name), as ``names``
+        gives them."""
         copied = [v for v in parent.vmas if VM_DONTCOPY not in v.flags]
         rename = {v.name: v.name for v in copied}
         if step.names and isinstance(step.names[0], tuple):
@@ -482,16 +502,7 @@ class _Replayer:
         # can clash)
         if step.names and len(set(rename.values())) != len(rename):
             raise self.error("names: two child VMAs would get the same name")
-        child = Mm(step.child)
-        # Registered first: after a crash inside anon_vma_fork() the child stays, with the
-        # VMAs copied before the faulting one (as the kernel-runs reference shows it).
-        self.k.mms[step.child] = child
-        try:
-            dup_mmap(self.k, parent, child, rename)
-        except Enomem:
-            dup_mm_failed(self.k, child)
-            self.failed_forks[step.child] = step.line
-            raise
+        return rename
 
     def fault(self, step: Fault) -> None:
         mm = self.mm(step.process)
@@ -694,13 +705,13 @@ class _Replayer:
                 raise failed
             return
         queue = list(names)
-        seen: dict[str, Vma] = {}
+        seen: set[str] = set()
         dups: list[Vma] = []
         for vma in mm.vmas:
             if vma.name in seen:
                 dups.append(vma)
             else:
-                seen[vma.name] = vma
+                seen.add(vma.name)
         for vma in dups:
             if queue:
                 new = queue.pop(0)
@@ -713,7 +724,7 @@ class _Replayer:
                 new = f"{vma.name}.{n}"
             vma.name = new
             mm.touch(vma)
-            seen[new] = vma
+            seen.add(new)
         if failed is not None:
             raise failed
         if queue:
