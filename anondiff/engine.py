@@ -139,15 +139,15 @@ def _replayers(scenarios: Iterable[Scenario], policies: Sequence[Policy | str],
 
 
 def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
-    flags = set(spec.flags)
+    flags = spec.flags
     if spec.shared:
-        flags.add(VM_SHARED)
+        flags = flags | _SHARED
     # VM_ACCOUNT for a private mapping that is writable, or (in a starting layout) faulted: its
     # pages were written, so it was writable once (a forced write being the rare exception).
     # MAP_NORESERVE: accountable_mapping() wants (flags & (VM_NORESERVE | VM_SHARED |
     # VM_WRITE)) == VM_WRITE
     elif ("write" in spec.prot or spec.faulted) and VM_NORESERVE not in spec.flags:
-        flags.add(VM_ACCOUNT)
+        flags = flags | _ACCOUNT
     start = spec.start >> PAGE_SHIFT
     # Anonymous mappings get vm_pgoff = addr >> PAGE_SHIFT; file mappings are modelled as mapped
     # at the file offset equal to their address, which keeps pieces of one mapping linear, unless
@@ -156,8 +156,11 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
     file: str | ShmemFile | None = spec.file
     if spec.shared and file is None:
         file = ShmemFile(spec.name)
-    return Vma(mm, start, spec.end >> PAGE_SHIFT, pgoff, spec.prot, frozenset(flags), file,
-               spec.name)
+    return Vma(mm, start, spec.end >> PAGE_SHIFT, pgoff, spec.prot, flags, file, spec.name)
+
+
+_SHARED: Final = frozenset({VM_SHARED})
+_ACCOUNT: Final = frozenset({VM_ACCOUNT})
 
 
 def _advised(vma: Vma, flag: str, on: bool) -> tuple[frozenset[str], frozenset[str]]:
@@ -264,8 +267,10 @@ class _Replayer:
         self.record()
         # (self.do(), not a bound method in a local: the compiled model calls its own methods
         # directly, a bound method through the interpreter's calling convention)
-        for i, step in enumerate(self.sc.steps, 1):
-            self.step_no, self.line = i, step.line
+        # (enumerate() from 0: the compiled model walks the tuple by index, with a start
+        # argument it iterates it through the interpreter)
+        for i, step in enumerate(self.sc.steps):
+            self.step_no, self.line = i + 1, step.line
             try:
                 self.do(step)
             except KernelCrash as crash:
@@ -366,9 +371,12 @@ class _Replayer:
                     if spec.anon_vma is not None:
                         labelled[spec.anon_vma] = av
                 self.policy.attach_anon_vma(k, vma, av)
-                offsets = range(vma.end - vma.start) if spec.pages is None else spec.pages
-                for off in offsets:
-                    mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
+                if spec.pages is None:      # (a loop of its own: no range object iterated)
+                    for off in range(vma.end - vma.start):
+                        mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
+                else:
+                    for off in spec.pages:
+                        mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
             if progress:
                 progress.close()
 
@@ -719,9 +727,10 @@ class _Replayer:
                     raise self.error(f"names: {mm.name} already has a VMA named {new!r}")
             else:
                 n = 1
-                while f"{vma.name}.{n}" in seen:
+                new = f"{vma.name}.1"
+                while new in seen:
                     n += 1
-                new = f"{vma.name}.{n}"
+                    new = f"{vma.name}.{n}"
             vma.name = new
             mm.touch(vma)
             seen.add(new)
