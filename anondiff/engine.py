@@ -165,6 +165,8 @@ _ACCOUNT: Final = frozenset({VM_ACCOUNT})
 
 def _advised(vma: Vma, flag: str, on: bool) -> tuple[frozenset[str], frozenset[str]]:
     """madvise_update_vma()'s new (prot, flags): ``flag`` set or cleared."""
+    if (flag in vma.flags) == on:
+        return vma.prot, vma.flags      # nothing changes (and no set is made)
     return vma.prot, (vma.flags | {flag}) if on else (vma.flags - {flag})
 
 
