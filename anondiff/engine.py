@@ -226,12 +226,20 @@ class _Replayer:
         self.crashed = False
         self.keep_snapshots = snapshots
         self.step_no = 0
-        self.line = 0
+        #: the step being replayed (None: the starting layout), whose line :attr:`line` reads
+        self.step: Step | None = None
         #: child name -> line of its fork that failed with -ENOMEM
         self.failed_forks: dict[str, int] = {}
         #: does the policy run dup_mmap() itself (a compiled kernel tree)?  It is then handed
         #: every copy's name; the model's loop keeps the parent's names when none are given
         self.own_dup_mmap = type(policy)._own_dup_mmap is not Policy._own_dup_mmap
+
+    @property
+    def line(self) -> int:
+        """The scenario line of the step being replayed (0: the layout).  (Read when a finding
+        or an error is made: reading it from every step, a union of record types, would be a
+        look-up by name each time.)"""
+        return self.step.line if self.step is not None else 0
 
     def error(self, message: str) -> ReplayError:
         where = f"steps[{self.step_no - 1}]: " if self.step_no else ""
@@ -272,7 +280,7 @@ class _Replayer:
         # (enumerate() from 0: the compiled model walks the tuple by index, with a start
         # argument it iterates it through the interpreter)
         for i, step in enumerate(self.sc.steps):
-            self.step_no, self.line = i + 1, step.line
+            self.step_no, self.step = i + 1, step
             try:
                 self.do(step)
             except KernelCrash as crash:
