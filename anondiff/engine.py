@@ -726,10 +726,11 @@ class _Replayer:
         seen: set[str] = set()
         dups: list[Vma] = []
         for vma in mm.vmas:
-            if vma.name in seen:
+            # (one hash operation a VMA: a name seen before leaves the set as large as it was)
+            known = len(seen)
+            seen.add(vma.name)
+            if len(seen) == known:
                 dups.append(vma)
-            else:
-                seen.add(vma.name)
         for vma in dups:
             if queue:
                 new = queue.pop(0)
