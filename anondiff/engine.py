@@ -139,15 +139,15 @@ def _replayers(scenarios: Iterable[Scenario], policies: Sequence[Policy | str],
 
 
 def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
-    flags = set(spec.flags)
+    flags = spec.flags
     if spec.shared:
-        flags.add(VM_SHARED)
+        flags = flags | _SHARED
     # VM_ACCOUNT for a private mapping that is writable, or (in a starting layout) faulted: its
     # pages were written, so it was writable once (a forced write being the rare exception).
     # MAP_NORESERVE: accountable_mapping() wants (flags & (VM_NORESERVE | VM_SHARED |
     # VM_WRITE)) == VM_WRITE
     elif ("write" in spec.prot or spec.faulted) and VM_NORESERVE not in spec.flags:
-        flags.add(VM_ACCOUNT)
+        flags = flags | _ACCOUNT
     start = spec.start >> PAGE_SHIFT
     # Anonymous mappings get vm_pgoff = addr >> PAGE_SHIFT; file mappings are modelled as mapped
     # at the file offset equal to their address, which keeps pieces of one mapping linear, unless
@@ -156,12 +156,17 @@ def _vma_from_spec(mm: Mm, spec: VmaSpec) -> Vma:
     file: str | ShmemFile | None = spec.file
     if spec.shared and file is None:
         file = ShmemFile(spec.name)
-    return Vma(mm, start, spec.end >> PAGE_SHIFT, pgoff, spec.prot, frozenset(flags), file,
-               spec.name)
+    return Vma(mm, start, spec.end >> PAGE_SHIFT, pgoff, spec.prot, flags, file, spec.name)
+
+
+_SHARED: Final = frozenset({VM_SHARED})
+_ACCOUNT: Final = frozenset({VM_ACCOUNT})
 
 
 def _advised(vma: Vma, flag: str, on: bool) -> tuple[frozenset[str], frozenset[str]]:
     """madvise_update_vma()'s new (prot, flags): ``flag`` set or cleared."""
+    if (flag in vma.flags) == on:
+        return vma.prot, vma.flags      # nothing changes (and no set is made)
     return vma.prot, (vma.flags | {flag}) if on else (vma.flags - {flag})
 
 
@@ -221,9 +226,20 @@ class _Replayer:
         self.crashed = False
         self.keep_snapshots = snapshots
         self.step_no = 0
-        self.line = 0
+        #: the step being replayed (None: the starting layout), whose line :attr:`line` reads
+        self.step: Step | None = None
         #: child name -> line of its fork that failed with -ENOMEM
         self.failed_forks: dict[str, int] = {}
+        #: does the policy run dup_mmap() itself (a compiled kernel tree)?  It is then handed
+        #: every copy's name; the model's loop keeps the parent's names when none are given
+        self.own_dup_mmap = type(policy)._own_dup_mmap is not Policy._own_dup_mmap
+
+    @property
+    def line(self) -> int:
+        """The scenario line of the step being replayed (0: the layout).  (Read when a finding
+        or an error is made: reading it from every step, a union of record types, would be a
+        look-up by name each time.)"""
+        return self.step.line if self.step is not None else 0
 
     def error(self, message: str) -> ReplayError:
         where = f"steps[{self.step_no - 1}]: " if self.step_no else ""
@@ -261,8 +277,10 @@ class _Replayer:
         self.record()
         # (self.do(), not a bound method in a local: the compiled model calls its own methods
         # directly, a bound method through the interpreter's calling convention)
-        for i, step in enumerate(self.sc.steps, 1):
-            self.step_no, self.line = i, step.line
+        # (enumerate() from 0: the compiled model walks the tuple by index, with a start
+        # argument it iterates it through the interpreter)
+        for i, step in enumerate(self.sc.steps):
+            self.step_no, self.step = i + 1, step
             try:
                 self.do(step)
             except KernelCrash as crash:
@@ -363,9 +381,12 @@ class _Replayer:
                     if spec.anon_vma is not None:
                         labelled[spec.anon_vma] = av
                 self.policy.attach_anon_vma(k, vma, av)
-                offsets = range(vma.end - vma.start) if spec.pages is None else spec.pages
-                for off in offsets:
-                    mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
+                if spec.pages is None:      # (a loop of its own: no range object iterated)
+                    for off in range(vma.end - vma.start):
+                        mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
+                else:
+                    for off in spec.pages:
+                        mm.ptes[vma.start + off] = k.new_page(av, vma.pgoff + off)
             if progress:
                 progress.close()
 
@@ -466,6 +487,23 @@ class _Replayer:
         parent = self.mm(step.process)
         if step.child in self.k.mms:
             raise self.error(f"process {step.child!r} already exists")
+        rename: dict[str, str] | None = None    # (None: every copy keeps its parent's name)
+        if step.names or self.own_dup_mmap:
+            rename = self.fork_names(parent, step)
+        child = Mm(step.child)
+        # Registered first: after a crash inside anon_vma_fork() the child stays, with the
+        # VMAs copied before the faulting one (as the kernel-runs reference shows it).
+        self.k.mms[step.child] = child
+        try:
+            dup_mmap(self.k, parent, child, rename)
+        except Enomem:
+            dup_mm_failed(self.k, child)
+            self.failed_forks[step.child] = step.line
+            raise
+
+    def fork_names(self, parent: Mm, step: Fork) -> dict[str, str]:
+        """The child's name of each VMA the fork copies (by the parent's name), as ``names``
+        gives them."""
         copied = [v for v in parent.vmas if VM_DONTCOPY not in v.flags]
         rename = {v.name: v.name for v in copied}
         if step.names and isinstance(step.names[0], tuple):
@@ -482,16 +520,7 @@ class _Replayer:
         # can clash)
         if step.names and len(set(rename.values())) != len(rename):
             raise self.error("names: two child VMAs would get the same name")
-        child = Mm(step.child)
-        # Registered first: after a crash inside anon_vma_fork() the child stays, with the
-        # VMAs copied before the faulting one (as the kernel-runs reference shows it).
-        self.k.mms[step.child] = child
-        try:
-            dup_mmap(self.k, parent, child, rename)
-        except Enomem:
-            dup_mm_failed(self.k, child)
-            self.failed_forks[step.child] = step.line
-            raise
+        return rename
 
     def fault(self, step: Fault) -> None:
         mm = self.mm(step.process)
@@ -694,13 +723,14 @@ class _Replayer:
                 raise failed
             return
         queue = list(names)
-        seen: dict[str, Vma] = {}
+        seen: set[str] = set()
         dups: list[Vma] = []
         for vma in mm.vmas:
-            if vma.name in seen:
+            # (one hash operation a VMA: a name seen before leaves the set as large as it was)
+            known = len(seen)
+            seen.add(vma.name)
+            if len(seen) == known:
                 dups.append(vma)
-            else:
-                seen[vma.name] = vma
         for vma in dups:
             if queue:
                 new = queue.pop(0)
@@ -708,12 +738,13 @@ class _Replayer:
                     raise self.error(f"names: {mm.name} already has a VMA named {new!r}")
             else:
                 n = 1
-                while f"{vma.name}.{n}" in seen:
+                new = f"{vma.name}.1"
+                while new in seen:
                     n += 1
-                new = f"{vma.name}.{n}"
+                    new = f"{vma.name}.{n}"
             vma.name = new
             mm.touch(vma)
-            seen[new] = vma
+            seen.add(new)
         if failed is not None:
             raise failed
         if queue:

@@ -1326,11 +1326,13 @@ def test_wipeonfork_prepare_at_fork_looks_at_the_parents_next_vma(policy: str, w
 
 
 @pytest.mark.parametrize("handled", [True, False])
-def test_a_policy_may_do_dup_mmap_itself(handled: bool) -> None:
+@pytest.mark.parametrize("names", [True, False])
+def test_a_policy_may_do_dup_mmap_itself(handled: bool, names: bool) -> None:
     """dup_mmap(): a policy with its own ``_own_dup_mmap(k, parent, child, rename)`` (a
     compiled kernel tree forks every VMA in one call into C) is asked first, with the kernel,
-    the parent's and the child's mm and the names the child's VMAs take; when it says it did
-    the fork the model's loop (one anon_vma_fork() per VMA) is skipped, else it runs."""
+    the parent's and the child's mm and the names the child's VMAs take (every copy's, also
+    for a fork that gives no ``names``); when it says it did the fork the model's loop (one
+    anon_vma_fork() per VMA) is skipped, else it runs."""
     base = type(get("split-counters"))
     asked: list[tuple] = []
     forked: list[str] = []
@@ -1346,12 +1348,13 @@ def test_a_policy_may_do_dup_mmap_itself(handled: bool) -> None:
             forked.append(vma.name)
             return super().anon_vma_fork(k, vma, pvma, ctx)
 
+    fork = "{fork: P, child: C, names: {A: A2}}" if names else "{fork: P, child: C}"
     t = replay(loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + FORK_CTX
-                     + "steps:\n  - {fork: P, child: C, names: {A: A2}}\n", "x.yaml"),
-               OwnFork()).final
-    assert asked == [("Kernel", "P", "C", {"A": "A2", "B": "B"})]
-    assert forked == ([] if handled else ["A2", "B"])
-    assert [v.name for v in t.process("C").vmas] == ([] if handled else ["A2", "B"])
+                     + f"steps:\n  - {fork}\n", "x.yaml"), OwnFork()).final
+    a = "A2" if names else "A"
+    assert asked == [("Kernel", "P", "C", {"A": a, "B": "B"})]
+    assert forked == ([] if handled else [a, "B"])
+    assert [v.name for v in t.process("C").vmas] == ([] if handled else [a, "B"])
 
 
 def test_fork_shares_no_page_past_the_vmas_end() -> None:
@@ -1467,12 +1470,13 @@ def test_mprotect_merges_into_the_next_vma(policy: str) -> None:
 
 # -- dup_mmap()'s child names ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("order", ["parent's", "reversed", "equal strings"])
+@pytest.mark.parametrize("order", ["parent's", "reversed", "equal strings", "none"])
 def test_dup_mmap_names_each_copy_by_rename(order: str) -> None:
     """dup_mmap() takes the child's names from ``rename`` in the parent's order when the dict
     follows it (as the engine builds it) and looks each one up otherwise: a dict in another
     order, or keyed by equal strings that are other objects, names every copy the same.  A
-    VM_DONTCOPY VMA is skipped and has no entry."""
+    VM_DONTCOPY VMA is skipped and has no entry.  Without ``rename`` (a fork without
+    ``names``) every copy keeps its parent's name, and the policy is not asked to fork."""
     from anondiff.kernel.fork import dup_mmap
     from anondiff.kernel.objects import VM_DONTCOPY
     k = Kernel(get("split-counters"))
@@ -1488,9 +1492,24 @@ def test_dup_mmap_names_each_copy_by_rename(order: str) -> None:
     elif order == "equal strings":
         pairs = [("".join(list(old)), new) for old, new in pairs]
     child = Mm("C")
+    if order == "none":
+        k.policy = _NeverOwnsFork()
+        dup_mmap(k, parent, child)
+        assert [(v.name, v.start) for v in child.vmas] == [("v0", 0x10), ("v2", 0x30),
+                                                           ("v3", 0x40)]
+        return
     dup_mmap(k, parent, child, dict(pairs))
     assert [(v.name, v.start) for v in child.vmas] == [("cv0", 0x10), ("cv2", 0x30),
                                                        ("cv3", 0x40)]
+
+
+class _NeverOwnsFork(type(get("split-counters"))):  # type: ignore[misc]
+    """split-counters, failing any test that asks it to run dup_mmap() itself."""
+
+    name = "never-owns-fork"
+
+    def _own_dup_mmap(self, k, parent, child, rename):  # type: ignore[no-untyped-def]
+        raise AssertionError("asked to fork without the names")
 
 
 def test_chain_links_mark_vmas_only_in_mms_the_checks_know() -> None:

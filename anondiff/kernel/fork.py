@@ -39,9 +39,13 @@ class ForkContext:
         self.scratch: dict = {}             # per-fork state a policy may keep
 
 
-def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
+def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str] | None = None) -> None:
+    """``rename``: the child's name of each VMA copied, by its parent's name; None: each copy
+    keeps its parent's name (a fork without ``names``: no dict built, none looked up).  A policy
+    that runs dup_mmap() itself (``Policy._own_dup_mmap``) is asked only when given ``rename``:
+    the engine always builds it for such a policy."""
     policy = k.policy
-    if policy._own_dup_mmap(k, parent, child, rename):
+    if rename is not None and policy._own_dup_mmap(k, parent, child, rename):
         return  # a compiled tree: all of its anon_vma_fork() calls in one C call
     era: DupMmap = policy.dup_mmap
     pvmas = parent.vmas
@@ -57,7 +61,7 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
     # turn, looked up only where that order does not hold (a lookup in a large dict misses
     # the cache; the next entry does not).  (Two lists indexed, not next() on an iterator:
     # compiled, next() is a call into the interpreter for every VMA.)
-    olds, news = list(rename), list(rename.values())
+    olds, news = (list(rename), list(rename.values())) if rename is not None else ([], [])
     j = 0
     for i, mpnt in enumerate(pvmas):
         if progress and not i % EVERY:
@@ -65,11 +69,14 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> None:
         flags = mpnt.flags
         if VM_DONTCOPY in flags:
             continue
-        if olds[j] is mpnt.name:
+        if rename is None:
+            name = mpnt.name
+        elif olds[j] is mpnt.name:
             name = news[j]
+            j += 1
         else:
             name = rename[mpnt.name]
-        j += 1
+            j += 1
         # vm_area_dup() (Vma.dup), inline: this loop is the whole cost of a large fork
         tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, flags, mpnt.file, name)
         tmp.anon_vma = mpnt.anon_vma

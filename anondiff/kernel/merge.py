@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Final
 
 
+from ..scenario import PAGE_SHIFT
 from .objects import (VM_CLOSE, VM_SOFTDIRTY, Mm, ShmemFile, Vma, VmaOp, bisect_left,
                       flags_match)
 from .rmap import avname, ref
@@ -150,7 +151,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
     """Try to merge [start, end) of ``middle``, about to get ``prot``/``flags``, with its
     neighbours (``with_next`` False: with the previous one only).  Returns the VMA now holding
     the range, or None when nothing merged."""
-    if flags & VM_SPECIAL:
+    if not flags.isdisjoint(VM_SPECIAL):   # (flags & VM_SPECIAL: a set made for each call)
         return None
     mm = middle.mm
     pgoff = middle.pgoff + (start - middle.start)
@@ -215,7 +216,7 @@ def merge_existing(k: Kernel, middle: Vma, start: int, end: int,
 
 def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
     """vma_merge_new_range() for an mmap: the new range has no anon_vma yet."""
-    if new.flags & VM_SPECIAL:
+    if not new.flags.isdisjoint(VM_SPECIAL):
         return None
     i = bisect_left(mm.starts, new.start)
     prev = mm.vmas[i - 1] if i > 0 else None
@@ -225,6 +226,8 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
                                    new.prot, new.flags)
     if merge_left and merge_right and not may_remove(k, next):  # type: ignore[arg-type]
         merge_right = False         # vma_merge_new_range(): "reduce the operation"
+    if not merge_left and not merge_right:
+        return None
     # __mmap_region(): a new (or expanded) mapping is soft-dirty (vm_flags_set(vma,
     # VM_SOFTDIRTY)); the model sets it only where the scenario stated it for the new range
     keep = frozenset({VM_SOFTDIRTY}) | k.policy.sticky_flags
@@ -255,5 +258,4 @@ def merge_new(k: Kernel, mm: Mm, new: Vma) -> Vma | None:
 
 
 def _range(start: int, end: int) -> str:
-    from ..scenario import PAGE_SHIFT
     return f"[{start << PAGE_SHIFT:#x}, {end << PAGE_SHIFT:#x})"

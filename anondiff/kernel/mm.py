@@ -156,7 +156,8 @@ def write_fault(k: Kernel, vma: Vma, page_no: int) -> None:
         return                          # page cache, never anon
     mm = vma.mm
     k.dirty_vmas.add(vma)               # its ptes change
-    k.policy.anon_vma_prepare(k, vma, mm.prev(vma), mm.next(vma))
+    prev, next = mm.neighbours(vma)
+    k.policy.anon_vma_prepare(k, vma, prev, next)
     index = vma.pgoff + (page_no - vma.start)
     page = mm.ptes.get(page_no)
     if page is not None and page.mapcount == 1:

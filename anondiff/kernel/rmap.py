@@ -221,8 +221,9 @@ def put_anon_vma(k: Kernel, av: AnonVma) -> None:
 
 def unlink_anon_vmas(k: Kernel, vma: Vma) -> None:
     """unlink_anon_vmas(): drop every chain of the VMA; put the anon_vmas whose tree emptied."""
-    if k.policy.unlink_returns_if_unfaulted and vma.anon_vma is None:
-        # 2026: return at once, warning if the chain is not empty.
+    # 2026: return at once, warning if the chain is not empty.  (The VMA's field tested first:
+    # the policy's class setting is a look-up by name.)
+    if vma.anon_vma is None and k.policy.unlink_returns_if_unfaulted:
         if vma.avcs:
             k.event("VM_WARN_ON_ONCE", ref(vma), "unlink_anon_vmas: no anon_vma but a chain")
         return

@@ -116,8 +116,11 @@ class Kernel:
     def reserve(self, label: str) -> None:
         """A label the scenario gives (``anon_vma: LABEL``): when it is of the form ``AV<n>``,
         automatic names skip its number (a label of another form cannot clash with them)."""
-        if label.startswith("AV") and label[2:].isdigit() and str(int(label[2:])) == label[2:]:
-            self._taken_numbers.add(int(label[2:]))
+        digits = label[2:]
+        if label.startswith("AV") and digits.isdigit():
+            n = int(digits)
+            if str(n) == digits:            # (AV07 is a label like any other)
+                self._taken_numbers.add(n)
 
     def name(self, av: AnonVma, label: str | None = None) -> None:
         """Name ``av`` (``label``, or the next automatic number) in naming order."""
