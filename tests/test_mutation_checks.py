@@ -840,3 +840,27 @@ def test_random_damage_is_found_as_the_full_recount_finds_it(
             if isinstance(runs[0], Replay):
                 kinds.update(f.kind for f in runs[0].final.findings)
     assert {"I1", "I2", "I3", "I4", "I5", "I6", "I6-UAF", "I7-UAF"} <= set(kinds), kinds
+
+
+#: two VMAs of P share AV0 from the start (the seed thread's SRC VMAs)
+SHARED_AT_START = """
+description: two VMAs sharing one anon_vma in the starting layout
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 1, prot: rw, faulted: true, anon_vma: AV0}
+      - {name: b, start: 0x102000, pages: 1, prot: r, faulted: true, anon_vma: AV0}
+      - {name: z, start: 0x200000, pages: 1, prot: rw, faulted: true}
+steps:
+  - {fork: P, child: C}
+"""
+
+
+def test_a_group_broken_in_the_starting_layout_is_found_at_step_0() -> None:
+    """The first round of the checks (the starting layout, step 0) looks at every I3 group as
+    any later round does: P/b's chain made to differ from P/a's (z's anon_vma linked in by a
+    buggy policy) before the layout's checks is an I3 finding at step 0."""
+    def link_z(k: Kernel) -> None:
+        anon_vma_chain_link(k, _vma(k, "P/b"), _vma(k, "P/z").anon_vma)
+    found = _findings(SHARED_AT_START, {0: link_z})
+    assert ("I3", "P/a+b", "same anon_vma AV0, different chains", 0, True) in found
