@@ -11,6 +11,12 @@ scenario writer turns them into VMA names once the shrunk scenario is known.
 The steps are those of ``tests/test_stateful.py``: fork (often the youngest process, to grow
 the lineages anon_vma reuse needs), exit, write faults, mprotect, munmap, madvise, mmap and
 mremap (moves of one page) in a 16-page window, so that VMAs abut, split and merge often.
+
+The page model of a process (:class:`_Proc`) is a bit mask of the window's mapped pages and a
+list of each page's bits; "the k-th mapped page" (what ``sorted(pages)[k]`` was) is found by
+walking the mask.  Every draw is the one the model as dicts and lists made, in the same order:
+scenario *i* of seed *s* has not changed since the generator was first written this way
+(tests/test_search_generate.py holds a digest of them).
 """
 from __future__ import annotations
 
@@ -34,10 +40,7 @@ MAX_ALIVE: Final = 4                  # processes at once
 FILE: Final = "lib"                          # the one file: private file VMAs are pgoff-linear
 PROTS: Final = {"rw": frozenset({"read", "write"}), "r": frozenset({"read"}),
          "rx": frozenset({"read", "exec"})}
-_PROT_NAMES: Final = sorted(PROTS)
 ADVICE: Final = ("dontfork", "dofork", "wipeonfork", "keeponfork")
-_KINDS: Final = ("anon",) * 6 + ("file",) * 2 + ("shared",)
-_LAYOUT_PROTS: Final = ("r", "rw", "rw", "rw", "rx")
 
 #: How often each event is drawn, relative to the others.  Forks and exits are frequent:
 #: reuse needs lineages whose anon_vmas are left with no VMA and one child.
@@ -58,7 +61,16 @@ ANON: Final = 0
 FILE_BACKED: Final = 0b10000
 SHARED: Final = 0b100000
 PROT_ORDER: Final = ("r", "rw", "rx")
-_PROT_INDEX: Final = {PROTS[name]: i for i, name in enumerate(PROT_ORDER)}
+#: PROTS in PROT_ORDER: a page's protection bits index it
+_PROT_SETS: Final = tuple(PROTS[name] for name in PROT_ORDER)
+RW: Final = 1                         # "rw"'s index
+#: what a new VMA is, drawn with equal chances from these: the backing, then the protection
+_KINDS: Final = (ANON,) * 6 + (FILE_BACKED,) * 2 + (SHARED,)
+_LAYOUT_PROTS: Final = (0, 1, 1, 1, 2)     # r, rw, rw, rw, rx
+#: every page of the window mapped
+FULL: Final = (1 << WINDOW) - 1
+#: the window's page i as an address, made once: a Python int each, not one per record
+_ADDR: Final[tuple[object, ...]] = tuple((BASE + i) << PAGE_SHIFT for i in range(WINDOW + 1))
 
 
 def _pick(r: Random, seq):  # type: ignore[no-untyped-def]
@@ -106,9 +118,67 @@ def _sample(r: Random, n: int, k: int) -> list[int]:
     return out
 
 
+# -- the page model ------------------------------------------------------------------------------
+
+class _Proc:
+    """A process of the page model: ``mapped`` has bit i set when page ``BASE + i`` of the
+    window is mapped, and then ``pages[i]`` is that page's bits (stale when it is not)."""
+
+    __slots__ = ("name", "generation", "mapped", "pages")
+
+    def __init__(self, name: str, generation: int, mapped: int, pages: list[int]) -> None:
+        self.name = name
+        self.generation = generation
+        self.mapped = mapped
+        self.pages = pages
+
+
+def _count(mask: int) -> int:
+    """How many bits ``mask`` has set."""
+    n = 0
+    while mask:
+        mask &= mask - 1
+        n += 1
+    return n
+
+
+def _nth(mask: int, k: int) -> int:
+    """The index of the k-th bit set in ``mask`` (from 0, lowest first): the k-th element of
+    the sorted list of the pages it stands for."""
+    i = 0
+    while True:
+        if mask >> i & 1:
+            if k == 0:
+                return i
+            k -= 1
+        i += 1
+
+
+def _draw(st: _State, mask: int) -> int:
+    """``sorted(pages)[int(random() * len(pages))]`` of the pages in ``mask`` (not empty)."""
+    return _nth(mask, int(st.random() * _count(mask)))
+
+
+def _map(proc: _Proc, start: int, end: int, bits: int) -> None:
+    """Pages ``start .. end - 1`` of the window mapped, with ``bits``."""
+    pages = proc.pages
+    for i in range(start, end):
+        pages[i] = bits
+    proc.mapped |= ((1 << (end - start)) - 1) << start
+
+
+def _room(proc: _Proc, start: int) -> int:
+    """Free pages from ``start`` on, up to the next mapped one or the window's end."""
+    mapped = proc.mapped
+    room = 0
+    while start + room < WINDOW and not mapped >> (start + room) & 1:
+        room += 1
+    return room
+
+
 class _State:
-    __slots__ = ("r", "random", "budget", "processes", "generations", "double_fork", "space",
-                 "generation", "alive", "born", "steps", "serial")
+    __slots__ = ("r", "random", "budget", "processes", "generations", "double_fork", "alive",
+                 "born", "steps", "serial")
 
     def __init__(self, r: Random, budget: Budget) -> None:
         self.r = r
@@ -119,19 +189,31 @@ class _State:
         self.processes = budget.processes
         self.generations = budget.generations
         self.double_fork = "exit" in budget.events
-        self.space: dict[str, dict[int, int]] = {}     # process -> page -> bits
-        self.generation: dict[str, int] = {}
-        self.alive: list[str] = []                      # in creation order
+        self.alive: list[_Proc] = []                    # in creation order
         self.born = 0
         self.steps: list[Step] = []
         self.serial = 0
 
-    def fresh(self, prefix: str) -> str:
+    def fresh(self, names: tuple[str, ...], prefix: str) -> str:
+        """The next name: ``prefix`` and the serial number (``names``: the first ones, made
+        once)."""
         self.serial += 1
+        if self.serial < len(names):
+            return names[self.serial]
         return f"{prefix}{self.serial}"
 
 
-_DECKS: Final[dict[tuple[str, ...], list]] = {}  # type: ignore[type-arg]
+def _names(prefix: str) -> tuple[str, ...]:
+    return tuple(f"{prefix}{i}" for i in range(128))
+
+
+_V: Final = _names("v")
+_P: Final = _names("p")
+_M: Final = _names("m")
+
+#: the events, as the numbers generate() dispatches on
+_EVENTS: Final = ("fork", "exit", "write", "mprotect", "madvise", "munmap", "mmap", "mremap")
+_DECKS: Final[dict[tuple[str, ...], list[int]]] = {}
 
 
 def generate(seed: int, index: int, budget: Budget) -> Scenario:
@@ -142,13 +224,29 @@ def generate(seed: int, index: int, budget: Budget) -> Scenario:
     n = 1 + int(st.random() * budget.steps)
     deck = _DECKS.get(budget.events)
     if deck is None:
-        deck = _DECKS[budget.events] = [_EVENT[e] for e in budget.events
+        deck = _DECKS[budget.events] = [_EVENTS.index(e) for e in budget.events
                                         for _ in range(WEIGHTS[e])]
     random_, size, steps = st.random, len(deck), st.steps
     tries = 0
     while len(steps) < n and tries < 4 * n:
         tries += 1
-        deck[int(random_() * size)](st)
+        e = deck[int(random_() * size)]
+        if e == 0:
+            _fork(st)
+        elif e == 1:
+            _exit(st)
+        elif e == 2:
+            _write(st)
+        elif e == 3:
+            _mprotect(st)
+        elif e == 4:
+            _madvise(st)
+        elif e == 5:
+            _munmap(st)
+        elif e == 6:
+            _mmap(st)
+        else:
+            _mremap(st)
     return _tuple(_SCENARIO, ("<search>", "", processes, tuple(st.steps), None, (), "found"))
 
 
@@ -162,50 +260,51 @@ def _layout(st: _State) -> tuple[ProcessSpec, ...]:
     left = budget.vmas
     out = []
     for i, name in enumerate(names):
-        st.space[name] = {}
-        st.generation[name] = 0
-        st.alive.append(name)
+        proc = _Proc(name, 0, 0, [0] * WINDOW)
+        st.alive.append(proc)
         st.born += 1
         specs: list[VmaSpec] = []
+        starts: list[int] = []
         if i == 0 and r.random() < 0.5:
             # one faulted anonymous mapping, which mprotect will split: the thread's SRC1..SRCn
             pages = _randint(r, 2, MAX_PAGES)
-            start = BASE + _randint(r, 0, 2)
-            specs.append(_vma(st.fresh("v"), start << PAGE_SHIFT, (start + pages) << PAGE_SHIFT,
-                              PROTS["rw"], _NO_FLAGS, faulted=True))
+            start = _randint(r, 0, 2)
+            specs.append(_vma(st.fresh(_V, "v"), _ADDR[start], (BASE + start + pages) << PAGE_SHIFT,
+                              _PROT_SETS[RW], _NO_FLAGS, faulted=True))
+            starts.append(start)
+            _map(proc, start, start + pages, RW | ANON)
             left -= 1
         else:
             want = _randint(r, 1, max(1, min(3, left - (len(names) - 1 - i))))
             label = f"{name}_AV"
             for _ in range(want):
-                spec = _layout_vma(st, name, label)
-                if spec is None:
+                free = FULL & ~proc.mapped
+                if not free:
                     break
-                specs.append(spec)
+                start = _nth(free, int(r.random() * _count(free)))
+                # in address order
+                k = len(starts)
+                while k and starts[k - 1] > start:
+                    k -= 1
+                specs.insert(k, _layout_vma(st, proc, label, start))
+                starts.insert(k, start)
                 left -= 1
-        for spec in specs:
-            _map(st, name, spec)
-        out.append(_tuple(_PROCESSSPEC, (name, tuple(sorted(specs, key=_start)), 0)))
+        out.append(_tuple(_PROCESSSPEC, (name, tuple(specs), 0)))
     return tuple(out)
 
 
-def _layout_vma(st: _State, process: str, label: str) -> VmaSpec | None:
+def _layout_vma(st: _State, proc: _Proc, label: str, start: int) -> VmaSpec:
     r = st.r
-    free = [p for p in range(BASE, BASE + WINDOW) if p not in st.space[process]]
-    if not free:
-        return None
-    start = _pick(r, free)
-    room = _room(st.space[process], start)
-    name = st.fresh("v")
+    room = _room(proc, start)
+    name = st.fresh(_V, "v")
     size, kind, prot = _draw_vma(r, room)
-    if kind == "shared":
-        spec = _make_spec(name, start, size, prot, kind)
-        _map(st, process, spec)
-        return spec
-    file = FILE if kind == "file" else None
+    end = start + size
+    if kind == SHARED:
+        _map(proc, start, end, prot | SHARED)
+        return _vma(name, _ADDR[start], _ADDR[end], _PROT_SETS[prot], _NO_FLAGS, True)
+    file = FILE if kind == FILE_BACKED else None
     dontcopy = r.random() < 0.1
     wipeonfork = file is None and r.random() < 0.1
-    flags = _FLAGS[dontcopy, wipeonfork]
     how = r.random()
     faulted, offsets = how < 0.75, None
     if faulted and how > 0.6:
@@ -214,54 +313,26 @@ def _layout_vma(st: _State, process: str, label: str) -> VmaSpec | None:
         if len(offsets) == size:
             offsets = None                   # every page: faulted: true
     anon_vma = label if faulted and file is None and r.random() < 0.5 else None
-    spec = _vma(name, start << PAGE_SHIFT, (start + size) << PAGE_SHIFT, prot, flags, False, file,
-                faulted, offsets, anon_vma)
     # the model's page table: reserve before the next draw sees the space
-    _map(st, process, spec)
-    return spec
+    _map(proc, start, end, prot | kind | (DONTCOPY if dontcopy else 0)
+         | (WIPEONFORK if wipeonfork else 0))
+    return _vma(name, _ADDR[start], _ADDR[end], _PROT_SETS[prot], _FLAGS[dontcopy, wipeonfork],
+                False, file, faulted, offsets, anon_vma)
 
 
-def _start(spec: VmaSpec) -> int:
-    return spec.start
-
-
-def _room(space: dict[int, int], start: int) -> int:
-    room = 0
-    while start + room < BASE + WINDOW and start + room not in space:
-        room += 1
-    return room
-
-
-def _draw_vma(r: Random, room: int) -> tuple[int, str, frozenset[str]]:
-    """A new VMA's size in pages (at most ``room``), kind and protection."""
+def _draw_vma(r: Random, room: int) -> tuple[int, int, int]:
+    """A new VMA's size in pages (at most ``room``), backing (of _KINDS) and protection (an
+    index in PROT_ORDER)."""
     pages = _randint(r, 1, min(MAX_PAGES, room))
-    kind = _pick(r, _KINDS)
-    return pages, kind, PROTS[_pick(r, _LAYOUT_PROTS)]
-
-
-def _make_spec(name: str, start: int, pages: int, prot: frozenset[str], kind: str) -> VmaSpec:
-    return _vma(name, start << PAGE_SHIFT, (start + pages) << PAGE_SHIFT, prot, _NO_FLAGS,
-                kind == "shared", FILE if kind == "file" else None)
-
-
-def _vma_spec(st: _State, name: str, start: int, room: int) -> VmaSpec:
-    pages, kind, prot = _draw_vma(st.r, room)
-    return _make_spec(name, start, pages, prot, kind)
+    kind = _KINDS[int(r.random() * 9)]
+    return pages, kind, _LAYOUT_PROTS[int(r.random() * 5)]
 
 
 _NO_FLAGS: Final[frozenset[str]] = frozenset()
 #: (dontcopy, wipeonfork) -> the layout VMA's flags
 _FLAGS: Final = {(d, w): frozenset({"dontcopy"} if d else set()) | ({"wipeonfork"} if w else set())
           for d in (False, True) for w in (False, True)}
-
-
-def _map(st: _State, process: str, spec: VmaSpec) -> None:
-    page = (_PROT_INDEX[spec.prot] | (DONTCOPY if "dontcopy" in spec.flags else 0)
-            | (WIPEONFORK if "wipeonfork" in spec.flags else 0)
-            | (SHARED if spec.shared else FILE_BACKED if spec.file is not None else ANON))
-    space = st.space[process]
-    for p in range(spec.start >> PAGE_SHIFT, spec.end >> PAGE_SHIFT):
-        space[p] = page
+assert len(_KINDS) == 9 and len(_LAYOUT_PROTS) == 5
 
 
 # -- the steps' records, made directly ----------------------------------------------------------
@@ -301,17 +372,19 @@ assert Scenario._fields == ("path", "description", "processes", "steps", "polici
                             "expectations", "name")
 
 
-def _vma(name: str, start: int, end: int, prot: frozenset[str], flags: frozenset[str],
+def _vma(name: str, start: object, end: object, prot: frozenset[str], flags: frozenset[str],
          shared: bool = False, file: str | None = None, faulted: bool = False,
          pages: tuple[int, ...] | None = None, anon_vma: str | None = None) -> VmaSpec:
-    """``VmaSpec(name, start, end, prot, flags, shared, file, faulted, pages, anon_vma)``."""
+    """``VmaSpec(name, start, end, prot, flags, shared, file, faulted, pages, anon_vma)``
+    (``start`` and ``end`` ints, taken as objects: :data:`_ADDR`'s, not boxed again)."""
     return _tuple(_VMASPEC, (name, start, end, prot, flags, shared, file, faulted, pages,
                             anon_vma, 0, None))
 
 
 def _target(process: str, start: int, end: int) -> Target:
-    """``Target(process, None, start << PAGE_SHIFT, end << PAGE_SHIFT)``: pages to bytes."""
-    return _tuple(_TARGET, (process, None, start << PAGE_SHIFT, end << PAGE_SHIFT))
+    """``Target(process, None, ...)`` of pages ``start .. end - 1`` of the window, in bytes."""
+    return _tuple(_TARGET, (process, None, _ADDR[start], _ADDR[end]))
+
 
 
 # -- steps ---------------------------------------------------------------------------------------
@@ -322,24 +395,27 @@ def _fork(st: _State) -> None:
         return
     # the youngest half the time: deep lineages
     parent = alive[-1] if st.random() < 0.5 else alive[int(st.random() * len(alive))]
-    if st.generation[parent] >= st.generations:
+    if parent.generation >= st.generations:
         return
-    child = st.fresh("p")
-    st.generation[child] = st.generation[parent] + 1
-    alive.append(child)
+    name = st.fresh(_P, "p")
+    # VM_DONTCOPY pages are not copied
+    pages = parent.pages
+    mapped = parent.mapped
+    for i in range(WINDOW):
+        if pages[i] & DONTCOPY:
+            mapped &= ~(1 << i)
+    alive.append(_Proc(name, parent.generation + 1, mapped, pages[:]))
     st.born += 1
-    st.space[child] = {p: a for p, a in st.space[parent].items() if not a & DONTCOPY}
-    st.steps.append(_tuple(_FORK, (parent, child, None, 0)))
+    st.steps.append(_tuple(_FORK, (parent.name, name, None, 0)))
     if st.double_fork and st.random() < 0.3:
         # a daemon's double fork: the parent's anon_vmas are left with no VMA and one child,
         # which is what the reuse at the next fork looks for (spec 3 and 7)
         _gone(st, parent)
 
 
-def _gone(st: _State, process: str) -> None:
-    del st.space[process]
-    st.alive.remove(process)
-    st.steps.append(_tuple(_EXIT, (process, 0)))
+def _gone(st: _State, proc: _Proc) -> None:
+    st.alive.remove(proc)
+    st.steps.append(_tuple(_EXIT, (proc.name, 0)))
 
 
 def _exit(st: _State) -> None:
@@ -350,109 +426,132 @@ def _exit(st: _State) -> None:
     _gone(st, alive[0] if st.random() < 0.3 else alive[int(st.random() * (len(alive) - 1))])
 
 
-def _with_pages(st: _State) -> str | None:
-    alive = [p for p in st.alive if st.space[p]]
-    return alive[int(st.random() * len(alive))] if alive else None
-
-
-def _any_page(st: _State, space: dict[int, int]) -> int:
-    pages = sorted(space)
-    return pages[int(st.random() * len(pages))]
+def _with_pages(st: _State) -> _Proc | None:
+    """One of the processes alive that have pages mapped, or None (no draw) when none has."""
+    n = 0
+    for proc in st.alive:
+        if proc.mapped:
+            n += 1
+    if not n:
+        return None
+    k = int(st.random() * n)
+    for proc in st.alive:
+        if proc.mapped:
+            if not k:
+                return proc
+            k -= 1
+    raise AssertionError("unreachable")
 
 
 def _write(st: _State) -> None:
-    process = _with_pages(st)
-    if process is None:
+    proc = _with_pages(st)
+    if proc is None:
         return
-    page = _any_page(st, st.space[process])
-    st.steps.append(_tuple(_FAULT, (process, None, (), page << PAGE_SHIFT, "write", 0)))
+    page = _draw(st, proc.mapped)
+    st.steps.append(_tuple(_FAULT, (proc.name, None, (), _ADDR[page], "write", 0)))
 
 
-def _mapped_range(st: _State, space: dict[int, int]) -> tuple[int, int]:
+def _mapped_range(st: _State, proc: _Proc) -> tuple[int, int]:
     """A short range of mapped pages with no hole (mprotect and madvise need one)."""
-    start = _any_page(st, space)
+    mapped = proc.mapped
+    start = _draw(st, mapped)
     end = start + 1
-    while end in space and st.random() < 0.6:
+    while end < WINDOW and mapped >> end & 1 and st.random() < 0.6:
         end += 1
     return start, end
 
 
 def _mprotect(st: _State) -> None:
-    process = _with_pages(st)
-    if process is None:
+    proc = _with_pages(st)
+    if proc is None:
         return
-    space = st.space[process]
-    start, end = _mapped_range(st, space)
-    i = int(st.random() * 3)
-    for p in range(start, end):
-        space[p] = (space[p] & ~PROT_MASK) | i
-    st.steps.append(_tuple(_MPROTECT, (_target(process, start, end), PROTS[PROT_ORDER[i]], (), 0)))
+    start, end = _mapped_range(st, proc)
+    prot = int(st.random() * 3)
+    pages = proc.pages
+    for i in range(start, end):
+        pages[i] = (pages[i] & ~PROT_MASK) | prot
+    st.steps.append(_tuple(_MPROTECT, (_target(proc.name, start, end), _PROT_SETS[prot], (), 0)))
 
 
-_ADVICE_BITS: Final = {"dontfork": (DONTCOPY, True), "dofork": (DONTCOPY, False),
-                "wipeonfork": (WIPEONFORK, True), "keeponfork": (WIPEONFORK, False)}
-_NOT_WIPE: Final = ("dontfork", "dofork", "keeponfork")
+#: an advice's bit in a page, and whether it sets it
+_ADVICE_BITS: Final = (DONTCOPY, DONTCOPY, WIPEONFORK, WIPEONFORK)
+_ADVICE_SETS: Final = (True, False, True, False)
+assert ADVICE == ("dontfork", "dofork", "wipeonfork", "keeponfork")
+#: MADV_WIPEONFORK is EINVAL on file or shared VMAs: the others, as indices in ADVICE
+_NOT_WIPE: Final = (0, 1, 3)
 
 
 def _madvise(st: _State) -> None:
-    process = _with_pages(st)
-    if process is None:
+    proc = _with_pages(st)
+    if proc is None:
         return
-    space = st.space[process]
-    start, end = _mapped_range(st, space)
-    # MADV_WIPEONFORK is EINVAL on file or shared VMAs
-    advice = _NOT_WIPE if any(space[p] & (FILE_BACKED | SHARED) for p in range(start, end)) \
-        else ADVICE
-    choice = advice[int(st.random() * len(advice))]
-    bit, on = _ADVICE_BITS[choice]
-    for p in range(start, end):
-        space[p] = space[p] | bit if on else space[p] & ~bit
-    st.steps.append(_tuple(_MADVISE, (_target(process, start, end), choice, (), 0)))
+    start, end = _mapped_range(st, proc)
+    pages = proc.pages
+    wipe = True
+    for i in range(start, end):
+        if pages[i] & (FILE_BACKED | SHARED):
+            wipe = False
+    advice = int(st.random() * 4) if wipe else _NOT_WIPE[int(st.random() * 3)]
+    bit = _ADVICE_BITS[advice]
+    if _ADVICE_SETS[advice]:
+        for i in range(start, end):
+            pages[i] |= bit
+    else:
+        for i in range(start, end):
+            pages[i] &= ~bit
+    st.steps.append(_tuple(_MADVISE, (_target(proc.name, start, end), ADVICE[advice], (), 0)))
+
 
 
 def _munmap(st: _State) -> None:
-    process = _with_pages(st)
-    if process is None:
+    proc = _with_pages(st)
+    if proc is None:
         return
-    space = st.space[process]
-    start = _any_page(st, space)
-    end = min(start + (1, 1, 2, 3)[int(st.random() * 4)], BASE + WINDOW)
-    for p in range(start, end):
-        space.pop(p, None)
-    st.steps.append(_tuple(_MUNMAP, (_target(process, start, end), (), 0)))
+    start = _draw(st, proc.mapped)
+    end = min(start + (1, 1, 2, 3)[int(st.random() * 4)], WINDOW)
+    proc.mapped &= ~(((1 << (end - start)) - 1) << start)
+    st.steps.append(_tuple(_MUNMAP, (_target(proc.name, start, end), (), 0)))
 
 
 def _mmap(st: _State) -> None:
-    alive = [p for p in st.alive if len(st.space[p]) < WINDOW]
-    if not alive:
+    n = 0
+    for proc in st.alive:
+        if proc.mapped != FULL:
+            n += 1
+    if not n:
         return
-    process = alive[int(st.random() * len(alive))]
-    space = st.space[process]
-    free = [p for p in range(BASE, BASE + WINDOW) if p not in space]
+    k = int(st.random() * n)
+    for proc in st.alive:
+        if proc.mapped != FULL:
+            if not k:
+                break
+            k -= 1
+    mapped = proc.mapped
+    free = FULL & ~mapped
     # next to a mapping more often than not: a merge candidate
-    near = [p for p in free if p - 1 in space or p + 1 in space]
-    start = _pick(st.r, near if near and st.r.random() < 0.7 else free)
-    spec = _vma_spec(st, st.fresh("m"), start, _room(space, start))
-    _map(st, process, spec)
-    st.steps.append(_tuple(_MMAP, (process, spec, 0, True)))
+    near = free & (mapped << 1 | mapped >> 1)
+    start = _draw(st, near if near and st.random() < 0.7 else free)
+    name = st.fresh(_M, "m")
+    size, kind, prot = _draw_vma(st.r, _room(proc, start))
+    _map(proc, start, start + size, prot | kind)
+    spec = _vma(name, _ADDR[start], _ADDR[start + size], _PROT_SETS[prot], _NO_FLAGS,
+                kind == SHARED, FILE if kind == FILE_BACKED else None)
+    st.steps.append(_tuple(_MMAP, (proc.name, spec, 0, True)))
 
 
 def _mremap(st: _State) -> None:
-    process = _with_pages(st)
-    if process is None:
+    proc = _with_pages(st)
+    if proc is None:
         return
-    space = st.space[process]
-    page = _any_page(st, space)
+    page = _draw(st, proc.mapped)
     new = 1 + (st.random() < 0.3)                # grow to two pages now and then
-    # anywhere in the window not overlapping the old page (MREMAP_FIXED unmaps what is there)
-    targets = [p for p in range(BASE, BASE + WINDOW - new + 1) if not p <= page < p + new]
-    to = targets[int(st.random() * len(targets))]
-    attrs = space.pop(page)
-    for p in range(to, to + new):
-        space[p] = attrs
-    st.steps.append(_tuple(_MREMAP, (_target(process, page, page + 1), None if new == 1 else new,
-                                    _MOVE, to << PAGE_SHIFT, None, (), 0)))
-
-
-_EVENT: Final = {"fork": _fork, "exit": _exit, "write": _write, "mprotect": _mprotect,
-          "madvise": _madvise, "munmap": _munmap, "mmap": _mmap, "mremap": _mremap}
+    # anywhere in the window not overlapping the old page (MREMAP_FIXED unmaps what is there):
+    # of the starts 0 .. WINDOW - new, all but those from lo to hi, which would cover it
+    lo, hi = max(0, page - new + 1), min(page, WINDOW - new)
+    k = int(st.random() * (WINDOW - new + 1 - (hi - lo + 1)))
+    to = k if k < lo else k + hi - lo + 1
+    bits = proc.pages[page]
+    proc.mapped &= ~(1 << page)
+    _map(proc, to, to + new, bits)
+    st.steps.append(_tuple(_MREMAP, (_target(proc.name, page, page + 1), None if new == 1 else new,
+                                    _MOVE, _ADDR[to], None, (), 0)))
