@@ -28,9 +28,9 @@ def test_randint_and_below_draw_what_random_random_draws(seed: int) -> None:
     # than n - 1 needs), n = 1 (draws a bit all the same)
     for a, b in [(0, 0), (1, 1), (0, 1), (0, 2), (2, 6), (1, 3), (1, 6), (0, 6), (0, 7), (0, 8),
                  (5, 20), (0, 1 << 20)] * 20:
-        assert gen._randint(ours, a, b) == theirs.randint(a, b), (a, b)
+        assert gen._randint(ours.getrandbits, a, b) == theirs.randint(a, b), (a, b)
     for n in list(range(1, 40)) * 5:
-        assert gen._below(ours, n) == theirs.randrange(n), n
+        assert gen._below(ours.getrandbits, n) == theirs.randrange(n), n
     assert ours.random() == theirs.random()          # and left in the same state
 
 
@@ -39,7 +39,7 @@ def test_sample_draws_what_random_random_draws(seed: int) -> None:
     theirs, ours = pairs(seed)
     for n in range(0, 22):
         for k in range(0, n + 1):
-            assert gen._sample(ours, n, k) == theirs.sample(range(n), k), (n, k)
+            assert gen._sample(ours.getrandbits, n, k) == theirs.sample(range(n), k), (n, k)
     assert ours.random() == theirs.random()
 
 

@@ -21,11 +21,11 @@ scenario *i* of seed *s* has not changed since the generator was first written t
 from __future__ import annotations
 
 from _random import Random
-from typing import Final
+from typing import Callable, Final
 
 from .. import scenario
 from ..scenario import (Exit, Fault, Fork, Madvise, Mmap, Mprotect, Mremap, Munmap, ProcessSpec,
-                        Scenario, Step, Target, VmaSpec)
+                        Scenario, Target, VmaSpec)
 from .budget import Budget
 
 #: anondiff.scenario's, as a constant: the compiled code reads a name imported from another
@@ -73,16 +73,11 @@ FULL: Final = (1 << WINDOW) - 1
 _ADDR: Final[tuple[object, ...]] = tuple((BASE + i) << PAGE_SHIFT for i in range(WINDOW + 1))
 
 
-def _pick(r: Random, seq):  # type: ignore[no-untyped-def]
-    """``r.choice(seq)``, at a third of the cost (the generator's hot path)."""
-    return seq[int(r.random() * len(seq))]
-
-
 def rng_for(seed: int, index: int) -> Random:
     """The generator of scenario ``index`` of ``seed``: independent of how the indices are
     split between workers.  ``random.Random``'s C base: seeded from an int exactly as
     ``random.Random(x)`` is (Mersenne Twister, init_by_array), without its two Python frames;
-    its draws beyond ``random()`` are made by :func:`_below`."""
+    its draws beyond ``random()`` are made by :func:`_below` from its ``getrandbits``."""
     return Random((seed << 40) ^ index)
 
 
@@ -92,27 +87,29 @@ def rng_for(seed: int, index: int) -> Random:
 # the generator's time; the same numbers here (tests/test_search_generate.py holds them to
 # random.Random's).
 
-def _below(r: Random, n: int) -> int:
-    """``random.Random._randbelow(n)`` for ``n > 0``: the top ``n.bit_length()`` bits of the
-    next 32-bit output, drawn again while they are ``n`` or more."""
+def _below(bits: Callable[[int], int], n: int) -> int:
+    """``random.Random._randbelow(n)`` for ``n > 0``, ``bits`` the generator's
+    ``getrandbits`` (bound once: a method looked up at every draw costs more than the draw):
+    the top ``n.bit_length()`` bits of the next 32-bit output, drawn again while they are
+    ``n`` or more."""
     k = n.bit_length()
-    x = r.getrandbits(k)
+    x = bits(k)
     while x >= n:
-        x = r.getrandbits(k)
+        x = bits(k)
     return x
 
 
-def _randint(r: Random, a: int, b: int) -> int:
+def _randint(bits: Callable[[int], int], a: int, b: int) -> int:
     """``random.Random.randint(a, b)``."""
-    return a + _below(r, b + 1 - a)
+    return a + _below(bits, b + 1 - a)
 
 
-def _sample(r: Random, n: int, k: int) -> list[int]:
+def _sample(bits: Callable[[int], int], n: int, k: int) -> list[int]:
     """``random.Random.sample(range(n), k)`` for ``n <= 21`` (its pool of the population)."""
     pool = list(range(n))
     out = []
     for i in range(k):
-        j = _below(r, n - i)
+        j = _below(bits, n - i)
         out.append(pool[j])
         pool[j] = pool[n - i - 1]
     return out
@@ -124,34 +121,41 @@ class _Proc:
     """A process of the page model: ``mapped`` has bit i set when page ``BASE + i`` of the
     window is mapped, and then ``pages[i]`` is that page's bits (stale when it is not)."""
 
-    __slots__ = ("name", "generation", "mapped", "pages")
+    __slots__ = ("name", "generation", "mapped", "pages", "records")
 
     def __init__(self, name: str, generation: int, mapped: int, pages: list[int]) -> None:
         self.name = name
         self.generation = generation
         self.mapped = mapped
         self.pages = pages
+        records = _RECORDS.get(name)
+        if records is None:
+            records = _Records(name)
+            if len(_RECORDS) < _NAMES_KEPT:
+                _RECORDS[name] = records
+        self.records = records
+
+
+#: a byte's bits set, and where its k-th one is (``_NTH8[byte * 8 + k]``)
+_POP8: Final = tuple(bin(b).count("1") for b in range(256))
+_NTH8: Final = tuple(([i for i in range(8) if b >> i & 1] + [-1] * 8)[k]
+                     for b in range(256) for k in range(8))
+assert WINDOW == 16                   # a mask of the window is two bytes
 
 
 def _count(mask: int) -> int:
-    """How many bits ``mask`` has set."""
-    n = 0
-    while mask:
-        mask &= mask - 1
-        n += 1
-    return n
+    """How many pages of the window ``mask`` has."""
+    return _POP8[mask & 255] + _POP8[mask >> 8]
 
 
 def _nth(mask: int, k: int) -> int:
     """The index of the k-th bit set in ``mask`` (from 0, lowest first): the k-th element of
     the sorted list of the pages it stands for."""
-    i = 0
-    while True:
-        if mask >> i & 1:
-            if k == 0:
-                return i
-            k -= 1
-        i += 1
+    low = mask & 255
+    n = _POP8[low]
+    if k < n:
+        return _NTH8[low * 8 + k]
+    return 8 + _NTH8[(mask >> 8) * 8 + k - n]
 
 
 def _draw(st: _State, mask: int) -> int:
@@ -177,12 +181,13 @@ def _room(proc: _Proc, start: int) -> int:
 
 
 class _State:
-    __slots__ = ("r", "random", "budget", "processes", "generations", "double_fork", "alive",
+    __slots__ = ("random", "bits", "budget", "processes", "generations", "double_fork", "alive",
                  "born", "steps", "serial")
 
     def __init__(self, r: Random, budget: Budget) -> None:
-        self.r = r
+        # the generator's methods, bound once
         self.random = r.random
+        self.bits: Callable[[int], int] = r.getrandbits
         self.budget = budget
         # what the steps ask of the budget, read once (a Budget is a Python object: each
         # attribute a dictionary lookup)
@@ -191,7 +196,7 @@ class _State:
         self.double_fork = "exit" in budget.events
         self.alive: list[_Proc] = []                    # in creation order
         self.born = 0
-        self.steps: list[Step] = []
+        self.steps: list[object] = []          # the records of Step
         self.serial = 0
 
     def fresh(self, names: tuple[str, ...], prefix: str) -> str:
@@ -253,9 +258,9 @@ def generate(seed: int, index: int, budget: Budget) -> Scenario:
 # -- the starting layout -------------------------------------------------------------------------
 
 def _layout(st: _State) -> tuple[ProcessSpec, ...]:
-    r, budget = st.r, st.budget
+    budget, random_, bits = st.budget, st.random, st.bits
     names = ["P"]
-    if budget.processes >= 2 and budget.vmas >= 2 and r.random() < 0.2:
+    if st.processes >= 2 and budget.vmas >= 2 and random_() < 0.2:
         names.append("Q")
     left = budget.vmas
     out = []
@@ -265,23 +270,23 @@ def _layout(st: _State) -> tuple[ProcessSpec, ...]:
         st.born += 1
         specs: list[VmaSpec] = []
         starts: list[int] = []
-        if i == 0 and r.random() < 0.5:
+        if i == 0 and random_() < 0.5:
             # one faulted anonymous mapping, which mprotect will split: the thread's SRC1..SRCn
-            pages = _randint(r, 2, MAX_PAGES)
-            start = _randint(r, 0, 2)
+            pages = _randint(bits, 2, MAX_PAGES)
+            start = _randint(bits, 0, 2)
             specs.append(_vma(st.fresh(_V, "v"), _ADDR[start], (BASE + start + pages) << PAGE_SHIFT,
                               _PROT_SETS[RW], _NO_FLAGS, faulted=True))
             starts.append(start)
             _map(proc, start, start + pages, RW | ANON)
             left -= 1
         else:
-            want = _randint(r, 1, max(1, min(3, left - (len(names) - 1 - i))))
+            want = _randint(bits, 1, max(1, min(3, left - (len(names) - 1 - i))))
             label = f"{name}_AV"
             for _ in range(want):
                 free = FULL & ~proc.mapped
                 if not free:
                     break
-                start = _nth(free, int(r.random() * _count(free)))
+                start = _draw(st, free)
                 # in address order
                 k = len(starts)
                 while k and starts[k - 1] > start:
@@ -294,25 +299,25 @@ def _layout(st: _State) -> tuple[ProcessSpec, ...]:
 
 
 def _layout_vma(st: _State, proc: _Proc, label: str, start: int) -> VmaSpec:
-    r = st.r
+    random_ = st.random
     room = _room(proc, start)
     name = st.fresh(_V, "v")
-    size, kind, prot = _draw_vma(r, room)
+    size, kind, prot = _draw_vma(st, room)
     end = start + size
     if kind == SHARED:
         _map(proc, start, end, prot | SHARED)
         return _vma(name, _ADDR[start], _ADDR[end], _PROT_SETS[prot], _NO_FLAGS, True)
     file = FILE if kind == FILE_BACKED else None
-    dontcopy = r.random() < 0.1
-    wipeonfork = file is None and r.random() < 0.1
-    how = r.random()
+    dontcopy = random_() < 0.1
+    wipeonfork = file is None and random_() < 0.1
+    how = random_()
     faulted, offsets = how < 0.75, None
     if faulted and how > 0.6:
         assert size <= 21                    # sample()'s pool, not its set
-        offsets = tuple(sorted(_sample(r, size, _randint(r, 0, size))))
+        offsets = tuple(sorted(_sample(st.bits, size, _randint(st.bits, 0, size))))
         if len(offsets) == size:
             offsets = None                   # every page: faulted: true
-    anon_vma = label if faulted and file is None and r.random() < 0.5 else None
+    anon_vma = label if faulted and file is None and random_() < 0.5 else None
     # the model's page table: reserve before the next draw sees the space
     _map(proc, start, end, prot | kind | (DONTCOPY if dontcopy else 0)
          | (WIPEONFORK if wipeonfork else 0))
@@ -320,12 +325,12 @@ def _layout_vma(st: _State, proc: _Proc, label: str, start: int) -> VmaSpec:
                 False, file, faulted, offsets, anon_vma)
 
 
-def _draw_vma(r: Random, room: int) -> tuple[int, int, int]:
+def _draw_vma(st: _State, room: int) -> tuple[int, int, int]:
     """A new VMA's size in pages (at most ``room``), backing (of _KINDS) and protection (an
     index in PROT_ORDER)."""
-    pages = _randint(r, 1, min(MAX_PAGES, room))
-    kind = _KINDS[int(r.random() * 9)]
-    return pages, kind, _LAYOUT_PROTS[int(r.random() * 5)]
+    pages = _randint(st.bits, 1, min(MAX_PAGES, room))
+    kind = _KINDS[int(st.random() * 9)]
+    return pages, kind, _LAYOUT_PROTS[int(st.random() * 5)]
 
 
 _NO_FLAGS: Final[frozenset[str]] = frozenset()
@@ -381,9 +386,59 @@ def _vma(name: str, start: object, end: object, prot: frozenset[str], flags: fro
                             anon_vma, 0, None))
 
 
-def _target(process: str, start: int, end: int) -> Target:
-    """``Target(process, None, ...)`` of pages ``start .. end - 1`` of the window, in bytes."""
-    return _tuple(_TARGET, (process, None, _ADDR[start], _ADDR[end]))
+# -- the records of a process's steps, made once ------------------------------------------------
+# A record made with tuple.__new__ costs about 1,100 instructions (the call goes through the
+# slot wrapper: three more tuples made and dropped) and as much again to free.  A step's record
+# is a function of the process's name and a few small numbers, and records are immutable and
+# compared by value (nothing holds a step by identity), so each is made the first time a
+# process of that name draws it and shared by every later scenario of the process (a worker's):
+# the window's ranges, pages, protections and advices bound them.
+
+_SPAN: Final = WINDOW + 1
+
+
+class _Range:
+    """The records on pages ``start .. end - 1`` of a process (``start * _SPAN + end`` in
+    :attr:`_Records.ranges`)."""
+
+    __slots__ = ("target", "munmap", "mprotect", "madvise")
+
+    def __init__(self, target: object) -> None:
+        self.target = target
+        self.munmap: object = None
+        self.mprotect: list[object] = [None] * len(PROT_ORDER)
+        self.madvise: list[object] = [None] * len(ADVICE)
+
+
+class _Records:
+    """The records of the steps of a process named ``name``, made when first drawn."""
+
+    __slots__ = ("name", "exit", "forks", "faults", "ranges", "mremaps")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.exit = _tuple(_EXIT, (name, 0))
+        self.forks: dict[str, object] = {}             # by the child's name
+        self.faults: list[object] = [None] * WINDOW    # by page
+        self.ranges: list[_Range | None] = [None] * (_SPAN * _SPAN)
+        self.mremaps: list[object] = [None] * (WINDOW * 2 * WINDOW)   # page, pages - 1, to
+
+
+#: by process name: the records of every scenario drawn in this process (of the first
+#: _NAMES_KEPT names: a budget of thousands of steps names thousands of processes)
+_RECORDS: Final[dict[str, _Records]] = {}
+_NAMES_KEPT: Final = 256
+
+
+def _range(records: _Records, start: int, end: int) -> _Range:
+    """The records on pages ``start .. end - 1``: its ``Target(process, None, start, end)``
+    in bytes, and the steps on it made so far."""
+    k = start * _SPAN + end
+    r = records.ranges[k]
+    if r is None:
+        r = records.ranges[k] = _Range(_tuple(_TARGET, (records.name, None, _ADDR[start],
+                                                        _ADDR[end])))
+    return r
 
 
 
@@ -406,7 +461,11 @@ def _fork(st: _State) -> None:
             mapped &= ~(1 << i)
     alive.append(_Proc(name, parent.generation + 1, mapped, pages[:]))
     st.born += 1
-    st.steps.append(_tuple(_FORK, (parent.name, name, None, 0)))
+    forks = parent.records.forks
+    step = forks.get(name)
+    if step is None:
+        step = forks[name] = _tuple(_FORK, (parent.name, name, None, 0))
+    st.steps.append(step)
     if st.double_fork and st.random() < 0.3:
         # a daemon's double fork: the parent's anon_vmas are left with no VMA and one child,
         # which is what the reuse at the next fork looks for (spec 3 and 7)
@@ -415,7 +474,7 @@ def _fork(st: _State) -> None:
 
 def _gone(st: _State, proc: _Proc) -> None:
     st.alive.remove(proc)
-    st.steps.append(_tuple(_EXIT, (proc.name, 0)))
+    st.steps.append(proc.records.exit)
 
 
 def _exit(st: _State) -> None:
@@ -448,7 +507,11 @@ def _write(st: _State) -> None:
     if proc is None:
         return
     page = _draw(st, proc.mapped)
-    st.steps.append(_tuple(_FAULT, (proc.name, None, (), _ADDR[page], "write", 0)))
+    faults = proc.records.faults
+    step = faults[page]
+    if step is None:
+        step = faults[page] = _tuple(_FAULT, (proc.name, None, (), _ADDR[page], "write", 0))
+    st.steps.append(step)
 
 
 def _mapped_range(st: _State, proc: _Proc) -> tuple[int, int]:
@@ -470,7 +533,11 @@ def _mprotect(st: _State) -> None:
     pages = proc.pages
     for i in range(start, end):
         pages[i] = (pages[i] & ~PROT_MASK) | prot
-    st.steps.append(_tuple(_MPROTECT, (_target(proc.name, start, end), _PROT_SETS[prot], (), 0)))
+    r = _range(proc.records, start, end)
+    step = r.mprotect[prot]
+    if step is None:
+        step = r.mprotect[prot] = _tuple(_MPROTECT, (r.target, _PROT_SETS[prot], (), 0))
+    st.steps.append(step)
 
 
 #: an advice's bit in a page, and whether it sets it
@@ -499,7 +566,11 @@ def _madvise(st: _State) -> None:
     else:
         for i in range(start, end):
             pages[i] &= ~bit
-    st.steps.append(_tuple(_MADVISE, (_target(proc.name, start, end), ADVICE[advice], (), 0)))
+    r = _range(proc.records, start, end)
+    step = r.madvise[advice]
+    if step is None:
+        step = r.madvise[advice] = _tuple(_MADVISE, (r.target, ADVICE[advice], (), 0))
+    st.steps.append(step)
 
 
 
@@ -510,7 +581,11 @@ def _munmap(st: _State) -> None:
     start = _draw(st, proc.mapped)
     end = min(start + (1, 1, 2, 3)[int(st.random() * 4)], WINDOW)
     proc.mapped &= ~(((1 << (end - start)) - 1) << start)
-    st.steps.append(_tuple(_MUNMAP, (_target(proc.name, start, end), (), 0)))
+    r = _range(proc.records, start, end)
+    step = r.munmap
+    if step is None:
+        step = r.munmap = _tuple(_MUNMAP, (r.target, (), 0))
+    st.steps.append(step)
 
 
 def _mmap(st: _State) -> None:
@@ -532,7 +607,7 @@ def _mmap(st: _State) -> None:
     near = free & (mapped << 1 | mapped >> 1)
     start = _draw(st, near if near and st.random() < 0.7 else free)
     name = st.fresh(_M, "m")
-    size, kind, prot = _draw_vma(st.r, _room(proc, start))
+    size, kind, prot = _draw_vma(st, _room(proc, start))
     _map(proc, start, start + size, prot | kind)
     spec = _vma(name, _ADDR[start], _ADDR[start + size], _PROT_SETS[prot], _NO_FLAGS,
                 kind == SHARED, FILE if kind == FILE_BACKED else None)
@@ -553,5 +628,11 @@ def _mremap(st: _State) -> None:
     bits = proc.pages[page]
     proc.mapped &= ~(1 << page)
     _map(proc, to, to + new, bits)
-    st.steps.append(_tuple(_MREMAP, (_target(proc.name, page, page + 1), None if new == 1 else new,
-                                    _MOVE, _ADDR[to], None, (), 0)))
+    mremaps = proc.records.mremaps
+    k = (page * 2 + new - 1) * WINDOW + to
+    step = mremaps[k]
+    if step is None:
+        step = mremaps[k] = _tuple(_MREMAP, (_range(proc.records, page, page + 1).target,
+                                             None if new == 1 else new, _MOVE, _ADDR[to], None,
+                                             (), 0))
+    st.steps.append(step)
