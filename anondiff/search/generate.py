@@ -180,20 +180,47 @@ def _room(proc: _Proc, start: int) -> int:
     return room
 
 
+class _Limits:
+    """What the steps ask of a budget, read once per Budget object (a Budget is a Python
+    dataclass: each attribute a dictionary lookup, and hashing one runs Python code); the
+    events as a deck of numbers, each event as many times as its weight."""
+
+    __slots__ = ("budget", "processes", "vmas", "steps", "generations", "double_fork", "deck")
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget             # kept alive: identity says it is this one
+        self.processes = budget.processes
+        self.vmas = budget.vmas
+        self.steps = budget.steps
+        self.generations = budget.generations
+        self.double_fork = "exit" in budget.events
+        self.deck = [_EVENTS.index(e) for e in budget.events for _ in range(WEIGHTS[e])]
+
+
+#: the last budget's limits (a chunk's scenarios share one Budget object)
+_LAST: Final[list[_Limits]] = []
+
+
+def _limits(budget: Budget) -> _Limits:
+    if _LAST and _LAST[0].budget is budget:
+        return _LAST[0]
+    limits = _Limits(budget)
+    _LAST[:] = [limits]
+    return limits
+
+
 class _State:
-    __slots__ = ("random", "bits", "budget", "processes", "generations", "double_fork", "alive",
+    __slots__ = ("random", "bits", "vmas", "processes", "generations", "double_fork", "alive",
                  "born", "steps", "serial")
 
-    def __init__(self, r: Random, budget: Budget) -> None:
+    def __init__(self, r: Random, limits: _Limits) -> None:
         # the generator's methods, bound once
         self.random = r.random
         self.bits: Callable[[int], int] = r.getrandbits
-        self.budget = budget
-        # what the steps ask of the budget, read once (a Budget is a Python object: each
-        # attribute a dictionary lookup)
-        self.processes = budget.processes
-        self.generations = budget.generations
-        self.double_fork = "exit" in budget.events
+        self.vmas = limits.vmas
+        self.processes = limits.processes
+        self.generations = limits.generations
+        self.double_fork = limits.double_fork
         self.alive: list[_Proc] = []                    # in creation order
         self.born = 0
         self.steps: list[object] = []          # the records of Step
@@ -218,19 +245,16 @@ _M: Final = _names("m")
 
 #: the events, as the numbers generate() dispatches on
 _EVENTS: Final = ("fork", "exit", "write", "mprotect", "madvise", "munmap", "mmap", "mremap")
-_DECKS: Final[dict[tuple[str, ...], list[int]]] = {}
 
 
 def generate(seed: int, index: int, budget: Budget) -> Scenario:
     """Scenario ``index`` of ``seed``: a starting layout and 1..budget.steps steps, every one
     of which the kernel accepts."""
-    st = _State(rng_for(seed, index), budget)
+    limits = _limits(budget)
+    st = _State(rng_for(seed, index), limits)
     processes = _layout(st)
-    n = 1 + int(st.random() * budget.steps)
-    deck = _DECKS.get(budget.events)
-    if deck is None:
-        deck = _DECKS[budget.events] = [_EVENTS.index(e) for e in budget.events
-                                        for _ in range(WEIGHTS[e])]
+    n = 1 + int(st.random() * limits.steps)
+    deck = limits.deck
     random_, size, steps = st.random, len(deck), st.steps
     tries = 0
     while len(steps) < n and tries < 4 * n:
@@ -257,45 +281,59 @@ def generate(seed: int, index: int, budget: Budget) -> Scenario:
 
 # -- the starting layout -------------------------------------------------------------------------
 
-def _layout(st: _State) -> tuple[ProcessSpec, ...]:
-    budget, random_, bits = st.budget, st.random, st.bits
-    names = ["P"]
-    if st.processes >= 2 and budget.vmas >= 2 and random_() < 0.2:
-        names.append("Q")
-    left = budget.vmas
-    out = []
-    for i, name in enumerate(names):
+def _layout(st: _State) -> tuple[object, ...]:
+    random_, bits = st.random, st.bits
+    n = 2 if st.processes >= 2 and st.vmas >= 2 and random_() < 0.2 else 1   # P, and Q?
+    left = st.vmas
+    out: list[object] = []                # ProcessSpecs
+    for i in range(n):
+        name = "Q" if i else "P"
         proc = _Proc(name, 0, 0, [0] * WINDOW)
         st.alive.append(proc)
         st.born += 1
-        specs: list[VmaSpec] = []
-        starts: list[int] = []
         if i == 0 and random_() < 0.5:
             # one faulted anonymous mapping, which mprotect will split: the thread's SRC1..SRCn
             pages = _randint(bits, 2, MAX_PAGES)
             start = _randint(bits, 0, 2)
-            specs.append(_vma(st.fresh(_V, "v"), _ADDR[start], (BASE + start + pages) << PAGE_SHIFT,
-                              _PROT_SETS[RW], _NO_FLAGS, faulted=True))
-            starts.append(start)
+            out.append(_src(st, start, pages))
             _map(proc, start, start + pages, RW | ANON)
             left -= 1
-        else:
-            want = _randint(bits, 1, max(1, min(3, left - (len(names) - 1 - i))))
-            label = f"{name}_AV"
-            for _ in range(want):
-                free = FULL & ~proc.mapped
-                if not free:
-                    break
-                start = _draw(st, free)
-                # in address order
-                k = len(starts)
-                while k and starts[k - 1] > start:
-                    k -= 1
-                specs.insert(k, _layout_vma(st, proc, label, start))
-                starts.insert(k, start)
-                left -= 1
+            continue
+        want = _randint(bits, 1, max(1, min(3, left - (n - 1 - i))))
+        label = "Q_AV" if i else "P_AV"
+        specs: list[VmaSpec] = []
+        starts: list[int] = []
+        for _ in range(want):
+            free = FULL & ~proc.mapped
+            if not free:
+                break
+            start = _draw(st, free)
+            # in address order
+            k = len(starts)
+            while k and starts[k - 1] > start:
+                k -= 1
+            specs.insert(k, _layout_vma(st, proc, label, start))
+            starts.insert(k, start)
+            left -= 1
         out.append(_tuple(_PROCESSSPEC, (name, tuple(specs), 0)))
     return tuple(out)
+
+
+#: P with one faulted anonymous VMA v1 of pages start .. start + pages - 1, by
+#: ``start * 8 + pages``: made once (as a step's record is)
+_SRC: Final[list[object]] = [None] * (3 * 8)
+
+
+def _src(st: _State, start: int, pages: int) -> object:
+    assert st.serial == 0                # P's first VMA: v1
+    name = st.fresh(_V, "v")
+    k = start * 8 + pages
+    p = _SRC[k]
+    if p is None:
+        spec = _vma(name, _ADDR[start], _ADDR[start + pages], _PROT_SETS[RW], _NO_FLAGS,
+                    faulted=True)
+        p = _SRC[k] = _tuple(_PROCESSSPEC, ("P", (spec,), 0))
+    return p
 
 
 def _layout_vma(st: _State, proc: _Proc, label: str, start: int) -> VmaSpec:
