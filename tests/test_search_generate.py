@@ -21,6 +21,18 @@ def test_rng_for_is_seeded_as_random_random(seed: int) -> None:
     assert [ours.random() for _ in range(50)] == [theirs.random() for _ in range(50)]
 
 
+def test_rng_for_forgets_what_was_drawn_before() -> None:
+    """rng_for() seeds the module's one generator again: nothing of the scenario before
+    (past a twist of the Mersenne Twister's state, after an odd number of words) is left."""
+    ours = gen.rng_for(0, 3)
+    for _ in range(700):
+        ours.random()
+    ours.getrandbits(5)
+    theirs = random.Random(3)
+    again = gen.rng_for(0, 3)
+    assert [again.random() for _ in range(700)] == [theirs.random() for _ in range(700)]
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_randint_and_below_draw_what_random_random_draws(seed: int) -> None:
     theirs, ours = pairs(seed)

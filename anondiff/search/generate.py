@@ -73,12 +73,24 @@ FULL: Final = (1 << WINDOW) - 1
 _ADDR: Final[tuple[object, ...]] = tuple((BASE + i) << PAGE_SHIFT for i in range(WINDOW + 1))
 
 
+#: the one generator the scenarios are drawn from, seeded again for each (:func:`rng_for`)
+_RNG: Final = Random(0)
+#: its methods, bound once
+_RANDOM: Final = _RNG.random
+_GETRANDBITS: Final[Callable[[int], int]] = _RNG.getrandbits
+
+
 def rng_for(seed: int, index: int) -> Random:
     """The generator of scenario ``index`` of ``seed``: independent of how the indices are
-    split between workers.  ``random.Random``'s C base: seeded from an int exactly as
+    split between workers.  ``random.Random``'s C base, seeded from an int exactly as
     ``random.Random(x)`` is (Mersenne Twister, init_by_array), without its two Python frames;
-    its draws beyond ``random()`` are made by :func:`_below` from its ``getrandbits``."""
-    return Random((seed << 40) ^ index)
+    its draws beyond ``random()`` are made by :func:`_below` from its ``getrandbits``.
+
+    It is this module's one generator (:data:`_RNG`), seeded again: what a scenario drew
+    before is gone (a new one per scenario cost its allocation, 2.5 KB cleared, and the two
+    bound methods)."""
+    _RNG.seed((seed << 40) ^ index)
+    return _RNG
 
 
 # -- random.Random's integer draws, exactly (CPython's Lib/random.py) ----------------------------
@@ -213,10 +225,10 @@ class _State:
     __slots__ = ("random", "bits", "vmas", "processes", "generations", "double_fork", "alive",
                  "born", "steps", "serial")
 
-    def __init__(self, r: Random, limits: _Limits) -> None:
-        # the generator's methods, bound once
-        self.random = r.random
-        self.bits: Callable[[int], int] = r.getrandbits
+    def __init__(self, limits: _Limits) -> None:
+        # the generator's methods (_RNG's)
+        self.random = _RANDOM
+        self.bits = _GETRANDBITS
         self.vmas = limits.vmas
         self.processes = limits.processes
         self.generations = limits.generations
@@ -251,7 +263,8 @@ def generate(seed: int, index: int, budget: Budget) -> Scenario:
     """Scenario ``index`` of ``seed``: a starting layout and 1..budget.steps steps, every one
     of which the kernel accepts."""
     limits = _limits(budget)
-    st = _State(rng_for(seed, index), limits)
+    rng_for(seed, index)
+    st = _State(limits)
     processes = _layout(st)
     n = 1 + int(st.random() * limits.steps)
     deck = limits.deck
