@@ -82,3 +82,36 @@ def test_the_scenarios_drawn_are_those_drawn_since_the_generator_was_written() -
             for i in range(150):
                 h.update(repr(_canon(gen.generate(seed, i, budget))).encode())
     assert h.hexdigest() == DRAWN
+
+
+THREADS = """
+import sys, threading
+from anondiff.search.generate import Budget, generate
+sys.setswitchinterval(1e-6)                  # switch threads between almost any two draws
+budget = Budget()
+alone = [repr(generate(0, i, budget)) for i in range(150)]
+out = {}
+def run(k):
+    out[k] = [repr(generate(0, i, budget)) for i in range(150)]
+threads = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(all(out[k] == alone for k in range(3)))
+"""
+
+
+def test_threads_draw_their_scenarios_each_from_their_own_generator() -> None:
+    """A Dask worker runs chunks in threads: scenarios drawn in three threads at once are
+    those drawn alone (the pure-Python generator, which another thread interrupts)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "ANONDIFF_PURE": "1", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", THREADS], cwd=root, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]

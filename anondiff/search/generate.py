@@ -20,6 +20,7 @@ scenario *i* of seed *s* has not changed since the generator was first written t
 """
 from __future__ import annotations
 
+import threading
 from _random import Random
 from typing import Callable, Final
 
@@ -73,24 +74,42 @@ FULL: Final = (1 << WINDOW) - 1
 _ADDR: Final[tuple[object, ...]] = tuple((BASE + i) << PAGE_SHIFT for i in range(WINDOW + 1))
 
 
-#: the one generator the scenarios are drawn from, seeded again for each (:func:`rng_for`)
-_RNG: Final = Random(0)
-#: its methods, bound once
-_RANDOM: Final = _RNG.random
-_GETRANDBITS: Final[Callable[[int], int]] = _RNG.getrandbits
+class _Gen:
+    """A thread's generator, seeded again for each scenario (:func:`_seeded`), and its
+    methods bound once."""
+
+    __slots__ = ("rng", "random", "bits")
+
+    def __init__(self) -> None:
+        self.rng = Random(0)
+        self.random = self.rng.random
+        self.bits: Callable[[int], int] = self.rng.getrandbits
+
+
+#: each thread's _Gen: a Dask worker runs chunks in threads, and the pure-Python generator
+#: can be interrupted by another thread between two draws
+_PER_THREAD: Final = threading.local()
+
+
+def _seeded(seed: int, index: int) -> _Gen:
+    """This thread's generator, seeded for scenario ``index`` of ``seed``.  Random.seed(n)
+    on the C base runs the same random_seed() as Random(n) (init_by_array; the next draw
+    twists the state), so what the scenario before drew is gone: a new Random per scenario
+    cost its allocation (2.5 KB of state, cleared), its freeing and two bound methods."""
+    gen: _Gen | None = getattr(_PER_THREAD, "gen", None)
+    if gen is None:
+        gen = _PER_THREAD.gen = _Gen()
+    gen.rng.seed((seed << 40) ^ index)
+    return gen
 
 
 def rng_for(seed: int, index: int) -> Random:
     """The generator of scenario ``index`` of ``seed``: independent of how the indices are
     split between workers.  ``random.Random``'s C base, seeded from an int exactly as
     ``random.Random(x)`` is (Mersenne Twister, init_by_array), without its two Python frames;
-    its draws beyond ``random()`` are made by :func:`_below` from its ``getrandbits``.
-
-    It is this module's one generator (:data:`_RNG`), seeded again: what a scenario drew
-    before is gone (a new one per scenario cost its allocation, 2.5 KB cleared, and the two
-    bound methods)."""
-    _RNG.seed((seed << 40) ^ index)
-    return _RNG
+    its draws beyond ``random()`` are made by :func:`_below` from its ``getrandbits``.  It is
+    this thread's one generator (:func:`_seeded`): the next call seeds it again."""
+    return _seeded(seed, index).rng
 
 
 # -- random.Random's integer draws, exactly (CPython's Lib/random.py) ----------------------------
@@ -210,14 +229,15 @@ class _Limits:
 
 
 #: the last budget's limits (a chunk's scenarios share one Budget object)
-_LAST: Final[list[_Limits]] = []
+_LAST: Final[list[_Limits | None]] = [None]
 
 
 def _limits(budget: Budget) -> _Limits:
-    if _LAST and _LAST[0].budget is budget:
-        return _LAST[0]
-    limits = _Limits(budget)
-    _LAST[:] = [limits]
+    # one read of _LAST[0]: another thread may put its own there meanwhile
+    last = _LAST[0]
+    if last is not None and last.budget is budget:
+        return last
+    limits = _LAST[0] = _Limits(budget)
     return limits
 
 
@@ -225,10 +245,9 @@ class _State:
     __slots__ = ("random", "bits", "vmas", "processes", "generations", "double_fork", "alive",
                  "born", "steps", "serial")
 
-    def __init__(self, limits: _Limits) -> None:
-        # the generator's methods (_RNG's)
-        self.random = _RANDOM
-        self.bits = _GETRANDBITS
+    def __init__(self, gen: _Gen, limits: _Limits) -> None:
+        self.random = gen.random
+        self.bits = gen.bits
         self.vmas = limits.vmas
         self.processes = limits.processes
         self.generations = limits.generations
@@ -263,8 +282,7 @@ def generate(seed: int, index: int, budget: Budget) -> Scenario:
     """Scenario ``index`` of ``seed``: a starting layout and 1..budget.steps steps, every one
     of which the kernel accepts."""
     limits = _limits(budget)
-    rng_for(seed, index)
-    st = _State(limits)
+    st = _State(_seeded(seed, index), limits)
     processes = _layout(st)
     n = 1 + int(st.random() * limits.steps)
     deck = limits.deck
