@@ -417,8 +417,8 @@ def bench_search(count: int = 1_536, rounds: int = 7) -> None:
     """``anondiff search`` for two policies with invariant checks on (split-counters and
     clone-rework-2026 under --invariants: nothing to find, so every scenario is tried), in
     scenarios per second per core (aim: 5,000), against the engine replaying the same
-    scenarios (the baseline: what generating and judging add), and with two workers (aim:
-    nearly twice one).
+    scenarios (the baseline: what generating and judging add) and the generator drawing them
+    alone (per CPU second), and with two workers (aim: nearly twice one).
 
     What two workers can reach on this machine is what two independent copies of the
     single-core search reach at the same moment (two cores of a VM are not twice one: the
@@ -434,7 +434,9 @@ def bench_search(count: int = 1_536, rounds: int = 7) -> None:
     # sessions); the copy_vma() VM_BUG_ON that kept mremap out then is fixed
     budget = Budget(events=("fork", "exit", "write", "mprotect", "madvise", "munmap", "mmap"))
     goal = Goal(("split-counters", "clone-rework-2026"), difference=False)
+    t0 = time.process_time()
     scenarios = [generate(0, i, budget) for i in range(count)]
+    drawn = count / (time.process_time() - t0)
     policies = [get(p) for p in goal.policies]
     t0 = time.perf_counter()
     for _ in findings_many(scenarios, policies):      # what the search replays them with
@@ -479,7 +481,8 @@ def bench_search(count: int = 1_536, rounds: int = 7) -> None:
     rate, copies_x, two_x, steady_x, against, first, copies_cpu, workers, parent, _ = med
     print(f"search, 2 policies with checks ({steps:.1f} steps on average): {rate:6,.0f} "
           f"scenarios/s on one core (the engine alone: {engine:,.0f}/s, search "
-          f"{rate / engine:.2f}x of it); the medians of {rounds} rounds: two independent "
+          f"{rate / engine:.2f}x of it; the generator alone: {drawn:,.0f} per CPU second); "
+          f"the medians of {rounds} rounds: two independent "
           f"copies x{copies_x:.2f} of it, --jobs 2 x{two_x:.2f} (x{steady_x:.2f} once the "
           f"workers run), {against:.2f} of the copies' rate; first result after {first:.3f} s "
           f"(pool started in {start * 1000:.0f} ms), CPU per scenario against one process's: "

@@ -136,9 +136,16 @@ class Judge:
                 yield sc
 
         reps = replay_many(feed(), self.policies, snapshots=False)
-        # one iterator n times over: each scenario's n replays, grouped without a Python call
-        for group in zip(*[reps] * len(self.policies)):
-            yield fed.pop(0), self.verdict(group)
+        # one iterator twice over: each scenario's two replays, paired without a Python call;
+        # the scenario is the one fed last (replay_many takes the next after both replays).
+        # The same final topologies are no finding: the shared empty verdict (no Verdict
+        # made, the replays dropped at once)
+        for a, b in zip(reps, reps):
+            sc = fed.pop()
+            if _same(a.snapshots[-1], b.snapshots[-1]):
+                yield sc, _NOTHING
+            else:
+                yield sc, self.verdict((a, b))
 
     def _judge_findings(self, scenarios: Iterable[Scenario]) -> Iterator[tuple[Scenario, Verdict]]:
         """:meth:`judge_all` for invariant findings: the findings alone decide, so nothing is
