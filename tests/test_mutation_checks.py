@@ -764,7 +764,8 @@ def _damage(k: Kernel, rng: random.Random) -> None:
     elif kind == 2:                         # anon_vma_free() under its users
         k.free_readback(av)
     elif kind == 3 and vma.avcs:            # a counter of the VMA's chain or own off by one
-        target = rng.choice([avc.anon_vma for avc in vma.avcs] + [vma.anon_vma or av])
+        chain = [avc.anon_vma for avc in vma.avcs]
+        target = rng.choice(chain + [vma.anon_vma or chain[0]])
         field = rng.choice(("degree", "num_children", "num_active_vmas", "refcount"))
         setattr(target, field, getattr(target, field) + rng.choice((-1, 1)))
         k.dirty_vmas.add(vma)
