@@ -209,26 +209,27 @@ static long kt_av_id(const struct anon_vma *av);
 /*
  * The slot of the object holding p, -1 for none: the first KT_PAGE_SLOTS objects a page each,
  * then each cache's in its arena, at its stride (a multiplication by 2^64 / stride for the
- * division, exact for offsets below 2^32).
+ * division, exact for offsets below 2^32).  The arenas are tried first: past the first
+ * KT_PAGE_SLOTS objects, a fork's are all there.  (Offsets as unsigned differences: one
+ * comparison a range.)
  */
-static long kt_slot_of(const void *p)
+static inline long kt_slot_of(const void *p)
 {
-	const char *c = p;
-	unsigned long off, j;
+	unsigned long off = (unsigned long)p - (unsigned long)kt_packed, j;
 	long a;
 
-	if (kt_pages && c >= kt_pages && c < kt_pages + KT_PAGE_SLOTS * KT_PAGE)
-		return (c - kt_pages) / KT_PAGE;
-	if (!kt_packed || c < kt_packed || c >= kt_packed + KT_ARENAS * KT_ARENA_BYTES)
-		return -1;
-	a = (c - kt_packed) / KT_ARENA_BYTES;
-	off = (c - kt_packed) % KT_ARENA_BYTES;
-	if (!kt_arena_stride[a])
-		return -1;
-	j = (unsigned long)(((unsigned __int128)off * kt_arena_magic[a]) >> 64);
-	if (j >= KT_PACK_SLOTS)
-		return -1;
-	return KT_PAGE_SLOTS + a * KT_PACK_SLOTS + j;
+	if (kt_packed && off < KT_ARENAS * KT_ARENA_BYTES) {
+		a = off / KT_ARENA_BYTES;
+		off %= KT_ARENA_BYTES;
+		if (!kt_arena_stride[a])
+			return -1;
+		j = (unsigned long)(((unsigned __int128)off * kt_arena_magic[a]) >> 64);
+		return j < KT_PACK_SLOTS ? KT_PAGE_SLOTS + a * KT_PACK_SLOTS + j : -1;
+	}
+	off = (unsigned long)p - (unsigned long)kt_pages;
+	if (kt_pages && off < KT_PAGE_SLOTS * KT_PAGE)
+		return off / KT_PAGE;
+	return -1;
 }
 
 /*
@@ -242,7 +243,7 @@ static long kt_slot_of(const void *p)
 static void **kt_foreign;
 static long kt_nr_foreign, kt_cap_foreign;
 
-static const char *kt_slot_addr(long slot)
+static inline const char *kt_slot_addr(long slot)
 {
 	long a, j;
 
