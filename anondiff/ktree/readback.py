@@ -311,7 +311,7 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, runs: Values | None, ins_av
         _apply_lookup(k, seq, n_ins, ins_av, ins_vma, pairs, chain, children, vma_at, av_at,
                       av_odd, avc_at, new_av)
     else:
-        _apply_runs(k, seq, first_id, runs, children, vma_at, av_at, av_odd, avc_at, new_av)
+        _apply_runs(k, seq, runs, children, vma_at, av_at, av_odd, avc_at, new_av)
     # the anon_vmas' state (KT_R_AV: number, refcount, root, parent, two counters), in runs
     # of like vectors: the anon_vmas a fork makes follow each other and share their root and
     # parent, which are looked up once a run
@@ -367,7 +367,7 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, runs: Values | None, ins_av
         done += count
 
 
-def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
+def _apply_runs(k: Kernel, seq: int, runs: Values, children: list[Vma],
                 vma_at: list[Vma | None], av_at: list[AnonVma | None],
                 av_odd: dict[int, AnonVma], avc_at: list[AnonVmaChain],
                 new_av: Callable[[int], AnonVma] | None) -> None:
@@ -384,6 +384,9 @@ def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
     num = ptr = 0
     p = 0
     n = len(children)
+    # the anon_vmas made here, in the order of their first insertion: named together
+    # (Kernel.name_many()) before any other is named, so that naming order stays insertion order
+    fresh: list[AnonVma] = []
     while p < n:
         count = runs.value(0)
         cnt = runs.value(0)
@@ -421,9 +424,14 @@ def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
             c_num = num + r * d_num
             child.kt = c_num
             vma_at[c_num] = child
-            # its insertions, in order: its chain, tail first
+            # its insertions, in order: its chain, tail first (pushed at the head: appended to
+            # the new VMA's empty list)
+            avcs = child.avcs
+            if avcs:
+                avcs = child.avcs = []
             for q in range(cnt):
                 av = fixed[q]
+                made = False
                 if av is None:
                     got_ptr = ptrs[q] + r * steps[q]
                     got = av_at[got_ptr] if 0 < got_ptr < nav else None
@@ -433,16 +441,21 @@ def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
                         av = AnonVma()          # a new one (bind_av(), its room made)
                         av.kt = got_ptr
                         av_at[got_ptr] = av
+                        fresh.append(av)
+                        made = True
                     else:
                         av = _known(got_ptr, av_at, av_odd, new_av)
-                if av.seq == -1:                # not named yet (no name string made)
-                    k.name(av)
+                if not made and av.seq == -1:   # not named yet (no name string made)
+                    if fresh:                   # (those first: inserted before it)
+                        k.name_many(fresh)
+                        fresh.clear()
+                    if av.seq == -1:
+                        k.name(av)
                 seq += 1
                 avc = AnonVmaChain(child, av, seq)
                 avc_at.append(avc)
+                avcs.append(avc)
                 av.tree[avc] = None
-            child.avcs = avc_at[at:at + cnt]
-            at += cnt
             if head is not None:
                 child.anon_vma = head
             else:
@@ -454,6 +467,7 @@ def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
                     child.anon_vma = _known(c_ptr, av_at, av_odd, new_av) if got is None else got
             if mark:
                 dirty_vmas.add(child)
+    k.name_many(fresh)
 
 
 def _apply_lookup(k: Kernel, seq: int, n_ins: int, ins_av: Values, ins_vma: Values,
