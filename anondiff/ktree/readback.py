@@ -305,7 +305,8 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, runs: Values | None, ins_av
         vma_at[num] = vma
     seq = k._avc_seq
     k._avc_seq = seq + n_ins
-    # (an anon_vma named from here on is in k.dirty_avs already: Kernel.name() puts it there)
+    # (an anon_vma named from here on is in k.dirty_avs already: Kernel.name() and name_many()
+    # put it there)
     named = len(k.anon_vmas)
     if runs is None:
         _apply_lookup(k, seq, n_ins, ins_av, ins_vma, pairs, chain, children, vma_at, av_at,
