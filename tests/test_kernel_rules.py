@@ -417,3 +417,35 @@ processes:
     named = ("I2", "P/b", "anon_vma AV2 not in own chain")
     assert checks.check(r.k) == [named]
     assert r.checker.update() == ([named], [unnamed])
+
+
+@pytest.mark.parametrize("labels", [(), ("AV1",), ("AV2", "AV3", "AV6", "X7")])
+def test_naming_in_bulk_is_naming_one_by_one(labels: tuple[str, ...]) -> None:
+    """Kernel.name_many() (a compiled tree's fork names what it made in one call) names as
+    name() does each in turn: the same numbers, skipping those the scenario's labels took
+    (up to and including the highest), the same naming order, live, marked for the
+    incremental checks; and an empty list names nothing."""
+    one, bulk = Kernel(get("v6.1")), Kernel(get("v6.1"))
+    for k in (one, bulk):
+        for label in labels:
+            k.reserve(label)
+        k.name(AnonVma(), "AV0")
+    earlier = AnonVma()
+    one.name(earlier)
+    bulk.name_many([earlier])
+    bulk.dirty_avs.clear()
+    bulk.named_any = False
+    bulk.name_many([])
+    assert not bulk.named_any and not bulk.dirty_avs and len(bulk.anon_vmas) == 2
+    avs_one, avs_bulk = [AnonVma() for _ in range(6)], [AnonVma() for _ in range(6)]
+    for av in avs_one:
+        one.name(av)
+    bulk.name_many(avs_bulk)
+    assert [(a.name, a.seq) for a in avs_bulk] == [(a.name, a.seq) for a in avs_one]
+    assert [a.name for a in bulk.anon_vmas] == [a.name for a in one.anon_vmas]
+    assert bulk.anon_vmas[2:] == avs_bulk and bulk.live >= set(avs_bulk)
+    assert bulk.dirty_avs == set(avs_bulk) and bulk.named_any
+    after_one, after_bulk = AnonVma(), AnonVma()
+    one.name(after_one)
+    bulk.name(after_bulk)
+    assert after_bulk.name == after_one.name

@@ -142,6 +142,32 @@ class Kernel:
         self.dirty_avs.add(av)
         self.named_any = True
 
+    def name_many(self, avs: list[AnonVma]) -> None:
+        """:meth:`name` of each of ``avs``, in order, an automatic number each (a compiled
+        tree's fork names the anon_vmas it made in bulk: one call, the lists and sets
+        extended once)."""
+        if not avs:
+            return
+        n = self._next_name
+        taken = self._taken_numbers
+        # (no number above the highest label's is taken: past it, nothing to skip)
+        top = max(taken) if taken else 0
+        anon_vmas = self.anon_vmas
+        seq = len(anon_vmas)
+        for av in avs:
+            if n <= top:
+                while n in taken:
+                    n += 1
+            av.num = n
+            n += 1
+            av.seq = seq
+            seq += 1
+        self._next_name = n
+        anon_vmas.extend(avs)
+        self.live.update(avs)
+        self.dirty_avs.update(avs)
+        self.named_any = True
+
     def avc_seq(self) -> int:
         self._avc_seq += 1
         return self._avc_seq

@@ -298,7 +298,9 @@ class Binding:
             parents, self.vma_at, self.flag_bits, self.file_id, self.av_at, self.av_odd)
         head = array("l", [len(parents), self._mm_id(parents[0].mm), self._mm_id(children[0].mm),
                            int(self.own_chains), base_num, base_start, base_av])
-        packed = array("Q", words)
+        # ("L", unsigned long, 64 bits here as in C: each word converted digit by digit;
+        # "Q" goes through _PyLong_AsByteArray(), several times the cost)
+        packed = array("L", words)
         wides = array("l", wide or [0])
         lib = self.library
         count = lib.kt_fork_all(head.buffer_info()[0], packed.buffer_info()[0],

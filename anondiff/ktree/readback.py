@@ -168,16 +168,16 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
     anum = 0
     for i in range(n):
         vma = parents[i]
-        word = 0
         num = vma.kt
+        d_num = 0
         if 0 < num < nvmas and vma_at[num] is vma:
-            word = _field(2 * (num - last_num) + 1, 0, wide)
+            d_num = 2 * (num - last_num) + 1
             last_num = num
         start = vma.start
-        word |= _field(start - last_start, 8, wide)
+        d_start = start - last_start
         last_start = start
-        word |= _field(vma.end - start, 16, wide)
-        word |= _field(vma.pgoff - start, 24, wide)
+        pages = vma.end - start
+        d_pgoff = vma.pgoff - start
         prot, vflags = vma.prot, vma.flags
         if prot is prot1 and (vflags is flags1 or vflags == flags1):
             bits = bits1
@@ -191,23 +191,32 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
                 bits = flag_bits[key]
             prot2, flags2, bits2 = prot1, flags1, bits1
             prot1, flags1, bits1 = prot, vflags, bits
-        word |= _field(bits, 32, wide)
         file = vma.file
         if file is not last_file or not i:
             fid = file_id.get(file, -1)
             if fid < 0:
                 fid = file_id[file]
             last_file = file
-        word |= _field(fid, 40, wide)
+        d_av = 0
         av = vma.anon_vma
         if av is not None:
             if av is not last_anon:
                 anum = av_number(av, av_at, av_odd)
                 last_anon = av
             if anum:
-                word |= _field(2 * (anum - last_av) + 1, 48, wide)
+                d_av = 2 * (anum - last_av) + 1
                 last_av = anum
-        words[i] = word
+        # (every field a byte below WIDE, the usual case, tested inline: no call a field)
+        if (0 <= d_num < WIDE and 0 <= d_start < WIDE and 0 <= pages < WIDE
+                and 0 <= d_pgoff < WIDE and 0 <= bits < WIDE and 0 <= fid < WIDE
+                and 0 <= d_av < WIDE):
+            words[i] = (d_num | d_start << 8 | pages << 16 | d_pgoff << 24 | bits << 32
+                        | fid << 40 | d_av << 48)
+        else:
+            words[i] = (_field(d_num, 0, wide) | _field(d_start, 8, wide)
+                        | _field(pages, 16, wide) | _field(d_pgoff, 24, wide)
+                        | _field(bits, 32, wide) | _field(fid, 40, wide)
+                        | _field(d_av, 48, wide))
     return words, wide, base_num, base_start, base_av
 
 
@@ -296,11 +305,14 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, runs: Values | None, ins_av
         vma_at[num] = vma
     seq = k._avc_seq
     k._avc_seq = seq + n_ins
+    # (an anon_vma named from here on is in k.dirty_avs already: Kernel.name() and name_many()
+    # put it there)
+    named = len(k.anon_vmas)
     if runs is None:
         _apply_lookup(k, seq, n_ins, ins_av, ins_vma, pairs, chain, children, vma_at, av_at,
                       av_odd, avc_at, new_av)
     else:
-        _apply_runs(k, seq, first_id, runs, children, vma_at, av_at, av_odd, avc_at, new_av)
+        _apply_runs(k, seq, runs, children, vma_at, av_at, av_odd, avc_at, new_av)
     # the anon_vmas' state (KT_R_AV: number, refcount, root, parent, two counters), in runs
     # of like vectors: the anon_vmas a fork makes follow each other and share their root and
     # parent, which are looked up once a run
@@ -351,11 +363,12 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, runs: Values | None, ins_av
                 av.num_active_vmas = a_two
             else:
                 av.degree = a_one
-            dirty_avs.add(av)
+            if av.seq < named:
+                dirty_avs.add(av)
         done += count
 
 
-def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
+def _apply_runs(k: Kernel, seq: int, runs: Values, children: list[Vma],
                 vma_at: list[Vma | None], av_at: list[AnonVma | None],
                 av_odd: dict[int, AnonVma], avc_at: list[AnonVmaChain],
                 new_av: Callable[[int], AnonVma] | None) -> None:
@@ -372,6 +385,9 @@ def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
     num = ptr = 0
     p = 0
     n = len(children)
+    # the anon_vmas made here, in the order of their first insertion: named together
+    # (Kernel.name_many()) before any other is named, so that naming order stays insertion order
+    fresh: list[AnonVma] = []
     while p < n:
         count = runs.value(0)
         cnt = runs.value(0)
@@ -401,41 +417,58 @@ def _apply_runs(k: Kernel, seq: int, at: int, runs: Values, children: list[Vma],
                     fixed[q] = _known(ptrs[q], av_at, av_odd, None)
             if not d_ptr and ptr:
                 head = _known(ptr, av_at, av_odd, None)
-        c_num, c_ptr = num, ptr
+        # (the r-th pair's values are the first vector's plus r steps: computed, not kept in
+        # lists, whose every new int would be an object)
         for r in range(count):
-            if r:
-                c_num += d_num
-                c_ptr += d_ptr
-                for q in range(cnt):
-                    ptrs[q] = ptrs[q] + steps[q]
             child = children[p]
             p += 1
+            c_num = num + r * d_num
             child.kt = c_num
             vma_at[c_num] = child
-            # its insertions, in order: its chain, tail first
+            # its insertions, in order: its chain, tail first (pushed at the head: appended to
+            # the new VMA's empty list)
+            avcs = child.avcs
+            if avcs:
+                avcs = child.avcs = []
             for q in range(cnt):
                 av = fixed[q]
+                made = False
                 if av is None:
-                    got_ptr = ptrs[q]
+                    got_ptr = ptrs[q] + r * steps[q]
                     got = av_at[got_ptr] if 0 < got_ptr < nav else None
-                    av = _known(got_ptr, av_at, av_odd, new_av) if got is None else got
-                if av.seq == -1:                # not named yet (no name string made)
-                    k.name(av)
+                    if got is not None:
+                        av = got
+                    elif new_av is None and 0 < got_ptr < nav:
+                        av = AnonVma()          # a new one (bind_av(), its room made)
+                        av.kt = got_ptr
+                        av_at[got_ptr] = av
+                        fresh.append(av)
+                        made = True
+                    else:
+                        av = _known(got_ptr, av_at, av_odd, new_av)
+                if not made and av.seq == -1:   # not named yet (no name string made)
+                    if fresh:                   # (those first: inserted before it)
+                        k.name_many(fresh)
+                        fresh.clear()
+                    if av.seq == -1:
+                        k.name(av)
                 seq += 1
                 avc = AnonVmaChain(child, av, seq)
                 avc_at.append(avc)
+                avcs.append(avc)
                 av.tree[avc] = None
-            child.avcs = avc_at[at:at + cnt]
-            at += cnt
             if head is not None:
                 child.anon_vma = head
-            elif not c_ptr:
-                child.anon_vma = None
             else:
-                got = av_at[c_ptr] if 0 < c_ptr < nav else None
-                child.anon_vma = _known(c_ptr, av_at, av_odd, new_av) if got is None else got
+                c_ptr = ptr + r * d_ptr
+                if not c_ptr:
+                    child.anon_vma = None
+                else:
+                    got = av_at[c_ptr] if 0 < c_ptr < nav else None
+                    child.anon_vma = _known(c_ptr, av_at, av_odd, new_av) if got is None else got
             if mark:
                 dirty_vmas.add(child)
+    k.name_many(fresh)
 
 
 def _apply_lookup(k: Kernel, seq: int, n_ins: int, ins_av: Values, ins_vma: Values,

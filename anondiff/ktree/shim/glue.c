@@ -209,26 +209,27 @@ static long kt_av_id(const struct anon_vma *av);
 /*
  * The slot of the object holding p, -1 for none: the first KT_PAGE_SLOTS objects a page each,
  * then each cache's in its arena, at its stride (a multiplication by 2^64 / stride for the
- * division, exact for offsets below 2^32).
+ * division, exact for offsets below 2^32).  The arenas are tried first: past the first
+ * KT_PAGE_SLOTS objects, a fork's are all there.  (Offsets as unsigned differences: one
+ * comparison a range.)
  */
-static long kt_slot_of(const void *p)
+static inline long kt_slot_of(const void *p)
 {
-	const char *c = p;
-	unsigned long off, j;
+	unsigned long off = (unsigned long)p - (unsigned long)kt_packed, j;
 	long a;
 
-	if (kt_pages && c >= kt_pages && c < kt_pages + KT_PAGE_SLOTS * KT_PAGE)
-		return (c - kt_pages) / KT_PAGE;
-	if (!kt_packed || c < kt_packed || c >= kt_packed + KT_ARENAS * KT_ARENA_BYTES)
-		return -1;
-	a = (c - kt_packed) / KT_ARENA_BYTES;
-	off = (c - kt_packed) % KT_ARENA_BYTES;
-	if (!kt_arena_stride[a])
-		return -1;
-	j = (unsigned long)(((unsigned __int128)off * kt_arena_magic[a]) >> 64);
-	if (j >= KT_PACK_SLOTS)
-		return -1;
-	return KT_PAGE_SLOTS + a * KT_PACK_SLOTS + j;
+	if (kt_packed && off < KT_ARENAS * KT_ARENA_BYTES) {
+		a = off / KT_ARENA_BYTES;
+		off %= KT_ARENA_BYTES;
+		if (!kt_arena_stride[a])
+			return -1;
+		j = (unsigned long)(((unsigned __int128)off * kt_arena_magic[a]) >> 64);
+		return j < KT_PACK_SLOTS ? KT_PAGE_SLOTS + a * KT_PACK_SLOTS + j : -1;
+	}
+	off = (unsigned long)p - (unsigned long)kt_pages;
+	if (kt_pages && off < KT_PAGE_SLOTS * KT_PAGE)
+		return off / KT_PAGE;
+	return -1;
 }
 
 /*
@@ -242,7 +243,7 @@ static long kt_slot_of(const void *p)
 static void **kt_foreign;
 static long kt_nr_foreign, kt_cap_foreign;
 
-static const char *kt_slot_addr(long slot)
+static inline const char *kt_slot_addr(long slot)
 {
 	long a, j;
 
@@ -495,17 +496,33 @@ void anon_vma_interval_tree_remove(struct anon_vma_chain *node, struct rb_root_c
 
 /* -- state ----------------------------------------------------------------------------- */
 
+/*
+ * The per-slot tables of the slots the last replay used back to zero (the slots are taken in
+ * order, from the start of the page slots and of each arena).  kt_mark holds generations,
+ * always below the next call's: it needs no clearing.
+ */
+static void kt_clear_slots(long from, long nr)
+{
+	memset(kt_state + from, 0, nr);
+	memset(kt_av_slot + from, 0, nr);
+	memset(kt_known + from, 0, nr * sizeof(*kt_known));
+}
+
+/*
+ * Forget the last replay.  The per-slot tables and the VMAs' chunks are kept for the next one
+ * (cleared where they were used): tables of KT_SLOTS entries and chunks calloc()ed again for
+ * each replay meant a page fault for each page of them a replay touched (a fork of 65,024
+ * VMAs: about 1,700 for the child's VMAs alone).
+ */
 static void kt_release(void)
 {
 	long i;
 
-	free(kt_state);
-	free(kt_av_slot);
-	free(kt_mark);
-	free(kt_known);
-	for (i = 0; i < kt_nr_vma_chunks; i++)
-		free(kt_vma_chunks[i]);
-	kt_nr_vma_chunks = 0;
+	if (kt_state) {
+		kt_clear_slots(0, kt_used_pages);
+		for (i = 0; i < KT_ARENAS; i++)
+			kt_clear_slots(KT_PAGE_SLOTS + i * KT_PACK_SLOTS, kt_arena_used[i]);
+	}
 	for (i = 0; i < kt_nr_mms; i++) {
 		free(kt_mms[i]->kt_window);
 		free(kt_mms[i]);
@@ -555,13 +572,23 @@ int kt_reset(void)
 	kt_used_pages = 0;
 	memset(kt_arena_used, 0, sizeof(kt_arena_used));
 	memset(kt_arena_stride, 0, sizeof(kt_arena_stride));
-	kt_state = calloc(KT_SLOTS, 1);
-	kt_av_slot = calloc(KT_SLOTS, 1);
-	kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
-	kt_known = calloc(KT_SLOTS, sizeof(*kt_known));
+	if (!kt_state) {
+		kt_state = calloc(KT_SLOTS, 1);
+		kt_av_slot = calloc(KT_SLOTS, 1);
+		kt_mark = calloc(KT_SLOTS, sizeof(*kt_mark));
+		kt_known = calloc(KT_SLOTS, sizeof(*kt_known));
+		if (!kt_state || !kt_av_slot || !kt_mark || !kt_known) {
+			free(kt_state);
+			free(kt_av_slot);
+			free(kt_mark);
+			free(kt_known);
+			kt_state = kt_av_slot = NULL;
+			kt_mark = NULL;
+			kt_known = NULL;
+			return -ENOMEM;
+		}
+	}
 	kt_nr_known = 0;
-	if (!kt_state || !kt_av_slot || !kt_mark || !kt_known)
-		return -ENOMEM;
 	kt_nr_events = 0;
 	kt_out_len = 0;
 	kt_install_handlers();
@@ -589,12 +616,14 @@ static struct vm_area_struct *kt_vma_new(void)
 {
 	struct vm_area_struct *vma;
 
-	if (kt_nr_vmas % KT_VMA_CHUNK == 0) {
+	/* (a chunk a replay before this one used is taken again: zeroed here, VMA by VMA) */
+	if (kt_nr_vmas / KT_VMA_CHUNK == kt_nr_vma_chunks) {
 		kt_vma_chunks = kt_grow(kt_vma_chunks, &kt_cap_vma_chunks, kt_nr_vma_chunks + 1,
 					sizeof(*kt_vma_chunks));
 		kt_vma_chunks[kt_nr_vma_chunks++] = kt_calloc(KT_VMA_CHUNK, sizeof(*vma));
 	}
 	vma = kt_vma_chunks[kt_nr_vmas / KT_VMA_CHUNK] + kt_nr_vmas % KT_VMA_CHUNK;
+	memset(vma, 0, sizeof(*vma));
 	INIT_LIST_HEAD(&vma->anon_vma_chain);
 	kt_vmas = kt_grow(kt_vmas, &kt_cap_vmas, kt_nr_vmas + 1, sizeof(*kt_vmas));
 	kt_vmas[kt_nr_vmas++] = vma;
@@ -602,10 +631,17 @@ static struct vm_area_struct *kt_vma_new(void)
 	return vma;
 }
 
+/* the anon_vma kt_dirty_add() saw last, in this call (a fork's parent's, over and over) */
+static const struct anon_vma *kt_dirty_last;
+
 static void kt_dirty_add(struct anon_vma *av)
 {
-	long slot = kt_slot_of(av);
+	long slot;
 
+	if (av == kt_dirty_last)
+		return;
+	kt_dirty_last = av;
+	slot = kt_slot_of(av);
 	if (slot < 0 || kt_mark[slot] == kt_gen)
 		return;
 	kt_mark[slot] = kt_gen;
@@ -839,6 +875,7 @@ long kt_call(const long *in)
 	kt_out_len = 0;
 	kt_nr_dirty = 0;
 	kt_gen++;
+	kt_dirty_last = NULL;
 	if (nr > KT_MAX_VMAS)
 		abort();
 	for (i = 0; i < nr; i++) {
@@ -1271,6 +1308,7 @@ long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 	kt_out_len = 0;
 	kt_nr_dirty = 0;
 	kt_gen++;
+	kt_dirty_last = NULL;
 	kt_late_timeout = 0;
 	kt_surprise = 0;
 	kt_batch = 1;
