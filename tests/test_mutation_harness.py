@@ -59,3 +59,37 @@ def test_a_looping_mutant_is_stopped_in_its_first_test_as_a_timeout(tmp_path: Pa
                           "test_loop.py::test_quick", "test_loop.py::test_loops"],
                          cwd=tmp_path, env=env, capture_output=True, timeout=60)
     assert run.returncode == -signal.SIGXCPU, run.stdout.decode()[-500:]
+
+
+#: The test files mutmut does not run against mutants, and why (a file in neither list is a
+#: new test file someone forgot: mutmut would never run it, so the mutants it kills survive)
+NOT_SELECTED = {
+    "test_compiled": "the mypyc build of the model against its sources (minutes, not the rules)",
+    "test_incremental_checks": "hypothesis sequences against the full recount (minutes); "
+                               "test_mutation_checks holds the two to each other quickly",
+    "test_live": "the running kernel",
+    "test_mutation_harness": "make mutation's own rules",
+    "test_output": "output files, pipes and signals of the CLI",
+    "test_progress": "the progress bar, drawn on a terminal only",
+    "test_scenario_lines": "the scenario loader's line reader",
+    "test_search": "the search CLI (subprocesses, minutes)",
+    "test_search_generate": "the search's scenario generator",
+    "test_stateful": "hypothesis state machine (minutes)",
+}
+
+
+def test_every_test_file_is_in_the_mutants_selection_or_said_why_not() -> None:
+    """setup.cfg's pytest_add_cli_args_test_selection names the files mutmut runs against a
+    mutant; every other test file is named above with the reason (the ktree and render files:
+    other code than the model's rules)."""
+    cfg = (ROOT / "setup.cfg").read_text()
+    selection = cfg.partition("pytest_add_cli_args_test_selection =")[2]
+    selected = set(re.findall(r"tests/(test_\w+)\.py",
+                              selection.partition("pytest_add_cli_args =")[0]))
+    assert "test_engine" in selected and "test_mutation_checks" in selected
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        name = path.stem
+        if name.startswith(("test_ktree_", "test_render_")):
+            continue
+        assert (name in selected) != (name in NOT_SELECTED), \
+            f"{name}: add it to setup.cfg's mutmut test selection or to NOT_SELECTED"
