@@ -1545,3 +1545,56 @@ def test_chain_links_mark_vmas_only_in_mms_the_checks_know() -> None:
     checker = IncrementalChecks(r.k)
     checker.update()
     assert checker.current() == set(check(r.k))
+
+
+# -- what a write fault hands anon_vma_prepare(), and labels that look like automatic names ---
+from anondiff.policies.split_counters import SplitCountersPolicy  # noqa: E402
+
+NEIGHBOURS = """
+description: three VMAs in a row, a hole between the second and the third
+processes:
+  - name: P
+    vmas:
+      - {name: lo, start: 0x100000, pages: 1, prot: rw}
+      - {name: mid, start: 0x101000, pages: 1, prot: rw}
+      - {name: hi, start: 0x200000, pages: 1, prot: rw}
+steps:
+  - {write: P/lo}
+  - {write: P/mid}
+  - {write: P/hi}
+"""
+
+
+def test_a_write_fault_hands_anon_vma_prepare_the_mm_neighbours() -> None:
+    """do_anonymous_page() -> __anon_vma_prepare(vma) looks at vma's neighbours in the mm (the
+    maple tree's prev and next, however far): a policy's anon_vma_prepare() is handed exactly
+    those, None past either end (the lowest VMA has no prev: not the mm's last one)."""
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    class Recording(SplitCountersPolicy):
+        name = "recording"
+
+        def anon_vma_prepare(self, k: Kernel, vma: Vma, prev: Vma | None,
+                             next: Vma | None) -> None:
+            seen.append((vma.name, prev and prev.name, next and next.name))
+            super().anon_vma_prepare(k, vma, prev, next)
+
+    replay(loads(NEIGHBOURS, "neighbours.yaml"), Recording())
+    assert seen == [("lo", None, "mid"), ("mid", "lo", "hi"), ("hi", "mid", None)]
+
+
+def test_only_an_av_label_reserves_its_number() -> None:
+    """A scenario's label of the form AV<n> keeps automatic names off AV<n>; a label of any
+    other form, digits after two other letters included (XY2), reserves nothing."""
+    text = """
+description: labelled anon_vmas beside automatic ones
+processes:
+  - name: P
+    vmas:
+      - {name: a, start: 0x100000, pages: 1, prot: rw, faulted: true, anon_vma: XY2}
+      - {name: b, start: 0x200000, pages: 1, prot: rw, faulted: true, anon_vma: AV1}
+      - {name: c, start: 0x300000, pages: 1, prot: rw, faulted: true}
+"""
+    final = replay(loads(text, "labels.yaml"), "split-counters").final
+    assert {v.name: v.anon_vma for p in final.processes for v in p.vmas} == {
+        "a": "XY2", "b": "AV1", "c": "AV2"}
