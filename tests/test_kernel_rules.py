@@ -449,3 +449,12 @@ def test_naming_in_bulk_is_naming_one_by_one(labels: tuple[str, ...]) -> None:
     one.name(after_one)
     bulk.name(after_bulk)
     assert after_bulk.name == after_one.name
+
+
+def test_naming_in_bulk_without_any_label() -> None:
+    """Kernel.name_many() in a scenario that labels nothing (no number is taken): AV1, AV2, ...
+    in order, as name() gives them."""
+    k = Kernel(get("v6.1"))
+    avs = [AnonVma() for _ in range(3)]
+    k.name_many(avs)
+    assert [a.name for a in avs] == ["AV1", "AV2", "AV3"] and k.anon_vmas == avs
