@@ -71,11 +71,8 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str] | None = N
             continue
         if rename is None:
             name = mpnt.name
-        elif olds[j] is mpnt.name:
-            name = news[j]
-            j += 1
         else:
-            name = rename[mpnt.name]
+            name = news[j] if olds[j] is mpnt.name else rename[mpnt.name]
             j += 1
         # vm_area_dup() (Vma.dup), inline: this loop is the whole cost of a large fork
         tmp = Vma(child, mpnt.start, mpnt.end, mpnt.pgoff, mpnt.prot, flags, mpnt.file, name)
