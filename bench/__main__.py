@@ -620,5 +620,12 @@ if __name__ == "__main__":
         bench_compiled()
     elif sys.argv[1:2] == ["random-rate"]:
         print(random_rate())
+    elif sys.argv[1:2] == ["cli"]:
+        bench_cli()
+    elif sys.argv[1:]:
+        print(f"python -m bench: unknown benchmark {sys.argv[1]!r} (fork POLICY N, big [N...] "
+              "[--format F], search [ROUNDS], random, random-rate, cli, compiled, trees, "
+              "tree-first TARBALL; none: all of them)", file=sys.stderr)
+        sys.exit(2)
     else:
         main()
