@@ -294,6 +294,7 @@ def test_ctrl_c_ends_the_search_like_its_time_budget() -> None:
                           "--invariants", "--events", NO_MREMAP, "--time", "60", "-j", "2"],
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    catches_sigint(p.pid)       # under load the imports alone can take the 2 s below
     time.sleep(2)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
