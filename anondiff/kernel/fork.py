@@ -109,10 +109,14 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str] | None = N
         progress.close()
 
 
-def child_takes(parent: Mm, child: Mm, tmp: Vma, mpnt: Vma, wipe: bool, start: Any) -> None:
+def child_takes(parent: Mm, child: Mm, tmp: Vma, mpnt: Vma, wipe: bool,
+                start: Any = None) -> None:
     """The end of dup_mmap()'s loop for one VMA: the copy ``tmp`` of ``mpnt`` goes into the
     child's list and, unless VM_WIPEONFORK emptied it, maps the parent's anonymous pages.
-    ``start`` is ``mpnt.start``, the parent's int object (see :func:`dup_mmap`)."""
+    ``start``: ``mpnt.start`` as the int object the parent's list holds (see
+    :func:`dup_mmap`); None: ``mpnt.start``."""
+    if start is None:
+        start = mpnt.start
     if child.dirty is None:
         cstarts: list[Any] = child.starts   # (``Any``: compiled, ``start`` stays that object)
         cstarts.append(start)
