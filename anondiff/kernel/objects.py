@@ -198,7 +198,7 @@ class Vma:
         self.end = end
         self.pgoff = pgoff
         self.prot = prot
-        self.flags = vm_flags(flags)
+        self.flags = _VM_FLAGS.setdefault(flags, flags)     # vm_flags(flags), inline
         self.file = file
         self.anon_vma: AnonVma | None = None
         #: the same_vma list (``vma->anon_vma_chain``) stored **tail first**, so that pushing at
