@@ -116,15 +116,14 @@ def engine_fork(policy: str, n: int, pure: bool = False) -> dict[str, float]:
 def _engine_fork(policy: str, n: int) -> None:
     """The fork of ``split_mapping(n)``, best of 3 in this process (each figure its own best),
     with the first run's CPU time beside (``first``).  ``faults`` are the minor page faults of
-    the fork, ``sys`` its system CPU time (Linux: the thread's; tick-sampled, so only a rough
-    share at 1,000 VMAs): the price of the memory its new objects take that the process never
+    the fork, ``sys`` its system CPU time (of the best run; tick-sampled, so only a rough share
+    at 1,000 VMAs): the price of the memory its new objects take that the process never
     had (pymalloc gives an emptied 1 MiB arena back to the kernel but keeps one, so a fork of up
     to about 1,000 VMAs reuses what the previous run freed and a larger one faults every time;
     the first run of any size faults)."""
     import resource
     sc = split_mapping(n)
     step = Mprotect(Target("P", None, BASE + PAGE_SIZE, BASE + 2 * PAGE_SIZE), RW)
-    who = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
 
     def once() -> dict[str, float]:
         r = _Replayer(sc, get(policy), "incremental")
@@ -133,11 +132,11 @@ def _engine_fork(policy: str, n: int) -> None:
         r.step_no = 1
         gc.collect()
         with r.no_gc():
-            u0 = resource.getrusage(who)
+            u0 = resource.getrusage(resource.RUSAGE_SELF)
             c0, w0 = time.thread_time(), time.perf_counter()
             r.do(sc.steps[0])
             c1, w1 = time.thread_time(), time.perf_counter()
-            u1 = resource.getrusage(who)
+            u1 = resource.getrusage(resource.RUSAGE_SELF)
             r.record()
             c2 = time.thread_time()
             checks.check(r.k)
