@@ -115,12 +115,12 @@ def engine_fork(policy: str, n: int, pure: bool = False) -> dict[str, float]:
 
 def _engine_fork(policy: str, n: int) -> None:
     """The fork of ``split_mapping(n)``, best of 3 in this process (each figure its own best),
-    with the first run's CPU time beside (``first``).  ``faults`` are the minor page faults of
-    the fork, ``sys`` its system CPU time (of the best run; tick-sampled, so only a rough share
-    at 1,000 VMAs): the price of the memory its new objects take that the process never
-    had (pymalloc gives an emptied 1 MiB arena back to the kernel but keeps one, so a fork of up
-    to about 1,000 VMAs reuses what the previous run freed and a larger one faults every time;
-    the first run of any size faults)."""
+    with the first run's CPU time beside (``first``).  ``faults``: the fork's minor page
+    faults, the memory its new objects take that the process never had (about 2 us each on
+    this VM).  pymalloc gives an emptied 1 MiB arena back to the kernel but keeps one, so a fork
+    of up to about 1,000 VMAs reuses what the previous run freed and does not fault, and a
+    larger one faults in every run: the best of 3 compares a warm small fork with a cold large
+    one.  The first run faults at every size."""
     import resource
     sc = split_mapping(n)
     step = Mprotect(Target("P", None, BASE + PAGE_SIZE, BASE + 2 * PAGE_SIZE), RW)
@@ -132,11 +132,11 @@ def _engine_fork(policy: str, n: int) -> None:
         r.step_no = 1
         gc.collect()
         with r.no_gc():
-            u0 = resource.getrusage(resource.RUSAGE_SELF)
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             c0, w0 = time.thread_time(), time.perf_counter()
             r.do(sc.steps[0])
             c1, w1 = time.thread_time(), time.perf_counter()
-            u1 = resource.getrusage(resource.RUSAGE_SELF)
+            f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             r.record()
             c2 = time.thread_time()
             checks.check(r.k)
@@ -150,12 +150,10 @@ def _engine_fork(policy: str, n: int) -> None:
             c6 = time.thread_time()
             r.teardown()
         return {"cpu": c1 - c0, "wall": w1 - w0, "inc": c2 - c1, "full": c3 - c2,
-                "step": c4 - c3, "inc1": c5 - c4, "full1": c6 - c5,
-                "faults": u1.ru_minflt - u0.ru_minflt, "sys": u1.ru_stime - u0.ru_stime}
+                "step": c4 - c3, "inc1": c5 - c4, "full1": c6 - c5, "faults": f1 - f0}
 
     runs = [once() for _ in range(3)]
     got = {k: min(r[k] for r in runs) for k in runs[0]}
-    got["sys"] = min(runs, key=lambda r: r["cpu"])["sys"]     # (of the best run: tick-sampled)
     got["first"] = runs[0]["cpu"]
     got["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(" ".join(f"{k}={v}" for k, v in got.items()))
@@ -174,16 +172,13 @@ def bench_fork(policies: tuple[str, ...] = ("split-counters", "degree", "clone-r
             vs = (f"kernel {k[0] * 1e3:6.1f} ms CPU {k[1] * 1e3:6.1f} ms wall; engine/kernel "
                   f"x{e['cpu'] / k[0]:4.1f} CPU x{e['wall'] / k[1]:4.1f} wall" if k else "no kernel")
             # page faults: the fork's new objects on memory the process never touched before
-            # (about 2 us each on this VM, in the kernel: ``sys``); a fork of up to about 1,000
-            # VMAs reuses memory the previous run freed, a larger one faults in every run (see
-            # _engine_fork): the first run of each size is new memory at every size
+            # (about 2 us each on this VM); a fork of up to about 1,000 VMAs reuses memory the
+            # previous run freed, a larger one faults in every run (see _engine_fork): the
+            # first run is on new memory at every size
             print(f"fork {n:>6} VMAs {policy:17} engine {e['cpu'] * 1e3:6.1f} ms CPU "
                   f"({e['cpu'] / n * 1e6:4.2f} us/VMA; kernel {k[0] / n * 1e6 if k else 0:4.2f}), "
                   f"{e['wall'] * 1e3:6.1f} ms wall, {e['faults'] / n:4.2f} page faults/VMA, "
                   f"first run {e['first'] / n * 1e6:4.2f} us/VMA; {vs}")
-            if n == SIZES[-1]:      # (system time is tick-sampled: a share only of tens of ms)
-                print(f"  of that fork's CPU time, system (its page faults): "
-                      f"{e['sys'] / n * 1e6:4.2f} us/VMA")
             if n == SIZES[-1]:
                 print(f"  checks after that fork: incremental {e['inc'] * 1e3:6.1f} ms, full "
                       f"{e['full'] * 1e3:6.1f} ms (x{e['full'] / e['inc']:.1f}); after a one-VMA "
