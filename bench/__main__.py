@@ -114,6 +114,13 @@ def engine_fork(policy: str, n: int, pure: bool = False) -> dict[str, float]:
 
 
 def _engine_fork(policy: str, n: int) -> None:
+    """The fork of ``split_mapping(n)``, best of 3 in this process (each figure its own best),
+    with the first run's CPU time beside (``first``).  ``faults``: the fork's minor page
+    faults, the memory its new objects take that the process never had (about 2 us each on
+    this VM).  pymalloc gives an emptied 1 MiB arena back to the kernel but keeps one, so a fork
+    of up to about 1,000 VMAs reuses what the previous run freed and does not fault, and a
+    larger one faults in every run: the best of 3 compares a warm small fork with a cold large
+    one.  The first run faults at every size."""
     import resource
     sc = split_mapping(n)
     step = Mprotect(Target("P", None, BASE + PAGE_SIZE, BASE + 2 * PAGE_SIZE), RW)
@@ -147,6 +154,7 @@ def _engine_fork(policy: str, n: int) -> None:
 
     runs = [once() for _ in range(3)]
     got = {k: min(r[k] for r in runs) for k in runs[0]}
+    got["first"] = runs[0]["cpu"]
     got["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(" ".join(f"{k}={v}" for k, v in got.items()))
 
@@ -164,10 +172,13 @@ def bench_fork(policies: tuple[str, ...] = ("split-counters", "degree", "clone-r
             vs = (f"kernel {k[0] * 1e3:6.1f} ms CPU {k[1] * 1e3:6.1f} ms wall; engine/kernel "
                   f"x{e['cpu'] / k[0]:4.1f} CPU x{e['wall'] / k[1]:4.1f} wall" if k else "no kernel")
             # page faults: the fork's new objects on memory the process never touched before
-            # (a few microseconds each on a VM), a cost per VMA that grows with the heap
+            # (about 2 us each on this VM); a fork of up to about 1,000 VMAs reuses memory the
+            # previous run freed, a larger one faults in every run (see _engine_fork): the
+            # first run is on new memory at every size
             print(f"fork {n:>6} VMAs {policy:17} engine {e['cpu'] * 1e3:6.1f} ms CPU "
                   f"({e['cpu'] / n * 1e6:4.2f} us/VMA; kernel {k[0] / n * 1e6 if k else 0:4.2f}), "
-                  f"{e['wall'] * 1e3:6.1f} ms wall, {e['faults'] / n:4.2f} page faults/VMA; {vs}")
+                  f"{e['wall'] * 1e3:6.1f} ms wall, {e['faults'] / n:4.2f} page faults/VMA, "
+                  f"first run {e['first'] / n * 1e6:4.2f} us/VMA; {vs}")
             if n == SIZES[-1]:
                 print(f"  checks after that fork: incremental {e['inc'] * 1e3:6.1f} ms, full "
                       f"{e['full'] * 1e3:6.1f} ms (x{e['full'] / e['inc']:.1f}); after a one-VMA "

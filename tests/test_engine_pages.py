@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from anondiff.engine import _Replayer
 from anondiff.kernel.fork import copy_page_range
 from anondiff.kernel.mm import exit_mmap, zap_pages
-from anondiff.kernel.objects import AnonVma, AnonVmaChain, Mm, Page, Vma
+from anondiff.kernel.objects import VM_ACCOUNT, AnonVma, AnonVmaChain, Mm, Page, Vma
 from anondiff.kernel.state import Kernel
 from anondiff.policies import get
+from anondiff.scenario import loads
 
 RW = frozenset({"read", "write"})
 
@@ -73,3 +75,51 @@ def test_exit_mmap_unmaps_every_page_once() -> None:
     assert [shared[p].mapcount for p in (0x10, 0x11, 0x20)] == [1, 1, 1]
     assert child.dirty_ranges == [(0x11, 0x20), (0, 1 << 52)]
     assert parent.ptes == shared
+
+
+def _replayed(vmas: str, steps: str) -> Kernel:
+    """The kernel model after a replay of P's ``vmas`` and ``steps`` (split-counters)."""
+    sc = loads("description: t\nprocesses:\n  - name: P\n    vmas:\n" + vmas + "steps:\n" + steps,
+               "t.yaml")
+    r = _Replayer(sc, get("split-counters"), "incremental")
+    r.steps()
+    return r.k
+
+
+def test_vmas_with_the_same_flags_hold_one_frozenset() -> None:
+    """Each VMA of a layout gets a set of flags of its own (VM_ACCOUNT added to what the
+    scenario says), and mprotect() making a VMA writable adds VM_ACCOUNT to its set: every VMA
+    with the same flags, the fork's copies included, holds the same frozenset (a fork of many
+    VMAs reads a few shared ones, not one scattered over the heap per VMA)."""
+    k = _replayed("      - {name: a, start: 0x10000, pages: 1, faulted: true}\n"
+                  "      - {name: b, start: 0x20000, pages: 1, faulted: true}\n"
+                  "      - {name: c, start: 0x30000, pages: 1, prot: r}\n",
+                  "  - {mprotect: P/c, prot: rw}\n"
+                  "  - {fork: P, child: C}\n")
+    vmas = [v for mm in k.mms.values() for v in mm.vmas]
+    assert [v.name for v in vmas] == ["a", "b", "c"] * 2
+    assert all(v.flags == {VM_ACCOUNT} for v in vmas)
+    assert all(v.flags is vmas[0].flags for v in vmas)
+    mm = Mm("M")
+    made = [Vma(mm, 1, 2, 1, RW, frozenset(f), None, "x") for f in ({"shared"}, ["shared"])]
+    assert made[0].flags == {"shared"} and made[0].flags is made[1].flags
+
+
+def test_a_forks_child_keys_its_starts_and_ptes_by_the_parents_int_objects() -> None:
+    """dup_mmap() gives the child's list of starts and its page table the parent's own int
+    object for each VMA it copies (no new int per VMA: the compiled model keeps a VMA's start as
+    a machine integer, and would make an int object of it for each); a VM_DONTCOPY VMA is
+    skipped.  (Page numbers above 256: CPython keeps one object for each small int anyway.)"""
+    k = _replayed("      - {name: d, start: 0x7f0000010000, pages: 1, flags: [dontcopy], "
+                  "faulted: true}\n"
+                  "      - {name: x, start: 0x7f0000011000, pages: 1, prot: r, faulted: true}\n"
+                  "      - {name: y, start: 0x7f0000012000, pages: 1, faulted: true}\n",
+                  "  - {fork: P, child: C}\n")
+    parent, child = k.mms["P"], k.mms["C"]
+    pages = [0x7f0000011, 0x7f0000012]
+    assert [v.name for v in child.vmas] == ["x", "y"]
+    assert child.starts == pages == [v.start for v in child.vmas]
+    assert all(c is p for c, p in zip(child.starts, parent.starts[1:], strict=True))
+    assert list(child.ptes) == pages
+    assert all(c is p for c, p in zip(child.ptes, parent.starts[1:], strict=True))
+    assert all(child.ptes[p] is parent.ptes[p] and parent.ptes[p].mapcount == 2 for p in pages)

@@ -1,11 +1,11 @@
 """dup_mmap(): the fork loop of each era (spec section 1.11), calling the policy's anon_vma_fork."""
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from .. import progress as _progress
 from ..progress import EVERY, bar
-from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Vma
+from .objects import VM_DONTCOPY, VM_WIPEONFORK, Mm, Page, Vma
 from .rmap import ref
 from .state import Kernel, KernelCrash
 
@@ -62,6 +62,10 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str] | None = N
     # the cache; the next entry does not).  (Two lists indexed, not next() on an iterator:
     # compiled, next() is a call into the interpreter for every VMA.)
     olds, news = (list(rename), list(rename.values())) if rename is not None else ([], [])
+    # The parent's start of each VMA as the int object its list holds (``Any``: compiled, not
+    # unboxed): the child's list of starts and its page table take that one object, where
+    # ``mpnt.start`` would make a new int for each (two of 32 bytes per VMA copied).
+    pstarts: list[Any] = parent.starts
     j = 0
     for i, mpnt in enumerate(pvmas):
         if progress and not i % EVERY:
@@ -99,27 +103,34 @@ def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str] | None = N
             except KernelCrash as crash:
                 crash.where = ref(tmp)
                 raise
-        child_takes(parent, child, tmp, mpnt, wipe)
+        child_takes(parent, child, tmp, mpnt, wipe, pstarts[i])
         prev = tmp
     if progress:
         progress.close()
 
 
-def child_takes(parent: Mm, child: Mm, tmp: Vma, mpnt: Vma, wipe: bool) -> None:
+def child_takes(parent: Mm, child: Mm, tmp: Vma, mpnt: Vma, wipe: bool,
+                start: Any = None) -> None:
     """The end of dup_mmap()'s loop for one VMA: the copy ``tmp`` of ``mpnt`` goes into the
-    child's list and, unless VM_WIPEONFORK emptied it, maps the parent's anonymous pages."""
+    child's list and, unless VM_WIPEONFORK emptied it, maps the parent's anonymous pages.
+    ``start``: ``mpnt.start`` as the int object the parent's list holds (see
+    :func:`dup_mmap`); None: ``mpnt.start``."""
+    if start is None:
+        start = mpnt.start
     if child.dirty is None:
+        cstarts: list[Any] = child.starts   # (``Any``: compiled, ``start`` stays that object)
+        cstarts.append(start)
         child.vmas.append(tmp)
-        child.starts.append(tmp.start)
     else:
         child.append(tmp)
     if not wipe and (mpnt.anon_vma is not None or mpnt.avcs):
-        start = mpnt.start
-        if mpnt.end - start == 1:           # copy_page_range() of one page, inline
-            page = parent.ptes.get(start)
+        if mpnt.end - mpnt.start == 1:      # copy_page_range() of one page, inline
+            pptes: dict[Any, Page] = parent.ptes
+            page = pptes.get(start)
             if page is not None:
                 page.mapcount += 1
-                child.ptes[start] = page
+                cptes: dict[Any, Page] = child.ptes
+                cptes[start] = page
         else:
             copy_page_range(parent, child, mpnt)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Final
 
 from .merge import merge_existing
-from .objects import VM_ACCOUNT, VM_SHARED, Mm, Vma, VmaOp
+from .objects import VM_ACCOUNT, VM_SHARED, Mm, Vma, VmaOp, vm_flags
 from .state import Kernel
 
 
@@ -118,7 +118,7 @@ def change_vmas(k: Kernel, mm: Mm, start: int, end: int,
                     split_vma(k, vma, at, new_below=True)
                 if vma.end > sub_end:
                     split_vma(k, vma, sub_end, new_below=False)
-                vma.prot, vma.flags = prot, flags
+                vma.prot, vma.flags = prot, vm_flags(flags)
         at = sub_end
 
 

@@ -25,6 +25,18 @@ VM_CLOSE: Final = "close"
 MERGE_IGNORED: Final = frozenset({VM_SOFTDIRTY, VM_MAYBE_GUARD, VM_CLOSE})
 
 
+#: One frozenset for each set of vm_flags ever given to a :class:`Vma` (see :func:`vm_flags`).
+_VM_FLAGS: Final[dict[frozenset[str], frozenset[str]]] = {}
+
+
+def vm_flags(flags: frozenset[str]) -> frozenset[str]:
+    """The one frozenset equal to ``flags`` that every VMA with those flags holds.  (A layout
+    builds a set of flags for each VMA; a fork that copies 65,000 of them would otherwise read
+    and take a reference on 65,000 frozensets scattered over the heap, a cache miss each, where
+    a few shared ones stay in the cache.)"""
+    return _VM_FLAGS.setdefault(flags, flags)
+
+
 def flags_match(a: frozenset[str], b: frozenset[str]) -> bool:
     """vm_flags equal as vma_merge() and anon_vma_compatible() compare them."""
     return a == b or not ((a ^ b) - MERGE_IGNORED)
@@ -186,7 +198,7 @@ class Vma:
         self.end = end
         self.pgoff = pgoff
         self.prot = prot
-        self.flags = flags
+        self.flags = _VM_FLAGS.setdefault(flags, flags)     # vm_flags(flags), inline
         self.file = file
         self.anon_vma: AnonVma | None = None
         #: the same_vma list (``vma->anon_vma_chain``) stored **tail first**, so that pushing at
