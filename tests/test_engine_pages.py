@@ -123,3 +123,19 @@ def test_a_forks_child_keys_its_starts_and_ptes_by_the_parents_int_objects() -> 
     assert list(child.ptes) == pages
     assert all(c is p for c, p in zip(child.ptes, parent.starts[1:], strict=True))
     assert all(child.ptes[p] is parent.ptes[p] and parent.ptes[p].mapcount == 2 for p in pages)
+
+
+def test_a_set_of_flags_no_vma_had_before_is_kept_as_given() -> None:
+    """The first VMA given a set of flags no VMA had before holds that very set, and so does
+    the next one given an equal set (the table of shared sets lives as long as the process and
+    may hold every set the other tests used: the flag names here are new to it)."""
+    import uuid
+
+    from anondiff.kernel.objects import vm_flags
+    mm = Mm("M")
+    new = frozenset({f"test-{uuid.uuid4().hex}"})
+    first = Vma(mm, 1, 2, 1, RW, new, None, "x")
+    again = Vma(mm, 2, 3, 2, RW, frozenset(set(new)), None, "y")
+    assert first.flags == new and first.flags is new and again.flags is new
+    other = frozenset({f"test-{uuid.uuid4().hex}", "shared"})
+    assert vm_flags(other) is other and vm_flags(frozenset(set(other))) is other
