@@ -462,17 +462,20 @@ def fork_layout(dontcopy: str | None = None) -> tuple:  # type: ignore[type-arg]
             av_at, {})
 
 
+@pytest.mark.parametrize("renamed", [True, False])
 @pytest.mark.parametrize("dontcopy", [None, "dontcopy", "wipeonfork"])
-def test_dup_fork_gives_c_what_the_two_passes_give(dontcopy: str | None) -> None:
+def test_dup_fork_gives_c_what_the_two_passes_give(dontcopy: str | None, renamed: bool) -> None:
     """One pass over the parent's VMAs (readback.dup_fork(): the copies and the parents' words
-    for kt_fork_all()) gives the copies dup_vmas() gives and the words, wide values and bases
-    fork_columns() gives, field for field: C is told the same parents."""
+    for kt_fork_all()) gives the copies dup_vmas() gives, under the names given or the
+    parent's, and the words, wide values and bases fork_columns() gives, field for field: C is
+    told the same parents."""
     from anondiff.ktree import readback
     parent, child, rename, vma_at, flag_bits, file_id, av_at, av_odd = fork_layout(dontcopy)
     copies, tmps, wipes, children, parents, columns = readback.dup_fork(
-        parent, child, rename, vma_at, flag_bits, file_id, av_at, av_odd)
+        parent, child, rename if renamed else None, vma_at, flag_bits, file_id, av_at, av_odd)
     parent2, child2, rename2, vma_at2, flag_bits2, file_id2, av_at2, av_odd2 = fork_layout(dontcopy)
-    copies2, tmps2, wipes2, children2, parents2 = readback.dup_vmas(parent2, child2, rename2)
+    copies2, tmps2, wipes2, children2, parents2 = readback.dup_vmas(
+        parent2, child2, rename2 if renamed else None)
     columns2 = readback.fork_columns(parents2, vma_at2, flag_bits2, file_id2, av_at2, av_odd2)
 
     def shape(vmas: list) -> list:  # type: ignore[type-arg]
@@ -480,6 +483,7 @@ def test_dup_fork_gives_c_what_the_two_passes_give(dontcopy: str | None) -> None
                  v.anon_vma) for v in vmas]
 
     assert [v.name for v in copies] == [v.name for v in copies2]
+    assert [v.name for v in tmps] == [v.name + ("c" if renamed else "") for v in copies]
     assert shape(tmps) == shape(tmps2) and shape(children) == shape(children2)
     assert [v.name for v in parents] == [v.name for v in parents2] and wipes == wipes2
     assert len(copies) == (39 if dontcopy == "dontcopy" else 40)

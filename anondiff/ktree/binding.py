@@ -284,7 +284,8 @@ class Binding:
         self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
                     [vma, pvma], FORK)
 
-    def dup_fork(self, parent: Mm, child: Mm, rename: dict[str, str]) -> readback.DupFork:
+    def dup_fork(self, parent: Mm, child: Mm, rename: dict[str, str] | None
+                 ) -> readback.DupFork:
         """dup_mmap()'s copies of ``parent``'s VMAs into ``child`` and the parents' words for
         :meth:`fork_all` (:func:`.readback.dup_fork`)."""
         return readback.dup_fork(parent, child, rename, self.vma_at, self.flag_bits,

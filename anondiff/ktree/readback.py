@@ -43,7 +43,7 @@ DupFork = tuple[list[Vma], list[Vma], list[bool], list[Vma], list[Vma], Columns]
 _NO_COLUMNS: Final[Columns] = ([], [], 0, 0, 0)
 
 
-def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
+def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str] | None) -> tuple[
         list[Vma], list[Vma], list[bool], list[Vma], list[Vma]]:
     """The copies of dup_mmap()'s loop: the parent's VMAs but VM_DONTCOPY ones (``copies``),
     the vm_area_dup() of each into ``child`` under its child name with no anon_vma yet (what
@@ -58,9 +58,12 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
     # The child's names in the parent's order, as the engine builds ``rename``: each taken in
     # turn, looked up only where that order does not hold (as kernel.fork.dup_mmap() does: a
     # lookup in a large dict misses the cache, the next entry does not); the keys and names
-    # as lists, indexed (no tuple per item, no call of next())
-    olds = list(rename)
-    names = list(rename.values())
+    # as lists, indexed (no tuple per item, no call of next()). None: the parent's names.
+    olds: list[str] = []
+    names: list[str] = []
+    if rename is not None:
+        olds = list(rename)
+        names = list(rename.values())
     nnames = len(olds)
     j = 0
     for m in parent.vmas:
@@ -70,7 +73,7 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
         name = m.name
         if j < nnames and olds[j] is name:
             name = names[j]
-        else:
+        elif rename is not None:
             name = rename[name]
         j += 1
         tmps.append(Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, name))
@@ -83,7 +86,8 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
         flags = m.flags
         if VM_DONTCOPY in flags:
             continue
-        tmp = Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, rename[m.name])
+        tmp = Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file,
+                  m.name if rename is None else rename[m.name])
         copies.append(m)
         tmps.append(tmp)
         wipe = VM_WIPEONFORK in flags
@@ -243,7 +247,7 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
     return words, wide, base_num, base_start, base_av
 
 
-def dup_fork(parent: Mm, child: Mm, rename: dict[str, str], vma_at: list[Vma | None],
+def dup_fork(parent: Mm, child: Mm, rename: dict[str, str] | None, vma_at: list[Vma | None],
              flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
              file_id: dict[object, int], av_at: list[AnonVma | None],
              av_odd: dict[int, AnonVma]) -> DupFork:
@@ -252,13 +256,17 @@ def dup_fork(parent: Mm, child: Mm, rename: dict[str, str], vma_at: list[Vma | N
     first VM_DONTCOPY or VM_WIPEONFORK VMA sends the fork to the two functions). A VMA's flag
     word is made from its prot (the last two looked up by identity) and membership tests of
     the flags the shim knows (each VMA of a starting layout has a set of its own: a test
-    costs less than comparing two sets), ``flag_bits`` asked only for flags it does not."""
+    costs less than comparing two sets), ``flag_bits`` asked only for flags it does not.
+    ``rename`` None: each copy keeps its parent's name."""
     vmas = parent.vmas
     n = len(vmas)
     if not n:
         return [], [], [], [], [], _NO_COLUMNS
-    olds = list(rename)
-    names = list(rename.values())
+    olds: list[str] = []
+    names: list[str] = []
+    if rename is not None:
+        olds = list(rename)
+        names = list(rename.values())
     nnames = len(olds)
     tmps: list[Vma] = []
     # (each word boxed once: the last two words' int objects are stored again where a word
@@ -333,7 +341,7 @@ def dup_fork(parent: Mm, child: Mm, rename: dict[str, str], vma_at: list[Vma | N
         name = m.name
         if i < nnames and olds[i] is name:
             name = names[i]
-        else:
+        elif rename is not None:
             name = rename[name]
         file = m.file
         tmps.append(Vma(child, m.start, m.end, m.pgoff, prot, flags, file, name))
