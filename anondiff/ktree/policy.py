@@ -81,7 +81,8 @@ class KernelTreePolicy(Policy):
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         self._bind(k).fork(vma, pvma)
 
-    def _own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> bool:
+    def _own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm,
+                      rename: dict[str, str] | None) -> bool:
         """dup_mmap() with all its anon_vma_fork() calls in one call into C (one per VMA costs
         more in ctypes and readback than the Python policies' whole fork): the loop of
         :func:`anondiff.kernel.fork.dup_mmap` for this era (no ``vm_prev``, a VM_WIPEONFORK VMA
