@@ -489,7 +489,7 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, runs: Values | None, ins_av
         _apply_lookup(k, seq, n_ins, ins_av, ins_vma, pairs, chain, children, vma_at, av_at,
                       av_odd, avc_at, new_av)
     else:
-        _apply_runs(k, seq, n_ins, runs, children, vma_at, av_at, av_odd, avc_at, new_av)
+        _apply_runs(k, seq, runs, children, vma_at, av_at, av_odd, avc_at, new_av)
     # the anon_vmas' state (KT_R_AV: number, refcount, root, parent, two counters), in runs
     # of like vectors: the anon_vmas a fork makes follow each other and share their root and
     # parent, which are looked up once a run
@@ -545,7 +545,7 @@ def apply_fork(k: Kernel, first_id: int, n_ins: int, runs: Values | None, ins_av
         done += count
 
 
-def _apply_runs(k: Kernel, seq: int, n_ins: int, runs: Values, children: list[Vma],
+def _apply_runs(k: Kernel, seq: int, runs: Values, children: list[Vma],
                 vma_at: list[Vma | None], av_at: list[AnonVma | None],
                 av_odd: dict[int, AnonVma], avc_at: list[AnonVmaChain],
                 new_av: Callable[[int], AnonVma] | None) -> None:
@@ -565,10 +565,6 @@ def _apply_runs(k: Kernel, seq: int, n_ins: int, runs: Values, children: list[Vm
     # the anon_vmas made here, in the order of their first insertion: named together
     # (Kernel.name_many()) before any other is named, so that naming order stays insertion order
     fresh: list[AnonVma] = []
-    # the chains made here, numbered on from len(avc_at): put there at the end, at once (an
-    # append each grows a list of a hundred thousand chains a step at a time, copying it)
-    made_avcs: list[AnonVmaChain | None] = [None] * n_ins
-    nmade = 0
     while p < n:
         count = runs.value(0)
         cnt = runs.value(0)
@@ -606,9 +602,11 @@ def _apply_runs(k: Kernel, seq: int, n_ins: int, runs: Values, children: list[Vm
             c_num = num + r * d_num
             child.kt = c_num
             vma_at[c_num] = child
-            # its insertions, in order: its chain, tail first (pushed at the head: the new
-            # VMA's chain, a list made at its length)
-            avcs: list[AnonVmaChain | None] = [None] * cnt
+            # its insertions, in order: its chain, tail first (pushed at the head: appended to
+            # the new VMA's empty list)
+            avcs = child.avcs
+            if avcs:
+                avcs = child.avcs = []
             for q in range(cnt):
                 av = fixed[q]
                 made = False
@@ -633,11 +631,9 @@ def _apply_runs(k: Kernel, seq: int, n_ins: int, runs: Values, children: list[Vm
                         k.name(av)
                 seq += 1
                 avc = AnonVmaChain(child, av, seq)
-                made_avcs[nmade] = avc
-                nmade += 1
-                avcs[q] = avc
+                avc_at.append(avc)
+                avcs.append(avc)
                 av.tree[avc] = None
-            child.avcs = cast(list[AnonVmaChain], avcs)     # (each place filled)
             if head is not None:
                 child.anon_vma = head
             else:
@@ -649,8 +645,6 @@ def _apply_runs(k: Kernel, seq: int, n_ins: int, runs: Values, children: list[Vm
                     child.anon_vma = _known(c_ptr, av_at, av_odd, new_av) if got is None else got
             if mark:
                 dirty_vmas.add(child)
-    assert nmade == n_ins, (nmade, n_ins)
-    avc_at.extend(cast(list[AnonVmaChain], made_avcs))
     k.name_many(fresh)
 
 
