@@ -423,3 +423,75 @@ def test_bulk_fork_runs_of_like_neighbours(version: str, monkeypatch: pytest.Mon
     for mode in ("own", "own, decoded", "lookup"):
         assert runs[mode] == runs["records"], mode
     assert not differences(runs["own"][-1], replay(sc, get(TREES[version])).final)
+
+
+def fork_layout(dontcopy: str | None = None) -> tuple:  # type: ignore[type-arg]
+    """A parent whose VMAs have every kind of field C is told (numbers C knows and does not,
+    gaps, lengths past a byte, prot and flag sets of their own, flags the shim has no bit for,
+    files, anon_vmas known, unknown and none), with ``dontcopy`` on one of them if given; the
+    binding's tables for them."""
+    from anondiff.kernel.objects import AnonVma, Mm, Vma
+    from anondiff.ktree import binding
+    parent, child = Mm("P"), Mm("C")
+    avs = [AnonVma() for _ in range(3)]
+    av_at: list = [None, avs[0], None, avs[1]]   # avs[2]: not known to C
+    vma_at: list = [None]
+    flag_sets = [(), ("account",), ("shared",), ("softdirty", "account"), ("guard",),
+                 ("shared", "account", "close")]
+    start = 0x100
+    for i in range(40):
+        prot = frozenset(("read", "write") if i % 3 else ("read",))
+        flags = set(flag_sets[i % len(flag_sets)])
+        if dontcopy is not None and i == 17:
+            flags.add(dontcopy)
+        pages = 1 + (i % 5) * 70
+        vma = Vma(parent, start, start + pages, start + (i % 4 - 1), prot, frozenset(flags),
+                  None if i % 6 else f"lib{i % 4}.so", f"v{i}")
+        vma.anon_vma = [avs[0], avs[1], avs[2], None][i % 4]
+        if i % 5:
+            vma.kt = len(vma_at)
+            vma_at.append(vma)
+        parent.vmas.append(vma)
+        parent.starts.append(start)
+        start += pages + (i % 3) * 300
+    rename = {v.name: v.name + "c" for v in parent.vmas}
+    for n, av in enumerate(av_at):
+        if av is not None:
+            av.kt = n
+    return (parent, child, rename, vma_at, binding._FlagBits(), binding._FileIds({None: 0}),
+            av_at, {})
+
+
+@pytest.mark.parametrize("renamed", [True, False])
+@pytest.mark.parametrize("dontcopy", [None, "dontcopy", "wipeonfork"])
+def test_dup_fork_gives_c_what_the_two_passes_give(dontcopy: str | None, renamed: bool) -> None:
+    """One pass over the parent's VMAs (readback.dup_fork(): the copies and the parents' words
+    for kt_fork_all()) gives the copies dup_vmas() gives, under the names given or the
+    parent's, and the words, wide values and bases fork_columns() gives, field for field: C is
+    told the same parents."""
+    from anondiff.ktree import readback
+    parent, child, rename, vma_at, flag_bits, file_id, av_at, av_odd = fork_layout(dontcopy)
+    copies, tmps, wipes, children, parents, columns = readback.dup_fork(
+        parent, child, rename if renamed else None, vma_at, flag_bits, file_id, av_at, av_odd)
+    parent2, child2, rename2, vma_at2, flag_bits2, file_id2, av_at2, av_odd2 = fork_layout(dontcopy)
+    copies2, tmps2, wipes2, children2, parents2 = readback.dup_vmas(
+        parent2, child2, rename2 if renamed else None)
+    columns2 = readback.fork_columns(parents2, vma_at2, flag_bits2, file_id2, av_at2, av_odd2)
+
+    def shape(vmas: list) -> list:  # type: ignore[type-arg]
+        return [(v.mm.name, v.start, v.end, v.pgoff, v.prot, v.flags, v.file, v.name,
+                 v.anon_vma) for v in vmas]
+
+    assert [v.name for v in copies] == [v.name for v in copies2]
+    assert [v.name for v in tmps] == [v.name + ("c" if renamed else "") for v in copies]
+    assert shape(tmps) == shape(tmps2) and shape(children) == shape(children2)
+    assert [v.name for v in parents] == [v.name for v in parents2] and wipes == wipes2
+    assert len(copies) == (39 if dontcopy == "dontcopy" else 40)
+    assert len(parents) == (40 if dontcopy is None else 39)
+    assert wipes.count(True) == (1 if dontcopy == "wipeonfork" else 0)
+    assert list(columns[0]) == list(columns2[0]) and columns[1:] == columns2[1:]
+    assert columns[1], "no field past a byte: the test does not reach the wide values"
+    # the flags the shim has bits for, and those it has not (softdirty, guard, close: none)
+    # (read 1, write 2, shared 8, account 32)
+    assert {(w >> 32) & 255 for w in columns[0]} == {1, 1 | 2, 8 | 2 | 1, 32 | 1, 32 | 2 | 1,
+                                                     32 | 8 | 2 | 1}

@@ -61,8 +61,7 @@ S_COUNT = 7
 F_HEAD = F_SECT + 2 * S_COUNT
 VMA_OPS = {VmaOp.SPLIT: 0, VmaOp.MERGE_UNFAULTED: 1, VmaOp.REMAP: 2, VmaOp.FORK: 3}
 #: the shim's vm_flags bits (ktshim.h: VMA_*_BIT)
-FLAG_BITS = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16, VM_ACCOUNT: 32,
-             VM_WIPEONFORK: 64}
+FLAG_BITS = readback.FLAG_BITS
 SLOT_FREED = 2
 
 
@@ -285,19 +284,31 @@ class Binding:
         self._apply((ctypes.c_long * n).from_address(self.library.kt_records())[:],
                     [vma, pvma], FORK)
 
-    def fork_all(self, children: list[Vma], parents: list[Vma]) -> None:
+    def dup_fork(self, parent: Mm, child: Mm, rename: dict[str, str] | None
+                 ) -> readback.DupFork:
+        """dup_mmap()'s copies of ``parent``'s VMAs into ``child`` and the parents' words for
+        :meth:`fork_all` (:func:`.readback.dup_fork`)."""
+        return readback.dup_fork(parent, child, rename, self.vma_at, self.flag_bits,
+                                 self.file_id, self.av_at, self.av_odd)
+
+    def fork_all(self, children: list[Vma], parents: list[Vma],
+                 columns: readback.Columns | None = None) -> None:
         """anon_vma_fork(child, parent) for each pair of one dup_mmap() (every parent in the
         parent mm's list, each child its copy in the child mm), in order, in one C call
         (:meth:`fork` pair by pair, but each anon_vma's state read once, at the end); a crash
         is raised with its pair's index as ``crash.pair``.  The parents go as a word each, a
         byte a field (:func:`.readback.fork_columns`), and the records come back split by kind
-        (:meth:`_apply_fork`) unless something out of the ordinary happened."""
+        (:meth:`_apply_fork`) unless something out of the ordinary happened. ``columns``:
+        those words made already (:meth:`dup_fork`)."""
         if not parents:
             return
-        words, wide, base_num, base_start, base_av = readback.fork_columns(
-            parents, self.vma_at, self.flag_bits, self.file_id, self.av_at, self.av_odd)
+        if columns is None:
+            columns = readback.fork_columns(parents, self.vma_at, self.flag_bits, self.file_id,
+                                            self.av_at, self.av_odd)
+        words, wide, base_num, base_start, base_av = columns
         head = array("l", [len(parents), self._mm_id(parents[0].mm), self._mm_id(children[0].mm),
-                           int(self.own_chains), base_num, base_start, base_av])
+                           int(self.own_chains), base_num, base_start, base_av,
+                           int(self.bulk_fork)])
         # ("L", unsigned long, 64 bits here as in C: each word converted digit by digit;
         # "Q" goes through _PyLong_AsByteArray(), several times the cost)
         packed = array("L", words)

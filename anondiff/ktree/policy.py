@@ -81,7 +81,8 @@ class KernelTreePolicy(Policy):
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         self._bind(k).fork(vma, pvma)
 
-    def _own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> bool:
+    def _own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm,
+                      rename: dict[str, str] | None) -> bool:
         """dup_mmap() with all its anon_vma_fork() calls in one call into C (one per VMA costs
         more in ctypes and readback than the Python policies' whole fork): the loop of
         :func:`anondiff.kernel.fork.dup_mmap` for this era (no ``vm_prev``, a VM_WIPEONFORK VMA
@@ -94,13 +95,14 @@ class KernelTreePolicy(Policy):
         if self.dup_mmap != (NONE, EMPTY):
             return False    # a tree before v5.6: the model's loop passes vm_prev and prepares
         # vm_area_dup() of each VMA copied; each copy's anon_vma is what anon_vma_fork() leaves
-        # there (read back)
-        copies, tmps, wipes, children, parents = readback.dup_vmas(parent, child, rename)
+        # there (read back); the parents' words for C made in the same pass
+        b = self._bind(k)
+        copies, tmps, wipes, children, parents, columns = b.dup_fork(parent, child, rename)
         crashed: KernelCrash | None = None
         stop: Vma | None = None
         if parents:
             try:
-                self._bind(k).fork_all(children, parents)
+                b.fork_all(children, parents, columns)
             except KernelCrash as crash:
                 crashed, stop = crash, children[crash.pair]  # type: ignore[attr-defined]
         if crashed is not None:

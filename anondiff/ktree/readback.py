@@ -14,13 +14,36 @@ very object there: an object of another replay's binding is a new one to this on
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Final
+from typing import Any, Callable, Final, cast
 
-from ..kernel.objects import VM_DONTCOPY, VM_WIPEONFORK, AnonVma, AnonVmaChain, Mm, Vma
+from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, AnonVma,
+                              AnonVmaChain, Mm, Vma)
 from ..kernel.state import Kernel
 
+try:
+    from mypy_extensions import i64
+except ImportError:                  # no mypy (so nothing compiled): annotations only
+    i64 = int  # type: ignore[misc,assignment]
 
-def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
+#: the shim's vm_flags bits (ktshim.h: VMA_*_BIT), by the model's prot and flag names
+FLAG_BITS: Final = {"read": 1, "write": 2, "exec": 4, VM_SHARED: 8, VM_DONTCOPY: 16,
+                    VM_ACCOUNT: 32, VM_WIPEONFORK: 64}
+#: the bits of those flags (a VMA's flags mostly hold no others)
+SHARED_BIT: Final = 8
+DONTCOPY_BIT: Final = 16
+ACCOUNT_BIT: Final = 32
+WIPEONFORK_BIT: Final = 64
+_EMPTY: Final[frozenset[str]] = frozenset()
+#: no file (a VMA's file may be None): the file the first VMA's is compared with
+_NO_FILE: Final = object()
+#: :func:`fork_columns`' five values
+Columns = tuple[list[int], list[int], int, int, int]
+#: what :func:`dup_fork` returns: :func:`dup_vmas`'s five lists, then the parents' columns
+DupFork = tuple[list[Vma], list[Vma], list[bool], list[Vma], list[Vma], Columns]
+_NO_COLUMNS: Final[Columns] = ([], [], 0, 0, 0)
+
+
+def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str] | None) -> tuple[
         list[Vma], list[Vma], list[bool], list[Vma], list[Vma]]:
     """The copies of dup_mmap()'s loop: the parent's VMAs but VM_DONTCOPY ones (``copies``),
     the vm_area_dup() of each into ``child`` under its child name with no anon_vma yet (what
@@ -35,9 +58,12 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
     # The child's names in the parent's order, as the engine builds ``rename``: each taken in
     # turn, looked up only where that order does not hold (as kernel.fork.dup_mmap() does: a
     # lookup in a large dict misses the cache, the next entry does not); the keys and names
-    # as lists, indexed (no tuple per item, no call of next())
-    olds = list(rename)
-    names = list(rename.values())
+    # as lists, indexed (no tuple per item, no call of next()). None: the parent's names.
+    olds: list[str] = []
+    names: list[str] = []
+    if rename is not None:
+        olds = list(rename)
+        names = list(rename.values())
     nnames = len(olds)
     j = 0
     for m in parent.vmas:
@@ -47,7 +73,7 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
         name = m.name
         if j < nnames and olds[j] is name:
             name = names[j]
-        else:
+        elif rename is not None:
             name = rename[name]
         j += 1
         tmps.append(Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, name))
@@ -60,7 +86,8 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str]) -> tuple[
         flags = m.flags
         if VM_DONTCOPY in flags:
             continue
-        tmp = Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file, rename[m.name])
+        tmp = Vma(child, m.start, m.end, m.pgoff, m.prot, flags, m.file,
+                  m.name if rename is None else rename[m.name])
         copies.append(m)
         tmps.append(tmp)
         wipe = VM_WIPEONFORK in flags
@@ -133,7 +160,7 @@ def _field(v: int, shift: int, wide: list[int]) -> int:
 def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
                  flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
                  file_id: dict[object, int], av_at: list[AnonVma | None],
-                 av_odd: dict[int, AnonVma]) -> tuple[list[int], list[int], int, int, int]:
+                 av_odd: dict[int, AnonVma]) -> Columns:
     """kt_fork_all()'s input (``parents`` not empty): a word per parent, its fields
     (:data:`FORK_COLUMNS`) a byte each from the lowest, each written so that a run of
     neighbours gives small numbers (glue.c: kt_fork_all() undoes it): the VMA's number and its
@@ -218,6 +245,156 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
                         | _field(bits, 32, wide) | _field(fid, 40, wide)
                         | _field(d_av, 48, wide))
     return words, wide, base_num, base_start, base_av
+
+
+def dup_fork(parent: Mm, child: Mm, rename: dict[str, str] | None, vma_at: list[Vma | None],
+             flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
+             file_id: dict[object, int], av_at: list[AnonVma | None],
+             av_odd: dict[int, AnonVma]) -> DupFork:
+    """:func:`dup_vmas` and :func:`fork_columns` of its parents in one pass over the parent's
+    VMAs (each VMA's fields read once), for the usual fork: every VMA copied and forked (the
+    first VM_DONTCOPY or VM_WIPEONFORK VMA sends the fork to the two functions). A VMA's flag
+    word is made from its prot (the last two looked up by identity) and membership tests of
+    the flags the shim knows (each VMA of a starting layout has a set of its own: a test
+    costs less than comparing two sets), ``flag_bits`` asked only for flags it does not.
+    ``rename`` None: each copy keeps its parent's name."""
+    vmas = parent.vmas
+    n = len(vmas)
+    if not n:
+        return [], [], [], [], [], _NO_COLUMNS
+    olds: list[str] = []
+    names: list[str] = []
+    if rename is not None:
+        olds = list(rename)
+        names = list(rename.values())
+    nnames = len(olds)
+    # (the copies' list at its length: appended to, a list of 65,000 grows in steps, copied)
+    tmps = cast(list[Vma], [None] * n)
+    # (each word boxed once: the last two words' int objects are stored again where a word
+    # repeats, as a run of like neighbours' words do)
+    words: list[Any] = [None] * n
+    wide: list[int] = []
+    nvmas: i64 = len(vma_at)
+    vma = vmas[0]
+    base_num = vma_number(vma, vma_at)
+    base_start = vma.start
+    base_av = 0
+    if vma.anon_vma is not None:
+        base_av = av_number(vma.anon_vma, av_at, av_odd)
+    # (the arithmetic in machine words, compiled: values of page numbers, far below 2^63)
+    last_num: i64 = base_num
+    last_start: i64 = base_start
+    last_av: i64 = base_av
+    word1: i64 = -1
+    word2: i64 = -1
+    box1: Any = None
+    box2: Any = None
+    prot1: frozenset[str] | None = None
+    prot2: frozenset[str] | None = None
+    pbits1 = pbits2 = 0
+    last_file: object = _NO_FILE
+    fid: i64 = 0
+    last_anon: AnonVma | None = None
+    anum: i64 = 0
+    for i in range(n):
+        m = vmas[i]
+        prot, flags = m.prot, m.flags
+        nflags = len(flags)
+        fbits: i64 = 0
+        if nflags:
+            hit = 0
+            if VM_ACCOUNT in flags:
+                fbits = ACCOUNT_BIT
+                hit = 1
+            if hit < nflags:
+                if VM_SHARED in flags:
+                    fbits |= SHARED_BIT
+                    hit += 1
+                if hit < nflags and VM_DONTCOPY in flags:
+                    fbits |= DONTCOPY_BIT
+                    hit += 1
+                if hit < nflags and VM_WIPEONFORK in flags:
+                    fbits |= WIPEONFORK_BIT
+                    hit += 1
+                if hit < nflags:    # another flag: as the binding's table says
+                    key = (_EMPTY, flags)
+                    fbits = flag_bits.get(key, -1)
+                    if fbits < 0:
+                        fbits = flag_bits[key]
+            if fbits & (DONTCOPY_BIT | WIPEONFORK_BIT):
+                copies, tmps, wipes, children, parents = dup_vmas(parent, child, rename)
+                # (the copies made so far are dropped)
+                if not parents:
+                    return copies, tmps, wipes, children, parents, _NO_COLUMNS
+                return (copies, tmps, wipes, children, parents,
+                        fork_columns(parents, vma_at, flag_bits, file_id, av_at, av_odd))
+        if prot is prot1:
+            pbits = pbits1
+        elif prot is prot2:
+            pbits = pbits2
+        else:
+            key = (prot, _EMPTY)
+            pbits = flag_bits.get(key, -1)
+            if pbits < 0:
+                pbits = flag_bits[key]
+            prot2, pbits2 = prot1, pbits1
+            prot1, pbits1 = prot, pbits
+        bits: i64 = pbits | fbits
+        name = m.name
+        if i < nnames and olds[i] is name:
+            name = names[i]
+        elif rename is not None:
+            name = rename[name]
+        file = m.file
+        tmps[i] = Vma(child, m.start, m.end, m.pgoff, prot, flags, file, name)
+        # the parent's word (fork_columns())
+        start: i64 = m.start
+        num: i64 = m.kt
+        d_num: i64 = 0
+        if 0 < num < nvmas and vma_at[num] is m:
+            d_num = 2 * (num - last_num) + 1
+            last_num = num
+        d_start: i64 = start - last_start
+        last_start = start
+        pages: i64 = m.end - start
+        d_pgoff: i64 = m.pgoff - start
+        if file is not last_file:
+            fid = file_id.get(file, -1)
+            if fid < 0:
+                fid = file_id[file]
+            last_file = file
+        d_av: i64 = 0
+        av = m.anon_vma
+        if av is not None:
+            if av is not last_anon:
+                anum = av_number(av, av_at, av_odd)
+                last_anon = av
+            if anum:
+                d_av = 2 * (anum - last_av) + 1
+                last_av = anum
+        if (0 <= d_num < WIDE and 0 <= d_start < WIDE and 0 <= pages < WIDE
+                and 0 <= d_pgoff < WIDE and 0 <= bits < WIDE and 0 <= fid < WIDE
+                and 0 <= d_av < WIDE):
+            word: i64 = (d_num | d_start << 8 | pages << 16 | d_pgoff << 24 | bits << 32
+                         | fid << 40 | d_av << 48)
+            if word == word1:
+                words[i] = box1
+                continue
+            if word == word2:
+                words[i] = box2
+                continue
+        else:
+            word = (_field(d_num, 0, wide) | _field(d_start, 8, wide)
+                    | _field(pages, 16, wide) | _field(d_pgoff, 24, wide)
+                    | _field(bits, 32, wide) | _field(fid, 40, wide)
+                    | _field(d_av, 48, wide))
+        box: Any = word
+        words[i] = box
+        word2, box2 = word1, box1
+        word1, box1 = word, box
+    # (every VMA copied, each one forked: one list does for four)
+    copies = list(vmas)
+    return copies, tmps, [False] * n, tmps, copies, (words, wide, base_num, base_start, base_av)
 
 
 class Values:

@@ -203,7 +203,7 @@ void kt_mmap_assert(struct mm_struct *mm, int write, const char *file, int line)
 }
 
 static void kt_emit_av(struct anon_vma *av);
-static long kt_av_id(const struct anon_vma *av);
+static inline long kt_av_id(const struct anon_vma *av);
 /* -- slab ---------------------------------------------------------------------------- */
 
 /*
@@ -264,14 +264,24 @@ static inline struct vm_area_struct *kt_vma_at(long id)
 	return id > 0 && id <= kt_nr_vmas ? kt_vmas[id - 1] : NULL;
 }
 
-static long kt_av_id(const struct anon_vma *av)
+static long kt_av_foreign(const struct anon_vma *av);
+
+/* (inline: a fork asks it several times a pair; a pointer to no slab object's start is rare) */
+static inline long kt_av_id(const struct anon_vma *av)
 {
-	long slot = kt_slot_of(av), i;
+	long slot = kt_slot_of(av);
 
 	if (!av)
 		return 0;
 	if (slot >= 0 && kt_slot_addr(slot) == (const char *)av)
 		return slot + 1;
+	return kt_av_foreign(av);
+}
+
+static __attribute__((noinline)) long kt_av_foreign(const struct anon_vma *av)
+{
+	long i;
+
 	kt_surprise = 1;
 	for (i = 0; i < kt_nr_foreign; i++)
 		if (kt_foreign[i] == av)
@@ -631,15 +641,19 @@ static struct vm_area_struct *kt_vma_new(void)
 	return vma;
 }
 
-/* the anon_vma kt_dirty_add() saw last, in this call (a fork's parent's, over and over) */
-static const struct anon_vma *kt_dirty_last;
+/*
+ * the anon_vmas kt_dirty_add() saw last, in this call (a fork's parent's, over and over, and
+ * the new one of each child: two at a time)
+ */
+static const struct anon_vma *kt_dirty_last, *kt_dirty_last2;
 
 static void kt_dirty_add(struct anon_vma *av)
 {
 	long slot;
 
-	if (av == kt_dirty_last)
+	if (av == kt_dirty_last || av == kt_dirty_last2)
 		return;
+	kt_dirty_last2 = kt_dirty_last;
 	kt_dirty_last = av;
 	slot = kt_slot_of(av);
 	if (slot < 0 || kt_mark[slot] == kt_gen)
@@ -875,7 +889,7 @@ long kt_call(const long *in)
 	kt_out_len = 0;
 	kt_nr_dirty = 0;
 	kt_gen++;
-	kt_dirty_last = NULL;
+	kt_dirty_last = kt_dirty_last2 = NULL;
 	if (nr > KT_MAX_VMAS)
 		abort();
 	for (i = 0; i < nr; i++) {
@@ -996,20 +1010,27 @@ enum kt_sect { KT_S_INS_AV, KT_S_INS_VMA, KT_S_PAIRS, KT_S_CHAIN, KT_S_AVS, KT_S
 
 static unsigned char *kt_fast_bytes;
 static long kt_fast_bytes_cap;
-/* where each section's next value goes */
-static long kt_sect_at[KT_NR_SECTS];
+/* each section's bytes as they are written, a buffer each (kt_sect_join() puts them end to end) */
+static unsigned char *kt_sect_b[KT_NR_SECTS];
+static long kt_sect_len[KT_NR_SECTS], kt_sect_cap[KT_NR_SECTS];
 
-/* v as its difference from *prev, zigzag, LEB128, at *at; *prev becomes v. */
-static inline void kt_put(long *at, long v, long *prev)
+/* v as its difference from *prev, zigzag, LEB128, at the end of section sect; *prev becomes v. */
+static inline void kt_put(int sect, long v, long *prev)
 {
 	unsigned long zz = ((unsigned long)(v - *prev) << 1) ^ (unsigned long)((v - *prev) >> 63);
+	long at = kt_sect_len[sect];
+	unsigned char *b;
 
 	*prev = v;
+	if (at + 10 > kt_sect_cap[sect])	/* (10 bytes: the longest value) */
+		kt_sect_b[sect] = kt_grow(kt_sect_b[sect], &kt_sect_cap[sect], at + 10, 1);
+	b = kt_sect_b[sect];
 	while (zz >= 128) {
-		kt_fast_bytes[(*at)++] = (unsigned char)(zz | 128);
+		b[at++] = (unsigned char)(zz | 128);
 		zz >>= 7;
 	}
-	kt_fast_bytes[(*at)++] = (unsigned char)zz;
+	b[at++] = (unsigned char)zz;
+	kt_sect_len[sect] = at;
 }
 
 /* v as it is (against 0) in section sect */
@@ -1017,7 +1038,23 @@ static inline void kt_put_raw(int sect, long v)
 {
 	long zero = 0;
 
-	kt_put(&kt_sect_at[sect], v, &zero);
+	kt_put(sect, v, &zero);
+}
+
+/* The sections end to end in kt_fast_bytes, each one's offset and length in f (KT_F_SECT). */
+static void kt_sect_join(long *f)
+{
+	long i, len = 0;
+
+	for (i = 0; i < KT_NR_SECTS; i++)
+		len += kt_sect_len[i];
+	kt_fast_bytes = kt_grow(kt_fast_bytes, &kt_fast_bytes_cap, len + 1, 1);
+	for (i = 0, len = 0; i < KT_NR_SECTS; len += kt_sect_len[i++]) {
+		if (kt_sect_len[i])
+			memcpy(kt_fast_bytes + len, kt_sect_b[i], kt_sect_len[i]);
+		f[KT_F_SECT + 2 * i] = len;
+		f[KT_F_SECT + 2 * i + 1] = kt_sect_len[i];
+	}
 }
 
 /*
@@ -1077,14 +1114,14 @@ take:
 /* A run of pairs: count, insertions per pair, the first vector, the differences. */
 static void kt_flush_pairs(struct kt_run *run)
 {
-	long *at = &kt_sect_at[KT_S_RUNS], q;
+	long q;
 
 	kt_put_raw(KT_S_RUNS, run->nr);
 	kt_put_raw(KT_S_RUNS, run->len - 2);
-	kt_put(at, run->first[0], &kt_run_prev[0]);
-	kt_put(at, run->first[1], &kt_run_prev[1]);
+	kt_put(KT_S_RUNS, run->first[0], &kt_run_prev[0]);
+	kt_put(KT_S_RUNS, run->first[1], &kt_run_prev[1]);
 	for (q = 0; q < run->len - 2; q++)
-		kt_put(at, run->first[2 + q], &kt_run_prev[2 + (q < KT_POS ? q : KT_POS - 1)]);
+		kt_put(KT_S_RUNS, run->first[2 + q], &kt_run_prev[2 + (q < KT_POS ? q : KT_POS - 1)]);
 	if (run->nr > 1)
 		for (q = 0; q < run->len; q++)
 			kt_put_raw(KT_S_RUNS, run->step[q]);
@@ -1097,7 +1134,7 @@ static void kt_flush_avs(struct kt_run *run)
 
 	kt_put_raw(KT_S_AVS, run->nr);
 	for (q = 0; q < KT_AV_LEN; q++)
-		kt_put(&kt_sect_at[KT_S_AVS], run->first[q], &kt_av_prev[q]);
+		kt_put(KT_S_AVS, run->first[q], &kt_av_prev[q]);
 	if (run->nr > 1)
 		for (q = 0; q < KT_AV_LEN; q++)
 			kt_put_raw(KT_S_AVS, run->step[q]);
@@ -1129,7 +1166,7 @@ static long kt_fork_rec_len(const long *r)
 /* own_ok: may the reader take each child's chain from its insertions (KT_F_OWN)? */
 static void kt_fork_split(long npairs, int own_ok)
 {
-	long cnt[KT_F_SECT] = { 0 }, vals[KT_NR_SECTS], *at = kt_sect_at, i, j, len, *f;
+	long cnt[KT_F_SECT] = { 0 }, i, j, len, *f;
 	long pair = -1, child = 0, pos = 0, own = 1, pair_ins = 0, max_av = 0, first = -1, nins = 0;
 	long prev_av[KT_POS] = { 0 }, prev[KT_NR_SECTS][6] = { { 0 } }, max_chain = 0;
 
@@ -1184,21 +1221,7 @@ static void kt_fork_split(long npairs, int own_ok)
 	if (cnt[KT_F_PAIRS] != npairs)
 		return;
 	own = own && own_ok;
-	/* each section at the worst case's offset: 10 bytes a value */
-	memset(vals, 0, sizeof(vals));
-	if (own) {
-		/* a run per pair at worst: 2 counts, a vector and its differences */
-		vals[KT_S_RUNS] = 6 * cnt[KT_F_PAIRS] + 2 * cnt[KT_F_CHAIN];
-	} else {
-		vals[KT_S_INS_AV] = vals[KT_S_INS_VMA] = cnt[KT_F_INS];
-		vals[KT_S_PAIRS] = 4 * cnt[KT_F_PAIRS];
-		vals[KT_S_CHAIN] = cnt[KT_F_CHAIN];
-	}
-	vals[KT_S_AVS] = (1 + 2 * KT_AV_LEN) * cnt[KT_F_AVS];
-	vals[KT_S_NEW] = 2 * cnt[KT_F_NEW];
-	for (i = 0, len = 0; i < KT_NR_SECTS; len += 10 * vals[i++])
-		at[i] = len;
-	kt_fast_bytes = kt_grow(kt_fast_bytes, &kt_fast_bytes_cap, len + 1, 1);
+	memset(kt_sect_len, 0, sizeof(kt_sect_len));
 	kt_fast = kt_grow(kt_fast, &kt_fast_cap, KT_F_HEAD, sizeof(long));
 	kt_pair_vec = kt_grow(kt_pair_vec, &kt_pair_vec_cap, 2 + max_chain, sizeof(long));
 	memset(kt_run_prev, 0, sizeof(kt_run_prev));
@@ -1218,19 +1241,19 @@ static void kt_fork_split(long npairs, int own_ok)
 			pos = nins = 0;
 			break;
 		case KT_R_NEWVMA:
-			kt_put(&at[KT_S_NEW], pair, &prev[KT_S_NEW][0]);
-			kt_put(&at[KT_S_NEW], r[2], &prev[KT_S_NEW][1]);
+			kt_put(KT_S_NEW, pair, &prev[KT_S_NEW][0]);
+			kt_put(KT_S_NEW, r[2], &prev[KT_S_NEW][1]);
 			break;
 		case KT_R_INS:
 			if (own) {	/* (as many as the chain has: checked above) */
 				kt_pair_vec[2 + nins++] = r[2];
 				break;
 			}
-			kt_put(&at[KT_S_INS_AV], r[2], &prev_av[pos]);
+			kt_put(KT_S_INS_AV, r[2], &prev_av[pos]);
 			if (pos < KT_POS - 1)
 				pos++;
 			nins++;
-			kt_put(&at[KT_S_INS_VMA], r[3], &prev[KT_S_INS_VMA][0]);
+			kt_put(KT_S_INS_VMA, r[3], &prev[KT_S_INS_VMA][0]);
 			break;
 		case KT_R_VMA:
 			if (own) {
@@ -1240,10 +1263,10 @@ static void kt_fork_split(long npairs, int own_ok)
 				break;
 			}
 			for (j = 0; j < 3; j++)
-				kt_put(&at[KT_S_PAIRS], r[1 + j], &prev[KT_S_PAIRS][j]);
-			kt_put(&at[KT_S_PAIRS], nins, &prev[KT_S_PAIRS][3]);
+				kt_put(KT_S_PAIRS, r[1 + j], &prev[KT_S_PAIRS][j]);
+			kt_put(KT_S_PAIRS, nins, &prev[KT_S_PAIRS][3]);
 			for (j = r[3] - 1; j >= 0; j--)		/* tail first */
-				kt_put(&at[KT_S_CHAIN], r[4 + 2 * j], &prev[KT_S_CHAIN][0]);
+				kt_put(KT_S_CHAIN, r[4 + 2 * j], &prev[KT_S_CHAIN][0]);
 			break;
 		case KT_R_AV:
 			kt_run_push(&kt_av_runs, r + 1, KT_AV_LEN);
@@ -1252,15 +1275,157 @@ static void kt_fork_split(long npairs, int own_ok)
 	}
 	kt_run_flush(&kt_pair_runs);
 	kt_run_flush(&kt_av_runs);
-	for (i = 0, len = 0; i < KT_NR_SECTS; len += 10 * vals[i++]) {
-		f[KT_F_SECT + 2 * i] = len;
-		f[KT_F_SECT + 2 * i + 1] = at[i] - len;
-	}
+	kt_sect_join(f);
 	f[KT_F_OWN] = own;
 	f[KT_F_MAX_VMA] = kt_nr_vmas;
 	f[KT_F_MAX_AV] = max_av;
 	f[KT_F_FIRST] = first;
 	f[0] = 1;
+}
+
+/*
+ * kt_fork_split()'s work for KT_F_OWN done pair by pair, as kt_fork_all() goes (the records of
+ * a pair just written, read once while they are at hand, rather than the whole stream twice
+ * at the end) and the anon_vmas' state put into their runs without records: the same sections.
+ * kt_inc is 1 while every pair so far went into the runs; a pair that does not (a record of
+ * another kind, a chain not the pair's own insertions, a surprise) ends it, and then
+ * kt_fork_split() reads the whole stream at the end, as without it.
+ */
+static int kt_inc;
+static long kt_inc_cnt[KT_F_OWN], kt_inc_max_av, kt_inc_first, kt_inc_new[2];
+static const long **kt_inc_ins;
+static long kt_inc_ins_cap;
+
+static void kt_inc_start(void)
+{
+	memset(kt_sect_len, 0, sizeof(kt_sect_len));
+	memset(kt_run_prev, 0, sizeof(kt_run_prev));
+	memset(kt_av_prev, 0, sizeof(kt_av_prev));
+	memset(kt_inc_cnt, 0, sizeof(kt_inc_cnt));
+	kt_inc_new[0] = kt_inc_new[1] = 0;
+	kt_pair_runs.nr = kt_av_runs.nr = 0;
+	kt_inc_max_av = 0;
+	kt_inc_first = -1;
+}
+
+/*
+ * The records of pair number pair, from p0 (its KT_R_PAIR) to the end of the stream, into the
+ * sections as kt_fork_split() puts them with KT_F_OWN; 0 (nothing more done) when it would not
+ * take them so.
+ */
+static int kt_inc_pair(long p0, long pair)
+{
+	const long *r = kt_out + p0, *end = kt_out + kt_out_len, *vma = NULL;
+	long child = r[2], nins = 0, len, q, n;
+
+	if (kt_surprise || r[0] != KT_R_PAIR || r[1] != pair)
+		return 0;
+	for (r += 3; r < end; r += len) {
+		switch (r[0]) {
+		case KT_R_NEWVMA:
+			kt_put(KT_S_NEW, pair, &kt_inc_new[0]);
+			kt_put(KT_S_NEW, r[2], &kt_inc_new[1]);
+			kt_inc_cnt[KT_F_NEW]++;
+			len = 3;
+			break;
+		case KT_R_INS:
+			if (vma)
+				return 0;
+			kt_inc_ins = kt_grow(kt_inc_ins, &kt_inc_ins_cap, nins + 1, sizeof(*kt_inc_ins));
+			kt_inc_ins[nins++] = r;
+			len = 4;
+			break;
+		case KT_R_VMA:
+			if (vma)
+				return 0;
+			vma = r;
+			len = 4 + 2 * r[3];
+			break;
+		default:
+			return 0;
+		}
+	}
+	if (!vma || vma[1] != child)
+		return 0;
+	n = vma[3];
+	if (nins != n)
+		return 0;
+	/* the child's chain, head to tail, is its insertions from the last to the first */
+	for (q = 0; q < n; q++)
+		if (kt_inc_ins[q][3] != child || kt_inc_ins[q][1] != vma[4 + 2 * (n - 1 - q)])
+			return 0;
+	kt_pair_vec = kt_grow(kt_pair_vec, &kt_pair_vec_cap, 2 + n, sizeof(long));
+	kt_pair_vec[0] = child;
+	kt_pair_vec[1] = vma[2];
+	for (q = 0; q < n; q++) {
+		long av = kt_inc_ins[q][2];
+
+		kt_pair_vec[2 + q] = av;
+		if (av > kt_inc_max_av)
+			kt_inc_max_av = av;
+	}
+	if (n && kt_inc_first < 0)
+		kt_inc_first = kt_inc_ins[0][1];
+	kt_run_push(&kt_pair_runs, kt_pair_vec, 2 + n);
+	kt_inc_cnt[KT_F_INS] += n;
+	kt_inc_cnt[KT_F_PAIRS]++;
+	kt_inc_cnt[KT_F_CHAIN] += n;
+	return 1;
+}
+
+/* kt_emit_dirty() into the anon_vmas' runs (KT_S_AVS) rather than records */
+static void kt_push_dirty(void)
+{
+	long i, v[KT_AV_LEN];
+
+	for (i = 0; i < kt_nr_dirty; i++) {
+		struct anon_vma *av = kt_dirty[i];
+
+		if (!kt_live(av))
+			continue;
+		v[0] = kt_av_id(av);
+		v[1] = atomic_read(&av->refcount);
+		v[2] = kt_av_id(av->root);
+		v[3] = kt_av_id(av->parent);
+#ifdef KT_SPLIT_COUNTERS
+		v[4] = (long)av->num_children;
+		v[5] = (long)av->num_active_vmas;
+#else
+		v[4] = (long)av->degree;
+		v[5] = 0;
+#endif
+		kt_run_push(&kt_av_runs, v, KT_AV_LEN);
+		kt_inc_cnt[KT_F_AVS]++;
+		kt_dirty_add(av->root);
+		kt_dirty_add(av->parent);
+	}
+}
+
+/*
+ * The end of a kt_fork_all() whose pairs all went into the runs: the anon_vmas' state, then
+ * kt_fork_split()'s head.  0 when a surprise came with the state (a root or parent at no
+ * slab object): then nothing is written, and the caller emits the state as records.
+ */
+static int kt_inc_finish(long npairs)
+{
+	long *f = kt_fast, i;
+
+	if (kt_inc_cnt[KT_F_PAIRS] != npairs)
+		return 0;
+	kt_push_dirty();
+	if (kt_surprise)
+		return 0;
+	kt_run_flush(&kt_pair_runs);
+	kt_run_flush(&kt_av_runs);
+	for (i = 1; i < KT_F_OWN; i++)
+		f[i] = kt_inc_cnt[i];
+	kt_sect_join(f);
+	f[KT_F_OWN] = 1;
+	f[KT_F_MAX_VMA] = kt_nr_vmas;
+	f[KT_F_MAX_AV] = kt_inc_max_av;
+	f[KT_F_FIRST] = kt_inc_first;
+	f[0] = 1;
+	return 1;
 }
 
 /* kt_fork_all()'s fields of a parent (anondiff.ktree.readback.FORK_COLUMNS), a byte each */
@@ -1288,7 +1453,11 @@ static inline long kt_col_num(long w, long *last)
  * number), the records of the fork, the child's chain; then the anon_vmas.
  * in: the number of pairs n, the parent's mm id, the child's mm id, 1 when the reader may
  * take each child's chain from its insertions (kt_fork_split(): KT_F_OWN), then what the
- * first parent's number, start and anon_vma are written against (below).  packed: a word per
+ * first parent's number, start and anon_vma are written against (below), then 1 when the
+ * reader takes the split stream (kt_fork_fast()) where there is one: with in[3], the split is
+ * then made pair by pair (kt_inc_pair()) and the anon_vmas' state goes to it without records
+ * when every pair went there (the stream then ends with the last pair's records; 0: the
+ * whole stream, split afterwards as well where it can be).  packed: a word per
  * parent, its fields (enum kt_fork_col) a byte each from the lowest, written as
  * readback.fork_columns() says: the VMA's number and its anon_vma's as odd(number - the
  * previous number given) (0: a VMA C has not seen, a NULL anon_vma), the start as the
@@ -1308,25 +1477,29 @@ long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 	kt_out_len = 0;
 	kt_nr_dirty = 0;
 	kt_gen++;
-	kt_dirty_last = NULL;
+	kt_dirty_last = kt_dirty_last2 = NULL;
 	kt_late_timeout = 0;
 	kt_surprise = 0;
 	kt_batch = 1;
 	kt_fast = kt_grow(kt_fast, &kt_fast_cap, KT_F_HEAD, sizeof(long));
 	kt_fast[0] = 0;
+	kt_inc = in[3] && in[7];
+	if (kt_inc)
+		kt_inc_start();
 	pmm = kt_mm(in[1]);
 	cmm = kt_mm(in[2]);
 	kt_arm(1);
 	for (at = 0; at < n; at++) {
 		struct vm_area_struct *pv, *cv;
 		unsigned long w = packed[at];
-		long rc, num, f[KT_NR_COLS], j;
+		long rc, num, f[KT_NR_COLS], j, p0;
 
 		for (j = 0; j < KT_NR_COLS; j++, w >>= 8)
 			f[j] = (w & 255) == KT_WIDE ? wide[wi++] : (long)(w & 255);
 		num = kt_col_num(f[KT_C_VMA], &last_num);
 		last_start += f[KT_C_START];
 		cv = kt_vma_new();
+		p0 = kt_out_len;
 		kt_emit3(KT_R_PAIR, at, kt_vma_id(cv));
 		pv = num ? kt_vma_at(num) : kt_vma_new();
 		if (!num)
@@ -1376,10 +1549,14 @@ long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 			kt_emit(KT_R_RESULT);
 			kt_emit(rc);
 		}
+		if (kt_inc)
+			kt_inc = kt_inc_pair(p0, at);
 	}
 	kt_arm(0);
 	kt_batch = 0;
 	kt_late_timeout = 0;
+	if (kt_inc && kt_inc_finish(n))
+		return kt_out_len;
 	kt_emit_dirty();
 	kt_fork_split(n, in[3]);
 	return kt_out_len;
