@@ -230,9 +230,6 @@ class _Replayer:
         self.step: Step | None = None
         #: child name -> line of its fork that failed with -ENOMEM
         self.failed_forks: dict[str, int] = {}
-        #: does the policy run dup_mmap() itself (a compiled kernel tree)?  It is then handed
-        #: every copy's name; the model's loop keeps the parent's names when none are given
-        self.own_dup_mmap = type(policy)._own_dup_mmap is not Policy._own_dup_mmap
 
     @property
     def line(self) -> int:
@@ -487,9 +484,8 @@ class _Replayer:
         parent = self.mm(step.process)
         if step.child in self.k.mms:
             raise self.error(f"process {step.child!r} already exists")
-        rename: dict[str, str] | None = None    # (None: every copy keeps its parent's name)
-        if step.names or self.own_dup_mmap:
-            rename = self.fork_names(parent, step)
+        # (None: every copy keeps its parent's name; no dict built, none looked up)
+        rename = self.fork_names(parent, step) if step.names else None
         child = Mm(step.child)
         # Registered first: after a crash inside anon_vma_fork() the child stays, with the
         # VMAs copied before the faulting one (as the kernel-runs reference shows it).

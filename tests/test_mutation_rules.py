@@ -1330,9 +1330,9 @@ def test_wipeonfork_prepare_at_fork_looks_at_the_parents_next_vma(policy: str, w
 def test_a_policy_may_do_dup_mmap_itself(handled: bool, names: bool) -> None:
     """dup_mmap(): a policy with its own ``_own_dup_mmap(k, parent, child, rename)`` (a
     compiled kernel tree forks every VMA in one call into C) is asked first, with the kernel,
-    the parent's and the child's mm and the names the child's VMAs take (every copy's, also
-    for a fork that gives no ``names``); when it says it did the fork the model's loop (one
-    anon_vma_fork() per VMA) is skipped, else it runs."""
+    the parent's and the child's mm and the names the child's VMAs take (every copy's; None
+    for a fork that gives no ``names``: each copy keeps its parent's name); when it says it did
+    the fork the model's loop (one anon_vma_fork() per VMA) is skipped, else it runs."""
     base = type(get("split-counters"))
     asked: list[tuple] = []
     forked: list[str] = []
@@ -1341,7 +1341,8 @@ def test_a_policy_may_do_dup_mmap_itself(handled: bool, names: bool) -> None:
         name = "own-fork"
 
         def _own_dup_mmap(self, k, parent, child, rename):  # type: ignore[no-untyped-def]
-            asked.append((type(k).__name__, parent.name, child.name, dict(rename)))
+            asked.append((type(k).__name__, parent.name, child.name,
+                          None if rename is None else dict(rename)))
             return handled
 
         def anon_vma_fork(self, k, vma, pvma, ctx):  # type: ignore[no-untyped-def]
@@ -1352,7 +1353,7 @@ def test_a_policy_may_do_dup_mmap_itself(handled: bool, names: bool) -> None:
     t = replay(loads("description: x\nprocesses:\n  - name: P\n    vmas:\n" + FORK_CTX
                      + f"steps:\n  - {fork}\n", "x.yaml"), OwnFork()).final
     a = "A2" if names else "A"
-    assert asked == [("Kernel", "P", "C", {"A": a, "B": "B"})]
+    assert asked == [("Kernel", "P", "C", {"A": a, "B": "B"} if names else None)]
     assert forked == ([] if handled else [a, "B"])
     assert [v.name for v in t.process("C").vmas] == ([] if handled else [a, "B"])
 
@@ -1476,7 +1477,7 @@ def test_dup_mmap_names_each_copy_by_rename(order: str) -> None:
     follows it (as the engine builds it) and looks each one up otherwise: a dict in another
     order, or keyed by equal strings that are other objects, names every copy the same.  A
     VM_DONTCOPY VMA is skipped and has no entry.  Without ``rename`` (a fork without
-    ``names``) every copy keeps its parent's name, and the policy is not asked to fork."""
+    ``names``) every copy keeps its parent's name (the policy asked with None)."""
     from anondiff.kernel.fork import dup_mmap
     from anondiff.kernel.objects import VM_DONTCOPY
     k = Kernel(get("split-counters"))
@@ -1497,6 +1498,7 @@ def test_dup_mmap_names_each_copy_by_rename(order: str) -> None:
         dup_mmap(k, parent, child)
         assert [(v.name, v.start) for v in child.vmas] == [("v0", 0x10), ("v2", 0x30),
                                                            ("v3", 0x40)]
+        assert k.policy.asked == [None]
         return
     dup_mmap(k, parent, child, dict(pairs))
     assert [(v.name, v.start) for v in child.vmas] == [("cv0", 0x10), ("cv2", 0x30),
@@ -1504,12 +1506,17 @@ def test_dup_mmap_names_each_copy_by_rename(order: str) -> None:
 
 
 class _NeverOwnsFork(type(get("split-counters"))):  # type: ignore[misc]
-    """split-counters, failing any test that asks it to run dup_mmap() itself."""
+    """split-counters, noting each ``rename`` it is asked to run dup_mmap() with, and saying no."""
 
     name = "never-owns-fork"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[dict[str, str] | None] = []
+
     def _own_dup_mmap(self, k, parent, child, rename):  # type: ignore[no-untyped-def]
-        raise AssertionError("asked to fork without the names")
+        self.asked.append(rename)
+        return False
 
 
 def test_chain_links_mark_vmas_only_in_mms_the_checks_know() -> None:

@@ -41,11 +41,10 @@ class ForkContext:
 
 def dup_mmap(k: Kernel, parent: Mm, child: Mm, rename: dict[str, str] | None = None) -> None:
     """``rename``: the child's name of each VMA copied, by its parent's name; None: each copy
-    keeps its parent's name (a fork without ``names``: no dict built, none looked up).  A policy
-    that runs dup_mmap() itself (``Policy._own_dup_mmap``) is asked only when given ``rename``:
-    the engine always builds it for such a policy."""
+    keeps its parent's name (a fork without ``names``: no dict built, none looked up), here and
+    in a policy that runs dup_mmap() itself (``Policy._own_dup_mmap``)."""
     policy = k.policy
-    if rename is not None and policy._own_dup_mmap(k, parent, child, rename):
+    if policy._own_dup_mmap(k, parent, child, rename):
         return  # a compiled tree: all of its anon_vma_fork() calls in one C call
     era: DupMmap = policy.dup_mmap
     pvmas = parent.vmas

@@ -125,7 +125,8 @@ class Policy:
     def anon_vma_fork(self, k: Kernel, vma: Vma, pvma: Vma, ctx: ForkContext) -> None:
         raise NotImplementedError
 
-    def _own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm, rename: dict[str, str]) -> bool:
+    def _own_dup_mmap(self, k: Kernel, parent: Mm, child: Mm,
+                      rename: dict[str, str] | None) -> bool:
         """Did the policy run all of dup_mmap() itself (a compiled tree, anondiff.ktree.policy:
         its anon_vma_fork() calls in one call into C)?  False: the model's loop
         (:func:`anondiff.kernel.fork.dup_mmap`) calls :meth:`anon_vma_fork` for each VMA.
