@@ -843,6 +843,30 @@ def _copies(parent: Mm, child: Mm, wipes: list[bool]) -> list[Vma]:
     return tmps
 
 
+def test_children_take_keys_the_child_by_the_parents_int_objects() -> None:
+    """children_take() gives the child's list of starts and its page table the parent's own int
+    object for each VMA when the fork copied every one of them (as dup_mmap() does: compiled,
+    a VMA's start is a machine integer, and ``tmp.start`` would make a new int object for each,
+    32 bytes a VMA); a fork stopped early takes the starts of the VMAs it copied.  (Page numbers
+    above 256: CPython keeps one object for each small int anyway.)"""
+    parent, av = Mm("P"), AnonVma()
+    for i, start in enumerate((0x7f0000010, 0x7f0000020, 0x7f0000030)):
+        v = Vma(parent, start, start + 1, start, RW, frozenset(), None, f"v{i}")
+        v.anon_vma = av
+        v.avcs = [AnonVmaChain(v, av, 0)]
+        parent.ptes[start] = Page(av, start, f"p{i}")
+        parent.append(v)
+    for n in (3, 2):
+        child = Mm("C")
+        tmps = [v.dup(child) for v in parent.vmas][:n]
+        children_take(parent, child, tmps, parent.vmas[:n], [False] * n)
+        assert child.starts == parent.starts[:n] == [v.start for v in child.vmas]
+        assert list(child.ptes) == parent.starts[:n]
+        if n == 3:
+            assert all(c is p for c, p in zip(child.starts, parent.starts, strict=True))
+            assert all(c is p for c, p in zip(child.ptes, parent.starts, strict=True))
+
+
 @pytest.mark.parametrize("child_state", ["new", "checked"])
 def test_children_take_is_child_takes_in_bulk(child_state: str) -> None:
     """dup_mmap()'s loop ends, for each copy, in vma_iter_bulk_store() of the child VMA and,

@@ -137,19 +137,27 @@ def child_takes(parent: Mm, child: Mm, tmp: Vma, mpnt: Vma, wipe: bool,
 def children_take(parent: Mm, child: Mm, tmps: list[Vma], mpnts: list[Vma],
                   wipes: list[bool]) -> None:
     """:func:`child_takes` for each copy ``tmps[i]`` of ``mpnts[i]`` in order, in bulk (a
-    compiled tree's dup_mmap(), whose anon_vma_fork() calls were one call into C)."""
+    compiled tree's dup_mmap(), whose anon_vma_fork() calls were one call into C).  ``mpnts``
+    are parent VMAs in the parent's order: as many as the parent has, they are all of them,
+    and the parent's list of starts holds each one's start as an int object, which the child's
+    list and page table take (as :func:`dup_mmap` does: compiled, ``mpnt.start`` would make a
+    new int for each)."""
+    pstarts: list[Any] = parent.starts
+    every = len(mpnts) == len(pstarts)
     if child.dirty is None and (not child.vmas or not tmps or child.vmas[-1].end <= tmps[0].start):
         child.vmas.extend(tmps)
-        child.starts.extend(tmp.start for tmp in tmps)
+        cstarts: list[Any] = child.starts
+        cstarts.extend(pstarts if every else [tmp.start for tmp in tmps])
     else:
         for tmp in tmps:
             child.append(tmp)
-    pptes, cptes = parent.ptes, child.ptes
-    for mpnt, wipe in zip(mpnts, wipes):
-        if wipe or (mpnt.anon_vma is None and not mpnt.avcs):
+    pptes: dict[Any, Page] = parent.ptes
+    cptes: dict[Any, Page] = child.ptes
+    for i, mpnt in enumerate(mpnts):
+        if wipes[i] or (mpnt.anon_vma is None and not mpnt.avcs):
             continue
-        start = mpnt.start
-        if mpnt.end - start == 1:           # copy_page_range() of one page, inline
+        start: Any = pstarts[i] if every else mpnt.start
+        if mpnt.end - mpnt.start == 1:      # copy_page_range() of one page, inline
             page = pptes.get(start)
             if page is not None:
                 page.mapcount += 1
