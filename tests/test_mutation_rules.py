@@ -865,6 +865,12 @@ def test_children_take_keys_the_child_by_the_parents_int_objects() -> None:
         if n == 3:
             assert all(c is p for c, p in zip(child.starts, parent.starts, strict=True))
             assert all(c is p for c, p in zip(child.ptes, parent.starts, strict=True))
+    # a fork that skipped the middle VMA (VM_DONTCOPY): each copy keyed by its own start
+    child = Mm("C")
+    mpnts = [parent.vmas[0], parent.vmas[2]]
+    children_take(parent, child, [v.dup(child) for v in mpnts], mpnts, [False, False])
+    assert child.starts == list(child.ptes) == [0x7f0000010, 0x7f0000030]
+    assert [p.name for p in child.ptes.values()] == ["p0", "p2"]
 
 
 @pytest.mark.parametrize("child_state", ["new", "checked"])
