@@ -292,19 +292,16 @@ class Binding:
                                  self.file_id, self.av_at, self.av_odd)
 
     def fork_all(self, children: list[Vma], parents: list[Vma],
-                 columns: readback.Columns | None = None) -> None:
+                 columns: readback.Columns) -> None:
         """anon_vma_fork(child, parent) for each pair of one dup_mmap() (every parent in the
         parent mm's list, each child its copy in the child mm), in order, in one C call
         (:meth:`fork` pair by pair, but each anon_vma's state read once, at the end); a crash
         is raised with its pair's index as ``crash.pair``.  The parents go as a word each, a
         byte a field (:func:`.readback.fork_columns`), and the records come back split by kind
         (:meth:`_apply_fork`) unless something out of the ordinary happened. ``columns``:
-        those words made already (:meth:`dup_fork`)."""
+        those words (:meth:`dup_fork`)."""
         if not parents:
             return
-        if columns is None:
-            columns = readback.fork_columns(parents, self.vma_at, self.flag_bits, self.file_id,
-                                            self.av_at, self.av_odd)
         words, wide, base_num, base_start, base_av = columns
         head = array("l", [len(parents), self._mm_id(parents[0].mm), self._mm_id(children[0].mm),
                            int(self.own_chains), base_num, base_start, base_av,

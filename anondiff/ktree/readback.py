@@ -157,6 +157,21 @@ def _field(v: int, shift: int, wide: list[int]) -> int:
     return WIDE << shift
 
 
+def _word(d_num: i64, d_start: i64, pages: i64, d_pgoff: i64, bits: i64, fid: i64, d_av: i64,
+          wide: list[int]) -> i64:
+    """A parent's word for kt_fork_all() from its fields, a byte each from the lowest
+    (:data:`FORK_COLUMNS`), each as :func:`_field` writes it.  (Every field a byte below
+    WIDE, the usual case, tested first: no call a field.)"""
+    if (0 <= d_num < WIDE and 0 <= d_start < WIDE and 0 <= pages < WIDE
+            and 0 <= d_pgoff < WIDE and 0 <= bits < WIDE and 0 <= fid < WIDE
+            and 0 <= d_av < WIDE):
+        return (d_num | d_start << 8 | pages << 16 | d_pgoff << 24 | bits << 32 | fid << 40
+                | d_av << 48)
+    return (_field(d_num, 0, wide) | _field(d_start, 8, wide) | _field(pages, 16, wide)
+            | _field(d_pgoff, 24, wide) | _field(bits, 32, wide) | _field(fid, 40, wide)
+            | _field(d_av, 48, wide))
+
+
 def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
                  flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
                  file_id: dict[object, int], av_at: list[AnonVma | None],
@@ -233,17 +248,7 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
             if anum:
                 d_av = 2 * (anum - last_av) + 1
                 last_av = anum
-        # (every field a byte below WIDE, the usual case, tested inline: no call a field)
-        if (0 <= d_num < WIDE and 0 <= d_start < WIDE and 0 <= pages < WIDE
-                and 0 <= d_pgoff < WIDE and 0 <= bits < WIDE and 0 <= fid < WIDE
-                and 0 <= d_av < WIDE):
-            words[i] = (d_num | d_start << 8 | pages << 16 | d_pgoff << 24 | bits << 32
-                        | fid << 40 | d_av << 48)
-        else:
-            words[i] = (_field(d_num, 0, wide) | _field(d_start, 8, wide)
-                        | _field(pages, 16, wide) | _field(d_pgoff, 24, wide)
-                        | _field(bits, 32, wide) | _field(fid, 40, wide)
-                        | _field(d_av, 48, wide))
+        words[i] = _word(d_num, d_start, pages, d_pgoff, bits, fid, d_av, wide)
     return words, wide, base_num, base_start, base_av
 
 
@@ -372,22 +377,13 @@ def dup_fork(parent: Mm, child: Mm, rename: dict[str, str] | None, vma_at: list[
             if anum:
                 d_av = 2 * (anum - last_av) + 1
                 last_av = anum
-        if (0 <= d_num < WIDE and 0 <= d_start < WIDE and 0 <= pages < WIDE
-                and 0 <= d_pgoff < WIDE and 0 <= bits < WIDE and 0 <= fid < WIDE
-                and 0 <= d_av < WIDE):
-            word: i64 = (d_num | d_start << 8 | pages << 16 | d_pgoff << 24 | bits << 32
-                         | fid << 40 | d_av << 48)
-            if word == word1:
-                words[i] = box1
-                continue
-            if word == word2:
-                words[i] = box2
-                continue
-        else:
-            word = (_field(d_num, 0, wide) | _field(d_start, 8, wide)
-                    | _field(pages, 16, wide) | _field(d_pgoff, 24, wide)
-                    | _field(bits, 32, wide) | _field(fid, 40, wide)
-                    | _field(d_av, 48, wide))
+        word = _word(d_num, d_start, pages, d_pgoff, bits, fid, d_av, wide)
+        if word == word1:
+            words[i] = box1
+            continue
+        if word == word2:
+            words[i] = box2
+            continue
         box: Any = word
         words[i] = box
         word2, box2 = word1, box1
