@@ -19,7 +19,8 @@ against a baseline taken in the same run, never asserted).
 
 7. a Debian kernel tree as a policy: first run (extract, cut, compile; aim under 10 s), cached
    run against its Python policy (aim: under 0.1 s more), the 65,000-VMA fork through the
-   compiled code against the Python policy (``python -m bench trees`` runs only these).
+   compiled code against the Python policy, in alternated rounds (``python -m bench trees``
+   runs only these; ``python -m bench tree-fork 6.1 [ROUNDS]`` only the fork of one tree).
 
 0. the mypyc-compiled model against the pure-Python one (ANONDIFF_PURE=1), side by side: the
    65,024-VMA fork (and each one's ratio to the live kernel), random scenarios per CPU second,
@@ -570,28 +571,52 @@ def bench_trees(rounds: int = 11) -> None:
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 
-def bench_tree_fork(version: str, tarball: str, python: str, rounds: int = 3) -> None:
+def bench_tree_fork(version: str, tarball: str, python: str, rounds: int = 11) -> None:
     """The 65,024-VMA fork through the tree against its Python policy, compiled (the default)
-    and pure (ANONDIFF_PURE=1, which also runs the tree's readback as Python), each pair of
-    runs side by side so that both see the same load: CPU per VMA, the best of ``rounds``."""
+    and pure (ANONDIFF_PURE=1, which also runs the tree's readback as Python): ``rounds``
+    rounds of one fresh process each, the two in turn first, so that both see the same load.
+    Each round gives two ratios of the tree's CPU to the Python policy's: of the best of the
+    process's three forks (memory the process freed after its first fork taken again), and of
+    its first fork (every object on memory the process never had, as in one ``anondiff run``).
+    Single runs move by 30% on a VM: the medians of the rounds, and their quartiles."""
     from anondiff import _compiled
     n = SIZES[-1]
-    got: dict[tuple[str, bool], list[float]] = {}
     modes = (False, True) if _compiled.active is not None else (True,)
-    for _ in range(rounds):
-        for pure in modes:
-            for policy in (tarball, python):
-                got.setdefault((policy, pure), []).append(engine_fork(policy, n, pure)["cpu"])
     for pure in modes:
-        tree, py = min(got[tarball, pure]), min(got[python, pure])
-        print(f"fork {n:,} VMAs, {'pure' if pure else 'compiled'}: tree {version} "
-              f"{tree / n * 1e6:5.2f} us/VMA, {python} {py / n * 1e6:5.2f} us/VMA: tree "
-              f"x{tree / py:.2f} (aim: x1.00 or less)", flush=True)
-    if _compiled.active is not None:
-        tree, py = min(got[tarball, False]), min(got[python, True])
-        print(f"fork {n:,} VMAs: tree {version} compiled x{tree / py:.2f} the pure {python}")
-    else:
+        rows: list[tuple[dict[str, float], dict[str, float]]] = []
+        for r in range(rounds):
+            order = (tarball, python) if r % 2 == 0 else (python, tarball)
+            got = {policy: engine_fork(policy, n, pure) for policy in order}
+            rows.append((got[tarball], got[python]))
+        what = "pure" if pure else "compiled"
+        for key, name in (("cpu", "best of 3"), ("first", "first fork")):
+            ratios = [tree[key] / py[key] for tree, py in rows]
+            q1, med, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+            tree_us = statistics.median(tree[key] for tree, _ in rows) / n * 1e6
+            py_us = statistics.median(py[key] for _, py in rows) / n * 1e6
+            faults = (statistics.median(tree["faults"] for tree, _ in rows) / n,
+                      statistics.median(py["faults"] for _, py in rows) / n)
+            extra = (f"; page faults/VMA tree {faults[0]:.2f}, {python} {faults[1]:.2f}"
+                     if key == "cpu" else "")
+            print(f"fork {n:,} VMAs, {what}, {name}: tree {version} {tree_us:5.2f} us/VMA, "
+                  f"{python} {py_us:5.2f} us/VMA (medians); tree x{med:.2f} (quartiles "
+                  f"x{q1:.2f}-x{q3:.2f}, {rounds} rounds alternated; aim: x1.00 or less)"
+                  f"{extra}", flush=True)
+    if _compiled.active is None:
         print("(the compiled model is not built for these sources: make compiled)")
+
+
+def tree_fork_main(args: list[str]) -> None:
+    """``python -m bench tree-fork VERSION [ROUNDS]``: the tree fork's rounds alone."""
+    policies = {"5.10": "v5.10-stable", "6.1": "v6.1", "7.2": "clone-rework-2026"}
+    version = args[0] if args else "6.1"
+    tarball = debian_tree(version)
+    if version not in policies or tarball is None:
+        print(f"python -m bench tree-fork: no tree {version!r} (5.10, 6.1 or 7.2, fetched by "
+              "anondiff.ktree.debian)", file=sys.stderr)
+        sys.exit(2)
+    bench_tree_fork(version, tarball, policies[version], int(args[1]) if args[1:] else 11)
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -627,6 +652,8 @@ if __name__ == "__main__":
         _bench_tree_first(sys.argv[2])
     elif sys.argv[1:2] == ["trees"]:
         bench_trees()
+    elif sys.argv[1:2] == ["tree-fork"]:
+        tree_fork_main(sys.argv[2:])
     elif sys.argv[1:2] == ["compiled"]:
         bench_compiled()
     elif sys.argv[1:2] == ["random-rate"]:
@@ -636,7 +663,8 @@ if __name__ == "__main__":
     elif sys.argv[1:]:
         print(f"python -m bench: unknown benchmark {sys.argv[1]!r} (fork POLICY N, big [N...] "
               "[--format F], search [ROUNDS], random, random-rate, cli, compiled, trees, "
-              "tree-first TARBALL; none: all of them)", file=sys.stderr)
+              "tree-first TARBALL, tree-fork VERSION [ROUNDS]; none: all of them)",
+              file=sys.stderr)
         sys.exit(2)
     else:
         main()
