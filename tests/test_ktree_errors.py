@@ -229,3 +229,54 @@ def test_anon_vma_pointer_to_no_slab_object(tree61: Path, tmp_path: Path,
     assert {name: av["parent"] for name, av in avs.items()} == {
         "AV1": "AV1", "AV2": "AV2", "AV3": "(unnamed)", "AV4": "(unnamed)"}
     assert (avs["AV3"]["root"], avs["AV4"]["root"]) == ("AV1", "AV2")
+
+
+FORK_SIX = """\
+description: P, six faulted one-page VMAs of AV0 (alternating protections), forks C.
+processes:
+  - name: P
+    vmas:
+""" + "".join(f"      - {{name: v{i}, start: {0x7f0000000000 + i * 0x1000:#x}, pages: 1, "
+              f"prot: {'rw' if i % 2 == 0 else 'r'}, faulted: true, anon_vma: AV0}}\n"
+              for i in range(6)) + """\
+steps:
+  - {fork: P, child: C}
+  - {exit: P}
+"""
+
+
+@pytest.mark.parametrize("code,seen", [
+    ("\tif (vma->vm_start >= 0x7f0000003000UL)\n\t\tpvma = NULL;\n",
+     "anon_vma_fork: NULL pointer dereference"),
+    ("\tWARN_ON(vma->vm_start >= 0x7f0000003000UL);\n", "WARN_ON"),
+])
+def test_a_fork_whose_pair_goes_wrong_midway(tree61: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch, code: str,
+                                            seen: str) -> None:
+    """A fork whose fourth pair crashes, or warns: the three pairs before it were read in bulk
+    as they came and their records not kept (glue.c: kt_inc_partial()), the rest and the
+    anon_vmas' state from the records; what the run shows is what the record-by-record
+    reader shows."""
+    from anondiff.ktree import binding
+    scenario = tmp_path / "fork-six.yaml"
+    scenario.write_text(FORK_SIX)
+    anchor = "\terror = anon_vma_clone(vma, pvma);"
+    tree = copy_tree(tree61, tmp_path / "patched", ("mm/rmap.c", anchor, code + anchor))
+    in_bulk: list[int] = []
+    apply_fork = binding.Binding._apply_fork
+
+    def counting(self, fast, children, parents):  # type: ignore[no-untyped-def]
+        in_bulk.append(len(children))
+        return apply_fork(self, fast, children, parents)
+
+    monkeypatch.setattr(binding.Binding, "_apply_fork", counting)
+    outputs = []
+    for bulk in (True, False):
+        monkeypatch.setattr(binding.Binding, "bulk_fork", bulk)
+        result = CliRunner().invoke(main, ["run", str(scenario), "-p", str(tree),
+                                           "--format", "json"])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert in_bulk == [3]
+    assert seen in outputs[0]
+    assert outputs[0] == outputs[1]

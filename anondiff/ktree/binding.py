@@ -56,6 +56,8 @@ _READBACK_COMPILED = _compiled.compiled(readback)
 #: kt_fork_fast()'s head: the sections' offsets and lengths from F_SECT (glue.c: KT_F_SECT),
 #: for the sections of enum kt_sect
 F_SECT = 10
+#: kt_fork_fast()'s count of pairs (glue.c: KT_F_PAIRS)
+F_PAIRS = 2
 S_INS_AV, S_INS_VMA, S_PAIRS, S_CHAIN, S_AVS, S_NEW, S_RUNS = range(7)
 S_COUNT = 7
 F_HEAD = F_SECT + 2 * S_COUNT
@@ -314,9 +316,15 @@ class Binding:
         count = lib.kt_fork_all(head.buffer_info()[0], packed.buffer_info()[0],
                                 wides.buffer_info()[0])
         fast = lib.kt_fork_fast()
-        if self.bulk_fork and ctypes.c_long.from_address(fast).value:
+        kind = ctypes.c_long.from_address(fast).value if self.bulk_fork else 0
+        if kind == 1:
             self._apply_fork(fast, children, parents)
             return
+        if kind == 2:
+            # the first pairs in sections (their records not kept), the rest in records
+            # (glue.c: kt_inc_partial()), with every anon_vma's state at the end
+            done = ctypes.c_long.from_address(fast + F_PAIRS * ctypes.sizeof(ctypes.c_long))
+            self._apply_fork(fast, children[:done.value], parents[:done.value])
         self._apply((ctypes.c_long * count).from_address(lib.kt_records())[:], [], FORK,
                     list(zip(children, parents)))
 

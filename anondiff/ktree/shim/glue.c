@@ -967,8 +967,10 @@ long kt_call(const long *in)
  * kt_fork_all()'s record stream split by kind, for a reader that applies each kind in bulk
  * (anondiff.ktree.binding.Binding._apply_fork): kt_fast[0] is 1 when the stream holds nothing
  * but pairs, new VMAs, insertions of chains Python was not told of, the children's chains (of
- * chains it was told of) and the anon_vmas' state; else 0 and nothing more (the reader takes
- * the stream record by record).  Then the counts: insertions, pairs, chain entries,
+ * chains it was told of) and the anon_vmas' state; 2 when only the first pairs (their count
+ * below) are there, without the anon_vmas' state, their records dropped (kt_inc_partial()):
+ * the stream holds the rest; else 0 and nothing more (the reader takes the stream record by
+ * record).  Then the counts: insertions, pairs, chain entries,
  * anon_vmas, new VMAs; kt_fast[KT_F_OWN], 1 when each child's chain, tail first, is the
  * chains inserted during its fork, in order, each for it (list_add() at the head, as
  * anon_vma_chain_link() does) and the caller let the reader take the chains from there; the
@@ -1292,6 +1294,8 @@ static void kt_fork_split(long npairs, int own_ok)
  * kt_fork_split() reads the whole stream at the end, as without it.
  */
 static int kt_inc;
+/* the pairs whose records kt_inc_pair() took and dropped (the first ones of the fork) */
+static long kt_inc_kept;
 static long kt_inc_cnt[KT_F_OWN], kt_inc_max_av, kt_inc_first, kt_inc_new[2];
 static const long **kt_inc_ins;
 static long kt_inc_ins_cap;
@@ -1306,6 +1310,7 @@ static void kt_inc_start(void)
 	kt_pair_runs.nr = kt_av_runs.nr = 0;
 	kt_inc_max_av = 0;
 	kt_inc_first = -1;
+	kt_inc_kept = 0;
 }
 
 /*
@@ -1315,17 +1320,17 @@ static void kt_inc_start(void)
  */
 static int kt_inc_pair(long p0, long pair)
 {
-	const long *r = kt_out + p0, *end = kt_out + kt_out_len, *vma = NULL;
+	const long *r = kt_out + p0, *end = kt_out + kt_out_len, *vma = NULL, *newvma = NULL;
 	long child = r[2], nins = 0, len, q, n;
 
 	if (kt_surprise || r[0] != KT_R_PAIR || r[1] != pair)
 		return 0;
 	for (r += 3; r < end; r += len) {
 		switch (r[0]) {
-		case KT_R_NEWVMA:
-			kt_put(KT_S_NEW, pair, &kt_inc_new[0]);
-			kt_put(KT_S_NEW, r[2], &kt_inc_new[1]);
-			kt_inc_cnt[KT_F_NEW]++;
+		case KT_R_NEWVMA:	/* (written once the pair is taken) */
+			if (newvma)
+				return 0;
+			newvma = r;
 			len = 3;
 			break;
 		case KT_R_INS:
@@ -1366,6 +1371,11 @@ static int kt_inc_pair(long p0, long pair)
 	}
 	if (n && kt_inc_first < 0)
 		kt_inc_first = kt_inc_ins[0][1];
+	if (newvma) {
+		kt_put(KT_S_NEW, pair, &kt_inc_new[0]);
+		kt_put(KT_S_NEW, newvma[2], &kt_inc_new[1]);
+		kt_inc_cnt[KT_F_NEW]++;
+	}
 	kt_run_push(&kt_pair_runs, kt_pair_vec, 2 + n);
 	kt_inc_cnt[KT_F_INS] += n;
 	kt_inc_cnt[KT_F_PAIRS]++;
@@ -1406,15 +1416,10 @@ static void kt_push_dirty(void)
  * kt_fork_split()'s head.  0 when a surprise came with the state (a root or parent at no
  * slab object): then nothing is written, and the caller emits the state as records.
  */
-static int kt_inc_finish(long npairs)
+static void kt_inc_head(long kind)
 {
 	long *f = kt_fast, i;
 
-	if (kt_inc_cnt[KT_F_PAIRS] != npairs)
-		return 0;
-	kt_push_dirty();
-	if (kt_surprise)
-		return 0;
 	kt_run_flush(&kt_pair_runs);
 	kt_run_flush(&kt_av_runs);
 	for (i = 1; i < KT_F_OWN; i++)
@@ -1424,8 +1429,32 @@ static int kt_inc_finish(long npairs)
 	f[KT_F_MAX_VMA] = kt_nr_vmas;
 	f[KT_F_MAX_AV] = kt_inc_max_av;
 	f[KT_F_FIRST] = kt_inc_first;
-	f[0] = 1;
+	f[0] = kind;
+}
+
+static int kt_inc_finish(long npairs)
+{
+	if (kt_inc_cnt[KT_F_PAIRS] != npairs)
+		return 0;
+	kt_push_dirty();
+	if (kt_surprise)
+		return 0;
+	kt_inc_head(1);
 	return 1;
+}
+
+/*
+ * The fork ends with its first kt_inc_kept pairs in the runs and their records dropped (the
+ * pair after them was not one kt_inc_pair() takes, it crashed, or the state came with a
+ * surprise): the runs of those pairs without the anon_vmas' state (kt_fork_fast()[0] 2), and
+ * the records of the rest, then every anon_vma's state, follow in the stream.
+ */
+static void kt_inc_partial(void)
+{
+	kt_av_runs.nr = 0;		/* (a state kt_push_dirty() began: in the records) */
+	kt_sect_len[KT_S_AVS] = 0;
+	kt_inc_cnt[KT_F_AVS] = 0;
+	kt_inc_head(2);
 }
 
 /* kt_fork_all()'s fields of a parent (anondiff.ktree.readback.FORK_COLUMNS), a byte each */
@@ -1480,6 +1509,7 @@ long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 	kt_dirty_last = kt_dirty_last2 = NULL;
 	kt_late_timeout = 0;
 	kt_surprise = 0;
+	kt_inc_kept = 0;
 	kt_batch = 1;
 	kt_fast = kt_grow(kt_fast, &kt_fast_cap, KT_F_HEAD, sizeof(long));
 	kt_fast[0] = 0;
@@ -1509,6 +1539,8 @@ long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 			long slot = kt_slot_of(kt_fault_addr);
 
 			kt_batch = 0;
+			if (kt_inc_kept)
+				kt_inc_partial();
 			kt_emit_dirty();
 			kt_emit3(KT_R_CRASH, sig, (long)kt_fault_addr);
 			kt_emit(slot >= 0 ? kt_state[slot] : -1);
@@ -1549,14 +1581,22 @@ long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 			kt_emit(KT_R_RESULT);
 			kt_emit(rc);
 		}
-		if (kt_inc)
-			kt_inc = kt_inc_pair(p0, at);
+		/* a pair in the runs: its records are not kept (in a fork of 65,024 VMAs, 10 MB) */
+		if (kt_inc && (kt_inc = kt_inc_pair(p0, at))) {
+			kt_out_len = p0;
+			kt_inc_kept = at + 1;
+		}
 	}
 	kt_arm(0);
 	kt_batch = 0;
 	kt_late_timeout = 0;
 	if (kt_inc && kt_inc_finish(n))
 		return kt_out_len;
+	if (kt_inc_kept) {
+		kt_inc_partial();
+		kt_emit_dirty();
+		return kt_out_len;
+	}
 	kt_emit_dirty();
 	kt_fork_split(n, in[3]);
 	return kt_out_len;
