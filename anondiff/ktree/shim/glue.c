@@ -1289,9 +1289,11 @@ static void kt_fork_split(long npairs, int own_ok)
  * kt_fork_split()'s work for KT_F_OWN done pair by pair, as kt_fork_all() goes (the records of
  * a pair just written, read once while they are at hand, rather than the whole stream twice
  * at the end) and the anon_vmas' state put into their runs without records: the same sections.
- * kt_inc is 1 while every pair so far went into the runs; a pair that does not (a record of
- * another kind, a chain not the pair's own insertions, a surprise) ends it, and then
- * kt_fork_split() reads the whole stream at the end, as without it.
+ * kt_inc is 1 while every pair so far went into the runs, whose records are then dropped; a
+ * pair that does not go there (a record of another kind, a chain not the pair's own
+ * insertions, a surprise) ends it, and the stream keeps that pair's records and the rest
+ * (kt_inc_partial()).  When the first pair does not, kt_fork_split() reads the whole stream
+ * at the end, as without it.
  */
 static int kt_inc;
 /* the pairs whose records kt_inc_pair() took and dropped (the first ones of the fork) */
@@ -1411,11 +1413,7 @@ static void kt_push_dirty(void)
 	}
 }
 
-/*
- * The end of a kt_fork_all() whose pairs all went into the runs: the anon_vmas' state, then
- * kt_fork_split()'s head.  0 when a surprise came with the state (a root or parent at no
- * slab object): then nothing is written, and the caller emits the state as records.
- */
+/* The runs flushed, the sections joined and kt_fork_split()'s head written, kind at [0]. */
 static void kt_inc_head(long kind)
 {
 	long *f = kt_fast, i;
@@ -1432,6 +1430,11 @@ static void kt_inc_head(long kind)
 	f[0] = kind;
 }
 
+/*
+ * The end of a kt_fork_all() whose pairs all went into the runs: the anon_vmas' state, then
+ * the head.  0 when a surprise came with the state (a root or parent at no slab object): then
+ * nothing is written, and the caller ends with kt_inc_partial().
+ */
 static int kt_inc_finish(long npairs)
 {
 	if (kt_inc_cnt[KT_F_PAIRS] != npairs)
