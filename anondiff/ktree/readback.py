@@ -43,6 +43,17 @@ DupFork = tuple[list[Vma], list[Vma], list[bool], list[Vma], list[Vma], Columns]
 _NO_COLUMNS: Final[Columns] = ([], [], 0, 0, 0)
 
 
+def _renames(rename: dict[str, str] | None) -> tuple[list[str], list[str]]:
+    """The child's names in the parent's order, as the engine builds ``rename``, for a loop
+    that takes each in turn and looks up only where that order does not hold (as
+    kernel.fork.dup_mmap() does: a lookup in a large dict misses the cache, the next entry
+    does not): the keys and the names as lists, indexed (no tuple per item, no call of
+    next()).  None: none (each copy keeps its parent's name)."""
+    if rename is None:
+        return [], []
+    return list(rename), list(rename.values())
+
+
 def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str] | None) -> tuple[
         list[Vma], list[Vma], list[bool], list[Vma], list[Vma]]:
     """The copies of dup_mmap()'s loop: the parent's VMAs but VM_DONTCOPY ones (``copies``),
@@ -55,15 +66,7 @@ def dup_vmas(parent: Mm, child: Mm, rename: dict[str, str] | None) -> tuple[
     wipes: list[bool] = []
     children: list[Vma] = []
     parents: list[Vma] = []
-    # The child's names in the parent's order, as the engine builds ``rename``: each taken in
-    # turn, looked up only where that order does not hold (as kernel.fork.dup_mmap() does: a
-    # lookup in a large dict misses the cache, the next entry does not); the keys and names
-    # as lists, indexed (no tuple per item, no call of next()). None: the parent's names.
-    olds: list[str] = []
-    names: list[str] = []
-    if rename is not None:
-        olds = list(rename)
-        names = list(rename.values())
+    olds, names = _renames(rename)
     nnames = len(olds)
     j = 0
     for m in parent.vmas:
@@ -172,6 +175,71 @@ def _word(d_num: i64, d_start: i64, pages: i64, d_pgoff: i64, bits: i64, fid: i6
             | _field(d_av, 48, wide))
 
 
+class _Words:
+    """The parents' words for kt_fork_all() as :func:`fork_columns` describes them, one parent
+    after the other (:meth:`word`): the VMA's number and its anon_vma's against the previous
+    ones given, the start against the previous start, what the first parent's are written
+    against (``base_num``, ``base_start``, ``base_av``: its own).  The one encoder of
+    :func:`fork_columns` and :func:`dup_fork`; the file and anon_vma of the last parent are
+    kept by identity (a run of neighbours costs no lookup)."""
+
+    def __init__(self, first: Vma, vma_at: list[Vma | None], file_id: dict[object, int],
+                 av_at: list[AnonVma | None], av_odd: dict[int, AnonVma]) -> None:
+        self.vma_at = vma_at
+        self.nvmas: i64 = len(vma_at)
+        self.file_id = file_id
+        self.av_at = av_at
+        self.av_odd = av_odd
+        self.wide: list[int] = []
+        base_av: i64 = 0
+        if first.anon_vma is not None:
+            base_av = av_number(first.anon_vma, av_at, av_odd)
+        self.base_num: i64 = vma_number(first, vma_at)
+        self.base_start: i64 = first.start
+        self.base_av: i64 = base_av
+        # (the arithmetic in machine words, compiled: values of page numbers, far below 2^63)
+        self.last_num: i64 = self.base_num
+        self.last_start: i64 = self.base_start
+        self.last_av: i64 = base_av
+        self.last_file: object = _NO_FILE
+        self.fid: i64 = 0
+        self.last_anon: AnonVma | None = None
+        self.anum: i64 = 0
+
+    def word(self, m: Vma, bits: i64) -> i64:
+        """The word of parent ``m``, the next one, whose flag word is ``bits``."""
+        start: i64 = m.start
+        num: i64 = m.kt
+        d_num: i64 = 0
+        if 0 < num < self.nvmas and self.vma_at[num] is m:
+            d_num = 2 * (num - self.last_num) + 1
+            self.last_num = num
+        d_start: i64 = start - self.last_start
+        self.last_start = start
+        file = m.file
+        if file is not self.last_file:
+            fid = self.file_id.get(file, -1)
+            if fid < 0:
+                fid = self.file_id[file]
+            self.fid = fid
+            self.last_file = file
+        d_av: i64 = 0
+        av = m.anon_vma
+        if av is not None:
+            if av is not self.last_anon:
+                self.anum = av_number(av, self.av_at, self.av_odd)
+                self.last_anon = av
+            anum = self.anum
+            if anum:
+                d_av = 2 * (anum - self.last_av) + 1
+                self.last_av = anum
+        return _word(d_num, d_start, m.end - start, m.pgoff - start, bits, self.fid, d_av,
+                     self.wide)
+
+    def columns(self, words: list[Any]) -> Columns:
+        return words, self.wide, self.base_num, self.base_start, self.base_av
+
+
 def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
                  flag_bits: dict[tuple[frozenset[str], frozenset[str]], int],
                  file_id: dict[object, int], av_at: list[AnonVma | None],
@@ -187,39 +255,17 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
     written against: its own (a fork's words then fit their bytes from the first)."""
     n = len(parents)
     words = [0] * n
-    wide: list[int] = []
-    nvmas = len(vma_at)
-    vma = parents[0]
-    base_num = vma_number(vma, vma_at)
-    base_start = vma.start
-    base_av = 0
-    if vma.anon_vma is not None:
-        base_av = av_number(vma.anon_vma, av_at, av_odd)
-    last_num, last_start, last_av = base_num, base_start, base_av
-    # the last two (prot, flags) looked up, and the last file and anon_vma, by identity (the
-    # flags, each VMA of a starting layout its own set, by equality): a run of neighbours
-    # (alternating protections, one anon_vma) costs no lookup
+    enc = _Words(parents[0], vma_at, file_id, av_at, av_odd)
+    # the last two (prot, flags) looked up by identity (the flags, each VMA of a starting
+    # layout its own set, by equality): a run of neighbours (alternating protections) costs no
+    # lookup
     prot1: frozenset[str] | None = None
     flags1: frozenset[str] | None = None
     prot2: frozenset[str] | None = None
     flags2: frozenset[str] | None = None
     bits1 = bits2 = 0
-    last_file: object = None
-    fid = 0
-    last_anon: AnonVma | None = None
-    anum = 0
     for i in range(n):
         vma = parents[i]
-        num = vma.kt
-        d_num = 0
-        if 0 < num < nvmas and vma_at[num] is vma:
-            d_num = 2 * (num - last_num) + 1
-            last_num = num
-        start = vma.start
-        d_start = start - last_start
-        last_start = start
-        pages = vma.end - start
-        d_pgoff = vma.pgoff - start
         prot, vflags = vma.prot, vma.flags
         if prot is prot1 and (vflags is flags1 or vflags == flags1):
             bits = bits1
@@ -233,23 +279,8 @@ def fork_columns(parents: list[Vma], vma_at: list[Vma | None],
                 bits = flag_bits[key]
             prot2, flags2, bits2 = prot1, flags1, bits1
             prot1, flags1, bits1 = prot, vflags, bits
-        file = vma.file
-        if file is not last_file or not i:
-            fid = file_id.get(file, -1)
-            if fid < 0:
-                fid = file_id[file]
-            last_file = file
-        d_av = 0
-        av = vma.anon_vma
-        if av is not None:
-            if av is not last_anon:
-                anum = av_number(av, av_at, av_odd)
-                last_anon = av
-            if anum:
-                d_av = 2 * (anum - last_av) + 1
-                last_av = anum
-        words[i] = _word(d_num, d_start, pages, d_pgoff, bits, fid, d_av, wide)
-    return words, wide, base_num, base_start, base_av
+        words[i] = enc.word(vma, bits)
+    return enc.columns(words)
 
 
 def dup_fork(parent: Mm, child: Mm, rename: dict[str, str] | None, vma_at: list[Vma | None],
@@ -267,29 +298,14 @@ def dup_fork(parent: Mm, child: Mm, rename: dict[str, str] | None, vma_at: list[
     n = len(vmas)
     if not n:
         return [], [], [], [], [], _NO_COLUMNS
-    olds: list[str] = []
-    names: list[str] = []
-    if rename is not None:
-        olds = list(rename)
-        names = list(rename.values())
+    olds, names = _renames(rename)
     nnames = len(olds)
     # (the copies' list at its length: appended to, a list of 65,000 grows in steps, copied)
     tmps = cast(list[Vma], [None] * n)
     # (each word boxed once: the last two words' int objects are stored again where a word
     # repeats, as a run of like neighbours' words do)
     words: list[Any] = [None] * n
-    wide: list[int] = []
-    nvmas: i64 = len(vma_at)
-    vma = vmas[0]
-    base_num = vma_number(vma, vma_at)
-    base_start = vma.start
-    base_av = 0
-    if vma.anon_vma is not None:
-        base_av = av_number(vma.anon_vma, av_at, av_odd)
-    # (the arithmetic in machine words, compiled: values of page numbers, far below 2^63)
-    last_num: i64 = base_num
-    last_start: i64 = base_start
-    last_av: i64 = base_av
+    enc = _Words(vmas[0], vma_at, file_id, av_at, av_odd)
     word1: i64 = -1
     word2: i64 = -1
     box1: Any = None
@@ -297,10 +313,6 @@ def dup_fork(parent: Mm, child: Mm, rename: dict[str, str] | None, vma_at: list[
     prot1: frozenset[str] | None = None
     prot2: frozenset[str] | None = None
     pbits1 = pbits2 = 0
-    last_file: object = _NO_FILE
-    fid: i64 = 0
-    last_anon: AnonVma | None = None
-    anum: i64 = 0
     for i in range(n):
         m = vmas[i]
         prot, flags = m.prot, m.flags
@@ -344,40 +356,13 @@ def dup_fork(parent: Mm, child: Mm, rename: dict[str, str] | None, vma_at: list[
                 pbits = flag_bits[key]
             prot2, pbits2 = prot1, pbits1
             prot1, pbits1 = prot, pbits
-        bits: i64 = pbits | fbits
         name = m.name
         if i < nnames and olds[i] is name:
             name = names[i]
         elif rename is not None:
             name = rename[name]
-        file = m.file
-        tmps[i] = Vma(child, m.start, m.end, m.pgoff, prot, flags, file, name)
-        # the parent's word (fork_columns())
-        start: i64 = m.start
-        num: i64 = m.kt
-        d_num: i64 = 0
-        if 0 < num < nvmas and vma_at[num] is m:
-            d_num = 2 * (num - last_num) + 1
-            last_num = num
-        d_start: i64 = start - last_start
-        last_start = start
-        pages: i64 = m.end - start
-        d_pgoff: i64 = m.pgoff - start
-        if file is not last_file:
-            fid = file_id.get(file, -1)
-            if fid < 0:
-                fid = file_id[file]
-            last_file = file
-        d_av: i64 = 0
-        av = m.anon_vma
-        if av is not None:
-            if av is not last_anon:
-                anum = av_number(av, av_at, av_odd)
-                last_anon = av
-            if anum:
-                d_av = 2 * (anum - last_av) + 1
-                last_av = anum
-        word = _word(d_num, d_start, pages, d_pgoff, bits, fid, d_av, wide)
+        tmps[i] = Vma(child, m.start, m.end, m.pgoff, prot, flags, m.file, name)
+        word = enc.word(m, pbits | fbits)   # the parent's word (fork_columns())
         if word == word1:
             words[i] = box1
             continue
@@ -390,7 +375,7 @@ def dup_fork(parent: Mm, child: Mm, rename: dict[str, str] | None, vma_at: list[
         word1, box1 = word, box
     # (every VMA copied, each one forked: one list does for four)
     copies = list(vmas)
-    return copies, tmps, [False] * n, tmps, copies, (words, wide, base_num, base_start, base_av)
+    return copies, tmps, [False] * n, tmps, copies, enc.columns(words)
 
 
 class Values:
