@@ -506,6 +506,10 @@ def bench_search(count: int = 1_536, rounds: int = 7) -> None:
               f"x{r[7]:.2f}, load {r[9]:.1f}")
 
 
+#: the Debian trees the benchmark runs, each with the Python policy of its version
+TREE_POLICIES: dict[str, str] = {"5.10": "v5.10-stable", "6.1": "v6.1", "7.2": "clone-rework-2026"}
+
+
 def debian_tree(version: str) -> str | None:
     """A Debian linux-source tarball fetched by anondiff.ktree.debian, if it is there."""
     path = Path.home() / ".cache" / "anondiff" / "debian" / f"linux-source-{version}.tar.xz"
@@ -540,8 +544,7 @@ def bench_trees(rounds: int = 11) -> None:
     """A kernel tree as a policy (issue 6): first run, cached run, and the 65,000-VMA fork."""
     import os
     import tempfile
-    for version, python in (("5.10", "v5.10-stable"), ("6.1", "v6.1"),
-                            ("7.2", "clone-rework-2026")):
+    for version, python in TREE_POLICIES.items():
         tarball = debian_tree(version)
         if tarball is None:
             print(f"tree {version}: no linux-source-{version}.tar.xz in ~/.cache/anondiff/debian/")
@@ -608,14 +611,13 @@ def bench_tree_fork(version: str, tarball: str, python: str, rounds: int = 11) -
 
 def tree_fork_main(args: list[str]) -> None:
     """``python -m bench tree-fork VERSION [ROUNDS]``: the tree fork's rounds alone."""
-    policies = {"5.10": "v5.10-stable", "6.1": "v6.1", "7.2": "clone-rework-2026"}
     version = args[0] if args else "6.1"
     tarball = debian_tree(version)
-    if version not in policies or tarball is None:
+    if version not in TREE_POLICIES or tarball is None:
         print(f"python -m bench tree-fork: no tree {version!r} (5.10, 6.1 or 7.2, fetched by "
               "anondiff.ktree.debian)", file=sys.stderr)
         sys.exit(2)
-    bench_tree_fork(version, tarball, policies[version], int(args[1]) if args[1:] else 11)
+    bench_tree_fork(version, tarball, TREE_POLICIES[version], int(args[1]) if args[1:] else 11)
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 
