@@ -141,7 +141,7 @@ class Features(NamedTuple):
     def defines(self) -> list[str]:
         flags = {"KT_SPLIT_COUNTERS": self.split_counters, "KT_CHAIN_LINK": self.chain_link,
                  "KT_CLONE_HAS_OP": self.clone_has_op, "KT_MERGEABLE_VMG": self.mergeable_vmg,
-                 "KT_ANON_VMA_MERGE": self.anon_vma_merge}
+                 "KT_ANON_VMA_MERGE": self.anon_vma_merge, "KT_VMA_LIST": not self.maple}
         return [f"-D{k}" for k, v in flags.items() if v]
 
 

@@ -78,8 +78,7 @@ static struct kt_event *kt_events;
 static long kt_nr_events, kt_cap_events;
 static struct mm_struct **kt_mms;
 static long kt_nr_mms;
-static struct vm_area_struct **kt_vmas;
-static long kt_nr_vmas, kt_cap_vmas;
+static long kt_nr_vmas;
 /* the VMAs' memory, KT_VMA_CHUNK at a time (zeroed) */
 #define KT_VMA_CHUNK	4096L
 static struct vm_area_struct **kt_vma_chunks;
@@ -92,8 +91,9 @@ static long kt_nr_dirty, kt_cap_dirty;
  * per slab slot: the number Python knows this anon_vma_chain by, plus one (0: not told of it
  * yet).  Chains are numbered 0, 1, ... in the order the records first name them, so that
  * Python keeps them in a list (appending each new one) rather than a map from pointers.
+ * (Four bytes: a replay has fewer than KT_SLOTS chains in the slab.)
  */
-static long *kt_known;
+static unsigned int *kt_known;
 static long kt_nr_known;
 /* kt_fork_all(): did an insertion re-insert a known chain, or a chain hold an unknown one? */
 static int kt_surprise;
@@ -235,7 +235,7 @@ static inline long kt_slot_of(const void *p)
 /*
  * The numbers Python knows VMAs and anon_vmas by, small and in creation order so that Python
  * keeps its objects in lists indexed by them (and each object its own number) rather than in
- * maps from pointers: a VMA's is its place in kt_vmas plus one (kept in the shim's struct);
+ * maps from pointers: a VMA's is its place in the chunks plus one (kept in the shim's struct);
  * an anon_vma's its slab slot plus one.  NULL is 0.  A pointer to no slab object's start (one
  * the tree's code left dangling or uninitialised) gets a negative number of its own, from
  * kt_foreign, and tells kt_fork_all() to hand its records over one by one.
@@ -261,7 +261,8 @@ static inline long kt_vma_id(const struct vm_area_struct *vma)
 
 static inline struct vm_area_struct *kt_vma_at(long id)
 {
-	return id > 0 && id <= kt_nr_vmas ? kt_vmas[id - 1] : NULL;
+	return id > 0 && id <= kt_nr_vmas ?
+	       kt_vma_chunks[(id - 1) / KT_VMA_CHUNK] + (id - 1) % KT_VMA_CHUNK : NULL;
 }
 
 static long kt_av_foreign(const struct anon_vma *av);
@@ -397,8 +398,15 @@ void *kmem_cache_alloc(struct kmem_cache *c, gfp_t flags)
 	memset(p, 0x5a, c->size);	/* slab memory is not zeroed */
 	if (c->ctor)
 		c->ctor(p);
+	/*
+	 * The slot's entries are written here, before anything reads them: a page of these tables
+	 * that a read touches first is mapped twice, the zero page and then its own page.
+	 */
 	kt_state[slot] = KT_SLOT_LIVE;
 	kt_av_slot[slot] = c->is_anon_vma;
+	kt_known[slot] = 0;
+	if (c->is_anon_vma)
+		kt_mark[slot] = 0;	/* below any call's kt_gen */
 	return p;
 }
 
@@ -481,7 +489,7 @@ static long kt_avc_id(const void *avc, int *known)
 	}
 	*known = 0;
 	if (slot >= 0)
-		kt_known[slot] = kt_nr_known + 1;
+		kt_known[slot] = (unsigned int)(kt_nr_known + 1);
 	return kt_nr_known++;
 }
 
@@ -509,13 +517,12 @@ void anon_vma_interval_tree_remove(struct anon_vma_chain *node, struct rb_root_c
 /*
  * The per-slot tables of the slots the last replay used back to zero (the slots are taken in
  * order, from the start of the page slots and of each arena).  kt_mark holds generations,
- * always below the next call's: it needs no clearing.
+ * always below the next call's, and kmem_cache_alloc() sets kt_known: they need no clearing.
  */
 static void kt_clear_slots(long from, long nr)
 {
 	memset(kt_state + from, 0, nr);
 	memset(kt_av_slot + from, 0, nr);
-	memset(kt_known + from, 0, nr * sizeof(*kt_known));
 }
 
 /*
@@ -635,9 +642,7 @@ static struct vm_area_struct *kt_vma_new(void)
 	vma = kt_vma_chunks[kt_nr_vmas / KT_VMA_CHUNK] + kt_nr_vmas % KT_VMA_CHUNK;
 	memset(vma, 0, sizeof(*vma));
 	INIT_LIST_HEAD(&vma->anon_vma_chain);
-	kt_vmas = kt_grow(kt_vmas, &kt_cap_vmas, kt_nr_vmas + 1, sizeof(*kt_vmas));
-	kt_vmas[kt_nr_vmas++] = vma;
-	vma->kt_nr = kt_nr_vmas;
+	vma->kt_nr = ++kt_nr_vmas;
 	return vma;
 }
 
@@ -923,8 +928,10 @@ long kt_call(const long *in)
 			mm->kt_mmap_lock = op == KT_OP_PREPARE || op == KT_OP_FIND ? 1 : 2;
 			mm->kt_nr_window = 0;
 		}
+#ifdef KT_VMA_LIST
 		for (i = 0; i < nr; i++)
 			v[i]->vm_prev = v[i]->vm_next = NULL;
+#endif
 		if (in[4] >= 0) {
 			struct mm_struct *mm = v[in[4]]->vm_mm;
 
@@ -935,8 +942,10 @@ long kt_call(const long *in)
 			 */
 			for (i = 0; i < nr; i++) {
 				mm->kt_window[mm->kt_nr_window++] = v[i];
+#ifdef KT_VMA_LIST
 				v[i]->vm_prev = i ? v[i - 1] : NULL;
 				v[i]->vm_next = i + 1 < nr ? v[i + 1] : NULL;
+#endif
 			}
 		}
 		rc = kt_do(op, v, in + 2);
@@ -1564,7 +1573,9 @@ long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 		pv->vm_file = (struct file *)f[KT_C_FILE];
 		pv->anon_vma = kt_av_at(kt_col_num(f[KT_C_ANON_VMA], &last_av));
 		pv->kt_attached = 1;
+#ifdef KT_VMA_LIST
 		pv->vm_prev = pv->vm_next = NULL;	/* anon_vma_fork() reads neither */
+#endif
 		cv->vm_mm = cmm;
 		cv->vm_start = pv->vm_start;
 		cv->vm_end = pv->vm_end;
@@ -1573,7 +1584,9 @@ long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 		cv->vm_file = pv->vm_file;
 		cv->anon_vma = pv->anon_vma;
 		cv->kt_attached = 0;
+#ifdef KT_VMA_LIST
 		cv->vm_prev = cv->vm_next = NULL;	/* vm_area_dup() of v5.6+ clears them */
+#endif
 		pmm->kt_mmap_lock = cmm->kt_mmap_lock = 2;
 		pmm->kt_nr_window = cmm->kt_nr_window = 0;
 		rc = anon_vma_fork(cv, pv);

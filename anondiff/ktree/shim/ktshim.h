@@ -240,8 +240,10 @@ struct mm_struct {
 struct vm_area_struct {
 	unsigned long vm_start;
 	unsigned long vm_end;
+#ifdef KT_VMA_LIST
 	/* the VMA list of trees before the maple tree (v6.0 and older), from the window */
 	struct vm_area_struct *vm_next, *vm_prev;
+#endif
 	struct mm_struct *vm_mm;
 	union {
 		vm_flags_t vm_flags;
@@ -252,7 +254,7 @@ struct vm_area_struct {
 	struct anon_vma *anon_vma;
 	struct list_head anon_vma_chain;
 	int kt_attached;
-	long kt_nr;		/* the number Python knows it by (glue.c: kt_vma_id()) */
+	int kt_nr;		/* the number Python knows it by (glue.c: kt_vma_id()) */
 };
 
 struct mempolicy;
