@@ -280,3 +280,70 @@ def test_a_fork_whose_pair_goes_wrong_midway(tree61: Path, tmp_path: Path,
     assert in_bulk == [3]
     assert seen in outputs[0]
     assert outputs[0] == outputs[1]
+
+
+#: a gcc whose child (as cc1 is the driver's) keeps writing its temporary file until killed
+FAKE_GCC = """#!/bin/sh
+(while :; do echo x > "$TMPDIR/cc1.s"; sleep 0.02; done) &
+echo $$ $! > "$MARK"
+wait
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:    # a zombie is dead; its parent has yet to reap it
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_build_leaves_nothing_behind(tree61: Path, tmp_path: Path,
+                                                    signame: str, code: int) -> None:
+    """Ctrl-C (or a kill) while gcc compiles a tree: exit 128 + the signal, and neither gcc's
+    temporary files (in $TMPDIR) nor the build directory (in the cache) are left, even from
+    a child of gcc's that the signal did not reach (anondiff alone was signalled)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "tmp").mkdir()
+    gcc = tmp_path / "bin" / "gcc"
+    gcc.write_text(FAKE_GCC)
+    gcc.chmod(0o755)
+    mark = tmp_path / "gcc-started"
+    env = {**os.environ, "CC": str(gcc), "MARK": str(mark), "TMPDIR": str(tmp_path / "tmp"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    tree = copy_tree(tree61, tmp_path / "tree")
+    p = subprocess.Popen([sys.executable, "-m", "anondiff", "run", SEED, "-p", str(tree)],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None:
+            if mark.exists() and mark.read_bytes().endswith(b"\n"):
+                break
+            time.sleep(0.02)
+        assert mark.exists(), p.communicate()
+        time.sleep(0.1)         # the child is writing by now
+        p.send_signal(getattr(signal, signame))
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == code, err
+    assert out == b"" and b"Traceback" not in err
+    pids = [int(pid) for pid in mark.read_text().split()]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.02)
+    alive = [pid for pid in pids if _alive(pid)]
+    for pid in alive:           # (not left running after the test)
+        os.kill(pid, signal.SIGKILL)
+    assert alive == [], "gcc or its child outlived anondiff"
+    assert os.listdir(tmp_path / "tmp") == []
+    builds = tmp_path / "cache" / "anondiff" / "build"
+    assert not builds.exists() or os.listdir(builds) == []

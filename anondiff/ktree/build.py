@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -120,10 +121,9 @@ def build(tree: TreeLike) -> Built:
         cmd = [gcc, *GCC_FLAGS, *feats.defines(), "-I", str(tmp / "include"), "-I",
                str(SHIM_DIR), "-o", str(tmp / "ktree.so"), str(tmp / "unit.c"),
                *(str(tmp / Path(rel).name) for rel in recipe.EXTRA_UNITS)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp,
-                              env={**os.environ, "LC_ALL": "C"})
-        if proc.returncode != 0:
-            raise _gcc_error(proc.stderr.replace(f"{tmp}/include/", "include/")
+        returncode, stderr = _gcc(cmd, tmp)
+        if returncode != 0:
+            raise _gcc_error(stderr.replace(f"{tmp}/include/", "include/")
                              .replace(f"{tmp}/", ""), spans, tree)
         (tmp / "features").write_text(" ".join("1" if v else "0" for v in feats) + "\n")
         try:
@@ -133,6 +133,26 @@ def build(tree: TreeLike) -> Built:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Built(lib, feats)
+
+
+def _gcc(cmd: list[str], tmp: Path) -> tuple[int, str]:
+    """Run gcc in ``tmp``: its exit status and messages.  Its own temporary files (cc1's
+    assembler, as's object) go to ``tmp`` too (TMPDIR), and gcc runs in a process group of its
+    own that an interrupt kills whole: a Ctrl-C or a kill of anondiff in the middle of a build
+    leaves nothing behind, where killing the gcc driver alone left cc1 writing a /tmp/cc*.s."""
+    env = {**os.environ, "LC_ALL": "C", "TMPDIR": str(tmp)}
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          cwd=tmp, env=env, start_new_session=True) as proc:
+        try:
+            _, stderr = proc.communicate()
+        except BaseException:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            raise
+    return proc.returncode, stderr
 
 
 def cut(tree: TreeLike) -> dict[str, Cut]:
