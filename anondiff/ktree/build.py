@@ -28,7 +28,7 @@ from .cutter import Cut, Source
 
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
 #: Bump when the unit's layout changes in a way the shim's text does not show.
-UNIT_FORMAT = "4"
+UNIT_FORMAT = "5"
 #: -O2 with the kernel's own -fno-strict-aliasing and -fno-delete-null-pointer-checks (its
 #: Makefile's: the tree's code is written for them; a NULL dereference must stay one)
 GCC_FLAGS = ("-O2", "-fno-strict-aliasing", "-fno-delete-null-pointer-checks", "-g", "-fPIC",
@@ -67,6 +67,8 @@ class UnsupportedTreeError(KtreeError):
 class Built(NamedTuple):
     library: Path
     features: recipe.Features
+    #: where the patches change code that is not compiled (:func:`uncompiled_changes`)
+    uncompiled: tuple[str, ...] = ()
 
 
 def cache_root() -> Path:
@@ -97,17 +99,17 @@ def build(tree: TreeLike) -> Built:
     gcc, gcc_id = _compiler()
     key = hashlib.sha256(f"{tree.key}\0{_shim_digest()}\0{gcc_id}".encode()).hexdigest()
     out = cache_root() / key[:32]
-    lib, feat_file = out / "ktree.so", out / "features"
-    if lib.is_file() and feat_file.is_file():
+    lib, feat_file, unc_file = out / "ktree.so", out / "features", out / "uncompiled"
+    if lib.is_file() and feat_file.is_file() and unc_file.is_file():
         values = feat_file.read_text().split()
-        return Built(lib, recipe.Features(*(v == "1" for v in values)))
+        return Built(lib, recipe.Features(*(v == "1" for v in values)),
+                     tuple(unc_file.read_text(encoding="utf-8",
+                                              errors="surrogateescape").splitlines()))
     cuts = cut(tree)
     feats = _features(tree, cuts)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
     try:
-        unit, spans = generate(cuts)
-        (tmp / "unit.c").write_text(unit)
         inc = tmp / "include" / "linux"
         inc.mkdir(parents=True)
         for rel in recipe.HEADER_COPIES + recipe.EXTRA_UNITS:
@@ -121,18 +123,29 @@ def build(tree: TreeLike) -> Built:
         cmd = [gcc, *GCC_FLAGS, *feats.defines(), "-I", str(tmp / "include"), "-I",
                str(SHIM_DIR), "-o", str(tmp / "ktree.so"), str(tmp / "unit.c"),
                *(str(tmp / Path(rel).name) for rel in recipe.EXTRA_UNITS)]
-        returncode, stderr = _gcc(cmd, tmp)
-        if returncode != 0:
-            raise _gcc_error(stderr.replace(f"{tmp}/include/", "include/")
-                             .replace(f"{tmp}/", ""), spans, tree)
+        helpers: dict[str, Cut] = {}
+        while True:
+            unit, spans = generate(cuts, tuple(helpers.values()))
+            (tmp / "unit.c").write_text(unit)
+            returncode, stderr = _gcc(cmd, tmp)
+            if returncode == 0:
+                break
+            stderr = stderr.replace(f"{tmp}/include/", "include/").replace(f"{tmp}/", "")
+            found = _helpers(tree, stderr, spans, cuts, helpers)
+            if not found:
+                raise _gcc_error(stderr, spans, tree)
+            helpers.update(found)
+        uncompiled = uncompiled_changes(tree, {**cuts, **helpers}, feats.maple)
         (tmp / "features").write_text(" ".join("1" if v else "0" for v in feats) + "\n")
+        (tmp / "uncompiled").write_text("".join(u + "\n" for u in uncompiled),
+                                        encoding="utf-8", errors="surrogateescape")
         try:
             tmp.rename(out)
         except OSError:             # another process built it meanwhile
             pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Built(lib, feats)
+    return Built(lib, feats, uncompiled)
 
 
 def _gcc(cmd: list[str], tmp: Path) -> tuple[int, str]:
@@ -203,8 +216,11 @@ class Span(NamedTuple):
     name: str
 
 
-def generate(cuts: dict[str, Cut]) -> tuple[str, list[Span]]:
-    """The unit's text, and which tree lines each cut covers (to name gcc's errors)."""
+def generate(cuts: dict[str, Cut], helpers: tuple[Cut, ...] = ()) -> tuple[str, list[Span]]:
+    """The unit's text, and which tree lines each cut covers (to name gcc's errors).
+    ``helpers``: macros and functions the cut code calls that are not in the recipe (a patch's
+    new helper: :func:`_helpers`); the macros go after the types, the functions before the
+    rmap cut, each with a prototype beside the others."""
     parts = ['#include "ktshim.h"\n']
     spans: list[Span] = []
 
@@ -216,12 +232,18 @@ def generate(cuts: dict[str, Cut]) -> tuple[str, list[Span]]:
     for item in types:
         if item.name in cuts:
             emit(cuts[item.name])
+    for h in helpers:
+        if h.kind == "macro":
+            emit(h)
     parts.append('#line 1 "<anondiff unit>"\n' + "\n".join(recipe.VARIABLES) + "\n")
     for section in (inlines, interval, rmap, merge):
         for item in section:
             c = cuts.get(item.name)
             if c is not None and c.kind == "function":
                 parts.append(_prototype(c))
+    for h in helpers:
+        if h.kind == "function":
+            parts.append(_prototype(h))
     for item in inlines:
         if item.name in cuts:
             emit(cuts[item.name])
@@ -229,12 +251,108 @@ def generate(cuts: dict[str, Cut]) -> tuple[str, list[Span]]:
     for item in interval:
         emit(cuts[item.name])
     parts.append("".join(f"#undef {n}\n" for n in recipe.WRAPPED))
+    for h in helpers:
+        if h.kind == "function":
+            emit(h)
     for section in (rmap, merge):
         for item in section:
             if item.name in cuts:
                 emit(cuts[item.name])
     parts.append('#include "glue.c"\n')
     return "".join(parts), spans
+
+
+#: :func:`uncompiled_changes`' answer when the patches change no file the cut reads
+UNCHANGED = "-"
+#: gcc's words for a name the unit uses and nobody defined
+_UNDEFINED = re.compile(r"implicit declaration of function '(\w+)'|'(\w+)' undeclared")
+#: the most helpers a tree may need (each costs a gcc run)
+MAX_HELPERS = 32
+
+
+def _helpers(tree: TreeLike, stderr: str, spans: list[Span], cuts: dict[str, Cut],
+             have: dict[str, Cut]) -> dict[str, Cut]:
+    """The definitions of the names gcc found undefined in the cut code, where the tree has
+    one: a function or a ``#define`` of the file that uses the name (a patch's new helper
+    beside the function it changes), else of another file the cut reads.  Empty when none of
+    the names has one, or too many were taken already: the error is then gcc's."""
+    found: dict[str, Cut] = {}
+    sources: dict[str, Source | None] = {}
+    files = sorted({f for section in recipe.SECTIONS for item in section for f in item.files})
+    for m in _DIAG.finditer(stderr):
+        u = _UNDEFINED.search(m.group("msg"))
+        if u is None:
+            continue
+        name = u.group(1) or u.group(2)
+        path, line = m.group("file"), int(m.group("line"))
+        user = next((s for s in spans if s.path == path and s.first <= line <= s.last), None)
+        if user is None or name in found or name in have or name in cuts:
+            continue
+        if len(have) + len(found) >= MAX_HELPERS:
+            return {}
+        for rel in [user.path] + [f for f in files if f != user.path]:
+            if rel not in sources:
+                text = tree.read(rel)
+                sources[rel] = None if text is None else Source(rel, text)
+            src = sources[rel]
+            c = src and (src.function(name) or src.define(name))
+            if c:
+                found[name] = c
+                break
+    return found
+
+
+def uncompiled_changes(tree: TreeLike, cuts: dict[str, Cut], maple: bool) -> tuple[str, ...]:
+    """Where a patched tree differs from its base outside the code that is compiled: a line
+    each, ``mm/mmap.c:1768 (in dup_mmap)``, once per function.  anondiff runs its own model of
+    the rest of mm (dup_mmap()'s loop, the VMA splits and merges, the page tables), so a
+    change there has no effect on the policy, and a reviewer must be told.  Comment-only and
+    blank lines are not changes; nor is a file the cut does not read (it is not patched); nor
+    is dup_mmap() or vm_area_dup() when the change alters what :func:`recipe.fork_rules`
+    reads from them.  (:data:`UNCHANGED` alone: the patches change no file the cut reads.)"""
+    import difflib
+    base = getattr(tree, "base", None)
+    if base is None:
+        return ()
+    try:
+        rules = recipe.fork_rules(tree.read, maple) != recipe.fork_rules(base.read, maple)
+    except recipe.TreeUnsupported:
+        rules = True
+    whole = set(recipe.HEADER_COPIES) | set(recipe.EXTRA_UNITS)
+    out: list[str] = []
+    changed = False
+    for rel in sorted(set(recipe.files()) | set(recipe.FORK_FILES)):
+        new, old = tree.read(rel), base.read(rel)
+        if new == old:
+            continue
+        changed = True
+        if rel in whole or rel == "Makefile" or new is None or old is None:
+            continue
+        new_lines = new.splitlines()
+        cut_lines = [(c.line, c.line + c.text.count("\n")) for c in cuts.values()
+                     if c.path == rel]
+        src = Source(rel, new)
+        masked = src.masked.splitlines()
+        functions = src.functions()
+        seen: set[str] = set()
+        ops = difflib.SequenceMatcher(None, old.splitlines(), new_lines,
+                                      autojunk=False).get_opcodes()
+        for tag, _, _, j1, j2 in ops:
+            if tag == "equal":
+                continue
+            for ln in range(j1 + 1, j2 + 1) if j2 > j1 else [min(j1 + 1, len(new_lines))]:
+                code = ln <= len(masked) and (masked[ln - 1].strip()
+                                              or new_lines[ln - 1].lstrip().startswith("#"))
+                if not code or any(a <= ln <= b for a, b in cut_lines):
+                    continue
+                inside = next((f[2] for f in functions if f[0] <= ln <= f[1]), None)
+                if rules and inside in ("dup_mmap", "vm_area_dup"):
+                    continue
+                what = inside or f"line {ln}"
+                if what not in seen:
+                    seen.add(what)
+                    out.append(f"{rel}:{ln}" + (f" (in {inside})" if inside else ""))
+    return tuple(out) if changed else (UNCHANGED,)
 
 
 def _prototype(c: Cut) -> str:

@@ -254,6 +254,49 @@ class Source:
             return self._cut(name, "function", start, body_close + 1, sig)
         return None
 
+    def functions(self) -> list[tuple[int, int, str]]:
+        """(first line, last line, name) of every top-level function definition, in order."""
+        m, found = self.masked, []
+        for b in re.finditer(r"\)\s*\{", m):
+            body_open = b.end() - 1
+            if self._depth[body_open] != 0:
+                continue
+            depth, k = 0, b.start()
+            while k >= 0:               # the ``(`` of the parameter list
+                if m[k] == ")":
+                    depth += 1
+                elif m[k] == "(":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                k -= 1
+            name = re.search(r"(\w+)\s*$", m[max(0, k - 200):k]) if k > 0 else None
+            body_close = self._close(body_open, "{", "}")
+            if name is None or body_close < 0:
+                continue
+            start = self._item_start(k - len(name.group(0)))
+            found.append((self.line_of(start), self.line_of(body_close), name.group(1)))
+        return found
+
+    def define(self, name: str) -> Cut | None:
+        """``#define name ...`` (with its continuation lines) outside any function."""
+        for m in re.finditer(r"^[ \t]*#[ \t]*define[ \t]+%s\b" % re.escape(name), self.text,
+                             re.M):
+            if self._depth[m.start()] != 0 or not self._usable(m.start()):
+                continue
+            end = m.start()
+            while True:
+                nl = self.text.find("\n", end)
+                if nl < 0:
+                    end = len(self.text)
+                    break
+                end = nl
+                if not self.text[:nl].endswith("\\"):
+                    break
+                end += 1
+            return self._cut(name, "macro", m.start(), end)
+        return None
+
     def definition(self, kind: str, name: str) -> Cut | None:
         """``struct name { ... };`` (or enum, union) at depth 0."""
         for m in re.finditer(r"\b%s\s+%s\s*\{" % (kind, re.escape(name)), self.masked):

@@ -10,6 +10,8 @@ rules from its mm (:func:`recipe.merge_rules`).
 """
 from __future__ import annotations
 
+import sys
+
 from ..kernel.counters import DegreeCounters, NoCounters, SplitCounters
 from ..kernel.fork import EMPTY, NONE, ForkContext, children_take
 from ..kernel.objects import AnonVma, Mm, Vma, VmaOp
@@ -183,4 +185,25 @@ class KernelTreePolicy(Policy):
 
 def tree_policy(spec: TreeSpec) -> KernelTreePolicy:
     tree = open_tree(spec)
-    return KernelTreePolicy(tree, build.build(tree))
+    built = build.build(tree)
+    _warn_uncompiled(tree.name, tree.key, built.uncompiled)
+    return KernelTreePolicy(tree, built)
+
+
+_warned: set[str] = set()
+
+
+def _warn_uncompiled(name: str, key: str, where: tuple[str, ...]) -> None:
+    """Tell the user (on standard error, once a process: not from search's workers) where
+    the patches change code this policy does not run."""
+    import multiprocessing
+    if not where or key in _warned or multiprocessing.parent_process() is not None:
+        return
+    _warned.add(key)
+    if where == (build.UNCHANGED,):
+        sys.stderr.write(f"anondiff: warning: {name}: the patches change none of the files the "
+                         f"anon_vma code is cut from; the policy is the unpatched tree's\n")
+        return
+    for w in where:
+        sys.stderr.write(f"anondiff: warning: {name}: {w}: the patches change code that is "
+                         f"not compiled (anondiff runs its own model there): no effect here\n")
