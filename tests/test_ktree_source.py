@@ -171,6 +171,31 @@ def test_patched_name_lists_the_subjects(tmp_path: Path) -> None:
         "rmap line 2 ", "change 2 ").replace("rmap line 5 ", "patched ")
 
 
+
+def test_series_cut_short_is_one_line_exit_2(tmp_path: Path) -> None:
+    """-p TREE+cut.mbox, the series ending after patch 2/2's ---/+++ lines: not a run with
+    patch 1/2 alone, but one line naming the file, the line and the patch."""
+    from click.testing import CliRunner
+
+    from anondiff.cli import main
+
+    tree = make_tree(tmp_path / "linux")
+    mbox = "".join(
+        f"From {n}{n}{n} Mon Sep 17 00:00:00 2001\nFrom: d <d@example.org>\n"
+        f"Subject: [PATCH v3 {n}/2] mm/rmap: change {n}\n\n---\n"
+        f"--- a/mm/rmap.c\n+++ b/mm/rmap.c\n@@ -{n},1 +{n},1 @@\n"
+        f"-/* rmap line {n} */\n+/* change {n} */\n\n" for n in (1, 2))
+    cut = mbox[:mbox.rindex("@@ -2,1")]
+    (tmp_path / "cut.mbox").write_text(cut)
+    scenario = Path(__file__).parent.parent / "scenarios" / "endless-growth.yaml"
+    result = CliRunner().invoke(main, ["run", "-p", f"{tree}+{tmp_path}/cut.mbox",
+                                       str(scenario)])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"anondiff: {tmp_path}/cut.mbox:17: [PATCH v3 2/2] mm/rmap: change 2: file header "
+        "without any hunk (expected an '@@ -a,b +c,d @@' line after '+++ b/mm/rmap.c')\n")
+
+
 # ---------------------------------------------------------------------------------------------
 # tarballs and the cache
 
