@@ -196,6 +196,46 @@ def test_series_cut_short_is_one_line_exit_2(tmp_path: Path) -> None:
         "without any hunk (expected an '@@ -a,b +c,d @@' line after '+++ b/mm/rmap.c')\n")
 
 
+
+def test_patches_from_a_pipe_and_a_fifo_read_once(tmp_path: Path) -> None:
+    """-p TREE+<(git diff) is TREE+/dev/fd/63: a pipe, read once (a second read would find it
+    empty), its content the key; a plain diff from it is named by its path, an mbox by its
+    subjects. Opening the tree again in the same process (search does) finds the content kept."""
+    import threading
+
+    tree = make_tree(tmp_path / "linux")
+    (tmp_path / "x.diff").write_text(diff_5_to_x())
+    from_file = open_tree(parse_spec(f"{tree}+{tmp_path}/x.diff"))  # type: ignore[arg-type]
+    r, w = os.pipe()
+    try:
+        os.write(w, diff_5_to_x().encode())
+        os.close(w)
+        spec = parse_spec(f"{tree}+/dev/fd/{r}")
+        assert spec == TreeSpec(tree, (Path(f"/dev/fd/{r}"),))
+        piped = open_tree(spec)  # type: ignore[arg-type]
+        assert piped.name == f"6.99.3-rc2 + /dev/fd/{r}"
+        assert piped.key == from_file.key and piped.read("mm/rmap.c") == from_file.read(
+            "mm/rmap.c")
+        again = open_tree(spec)  # type: ignore[arg-type]
+        assert (again.key, again.name) == (piped.key, piped.name)
+    finally:
+        os.close(r)
+
+    fifo = tmp_path / "series.fifo"
+    os.mkfifo(fifo)
+    mbox = ("From: d <d@example.org>\nSubject: [PATCH] mm/rmap: from a fifo\n\n---\n"
+            + diff_5_to_x())
+    writer = threading.Thread(target=fifo.write_text, args=(mbox,))
+    writer.start()
+    try:
+        t = open_tree(parse_spec(f"{tree}+{fifo}"))  # type: ignore[arg-type]
+    finally:
+        writer.join(timeout=10)
+    assert t.name == "6.99.3-rc2 + [PATCH] mm/rmap: from a fifo" and t.key != from_file.key
+    assert t.read("mm/rmap.c") == from_file.read("mm/rmap.c")
+    assert source._stream_label(Path("/dev/stdin")) == "stdin"
+
+
 # ---------------------------------------------------------------------------------------------
 # tarballs and the cache
 

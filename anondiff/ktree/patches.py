@@ -92,12 +92,14 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def read_patch_file(path: Path) -> list[Patch]:
-    """The diffs of one patch file, in order (several for an mbox series)."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise PatchError(f"{path}: cannot read patch: {e.strerror}") from None
+def read_patch_file(path: Path, data: bytes | None = None) -> list[Patch]:
+    """The diffs of one patch file, in order (several for an mbox series); ``data`` is its
+    content when the caller has read it already (a pipe cannot be read twice)."""
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise PatchError(f"{path}: cannot read patch: {e.strerror}") from None
     first = data.lstrip(b"\n").split(b"\n", 1)[0]
     if _MBOX_FROM.match(first) or _HEADER_LINE.match(first):
         patches = _read_mbox(path, data)

@@ -6,9 +6,12 @@ A tree is written where a policy name goes (``-p``)::
     linux-source-7.2.tar.xz                      a kernel source tarball (.tar.xz/.gz/.bz2/.tar)
     ~/src/linux+v3.mbox                          ... with a patch series applied on top
     linux-source-7.2.tar.xz+a.diff+b.mbox        ... several patch files, applied in order
+    linux-source-7.2.tar.xz+<(git diff)          ... a patch from a pipe (or +/dev/stdin)
 
 ``~`` is expanded; if the whole argument exists as a path it is the tree (so a directory may
-have ``+`` in its name). Patches are mbox files or unified diffs (:mod:`.patches`).
+have ``+`` in its name). Patches are mbox files or unified diffs (:mod:`.patches`): any path
+that is not a directory, read once (a pipe cannot be read twice), its content kept for the
+process's life when it is not a regular file.
 
 Only the files the anon_vma code can be cut from are made available (:data:`AVAILABLE`):
 the Makefile (for the version), ``mm/``, ``include/linux/``, ``include/asm-generic/``, the
@@ -129,13 +132,15 @@ def parse_spec(arg: str) -> TreeSpec | None:
 
 
 def _patch_paths(arg: str, parts: list[str]) -> tuple[Path, ...]:
-    """Group '+'-separated parts into existing files (a file name may itself contain '+')."""
+    """Group '+'-separated parts into existing paths that are not directories: regular files,
+    pipes (``<(git diff)``: ``/dev/fd/63``), ``/dev/stdin`` (a file name may itself contain
+    '+')."""
     out: list[Path] = []
     pending: list[str] = []
     for part in parts:
         pending.append(part)
         candidate = _expand("+".join(pending))
-        if candidate.is_file():
+        if candidate.exists() and not candidate.is_dir():
             out.append(candidate)
             pending = []
     if pending:
@@ -229,29 +234,58 @@ def open_tree(spec: TreeSpec) -> Tree:
         return base
 
     h = hashlib.sha256(identity.encode())
-    blobs: list[bytes] = []
-    for path in spec.patches:
-        try:
-            blob = path.read_bytes()
-        except OSError as e:
-            raise TreeSpecError(f"{path}: cannot read patch: {e.strerror}") from None
-        blobs.append(blob)
-        h.update(b"\0patch\0" + hashlib.sha256(blob).digest())
-    key = h.hexdigest()
     from . import patches as _patches
-    try:
-        series = [p for path in spec.patches for p in _patches.read_patch_file(path)]
-    except _patches.PatchError as e:
-        raise TreeSpecError(str(e)) from None
-    name = base_name + " + " + _series_name(series)
+    series: list[_patches.Patch] = []
+    labels: list[str] = []
+    for path in spec.patches:
+        blob, regular = _patch_bytes(path)
+        h.update(b"\0patch\0" + hashlib.sha256(blob).digest())
+        try:
+            read = _patches.read_patch_file(path, blob)
+        except _patches.PatchError as e:
+            raise TreeSpecError(str(e)) from None
+        series += read
+        labels += [p.subject or (path.name if regular else _stream_label(path)) for p in read]
+    key = h.hexdigest()
+    name = base_name + " + " + _series_name(labels)
     root = trees_dir() / "patched" / key
     if not root.is_dir():
         _make_patched(root, base, series)
     return Tree(name, key, root, base=base)
 
 
-def _series_name(series: list[_patches.Patch]) -> str:
-    labels = [p.subject or p.source.name for p in series]
+#: The content of each patch that is not a regular file (a pipe, /dev/stdin), by the (device,
+#: inode) of what its path leads to: it can be read only once, and one command may open its
+#: tree more than once (search does, and ``-p T+/dev/stdin`` may be given twice).
+_STREAMED: dict[tuple[int, int], bytes] = {}
+
+
+def _patch_bytes(path: Path) -> tuple[bytes, bool]:
+    """The content of a patch, read once, and whether it is a regular file."""
+    import stat
+
+    try:
+        st = path.stat()
+        regular = stat.S_ISREG(st.st_mode)
+        if not regular and (st.st_dev, st.st_ino) in _STREAMED:
+            return _STREAMED[st.st_dev, st.st_ino], False
+        data = path.read_bytes()
+    except OSError as e:
+        raise TreeSpecError(f"{path}: cannot read patch: {e.strerror}") from None
+    if not regular:
+        _STREAMED[st.st_dev, st.st_ino] = data
+    return data, regular
+
+
+def _stream_label(path: Path) -> str:
+    """What a plain diff read from a pipe or device is called: ``stdin`` for standard input,
+    else the path as given (``/dev/fd/63``: its last component alone says nothing)."""
+    if str(path) in ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"):
+        return "stdin"
+    return str(path)
+
+
+def _series_name(labels: list[str]) -> str:
     if len(labels) > 3:
         return f"{labels[0]}, ... {labels[-1]} ({len(labels)} patches)"
     return ", ".join(labels)
