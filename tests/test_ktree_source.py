@@ -236,6 +236,50 @@ def test_patches_from_a_pipe_and_a_fifo_read_once(tmp_path: Path) -> None:
     assert source._stream_label(Path("/dev/stdin")) == "stdin"
 
 
+
+class _TreePolicy:
+    """What distinct_names() looks at in a KernelTreePolicy (which needs gcc to make)."""
+
+    def __init__(self, spec: str) -> None:
+        self.tree = open_tree(parse_spec(spec))  # type: ignore[arg-type]
+        self.name = self.tree.name
+
+    def rename(self, name: str) -> None:
+        self.name = name
+
+
+def test_different_trees_of_one_name_get_different_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two different patches both called fix.diff, or two directory trees of one Makefile
+    version, are told apart by their paths as given; names that do not collide, and one
+    policy given twice, keep their names."""
+    from anondiff.policies import distinct_names
+
+    monkeypatch.chdir(tmp_path)
+    make_tree(tmp_path / "a" / "linux")
+    make_tree(tmp_path / "b" / "linux")
+    for d, text in (("v1", diff_5_to_x()), ("v2", diff_5_to_x().replace("patched", "other")),
+                    ("v3", diff_5_to_x())):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "fix.diff").write_text(text)
+
+    def names(*specs: str) -> list[str]:
+        pols = [_TreePolicy(spec) for spec in specs]
+        distinct_names(pols, specs)  # type: ignore[arg-type]
+        return [p.name for p in pols]
+
+    assert names("a/linux+v1/fix.diff", "a/linux+v2/fix.diff", "a/linux") == [
+        "6.99.3-rc2 + v1/fix.diff", "6.99.3-rc2 + v2/fix.diff", "6.99.3-rc2"]
+    # the same bytes: one policy (one key), one name
+    assert names("a/linux+v1/fix.diff", "a/linux+v3/fix.diff") == ["6.99.3-rc2 + fix.diff"] * 2
+    assert names("a/linux", "b/linux") == ["6.99.3-rc2 (a/linux)", "6.99.3-rc2 (b/linux)"]
+    # the same patch on two trees: the trees are what differs
+    assert names("a/linux+v1/fix.diff", "b/linux+v3/fix.diff") == [
+        "6.99.3-rc2 (a/linux) + fix.diff", "6.99.3-rc2 (b/linux) + fix.diff"]
+    assert names("a/linux+v1/fix.diff", "b/linux+v2/fix.diff") == [
+        "6.99.3-rc2 (a/linux) + v1/fix.diff", "6.99.3-rc2 (b/linux) + v2/fix.diff"]
+
+
 # ---------------------------------------------------------------------------------------------
 # tarballs and the cache
 

@@ -156,6 +156,25 @@ def _patch_paths(arg: str, parts: list[str]) -> tuple[Path, ...]:
 DELETED = ".anondiff-deleted"
 
 
+class Naming(NamedTuple):
+    """The parts of a tree's name, for two trees of one command that have the same name but
+    differ (:func:`anondiff.policies.distinct_names`)."""
+    version: str        # 7.2.13 (the Makefile), v6.13-rc1-12-gabcdef123456 (git describe)
+    tree: str           # the tree's path as given
+    tree_key: str       # the key of the tree without its patches
+    patches: str        # the patches' subjects or file names, "" for none
+    patch_paths: str    # the patch files' paths as given, "" for none
+    patches_key: str    # a hash of the patches' content, "" for none
+
+    def name(self, show_tree: bool = False, show_paths: bool = False) -> str:
+        """``7.2.13 + fix.diff``; with the tree's path ``6.1.0 (/src/a/linux) + fix.diff``;
+        with the patches' paths ``7.2.13 + v1/fix.diff``."""
+        out = f"{self.version} ({self.tree})" if show_tree else self.version
+        if self.patches:
+            out += " + " + (self.patch_paths if show_paths else self.patches)
+        return out
+
+
 class Tree:
     """The (patched) files of a kernel tree.
 
@@ -164,11 +183,13 @@ class Tree:
     identity and the patches' bytes), a cache key for what is built from it; ``root`` is the
     directory holding its files, to be read and never written: the user's tree, an extraction
     (some files, and a pack of all: ``packed``), or a patched tree's changed files, read before
-    those of ``base``."""
+    those of ``base``. ``naming`` holds the parts of the name, to tell it apart from another
+    tree of the same name."""
 
     def __init__(self, name: str, key: str, root: Path, *, packed: bool = False,
-                 base: Tree | None = None):
+                 base: Tree | None = None, naming: Naming | None = None):
         self.name = name
+        self.naming = naming
         self.key = key
         self.root = root
         self.base = base
@@ -223,23 +244,29 @@ def open_tree(spec: TreeSpec) -> Tree:
     if spec.tree.is_dir():
         identity = "dir:" + _dir_identity(spec.tree)
         base_name = _git_describe(spec.tree) or _makefile_version(spec.tree, spec.tree)
-        base = Tree(base_name, hashlib.sha256(identity.encode()).hexdigest(), spec.tree)
+        base_key = hashlib.sha256(identity.encode()).hexdigest()
+        base = Tree(base_name, base_key, spec.tree,
+                    naming=Naming(base_name, str(spec.tree), base_key, "", "", ""))
     else:
         digest = _tarball_sha256(spec.tree)
         root = _extracted(spec.tree, digest)
         identity = "tarball:" + digest
         base_name = _makefile_version(root, spec.tree)
-        base = Tree(base_name, hashlib.sha256(identity.encode()).hexdigest(), root, packed=True)
+        base_key = hashlib.sha256(identity.encode()).hexdigest()
+        base = Tree(base_name, base_key, root, packed=True,
+                    naming=Naming(base_name, str(spec.tree), base_key, "", "", ""))
     if not spec.patches:
         return base
 
     h = hashlib.sha256(identity.encode())
+    only_patches = hashlib.sha256()
     from . import patches as _patches
     series: list[_patches.Patch] = []
     labels: list[str] = []
     for path in spec.patches:
         blob, regular = _patch_bytes(path)
         h.update(b"\0patch\0" + hashlib.sha256(blob).digest())
+        only_patches.update(b"\0patch\0" + hashlib.sha256(blob).digest())
         try:
             read = _patches.read_patch_file(path, blob)
         except _patches.PatchError as e:
@@ -247,11 +274,12 @@ def open_tree(spec: TreeSpec) -> Tree:
         series += read
         labels += [p.subject or (path.name if regular else _stream_label(path)) for p in read]
     key = h.hexdigest()
-    name = base_name + " + " + _series_name(labels)
+    naming = Naming(base_name, str(spec.tree), base.key, _series_name(labels),
+                    ", ".join(str(path) for path in spec.patches), only_patches.hexdigest())
     root = trees_dir() / "patched" / key
     if not root.is_dir():
         _make_patched(root, base, series)
-    return Tree(name, key, root, base=base)
+    return Tree(naming.name(), key, root, base=base, naming=naming)
 
 
 #: The content of each patch that is not a regular file (a pipe, /dev/stdin), by the (device,
