@@ -150,17 +150,18 @@ def _say_resolved(names: Sequence[str]) -> None:
 def _policies(names: Sequence[str], scenario) -> list:  # type: ignore[no-untyped-def]
     from . import policies
     if names:
-        pols = [policies.get(n) for n in names]
+        pols = policies.get_each(names)
         _say_resolved(names)
         return pols
     if scenario.policies:
         base = os.path.dirname(scenario.path) if scenario.path != "<stdin>" else ""
-        pols = []
+        pols, paths = [], []
         for i, name in enumerate(scenario.policies):
             # a relative .py in the scenario is relative to the scenario, like an #include
             path = os.path.join(base, name) if name.endswith(".py") else name
             try:
                 pols.append(policies.get(path))
+                paths.append(path)
             except AnondiffError as e:
                 line = _policy_line(scenario.path, i)
                 where = f"{scenario.path}:{line}" if line else scenario.path
@@ -168,6 +169,7 @@ def _policies(names: Sequence[str], scenario) -> list:  # type: ignore[no-untype
                 if message.startswith(path + ":") and path != name:
                     message = name + message[len(path):]
                 raise Trouble(f"{where}: policies[{i}]: {message}") from None
+        policies.distinct_names(pols, paths)
         _say_resolved(scenario.policies)
         return pols
     return [cls() for cls in policies.POLICIES]
@@ -476,7 +478,7 @@ def compare(args: tuple[str, ...], policy_names: tuple[str, ...], snapshot: str 
 
     a, b, scenario = _compare_args(policy_names, args)
     opts = _options(width, unicode, chains, final_only)
-    pa, pb = policies.get(a), policies.get(b)
+    pa, pb = policies.get_each((a, b))
     _say_resolved((a, b))
     sc = _load(scenario)
     if explain_parting and fmt == "dot":

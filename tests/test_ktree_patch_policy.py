@@ -121,3 +121,33 @@ def test_degree_rule_patch_differs_where_expected_and_nowhere_else(
     # And each side is the Python model of its rule, step by step.
     assert compare(str(tarball), "clone-rework-2026", scenario)[0] == 0
     assert compare(f"{tarball}+{patch}", str(oracle), scenario)[0] == 0
+
+
+def test_two_patches_of_one_file_name_get_different_names(
+        tarball: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compare -p T+v1/fix.diff -p T+v2/fix.diff: two different policies, both "7.2.13 +
+    fix.diff" until they were told apart by the patches' paths as given."""
+    tree = open_tree(parse_spec(str(tarball)))  # type: ignore[arg-type]
+    rmap = tree.read("mm/rmap.c")
+    assert rmap is not None and rmap.count(RULE_7_2) == 1, "7.2's reuse rule not found"
+    (tmp_path / "a" / "mm").mkdir(parents=True)
+    (tmp_path / "a" / "mm" / "rmap.c").write_text(rmap)
+    for version, text in (("v1", rmap.replace(RULE_7_2, RULE_DEGREE)),
+                          ("v2", rmap.replace(RULE_7_2, "/* v2 */\n" + RULE_7_2))):
+        (tmp_path / "b" / "mm").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "b" / "mm" / "rmap.c").write_text(text)
+        made = subprocess.run(["diff", "-u", "a/mm/rmap.c", "b/mm/rmap.c"], cwd=tmp_path,
+                              capture_output=True, text=True)
+        assert made.returncode == 1, made.stderr
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "fix.diff").write_text(made.stdout)
+    (tmp_path / "fork-exit-fork.yaml").write_text(SCENARIO)
+    monkeypatch.chdir(tmp_path)
+    status, out = compare(f"{tarball}+v1/fix.diff", f"{tarball}+v2/fix.diff",
+                          Path("fork-exit-fork.yaml"))
+    assert status == 1
+    assert (out["a"]["policy"], out["b"]["policy"]) == ("7.2.13 + v1/fix.diff",
+                                                        "7.2.13 + v2/fix.diff")
+    # a name shared by no other policy is left as it was
+    status, out = compare(str(tarball), f"{tarball}+v2/fix.diff", Path("fork-exit-fork.yaml"))
+    assert (status, out["a"]["policy"], out["b"]["policy"]) == (0, "7.2.13", "7.2.13 + fix.diff")

@@ -217,3 +217,60 @@ def test_quoted_printable_message(tmp_path: Path) -> None:
     bad = mbox.replace("a =3D 1", "a =3D 9")
     with pytest.raises(PatchError, match=r"^\S+qp2\.mbox: \[PATCH\] mm: qp: mm/x\.c: hunk #1 "):
         run(tmp_path, {"mm/x.c": "a = 1;\nb = 2;\n"}, ("qp2.mbox", bad))
+
+
+def test_series_cut_short_inside_a_patch_is_an_error(tmp_path: Path) -> None:
+    """A series saved or pasted incompletely, ending right after a later patch's ---/+++ lines:
+    that patch is not left out, the series is refused where it stops."""
+    cut = MBOX[:MBOX.index("+++ b/mm/rmap.c\n@@ -5,2") + len("+++ b/mm/rmap.c\n")]
+    (tmp_path / "cut.mbox").write_text(cut)
+    line = cut.count("\n") - 1  # the --- line
+    with pytest.raises(PatchError) as e:
+        read_patch_file(tmp_path / "cut.mbox")
+    assert str(e.value) == (
+        f"{tmp_path / 'cut.mbox'}:{line}: [PATCH v3 2/2] mm/rmap: second, on top of the first: "
+        "file header without any hunk (expected an '@@ -a,b +c,d @@' line after "
+        "'+++ b/mm/rmap.c')")
+    # the same in a plain diff, after a first complete file
+    diff = "--- a/mm/rmap.c\n+++ b/mm/rmap.c\n" + hunk_1_to_x() + "--- a/mm/x.c\n+++ b/mm/x.c\n"
+    (tmp_path / "cut.diff").write_text(diff)
+    with pytest.raises(PatchError, match=r"cut\.diff:8: file header without any hunk "):
+        read_patch_file(tmp_path / "cut.diff")
+
+
+def test_patch_message_without_a_diff_is_an_error(tmp_path: Path) -> None:
+    """Only the 0/N cover letter may lack a diff; 2/2 with its diff lost is refused, naming the
+    line of its subject."""
+    start = MBOX.index("From 3333")
+    lost = MBOX[:MBOX.index("diff --git", start)]
+    (tmp_path / "lost.mbox").write_text(lost)
+    line = lost[:lost.index("Subject: [PATCH v3 2/2]")].count("\n") + 1
+    with pytest.raises(PatchError) as e:
+        read_patch_file(tmp_path / "lost.mbox")
+    assert str(e.value) == (
+        f"{tmp_path / 'lost.mbox'}:{line}: [PATCH v3 2/2] mm/rmap: second, on top of the first: "
+        "no diff in this patch message (only the 0/N cover letter may have none)")
+    (tmp_path / "one.mbox").write_text("From: d <d@example.org>\nSubject: [RFC PATCH] mm: x\n\n"
+                                       "The diff was left out.\n")
+    with pytest.raises(PatchError, match=r"one\.mbox:2: \[RFC PATCH\] mm: x: no diff in this "):
+        read_patch_file(tmp_path / "one.mbox")
+
+
+def test_cover_letter_skipped_whatever_it_holds_and_replies_without_diff(
+        tmp_path: Path) -> None:
+    """git format-patch --interdiff puts a whole diff in the cover letter: it is not a patch of
+    the series. A reply without a diff (b4 mbox of a thread) is skipped."""
+    interdiff = ("Interdiff against v2:\ndiff --git a/mm/rmap.c b/mm/rmap.c\n--- a/mm/rmap.c\n"
+                 "+++ b/mm/rmap.c\n@@ -1,1 +1,1 @@\n-line 1\n+LINE 1\n")
+    reply = ("From 4444444444444444444444444444444444444444 Mon Sep 17 00:00:00 2001\n"
+             "From: R <r@example.org>\nSubject: Re: [PATCH v3 1/2] mm/rmap: first change\n\n"
+             "> +LINE 5\nLooks good.\n\n")
+    mbox = MBOX.replace("(not a diff: no hunk follows)\n", interdiff).replace(
+        "From 3333", reply + "From 3333")
+    (tmp_path / "v3.mbox").write_text(mbox)
+    series = read_patch_file(tmp_path / "v3.mbox")
+    assert [p.subject for p in series] == [
+        "[PATCH v3 1/2] mm/rmap: first change",
+        "[PATCH v3 2/2] mm/rmap: second, on top of the first"]
+    out = apply(series, {"mm/rmap.c": RMAP}.get, available)
+    assert out == {"mm/rmap.c": RMAP.replace("line 5\n", "LINE 5\ninserted\n")}

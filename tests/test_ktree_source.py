@@ -171,6 +171,115 @@ def test_patched_name_lists_the_subjects(tmp_path: Path) -> None:
         "rmap line 2 ", "change 2 ").replace("rmap line 5 ", "patched ")
 
 
+
+def test_series_cut_short_is_one_line_exit_2(tmp_path: Path) -> None:
+    """-p TREE+cut.mbox, the series ending after patch 2/2's ---/+++ lines: not a run with
+    patch 1/2 alone, but one line naming the file, the line and the patch."""
+    from click.testing import CliRunner
+
+    from anondiff.cli import main
+
+    tree = make_tree(tmp_path / "linux")
+    mbox = "".join(
+        f"From {n}{n}{n} Mon Sep 17 00:00:00 2001\nFrom: d <d@example.org>\n"
+        f"Subject: [PATCH v3 {n}/2] mm/rmap: change {n}\n\n---\n"
+        f"--- a/mm/rmap.c\n+++ b/mm/rmap.c\n@@ -{n},1 +{n},1 @@\n"
+        f"-/* rmap line {n} */\n+/* change {n} */\n\n" for n in (1, 2))
+    cut = mbox[:mbox.rindex("@@ -2,1")]
+    (tmp_path / "cut.mbox").write_text(cut)
+    scenario = Path(__file__).parent.parent / "scenarios" / "endless-growth.yaml"
+    result = CliRunner().invoke(main, ["run", "-p", f"{tree}+{tmp_path}/cut.mbox",
+                                       str(scenario)])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"anondiff: {tmp_path}/cut.mbox:17: [PATCH v3 2/2] mm/rmap: change 2: file header "
+        "without any hunk (expected an '@@ -a,b +c,d @@' line after '+++ b/mm/rmap.c')\n")
+
+
+
+def test_patches_from_a_pipe_and_a_fifo_read_once(tmp_path: Path) -> None:
+    """-p TREE+<(git diff) is TREE+/dev/fd/63: a pipe, read once (a second read would find it
+    empty), its content the key; a plain diff from it is named by its path, an mbox by its
+    subjects. Opening the tree again in the same process (search does) finds the content kept."""
+    import threading
+
+    tree = make_tree(tmp_path / "linux")
+    (tmp_path / "x.diff").write_text(diff_5_to_x())
+    from_file = open_tree(parse_spec(f"{tree}+{tmp_path}/x.diff"))  # type: ignore[arg-type]
+    r, w = os.pipe()
+    try:
+        os.write(w, diff_5_to_x().encode())
+        os.close(w)
+        spec = parse_spec(f"{tree}+/dev/fd/{r}")
+        assert spec == TreeSpec(tree, (Path(f"/dev/fd/{r}"),))
+        piped = open_tree(spec)  # type: ignore[arg-type]
+        assert piped.name == f"6.99.3-rc2 + /dev/fd/{r}"
+        assert piped.key == from_file.key and piped.read("mm/rmap.c") == from_file.read(
+            "mm/rmap.c")
+        again = open_tree(spec)  # type: ignore[arg-type]
+        assert (again.key, again.name) == (piped.key, piped.name)
+    finally:
+        os.close(r)
+
+    fifo = tmp_path / "series.fifo"
+    os.mkfifo(fifo)
+    mbox = ("From: d <d@example.org>\nSubject: [PATCH] mm/rmap: from a fifo\n\n---\n"
+            + diff_5_to_x())
+    writer = threading.Thread(target=fifo.write_text, args=(mbox,))
+    writer.start()
+    try:
+        t = open_tree(parse_spec(f"{tree}+{fifo}"))  # type: ignore[arg-type]
+    finally:
+        writer.join(timeout=10)
+    assert t.name == "6.99.3-rc2 + [PATCH] mm/rmap: from a fifo" and t.key != from_file.key
+    assert t.read("mm/rmap.c") == from_file.read("mm/rmap.c")
+    assert source._stream_label(Path("/dev/stdin")) == "stdin"
+
+
+
+class _TreePolicy:
+    """What distinct_names() looks at in a KernelTreePolicy (which needs gcc to make)."""
+
+    def __init__(self, spec: str) -> None:
+        self.tree = open_tree(parse_spec(spec))  # type: ignore[arg-type]
+        self.name = self.tree.name
+
+    def rename(self, name: str) -> None:
+        self.name = name
+
+
+def test_different_trees_of_one_name_get_different_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two different patches both called fix.diff, or two directory trees of one Makefile
+    version, are told apart by their paths as given; names that do not collide, and one
+    policy given twice, keep their names."""
+    from anondiff.policies import distinct_names
+
+    monkeypatch.chdir(tmp_path)
+    make_tree(tmp_path / "a" / "linux")
+    make_tree(tmp_path / "b" / "linux")
+    for d, text in (("v1", diff_5_to_x()), ("v2", diff_5_to_x().replace("patched", "other")),
+                    ("v3", diff_5_to_x())):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "fix.diff").write_text(text)
+
+    def names(*specs: str) -> list[str]:
+        pols = [_TreePolicy(spec) for spec in specs]
+        distinct_names(pols, specs)  # type: ignore[arg-type]
+        return [p.name for p in pols]
+
+    assert names("a/linux+v1/fix.diff", "a/linux+v2/fix.diff", "a/linux") == [
+        "6.99.3-rc2 + v1/fix.diff", "6.99.3-rc2 + v2/fix.diff", "6.99.3-rc2"]
+    # the same bytes: one policy (one key), one name
+    assert names("a/linux+v1/fix.diff", "a/linux+v3/fix.diff") == ["6.99.3-rc2 + fix.diff"] * 2
+    assert names("a/linux", "b/linux") == ["6.99.3-rc2 (a/linux)", "6.99.3-rc2 (b/linux)"]
+    # the same patch on two trees: the trees are what differs
+    assert names("a/linux+v1/fix.diff", "b/linux+v3/fix.diff") == [
+        "6.99.3-rc2 (a/linux) + fix.diff", "6.99.3-rc2 (b/linux) + fix.diff"]
+    assert names("a/linux+v1/fix.diff", "b/linux+v2/fix.diff") == [
+        "6.99.3-rc2 (a/linux) + v1/fix.diff", "6.99.3-rc2 (b/linux) + v2/fix.diff"]
+
+
 # ---------------------------------------------------------------------------------------------
 # tarballs and the cache
 

@@ -39,7 +39,7 @@ def explain_command(scenario: str, policy_names: tuple[str, ...], vma: str | Non
     if len(policy_names) > 2:
         raise Trouble(f"--policy given {len(policy_names)} times: one policy to explain, "
                       "or two to see where they parted")
-    pols = [policies.get(n) for n in policy_names]
+    pols = policies.get_each(policy_names)
     sc = _load(scenario)
     if step_no is not None and not 0 <= step_no <= len(sc.steps):
         raise Trouble(f"--step {step_no}: {sc.path} has steps 1..{len(sc.steps)} "

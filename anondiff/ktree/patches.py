@@ -3,9 +3,15 @@
 A patch file is either
 
 - an **mbox** (``git format-patch`` or ``b4 am`` output, a whole series): one or more messages,
-  each ``Subject: [PATCH v3 1/2] ...`` with the diff after the ``---`` line; messages without a
-  diff (the ``0/N`` cover letter) are skipped; or
+  each ``Subject: [PATCH v3 1/2] ...`` with the diff after the ``---`` line. The ``0/N`` cover
+  letter is skipped whatever it holds (``--interdiff`` puts a diff there); a message whose
+  subject is another patch tag (``[PATCH v3 2/2]``, ``[PATCH]``) must hold a diff; other
+  messages (replies) without one are skipped; or
 - a **plain unified diff** (``diff -u``, ``git diff``).
+
+A file header (``---`` and ``+++`` lines) with no ``@@`` hunk after it is an error: it is what a
+patch cut short looks like (git writes no such header for a rename, a mode change or a binary
+file).
 
 Hunks must match exactly (no fuzz); a hunk whose context moved is looked for at the nearest
 offset, up or down, as ``git apply`` does. New files (``--- /dev/null``), deleted files
@@ -68,6 +74,9 @@ class Patch:
 _HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*:[ \t]")
 _MBOX_FROM = re.compile(rb"From \S+ ")
+#: the tag a patch message's subject starts with: ``[PATCH v3 1/2]``, ``[RFC PATCH 0/5]``
+_SUBJECT_TAG = re.compile(r"\[([^\]]*)\]")
+_SERIES_NUMBER = re.compile(r"(?:^|\s)(\d+)/(\d+)$")
 
 
 def _lines(text: str) -> list[str]:
@@ -83,12 +92,14 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def read_patch_file(path: Path) -> list[Patch]:
-    """The diffs of one patch file, in order (several for an mbox series)."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise PatchError(f"{path}: cannot read patch: {e.strerror}") from None
+def read_patch_file(path: Path, data: bytes | None = None) -> list[Patch]:
+    """The diffs of one patch file, in order (several for an mbox series); ``data`` is its
+    content when the caller has read it already (a pipe cannot be read twice)."""
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise PatchError(f"{path}: cannot read patch: {e.strerror}") from None
     first = data.lstrip(b"\n").split(b"\n", 1)[0]
     if _MBOX_FROM.match(first) or _HEADER_LINE.match(first):
         patches = _read_mbox(path, data)
@@ -118,6 +129,9 @@ def _read_mbox(path: Path, data: bytes) -> list[Patch]:
             chunk, start = chunk[1:], start + 1
         msg = email.message_from_bytes(b"\n".join(chunk), policy=email.policy.compat32)
         subject = _subject(msg.get("Subject"))
+        kind = _patch_kind(subject)
+        if kind == "cover":
+            continue
         body_line = start + 1 + (chunk.index(b"") + 1 if b"" in chunk else len(chunk))
         files: list[FilePatch] = []
         for part in msg.walk():
@@ -134,7 +148,26 @@ def _read_mbox(path: Path, data: bytes) -> list[Patch]:
                                 subject=subject)
         if files:
             patches.append(Patch(path, subject, files))
+        elif kind == "patch":
+            at = start + 1 + next((j for j, line in enumerate(chunk)
+                                   if line[:8].lower() == b"subject:"), 0)
+            raise PatchError(f"{Patch(path, subject, []).where(at)}: no diff in this patch "
+                             "message (only the 0/N cover letter may have none)")
     return patches
+
+
+def _patch_kind(subject: str | None) -> str | None:
+    """``"cover"`` for the 0/N cover letter of a series, ``"patch"`` for a subject starting
+    with another patch tag (``[PATCH v3 1/2]``, ``[RFC PATCH]``, ``[2/5]``), None otherwise (a
+    reply, ``Re: [PATCH ...]``, or no subject)."""
+    m = _SUBJECT_TAG.match(subject or "")
+    if m is None:
+        return None
+    tag = m.group(1).strip()
+    number = _SERIES_NUMBER.search(tag)
+    if number is not None:
+        return "cover" if int(number.group(1)) == 0 else "patch"
+    return "patch" if re.search(r"\bPATCH", tag, re.IGNORECASE) else None
 
 
 def _subject(raw: str | None) -> str | None:
@@ -168,10 +201,13 @@ def parse_diff(source: Path, text: str, first_line: int | None,
     i = 0
     while i < len(lines):
         if not (lines[i].startswith("--- ") and i + 1 < len(lines)
-                and lines[i + 1].startswith("+++ ") and i + 2 < len(lines)
-                and _HUNK.match(lines[i + 2])):
+                and lines[i + 1].startswith("+++ ")):
             i += 1
             continue
+        if not (i + 2 < len(lines) and _HUNK.match(lines[i + 2])):
+            at = first_line + i if first_line is not None else None
+            raise PatchError(f"{where(at)}: file header without any hunk (expected an '@@ -a,b "
+                             f"+c,d @@' line after {lines[i + 1].rstrip()[:60]!r})")
         fp = FilePatch(_strip_name(lines[i][4:].rstrip("\n")),
                        _strip_name(lines[i + 1][4:].rstrip("\n")))
         i += 2

@@ -28,10 +28,8 @@ class KernelTreePolicy(Policy):
     def __init__(self, tree: build.TreeLike, built: build.Built) -> None:
         feats = built.features
         self.tree = tree
-        self.name = tree.name                                   # type: ignore[misc]
+        self.rename(tree.name)
         self.aliases = ()                                       # type: ignore[misc]
-        self.versions = f"kernel tree {tree.name}"              # type: ignore[misc]
-        self.cite = f"the anon_vma code of {tree.name}, compiled"     # type: ignore[misc]
         self.rule = "whatever the tree's C code decides"       # type: ignore[misc]
         counters: NoCounters = SplitCounters() if feats.split_counters else DegreeCounters()
         self.counters = counters                                # type: ignore[misc]
@@ -55,6 +53,13 @@ class KernelTreePolicy(Policy):
         self.features = feats
         self.library = binding.Library(built.library)
         self._b: binding.Binding | None = None
+
+    def rename(self, name: str) -> None:
+        """Show the tree as ``name`` (when another policy of one command has the same name:
+        :func:`anondiff.policies.distinct_names`)."""
+        self.name = name                                        # type: ignore[misc]
+        self.versions = f"kernel tree {name}"                   # type: ignore[misc]
+        self.cite = f"the anon_vma code of {name}, compiled"    # type: ignore[misc]
 
     def _bind(self, k: Kernel) -> binding.Binding:
         b = self._b

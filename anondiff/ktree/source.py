@@ -6,9 +6,12 @@ A tree is written where a policy name goes (``-p``)::
     linux-source-7.2.tar.xz                      a kernel source tarball (.tar.xz/.gz/.bz2/.tar)
     ~/src/linux+v3.mbox                          ... with a patch series applied on top
     linux-source-7.2.tar.xz+a.diff+b.mbox        ... several patch files, applied in order
+    linux-source-7.2.tar.xz+<(git diff)          ... a patch from a pipe (or +/dev/stdin)
 
 ``~`` is expanded; if the whole argument exists as a path it is the tree (so a directory may
-have ``+`` in its name). Patches are mbox files or unified diffs (:mod:`.patches`).
+have ``+`` in its name). Patches are mbox files or unified diffs (:mod:`.patches`): any path
+that is not a directory, read once (a pipe cannot be read twice), its content kept for the
+process's life when it is not a regular file.
 
 Only the files the anon_vma code can be cut from are made available (:data:`AVAILABLE`):
 the Makefile (for the version), ``mm/``, ``include/linux/``, ``include/asm-generic/``, the
@@ -129,13 +132,15 @@ def parse_spec(arg: str) -> TreeSpec | None:
 
 
 def _patch_paths(arg: str, parts: list[str]) -> tuple[Path, ...]:
-    """Group '+'-separated parts into existing files (a file name may itself contain '+')."""
+    """Group '+'-separated parts into existing paths that are not directories: regular files,
+    pipes (``<(git diff)``: ``/dev/fd/63``), ``/dev/stdin`` (a file name may itself contain
+    '+')."""
     out: list[Path] = []
     pending: list[str] = []
     for part in parts:
         pending.append(part)
         candidate = _expand("+".join(pending))
-        if candidate.is_file():
+        if candidate.exists() and not candidate.is_dir():
             out.append(candidate)
             pending = []
     if pending:
@@ -151,6 +156,25 @@ def _patch_paths(arg: str, parts: list[str]) -> tuple[Path, ...]:
 DELETED = ".anondiff-deleted"
 
 
+class Naming(NamedTuple):
+    """The parts of a tree's name, for two trees of one command that have the same name but
+    differ (:func:`anondiff.policies.distinct_names`)."""
+    version: str        # 7.2.13 (the Makefile), v6.13-rc1-12-gabcdef123456 (git describe)
+    tree: str           # the tree's path as given
+    tree_key: str       # the key of the tree without its patches
+    patches: str        # the patches' subjects or file names, "" for none
+    patch_paths: str    # the patch files' paths as given, "" for none
+    patches_key: str    # a hash of the patches' content, "" for none
+
+    def name(self, show_tree: bool = False, show_paths: bool = False) -> str:
+        """``7.2.13 + fix.diff``; with the tree's path ``6.1.0 (/src/a/linux) + fix.diff``;
+        with the patches' paths ``7.2.13 + v1/fix.diff``."""
+        out = f"{self.version} ({self.tree})" if show_tree else self.version
+        if self.patches:
+            out += " + " + (self.patch_paths if show_paths else self.patches)
+        return out
+
+
 class Tree:
     """The (patched) files of a kernel tree.
 
@@ -159,11 +183,13 @@ class Tree:
     identity and the patches' bytes), a cache key for what is built from it; ``root`` is the
     directory holding its files, to be read and never written: the user's tree, an extraction
     (some files, and a pack of all: ``packed``), or a patched tree's changed files, read before
-    those of ``base``."""
+    those of ``base``. ``naming`` holds the parts of the name, to tell it apart from another
+    tree of the same name."""
 
     def __init__(self, name: str, key: str, root: Path, *, packed: bool = False,
-                 base: Tree | None = None):
+                 base: Tree | None = None, naming: Naming | None = None):
         self.name = name
+        self.naming = naming
         self.key = key
         self.root = root
         self.base = base
@@ -218,40 +244,76 @@ def open_tree(spec: TreeSpec) -> Tree:
     if spec.tree.is_dir():
         identity = "dir:" + _dir_identity(spec.tree)
         base_name = _git_describe(spec.tree) or _makefile_version(spec.tree, spec.tree)
-        base = Tree(base_name, hashlib.sha256(identity.encode()).hexdigest(), spec.tree)
+        base_key = hashlib.sha256(identity.encode()).hexdigest()
+        base = Tree(base_name, base_key, spec.tree,
+                    naming=Naming(base_name, str(spec.tree), base_key, "", "", ""))
     else:
         digest = _tarball_sha256(spec.tree)
         root = _extracted(spec.tree, digest)
         identity = "tarball:" + digest
         base_name = _makefile_version(root, spec.tree)
-        base = Tree(base_name, hashlib.sha256(identity.encode()).hexdigest(), root, packed=True)
+        base_key = hashlib.sha256(identity.encode()).hexdigest()
+        base = Tree(base_name, base_key, root, packed=True,
+                    naming=Naming(base_name, str(spec.tree), base_key, "", "", ""))
     if not spec.patches:
         return base
 
     h = hashlib.sha256(identity.encode())
-    blobs: list[bytes] = []
-    for path in spec.patches:
-        try:
-            blob = path.read_bytes()
-        except OSError as e:
-            raise TreeSpecError(f"{path}: cannot read patch: {e.strerror}") from None
-        blobs.append(blob)
-        h.update(b"\0patch\0" + hashlib.sha256(blob).digest())
-    key = h.hexdigest()
+    only_patches = hashlib.sha256()
     from . import patches as _patches
-    try:
-        series = [p for path in spec.patches for p in _patches.read_patch_file(path)]
-    except _patches.PatchError as e:
-        raise TreeSpecError(str(e)) from None
-    name = base_name + " + " + _series_name(series)
+    series: list[_patches.Patch] = []
+    labels: list[str] = []
+    for path in spec.patches:
+        blob, regular = _patch_bytes(path)
+        h.update(b"\0patch\0" + hashlib.sha256(blob).digest())
+        only_patches.update(b"\0patch\0" + hashlib.sha256(blob).digest())
+        try:
+            read = _patches.read_patch_file(path, blob)
+        except _patches.PatchError as e:
+            raise TreeSpecError(str(e)) from None
+        series += read
+        labels += [p.subject or (path.name if regular else _stream_label(path)) for p in read]
+    key = h.hexdigest()
+    naming = Naming(base_name, str(spec.tree), base.key, _series_name(labels),
+                    ", ".join(str(path) for path in spec.patches), only_patches.hexdigest())
     root = trees_dir() / "patched" / key
     if not root.is_dir():
         _make_patched(root, base, series)
-    return Tree(name, key, root, base=base)
+    return Tree(naming.name(), key, root, base=base, naming=naming)
 
 
-def _series_name(series: list[_patches.Patch]) -> str:
-    labels = [p.subject or p.source.name for p in series]
+#: The content of each patch that is not a regular file (a pipe, /dev/stdin), by the (device,
+#: inode) of what its path leads to: it can be read only once, and one command may open its
+#: tree more than once (search does, and ``-p T+/dev/stdin`` may be given twice).
+_STREAMED: dict[tuple[int, int], bytes] = {}
+
+
+def _patch_bytes(path: Path) -> tuple[bytes, bool]:
+    """The content of a patch, read once, and whether it is a regular file."""
+    import stat
+
+    try:
+        st = path.stat()
+        regular = stat.S_ISREG(st.st_mode)
+        if not regular and (st.st_dev, st.st_ino) in _STREAMED:
+            return _STREAMED[st.st_dev, st.st_ino], False
+        data = path.read_bytes()
+    except OSError as e:
+        raise TreeSpecError(f"{path}: cannot read patch: {e.strerror}") from None
+    if not regular:
+        _STREAMED[st.st_dev, st.st_ino] = data
+    return data, regular
+
+
+def _stream_label(path: Path) -> str:
+    """What a plain diff read from a pipe or device is called: ``stdin`` for standard input,
+    else the path as given (``/dev/fd/63``: its last component alone says nothing)."""
+    if str(path) in ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"):
+        return "stdin"
+    return str(path)
+
+
+def _series_name(labels: list[str]) -> str:
     if len(labels) > 3:
         return f"{labels[0]}, ... {labels[-1]} ({len(labels)} patches)"
     return ", ".join(labels)

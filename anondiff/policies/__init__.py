@@ -10,6 +10,7 @@ import inspect
 import os
 import re
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import UnknownPolicyError
@@ -63,6 +64,61 @@ def get(name: str) -> Policy:
         f"unknown policy: {name!r} (must be one of {names()}, a kernel version from "
         f"v2.6.34 to v{_NEWEST[0]}.{_NEWEST[1]} such as v4.19 or v6.12 (see 'anondiff "
         f"policies'), or a .py file)")
+
+
+def get_each(names: Sequence[str]) -> list[Policy]:
+    """The policies ``names`` name (:func:`get`), two different ones never under one name
+    (:func:`distinct_names`)."""
+    pols = [get(name) for name in names]
+    distinct_names(pols, names)
+    return pols
+
+
+def distinct_names(pols: Sequence[Policy], specs: Sequence[str]) -> None:
+    """Rename the policies of one command that share a name but are different policies (two
+    trees or patch sets with different keys, two policy files), ``specs`` being how each was
+    given. Among trees, the part that differs is shown by its path as given: the patches
+    (``7.2.13 + fix.diff`` twice becomes ``7.2.13 + v1/fix.diff`` and ``7.2.13 +
+    v2/fix.diff``), the tree (``6.1.0 (/src/a/linux)`` and ``6.1.0 (/src/b/linux)``), or both;
+    a policy file gets its path after its name; ``#1``, ``#2``, ... if that is not enough.
+    Names that are not shared, and one policy given twice, keep their names."""
+    by_name: dict[str, list[int]] = {}
+    for i, pol in enumerate(pols):
+        by_name.setdefault(pol.name, []).append(i)
+    for name, group in by_name.items():
+        ids = [_identity(pols[i], specs[i]) for i in group]
+        if len(set(ids)) < 2:
+            continue
+        namings = [getattr(getattr(pols[i], "tree", None), "naming", None) for i in group]
+        trees = [n for n in namings if n is not None]
+        show_tree = len({n.tree_key for n in trees}) > 1
+        show_paths = len({n.patches_key for n in trees}) > 1
+        chosen = [n.name(show_tree, show_paths) if n is not None else f"{name} ({specs[i]})"
+                  for i, n in zip(group, namings)]
+        if any(chosen[a] == chosen[b] and ids[a] != ids[b]
+               for a in range(len(group)) for b in range(a)):
+            order = list(dict.fromkeys(ids))
+            chosen = [f"{c} #{order.index(ident) + 1}" for c, ident in zip(chosen, ids)]
+        for i, new in zip(group, chosen):
+            _rename(pols[i], new)
+
+
+def _identity(pol: Policy, spec: str) -> object:
+    """What makes two policies the same: a tree's key, a policy file's real path, a class."""
+    tree = getattr(pol, "tree", None)
+    if tree is not None and isinstance(getattr(tree, "key", None), str):
+        return ("tree", tree.key)
+    if spec.endswith(".py"):
+        return ("file", os.path.realpath(spec))
+    return ("class", type(pol))
+
+
+def _rename(pol: Policy, name: str) -> None:
+    rename = getattr(pol, "rename", None)
+    if rename is not None:
+        rename(name)
+    else:
+        pol.name = name  # type: ignore[misc]
 
 
 # -- kernel versions --------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
     breaks an invariant; write it as a scenario file.  Exit 0 nothing found, 1 found, 2
     trouble."""
     from ..cli import EXIT_DIFFERENT, EXIT_SAME, _write
-    from ..policies import get
+    from ..policies import get_each
     from .generate import Budget
     from .runner import Goal, absolute_spec
     from .runner import search as run_search
@@ -175,7 +175,7 @@ def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
         parent = output if os.path.isdir(output) else os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(parent):
             raise _trouble(f"{output}: no such directory: {parent}")
-    pols = [get(p) for p in policy_names]
+    pols = get_each(policy_names)
     goal = Goal(tuple(absolute_spec(p) for p in policy_names), not invariants,
                 _list("--kinds", kinds, None), _list("--fields", fields, FIELDS), clean)
     show = _terminal() and not quiet
