@@ -35,6 +35,7 @@ POLICY_FORMS = [
     "an alias or a kernel version inside a documented range (v4.19, v6.8.3, v5.15.100: "
     "'anondiff policies' lists the ranges; a version says which policy it resolved to)",
     "the path of a .py file defining one Policy subclass that sets its own name",
+    "{tree}",
 ]
 
 EXIT_CODES = {
@@ -331,20 +332,30 @@ class _Main(click.Group):
 
 class _Command(click.Command):
     """A command whose help ends with what -p accepts (the policy names are looked up only when
-    the help is shown) and the exit codes."""
+    the help is shown), how -o writes (unless ``writes=False``) and the exit codes."""
+
+    writes = True
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         from . import policies
-        forms = [f.format(names=", ".join(policies.names())) for f in POLICY_FORMS]
+        forms = [f.format(names=", ".join(policies.names()), tree=policies.TREE_FORM)
+                 for f in POLICY_FORMS]
         with formatter.section("POLICY is one of"):
             for form in forms:
                 formatter.write_text("- " + form)
-        formatter.write_paragraph()
-        formatter.write_text(OUTPUT_HELP)
+        if self.writes:
+            formatter.write_paragraph()
+            formatter.write_text(OUTPUT_HELP)
         if self.name in EXIT_CODES:
             formatter.write_paragraph()
             formatter.write_text(f"Exit status: {EXIT_CODES[self.name]}.")
         super().format_epilog(ctx, formatter)
+
+
+class _PolicyCommand(_Command):
+    """A command whose help ends with what -p accepts (and its own word on output)."""
+
+    writes = False
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]},

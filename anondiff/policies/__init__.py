@@ -39,6 +39,13 @@ for _cls in POLICIES + ERA_VARIANTS:
         _BY_NAME[_alias] = _cls
 
 
+#: what a kernel tree as a policy looks like (anondiff.ktree.source.parse_spec), in the help of
+#: every command taking -p and in the error for a policy that is none of them
+TREE_FORM = ("a kernel source tree (a directory with a Makefile and mm/, or a "
+             ".tar.xz/.tar.gz/.tar.bz2/.tar tarball) followed by +PATCH for each patch to "
+             "apply, an mbox or a unified diff (~/linux+v3.mbox)")
+
+
 def names() -> list[str]:
     """The main policies, in history order (era variants are selected by version)."""
     return [cls.name for cls in POLICIES]
@@ -62,7 +69,7 @@ def get(name: str) -> Policy:
     raise UnknownPolicyError(
         f"unknown policy: {name!r} (must be one of {names()}, a kernel version from "
         f"v2.6.34 to v{_NEWEST[0]}.{_NEWEST[1]} such as v4.19 or v6.12 (see 'anondiff "
-        f"policies'), or a .py file)")
+        f"policies'), a .py file, or {TREE_FORM})")
 
 
 # -- kernel versions --------------------------------------------------------------------------
