@@ -158,8 +158,9 @@ def _policies(names: Sequence[str], scenario) -> list:  # type: ignore[no-untype
         base = os.path.dirname(scenario.path) if scenario.path != "<stdin>" else ""
         pols = []
         for i, name in enumerate(scenario.policies):
-            # a relative .py in the scenario is relative to the scenario, like an #include
-            path = os.path.join(base, name) if name.endswith(".py") else name
+            # a relative .py, tree or patch in the scenario is relative to the scenario, like
+            # an #include
+            path = policies.in_folder(name, base)
             try:
                 pols.append(policies.get(path))
             except AnondiffError as e:
