@@ -46,11 +46,12 @@ EXIT_CODES = {
                "130 interrupted, 141 standard output's reader went away",
 }
 
-OUTPUT_HELP = ("Output: -o FILE replaces a regular FILE atomically (its mode kept; a new file "
-               "follows the umask) and writes into anything else (a device, a FIFO, a "
-               "symlink's target); -o - is standard output.  Without --format the format "
-               "follows FILE's suffix: .svg .png .pdf an image drawn by Graphviz dot, .dot .gv "
-               "DOT, .json json, any other (.txt) table.")
+OUTPUT_WRITES = ("Output: -o FILE replaces a regular FILE atomically (its mode kept; a new "
+                 "file follows the umask) and writes into anything else (a device, a FIFO, a "
+                 "symlink's target); -o - is standard output.")
+OUTPUT_HELP = (OUTPUT_WRITES + "  Without --format the format follows FILE's suffix: .svg .png "
+               ".pdf an image drawn by Graphviz dot, .dot .gv DOT, .json json, any other (.txt) "
+               "table.")
 
 
 class Trouble(click.ClickException):
@@ -333,9 +334,9 @@ class _Main(click.Group):
 
 class _Command(click.Command):
     """A command whose help ends with what -p accepts (the policy names are looked up only when
-    the help is shown), how -o writes (unless ``writes=False``) and the exit codes."""
+    the help is shown), how -o writes (``output_help``, if any) and the exit codes."""
 
-    writes = True
+    output_help: str | None = OUTPUT_HELP
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         from . import policies
@@ -344,9 +345,9 @@ class _Command(click.Command):
         with formatter.section("POLICY is one of"):
             for form in forms:
                 formatter.write_text("- " + form)
-        if self.writes:
+        if self.output_help is not None:
             formatter.write_paragraph()
-            formatter.write_text(OUTPUT_HELP)
+            formatter.write_text(self.output_help)
         if self.name in EXIT_CODES:
             formatter.write_paragraph()
             formatter.write_text(f"Exit status: {EXIT_CODES[self.name]}.")
@@ -356,7 +357,7 @@ class _Command(click.Command):
 class _PolicyCommand(_Command):
     """A command whose help ends with what -p accepts (and its own word on output)."""
 
-    writes = False
+    output_help = None
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]},
