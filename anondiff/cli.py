@@ -35,6 +35,7 @@ POLICY_FORMS = [
     "an alias or a kernel version inside a documented range (v4.19, v6.8.3, v5.15.100: "
     "'anondiff policies' lists the ranges; a version says which policy it resolved to)",
     "the path of a .py file defining one Policy subclass that sets its own name",
+    "{tree}",
 ]
 
 EXIT_CODES = {
@@ -45,11 +46,12 @@ EXIT_CODES = {
                "130 interrupted, 141 standard output's reader went away",
 }
 
-OUTPUT_HELP = ("Output: -o FILE replaces a regular FILE atomically (its mode kept; a new file "
-               "follows the umask) and writes into anything else (a device, a FIFO, a "
-               "symlink's target); -o - is standard output.  Without --format the format "
-               "follows FILE's suffix: .svg .png .pdf an image drawn by Graphviz dot, .dot .gv "
-               "DOT, .json json, any other (.txt) table.")
+OUTPUT_WRITES = ("Output: -o FILE replaces a regular FILE atomically (its mode kept; a new "
+                 "file follows the umask) and writes into anything else (a device, a FIFO, a "
+                 "symlink's target); -o - is standard output.")
+OUTPUT_HELP = (OUTPUT_WRITES + "  Without --format the format follows FILE's suffix: .svg .png "
+               ".pdf an image drawn by Graphviz dot, .dot .gv DOT, .json json, any other (.txt) "
+               "table.")
 
 
 class Trouble(click.ClickException):
@@ -157,8 +159,9 @@ def _policies(names: Sequence[str], scenario) -> list:  # type: ignore[no-untype
         base = os.path.dirname(scenario.path) if scenario.path != "<stdin>" else ""
         pols, paths = [], []
         for i, name in enumerate(scenario.policies):
-            # a relative .py in the scenario is relative to the scenario, like an #include
-            path = os.path.join(base, name) if name.endswith(".py") else name
+            # a relative .py, tree or patch in the scenario is relative to the scenario, like
+            # an #include
+            path = policies.in_folder(name, base)
             try:
                 pols.append(policies.get(path))
                 paths.append(path)
@@ -333,20 +336,30 @@ class _Main(click.Group):
 
 class _Command(click.Command):
     """A command whose help ends with what -p accepts (the policy names are looked up only when
-    the help is shown) and the exit codes."""
+    the help is shown), how -o writes (``output_help``, if any) and the exit codes."""
+
+    output_help: str | None = OUTPUT_HELP
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         from . import policies
-        forms = [f.format(names=", ".join(policies.names())) for f in POLICY_FORMS]
+        forms = [f.format(names=", ".join(policies.names()), tree=policies.TREE_FORM)
+                 for f in POLICY_FORMS]
         with formatter.section("POLICY is one of"):
             for form in forms:
                 formatter.write_text("- " + form)
-        formatter.write_paragraph()
-        formatter.write_text(OUTPUT_HELP)
+        if self.output_help is not None:
+            formatter.write_paragraph()
+            formatter.write_text(self.output_help)
         if self.name in EXIT_CODES:
             formatter.write_paragraph()
             formatter.write_text(f"Exit status: {EXIT_CODES[self.name]}.")
         super().format_epilog(ctx, formatter)
+
+
+class _PolicyCommand(_Command):
+    """A command whose help ends with what -p accepts (and its own word on output)."""
+
+    output_help = None
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]},

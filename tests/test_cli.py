@@ -376,6 +376,33 @@ def test_run_help_lists_policies_forms_and_exit_codes() -> None:
     assert "_ANONDIFF_COMPLETE=bash_source anondiff" in " ".join(invoke("--help").output.split())
 
 
+#: what every command taking -p says a kernel tree as a policy looks like
+TREE_WORDS = ("a kernel source tree (a directory with a Makefile and mm/, or a "
+              ".tar.xz/.tar.gz/.tar.bz2/.tar tarball) followed by +PATCH for each patch to "
+              "apply, an mbox or a unified diff")
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "explain", "search"])
+def test_help_says_a_kernel_tree_and_its_patches_are_a_policy(command: str) -> None:
+    """Every command that takes -p POLICY lists a kernel tree, +PATCH..., among the forms."""
+    r = invoke(command, "--help")
+    assert r.exit_code == 0
+    flat = " ".join(r.output.split())
+    assert "POLICY is one of: - a policy name" in flat
+    assert TREE_WORDS in flat and ".py file" in flat
+
+
+@pytest.mark.parametrize("policy", ["degree.diff", "linux-7.2.tar.zst", "foo+bar.diff"])
+def test_unknown_policy_says_a_kernel_tree_is_one(policy: str) -> None:
+    """A patch alone, or a tarball anondiff cannot read: the error lists every form of POLICY,
+    trees with their +PATCH syntax among them, in one line."""
+    r = invoke("run", SEED, "-p", policy)
+    assert r.exit_code == 2
+    assert r.output.startswith(f"anondiff: unknown policy: {policy!r} (must be one of [")
+    assert ", a .py file, or " + TREE_WORDS in r.output
+    assert len(r.output.splitlines()) == 1
+
+
 def test_shell_completion_offers_policy_names() -> None:
     import os
     import subprocess

@@ -283,6 +283,47 @@ def test_explain_json_has_every_call_nested() -> None:
     assert [p["vma"] for p in two["partings"]][:2] == ["C/DST1", "C/DST2"]
 
 
+@pytest.mark.parametrize("args,first", [
+    (("-o", "{tmp}/ex.json"), "{"),
+    (("-o", "{tmp}/ex.txt"), "== explain seed-thread under degree"),
+    (("-o", "{tmp}/ex.yaml"), "== explain seed-thread under degree"),
+    (("--format", "text", "-o", "{tmp}/ex.dot"), "== explain seed-thread under degree"),
+    (("--format", "json", "-o", "{tmp}/ex.txt"), "{"),
+])
+def test_explain_output_suffix_chooses_json_or_text(tmp_path: Path, args: tuple[str, ...],
+                                                    first: str) -> None:
+    """-o FILE: .json json, any other suffix text, as run -o chooses; --format wins."""
+    args = tuple(a.format(tmp=tmp_path) for a in args)
+    r = invoke("explain", SEED, "-p", "degree", *args)
+    assert r.exit_code == 0, r.output
+    assert r.output == ""
+    assert Path(args[-1]).read_text().startswith(first)
+
+
+@pytest.mark.parametrize("args,what", [
+    (("-o", "ex.svg"), "an image"), (("-o", "ex.PNG"), "an image"), (("-o", "ex.pdf"), "an image"),
+    (("-o", "ex.dot"), "DOT"), (("-o", "ex.gv"), "DOT"),
+    (("--format", "json", "-o", "ex.svg"), "an image"),
+])
+def test_explain_output_it_cannot_write_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     args: tuple[str, ...], what: str) -> None:
+    """explain draws no image and writes no DOT: -o ex.svg (or ex.dot without --format) is one
+    line, exit 2, and no file, instead of text under an image's name."""
+    monkeypatch.chdir(tmp_path)
+    r = invoke("explain", SEED, "-p", "degree", *args)
+    assert r.exit_code == 2
+    assert r.output == (f"anondiff: {args[-1]}: explain writes text or json, not {what} "
+                        "(-o FILE.txt, -o FILE.json)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_explain_help_says_which_outputs_it_writes() -> None:
+    flat = " ".join(invoke("explain", "--help").output.split())
+    assert "the format follows FILE's suffix: .json json, any other (.txt) text" in flat
+    assert "explain draws no image (.svg .png .pdf) and writes no DOT (.dot .gv)" in flat
+    assert "an image drawn by Graphviz" not in flat
+
+
 def _tree(version: str) -> Policy:
     """A Debian kernel tree compiled as a policy (anondiff.ktree); skips when there is none."""
     import os

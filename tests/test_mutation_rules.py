@@ -1402,14 +1402,17 @@ def test_fork_shares_no_page_past_the_vmas_end() -> None:
 
 
 def test_unknown_policy_names_the_newest_release_modelled() -> None:
-    """-p NAME that is no policy, alias, version or file: one line listing what is accepted,
-    kernel versions from v2.6.34 (commit 5beb49305251, anon_vma_chain) to the newest release
-    modelled."""
+    """-p NAME that is no policy, alias, version, file or tree: one line listing what is
+    accepted, kernel versions from v2.6.34 (commit 5beb49305251, anon_vma_chain) to the newest
+    release modelled."""
     with pytest.raises(UnknownPolicyError) as e:
         get("nonsense")
     assert str(e.value) == (
         f"unknown policy: 'nonsense' (must be one of {names()}, a kernel version from v2.6.34 "
-        "to v7.2 such as v4.19 or v6.12 (see 'anondiff policies'), or a .py file)")
+        "to v7.2 such as v4.19 or v6.12 (see 'anondiff policies'), a .py file, or a kernel "
+        "source tree (a directory with a Makefile and mm/, or a .tar.xz/.tar.gz/.tar.bz2/.tar "
+        "tarball) followed by +PATCH for each patch to apply, an mbox or a unified diff "
+        "(~/linux+v3.mbox))")
 
 
 # -- faults and unmaps: the mapcount decides between reuse and COW -----------------------------

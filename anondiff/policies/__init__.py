@@ -40,6 +40,13 @@ for _cls in POLICIES + ERA_VARIANTS:
         _BY_NAME[_alias] = _cls
 
 
+#: what a kernel tree as a policy looks like (anondiff.ktree.source.parse_spec), in the help of
+#: every command taking -p and in the error for a policy that is none of them
+TREE_FORM = ("a kernel source tree (a directory with a Makefile and mm/, or a "
+             ".tar.xz/.tar.gz/.tar.bz2/.tar tarball) followed by +PATCH for each patch to "
+             "apply, an mbox or a unified diff (~/linux+v3.mbox)")
+
+
 def names() -> list[str]:
     """The main policies, in history order (era variants are selected by version)."""
     return [cls.name for cls in POLICIES]
@@ -63,7 +70,44 @@ def get(name: str) -> Policy:
     raise UnknownPolicyError(
         f"unknown policy: {name!r} (must be one of {names()}, a kernel version from "
         f"v2.6.34 to v{_NEWEST[0]}.{_NEWEST[1]} such as v4.19 or v6.12 (see 'anondiff "
-        f"policies'), or a .py file)")
+        f"policies'), a .py file, or {TREE_FORM})")
+
+
+def in_folder(name: str, folder: str) -> str:
+    """*name* as written in a file in *folder* (a scenario's ``policies:``), for :func:`get`:
+    a relative .py file, kernel tree or patch is read from *folder*, like an #include; policy
+    names, versions, absolute paths and a tree's or patch's ``~/`` stay as they are, and so
+    does everything when *folder* is "" (a scenario from standard input: the current
+    directory).  ``in_folder("l72.tar.xz+fix.diff", "/s") == "/s/l72.tar.xz+/s/fix.diff"``."""
+    if not folder or name in _BY_NAME or _VERSION.fullmatch(name):
+        return name
+    if name.endswith(".py"):
+        return os.path.join(folder, name)
+    from ..ktree.source import _is_tree, _looks_like_path
+
+    def at(part: str) -> str:
+        return os.path.join(folder, os.path.expanduser(part)) if part else part
+
+    if os.path.exists(at(name)):
+        return at(name)
+    # which '+' part the tree, which the patches (a file name may contain '+'): found as
+    # parse_spec finds them in the current directory, the longest tree, then each patch file
+    parts = name.split("+")
+    for i in range(len(parts) - 1, 0, -1):
+        if _is_tree(Path(tree := at("+".join(parts[:i])))):
+            found, pending = [tree], []
+            for part in parts[i:]:
+                pending.append(part)
+                if os.path.isfile(patch := at("+".join(pending))):
+                    found.append(patch)
+                    pending = []
+            return "+".join(found + [at(part) for part in pending])    # a missing one: get says
+    # no tree there: get says so if the entry reads as a path or is one here (never the tree
+    # of the current directory), else it is a name get does not know
+    if _looks_like_path(parts[0]) or any(os.path.exists(os.path.expanduser("+".join(parts[:i])))
+                                         for i in range(1, len(parts) + 1)):
+        return "+".join(at(part) for part in parts)
+    return name
 
 
 def get_each(names: Sequence[str]) -> list[Policy]:

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import click
 
+from ..cli import _PolicyCommand
 from . import EVENTS, FIELDS, GENERATIONS, PROCESSES, STEPS, VMAS
 
 #: Without --count or --time, a search runs this long.
@@ -91,10 +92,10 @@ def _command(policies: tuple[str, ...], invariants: bool, kinds: str | None,
     return " ".join(out)
 
 
-@click.command("search")
+@click.command("search", cls=_PolicyCommand)
 @click.option("--policy", "-p", "policy_names", multiple=True, required=True, metavar="POLICY",
-              help="A policy (name, version alias, .py file or kernel tree); two for a "
-                   "difference, one or more with --invariants.")
+              help="A policy (name, version alias, .py file or kernel tree+PATCH...: see "
+                   "below); two for a difference, one or more with --invariants.")
 @click.option("--invariants", is_flag=True,
               help="Find an invariant finding, kernel warning or crash instead of a difference.")
 @click.option("--kinds", metavar="K1,K2", help="With --invariants: only these finding kinds "
