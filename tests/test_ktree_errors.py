@@ -306,8 +306,8 @@ def test_an_interrupted_build_leaves_nothing_behind(tree61: Path, tmp_path: Path
     a child of gcc's that the signal did not reach (anondiff alone was signalled)."""
     import os
     import signal
-    import subprocess
-    import sys
+
+    from .test_output import interrupted
     (tmp_path / "bin").mkdir()
     (tmp_path / "tmp").mkdir()
     gcc = tmp_path / "bin" / "gcc"
@@ -317,24 +317,13 @@ def test_an_interrupted_build_leaves_nothing_behind(tree61: Path, tmp_path: Path
     env = {**os.environ, "CC": str(gcc), "MARK": str(mark), "TMPDIR": str(tmp_path / "tmp"),
            "XDG_CACHE_HOME": str(tmp_path / "cache")}
     tree = copy_tree(tree61, tmp_path / "tree")
-    p = subprocess.Popen([sys.executable, "-m", "anondiff", "run", SEED, "-p", str(tree)],
-                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and p.poll() is None:
-            if mark.exists() and mark.read_bytes().endswith(b"\n"):
-                break
-            time.sleep(0.02)
-        assert mark.exists(), p.communicate()
-        time.sleep(0.1)         # the child is writing by now
-        p.send_signal(getattr(signal, signame))
-        out, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == code, err
+
+    def gcc_started(pid: int) -> bool:
+        return mark.exists() and mark.read_bytes().endswith(b"\n")
+
+    status, out, err = interrupted(["run", SEED, "-p", str(tree)], signame, gcc_started, env)
+    assert mark.exists(), err
+    assert status == code, err
     assert out == b"" and b"Traceback" not in err
     pids = [int(pid) for pid in mark.read_text().split()]
     deadline = time.monotonic() + 10

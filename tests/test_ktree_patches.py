@@ -103,11 +103,16 @@ diff --git a/Documentation/mm/rmap.rst b/Documentation/mm/rmap.rst
 
 def test_mbox_series_in_order_cover_letter_skipped(tmp_path: Path) -> None:
     (tmp_path / "v3.mbox").write_text(MBOX)
-    series = read_patch_file(tmp_path / "v3.mbox")
+    # The second message's hunk only applies after the first; Documentation/ is ignored.
+    assert_the_two_patches(tmp_path / "v3.mbox")
+
+
+def assert_the_two_patches(mbox: Path) -> None:
+    """``mbox`` reads as MBOX's two patches, in order, and they apply."""
+    series = read_patch_file(mbox)
     assert [p.subject for p in series] == [
         "[PATCH v3 1/2] mm/rmap: first change",
         "[PATCH v3 2/2] mm/rmap: second, on top of the first"]
-    # The second message's hunk only applies after the first; Documentation/ is ignored.
     out = apply(series, {"mm/rmap.c": RMAP}.get, available)
     assert out == {"mm/rmap.c": RMAP.replace("line 5\n", "LINE 5\ninserted\n")}
 
@@ -268,9 +273,4 @@ def test_cover_letter_skipped_whatever_it_holds_and_replies_without_diff(
     mbox = MBOX.replace("(not a diff: no hunk follows)\n", interdiff).replace(
         "From 3333", reply + "From 3333")
     (tmp_path / "v3.mbox").write_text(mbox)
-    series = read_patch_file(tmp_path / "v3.mbox")
-    assert [p.subject for p in series] == [
-        "[PATCH v3 1/2] mm/rmap: first change",
-        "[PATCH v3 2/2] mm/rmap: second, on top of the first"]
-    out = apply(series, {"mm/rmap.c": RMAP}.get, available)
-    assert out == {"mm/rmap.c": RMAP.replace("line 5\n", "LINE 5\ninserted\n")}
+    assert_the_two_patches(tmp_path / "v3.mbox")

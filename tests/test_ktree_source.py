@@ -155,13 +155,18 @@ def test_git_checkout_named_by_git_describe(tmp_path: Path) -> None:
     assert not open_tree(TreeSpec(tree, ())).name.endswith("-dirty")
 
 
-def test_patched_name_lists_the_subjects(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "linux")
-    mbox = "".join(
+def two_patches() -> str:
+    """An mbox of two patches to make_tree()'s mm/rmap.c, changing its lines 1 and 2."""
+    return "".join(
         f"From {n}{n}{n} Mon Sep 17 00:00:00 2001\nFrom: d <d@example.org>\n"
         f"Subject: [PATCH v3 {n}/2] mm/rmap: change {n}\n\n---\n"
         f"--- a/mm/rmap.c\n+++ b/mm/rmap.c\n@@ -{n},1 +{n},1 @@\n"
         f"-/* rmap line {n} */\n+/* change {n} */\n\n" for n in (1, 2))
+
+
+def test_patched_name_lists_the_subjects(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "linux")
+    mbox = two_patches()
     (tmp_path / "v3.mbox").write_text(mbox)
     (tmp_path / "fix.diff").write_text(diff_5_to_x())
     t = open_tree(parse_spec(f"{tree}+{tmp_path}/v3.mbox+{tmp_path}/fix.diff"))  # type: ignore
@@ -180,11 +185,7 @@ def test_series_cut_short_is_one_line_exit_2(tmp_path: Path) -> None:
     from anondiff.cli import main
 
     tree = make_tree(tmp_path / "linux")
-    mbox = "".join(
-        f"From {n}{n}{n} Mon Sep 17 00:00:00 2001\nFrom: d <d@example.org>\n"
-        f"Subject: [PATCH v3 {n}/2] mm/rmap: change {n}\n\n---\n"
-        f"--- a/mm/rmap.c\n+++ b/mm/rmap.c\n@@ -{n},1 +{n},1 @@\n"
-        f"-/* rmap line {n} */\n+/* change {n} */\n\n" for n in (1, 2))
+    mbox = two_patches()
     cut = mbox[:mbox.rindex("@@ -2,1")]
     (tmp_path / "cut.mbox").write_text(cut)
     scenario = Path(__file__).parent.parent / "scenarios" / "endless-growth.yaml"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -190,35 +191,45 @@ def test_closed_standard_output_is_trouble() -> None:
     assert r.stderr.decode() == "anondiff: cannot write standard output: Bad file descriptor\n"
 
 
-@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
-def test_interrupt_exits_128_plus_signal_and_leaves_nothing(tmp_path: Path, signame: str,
-                                                            code: int) -> None:
+def interrupted(args: list[str], signame: str, ready: Callable[[int], bool],
+                env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """``python -m anondiff ARGS``, sent the signal ``signame`` once ``ready(pid)`` (or after
+    60 s): its status, output and errors.  It never outlives this."""
     import signal
     import subprocess
     import sys
     import time
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
     # (a shell that runs pytest in the background ignores SIGINT, and an ignored signal stays
     # ignored across exec: the child gets the default disposition a terminal's user has)
-    p = subprocess.Popen([sys.executable, "-m", "anondiff", "run", SEED, "-o", str(fifo)],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-m", "anondiff", *args], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        deadline = time.monotonic() + 20
-        # wait until it blocks opening the FIFO (no reader): its output is rendered by then
-        while time.monotonic() < deadline:
-            with open(f"/proc/{p.pid}/wchan") as f:
-                if f.read() == "wait_for_partner" or p.poll() is not None:
-                    break
-            time.sleep(0.05)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None and not ready(p.pid):
+            time.sleep(0.02)
         p.send_signal(getattr(signal, signame))
         out, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert p.returncode == code, err
+    return p.returncode, out, err
+
+
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupt_exits_128_plus_signal_and_leaves_nothing(tmp_path: Path, signame: str,
+                                                            code: int) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def blocked(pid: int) -> bool:
+        """Blocked opening the FIFO (no reader): its output is rendered by then."""
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read() == "wait_for_partner"
+
+    status, out, err = interrupted(["run", SEED, "-o", str(fifo)], signame, blocked)
+    assert status == code, err
     assert b"Aborted" not in err and b"Traceback" not in err
     assert os.listdir(tmp_path) == ["fifo"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
 
