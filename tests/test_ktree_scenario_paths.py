@@ -112,6 +112,8 @@ def test_in_folder_without_a_compiler(tmp_path: Path, monkeypatch: pytest.Monkey
     assert in_folder(f"{f}/t61+fix.diff", f) == f"{f}/t61+{f}/fix.diff"
     assert in_folder("~/scen/t61+fix.diff", f) == f"{f}/t61+{f}/fix.diff"
     assert in_folder("mine.py", f) == f"{f}/mine.py"
+    assert in_folder("~/mine.py", f) == f"{tmp_path}/mine.py"
+    assert in_folder("/abs/mine.py", f) == "/abs/mine.py"
     for name in ("degree", "v6.12", "v9.9", "nonsense", "t61+fix.diff"):
         assert in_folder(name, "") == name
     for name in ("degree", "v6.12", "v9.9", "nonsense", "nonsense+x.diff"):

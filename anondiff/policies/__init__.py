@@ -76,13 +76,13 @@ def get(name: str) -> Policy:
 def in_folder(name: str, folder: str) -> str:
     """*name* as written in a file in *folder* (a scenario's ``policies:``), for :func:`get`:
     a relative .py file, kernel tree or patch is read from *folder*, like an #include; policy
-    names, versions, absolute paths and a tree's or patch's ``~/`` stay as they are, and so
+    names, versions, absolute paths and ``~/`` stay as they are, and so
     does everything when *folder* is "" (a scenario from standard input: the current
     directory).  ``in_folder("l72.tar.xz+fix.diff", "/s") == "/s/l72.tar.xz+/s/fix.diff"``."""
     if not folder or name in _BY_NAME or _VERSION.fullmatch(name):
         return name
     if name.endswith(".py"):
-        return os.path.join(folder, name)
+        return os.path.join(folder, os.path.expanduser(name))
     from ..ktree.source import _is_tree, _looks_like_path
 
     def at(part: str) -> str:
