@@ -204,6 +204,30 @@ def test_user_policy_file(tmp_path: Path) -> None:
     checks(path)
 
 
+def test_a_policy_given_by_a_relative_path_is_found_from_anywhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-p pol/x.py from the current directory, the file found written elsewhere: its
+    policies: and the command in its description name the policy file absolutely, so that
+    `run --check` works on the file from any directory (and the command is not cut at the
+    path's hyphens)."""
+    import shutil
+    (tmp_path / "pol").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "else").mkdir()
+    shutil.copyfile(Path(__file__).parent.parent / "docs" / "examples" /
+                    "clone_rework_2026_ordered.py", tmp_path / "pol" / "my-rework-v2.py")
+    monkeypatch.chdir(tmp_path)
+    path, text = found(tmp_path / "out", "-p", "pol/my-rework-v2.py", "-p",
+                       "clone-rework-2026", "--count", "512")
+    policy = tmp_path / "pol" / "my-rework-v2.py"
+    assert f"policies: [{policy}, clone-rework-2026]" in text
+    import yaml
+    description = " ".join(yaml.safe_load(text)["description"].split())
+    assert f"Found by `anondiff search -p {policy} -p clone-rework-2026 " in description
+    monkeypatch.chdir(tmp_path / "else")
+    checks(path)
+
+
 @pytest.mark.parametrize("args, message", [
     (["-p", "v1"], "a difference needs two policies (-p A -p B), got 1"),
     (["-p", "nope", "-p", "v2"], "unknown policy: 'nope'"),

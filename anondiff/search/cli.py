@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
 import sys
 from typing import Any, Callable
 
@@ -71,9 +72,10 @@ def _paths(output: str, n: int, stem: str, all_: bool) -> list[str]:
 
 
 def _command(policies: tuple[str, ...], invariants: bool, kinds: str | None,
-             fields: str | None, clean: bool, events: str, budget, seed: int) -> str:  # type: ignore[no-untyped-def]
+             fields: str | None, clean: bool, events: str, budget, seed: int,  # type: ignore[no-untyped-def]
+             all_: bool = False) -> str:
     """The options that shape the scenarios, for the description of a found file."""
-    out = ["anondiff search"] + [f"-p {p}" for p in policies]
+    out = ["anondiff search"] + [f"-p {shlex.quote(p)}" for p in policies]
     if invariants:
         out.append("--invariants")
     if kinds:
@@ -89,6 +91,8 @@ def _command(policies: tuple[str, ...], invariants: bool, kinds: str | None,
         if getattr(budget, name) != default:
             out.append(f"--{name} {getattr(budget, name)}")
     out.append(f"--seed {seed}")
+    if all_:
+        out.append("--all")
     return " ".join(out)
 
 
@@ -194,7 +198,10 @@ def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
     state = run_search(goal, budget, seed, count, seconds, jobs, all_, cluster, progress)
     if show:
         click.echo("", err=True)
-    command = _command(policy_names, invariants, kinds, fields, clean, events, budget, seed)
+    # (the policies as the workers got them: a path absolute, so that the file found, and the
+    # command in its description, work from any directory)
+    command = _command(goal.policies, invariants, kinds, fields, clean, events, budget, seed,
+                       all_)
     from .judge import Judge
     from .runner import judge_for
     judge: Judge = judge_for(goal)
@@ -204,7 +211,7 @@ def search(policy_names: tuple[str, ...], invariants: bool, kinds: str | None,
         assert v is not None
         origin = (f"Found by `{command}` (scenario {f.index}), shrunk from "
                   f"{len(f.raw.steps)} steps to {len(f.scenario.steps)}.")
-        texts.append(write(f.scenario, v, judge, list(policy_names), origin))
+        texts.append(write(f.scenario, v, judge, list(goal.policies), origin))
     what = " vs ".join(p.name for p in pols) if not invariants else ", ".join(p.name for p in pols)
     if state.interrupted:
         what += "; interrupted"

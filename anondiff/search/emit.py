@@ -125,7 +125,9 @@ def _expectation(e: Expectation) -> str:
 def to_yaml(sc: Scenario, policies: list[str] | None = None) -> str:
     lines = ["description: |"]
     for para in sc.description.split("\n"):
-        lines.extend("  " + ln for ln in (textwrap.wrap(para, 76) or [""]))
+        # (a path or a command is never cut at its hyphens or inside a long word)
+        lines.extend("  " + ln for ln in (textwrap.wrap(para, 76, break_on_hyphens=False,
+                                                        break_long_words=False) or [""]))
     if policies:
         lines.append(f"policies: {_flow([scalar(p) for p in policies])}")
     lines.append("processes:")
