@@ -140,3 +140,27 @@ def test_a_change_to_dup_mmap_is_warned_unless_it_changes_what_is_read_of_it(
     both = patch_file(tree, tmp_path / "w.diff", other, wipe)
     r = anondiff("run", SCENARIO, "-p", f"{tree}+{both}")
     assert (r.returncode, r.stderr) == (0, "")
+
+
+def test_search_ends_a_crash_at_its_step(tree61: Path, tmp_path: Path) -> None:
+    """search against a tree whose reuse at fork dereferences NULL: one kind of finding, the
+    crash, and the scenario found ends at the step that crashed (under the other policy the
+    steps after it would make differences of their own)."""
+    import json
+
+    from anondiff.scenario import load
+    plain = copy_tree(tree61, tmp_path / "plain")
+    crash = edited(tree61, tmp_path / "crash",
+                   ("mm/rmap.c", RULE + "\n\t\t\tdst->anon_vma = anon_vma;",
+                    RULE + "\n\t\t\t((struct vm_area_struct *)NULL)->anon_vma = anon_vma;"))
+    r = anondiff("search", "-p", str(plain), "-p", str(crash), "--count", "300", "--seed", "5",
+                 "--all", "-o", f"{tmp_path}/found/")
+    assert r.returncode == 1, r.stderr
+    files = sorted((tmp_path / "found").glob("*.yaml"))
+    assert len(files) == 1, r.stderr
+    assert r.stderr.startswith("anondiff search: found 1 (") and ": CRASH) in 300 " in r.stderr
+    out = anondiff("run", str(files[0]), "--format", "json")
+    steps = len(load(str(files[0])).steps)
+    crashes = [f for run in json.loads(out.stdout)["runs"] for snap in run["snapshots"]
+               for f in snap["findings"] if f["kind"] == "CRASH"]
+    assert crashes and all(f["step"] == steps for f in crashes), (crashes, steps)

@@ -228,6 +228,33 @@ def test_a_policy_given_by_a_relative_path_is_found_from_anywhere(
     checks(path)
 
 
+def test_a_crash_under_one_policy_is_one_kind_ending_at_its_step(tmp_path: Path) -> None:
+    """wei-intended's NULL dereference (a VM_DONTCOPY first VMA) against v6.1: every crash
+    found is the one kind "only wei-intended: CRASH", whatever v6.1 does after the step that
+    crashed, and the scenario ends at that step."""
+    import json
+
+    import yaml
+    r = cli("search", "-p", "wei-intended", "-p", "v6.1", "--count", "3000", "--all", "-o",
+            f"{tmp_path}/")
+    assert r.exit_code == 1, r.stderr
+    crashed = []
+    for path in sorted(tmp_path.glob("*.yaml")):
+        text = path.read_text()
+        kind = " ".join(yaml.safe_load(text)["description"].split()).split("Kind: ")[1]
+        if "CRASH" in kind:
+            crashed.append(path)
+            assert kind.startswith("only wei-intended: CRASH. Found by"), kind
+    assert len(crashed) == 1
+    run = cli("run", str(crashed[0]), "--format", "json")
+    assert run.exit_code == 0, run.stderr
+    doc = json.loads(run.stdout)
+    steps = len(load(str(crashed[0])).steps)
+    crash = [f for run_ in doc["runs"] for snap in run_["snapshots"]
+             for f in snap["findings"] if f["kind"] == "CRASH"]
+    assert crash and all(f["step"] == steps for f in crash), (crash, steps)
+
+
 @pytest.mark.parametrize("args, message", [
     (["-p", "v1"], "a difference needs two policies (-p A -p B), got 1"),
     (["-p", "nope", "-p", "v2"], "unknown policy: 'nope'"),

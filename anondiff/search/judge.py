@@ -67,13 +67,19 @@ def _any_bad(findings: Iterable[Finding], kinds: frozenset[str] | None) -> bool:
 def diff_signature(d: SnapshotDiff, a: str, b: str,
                    fields: frozenset[str] | None = None) -> Signature:
     """The fields that differ and the finding kinds only one policy reports, e.g.
-    ``("anon_vma", "chain", "sharing", "only v1: I2")`` (of ``fields`` only, when given)."""
+    ``("anon_vma", "chain", "sharing", "only v1: I2")`` (of ``fields`` only, when given); a
+    crash only one policy reports alone, ``("only wei-intended: CRASH",)``."""
     parts = {v.field for v in d.vmas if fields is None or v.field in fields}
     if fields is None or "findings" in fields:
         parts.update(f"only {a}: {f.split()[0]}" for f in d.findings_only_a
                      if f.split()[0] not in INFORMATIONAL)
         parts.update(f"only {b}: {f.split()[0]}" for f in d.findings_only_b
                      if f.split()[0] not in INFORMATIONAL)
+    # a crash under one policy is the finding: after it that policy runs no step, so what the
+    # other does then is no difference of theirs (and the shrinker ends the scenario there)
+    crashes = {p for p in parts if p.startswith("only ") and p.endswith(": CRASH")}
+    if crashes:
+        return tuple(sorted(crashes))
     if not parts and not d.vmas and (fields is None or "totals" in fields):
         parts.update(f"total: {t.what}" for t in d.totals)
     return tuple(sorted(parts))
