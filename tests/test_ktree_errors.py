@@ -136,6 +136,32 @@ def test_use_after_free_is_a_crash_naming_the_anon_vma(tree61: Path, tmp_path: P
                      r"touched freed slab object at 0x[0-9a-f]+, SIGSEGV\)", result.output), result.output
 
 
+def test_a_crash_leaves_the_anon_vmas_as_the_code_left_them(tree61: Path,
+                                                              tmp_path: Path) -> None:
+    """unlink_anon_vmas() crashing just after anon_vma->parent->num_children--: the parent's
+    counter is the decremented one, as in a Python policy that raises there, not the one from
+    before the call (which, beside the chains already taken out of the tree, made a spurious
+    I4 finding)."""
+    tree = copy_tree(tree61, tmp_path / "tree", (
+        "mm/rmap.c", "\t\t\tanon_vma->parent->num_children--;\n",
+        "\t\t\tanon_vma->parent->num_children--;\n"
+        "\t\t\tif (anon_vma->parent != anon_vma)\n"
+        "\t\t\t\t((struct anon_vma *)NULL)->num_children++;\n"))
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("description: a crash midway through unlink_anon_vmas()\n"
+                        "processes:\n  - name: P\n    vmas:\n"
+                        "      - {name: A, start: 0x10000, pages: 1, prot: rw, faulted: true}\n"
+                        "steps:\n  - {fork: P, child: C}\n  - {munmap: C/A}\n")
+    result = CliRunner().invoke(main, ["run", str(scenario), "-p", str(tree), "--format",
+                                       "json"])
+    assert result.exit_code == 0, result.output
+    final = json.loads(result.output)["runs"][0]["snapshots"][-1]
+    assert [f["kind"] for f in final["findings"]][:1] == ["CRASH"]
+    assert "I4" not in [f["kind"] for f in final["findings"]]
+    counters = {av["name"]: av["counters"]["num_children"] for av in final["anon_vmas"]}
+    assert counters["AV1"] == 1, final["anon_vmas"]
+
+
 @pytest.mark.parametrize("code,message", [
     ("\tfor (;;)\n\t\t;\n", r"anon_vma_fork: still running after 1 s of CPU time, stopped "
                             r"\(an endless loop\? ANONDIFF_KTREE_TIMEOUT sets the limit\)"),

@@ -964,6 +964,11 @@ long kt_call(const long *in)
 	} else {
 		long slot = kt_slot_of(kt_fault_addr);
 
+		/*
+		 * the anon_vmas as the crash left them (as kt_fork_all() does): what the code did
+		 * before it crashed stays done, as in a Python policy that raises midway
+		 */
+		kt_emit_dirty();
 		kt_emit3(KT_R_CRASH, sig, (long)kt_fault_addr);
 		kt_emit(slot >= 0 ? kt_state[slot] : -1);
 		kt_emit(kt_fault_code);
