@@ -157,6 +157,7 @@ def test_a_crash_leaves_the_anon_vmas_as_the_code_left_them(tree61: Path,
     assert result.exit_code == 0, result.output
     final = json.loads(result.output)["runs"][0]["snapshots"][-1]
     assert [f["kind"] for f in final["findings"]][:1] == ["CRASH"]
+    assert final["findings"][0]["where"] == "C/A"     # the VMA being unlinked
     assert "I4" not in [f["kind"] for f in final["findings"]]
     counters = {av["name"]: av["counters"]["num_children"] for av in final["anon_vmas"]}
     assert counters["AV1"] == 1, final["anon_vmas"]

@@ -37,6 +37,7 @@ from .. import _compiled
 from ..kernel.counters import NoCounters
 from ..kernel.objects import (VM_ACCOUNT, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, AnonVma,
                               AnonVmaChain, Mm, Vma, VmaOp)
+from ..kernel.rmap import ref
 from ..kernel.state import Enomem, Kernel, KernelCrash
 from . import readback
 
@@ -502,6 +503,8 @@ class Binding:
                 crash = KernelCrash(self._crash_text(op, recs[i + 1], recs[i + 2], recs[i + 3],
                                                      recs[i + 4]))
                 crash.pair = at  # type: ignore[attr-defined]
+                if pairs is None and vmas and vmas[0] is not None:
+                    crash.where = ref(vmas[0])      # (a fork's: the pair's child, policy.py)
                 raise crash
             else:  # pragma: no cover - the glue writes only the records above
                 raise AssertionError(f"unknown record {t} from the compiled tree")
