@@ -62,6 +62,19 @@ def test_the_copy_itself_works(tree61: Path, tmp_path: Path) -> None:
     assert "== 6.1.176" in result.output
 
 
+def test_a_directory_that_is_not_a_whole_tree(tmp_path: Path) -> None:
+    """A Makefile and an empty mm/ look like a tree, but hold no code: the message says the
+    file is missing, not that the struct is missing from it."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (Debian package gcc)")
+    (tmp_path / "mm").mkdir()
+    (tmp_path / "Makefile").write_text("VERSION = 6\n")
+    result = run(tmp_path)
+    assert result.exit_code == 2
+    assert result.output == ("anondiff: struct anon_vma: tree 6 has no include/linux/rmap.h: "
+                             "not a whole kernel source tree?\n")
+
+
 def test_function_not_found(tree61: Path, tmp_path: Path) -> None:
     tree = copy_tree(tree61, tmp_path, ("mm/rmap.c", "int anon_vma_fork(", "int anon_vma_fork_renamed("))
     result = run(tree)

@@ -197,6 +197,10 @@ def cut(tree: TreeLike) -> dict[str, Cut]:
                 cuts[item.name] = found
             elif item.required:
                 what = f"{item.kind} {item.name}" if item.kind in ("struct", "enum") else item.name
+                if all(sources[rel] is None for rel in item.files):
+                    raise NotFoundError(f"{what}: tree {tree.name} has no "
+                                        f"{' or '.join(item.files)}: not a whole kernel "
+                                        f"source tree?")
                 raise NotFoundError(f"{what}: not found in {', '.join(item.files)} of tree "
                                     f"{tree.name}")
     return cuts
