@@ -97,8 +97,32 @@ def _looks_like_path(text: str) -> bool:
     return "/" in text or text.startswith(("~", ".")) or text.endswith(TARBALL_SUFFIXES)
 
 
-def _expand(text: str) -> Path:
-    return Path(os.path.expanduser(text))
+def _expand(text: str, folder: str = "") -> Path:
+    """``text`` with ``~`` expanded, relative to ``folder`` (the current directory: "")."""
+    return Path(os.path.join(folder, os.path.expanduser(text)))
+
+
+def tree_prefix(parts: list[str], folder: str = "") -> int:
+    """How many of the '+'-separated ``parts`` make the tree: the longest prefix that is one
+    (read from ``folder``), 0 when none is."""
+    for i in range(len(parts) - 1, 0, -1):
+        if _is_tree(_expand("+".join(parts[:i]), folder)):
+            return i
+    return 0
+
+
+def group_patches(parts: list[str], folder: str = "") -> tuple[list[Path], list[str]]:
+    """The '+'-separated ``parts`` after the tree grouped into existing paths that are not
+    directories (a file name may itself contain '+'), and the parts left after the last."""
+    out: list[Path] = []
+    pending: list[str] = []
+    for part in parts:
+        pending.append(part)
+        candidate = _expand("+".join(pending), folder)
+        if candidate.exists() and not candidate.is_dir():
+            out.append(candidate)
+            pending = []
+    return out, pending
 
 
 def parse_spec(arg: str) -> TreeSpec | None:
@@ -118,10 +142,9 @@ def parse_spec(arg: str) -> TreeSpec | None:
         return None
     parts = arg.split("+")
     # The tree is the longest '+'-joined prefix that is one; the rest are patch files.
-    for i in range(len(parts) - 1, 0, -1):
-        head = _expand("+".join(parts[:i]))
-        if _is_tree(head):
-            return TreeSpec(head, _patch_paths(arg, parts[i:]))
+    i = tree_prefix(parts)
+    if i:
+        return TreeSpec(_expand("+".join(parts[:i])), _patch_paths(arg, parts[i:]))
     tree_part = parts[0]
     if _looks_like_path(tree_part):
         if not _expand(tree_part).exists():
@@ -135,14 +158,7 @@ def _patch_paths(arg: str, parts: list[str]) -> tuple[Path, ...]:
     """Group '+'-separated parts into existing paths that are not directories: regular files,
     pipes (``<(git diff)``: ``/dev/fd/63``), ``/dev/stdin`` (a file name may itself contain
     '+')."""
-    out: list[Path] = []
-    pending: list[str] = []
-    for part in parts:
-        pending.append(part)
-        candidate = _expand("+".join(pending))
-        if candidate.exists() and not candidate.is_dir():
-            out.append(candidate)
-            pending = []
+    out, pending = group_patches(parts)
     if pending:
         missing = "+".join(pending)
         what = "no such patch file" if pending != [""] else "empty patch name after '+'"

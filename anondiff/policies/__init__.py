@@ -83,25 +83,21 @@ def in_folder(name: str, folder: str) -> str:
         return name
     if name.endswith(".py"):
         return os.path.join(folder, os.path.expanduser(name))
-    from ..ktree.source import _is_tree, _looks_like_path
+    from ..ktree.source import _looks_like_path, group_patches, tree_prefix
 
     def at(part: str) -> str:
         return os.path.join(folder, os.path.expanduser(part)) if part else part
 
     if os.path.exists(at(name)):
         return at(name)
-    # which '+' part the tree, which the patches (a file name may contain '+'): found as
-    # parse_spec finds them in the current directory, the longest tree, then each patch file
+    # which '+' part the tree, which the patches (a file name may contain '+'): as parse_spec
+    # finds them in the current directory
     parts = name.split("+")
-    for i in range(len(parts) - 1, 0, -1):
-        if _is_tree(Path(tree := at("+".join(parts[:i])))):
-            found, pending = [tree], []
-            for part in parts[i:]:
-                pending.append(part)
-                if os.path.isfile(patch := at("+".join(pending))):
-                    found.append(patch)
-                    pending = []
-            return "+".join(found + [at(part) for part in pending])    # a missing one: get says
+    i = tree_prefix(parts, folder)
+    if i:
+        found, pending = group_patches(parts[i:], folder)
+        return "+".join([at("+".join(parts[:i]))] + [str(p) for p in found]
+                        + [at(part) for part in pending])    # a missing one: get says so
     # no tree there: get says so if the entry reads as a path or is one here (never the tree
     # of the current directory), else it is a name get does not know
     if _looks_like_path(parts[0]) or any(os.path.exists(os.path.expanduser("+".join(parts[:i])))
