@@ -281,8 +281,9 @@ def open_tree(spec: TreeSpec) -> Tree:
     labels: list[str] = []
     for path in spec.patches:
         blob, regular = _patch_bytes(path)
-        h.update(b"\0patch\0" + hashlib.sha256(blob).digest())
-        only_patches.update(b"\0patch\0" + hashlib.sha256(blob).digest())
+        part = b"\0patch\0" + hashlib.sha256(blob).digest()
+        h.update(part)
+        only_patches.update(part)
         try:
             read = _patches.read_patch_file(path, blob)
         except _patches.PatchError as e:
