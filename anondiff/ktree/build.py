@@ -105,7 +105,8 @@ def build(tree: TreeLike) -> Built:
         return Built(lib, recipe.Features(*(v == "1" for v in values)),
                      tuple(unc_file.read_text(encoding="utf-8",
                                               errors="surrogateescape").splitlines()))
-    cuts = cut(tree)
+    sources = Sources(tree)
+    cuts = cut(tree, sources)
     feats = _features(tree, cuts)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
@@ -131,11 +132,11 @@ def build(tree: TreeLike) -> Built:
             if returncode == 0:
                 break
             stderr = stderr.replace(f"{tmp}/include/", "include/").replace(f"{tmp}/", "")
-            found = _helpers(tree, stderr, spans, cuts, helpers)
+            found = _helpers(sources, stderr, spans, cuts, helpers)
             if not found:
                 raise _gcc_error(stderr, spans, tree)
             helpers.update(found)
-        uncompiled = uncompiled_changes(tree, {**cuts, **helpers}, feats.maple)
+        uncompiled = uncompiled_changes(tree, {**cuts, **helpers}, feats.maple, sources)
         (tmp / "features").write_text(" ".join("1" if v else "0" for v in feats) + "\n")
         (tmp / "uncompiled").write_text("".join(u + "\n" for u in uncompiled),
                                         encoding="utf-8", errors="surrogateescape")
@@ -168,15 +169,24 @@ def _gcc(cmd: list[str], tmp: Path) -> tuple[int, str]:
     return proc.returncode, stderr
 
 
-def cut(tree: TreeLike) -> dict[str, Cut]:
-    sources: dict[str, Source | None] = {}
+class Sources:
+    """A tree's files as :class:`Source`, each read and masked once for one build (the cut,
+    the patch's helpers, the changes not compiled)."""
 
-    def source(rel: str) -> Source | None:
-        if rel not in sources:
-            text = tree.read(rel)
-            sources[rel] = None if text is None else Source(rel, text)
-        return sources[rel]
+    def __init__(self, tree: TreeLike) -> None:
+        self.tree = tree
+        self.read: dict[str, Source | None] = {}
 
+    def __call__(self, rel: str) -> Source | None:
+        if rel not in self.read:
+            text = self.tree.read(rel)
+            self.read[rel] = None if text is None else Source(rel, text)
+        return self.read[rel]
+
+
+def cut(tree: TreeLike, source: Sources | None = None) -> dict[str, Cut]:
+    if source is None:
+        source = Sources(tree)
     cuts: dict[str, Cut] = {}
     for section in recipe.SECTIONS + (recipe.PROBES,):
         for item in section:
@@ -197,7 +207,7 @@ def cut(tree: TreeLike) -> dict[str, Cut]:
                 cuts[item.name] = found
             elif item.required:
                 what = f"{item.kind} {item.name}" if item.kind in ("struct", "enum") else item.name
-                if all(sources[rel] is None for rel in item.files):
+                if all(source(rel) is None for rel in item.files):
                     raise NotFoundError(f"{what}: tree {tree.name} has no "
                                         f"{' or '.join(item.files)}: not a whole kernel "
                                         f"source tree?")
@@ -274,14 +284,13 @@ _UNDEFINED = re.compile(r"implicit declaration of function '(\w+)'|'(\w+)' undec
 MAX_HELPERS = 32
 
 
-def _helpers(tree: TreeLike, stderr: str, spans: list[Span], cuts: dict[str, Cut],
+def _helpers(source: Sources, stderr: str, spans: list[Span], cuts: dict[str, Cut],
              have: dict[str, Cut]) -> dict[str, Cut]:
     """The definitions of the names gcc found undefined in the cut code, where the tree has
     one: a function or a ``#define`` of the file that uses the name (a patch's new helper
     beside the function it changes), else of another file the cut reads.  Empty when none of
     the names has one, or too many were taken already: the error is then gcc's."""
     found: dict[str, Cut] = {}
-    sources: dict[str, Source | None] = {}
     files = sorted({f for section in recipe.SECTIONS for item in section for f in item.files})
     for m in _DIAG.finditer(stderr):
         u = _UNDEFINED.search(m.group("msg"))
@@ -295,10 +304,7 @@ def _helpers(tree: TreeLike, stderr: str, spans: list[Span], cuts: dict[str, Cut
         if len(have) + len(found) >= MAX_HELPERS:
             return {}
         for rel in [user.path] + [f for f in files if f != user.path]:
-            if rel not in sources:
-                text = tree.read(rel)
-                sources[rel] = None if text is None else Source(rel, text)
-            src = sources[rel]
+            src = source(rel)
             c = src and (src.function(name) or src.define(name))
             if c:
                 found[name] = c
@@ -306,7 +312,8 @@ def _helpers(tree: TreeLike, stderr: str, spans: list[Span], cuts: dict[str, Cut
     return found
 
 
-def uncompiled_changes(tree: TreeLike, cuts: dict[str, Cut], maple: bool) -> tuple[str, ...]:
+def uncompiled_changes(tree: TreeLike, cuts: dict[str, Cut], maple: bool,
+                       source: Sources | None = None) -> tuple[str, ...]:
     """Where a patched tree differs from its base outside the code that is compiled: a line
     each, ``mm/mmap.c:1768 (in dup_mmap)``, once per function.  anondiff runs its own model of
     the rest of mm (dup_mmap()'s loop, the VMA splits and merges, the page tables), so a
@@ -318,6 +325,8 @@ def uncompiled_changes(tree: TreeLike, cuts: dict[str, Cut], maple: bool) -> tup
     base = getattr(tree, "base", None)
     if base is None:
         return ()
+    if source is None:
+        source = Sources(tree)
     try:
         rules = recipe.fork_rules(tree.read, maple) != recipe.fork_rules(base.read, maple)
     except recipe.TreeUnsupported:
@@ -335,7 +344,8 @@ def uncompiled_changes(tree: TreeLike, cuts: dict[str, Cut], maple: bool) -> tup
         new_lines = new.splitlines()
         cut_lines = [(c.line, c.line + c.text.count("\n")) for c in cuts.values()
                      if c.path == rel]
-        src = Source(rel, new)
+        src = source(rel)
+        assert src is not None
         masked = src.masked.splitlines()
         functions = src.functions()
         seen: set[str] = set()
