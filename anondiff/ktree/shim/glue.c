@@ -879,6 +879,21 @@ static void kt_emit_dirty(void)
 }
 
 /*
+ * A crash (signal sig at kt_fault_addr): the anon_vmas as the crash left them, then the
+ * KT_R_CRASH record.  What the code did before it crashed stays done, as in a Python policy
+ * that raises midway.
+ */
+static void kt_emit_crash(int sig)
+{
+	long slot = kt_slot_of(kt_fault_addr);
+
+	kt_emit_dirty();
+	kt_emit3(KT_R_CRASH, sig, (long)kt_fault_addr);
+	kt_emit(slot >= 0 ? kt_state[slot] : -1);
+	kt_emit(kt_fault_code);
+}
+
+/*
  * in: op, nr of VMAs, the op's two arguments, the window index of the VMA the lookup is
  * for (or -1), then per VMA: its number (kt_vma_id(); 0: a new one, a vm_area_dup()), mm id,
  * start, end, pgoff (pages), flags, file id, anon_vma (kt_av_id()), attached.  Returns the length of the record
@@ -962,16 +977,7 @@ long kt_call(const long *in)
 		kt_emit(KT_R_RESULT);
 		kt_emit(rc);
 	} else {
-		long slot = kt_slot_of(kt_fault_addr);
-
-		/*
-		 * the anon_vmas as the crash left them (as kt_fork_all() does): what the code did
-		 * before it crashed stays done, as in a Python policy that raises midway
-		 */
-		kt_emit_dirty();
-		kt_emit3(KT_R_CRASH, sig, (long)kt_fault_addr);
-		kt_emit(slot >= 0 ? kt_state[slot] : -1);
-		kt_emit(kt_fault_code);
+		kt_emit_crash(sig);
 	}
 	return kt_out_len;
 }
@@ -1553,15 +1559,10 @@ long kt_fork_all(const long *in, const unsigned long *packed, const long *wide)
 			kt_emit3(KT_R_NEWVMA, 1, kt_vma_id(pv));
 		sig = sigsetjmp(kt_jmp, 0);
 		if (sig) {
-			long slot = kt_slot_of(kt_fault_addr);
-
 			kt_batch = 0;
 			if (kt_inc_kept)
 				kt_inc_partial();
-			kt_emit_dirty();
-			kt_emit3(KT_R_CRASH, sig, (long)kt_fault_addr);
-			kt_emit(slot >= 0 ? kt_state[slot] : -1);
-			kt_emit(kt_fault_code);
+			kt_emit_crash(sig);
 			return kt_out_len;
 		}
 		kt_in_call = 1;
